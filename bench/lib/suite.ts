@@ -1,0 +1,23 @@
+// The contract between bench/run.ts and a benchmark suite (bench/suites/*.ts).
+
+/** Groups of tools a run can be limited to with `--only`. */
+export type ToolGroup = 'kova' | 'restic' | 'ref';
+export const TOOL_GROUPS: readonly ToolGroup[] = ['kova', 'restic', 'ref'];
+
+export interface SuiteOptions {
+  /** Root of this repository (where bin/kova.js lives). */
+  repoRoot: string;
+  /** Work directory: cached volume, run scratch space, results files. */
+  workDir: string;
+  /** Volume size factor; 1 is about 2 GB of data. */
+  scale: number;
+  only: ReadonlySet<ToolGroup>;
+  /** Keep repositories and restored trees after the run. */
+  keep: boolean;
+}
+
+export interface Suite {
+  description: string;
+  /** Runs the suite; resolves to the process exit code. */
+  run(options: SuiteOptions): Promise<number>;
+}

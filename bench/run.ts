@@ -1,0 +1,74 @@
+// Entry point of `npm run bench`: parses the arguments and runs one suite from
+// the registry below. New suites (e.g. service downtime, API latency) go in
+// bench/suites/ and get an entry in SUITES.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { TOOL_GROUPS } from './lib/suite.js';
+import type { Suite, ToolGroup } from './lib/suite.js';
+import { engineSuite } from './suites/engine.js';
+
+const SUITES: Record<string, Suite> = {
+  engine: engineSuite,
+};
+
+const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--only GROUP[,GROUP]] [--keep]
+
+  --suite NAME   suite to run (default engine):
+${Object.entries(SUITES)
+  .map(([name, s]) => `                   ${name}: ${s.description}`)
+  .join('\n')}
+  --scale X      volume size factor (default 1, about 2 GB of data; 0.05 for a quick run)
+  --only GROUPS  comma-separated subset of: ${TOOL_GROUPS.join(', ')} (ref = cp -a and tar|zstd)
+  --keep         keep repositories and restored trees in <dir>/run afterwards
+
+  The work directory is .bench/ in the repository root, or $KOVA_BENCH_DIR.`;
+
+function fail(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+async function main(): Promise<number> {
+  const { values } = (() => {
+    try {
+      return parseArgs({
+        options: {
+          suite: { type: 'string', default: 'engine' },
+          scale: { type: 'string', default: '1' },
+          only: { type: 'string' },
+          keep: { type: 'boolean', default: false },
+          help: { type: 'boolean', short: 'h', default: false },
+        },
+      });
+    } catch (err) {
+      return fail(err instanceof Error ? err.message : String(err));
+    }
+  })();
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const suite = SUITES[values.suite];
+  if (!suite) fail(`unknown suite: ${values.suite}`);
+  const scale = Number(values.scale);
+  if (!(scale > 0)) fail(`--scale must be a positive number, got ${values.scale}`);
+  const only = new Set<ToolGroup>();
+  for (const group of (values.only ?? TOOL_GROUPS.join(',')).split(',')) {
+    if (!TOOL_GROUPS.includes(group as ToolGroup)) fail(`unknown --only group: ${group}`);
+    only.add(group as ToolGroup);
+  }
+  const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+  const workDir = resolve(process.env.KOVA_BENCH_DIR ?? resolve(repoRoot, '.bench'));
+  return suite.run({ repoRoot, workDir, scale, only, keep: values.keep });
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "kova_native",
+      "sources": ["native/kova_native.c"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,491 @@
+/*
+ * kova_native: the few system calls and the one hot loop that Node.js does
+ * not give us.
+ *
+ *   cutPoints(data, gear, min, avg, max, eof)  content-defined chunk boundaries
+ *   seekData(fd, off) / seekHole(fd, off)      sparse-file extents (lseek)
+ *   mknod(path, mode, major, minor)            FIFOs and device nodes
+ *   listXattrs / getXattr / setXattr           extended attributes, never
+ *                                              following a symlink
+ *   renameExchange(a, b)                       atomic swap of two paths
+ *   setTimes(pathOrFd, aSec, aNsec, mSec, mNsec) exact (nanosecond) times,
+ *                                              never following a symlink
+ *   syncfs(fd, callback)                       flush one filesystem (async)
+ *
+ * Paths are Buffers (or strings) so names that are not valid UTF-8 survive.
+ * Every failure throws an Error with `code` set to the errno name (EEXIST…),
+ * like node:fs does, so callers handle both the same way.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+#define PATH_BUF 4096
+
+static const char *errno_code(int e) {
+  switch (e) {
+  case EPERM: return "EPERM";
+  case ENOENT: return "ENOENT";
+  case EIO: return "EIO";
+  case EBADF: return "EBADF";
+  case EACCES: return "EACCES";
+  case EEXIST: return "EEXIST";
+  case ENOTDIR: return "ENOTDIR";
+  case EISDIR: return "EISDIR";
+  case EINVAL: return "EINVAL";
+  case ENOSPC: return "ENOSPC";
+  case EROFS: return "EROFS";
+  case ENAMETOOLONG: return "ENAMETOOLONG";
+  case ELOOP: return "ELOOP";
+  case ENOTSUP: return "ENOTSUP";
+  case ENODATA: return "ENODATA";
+  case ERANGE: return "ERANGE";
+  case ENXIO: return "ENXIO";
+  case EXDEV: return "EXDEV";
+  case ENOSYS: return "ENOSYS";
+  case E2BIG: return "E2BIG";
+  case EDQUOT: return "EDQUOT";
+  default: return "EUNKNOWN";
+  }
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s, %s", errno_code(e), strerror(e), syscall);
+  napi_value message, code, err, errnum, sc;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_error(env, NULL, message, &err);
+  napi_set_named_property(env, err, "code", code);
+  napi_create_int32(env, -e, &errnum);
+  napi_set_named_property(env, err, "errno", errnum);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
+  napi_set_named_property(env, err, "syscall", sc);
+  napi_throw(env, err);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+/* Copies a Buffer/Uint8Array or string argument into a NUL-terminated path.
+ * Rejects embedded NULs: a path containing one would silently be cut short. */
+static int get_path(napi_env env, napi_value v, char *out, size_t cap) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_string) {
+    size_t len;
+    if (napi_get_value_string_utf8(env, v, out, cap, &len) != napi_ok) return -1;
+    if (len + 1 >= cap) return -1;
+    if (strlen(out) != len) return -1;
+    return 0;
+  }
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  void *data = NULL;
+  size_t len = 0;
+  if (is_buf) {
+    napi_get_buffer_info(env, v, &data, &len);
+  } else if (is_ta) {
+    napi_typedarray_type tt;
+    napi_value ab;
+    size_t off;
+    napi_get_typedarray_info(env, v, &tt, &len, &data, &ab, &off);
+    if (tt != napi_uint8_array) return -1;
+  } else {
+    return -1;
+  }
+  if (len + 1 > cap) return -1;
+  if (memchr(data, 0, len) != NULL) return -1;
+  memcpy(out, data, len);
+  out[len] = 0;
+  return 0;
+}
+
+static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  bool is_buf = false;
+  napi_is_buffer(env, v, &is_buf);
+  if (is_buf) {
+    return napi_get_buffer_info(env, v, (void **)data, len) == napi_ok ? 0 : -1;
+  }
+  bool is_ta = false;
+  napi_is_typedarray(env, v, &is_ta);
+  if (!is_ta) return -1;
+  napi_typedarray_type tt;
+  napi_value ab;
+  size_t off;
+  napi_get_typedarray_info(env, v, &tt, len, (void **)data, &ab, &off);
+  return tt == napi_uint8_array ? 0 : -1;
+}
+
+static int64_t get_i64(napi_env env, napi_value v) {
+  int64_t r = 0;
+  napi_get_value_int64(env, v, &r);
+  return r;
+}
+
+/* ---- content-defined chunking (FastCDC with normalised chunking) --------
+ *
+ * h is a 32-bit gear hash: h = (h << 1) + gear[byte]. Bit k of h depends on
+ * the last k+1 bytes only, so the masks test the top bits, which see a
+ * 32-byte window. Up to `avg` the stricter mask (more bits) applies, after it
+ * the looser one: chunk sizes cluster around `avg` (FastCDC's "normalised
+ * chunking"). The first `min` bytes of a chunk are skipped without hashing.
+ * The JavaScript reference in src/engine/chunker/gear-chunker.ts must cut at
+ * exactly the same places; a test holds the two together. */
+static size_t cut_one(const uint8_t *p, size_t n, const uint32_t *gear, size_t min, size_t avg,
+                      size_t max, uint32_t mask_s, uint32_t mask_l, int *found) {
+  *found = 0;
+  if (n <= min) return n;
+  if (n > max) n = max;
+  size_t normal = avg < n ? avg : n;
+  uint32_t h = 0;
+  size_t i = min;
+  for (; i < normal; i++) {
+    h = (h << 1) + gear[p[i]];
+    if ((h & mask_s) == 0) { *found = 1; return i + 1; }
+  }
+  for (; i < n; i++) {
+    h = (h << 1) + gear[p[i]];
+    if ((h & mask_l) == 0) { *found = 1; return i + 1; }
+  }
+  return n;
+}
+
+/* cutPoints(data, gear, min, avg, max, maskS, maskL, eof) -> Uint32Array of
+ * chunk end offsets. Without eof it stops once fewer than `max` bytes remain:
+ * the caller carries that tail into the next call. */
+static napi_value cut_points(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 8) return throw_type(env, "cutPoints: 8 arguments expected");
+  uint8_t *data;
+  size_t len;
+  if (get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "cutPoints: data must be a Uint8Array");
+  napi_typedarray_type tt;
+  size_t glen;
+  void *gdata;
+  napi_value ab;
+  size_t off;
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  if (!is_ta) return throw_type(env, "cutPoints: gear must be a Uint32Array");
+  napi_get_typedarray_info(env, argv[1], &tt, &glen, &gdata, &ab, &off);
+  if (tt != napi_uint32_array || glen != 256) return throw_type(env, "cutPoints: gear must be a Uint32Array(256)");
+  size_t min = (size_t)get_i64(env, argv[2]);
+  size_t avg = (size_t)get_i64(env, argv[3]);
+  size_t max = (size_t)get_i64(env, argv[4]);
+  uint32_t mask_s = (uint32_t)get_i64(env, argv[5]);
+  uint32_t mask_l = (uint32_t)get_i64(env, argv[6]);
+  bool eof = false;
+  napi_get_value_bool(env, argv[7], &eof);
+  if (!(min > 0 && min <= avg && avg <= max)) return throw_type(env, "cutPoints: need 0 < min <= avg <= max");
+
+  size_t cap = len / min + 2;
+  uint32_t *cuts = malloc(cap * sizeof(uint32_t));
+  if (!cuts) return throw_errno(env, ENOMEM, "malloc");
+  size_t count = 0, pos = 0;
+  while (pos < len) {
+    size_t remaining = len - pos;
+    if (!eof && remaining < max) break;
+    int found;
+    size_t c = cut_one(data + pos, remaining, (const uint32_t *)gdata, min, avg, max, mask_s, mask_l, &found);
+    pos += c;
+    cuts[count++] = (uint32_t)pos;
+  }
+  napi_value out_ab, out;
+  void *out_data;
+  napi_create_arraybuffer(env, count * sizeof(uint32_t), &out_data, &out_ab);
+  if (count) memcpy(out_data, cuts, count * sizeof(uint32_t));
+  free(cuts);
+  napi_create_typedarray(env, napi_uint32_array, count, out_ab, 0, &out);
+  return out;
+}
+
+/* ---- sparse files --------------------------------------------------------- */
+
+static napi_value seek_whence(napi_env env, napi_callback_info info, int whence, const char *name) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "fd expected");
+  int64_t off = get_i64(env, argv[1]);
+  off_t r = lseek(fd, (off_t)off, whence);
+  napi_value out;
+  if (r < 0) {
+    /* ENXIO: no more data (or no hole before EOF) at or after off. */
+    if (errno == ENXIO) { napi_create_int64(env, -1, &out); return out; }
+    return throw_errno(env, errno, name);
+  }
+  napi_create_int64(env, (int64_t)r, &out);
+  return out;
+}
+
+static napi_value seek_data(napi_env env, napi_callback_info info) {
+  return seek_whence(env, info, SEEK_DATA, "lseek(SEEK_DATA)");
+}
+
+static napi_value seek_hole(napi_env env, napi_callback_info info) {
+  return seek_whence(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)");
+}
+
+/* ---- special files -------------------------------------------------------- */
+
+static napi_value do_mknod(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF];
+  if (argc < 4 || get_path(env, argv[0], path, sizeof path) != 0) return throw_type(env, "mknod: bad path");
+  mode_t mode = (mode_t)get_i64(env, argv[1]);
+  unsigned maj = (unsigned)get_i64(env, argv[2]);
+  unsigned min = (unsigned)get_i64(env, argv[3]);
+  if (mknod(path, mode, makedev(maj, min)) != 0) return throw_errno(env, errno, "mknod");
+  return NULL;
+}
+
+/* ---- extended attributes (never through a symlink) ------------------------
+ * The first argument is either a path (the l* calls: a final symlink is acted
+ * on, not followed) or an open file descriptor (the f* calls). */
+
+static int get_fd_arg(napi_env env, napi_value v, int *fd) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t != napi_number) return 0;
+  int32_t n;
+  napi_get_value_int32(env, v, &n);
+  *fd = n;
+  return 1;
+}
+
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF];
+  int fd = -1;
+  if (argc < 1) return throw_type(env, "listXattrs: path or fd expected");
+  int use_fd = get_fd_arg(env, argv[0], &fd);
+  if (!use_fd && get_path(env, argv[0], path, sizeof path) != 0) return throw_type(env, "listXattrs: bad path");
+  char stack[4096];
+  char *buf = stack;
+  ssize_t n = use_fd ? flistxattr(fd, buf, sizeof stack) : llistxattr(path, buf, sizeof stack);
+  if (n < 0 && errno == ERANGE) {
+    ssize_t need = use_fd ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+    if (need < 0) return throw_errno(env, errno, "llistxattr");
+    buf = malloc((size_t)need + 1);
+    if (!buf) return throw_errno(env, ENOMEM, "malloc");
+    n = use_fd ? flistxattr(fd, buf, (size_t)need + 1) : llistxattr(path, buf, (size_t)need + 1);
+  }
+  napi_value arr;
+  napi_create_array(env, &arr);
+  if (n < 0) {
+    int e = errno;
+    if (buf != stack) free(buf);
+    if (e == ENOTSUP) return arr;
+    return throw_errno(env, e, "llistxattr");
+  }
+  uint32_t idx = 0;
+  for (ssize_t i = 0; i < n;) {
+    size_t l = strlen(buf + i);
+    napi_value name;
+    void *dst;
+    napi_create_buffer_copy(env, l, buf + i, &dst, &name);
+    napi_set_element(env, arr, idx++, name);
+    i += (ssize_t)l + 1;
+  }
+  if (buf != stack) free(buf);
+  return arr;
+}
+
+static napi_value get_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF], name[256];
+  int fd = -1;
+  if (argc < 2) return throw_type(env, "getXattr: 2 arguments expected");
+  int use_fd = get_fd_arg(env, argv[0], &fd);
+  if (!use_fd && get_path(env, argv[0], path, sizeof path) != 0) return throw_type(env, "getXattr: bad path");
+  if (get_path(env, argv[1], name, sizeof name) != 0) return throw_type(env, "getXattr: bad name");
+#define GETX(b, l) (use_fd ? fgetxattr(fd, name, (b), (l)) : lgetxattr(path, name, (b), (l)))
+  ssize_t need = GETX(NULL, 0);
+  if (need < 0) return throw_errno(env, errno, "lgetxattr");
+  for (int attempt = 0; attempt < 4; attempt++) {
+    char *buf = malloc((size_t)need + 1);
+    if (!buf) return throw_errno(env, ENOMEM, "malloc");
+    ssize_t n = GETX(buf, (size_t)need + 1);
+    if (n >= 0) {
+      napi_value out;
+      void *dst;
+      napi_create_buffer_copy(env, (size_t)n, buf, &dst, &out);
+      free(buf);
+      return out;
+    }
+    int e = errno;
+    free(buf);
+    if (e != ERANGE) return throw_errno(env, e, "lgetxattr");
+    need = GETX(NULL, 0); /* grew meanwhile: ask again */
+    if (need < 0) return throw_errno(env, errno, "lgetxattr");
+  }
+  return throw_errno(env, ERANGE, "lgetxattr");
+#undef GETX
+}
+
+static napi_value set_xattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char path[PATH_BUF], name[256];
+  int fd = -1;
+  if (argc < 3) return throw_type(env, "setXattr: 3 arguments expected");
+  int use_fd = get_fd_arg(env, argv[0], &fd);
+  if (!use_fd && get_path(env, argv[0], path, sizeof path) != 0) return throw_type(env, "setXattr: bad path");
+  if (get_path(env, argv[1], name, sizeof name) != 0) return throw_type(env, "setXattr: bad name");
+  uint8_t *val;
+  size_t len;
+  if (get_bytes(env, argv[2], &val, &len) != 0) return throw_type(env, "setXattr: value must be a Buffer");
+  int r = use_fd ? fsetxattr(fd, name, val, len, 0) : lsetxattr(path, name, val, len, 0);
+  if (r != 0) return throw_errno(env, errno, "lsetxattr");
+  return NULL;
+}
+
+/* ---- atomic swap ---------------------------------------------------------- */
+
+static napi_value rename_exchange(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char a[PATH_BUF], b[PATH_BUF];
+  if (argc < 2 || get_path(env, argv[0], a, sizeof a) != 0 || get_path(env, argv[1], b, sizeof b) != 0)
+    return throw_type(env, "renameExchange: bad path");
+  if (syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0)
+    return throw_errno(env, errno, "renameat2(RENAME_EXCHANGE)");
+  return NULL;
+}
+
+/* ---- exact timestamps ------------------------------------------------------
+ * node:fs passes times as a double number of seconds, which cannot hold
+ * nanoseconds at today's epoch; this takes seconds and nanoseconds apart. */
+
+static napi_value set_times(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 5) return throw_type(env, "setTimes: 5 arguments expected");
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)get_i64(env, argv[1]);
+  ts[0].tv_nsec = (long)get_i64(env, argv[2]);
+  ts[1].tv_sec = (time_t)get_i64(env, argv[3]);
+  ts[1].tv_nsec = (long)get_i64(env, argv[4]);
+  if (ts[0].tv_nsec < 0 || ts[0].tv_nsec >= 1000000000L || ts[1].tv_nsec < 0 || ts[1].tv_nsec >= 1000000000L)
+    return throw_type(env, "setTimes: nanoseconds out of range");
+  int fd;
+  if (get_fd_arg(env, argv[0], &fd)) {
+    if (futimens(fd, ts) != 0) return throw_errno(env, errno, "futimens");
+    return NULL;
+  }
+  char path[PATH_BUF];
+  if (get_path(env, argv[0], path, sizeof path) != 0) return throw_type(env, "setTimes: bad path");
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) return throw_errno(env, errno, "utimensat");
+  return NULL;
+}
+
+/* ---- syncfs (asynchronous: flushing a filesystem can take seconds) --------- */
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  int fd;
+  int err;
+} syncfs_job;
+
+static void syncfs_execute(napi_env env, void *data) {
+  (void)env;
+  syncfs_job *job = data;
+  job->err = syncfs(job->fd) == 0 ? 0 : errno;
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  syncfs_job *job = data;
+  napi_value cb, global, arg;
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || job->err != 0) {
+    int e = job->err ? job->err : EIO;
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: %s, syncfs", errno_code(e), strerror(e));
+    napi_value message, code;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, NULL, message, &arg);
+    napi_set_named_property(env, arg, "code", code);
+  } else {
+    napi_get_null(env, &arg);
+  }
+  napi_call_function(env, global, cb, 1, &arg, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value do_syncfs(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "syncfs: fd expected");
+  syncfs_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "calloc");
+  job->fd = fd;
+  napi_create_reference(env, argv[1], 1, &job->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "kova.syncfs", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
+/* ---- module ---------------------------------------------------------------- */
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"cutPoints", NULL, cut_points, NULL, NULL, NULL, napi_default, NULL},
+      {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
+      {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
+      {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},
+      {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_default, NULL},
+      {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_default, NULL},
+      {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_default, NULL},
+      {"renameExchange", NULL, rename_exchange, NULL, NULL, NULL, napi_default, NULL},
+      {"syncfs", NULL, do_syncfs, NULL, NULL, NULL, napi_default, NULL},
+      {"setTimes", NULL, set_times, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

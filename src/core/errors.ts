@@ -1,0 +1,94 @@
+/**
+ * Errors with stable codes.
+ *
+ * Every error the product raises on purpose is a `KovaError` with a `code`
+ * that never changes meaning (documented in docs/api.md and docs/format.md),
+ * an HTTP status for the API layer, readonly `details` for context and the
+ * native `cause`. Anything else that escapes is a bug and is reported as an
+ * internal error without its message.
+ */
+
+export type ErrorDetails = Readonly<Record<string, unknown>>;
+
+export class KovaError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details: ErrorDetails;
+
+  constructor(code: string, message: string, opts: { status?: number; details?: ErrorDetails; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'KovaError';
+    this.code = code;
+    this.status = opts.status ?? 500;
+    this.details = opts.details ?? {};
+  }
+}
+
+/** The repository does not exist or is not a Kova repository. */
+export class RepoNotFoundError extends KovaError {
+  constructor(path: string) {
+    super('REPO_NOT_FOUND', `no repository at ${path}`, { status: 404, details: { path } });
+  }
+}
+
+/** Another process holds a conflicting repository lock. */
+export class RepoLockedError extends KovaError {
+  constructor(holder: string) {
+    super('REPO_LOCKED', `repository is locked by ${holder}`, { status: 409, details: { holder } });
+  }
+}
+
+/** No snapshot has this id (or the prefix matched none). */
+export class SnapshotNotFoundError extends KovaError {
+  constructor(id: string) {
+    super('SNAPSHOT_NOT_FOUND', `snapshot ${id} not found`, { status: 404, details: { id } });
+  }
+}
+
+/** A prefix matched more than one snapshot. */
+export class AmbiguousIdError extends KovaError {
+  constructor(prefix: string) {
+    super('AMBIGUOUS_ID', `snapshot id prefix ${prefix} is ambiguous`, { status: 400, details: { prefix } });
+  }
+}
+
+/** The restore target exists and is not an empty directory. */
+export class TargetNotEmptyError extends KovaError {
+  constructor(path: string) {
+    super('TARGET_NOT_EMPTY', `restore target ${path} is not an empty directory`, { status: 409, details: { path } });
+  }
+}
+
+/**
+ * Stored data does not match its hash, a structure is malformed, or a
+ * referenced object is missing. Nothing is written from corrupt data.
+ */
+export class CorruptionError extends KovaError {
+  constructor(message: string, details: ErrorDetails = {}, cause?: unknown) {
+    super('REPO_CORRUPT', message, { status: 500, details, cause });
+  }
+}
+
+/** Invalid input from a caller (bad option, bad path). */
+export class InvalidInputError extends KovaError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('INVALID_INPUT', message, { status: 400, details });
+  }
+}
+
+/** The operation was cancelled through its AbortSignal. */
+export class AbortedError extends KovaError {
+  constructor(what = 'operation') {
+    super('ABORTED', `${what} was cancelled`, { status: 409 });
+  }
+}
+
+/** Narrows an unknown error to a Node.js system error with an errno code. */
+export function isErrno(err: unknown, ...codes: string[]): err is NodeJS.ErrnoException {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    (codes.length === 0 || codes.includes((err as NodeJS.ErrnoException).code as string))
+  );
+}

@@ -1,0 +1,76 @@
+/**
+ * index-format: the byte layout of index files (docs/format.md, "Index").
+ *
+ *   "KOVAIDX1" | pack count u32
+ *   per pack:  pack id (32 bytes) | pack size u64 | blob count u32 |
+ *              blob count × 48-byte entries (as in pack trailers)
+ *   SHA-256 of everything above (32 bytes)
+ *
+ * The file is named by the SHA-256 of its whole content, so truncation or a
+ * flipped bit is detected before anything is trusted.
+ */
+import { CorruptionError } from '../../core/errors.js';
+import type { BlobEntry } from './blob.js';
+import { HASH_BYTES, sha256 } from './hash.js';
+import { ENTRY_BYTES, decodeEntry, encodeEntry } from './pack-format.js';
+
+export const INDEX_MAGIC = Buffer.from('KOVAIDX1');
+
+/** The blobs of one pack as an index file lists them. */
+export interface IndexedPack {
+  readonly id: string;
+  readonly size: number;
+  readonly blobs: readonly BlobEntry[];
+}
+
+export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
+  let total = INDEX_MAGIC.length + 4 + HASH_BYTES;
+  for (const p of packs) total += HASH_BYTES + 8 + 4 + p.blobs.length * ENTRY_BYTES;
+  const out = Buffer.alloc(total);
+  let at = INDEX_MAGIC.copy(out, 0);
+  out.writeUInt32LE(packs.length, at);
+  at += 4;
+  for (const p of packs) {
+    out.write(p.id, at, HASH_BYTES, 'hex');
+    at += HASH_BYTES;
+    out.writeBigUInt64LE(BigInt(p.size), at);
+    at += 8;
+    out.writeUInt32LE(p.blobs.length, at);
+    at += 4;
+    for (const b of p.blobs) {
+      encodeEntry(b, out, at);
+      at += ENTRY_BYTES;
+    }
+  }
+  sha256(out.subarray(0, at)).copy(out, at);
+  return out;
+}
+
+export function decodeIndex(buf: Buffer, where: string): IndexedPack[] {
+  const fail = (why: string): never => {
+    throw new CorruptionError(`${where}: ${why}`, { where });
+  };
+  if (buf.length < INDEX_MAGIC.length + 4 + HASH_BYTES) fail('index file is truncated');
+  if (!buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) fail('not an index file');
+  const body = buf.subarray(0, buf.length - HASH_BYTES);
+  if (!sha256(body).equals(buf.subarray(buf.length - HASH_BYTES))) fail('index file checksum mismatch (truncated or damaged)');
+  let at = INDEX_MAGIC.length;
+  const count = body.readUInt32LE(at);
+  at += 4;
+  const packs: IndexedPack[] = [];
+  for (let i = 0; i < count; i++) {
+    if (at + HASH_BYTES + 12 > body.length) fail('index file is truncated');
+    const id = body.toString('hex', at, at + HASH_BYTES);
+    at += HASH_BYTES;
+    const size = Number(body.readBigUInt64LE(at));
+    at += 8;
+    const n = body.readUInt32LE(at);
+    at += 4;
+    if (at + n * ENTRY_BYTES > body.length) fail('index file is truncated');
+    const blobs: BlobEntry[] = [];
+    for (let j = 0; j < n; j++, at += ENTRY_BYTES) blobs.push(decodeEntry(body, at, where));
+    packs.push({ id, size, blobs });
+  }
+  if (at !== body.length) fail('index file has trailing bytes');
+  return packs;
+}

@@ -1,0 +1,361 @@
+/**
+ * archiver: walks a directory tree and turns it into trees and data blobs.
+ *
+ * Order and concurrency: each directory is listed, its names sorted by bytes,
+ * and its entries processed by a small pool of workers; subdirectories
+ * recurse with their own pool, sized from a global budget so the total work
+ * in flight stays bounded (at least one worker per directory, so the walk
+ * always progresses). File contents are read under a separate limit. Memory
+ * is bounded by the directories in progress, not by the data.
+ *
+ * Safety: every path is relative to an open directory descriptor (fsx.ts)
+ * and nothing is followed: symlinks are recorded verbatim, special files are
+ * never opened, and a regular file is opened with O_NOFOLLOW|O_NONBLOCK and
+ * checked with fstat.
+ *
+ * Incremental: with a parent, a file whose type, size, mtime, ctime, inode
+ * and mode are unchanged, and whose ctime is older than the parent's scan
+ * start (a file changed in the same clock tick as that scan is "racily
+ * clean" and must be re-read), reuses the parent's content without reading.
+ */
+import type { BigIntStats } from 'node:fs';
+import { AbortedError, isErrno } from '../../core/errors.js';
+import type { GearConfig } from '../chunker/gear.js';
+import { BlobType } from '../format/blob.js';
+import type { SkippedEntry, SnapshotStats } from '../format/snapshot-record.js';
+import { type TreeNode, encodeTree } from '../format/tree.js';
+import * as fsx from '../fsx/fsx.js';
+import { type ProgressFn, ProgressTracker } from '../util/progress.js';
+import { Semaphore } from '../util/semaphore.js';
+import { WorkBudget } from '../util/work-budget.js';
+import { type FileContent, FileReader, SMALL_FILE } from './file-reader.js';
+import { type MutableNode, baseNode, devMajor, devMinor, readXattrs, typeOf, unchanged } from './node-stat.js';
+import { scanTotals } from './scanner.js';
+
+/** Decides about one entry that could not be read: skip it, or fail the snapshot. */
+export type EntryErrorFn = (path: string, err: unknown) => 'skip' | 'fail';
+
+/** The default: entries that vanish or can't be read are skipped, other errors fail. */
+export const defaultEntryError: EntryErrorFn = (_path, err) =>
+  isErrno(err, 'ENOENT', 'ENOTDIR', 'ELOOP', 'EACCES', 'EPERM', 'ENXIO') ? 'skip' : 'fail';
+
+export interface ArchiveDeps {
+  readonly gear: GearConfig;
+  readTree(id: string): Promise<readonly TreeNode[]>;
+  /** hasBlob tells whether a blob is stored (or being stored) in this repository. */
+  hasBlob(id: string): boolean;
+  /** saveBlob stores a blob unless present and returns its id. */
+  saveBlob(type: BlobType, raw: Buffer): Promise<string>;
+}
+
+export interface ArchiveOptions {
+  /** The snapshot (or draft) to compare against, for incremental capture. */
+  readonly parent?: { readonly root: TreeNode; readonly scanStartNs: bigint } | null;
+  readonly onProgress?: ProgressFn;
+  readonly onError?: EntryErrorFn;
+  readonly signal?: AbortSignal;
+  /** Count files and bytes first (concurrently) so progress has totals. Default false. */
+  readonly scanTotals?: boolean;
+}
+
+/** One directory to capture: at the root (unnamed) or as a named child of a synthetic root. */
+export interface Source {
+  readonly name: string | null;
+  readonly path: string;
+}
+
+export interface ArchiveResult {
+  readonly root: TreeNode;
+  readonly scanStartNs: bigint;
+  readonly stats: Omit<SnapshotStats, 'newBlobs' | 'newBytes' | 'storedBytes' | 'durationMs'>;
+  readonly skipped: readonly SkippedEntry[];
+}
+
+/** Workers per directory, and the global budget of extra workers. */
+const PER_DIR_WORKERS = 16;
+const GLOBAL_EXTRA_WORKERS = 48;
+const MAX_SKIPPED_LISTED = 100;
+
+interface Counters {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  specials: number;
+  skipped: number;
+  bytes: number;
+  bytesRead: number;
+  filesReused: number;
+}
+
+/** Archiver captures sources into trees. One instance per capture. */
+export class Archiver {
+  private readonly counters: Counters = {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    specials: 0,
+    skipped: 0,
+    bytes: 0,
+    bytesRead: 0,
+    filesReused: 0,
+  };
+  private readonly skippedList: SkippedEntry[] = [];
+  /** Content of inodes with several names, so each is read once. */
+  private readonly links = new Map<string, Promise<FileContent>>();
+  /** Small files are read 8 at a time; large ones 2 at a time (memory). */
+  private readonly readSlots = new Semaphore(8);
+  private readonly bigReadSlots = new Semaphore(2);
+  private readonly budget = new WorkBudget(GLOBAL_EXTRA_WORKERS, PER_DIR_WORKERS);
+  private readonly progress: ProgressTracker;
+  private readonly reader: FileReader;
+  private readonly parentScanStartNs: bigint;
+  private readonly onError: EntryErrorFn;
+
+  constructor(
+    private readonly deps: ArchiveDeps,
+    private readonly opts: ArchiveOptions = {},
+  ) {
+    this.parentScanStartNs = opts.parent?.scanStartNs ?? 0n;
+    this.onError = opts.onError ?? defaultEntryError;
+    this.progress = new ProgressTracker(opts.onProgress);
+    this.reader = new FileReader({
+      gear: deps.gear,
+      saveBlob: deps.saveBlob,
+      progress: this.progress,
+      checkAbort: () => this.checkAbort(),
+      onRead: (n) => {
+        this.counters.bytesRead += n;
+      },
+    });
+  }
+
+  /**
+   * run captures `sources`. One unnamed source becomes the root itself;
+   * named sources become children of a synthetic root directory.
+   */
+  async run(sources: readonly Source[]): Promise<ArchiveResult> {
+    const scanStartNs = BigInt(Date.now()) * 1_000_000n;
+    const parentRoot = this.opts.parent?.root ?? null;
+    if (this.opts.scanTotals) {
+      // Totals are a nicety: the capture reports its own errors.
+      scanTotals(sources.map((s) => s.path)).then(
+        (t) => {
+          this.progress.filesTotal = t.files;
+          this.progress.bytesTotal = t.bytes;
+        },
+        () => undefined,
+      );
+    }
+    let root: TreeNode;
+    if (sources.length === 1 && sources[0]!.name === null) {
+      root = await this.captureTop(sources[0]!.path, Buffer.alloc(0), parentRoot?.subtree);
+    } else {
+      const parentChildren = parentRoot?.subtree ? await this.parentMap(parentRoot.subtree) : null;
+      const sorted = [...sources].sort((a, b) => Buffer.compare(Buffer.from(a.name ?? ''), Buffer.from(b.name ?? '')));
+      const nodes: TreeNode[] = [];
+      for (const s of sorted) {
+        if (s.name === null) throw new Error('named and unnamed sources cannot be mixed');
+        const name = Buffer.from(s.name);
+        const p = parentChildren?.get(name.toString('latin1'));
+        nodes.push(await this.captureTop(s.path, name, p?.type === 'dir' ? p.subtree : undefined));
+      }
+      for (let i = 1; i < sorted.length; i++) {
+        if (sorted[i - 1]!.name === sorted[i]!.name) throw new Error(`source name ${sorted[i]!.name} given twice`);
+      }
+      const subtree = await this.deps.saveBlob(BlobType.Tree, encodeTree(nodes));
+      root = {
+        name: Buffer.alloc(0),
+        type: 'dir',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtimeNs: scanStartNs,
+        ctimeNs: scanStartNs,
+        ino: 0n,
+        nlink: 1,
+        size: 0,
+        subtree,
+      };
+    }
+    this.progress.emit(true);
+    return { root, scanStartNs, stats: { ...this.counters }, skipped: this.skippedList };
+  }
+
+  private async captureTop(path: string, name: Buffer, parentSubtree: string | undefined): Promise<TreeNode> {
+    // The operator named this directory: following a symlink to it is fine.
+    const fd = await fsx.open(path, fsx.OPEN_TOP_DIR);
+    try {
+      const st = await fsx.fstat(fd, { bigint: true });
+      const node = baseNode(name, 'dir', st);
+      node.xattrs = readXattrs(fd);
+      node.subtree = await this.captureDir(fd, path, parentSubtree);
+      this.counters.dirs++;
+      return node;
+    } finally {
+      await fsx.close(fd);
+    }
+  }
+
+  private async parentMap(treeId: string): Promise<Map<string, TreeNode>> {
+    const m = new Map<string, TreeNode>();
+    for (const n of await this.deps.readTree(treeId)) m.set(n.name.toString('latin1'), n);
+    return m;
+  }
+
+  private checkAbort(): void {
+    if (this.opts.signal?.aborted) throw new AbortedError('snapshot');
+  }
+
+  /** captureDir captures the directory open as `dirFd` and returns its tree id. */
+  private async captureDir(dirFd: number, path: string, parentSubtree: string | undefined): Promise<string> {
+    this.checkAbort();
+    const names = await fsx.readdir(fsx.at(dirFd), { encoding: 'buffer' });
+    names.sort(Buffer.compare);
+    const parent = parentSubtree ? await this.parentMap(parentSubtree) : null;
+    const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(names.length).fill(null);
+    await this.budget.forEach(names, async (name, i) => {
+      const childPath = `${path}/${name.toString()}`;
+      try {
+        nodes[i] = await this.captureEntry(dirFd, name, childPath, parent?.get(name.toString('latin1')));
+      } catch (err) {
+        if (err instanceof AbortedError || this.onError(childPath, err) === 'fail') throw err;
+        this.skip(childPath, err instanceof Error ? err.message : String(err));
+      }
+    });
+    const kept = nodes.filter((n): n is TreeNode => n !== null);
+    return this.deps.saveBlob(BlobType.Tree, encodeTree(kept));
+  }
+
+  private skip(path: string, reason: string): void {
+    this.counters.skipped++;
+    if (this.skippedList.length < MAX_SKIPPED_LISTED) this.skippedList.push({ path, reason });
+  }
+
+  private async captureEntry(dirFd: number, name: Buffer, path: string, parent: TreeNode | undefined): Promise<TreeNode | null> {
+    this.checkAbort();
+    const p = fsx.at(dirFd, name);
+    const st = await fsx.lstat(p, { bigint: true });
+    const type = typeOf(st.mode);
+    switch (type) {
+      case 'file':
+        return this.captureFile(dirFd, name, path, st, parent);
+      case 'dir': {
+        const fd = await fsx.open(p, fsx.OPEN_DIR);
+        try {
+          const dst = await fsx.fstat(fd, { bigint: true });
+          const node = baseNode(name, 'dir', dst);
+          node.xattrs = readXattrs(fd);
+          node.subtree = await this.captureDir(fd, path, parent?.type === 'dir' ? parent.subtree : undefined);
+          this.counters.dirs++;
+          return node;
+        } finally {
+          await fsx.close(fd);
+        }
+      }
+      case 'symlink': {
+        const node = baseNode(name, 'symlink', st);
+        node.target = await fsx.readlink(p, { encoding: 'buffer' });
+        node.xattrs = readXattrs(p);
+        this.counters.symlinks++;
+        return node;
+      }
+      case 'fifo':
+      case 'chardev':
+      case 'blockdev': {
+        const node = baseNode(name, type, st);
+        if (type !== 'fifo') {
+          node.rdevMajor = devMajor(st.rdev);
+          node.rdevMinor = devMinor(st.rdev);
+        }
+        node.xattrs = readXattrs(p);
+        this.counters.specials++;
+        return node;
+      }
+      case 'socket':
+        this.skip(path, 'socket (sockets are not captured)');
+        return null;
+      default:
+        this.skip(path, 'unknown file type');
+        return null;
+    }
+  }
+
+  private async captureFile(
+    dirFd: number,
+    name: Buffer,
+    path: string,
+    st: BigIntStats,
+    parent: TreeNode | undefined,
+  ): Promise<TreeNode> {
+    const linkKey = st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+    if (unchanged(parent, st, this.parentScanStartNs) && parent.content!.every((c) => c.id === null || this.deps.hasBlob(c.id))) {
+      const node: MutableNode = { ...parent, name, nlink: Number(st.nlink) };
+      if (linkKey) {
+        node.linkGroup = linkKey;
+        if (!this.links.has(linkKey)) this.links.set(linkKey, Promise.resolve({ content: [...parent.content!], size: parent.size }));
+      } else {
+        delete node.linkGroup;
+      }
+      this.counters.files++;
+      this.counters.filesReused++;
+      this.counters.bytes += parent.size;
+      this.progress.file(parent.size);
+      return node;
+    }
+    const node = baseNode(name, 'file', st);
+    if (linkKey) {
+      node.linkGroup = linkKey;
+      let shared = this.links.get(linkKey);
+      if (shared) {
+        // Another name of an inode read already (or being read): share its content.
+        const { content, size } = await shared;
+        node.content = content;
+        node.size = size;
+        node.xattrs = readXattrs(fsx.at(dirFd, name));
+        this.progress.file(size);
+      } else {
+        shared = this.readFile(dirFd, name, path, st, node);
+        this.links.set(linkKey, shared);
+        const { content, size } = await shared;
+        node.content = content;
+        node.size = size;
+      }
+    } else {
+      const { content, size } = await this.readFile(dirFd, name, path, st, node);
+      node.content = content;
+      node.size = size;
+    }
+    this.counters.files++;
+    this.counters.bytes += node.size;
+    return node;
+  }
+
+  /** readFile reads and stores a file's content; it sets node.xattrs from the open file. */
+  private async readFile(dirFd: number, name: Buffer, path: string, st: BigIntStats, node: MutableNode): Promise<FileContent> {
+    const size = Number(st.size);
+    const slots = size > SMALL_FILE ? this.bigReadSlots : this.readSlots;
+    await slots.acquire();
+    let fd: number | null = null;
+    try {
+      fd = await fsx.open(fsx.at(dirFd, name), fsx.OPEN_READ);
+      const fst = await fsx.fstat(fd, { bigint: true });
+      if (typeOf(fst.mode) !== 'file' || fst.ino !== st.ino) {
+        const err: NodeJS.ErrnoException = new Error('file was replaced while being read');
+        err.code = 'ENOENT';
+        throw err;
+      }
+      node.xattrs = readXattrs(fd);
+      const result = await this.reader.read(fd, size);
+      this.progress.file(0);
+      return result;
+    } catch (err) {
+      if (err instanceof Error && !(err as NodeJS.ErrnoException).code && !(err instanceof AbortedError)) {
+        throw new Error(`${path}: ${err.message}`, { cause: err });
+      }
+      throw err;
+    } finally {
+      if (fd !== null) await fsx.close(fd);
+      slots.release();
+    }
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * session: a snapshot in the making. A session holds the repository's write
+ * lock from begin() to commit() or abort(), so captures can be repeated
+ * against each other (the service's two-pass capture: a live pass, then a
+ * short pass while the containers are frozen) before one result becomes a
+ * snapshot.
+ *
+ * Crash safety, in order: packs are written and made durable; then one index
+ * file lists them; then the snapshot record is written. Until the record
+ * exists nothing refers to the new data, so a crash at any point leaves every
+ * earlier snapshot as it was; gc reclaims the leftovers.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import type { BlobType } from '../format/blob.js';
+import { sha256Hex } from '../format/hash.js';
+import { encodeIndex, type IndexedPack } from '../format/index-format.js';
+import { type SnapshotRecord, type SnapshotStats, encodeSnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
+import type { TreeNode } from '../format/tree.js';
+import type { RepoLock } from '../repo/lock.js';
+import type { MasterIndex } from '../repo/master-index.js';
+import { PackWriter } from '../repo/pack-writer.js';
+import type { Repository } from '../repo/repository.js';
+import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
+import type { SkippedEntry } from '../format/snapshot-record.js';
+
+/** The result of one capture: a snapshot that is not (yet) recorded. */
+export interface Draft {
+  readonly root: TreeNode;
+  readonly scanStartNs: bigint;
+  readonly sources: readonly string[];
+  readonly stats: SnapshotStats;
+  readonly skipped: readonly SkippedEntry[];
+}
+
+export interface CommitOptions {
+  readonly label?: string | null;
+  readonly tags?: readonly string[];
+  /** The recorded parent (the snapshot the first capture compared against). */
+  readonly parent?: string | null;
+  /** Creation time; default now. */
+  readonly time?: Date;
+}
+
+export interface CaptureOptions extends Omit<ArchiveOptions, 'parent'> {
+  /** A committed snapshot or a draft of this session to compare against. */
+  readonly parent?: SnapshotRecord | Draft | null;
+}
+
+export class SnapshotSession {
+  private readonly pending = new Set<string>();
+  private readonly written: IndexedPack[] = [];
+  private readonly writer: PackWriter;
+  private newBlobs = 0;
+  private newBytes = 0;
+  private storedBytes = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly repo: Repository,
+    private readonly lock: RepoLock,
+    private readonly index: MasterIndex,
+  ) {
+    this.writer = new PackWriter(repo.storage, repo.config.packSize, (pack) => {
+      this.index.add(pack);
+      this.written.push(pack);
+      for (const b of pack.blobs) this.pending.delete(b.id);
+    });
+  }
+
+  /** begin takes the write lock, removes leftovers of crashed writers and loads the index. */
+  static async begin(repo: Repository, operation = 'snapshot'): Promise<SnapshotSession> {
+    const lock = await repo.lock('write', operation);
+    try {
+      await repo.storage.cleanTemp();
+      const index = await repo.reloadIndex();
+      return new SnapshotSession(repo, lock, index);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  private hasBlob = (id: string): boolean => this.index.has(id) || this.pending.has(id);
+
+  /** saveBlob stores a blob unless it is already stored, and returns its id. */
+  private saveBlob = async (type: BlobType, raw: Buffer): Promise<string> => {
+    const id = sha256Hex(raw);
+    if (this.hasBlob(id)) return id;
+    this.pending.add(id);
+    const { stored, compression } = this.repo.codec.encode(raw);
+    this.newBlobs++;
+    this.newBytes += raw.length;
+    this.storedBytes += stored.length;
+    await this.writer.add(type, id, stored, compression, raw.length);
+    return id;
+  };
+
+  /**
+   * capture snapshots `source` (a directory, or named directories that become
+   * children of a synthetic root) into a draft. The draft's data is durable
+   * when capture returns, so it can serve as the parent of the next capture.
+   */
+  async capture(source: string | readonly Source[], opts: CaptureOptions = {}): Promise<Draft> {
+    this.assertOpen();
+    const started = Date.now();
+    const before = { blobs: this.newBlobs, bytes: this.newBytes, stored: this.storedBytes };
+    const sources: Source[] = typeof source === 'string' ? [{ name: null, path: path.resolve(source) }] : source.map((s) => ({ ...s, path: path.resolve(s.path) }));
+    const archiver = new Archiver(
+      { gear: this.repo.gear, readTree: (id) => this.repo.readTree(id), hasBlob: this.hasBlob, saveBlob: this.saveBlob },
+      { ...opts, parent: opts.parent ? { root: opts.parent.root, scanStartNs: opts.parent.scanStartNs } : null },
+    );
+    const result = await archiver.run(sources);
+    await this.writer.flush();
+    return {
+      root: result.root,
+      scanStartNs: result.scanStartNs,
+      sources: sources.map((s) => s.path),
+      skipped: result.skipped,
+      stats: {
+        ...result.stats,
+        newBlobs: this.newBlobs - before.blobs,
+        newBytes: this.newBytes - before.bytes,
+        storedBytes: this.storedBytes - before.stored,
+        durationMs: Date.now() - started,
+      },
+    };
+  }
+
+  /**
+   * commit records `draft` as a snapshot: writes the index of every pack this
+   * session wrote, then the snapshot record, and releases the lock. Stats of
+   * new data count everything this session stored (all its captures).
+   */
+  async commit(draft: Draft, opts: CommitOptions = {}): Promise<SnapshotRecord> {
+    this.assertOpen();
+    try {
+      await this.writer.flush();
+      if (this.written.length > 0) {
+        const idx = encodeIndex(this.written);
+        await this.repo.storage.write(`index/${sha256Hex(idx)}`, idx);
+      }
+      const { id, bytes } = encodeSnapshotRecord({
+        time: (opts.time ?? new Date()).toISOString(),
+        label: opts.label ?? null,
+        tags: [...(opts.tags ?? [])],
+        parent: opts.parent ?? null,
+        hostname: os.hostname(),
+        sources: draft.sources,
+        root: draft.root,
+        scanStartNs: draft.scanStartNs,
+        stats: { ...draft.stats, newBlobs: this.newBlobs, newBytes: this.newBytes, storedBytes: this.storedBytes },
+        skippedEntries: draft.skipped,
+      });
+      await this.repo.storage.write(`snapshots/${id}`, bytes);
+      return decodeSnapshotRecord(id, bytes);
+    } finally {
+      await this.close();
+    }
+  }
+
+  /** abort gives up: what was written stays unreferenced until gc. */
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    await this.writer.flush().catch(() => undefined);
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
+    this.closed = true;
+    await this.lock.release();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('snapshot session is closed');
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * storage: the narrow interface the repository needs from where it keeps its
+ * files. The local implementation writes to a directory with the temp-file,
+ * fsync, rename, fsync-directory discipline; the in-memory one serves tests
+ * and fault injection. Names are '/'-separated paths relative to the
+ * repository root ("packs/ab/ab12…", "snapshots/…").
+ */
+
+export interface Storage {
+  /** Where the repository is, for messages. */
+  readonly location: string;
+  /**
+   * write durably creates or replaces `name`. When it resolves the content is
+   * on stable storage under its final name; a crash before that leaves either
+   * the old content or no file, never a partial one.
+   */
+  write(name: string, data: Buffer | readonly Buffer[]): Promise<void>;
+  /** read returns the whole file; rejects with code ENOENT when missing. */
+  read(name: string): Promise<Buffer>;
+  /** readAt returns exactly `length` bytes at `offset` (or rejects). */
+  readAt(name: string, offset: number, length: number): Promise<Buffer>;
+  /** size returns the file's length; rejects with code ENOENT when missing. */
+  size(name: string): Promise<number>;
+  /** list returns the names of all files below `dir`, recursively, sorted. */
+  list(dir: string): Promise<string[]>;
+  /** remove durably deletes `name`; a missing file is not an error. */
+  remove(name: string): Promise<void>;
+  /** cleanTemp deletes leftovers of interrupted writes (call with a writer lock). */
+  cleanTemp(): Promise<number>;
+  /** close releases cached file handles. */
+  close(): Promise<void>;
+}
+
+/** notFound builds the error storages reject with for a missing file. */
+export function notFound(name: string): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(`ENOENT: no such file, ${name}`);
+  err.code = 'ENOENT';
+  return err;
+}
