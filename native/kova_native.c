@@ -3,6 +3,11 @@
  * not give us.
  *
  *   cutPoints(data, gear, min, avg, max, eof)  content-defined chunk boundaries
+ *   chunkScan(data, gear, …, state)            the same, streaming across buffers
+ *   sha256Each(buffers, callback)              SHA-256 of many buffers, on the
+ *                                              libuv thread pool (async)
+ *   readDirStats(dirFd, callback)              a directory's names and lstat of
+ *                                              each, in one thread-pool job
  *   seekData(fd, off) / seekHole(fd, off)      sparse-file extents (lseek)
  *   mknod(path, mode, major, minor)            FIFOs and device nodes
  *   listXattrs / getXattr / setXattr           extended attributes, never
@@ -19,6 +24,8 @@
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <openssl/evp.h>
+#include <dirent.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -224,6 +231,419 @@ static napi_value cut_points(napi_env env, napi_callback_info info) {
   free(cuts);
   napi_create_typedarray(env, napi_uint32_array, count, out_ab, 0, &out);
   return out;
+}
+
+/* scan_stream is the streaming form of cut_one: (*h, *pos) carry the gear
+ * hash and the bytes of the current chunk seen so far across calls, so a
+ * chunk may span buffers. It writes the offsets in data where chunks end
+ * into cuts (room for len / min + 2) and returns how many. It cuts exactly
+ * where cut_one does; the caller ends the last chunk at end of file. */
+typedef struct {
+  const uint32_t *gear;
+  size_t min, avg, max;
+  uint32_t mask_s, mask_l;
+} scan_params;
+
+static size_t scan_stream(const uint8_t *data, size_t len, const scan_params *sp, uint32_t *hp, uint32_t *posp,
+                          uint32_t *cuts) {
+  uint32_t h = *hp;
+  size_t pos = *posp;
+  size_t count = 0, i = 0;
+  while (i < len) {
+    if (pos < sp->min) {
+      size_t skip = sp->min - pos;
+      if (skip > len - i) skip = len - i;
+      i += skip;
+      pos += skip;
+      h = 0;
+      continue;
+    }
+    /* Hash up to the next forced cut (max) or the end of data. */
+    size_t stop = i + (sp->max - pos);
+    if (stop > len) stop = len;
+    int cut = 0;
+    while (i < stop) {
+      h = (h << 1) + sp->gear[data[i]];
+      uint32_t mask = pos < sp->avg ? sp->mask_s : sp->mask_l;
+      i++;
+      pos++;
+      if ((h & mask) == 0) { cut = 1; break; }
+    }
+    if (cut || pos == sp->max) {
+      cuts[count++] = (uint32_t)i;
+      pos = 0;
+      h = 0;
+    }
+  }
+  *hp = h;
+  *posp = (uint32_t)pos;
+  return count;
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  napi_ref keep_data, keep_state;
+  const uint8_t *data;
+  size_t len;
+  uint32_t gear[256];
+  scan_params sp;
+  uint32_t *state;
+  uint32_t *cuts;
+  size_t count;
+} scan_job;
+
+static void scan_execute(napi_env env, void *data) {
+  (void)env;
+  scan_job *job = data;
+  job->count = scan_stream(job->data, job->len, &job->sp, &job->state[0], &job->state[1], job->cuts);
+}
+
+static void scan_complete(napi_env env, napi_status status, void *data) {
+  scan_job *job = data;
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok) {
+    napi_value message;
+    napi_create_string_utf8(env, "chunkScan: cancelled", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  } else {
+    napi_get_null(env, &args[0]);
+    napi_value ab;
+    void *out;
+    napi_create_arraybuffer(env, job->count * sizeof(uint32_t), &out, &ab);
+    if (job->count) memcpy(out, job->cuts, job->count * sizeof(uint32_t));
+    napi_create_typedarray(env, napi_uint32_array, job->count, ab, 0, &args[1]);
+  }
+  napi_call_function(env, global, cb, 2, args, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_reference(env, job->keep_data);
+  napi_delete_reference(env, job->keep_state);
+  napi_delete_async_work(env, job->work);
+  free(job->cuts);
+  free(job);
+}
+
+/* chunkScan(data, gear, min, avg, max, maskS, maskL, state, callback?)
+ * Without a callback: returns the Uint32Array of offsets where chunks end.
+ * With one: scans on the thread pool and calls callback(err, cuts); `data`
+ * and `state` must not be touched until then. `state` is a Uint32Array(2)
+ * (gear hash, bytes of the current chunk) that carries over between calls. */
+static napi_value chunk_scan(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 8) return throw_type(env, "chunkScan: 8 arguments expected");
+  uint8_t *data;
+  size_t len;
+  if (get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "chunkScan: data must be a Uint8Array");
+  napi_typedarray_type tt;
+  size_t n;
+  void *gdata, *sdata;
+  napi_value ab;
+  size_t off;
+  bool is_ta = false;
+  napi_is_typedarray(env, argv[1], &is_ta);
+  if (!is_ta) return throw_type(env, "chunkScan: gear must be a Uint32Array");
+  napi_get_typedarray_info(env, argv[1], &tt, &n, &gdata, &ab, &off);
+  if (tt != napi_uint32_array || n != 256) return throw_type(env, "chunkScan: gear must be a Uint32Array(256)");
+  napi_is_typedarray(env, argv[7], &is_ta);
+  if (!is_ta) return throw_type(env, "chunkScan: state must be a Uint32Array(2)");
+  napi_get_typedarray_info(env, argv[7], &tt, &n, &sdata, &ab, &off);
+  if (tt != napi_uint32_array || n != 2) return throw_type(env, "chunkScan: state must be a Uint32Array(2)");
+  scan_params sp = {
+      .gear = gdata,
+      .min = (size_t)get_i64(env, argv[2]),
+      .avg = (size_t)get_i64(env, argv[3]),
+      .max = (size_t)get_i64(env, argv[4]),
+      .mask_s = (uint32_t)get_i64(env, argv[5]),
+      .mask_l = (uint32_t)get_i64(env, argv[6]),
+  };
+  if (!(sp.min > 0 && sp.min <= sp.avg && sp.avg <= sp.max && sp.max < 0xffffffffu))
+    return throw_type(env, "chunkScan: need 0 < min <= avg <= max");
+  uint32_t *cuts = malloc((len / sp.min + 2) * sizeof(uint32_t));
+  if (!cuts) return throw_errno(env, ENOMEM, "malloc");
+
+  napi_valuetype cbt = napi_undefined;
+  if (argc >= 9) napi_typeof(env, argv[8], &cbt);
+  if (cbt != napi_function) {
+    uint32_t *state = sdata;
+    size_t count = scan_stream(data, len, &sp, &state[0], &state[1], cuts);
+    napi_value out_ab, out;
+    void *out_data;
+    napi_create_arraybuffer(env, count * sizeof(uint32_t), &out_data, &out_ab);
+    if (count) memcpy(out_data, cuts, count * sizeof(uint32_t));
+    free(cuts);
+    napi_create_typedarray(env, napi_uint32_array, count, out_ab, 0, &out);
+    return out;
+  }
+  scan_job *job = calloc(1, sizeof *job);
+  if (!job) { free(cuts); return throw_errno(env, ENOMEM, "calloc"); }
+  memcpy(job->gear, gdata, sizeof job->gear);
+  job->sp = sp;
+  job->sp.gear = job->gear;
+  job->data = data;
+  job->len = len;
+  job->state = sdata;
+  job->cuts = cuts;
+  napi_create_reference(env, argv[0], 1, &job->keep_data);
+  napi_create_reference(env, argv[7], 1, &job->keep_state);
+  napi_create_reference(env, argv[8], 1, &job->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "kova.chunkScan", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
+/* ---- hashing on the thread pool ------------------------------------------- */
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  napi_ref keep; /* the array of buffers, kept alive while we read them */
+  size_t count;
+  const uint8_t **ptrs;
+  size_t *lens;
+  uint8_t *digests;
+  int failed;
+} sha_job;
+
+static void sha_execute(napi_env env, void *data) {
+  (void)env;
+  sha_job *job = data;
+  for (size_t i = 0; i < job->count; i++) {
+    unsigned int outlen = 32;
+    if (EVP_Digest(job->ptrs[i], job->lens[i], job->digests + 32 * i, &outlen, EVP_sha256(), NULL) != 1) {
+      job->failed = 1;
+      return;
+    }
+  }
+}
+
+static void sha_complete(napi_env env, napi_status status, void *data) {
+  sha_job *job = data;
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || job->failed) {
+    napi_value message;
+    napi_create_string_utf8(env, "sha256Each: hashing failed", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &args[0]);
+    napi_get_undefined(env, &args[1]);
+  } else {
+    napi_get_null(env, &args[0]);
+    void *dst;
+    napi_create_buffer_copy(env, job->count * 32, job->digests, &dst, &args[1]);
+  }
+  napi_call_function(env, global, cb, 2, args, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_reference(env, job->keep);
+  napi_delete_async_work(env, job->work);
+  free(job->ptrs);
+  free(job->lens);
+  free(job->digests);
+  free(job);
+}
+
+/* sha256Each(buffers: Uint8Array[], callback(err, digests: Buffer)) hashes
+ * each buffer on a thread-pool thread; digests are 32 bytes each, in order.
+ * The buffers must not be modified until the callback runs. */
+static napi_value sha256_each(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_arr = false;
+  if (argc < 2 || napi_is_array(env, argv[0], &is_arr) != napi_ok || !is_arr) return throw_type(env, "sha256Each: an array of buffers expected");
+  uint32_t count;
+  napi_get_array_length(env, argv[0], &count);
+  sha_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "calloc");
+  job->count = count;
+  job->ptrs = calloc(count ? count : 1, sizeof(uint8_t *));
+  job->lens = calloc(count ? count : 1, sizeof(size_t));
+  job->digests = malloc(count ? count * 32 : 1);
+  if (!job->ptrs || !job->lens || !job->digests) {
+    free(job->ptrs); free(job->lens); free(job->digests); free(job);
+    return throw_errno(env, ENOMEM, "malloc");
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value el;
+    napi_get_element(env, argv[0], i, &el);
+    uint8_t *p;
+    size_t l;
+    if (get_bytes(env, el, &p, &l) != 0) {
+      free(job->ptrs); free(job->lens); free(job->digests); free(job);
+      return throw_type(env, "sha256Each: every element must be a Uint8Array");
+    }
+    job->ptrs[i] = p;
+    job->lens[i] = l;
+  }
+  napi_create_reference(env, argv[0], 1, &job->keep);
+  napi_create_reference(env, argv[1], 1, &job->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "kova.sha256Each", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, sha_execute, sha_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
+/* ---- directory listing with lstat, on the thread pool ---------------------- */
+
+#define STAT_FIELDS 13
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  int dirfd;
+  int err;
+  size_t count, cap;
+  char **names;
+  size_t *name_lens;
+  int64_t *stats;  /* STAT_FIELDS per entry */
+  int32_t *errnos; /* 0, or the errno of a failed lstat (the entry vanished) */
+} dir_job;
+
+static void dir_free(dir_job *job) {
+  for (size_t i = 0; i < job->count; i++) free(job->names[i]);
+  free(job->names);
+  free(job->name_lens);
+  free(job->stats);
+  free(job->errnos);
+  free(job);
+}
+
+static int dir_grow(dir_job *job) {
+  size_t cap = job->cap ? job->cap * 2 : 64;
+  char **n = realloc(job->names, cap * sizeof(char *));
+  if (!n) return -1;
+  job->names = n;
+  size_t *l = realloc(job->name_lens, cap * sizeof(size_t));
+  if (!l) return -1;
+  job->name_lens = l;
+  int64_t *s = realloc(job->stats, cap * STAT_FIELDS * sizeof(int64_t));
+  if (!s) return -1;
+  job->stats = s;
+  int32_t *e = realloc(job->errnos, cap * sizeof(int32_t));
+  if (!e) return -1;
+  job->errnos = e;
+  job->cap = cap;
+  return 0;
+}
+
+static void dir_execute(napi_env env, void *data) {
+  (void)env;
+  dir_job *job = data;
+  /* A fresh open file description: our reading does not move the caller's offset. */
+  int fd = openat(job->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) { job->err = errno; return; }
+  DIR *d = fdopendir(fd);
+  if (!d) { job->err = errno; close(fd); return; }
+  struct dirent *e;
+  errno = 0;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
+    if (job->count == job->cap && dir_grow(job) != 0) { job->err = ENOMEM; break; }
+    size_t l = strlen(e->d_name);
+    char *copy = malloc(l + 1);
+    if (!copy) { job->err = ENOMEM; break; }
+    memcpy(copy, e->d_name, l + 1);
+    size_t i = job->count++;
+    job->names[i] = copy;
+    job->name_lens[i] = l;
+    struct stat st;
+    int64_t *f = job->stats + i * STAT_FIELDS;
+    if (fstatat(dirfd(d), copy, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      job->errnos[i] = errno;
+      memset(f, 0, STAT_FIELDS * sizeof(int64_t));
+    } else {
+      job->errnos[i] = 0;
+      f[0] = st.st_mode;
+      f[1] = st.st_uid;
+      f[2] = st.st_gid;
+      f[3] = st.st_size;
+      f[4] = st.st_mtim.tv_sec;
+      f[5] = st.st_mtim.tv_nsec;
+      f[6] = st.st_ctim.tv_sec;
+      f[7] = st.st_ctim.tv_nsec;
+      f[8] = (int64_t)st.st_ino;
+      f[9] = (int64_t)st.st_dev;
+      f[10] = (int64_t)st.st_nlink;
+      f[11] = (int64_t)st.st_rdev;
+      f[12] = st.st_blocks;
+    }
+    errno = 0;
+  }
+  if (!job->err && errno) job->err = errno;
+  closedir(d);
+}
+
+static void dir_complete(napi_env env, napi_status status, void *data) {
+  dir_job *job = data;
+  napi_value cb, global, args[2];
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok || job->err) {
+    int e = job->err ? job->err : EIO;
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: %s, readdir", errno_code(e), strerror(e));
+    napi_value message, code;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, NULL, message, &args[0]);
+    napi_set_named_property(env, args[0], "code", code);
+    napi_get_undefined(env, &args[1]);
+  } else {
+    napi_get_null(env, &args[0]);
+    napi_value result, names, stats_ab, stats, errs_ab, errs;
+    napi_create_object(env, &result);
+    napi_create_array_with_length(env, job->count, &names);
+    for (size_t i = 0; i < job->count; i++) {
+      napi_value nb;
+      void *dst;
+      napi_create_buffer_copy(env, job->name_lens[i], job->names[i], &dst, &nb);
+      napi_set_element(env, names, (uint32_t)i, nb);
+    }
+    void *sd, *ed;
+    napi_create_arraybuffer(env, job->count * STAT_FIELDS * sizeof(int64_t), &sd, &stats_ab);
+    if (job->count) memcpy(sd, job->stats, job->count * STAT_FIELDS * sizeof(int64_t));
+    napi_create_typedarray(env, napi_bigint64_array, job->count * STAT_FIELDS, stats_ab, 0, &stats);
+    napi_create_arraybuffer(env, job->count * sizeof(int32_t), &ed, &errs_ab);
+    if (job->count) memcpy(ed, job->errnos, job->count * sizeof(int32_t));
+    napi_create_typedarray(env, napi_int32_array, job->count, errs_ab, 0, &errs);
+    napi_set_named_property(env, result, "names", names);
+    napi_set_named_property(env, result, "stats", stats);
+    napi_set_named_property(env, result, "errnos", errs);
+    args[1] = result;
+  }
+  napi_call_function(env, global, cb, 2, args, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_async_work(env, job->work);
+  dir_free(job);
+}
+
+/* readDirStats(dirFd, callback(err, {names, stats, errnos})) lists the open
+ * directory and lstat()s every entry relative to it (fstatat with
+ * AT_SYMLINK_NOFOLLOW), all in one thread-pool job. `stats` holds 13 int64
+ * per entry: mode, uid, gid, size, mtime s, mtime ns, ctime s, ctime ns, ino,
+ * dev, nlink, rdev, blocks. */
+static napi_value read_dir_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "readDirStats: fd expected");
+  dir_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "calloc");
+  job->dirfd = fd;
+  napi_create_reference(env, argv[1], 1, &job->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "kova.readDirStats", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, dir_execute, dir_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
 }
 
 /* ---- sparse files --------------------------------------------------------- */
@@ -476,6 +896,9 @@ static napi_value do_syncfs(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"cutPoints", NULL, cut_points, NULL, NULL, NULL, napi_default, NULL},
+      {"chunkScan", NULL, chunk_scan, NULL, NULL, NULL, napi_default, NULL},
+      {"sha256Each", NULL, sha256_each, NULL, NULL, NULL, napi_default, NULL},
+      {"readDirStats", NULL, read_dir_stats, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},

@@ -1,6 +1,7 @@
 /**
  * native: typed access to the small C addon (native/kova_native.c) that
- * provides what node:fs lacks: the chunker's hot loop, SEEK_DATA/SEEK_HOLE,
+ * provides what node:fs lacks: the chunker's hot loop, hashing and directory
+ * listing on the thread pool, SEEK_DATA/SEEK_HOLE,
  * mknod, extended attributes that never follow symlinks, renameat2
  * (RENAME_EXCHANGE), syncfs and nanosecond timestamps.
  */
@@ -22,6 +23,22 @@ interface NativeAddon {
     maskL: number,
     eof: boolean,
   ): Uint32Array;
+  chunkScan(
+    data: Uint8Array,
+    gear: Uint32Array,
+    min: number,
+    avg: number,
+    max: number,
+    maskS: number,
+    maskL: number,
+    state: Uint32Array,
+    cb?: (err: Error | null, cuts: Uint32Array) => void,
+  ): Uint32Array;
+  sha256Each(buffers: readonly Uint8Array[], cb: (err: Error | null, digests: Buffer) => void): void;
+  readDirStats(
+    dirFd: number,
+    cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: BigInt64Array; errnos: Int32Array }) => void,
+  ): void;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
@@ -72,4 +89,73 @@ export function setTimesNs(pathOrFd: PathLike | number, atimeNs: bigint, mtimeNs
   const [as, an] = split(atimeNs);
   const [ms, mn] = split(mtimeNs);
   native.setTimes(pathOrFd, as, an, ms, mn);
+}
+
+/** Hashing jobs a batch is split into, so several cores hash at once. */
+const HASH_JOBS = 2;
+
+/** sha256Many hashes buffers on the thread pool and returns hex digests in order. */
+export async function sha256Many(buffers: readonly Uint8Array[]): Promise<string[]> {
+  if (buffers.length === 0) return [];
+  const per = Math.ceil(buffers.length / Math.min(HASH_JOBS, buffers.length));
+  const parts: Array<Promise<Buffer>> = [];
+  for (let i = 0; i < buffers.length; i += per) {
+    const slice = buffers.slice(i, i + per);
+    parts.push(new Promise((resolve, reject) => native.sha256Each(slice, (err, d) => (err ? reject(err) : resolve(d)))));
+  }
+  const out: string[] = [];
+  for (const d of await Promise.all(parts)) {
+    for (let at = 0; at < d.length; at += 32) out.push(d.toString('hex', at, at + 32));
+  }
+  return out;
+}
+
+/** What lstat says about one directory entry (exact integers). */
+export interface EntryStat {
+  readonly name: Buffer;
+  /** errno code when the entry vanished between listing and lstat. */
+  readonly error: number;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly ino: bigint;
+  readonly dev: bigint;
+  readonly nlink: number;
+  readonly rdev: bigint;
+  readonly blocks: number;
+}
+
+const F = 13;
+
+/** readDirStats lists the directory open as `dirFd` and lstats every entry, off the main thread. */
+export function readDirStats(dirFd: number): Promise<EntryStat[]> {
+  return new Promise((resolve, reject) =>
+    native.readDirStats(dirFd, (err, r) => {
+      if (err) return reject(err);
+      const { names, stats: s, errnos } = r;
+      resolve(
+        names.map((name, i) => {
+          const b = i * F;
+          return {
+            name,
+            error: errnos[i]!,
+            mode: Number(s[b]),
+            uid: Number(s[b + 1]),
+            gid: Number(s[b + 2]),
+            size: Number(s[b + 3]),
+            mtimeNs: s[b + 4]! * NS + s[b + 5]!,
+            ctimeNs: s[b + 6]! * NS + s[b + 7]!,
+            ino: BigInt.asUintN(64, s[b + 8]!),
+            dev: BigInt.asUintN(64, s[b + 9]!),
+            nlink: Number(s[b + 10]),
+            rdev: BigInt.asUintN(64, s[b + 11]!),
+            blocks: Number(s[b + 12]),
+          };
+        }),
+      );
+    }),
+  );
 }

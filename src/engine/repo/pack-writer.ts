@@ -1,21 +1,27 @@
 /**
  * pack-writer: collects blobs into pack files and writes each pack durably
- * once it reaches the target size. Up to `maxInFlight` packs are written
- * concurrently; add() waits when that many are pending, which bounds memory
- * to about (maxInFlight + 1) × packSize.
+ * once it reaches the target size.
+ *
+ * Blobs are copied into a pack buffer as they are added (so callers may
+ * reuse their memory at once); the buffer holds header, blobs and trailer
+ * contiguously, is hashed on the thread pool, written, and recycled. Up to
+ * `maxInFlight` packs are written concurrently; add() waits when that many
+ * are pending, which bounds memory to about (maxInFlight + 1) × packSize.
  *
  * onWritten is called for each pack after it is durable: only then may its
  * blobs be listed in an index.
  */
 import type { BlobEntry, BlobType, Compression } from '../format/blob.js';
 import type { IndexedPack } from '../format/index-format.js';
-import { PACK_HEADER_BYTES, packHeader, packTrailer } from '../format/pack-format.js';
-import { sha256Hex } from '../format/hash.js';
+import { ENTRY_BYTES, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, packHeader, packTrailer } from '../format/pack-format.js';
+import { sha256Many } from '../native.js';
 import type { Storage } from '../storage/storage.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { packName } from './master-index.js';
 
 export class PackWriter {
-  private parts: Buffer[] = [];
+  private readonly pool: BufferPool;
+  private buf: Buffer | null = null;
   private entries: BlobEntry[] = [];
   private offset = PACK_HEADER_BYTES;
   private readonly inFlight = new Set<Promise<void>>();
@@ -26,7 +32,10 @@ export class PackWriter {
     private readonly packSize: number,
     private readonly onWritten: (pack: IndexedPack) => void,
     private readonly maxInFlight = 2,
-  ) {}
+  ) {
+    // Room for a full pack plus one maximal chunk and a generous trailer.
+    this.pool = new BufferPool(packSize + 8 * 1024 * 1024 + 64 * 1024, maxInFlight + 1);
+  }
 
   /** Bytes buffered for the pack being assembled. */
   get buffered(): number {
@@ -35,7 +44,15 @@ export class PackWriter {
 
   async add(type: BlobType, id: string, stored: Buffer, compression: Compression, rawLength: number): Promise<void> {
     this.throwIfFailed();
-    this.parts.push(stored);
+    const trailerRoom = (this.entries.length + 1) * ENTRY_BYTES + PACK_FOOTER_BYTES;
+    if (this.buf && this.offset + stored.length + trailerRoom > this.buf.length) this.finishPack();
+    if (!this.buf) {
+      const need = PACK_HEADER_BYTES + stored.length + ENTRY_BYTES + PACK_FOOTER_BYTES;
+      this.buf = need <= this.pool.size ? this.pool.acquire() : Buffer.allocUnsafeSlow(need);
+      packHeader().copy(this.buf, 0);
+      this.offset = PACK_HEADER_BYTES;
+    }
+    stored.copy(this.buf, this.offset);
     this.entries.push({ id, type, compression, offset: this.offset, length: stored.length, rawLength });
     this.offset += stored.length;
     if (this.offset >= this.packSize) {
@@ -57,23 +74,28 @@ export class PackWriter {
   }
 
   private finishPack(): void {
-    if (this.entries.length === 0) return;
+    const buf = this.buf;
+    if (!buf || this.entries.length === 0) return;
     const entries = this.entries;
-    const buffers = [packHeader(), ...this.parts, packTrailer(entries)];
-    this.parts = [];
+    const trailer = packTrailer(entries);
+    trailer.copy(buf, this.offset);
+    const size = this.offset + trailer.length;
+    this.buf = null;
     this.entries = [];
     this.offset = PACK_HEADER_BYTES;
-    const id = sha256Hex(...buffers);
-    const size = buffers.reduce((n, b) => n + b.length, 0);
-    const p: Promise<void> = this.storage
-      .write(packName(id), buffers)
-      .then(
-        () => this.onWritten({ id, size, blobs: entries }),
-        (err: unknown) => {
-          this.failure ??= err;
-        },
-      )
-      .finally(() => this.inFlight.delete(p));
+    const bytes = buf.subarray(0, size);
+    const p: Promise<void> = sha256Many([bytes])
+      .then(async ([id]) => {
+        await this.storage.write(packName(id!), bytes);
+        this.onWritten({ id: id!, size, blobs: entries });
+      })
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        this.pool.release(buf);
+        this.inFlight.delete(p);
+      });
     this.inFlight.add(p);
   }
 }

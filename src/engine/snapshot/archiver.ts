@@ -18,7 +18,7 @@
  * start (a file changed in the same clock tick as that scan is "racily
  * clean" and must be re-read), reuses the parent's content without reading.
  */
-import type { BigIntStats } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { AbortedError, isErrno } from '../../core/errors.js';
 import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
@@ -29,7 +29,8 @@ import { type ProgressFn, ProgressTracker } from '../util/progress.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
 import { type FileContent, FileReader, SMALL_FILE } from './file-reader.js';
-import { type MutableNode, baseNode, devMajor, devMinor, readXattrs, typeOf, unchanged } from './node-stat.js';
+import { type EntryStat, readDirStats } from '../native.js';
+import { type MutableNode, type StatLike, baseNode, devMajor, devMinor, fromBigIntStats, readXattrs, typeOf, unchanged } from './node-stat.js';
 import { scanTotals } from './scanner.js';
 
 /** Decides about one entry that could not be read: skip it, or fail the snapshot. */
@@ -44,8 +45,8 @@ export interface ArchiveDeps {
   readTree(id: string): Promise<readonly TreeNode[]>;
   /** hasBlob tells whether a blob is stored (or being stored) in this repository. */
   hasBlob(id: string): boolean;
-  /** saveBlob stores a blob unless present and returns its id. */
-  saveBlob(type: BlobType, raw: Buffer): Promise<string>;
+  /** saveBlob stores a blob unless present and returns its id (hashing it unless given). */
+  saveBlob(type: BlobType, raw: Buffer, id?: string): Promise<string>;
 }
 
 export interface ArchiveOptions {
@@ -69,6 +70,15 @@ export interface ArchiveResult {
   readonly scanStartNs: bigint;
   readonly stats: Omit<SnapshotStats, 'newBlobs' | 'newBytes' | 'storedBytes' | 'durationMs'>;
   readonly skipped: readonly SkippedEntry[];
+}
+
+/** errnoError builds the error of an entry whose lstat failed. */
+function errnoError(errno: number, path: string): NodeJS.ErrnoException {
+  const code = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? 'EIO';
+  const err: NodeJS.ErrnoException = new Error(`${code}: lstat failed, ${path}`);
+  err.code = code;
+  err.errno = -errno;
+  return err;
 }
 
 /** Workers per directory, and the global budget of extra workers. */
@@ -185,8 +195,7 @@ export class Archiver {
     // The operator named this directory: following a symlink to it is fine.
     const fd = await fsx.open(path, fsx.OPEN_TOP_DIR);
     try {
-      const st = await fsx.fstat(fd, { bigint: true });
-      const node = baseNode(name, 'dir', st);
+      const node = baseNode(name, 'dir', fromBigIntStats(await fsx.fstat(fd, { bigint: true })));
       node.xattrs = readXattrs(fd);
       node.subtree = await this.captureDir(fd, path, parentSubtree);
       this.counters.dirs++;
@@ -209,14 +218,15 @@ export class Archiver {
   /** captureDir captures the directory open as `dirFd` and returns its tree id. */
   private async captureDir(dirFd: number, path: string, parentSubtree: string | undefined): Promise<string> {
     this.checkAbort();
-    const names = await fsx.readdir(fsx.at(dirFd), { encoding: 'buffer' });
-    names.sort(Buffer.compare);
+    const entries = await readDirStats(dirFd);
+    entries.sort((a, b) => Buffer.compare(a.name, b.name));
     const parent = parentSubtree ? await this.parentMap(parentSubtree) : null;
-    const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(names.length).fill(null);
-    await this.budget.forEach(names, async (name, i) => {
-      const childPath = `${path}/${name.toString()}`;
+    const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(entries.length).fill(null);
+    await this.budget.forEach(entries, async (st, i) => {
+      const childPath = `${path}/${st.name.toString()}`;
       try {
-        nodes[i] = await this.captureEntry(dirFd, name, childPath, parent?.get(name.toString('latin1')));
+        if (st.error) throw errnoError(st.error, childPath);
+        nodes[i] = await this.captureEntry(dirFd, st, childPath, parent?.get(st.name.toString('latin1')));
       } catch (err) {
         if (err instanceof AbortedError || this.onError(childPath, err) === 'fail') throw err;
         this.skip(childPath, err instanceof Error ? err.message : String(err));
@@ -231,10 +241,10 @@ export class Archiver {
     if (this.skippedList.length < MAX_SKIPPED_LISTED) this.skippedList.push({ path, reason });
   }
 
-  private async captureEntry(dirFd: number, name: Buffer, path: string, parent: TreeNode | undefined): Promise<TreeNode | null> {
+  private async captureEntry(dirFd: number, st: EntryStat, path: string, parent: TreeNode | undefined): Promise<TreeNode | null> {
     this.checkAbort();
+    const name = st.name;
     const p = fsx.at(dirFd, name);
-    const st = await fsx.lstat(p, { bigint: true });
     const type = typeOf(st.mode);
     switch (type) {
       case 'file':
@@ -242,8 +252,7 @@ export class Archiver {
       case 'dir': {
         const fd = await fsx.open(p, fsx.OPEN_DIR);
         try {
-          const dst = await fsx.fstat(fd, { bigint: true });
-          const node = baseNode(name, 'dir', dst);
+          const node = baseNode(name, 'dir', fromBigIntStats(await fsx.fstat(fd, { bigint: true })));
           node.xattrs = readXattrs(fd);
           node.subtree = await this.captureDir(fd, path, parent?.type === 'dir' ? parent.subtree : undefined);
           this.counters.dirs++;
@@ -284,12 +293,12 @@ export class Archiver {
     dirFd: number,
     name: Buffer,
     path: string,
-    st: BigIntStats,
+    st: StatLike,
     parent: TreeNode | undefined,
   ): Promise<TreeNode> {
-    const linkKey = st.nlink > 1n ? `${st.dev}:${st.ino}` : undefined;
+    const linkKey = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     if (unchanged(parent, st, this.parentScanStartNs) && parent.content!.every((c) => c.id === null || this.deps.hasBlob(c.id))) {
-      const node: MutableNode = { ...parent, name, nlink: Number(st.nlink) };
+      const node: MutableNode = { ...parent, name, nlink: st.nlink };
       if (linkKey) {
         node.linkGroup = linkKey;
         if (!this.links.has(linkKey)) this.links.set(linkKey, Promise.resolve({ content: [...parent.content!], size: parent.size }));
@@ -331,15 +340,15 @@ export class Archiver {
   }
 
   /** readFile reads and stores a file's content; it sets node.xattrs from the open file. */
-  private async readFile(dirFd: number, name: Buffer, path: string, st: BigIntStats, node: MutableNode): Promise<FileContent> {
-    const size = Number(st.size);
+  private async readFile(dirFd: number, name: Buffer, path: string, st: StatLike, node: MutableNode): Promise<FileContent> {
+    const size = st.size;
     const slots = size > SMALL_FILE ? this.bigReadSlots : this.readSlots;
     await slots.acquire();
     let fd: number | null = null;
     try {
       fd = await fsx.open(fsx.at(dirFd, name), fsx.OPEN_READ);
       const fst = await fsx.fstat(fd, { bigint: true });
-      if (typeOf(fst.mode) !== 'file' || fst.ino !== st.ino) {
+      if (typeOf(Number(fst.mode)) !== 'file' || fst.ino !== st.ino) {
         const err: NodeJS.ErrnoException = new Error('file was replaced while being read');
         err.code = 'ENOENT';
         throw err;

@@ -13,11 +13,14 @@ import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import type { ContentRef } from '../format/tree.js';
 import * as fsx from '../fsx/fsx.js';
-import { native } from '../native.js';
+import { sha256Hex } from '../format/hash.js';
+import { native, sha256Many } from '../native.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import type { ProgressTracker } from '../util/progress.js';
 
-/** Reading is done in blocks of this size. */
+/** Reading is done in blocks of this size, from a pool shared by all readers. */
 const BLOCK = 8 * 1024 * 1024;
+const blocks = new BufferPool(BLOCK, 12);
 /** Files up to this size are read with one read() and not probed for holes. */
 export const SMALL_FILE = 256 * 1024;
 
@@ -36,9 +39,13 @@ export interface FileContent {
   readonly size: number;
 }
 
+/** Chunks smaller than this are hashed on the main thread (cheaper than a hop). */
+const HASH_INLINE_BELOW = 64 * 1024;
+
 export interface FileReaderDeps {
   readonly gear: GearConfig;
-  saveBlob(type: BlobType, raw: Buffer): Promise<string>;
+  /** saveBlob stores a blob whose id (SHA-256) is known, unless already present. */
+  saveBlob(type: BlobType, raw: Buffer, id: string): Promise<unknown>;
   readonly progress: ProgressTracker;
   checkAbort(): void;
   /** Counts bytes read from the source. */
@@ -64,9 +71,31 @@ export class FileReader {
     return size > SMALL_FILE ? this.readLarge(fd, size) : this.readSmall(fd, size);
   }
 
-  private async storeChunk(chunk: Buffer): Promise<ContentRef> {
-    if (isZero(chunk)) return { id: null, length: chunk.length };
-    return { id: await this.deps.saveBlob(BlobType.Data, chunk), length: chunk.length };
+  /**
+   * hashChunks starts hashing a block's chunks on the thread pool and returns
+   * a function that stores them and appends them to `out`, in order.
+   */
+  private hashChunks(chunks: readonly Buffer[]): (out: ContentBuilder) => Promise<void> {
+    const data = chunks.filter((c) => !isZero(c));
+    const ids: Promise<string[]> =
+      data.length === 1 && data[0]!.length < HASH_INLINE_BELOW ? Promise.resolve([sha256Hex(data[0]!)]) : sha256Many(data);
+    ids.catch(() => undefined); // handled by the store step
+    return async (out) => {
+      const hex = await ids;
+      let k = 0;
+      const saves: Array<Promise<unknown>> = [];
+      for (const c of chunks) {
+        if (data[k] !== c) {
+          out.add({ id: null, length: c.length });
+          continue;
+        }
+        const id = hex[k++]!;
+        saves.push(this.deps.saveBlob(BlobType.Data, c, id));
+        out.add({ id, length: c.length });
+      }
+      // Chunks of a block are compressed in parallel; all are stored before the block is reused.
+      await Promise.all(saves);
+    };
   }
 
   private async readSmall(fd: number, size: number): Promise<FileContent> {
@@ -79,10 +108,10 @@ export class FileReader {
     const data = buf.subarray(0, n);
     const out = new ContentBuilder();
     if (n <= this.deps.gear.minSize) {
-      out.add(await this.storeChunk(data));
+      await this.hashChunks([data])(out);
     } else {
       const chunker = new Chunker(this.deps.gear);
-      for (const c of [...chunker.push(data), ...chunker.finish()]) out.add(await this.storeChunk(c));
+      await this.hashChunks([...chunker.push(data), ...chunker.finish()])(out);
     }
     return { content: out.refs, size: n };
   }
@@ -113,29 +142,54 @@ export class FileReader {
     return { content: out.refs, size };
   }
 
-  /** readExtent chunks [from, end) of the file; returns where reading stopped. */
+  /**
+   * readExtent chunks [from, end) of the file; returns where reading stopped.
+   * Three stages overlap: reading block k+1, hashing block k's chunks on the
+   * thread pool, storing block k-1's.
+   */
   private async readExtent(fd: number, from: number, end: number, out: ContentBuilder): Promise<number> {
     const chunker = new Chunker(this.deps.gear);
     const readAt = (at: number): Promise<[Buffer, number]> => {
-      const len = Math.min(BLOCK, end - at);
-      const buf = Buffer.allocUnsafe(len);
-      return fsx.readFull(fd, buf, 0, len, at).then((n): [Buffer, number] => [buf, n]);
+      const buf = blocks.acquire();
+      return fsx.readFull(fd, buf, 0, Math.min(BLOCK, end - at), at).then(
+        (n): [Buffer, number] => [buf, n],
+        (err: unknown) => {
+          blocks.release(buf);
+          throw err;
+        },
+      );
     };
+    // A block is recycled once its chunks are stored and the next block's
+    // scan has copied any chunk that began in it.
+    const held: Buffer[] = [];
     let pos = from;
-    // Read the next block while this one is chunked and stored.
+    let storing: Promise<void> = Promise.resolve();
     let next: Promise<[Buffer, number]> | null = readAt(pos);
-    while (next !== null) {
-      const [buf, n]: [Buffer, number] = await next;
-      if (n === 0) break;
-      const after: number = pos + n;
-      next = after < end ? readAt(after) : null;
-      this.deps.onRead(n);
-      for (const c of chunker.push(buf.subarray(0, n))) out.add(await this.storeChunk(c));
-      pos = after;
-      this.deps.progress.bytes(n);
-      this.deps.checkAbort();
+    try {
+      while (next !== null) {
+        const [buf, n]: [Buffer, number] = await next;
+        held.push(buf);
+        if (n === 0) break;
+        const after: number = pos + n;
+        next = after < end ? readAt(after) : null;
+        this.deps.onRead(n);
+        const store = this.hashChunks(await chunker.pushAsync(buf.subarray(0, n)));
+        await storing;
+        while (held.length > 2) blocks.release(held.shift()!);
+        storing = store(out);
+        pos = after;
+        this.deps.progress.bytes(n);
+        this.deps.checkAbort();
+      }
+      const store = this.hashChunks(chunker.finish());
+      await storing;
+      await store(out);
+      for (const b of held.splice(0)) blocks.release(b);
+    } finally {
+      // On failure, buffers still referenced by work in flight are left to the GC.
+      await storing.catch(() => undefined);
+      await next?.then(([b]) => blocks.release(b)).catch(() => undefined);
     }
-    for (const c of chunker.finish()) out.add(await this.storeChunk(c));
     return pos;
   }
 }

@@ -6,12 +6,32 @@ import type { BigIntStats } from 'node:fs';
 import { isErrno } from '../../core/errors.js';
 import type { NodeType, TreeNode } from '../format/tree.js';
 import * as fsx from '../fsx/fsx.js';
-import { native } from '../native.js';
+import { type EntryStat, native } from '../native.js';
 
 export type MutableNode = { -readonly [K in keyof TreeNode]: TreeNode[K] };
 
-export function typeOf(mode: bigint): NodeType | null {
-  switch (Number(mode) & fsx.S_IFMT) {
+/** The lstat fields a node is made from (native readDirStats gives these). */
+export type StatLike = Omit<EntryStat, 'name' | 'error'>;
+
+/** fromBigIntStats adapts node:fs bigint stats to StatLike. */
+export function fromBigIntStats(st: BigIntStats): StatLike {
+  return {
+    mode: Number(st.mode),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    ino: st.ino,
+    dev: st.dev,
+    nlink: Number(st.nlink),
+    rdev: st.rdev,
+    blocks: Number(st.blocks),
+  };
+}
+
+export function typeOf(mode: number): NodeType | null {
+  switch (mode & fsx.S_IFMT) {
     case fsx.S_IFREG:
       return 'file';
     case fsx.S_IFDIR:
@@ -39,17 +59,17 @@ export function devMinor(rdev: bigint): number {
   return Number((rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n));
 }
 
-export function baseNode(name: Buffer, type: NodeType, st: BigIntStats): MutableNode {
+export function baseNode(name: Buffer, type: NodeType, st: StatLike): MutableNode {
   return {
     name,
     type,
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
     mtimeNs: st.mtimeNs,
     ctimeNs: st.ctimeNs,
     ino: st.ino,
-    nlink: Number(st.nlink),
+    nlink: st.nlink,
     size: 0,
   };
 }
@@ -81,16 +101,16 @@ export function readXattrs(target: number | Buffer): Array<readonly [Buffer, Buf
  * strictly older than the parent's scan start (a file changed in the same
  * clock tick as that scan began is "racily clean" and must be re-read).
  */
-export function unchanged(p: TreeNode | undefined, st: BigIntStats, parentScanStartNs: bigint): p is TreeNode {
+export function unchanged(p: TreeNode | undefined, st: StatLike, parentScanStartNs: bigint): p is TreeNode {
   return (
     p !== undefined &&
     p.type === 'file' &&
     p.content !== undefined &&
-    p.size === Number(st.size) &&
+    p.size === st.size &&
     p.mtimeNs === st.mtimeNs &&
     p.ctimeNs === st.ctimeNs &&
     p.ino === st.ino &&
-    p.mode === Number(st.mode & 0o7777n) &&
+    p.mode === (st.mode & 0o7777) &&
     st.ctimeNs < parentScanStartNs
   );
 }

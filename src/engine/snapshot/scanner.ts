@@ -3,8 +3,8 @@
  * so a snapshot's progress can show totals. It runs alongside the capture and
  * only reads metadata; it never follows a symlink.
  */
-import type { BigIntStats } from 'node:fs';
 import * as fsx from '../fsx/fsx.js';
+import { type EntryStat, readDirStats } from '../native.js';
 import { typeOf } from './node-stat.js';
 
 export interface Totals {
@@ -16,28 +16,22 @@ export async function scanTotals(paths: readonly string[]): Promise<Totals> {
   let files = 0;
   let bytes = 0;
   const walk = async (dirFd: number): Promise<void> => {
-    let names: Buffer[];
+    let entries: EntryStat[];
     try {
-      names = await fsx.readdir(fsx.at(dirFd), { encoding: 'buffer' });
+      entries = await readDirStats(dirFd);
     } catch {
       return;
     }
-    for (const name of names) {
-      const p = fsx.at(dirFd, name);
-      let st: BigIntStats;
-      try {
-        st = await fsx.lstat(p, { bigint: true });
-      } catch {
-        continue;
-      }
+    for (const st of entries) {
+      if (st.error) continue;
       const t = typeOf(st.mode);
       if (t === 'file') {
         files++;
-        bytes += Number(st.size);
+        bytes += st.size;
       } else if (t === 'dir') {
         let fd: number;
         try {
-          fd = await fsx.open(p, fsx.OPEN_DIR);
+          fd = await fsx.open(fsx.at(dirFd, st.name), fsx.OPEN_DIR);
         } catch {
           continue;
         }

@@ -19,6 +19,7 @@ import { type SnapshotRecord, type SnapshotStats, encodeSnapshotRecord, decodeSn
 import type { TreeNode } from '../format/tree.js';
 import type { RepoLock } from '../repo/lock.js';
 import type { MasterIndex } from '../repo/master-index.js';
+import { CompressPool } from '../repo/compress-pool.js';
 import { PackWriter } from '../repo/pack-writer.js';
 import type { Repository } from '../repo/repository.js';
 import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
@@ -51,6 +52,7 @@ export class SnapshotSession {
   private readonly pending = new Set<string>();
   private readonly written: IndexedPack[] = [];
   private readonly writer: PackWriter;
+  private readonly compressor: CompressPool;
   private newBlobs = 0;
   private newBytes = 0;
   private storedBytes = 0;
@@ -66,6 +68,7 @@ export class SnapshotSession {
       this.written.push(pack);
       for (const b of pack.blobs) this.pending.delete(b.id);
     });
+    this.compressor = new CompressPool(repo.codec, repo.config.compressionLevel);
   }
 
   /** begin takes the write lock, removes leftovers of crashed writers and loads the index. */
@@ -83,12 +86,13 @@ export class SnapshotSession {
 
   private hasBlob = (id: string): boolean => this.index.has(id) || this.pending.has(id);
 
-  /** saveBlob stores a blob unless it is already stored, and returns its id. */
-  private saveBlob = async (type: BlobType, raw: Buffer): Promise<string> => {
-    const id = sha256Hex(raw);
+  /** saveBlob stores a blob unless it is already stored, and returns its id
+   * (computed here unless the caller hashed it already). */
+  private saveBlob = async (type: BlobType, raw: Buffer, knownId?: string): Promise<string> => {
+    const id = knownId ?? sha256Hex(raw);
     if (this.hasBlob(id)) return id;
     this.pending.add(id);
-    const { stored, compression } = this.repo.codec.encode(raw);
+    const { stored, compression } = await this.compressor.encode(raw);
     this.newBlobs++;
     this.newBytes += raw.length;
     this.storedBytes += stored.length;
@@ -168,6 +172,7 @@ export class SnapshotSession {
 
   private async close(): Promise<void> {
     this.closed = true;
+    await this.compressor.close();
     await this.lock.release();
   }
 

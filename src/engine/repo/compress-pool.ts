@@ -1,0 +1,123 @@
+/**
+ * compress-pool: zstd compression on worker threads, so compressing new data
+ * (the costliest step of a first snapshot) uses every core and leaves the
+ * main thread free to walk, read and hash.
+ *
+ * Small blobs are compressed inline: a thread hop costs more than they do.
+ * Larger ones are copied into a transferable buffer and compressed by the
+ * least busy worker; at most `perWorker` jobs wait per worker, and
+ * encode() waits for room, which bounds the memory in flight.
+ */
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { Compression } from '../format/blob.js';
+import type { BlobCodec, Encoded } from './codec.js';
+
+/** Blobs below this size are compressed on the calling thread. */
+const INLINE_BELOW = 32 * 1024;
+
+// The worker's source: CommonJS, evaluated, so it runs from src/ and dist/ alike.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { Compressor } = require(workerData.zstdPath);
+const c = new Compressor();
+c.setParameters({ compressionLevel: workerData.level });
+parentPort.on('message', ({ id, buf }) => {
+  try {
+    const raw = new Uint8Array(buf);
+    const z = c.compress(raw);
+    if (z.length <= raw.length - (raw.length >> 5)) {
+      const out = new Uint8Array(z.length);
+      out.set(z);
+      parentPort.postMessage({ id, z: out.buffer }, [out.buffer]);
+    } else {
+      parentPort.postMessage({ id, z: null });
+    }
+  } catch (err) {
+    parentPort.postMessage({ id, error: String(err && err.message || err) });
+  }
+});
+`;
+
+interface Slot {
+  readonly worker: Worker;
+  pending: number;
+}
+
+interface Job {
+  readonly raw: Buffer;
+  readonly resolve: (e: Encoded) => void;
+  readonly reject: (err: Error) => void;
+}
+
+export class CompressPool {
+  private readonly slots: Slot[] = [];
+  private readonly jobs = new Map<number, Job>();
+  private readonly waiters: Array<() => void> = [];
+  private nextId = 0;
+  private closed = false;
+
+  constructor(
+    private readonly codec: BlobCodec,
+    level: number,
+    workers = Math.max(1, Math.min(4, os.availableParallelism())),
+    private readonly perWorker = 3,
+  ) {
+    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    for (let i = 0; i < workers; i++) {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, level } });
+      worker.unref();
+      const slot: Slot = { worker, pending: 0 };
+      worker.on('message', (m: { id: number; z?: ArrayBuffer | null; error?: string }) => this.done(slot, m));
+      worker.on('error', (err) => this.fail(slot, err));
+      this.slots.push(slot);
+    }
+  }
+
+  /** encode compresses `raw` when that pays; `raw` may be reused once this resolves. */
+  async encode(raw: Buffer): Promise<Encoded> {
+    if (raw.length < INLINE_BELOW || this.closed) return this.codec.encode(raw);
+    let slot = this.leastBusy();
+    while (slot.pending >= this.perWorker) {
+      await new Promise<void>((r) => this.waiters.push(r));
+      slot = this.leastBusy();
+    }
+    const copy = new Uint8Array(raw.length);
+    copy.set(raw);
+    const id = this.nextId++;
+    slot.pending++;
+    return new Promise<Encoded>((resolve, reject) => {
+      this.jobs.set(id, { raw, resolve, reject });
+      slot.worker.postMessage({ id, buf: copy.buffer }, [copy.buffer]);
+    });
+  }
+
+  private leastBusy(): Slot {
+    return this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
+  }
+
+  private done(slot: Slot, m: { id: number; z?: ArrayBuffer | null; error?: string }): void {
+    slot.pending--;
+    this.waiters.shift()?.();
+    const job = this.jobs.get(m.id);
+    if (!job) return;
+    this.jobs.delete(m.id);
+    if (m.error) job.reject(new Error(`compression failed: ${m.error}`));
+    else if (m.z) job.resolve({ stored: Buffer.from(m.z), compression: Compression.Zstd });
+    else job.resolve({ stored: job.raw, compression: Compression.None });
+  }
+
+  private fail(_slot: Slot, err: Error): void {
+    for (const job of this.jobs.values()) job.reject(err);
+    this.jobs.clear();
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
