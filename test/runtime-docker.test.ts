@@ -1,0 +1,265 @@
+/**
+ * The Docker runtime against the real engine: a service writing to a bind
+ * mounted volume is started, frozen (the file stops growing), thawed, exec'd
+ * into, stopped quickly, restarted on the same volume, restarted on a swapped
+ * volume directory, listed and removed (the host directory stays). Also a two
+ * service deployment freezing as a whole, and the errors callers see.
+ *
+ * Needs dockerd and busybox-static (scripts/test-setup.sh). With CI=true a
+ * missing daemon fails the suite; elsewhere it is skipped with a message.
+ * The exec stream decoding is checked without Docker.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../src/runtime/docker/docker-runtime.js';
+import { StreamDemuxer, TailBuffer, collectExecOutput } from '../src/runtime/docker/exec-stream.js';
+import { type DeploymentSpec, RuntimeError } from '../src/runtime/types.js';
+import { ensureBusyboxImage } from './helpers/images.js';
+
+const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
+const SOCKET = process.env.DOCKER_HOST?.startsWith('unix://') ? process.env.DOCKER_HOST : undefined;
+const DOCKER_UP = await DockerRuntime.available({ socketPath: SOCKET, timeoutMs: 3000 });
+if (!DOCKER_UP && !IN_CI) {
+  console.warn(`skipping the Docker runtime tests: no Docker daemon answers on ${SOCKET ?? '/var/run/docker.sock'} (run scripts/test-setup.sh)`);
+}
+
+const WRITER = 'i=0; while true; do i=$((i+1)); echo $i >> /data/seq; sleep 0.01; done';
+
+function frame(kind: number, payload: string): Buffer {
+  const body = Buffer.from(payload);
+  const header = Buffer.alloc(8);
+  header[0] = kind;
+  header.writeUInt32BE(body.length, 4);
+  return Buffer.concat([header, body]);
+}
+
+describe('exec stream decoding', () => {
+  it('demultiplexes frames however the chunks are cut', () => {
+    const stream = Buffer.concat([frame(1, 'hello '), frame(2, 'oops\n'), frame(1, ''), frame(1, 'wörld\n')]);
+    for (let cut = 1; cut <= stream.length; cut++) {
+      const got: string[] = [];
+      const demux = new StreamDemuxer((kind, payload) => got.push(`${kind}:${payload.toString()}`));
+      for (let i = 0; i < stream.length; i += cut) demux.push(stream.subarray(i, i + cut));
+      demux.end();
+      expect(got.join('|'), `chunks of ${cut}`).toBe(['stdout:hello ', 'stderr:oops\n', 'stdout:wörld\n'].join('|'));
+    }
+  });
+
+  it('passes a stream without frame headers through as output', () => {
+    const out = collectExecOutput();
+    out.push(Buffer.from('plain tty output\n'));
+    out.push(Buffer.from('more\n'));
+    expect(out.finish()).toBe('plain tty output\nmore\n');
+  });
+
+  it('keeps only the last bytes, not starting inside a character', () => {
+    const tail = new TailBuffer(10);
+    tail.push(Buffer.from('0123456789'));
+    tail.push(Buffer.from('ab'));
+    expect(tail.text()).toBe('23456789ab');
+    expect(tail.truncated).toBe(true);
+    const utf = new TailBuffer(5);
+    utf.push(Buffer.from('xxé1234')); // é is 2 bytes: the cut falls inside it
+    expect(utf.text()).toBe('1234');
+    const out = collectExecOutput(4);
+    out.push(frame(1, 'abcdef'));
+    out.push(frame(2, 'gh'));
+    expect(out.finish()).toBe('efgh');
+  });
+});
+
+describe.skipIf(!DOCKER_UP && !IN_CI)('DockerRuntime on the real engine', () => {
+  let rt: DockerRuntime;
+  let image: string;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-docker-test-'));
+  const run = `t${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const created: string[] = [];
+
+  beforeAll(async () => {
+    if (!DOCKER_UP) throw new Error(`CI: Docker is required but no daemon answers on ${SOCKET ?? '/var/run/docker.sock'}`);
+    image = await ensureBusyboxImage({ socketPath: SOCKET });
+    rt = new DockerRuntime({ socketPath: SOCKET, networkMode: 'none', stopTimeoutSec: 10 });
+  });
+
+  afterAll(async () => {
+    if (rt) {
+      for (const id of created) await rt.remove(id).catch(() => undefined);
+      await rt.close();
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function spec(id: string, services: Array<{ name: string; dir: string }>): DeploymentSpec {
+    created.push(id);
+    return {
+      deploymentId: id,
+      services: services.map((s) => ({
+        name: s.name,
+        image,
+        command: ['sh', '-c', WRITER],
+        args: [],
+        env: { KOVA_TEST: '1' },
+        volumes: [{ name: 'data', hostPath: s.dir, mountPath: '/data' }],
+      })),
+    };
+  }
+
+  function lines(dir: string): number {
+    try {
+      return fs.readFileSync(path.join(dir, 'seq'), 'utf8').split('\n').filter((l) => l !== '').length;
+    } catch {
+      return 0;
+    }
+  }
+
+  async function grows(dir: string, timeoutMs = 10_000): Promise<void> {
+    const start = lines(dir);
+    const deadline = Date.now() + timeoutMs;
+    while (lines(dir) <= start + 2) {
+      if (Date.now() > deadline) throw new Error(`${dir}/seq did not grow (stuck at ${lines(dir)} lines)`);
+      await sleep(20);
+    }
+  }
+
+  async function staysStill(dir: string, ms = 300): Promise<void> {
+    const before = lines(dir);
+    await sleep(ms);
+    expect(lines(dir), `${dir}/seq grew while frozen`).toBe(before);
+  }
+
+  async function states(id: string): Promise<string[]> {
+    return (await rt.status(id)).map((s) => `${s.name}=${s.state}`);
+  }
+
+  function mkdir(name: string): string {
+    const dir = path.join(tmp, name);
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  it('runs a service through its whole life on a bind mounted volume', async () => {
+    const id = `${run}-one`;
+    const dir = mkdir('one');
+    await rt.create(spec(id, [{ name: 'app', dir }]));
+    await rt.create(spec(id, [{ name: 'app', dir }])); // re-create replaces
+    expect(await states(id)).toEqual(['app=stopped']);
+
+    await rt.start(id);
+    await rt.start(id); // already started: success
+    const st = await rt.status(id);
+    expect(st).toMatchObject([{ name: 'app', state: 'running', exitCode: null }]);
+    expect(Number.isNaN(Date.parse(st[0]?.startedAt ?? ''))).toBe(false);
+    await grows(dir);
+
+    let t = Date.now();
+    await rt.freeze(id);
+    const freezeMs = Date.now() - t;
+    await rt.freeze(id); // already frozen: success
+    expect(await states(id)).toEqual(['app=paused']);
+    await staysStill(dir);
+    t = Date.now();
+    await rt.thaw(id);
+    const thawMs = Date.now() - t;
+    await rt.thaw(id); // not frozen: success
+    expect(await states(id)).toEqual(['app=running']);
+    await grows(dir);
+
+    const ex = await rt.exec(id, 'app', ['sh', '-c', 'echo hi; exit 3']);
+    expect(ex).toEqual({ exitCode: 3, output: 'hi\n' });
+    expect((await rt.exec(id, 'app', ['sh', '-c', 'echo to-stderr >&2'])).output).toBe('to-stderr\n');
+    expect((await rt.exec(id, 'app', ['sh', '-c', 'echo $KOVA_TEST'])).output).toBe('1\n');
+    const big = await rt.exec(id, 'app', ['sh', '-c', 'head -c 200000 /dev/zero | tr "\\0" x; echo END']);
+    expect(big.output.length).toBe(64 * 1024);
+    expect(big.output.endsWith('xEND\n')).toBe(true);
+    await expect(rt.exec(id, 'app', ['sleep', '5'], { timeoutMs: 300 })).rejects.toThrow(/timed out after 300 ms/);
+
+    t = Date.now();
+    await rt.stop(id);
+    const stopMs = Date.now() - t;
+    expect(stopMs).toBeLessThan(4000);
+    await rt.stop(id); // already stopped: success
+    const stopped = await rt.status(id);
+    expect(stopped).toMatchObject([{ name: 'app', state: 'stopped' }]);
+    expect(stopped[0]?.exitCode).toEqual(expect.any(Number));
+    await expect(rt.exec(id, 'app', ['true'])).rejects.toThrow(/not running/);
+
+    // Restart on the same volume: old content is still there and grows on.
+    fs.writeFileSync(path.join(dir, 'kept'), 'kept\n');
+    t = Date.now();
+    await rt.start(id);
+    const startMs = Date.now() - t;
+    expect(await states(id)).toEqual(['app=running']);
+    expect((await rt.exec(id, 'app', ['cat', '/data/kept'])).output).toBe('kept\n');
+    await grows(dir);
+    console.info(`docker: freeze ${freezeMs} ms, thaw ${thawMs} ms, stop ${stopMs} ms, start ${startMs} ms`);
+  });
+
+  it('sees a volume directory swapped while stopped', async () => {
+    const id = `${run}-one`;
+    const dir = path.join(tmp, 'one');
+    await rt.stop(id);
+    fs.renameSync(dir, path.join(tmp, 'one.old'));
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'marker'), 'swapped\n');
+    await rt.start(id);
+    expect(await rt.exec(id, 'app', ['cat', '/data/marker'])).toEqual({ exitCode: 0, output: 'swapped\n' });
+    await grows(dir);
+    const oldLines = lines(path.join(tmp, 'one.old'));
+    await sleep(100);
+    expect(lines(path.join(tmp, 'one.old'))).toBe(oldLines);
+  });
+
+  it('lists and removes the deployment, keeping the host directory', async () => {
+    const id = `${run}-one`;
+    expect(await rt.deployments()).toContain(id);
+    await rt.remove(id);
+    expect(await states(id)).toEqual(['app=missing']);
+    expect(await rt.deployments()).not.toContain(id);
+    expect(fs.readFileSync(path.join(tmp, 'one', 'marker'), 'utf8')).toBe('swapped\n');
+    await rt.remove(id); // already gone: success
+    await expect(rt.start(id)).rejects.toThrow(RuntimeError);
+  });
+
+  it('freezes and thaws every service of a deployment', async () => {
+    const id = `${run}-two`;
+    const a = mkdir('two-a');
+    const b = mkdir('two-b');
+    await rt.create(spec(id, [{ name: 'web', dir: a }, { name: 'db', dir: b }]));
+    await rt.start(id);
+    await Promise.all([grows(a), grows(b)]);
+    await rt.freeze(id);
+    expect(await states(id)).toEqual(['web=paused', 'db=paused']);
+    await Promise.all([staysStill(a), staysStill(b)]);
+    await rt.thaw(id);
+    expect(await states(id)).toEqual(['web=running', 'db=running']);
+    await Promise.all([grows(a), grows(b)]);
+    // stop() on a frozen deployment thaws it first, so it still stops quickly.
+    await rt.freeze(id);
+    const t = Date.now();
+    await rt.stop(id);
+    expect(Date.now() - t).toBeLessThan(4000);
+    expect(await states(id)).toEqual(['web=stopped', 'db=stopped']);
+    await rt.remove(id);
+    expect(await states(id)).toEqual(['web=missing', 'db=missing']);
+  });
+
+  it('reports errors readably', async () => {
+    const id = `${run}-bad`;
+    const err = await rt
+      .create({ deploymentId: id, services: [{ name: 'x', image: 'kova-test/does-not-exist:1', command: [], args: [], env: {}, volumes: [] }] })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(RuntimeError);
+    expect((err as Error).message).toMatch(/image kova-test\/does-not-exist:1 is not available on this node/);
+    expect((err as Error).message).not.toMatch(/\n\s+at /);
+    expect(await rt.deployments()).not.toContain(id);
+    await expect(rt.exec(id, 'x', ['true'])).rejects.toThrow(/no such service/);
+    await expect(rt.create({ deploymentId: 'bad id', services: [] })).rejects.toThrow(RuntimeError);
+    const down = new DockerRuntime({ socketPath: path.join(tmp, 'no.sock') });
+    await expect(down.deployments()).rejects.toThrow(/does not exist/);
+    expect(await DockerRuntime.available({ socketPath: path.join(tmp, 'no.sock') })).toBe(false);
+    await down.close();
+  });
+});
