@@ -7,14 +7,16 @@ import { parseArgs } from 'node:util';
 import { TOOL_GROUPS } from './lib/suite.js';
 import type { Suite, ToolGroup } from './lib/suite.js';
 import { engineSuite } from './suites/engine.js';
+import { serviceSuite } from './suites/service.js';
 
 const SUITES: Record<string, Suite> = {
   engine: engineSuite,
+  service: serviceSuite,
 };
 
 const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--only GROUP[,GROUP]] [--keep]
 
-  --suite NAME   suite to run (default engine):
+  --suite NAME   suite to run (default all, one after the other):
 ${Object.entries(SUITES)
   .map(([name, s]) => `                   ${name}: ${s.description}`)
   .join('\n')}
@@ -34,7 +36,7 @@ async function main(): Promise<number> {
     try {
       return parseArgs({
         options: {
-          suite: { type: 'string', default: 'engine' },
+          suite: { type: 'string', default: 'all' },
           scale: { type: 'string', default: '1' },
           only: { type: 'string' },
           keep: { type: 'boolean', default: false },
@@ -49,8 +51,8 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const suite = SUITES[values.suite];
-  if (!suite) fail(`unknown suite: ${values.suite}`);
+  const names = values.suite === 'all' ? Object.keys(SUITES) : [values.suite];
+  for (const name of names) if (!SUITES[name]) fail(`unknown suite: ${name}`);
   const scale = Number(values.scale);
   if (!(scale > 0)) fail(`--scale must be a positive number, got ${values.scale}`);
   const only = new Set<ToolGroup>();
@@ -60,7 +62,9 @@ async function main(): Promise<number> {
   }
   const repoRoot = fileURLToPath(new URL('..', import.meta.url));
   const workDir = resolve(process.env.KOVA_BENCH_DIR ?? resolve(repoRoot, '.bench'));
-  return suite.run({ repoRoot, workDir, scale, only, keep: values.keep });
+  let code = 0;
+  for (const name of names) code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, keep: values.keep }));
+  return code;
 }
 
 main().then(

@@ -6,7 +6,9 @@
 import { Command, CommanderError } from 'commander';
 import { KovaError } from '../core/errors.js';
 import { type Io, processIo } from './output.js';
+import { registerKeys } from './keys.js';
 import { registerRepo } from './repo.js';
+import { registerServe } from './serve.js';
 
 const VERSION = '0.1.0';
 
@@ -20,6 +22,8 @@ export function buildProgram(io: Io): Command {
       writeOut: (s) => io.out.write(s),
       writeErr: (s) => io.err.write(s),
     });
+  registerServe(program, io);
+  registerKeys(program, io);
   registerRepo(program, io);
   return program;
 }

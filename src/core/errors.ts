@@ -92,3 +92,24 @@ export function isErrno(err: unknown, ...codes: string[]): err is NodeJS.ErrnoEx
     (codes.length === 0 || codes.includes((err as NodeJS.ErrnoException).code as string))
   );
 }
+
+/** The request is malformed or a value is out of range (HTTP 400). */
+export class ValidationError extends KovaError {
+  constructor(code: string, message: string, details: ErrorDetails = {}) {
+    super(code, message, { status: 400, details });
+  }
+}
+
+/** The thing does not exist, or belongs to someone else (HTTP 404). */
+export class NotFoundError extends KovaError {
+  constructor(code: string, message: string) {
+    super(code, message, { status: 404 });
+  }
+}
+
+/** The request conflicts with the current state (HTTP 409). */
+export class ConflictError extends KovaError {
+  constructor(code: string, message: string, details: ErrorDetails = {}) {
+    super(code, message, { status: 409, details });
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * errors: every error becomes the API's error body
+ * {"success": false, "error": {"code", "message"}} with the right status.
+ * Anything that is not a deliberate KovaError is logged with its request id
+ * and answered as a bare 500: no stack, no host path, no internals.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { KovaError } from '../core/errors.js';
+
+export function errorBody(code: string, message: string): { success: false; error: { code: string; message: string } } {
+  return { success: false, error: { code, message } };
+}
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  keyword?: string;
+  params?: Record<string, unknown>;
+}
+
+function describeValidation(context: string, issues: readonly ValidationIssue[]): string {
+  const first = issues[0];
+  if (!first) return 'invalid request';
+  const where = `${context}${(first.instancePath ?? '').replace(/\//g, '.')}`;
+  if (first.keyword === 'additionalProperties') return `${where}: unknown field "${String(first.params?.additionalProperty)}"`;
+  if (first.keyword === 'required') return `${where}: missing field "${String(first.params?.missingProperty)}"`;
+  return `${where} ${first.message ?? 'is invalid'}`;
+}
+
+export function handleError(err: FastifyError | KovaError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof KovaError) {
+    if (err.status >= 500) req.log.error({ err }, 'request failed');
+    return reply.status(err.status).send(errorBody(err.code, err.message));
+  }
+  const fe = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
+  if (fe.validation) {
+    return reply.status(400).send(errorBody('INVALID_REQUEST', describeValidation(fe.validationContext ?? 'body', fe.validation)));
+  }
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return reply.status(413).send(errorBody('PAYLOAD_TOO_LARGE', 'request body is larger than 1 MiB'));
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return reply.status(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'send JSON with Content-Type: application/json'));
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return reply.status(400).send(errorBody('INVALID_JSON', 'request body is not valid JSON'));
+    default:
+      break;
+  }
+  if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return reply.status(fe.statusCode).send(errorBody('INVALID_REQUEST', fe.message));
+  }
+  req.log.error({ err }, 'internal error');
+  return reply.status(500).send(errorBody('INTERNAL_ERROR', `internal error (request ${req.id})`));
+}

@@ -1,0 +1,76 @@
+/** routes/snapshots: a deployment's snapshots, restores of them, and clones. */
+import type { Static } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { deploymentView, restoreView, snapshotView } from '../../services/views.js';
+import type { AppDeps } from '../deps.js';
+import { CloneBody, CreateSnapshotBody, DeploymentParams, ErrorResponse, Restore, RestoreBody, RestoreParams, Snapshot, SnapshotParams, ok } from '../schemas.js';
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 429: ErrorResponse };
+
+export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
+  app.get<{ Params: Static<typeof DeploymentParams> }>(
+    '/api/v1/deployments/:id/snapshots',
+    { schema: { tags: ['snapshots'], summary: "List a deployment's snapshots, newest first", params: DeploymentParams, response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors } } },
+    async (req) => ({ success: true, snapshots: deps.snapshots.list(req.user.id, req.params.id).map(snapshotView) }),
+  );
+
+  app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof CreateSnapshotBody> }>(
+    '/api/v1/deployments/:id/snapshots',
+    { schema: { tags: ['snapshots'], summary: 'Create a snapshot (runs in the background)', params: DeploymentParams, body: CreateSnapshotBody, response: { 202: ok({ snapshot: Snapshot }), ...errors } } },
+    async (req, reply) => reply.status(202).send({ success: true, snapshot: snapshotView(deps.snapshots.create(req.user.id, req.params.id, req.body?.label)) }),
+  );
+
+  app.get<{ Params: Static<typeof SnapshotParams> }>(
+    '/api/v1/deployments/:id/snapshots/:snapshotId',
+    { schema: { tags: ['snapshots'], summary: 'Get one snapshot', params: SnapshotParams, response: { 200: ok({ snapshot: Snapshot }), ...errors } } },
+    async (req) => ({ success: true, snapshot: snapshotView(deps.snapshots.get(req.user.id, req.params.id, req.params.snapshotId)) }),
+  );
+
+  app.delete<{ Params: Static<typeof SnapshotParams> }>(
+    '/api/v1/deployments/:id/snapshots/:snapshotId',
+    { schema: { tags: ['snapshots'], summary: 'Delete a snapshot (its space is reclaimed in the background)', params: SnapshotParams, response: { 200: ok({}), ...errors } } },
+    async (req) => {
+      deps.snapshots.delete(req.user.id, req.params.id, req.params.snapshotId);
+      return { success: true };
+    },
+  );
+
+  app.post<{ Params: Static<typeof SnapshotParams>; Body: Static<typeof RestoreBody> }>(
+    '/api/v1/deployments/:id/snapshots/:snapshotId/restore',
+    {
+      schema: {
+        tags: ['restores'],
+        summary: 'Restore a snapshot: replaces all current volume data and restarts the services',
+        params: SnapshotParams,
+        body: RestoreBody,
+        response: { 202: ok({ restore: Restore }), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const r = deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, req.body?.safetySnapshot ?? true);
+      return reply.status(202).send({ success: true, restore: restoreView(r) });
+    },
+  );
+
+  app.get<{ Params: Static<typeof DeploymentParams> }>(
+    '/api/v1/deployments/:id/restores',
+    { schema: { tags: ['restores'], summary: "List a deployment's restores, newest first", params: DeploymentParams, response: { 200: ok({ restores: Type.Array(Restore) }), ...errors } } },
+    async (req) => ({ success: true, restores: deps.restores.list(req.user.id, req.params.id).map(restoreView) }),
+  );
+
+  app.get<{ Params: Static<typeof RestoreParams> }>(
+    '/api/v1/deployments/:id/restores/:restoreId',
+    { schema: { tags: ['restores'], summary: 'Get one restore', params: RestoreParams, response: { 200: ok({ restore: Restore }), ...errors } } },
+    async (req) => ({ success: true, restore: restoreView(deps.restores.get(req.user.id, req.params.id, req.params.restoreId)) }),
+  );
+
+  app.post<{ Params: Static<typeof SnapshotParams>; Body: Static<typeof CloneBody> }>(
+    '/api/v1/deployments/:id/snapshots/:snapshotId/clone',
+    { schema: { tags: ['snapshots'], summary: 'Create a new deployment whose volumes start from this snapshot', params: SnapshotParams, body: CloneBody } },
+    async (req, reply) => {
+      const d = deps.deployments.clone(req.user.id, req.params.id, req.params.snapshotId, req.body?.name);
+      return reply.status(201).send({ success: true, deployment: deploymentView(d, await deps.deployments.extras(d)) });
+    },
+  );
+}

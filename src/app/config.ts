@@ -1,0 +1,89 @@
+/**
+ * config: the server's settings. Each comes from a command-line flag, else
+ * an environment variable, else its default; defaults are applied here and
+ * nowhere else.
+ */
+import path from 'node:path';
+import { ValidationError } from '../core/errors.js';
+import { parseDuration } from '../core/units.js';
+
+export type RuntimeChoice = 'auto' | 'docker' | 'process';
+
+export interface ServerConfig {
+  /** Where the database, volumes and repositories live. Default ./.kova */
+  readonly dataDir: string;
+  /** Default 127.0.0.1: only this machine can reach the API unless told otherwise. */
+  readonly host: string;
+  /** Default 8080. */
+  readonly port: number;
+  /** Default auto: Docker when its socket answers, else local processes. */
+  readonly runtime: RuntimeChoice;
+  /** Docker socket (unix:///path or a path). Default /var/run/docker.sock. */
+  readonly dockerHost: string | null;
+  /** Network mode of containers. Default bridge; tests use none. */
+  readonly dockerNetwork: string;
+  /** Seconds services get to stop before being killed. Default 10. */
+  readonly stopTimeoutSec: number;
+  /** Smallest automatic snapshot interval users may set. Default 1h. */
+  readonly minSnapshotIntervalMs: number;
+  /** Requests a minute per API key. Default 100. */
+  readonly rateLimitPerMinute: number;
+  /** Jobs (snapshots, restores, …) running at once across deployments. Default 2. */
+  readonly jobConcurrency: number;
+  /** pino level. Default info. */
+  readonly logLevel: string;
+}
+
+export type ConfigInput = Partial<Record<keyof ServerConfig, string | number | undefined>>;
+
+const ENV: Record<keyof ServerConfig, string> = {
+  dataDir: 'KOVA_DATA_DIR',
+  host: 'KOVA_HOST',
+  port: 'KOVA_PORT',
+  runtime: 'KOVA_RUNTIME',
+  dockerHost: 'KOVA_DOCKER_HOST',
+  dockerNetwork: 'KOVA_DOCKER_NETWORK',
+  stopTimeoutSec: 'KOVA_STOP_TIMEOUT',
+  minSnapshotIntervalMs: 'KOVA_MIN_SNAPSHOT_INTERVAL',
+  rateLimitPerMinute: 'KOVA_RATE_LIMIT',
+  jobConcurrency: 'KOVA_JOB_CONCURRENCY',
+  logLevel: 'KOVA_LOG_LEVEL',
+};
+
+/** The environment variable behind each setting, for help texts and docs. */
+export const CONFIG_ENV = ENV;
+
+function int(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ValidationError('INVALID_CONFIG', `${name} must be an integer from ${min} to ${max}, got "${v}"`);
+  return n;
+}
+
+export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const get = (k: keyof ServerConfig): string | undefined => {
+    const f = flags[k];
+    if (f !== undefined && f !== '') return String(f);
+    const e = env[ENV[k]];
+    return e !== undefined && e !== '' ? e : undefined;
+  };
+  const runtime = get('runtime') ?? 'auto';
+  if (runtime !== 'auto' && runtime !== 'docker' && runtime !== 'process') {
+    throw new ValidationError('INVALID_CONFIG', `runtime must be auto, docker or process, got "${runtime}"`);
+  }
+  const minInterval = get('minSnapshotIntervalMs') ?? '1h';
+  const minMs = parseDuration(minInterval);
+  if (minMs === null) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
+  return {
+    dataDir: path.resolve(get('dataDir') ?? '.kova'),
+    host: get('host') ?? '127.0.0.1',
+    port: int('port', get('port') ?? '8080', 0, 65535),
+    runtime,
+    dockerHost: get('dockerHost') ?? env.DOCKER_HOST ?? null,
+    dockerNetwork: get('dockerNetwork') ?? 'bridge',
+    stopTimeoutSec: int('stop timeout', get('stopTimeoutSec') ?? '10', 0, 3600),
+    minSnapshotIntervalMs: minMs,
+    rateLimitPerMinute: int('rate limit', get('rateLimitPerMinute') ?? '100', 1, 1_000_000),
+    jobConcurrency: int('job concurrency', get('jobConcurrency') ?? '2', 1, 64),
+    logLevel: get('logLevel') ?? 'info',
+  };
+}

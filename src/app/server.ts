@@ -1,0 +1,150 @@
+/**
+ * server: the composition root. Opens the database, picks the runtime,
+ * wires services, jobs, scheduler and HTTP API, recovers what a crash
+ * interrupted, and serves.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../api/app.js';
+import { type Clock, systemClock } from '../core/clock.js';
+import { Store } from '../db/store.js';
+import { JobQueue } from '../jobs/queue.js';
+import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
+import { ProcessRuntime } from '../runtime/process/process-runtime.js';
+import type { Runtime } from '../runtime/types.js';
+import type { ServiceContext } from '../services/context.js';
+import { DeploymentService } from '../services/deployment-service.js';
+import { KeyService } from '../services/keys.js';
+import { Metrics } from '../services/metrics.js';
+import { Paths } from '../services/paths.js';
+import { RestoreService } from '../services/restore-service.js';
+import { SettingsService } from '../services/settings-service.js';
+import { SnapshotService } from '../services/snapshot-service.js';
+import type { ServerConfig } from './config.js';
+
+export const VERSION = '0.1.0';
+const SCHEDULER_TICK_MS = 1000;
+
+export interface Services {
+  readonly ctx: ServiceContext;
+  readonly keys: KeyService;
+  readonly deployments: DeploymentService;
+  readonly snapshots: SnapshotService;
+  readonly restores: RestoreService;
+  readonly settings: SettingsService;
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly services: Services;
+  readonly url: string;
+  readonly adminKeyFile: string | null;
+  close(): Promise<void>;
+}
+
+/** chooseRuntime resolves `auto` to Docker when its daemon answers, else processes. */
+export async function chooseRuntime(cfg: ServerConfig, paths: Paths, log: Logger): Promise<Runtime> {
+  const dockerOpts = { socketPath: cfg.dockerHost ?? undefined, networkMode: cfg.dockerNetwork, stopTimeoutSec: cfg.stopTimeoutSec };
+  const processRuntime = () => new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: cfg.stopTimeoutSec * 1000 });
+  if (cfg.runtime === 'process') return processRuntime();
+  if (cfg.runtime === 'docker') return new DockerRuntime(dockerOpts);
+  if (await DockerRuntime.available(dockerOpts)) return new DockerRuntime(dockerOpts);
+  log.warn('Docker is not reachable: using the process runtime, which runs services as local processes with no isolation');
+  return processRuntime();
+}
+
+/** wireServices builds every service around a store and runtime (also used by tests). */
+export function wireServices(opts: { store: Store; runtime: Runtime; paths: Paths; clock: Clock; log: Logger; minSnapshotIntervalMs: number; jobConcurrency: number }): Services {
+  const metrics = new Metrics();
+  const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
+  const ctx: ServiceContext = {
+    store: opts.store,
+    runtime: opts.runtime,
+    clock: opts.clock,
+    paths: opts.paths,
+    jobs,
+    log: opts.log,
+    metrics,
+    config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs },
+  };
+  const snapshots = new SnapshotService(ctx);
+  const restores = new RestoreService(ctx, snapshots);
+  const deployments = new DeploymentService(ctx, snapshots);
+  const settings = new SettingsService(ctx, snapshots);
+  return { ctx, keys: new KeyService(opts.store, opts.clock), deployments, snapshots, restores, settings };
+}
+
+/** webDir finds the built dashboard (web/dist) next to the package. */
+export function defaultWebDir(): string | null {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const dir = path.resolve(here, '..', '..', 'web', 'dist');
+  return fs.existsSync(path.join(dir, 'index.html')) ? dir : null;
+}
+
+/** bootstrapAdmin creates user "admin" and a key on a fresh data dir; returns the key file. */
+async function bootstrapAdmin(store: Store, keys: KeyService, paths: Paths): Promise<string | null> {
+  if (store.users.count() > 0) return null;
+  const admin = keys.ensureUser('admin');
+  const { token } = await keys.create(admin.id, 'bootstrap');
+  const file = path.join(paths.dataDir, 'admin.key');
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return file;
+}
+
+export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
+  const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
+  const clock = opts.clock ?? systemClock;
+  fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const paths = new Paths(cfg.dataDir);
+  const store = Store.open(paths.database);
+  const runtime = await chooseRuntime(cfg, paths, log);
+  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency });
+  const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
+
+  const requeued = services.ctx.jobs.start();
+  if (requeued > 0) log.warn({ jobs: requeued }, 'resuming jobs interrupted by a restart');
+  await services.deployments.reconcile();
+  const tick = setInterval(() => {
+    try {
+      services.settings.tick();
+    } catch (err) {
+      log.error({ err }, 'scheduler tick failed');
+    }
+  }, SCHEDULER_TICK_MS);
+  tick.unref();
+
+  const app = await buildApp(
+    {
+      keys: services.keys,
+      deployments: services.deployments,
+      snapshots: services.snapshots,
+      restores: services.restores,
+      settings: services.settings,
+      metrics: services.ctx.metrics,
+      clock,
+      config: { minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, rateLimitPerMinute: cfg.rateLimitPerMinute, runtime: runtime.kind, version: VERSION, webDir: defaultWebDir() },
+    },
+    { logger: log },
+  );
+  const url = await app.listen({ host: cfg.host, port: cfg.port });
+  log.info({ url, runtime: runtime.kind, dataDir: cfg.dataDir }, 'kova is serving');
+  let closed = false;
+  return {
+    app,
+    services,
+    url,
+    adminKeyFile,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(tick);
+      await app.close();
+      await services.ctx.jobs.stop();
+      await runtime.close();
+      store.close();
+    },
+  };
+}

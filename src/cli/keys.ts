@@ -1,0 +1,73 @@
+/**
+ * keys: `kova keys …`, API key administration on this node's database.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../app/config.js';
+import { iso } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import { Store } from '../db/store.js';
+import { KeyService } from '../services/keys.js';
+import { type Io, printJson, println, table } from './output.js';
+
+function withKeys<T>(dataDir: string | undefined, fn: (keys: KeyService, store: Store) => Promise<T> | T): Promise<T> {
+  const cfg = loadConfig({ dataDir });
+  const store = Store.open(path.join(cfg.dataDir, 'kova.db'));
+  return Promise.resolve(fn(new KeyService(store, systemClock), store)).finally(() => store.close());
+}
+
+export function registerKeys(program: Command, io: Io): void {
+  const keys = program.command('keys').description("manage API keys in this node's database");
+  const dataDir = ['--data-dir <dir>', 'data directory [KOVA_DATA_DIR] (default ./.kova)'] as const;
+
+  keys
+    .command('create')
+    .description('create a key (and the user if new); prints the key alone')
+    .requiredOption('--user <name>', 'the user the key belongs to')
+    .option('--label <text>', 'what the key is for')
+    .option(...dataDir)
+    .action(async (o: { user: string; label?: string; dataDir?: string }) => {
+      await withKeys(o.dataDir, async (k) => {
+        const user = k.ensureUser(o.user);
+        const { token } = await k.create(user.id, o.label ?? null);
+        println(io, token);
+      });
+    });
+
+  keys
+    .command('list')
+    .description('list keys (never their secrets)')
+    .option('--json', 'print JSON')
+    .option(...dataDir)
+    .action(async (o: { json?: boolean; dataDir?: string }) => {
+      await withKeys(o.dataDir, (_k, store) => {
+        const rows = store.apiKeys.list().map((key) => ({
+          prefix: key.prefix,
+          user: store.users.get(key.userId)?.name ?? key.userId,
+          label: key.label,
+          createdAt: iso(key.createdAt),
+          lastUsedAt: key.lastUsedAt === null ? null : iso(key.lastUsedAt),
+          revoked: key.revokedAt !== null,
+        }));
+        if (o.json) return printJson(io, rows);
+        if (rows.length === 0) return println(io, 'no keys');
+        table(
+          io,
+          ['PREFIX', 'USER', 'LABEL', 'CREATED', 'LAST USED', 'STATE'],
+          rows.map((r) => [r.prefix, r.user, r.label ?? '', r.createdAt, r.lastUsedAt ?? 'never', r.revoked ? 'revoked' : 'active']),
+        );
+      });
+    });
+
+  keys
+    .command('revoke')
+    .description('revoke a key at once, by its prefix (or the whole key)')
+    .argument('<prefix>', 'the key prefix shown by "keys list"')
+    .option(...dataDir)
+    .action(async (prefix: string, o: { dataDir?: string }) => {
+      await withKeys(o.dataDir, (k) => {
+        const key = k.revoke(prefix);
+        println(io, `revoked key ${key.prefix}`);
+      });
+    });
+}

@@ -1,0 +1,50 @@
+/**
+ * serve: `kova serve`, the API and dashboard on this node.
+ */
+import type { Command } from 'commander';
+import { type ConfigInput, loadConfig } from '../app/config.js';
+import { startServer } from '../app/server.js';
+import { type Io, note } from './output.js';
+
+export function registerServe(program: Command, io: Io): void {
+  program
+    .command('serve')
+    .description('serve the API and the dashboard (flags override KOVA_* environment variables)')
+    .option('--data-dir <dir>', 'database, volumes and snapshots [KOVA_DATA_DIR] (default ./.kova)')
+    .option('--host <host>', 'address to listen on [KOVA_HOST] (default 127.0.0.1)')
+    .option('--port <port>', 'port to listen on [KOVA_PORT] (default 8080)')
+    .option('--runtime <kind>', 'auto, docker or process [KOVA_RUNTIME] (default auto: Docker if it answers)')
+    .option('--docker-host <url>', 'Docker socket, unix:///path [KOVA_DOCKER_HOST] (default /var/run/docker.sock)')
+    .option('--docker-network <mode>', 'network mode of containers [KOVA_DOCKER_NETWORK] (default bridge)')
+    .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
+    .option('--rate-limit <n>', 'requests a minute per API key [KOVA_RATE_LIMIT] (default 100)')
+    .option('--stop-timeout <seconds>', 'grace period when stopping services [KOVA_STOP_TIMEOUT] (default 10)')
+    .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
+    .action(async (o: Record<string, string | undefined>) => {
+      const flags: ConfigInput = {
+        dataDir: o.dataDir,
+        host: o.host,
+        port: o.port,
+        runtime: o.runtime,
+        dockerHost: o.dockerHost,
+        dockerNetwork: o.dockerNetwork,
+        minSnapshotIntervalMs: o.minSnapshotInterval,
+        rateLimitPerMinute: o.rateLimit,
+        stopTimeoutSec: o.stopTimeout,
+        logLevel: o.logLevel,
+      };
+      const server = await startServer(loadConfig(flags));
+      if (server.adminKeyFile) note(io, `created user "admin"; its API key is in ${server.adminKeyFile} (sign in to the dashboard with it)`);
+      note(io, `kova is serving on ${server.url} (dashboard: ${server.url}/)`);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          note(io, 'stopping…');
+          void server.close().then(resolve, resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+}

@@ -1,0 +1,94 @@
+/**
+ * migrations: the schema, one entry per version. Never edit a released
+ * entry; append a new one. Times are milliseconds since the epoch.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE api_keys (
+    prefix TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL,
+    label TEXT,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  );
+  CREATE TABLE deployments (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    sdl TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'closed')),
+    cloned_from TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    closed_at INTEGER
+  );
+  CREATE INDEX deployments_by_user ON deployments(user_id, created_at);
+  CREATE TABLE snapshots (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    label TEXT,
+    status TEXT NOT NULL CHECK (status IN ('creating', 'ready', 'failed', 'deleting')),
+    trigger TEXT NOT NULL CHECK (trigger IN ('manual', 'automatic', 'before-update', 'before-restore')),
+    created_at INTEGER NOT NULL,
+    ready_at INTEGER,
+    engine_id TEXT,
+    size_bytes INTEGER,
+    stored_bytes INTEGER,
+    files INTEGER,
+    consistency TEXT CHECK (consistency IN ('frozen', 'live')),
+    freeze_ms INTEGER,
+    error TEXT,
+    warning TEXT,
+    progress_done INTEGER,
+    progress_total INTEGER
+  );
+  CREATE INDEX snapshots_by_deployment ON snapshots(deployment_id, created_at);
+  CREATE TABLE restores (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    snapshot_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'restoring', 'swapping', 'completed', 'failed')),
+    safety_snapshot INTEGER NOT NULL,
+    safety_snapshot_id TEXT,
+    journal TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    downtime_ms INTEGER,
+    error TEXT,
+    progress_done INTEGER,
+    progress_total INTEGER
+  );
+  CREATE INDEX restores_by_deployment ON restores(deployment_id, created_at);
+  CREATE TABLE snapshot_settings (
+    deployment_id TEXT PRIMARY KEY REFERENCES deployments(id),
+    enabled INTEGER NOT NULL,
+    interval_ms INTEGER NOT NULL,
+    retention INTEGER NOT NULL,
+    next_run_at INTEGER,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+  );
+  CREATE INDEX jobs_by_state ON jobs(state, id);
+  CREATE INDEX jobs_by_deployment ON jobs(deployment_id, state);
+  `,
+];

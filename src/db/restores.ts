@@ -1,0 +1,115 @@
+/** restores: restore operations and their journal (which step they reached). */
+import type { Db } from './database.js';
+
+export type RestoreStatus = 'pending' | 'restoring' | 'swapping' | 'completed' | 'failed';
+
+/** What a restore has done, enough to finish or undo it after a crash. */
+export interface RestoreJournal {
+  /** Staging directory holding the restored volumes until the swap. */
+  readonly stagingDir?: string;
+  /** Per volume key: inode of the staged directory (swapped once the live path has it). */
+  readonly staged?: Readonly<Record<string, string>>;
+  /** Set once the swap began: services were stopped. */
+  readonly swapStartedAt?: number;
+}
+
+export interface Restore {
+  readonly id: string;
+  readonly deploymentId: string;
+  readonly snapshotId: string;
+  readonly status: RestoreStatus;
+  readonly safetySnapshot: boolean;
+  readonly safetySnapshotId: string | null;
+  readonly journal: RestoreJournal;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly finishedAt: number | null;
+  readonly downtimeMs: number | null;
+  readonly error: string | null;
+  readonly progressDone: number | null;
+  readonly progressTotal: number | null;
+}
+
+interface Row {
+  id: string;
+  deployment_id: string;
+  snapshot_id: string;
+  status: RestoreStatus;
+  safety_snapshot: number;
+  safety_snapshot_id: string | null;
+  journal: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  downtime_ms: number | null;
+  error: string | null;
+  progress_done: number | null;
+  progress_total: number | null;
+}
+
+const toRestore = (r: Row): Restore => ({
+  id: r.id,
+  deploymentId: r.deployment_id,
+  snapshotId: r.snapshot_id,
+  status: r.status,
+  safetySnapshot: r.safety_snapshot === 1,
+  safetySnapshotId: r.safety_snapshot_id,
+  journal: r.journal ? (JSON.parse(r.journal) as RestoreJournal) : {},
+  createdAt: r.created_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  downtimeMs: r.downtime_ms,
+  error: r.error,
+  progressDone: r.progress_done,
+  progressTotal: r.progress_total,
+});
+
+const COLUMNS: Record<string, string> = {
+  status: 'status',
+  safetySnapshotId: 'safety_snapshot_id',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+  downtimeMs: 'downtime_ms',
+  error: 'error',
+  progressDone: 'progress_done',
+  progressTotal: 'progress_total',
+};
+
+export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>>;
+
+export class Restores {
+  constructor(private readonly db: Db) {}
+
+  insert(r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>): void {
+    this.db
+      .prepare("INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, created_at) VALUES (?, ?, ?, 'pending', ?, ?)")
+      .run(r.id, r.deploymentId, r.snapshotId, r.safetySnapshot ? 1 : 0, r.createdAt);
+  }
+
+  get(id: string): Restore | undefined {
+    const r = this.db.prepare('SELECT * FROM restores WHERE id = ?').get(id) as Row | undefined;
+    return r && toRestore(r);
+  }
+
+  inDeployment(deploymentId: string, id: string): Restore | undefined {
+    const r = this.db.prepare('SELECT * FROM restores WHERE id = ? AND deployment_id = ?').get(id, deploymentId) as Row | undefined;
+    return r && toRestore(r);
+  }
+
+  list(deploymentId: string, limit = 50): Restore[] {
+    return (
+      this.db.prepare('SELECT * FROM restores WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(deploymentId, limit) as Row[]
+    ).map(toRestore);
+  }
+
+  update(id: string, u: RestoreUpdate): void {
+    const keys = Object.keys(u).filter((k) => COLUMNS[k] !== undefined || k === 'journal');
+    if (keys.length === 0) return;
+    const sets = keys.map((k) => `${k === 'journal' ? 'journal' : COLUMNS[k]} = ?`).join(', ');
+    const values = keys.map((k) => {
+      const v = (u as Record<string, unknown>)[k];
+      return k === 'journal' ? JSON.stringify(v) : (v ?? null);
+    });
+    this.db.prepare(`UPDATE restores SET ${sets} WHERE id = ?`).run(...values, id);
+  }
+}

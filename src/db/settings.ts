@@ -1,0 +1,73 @@
+/** settings: each deployment's automatic-snapshot settings and next due time. */
+import type { Db } from './database.js';
+
+export interface SnapshotSettings {
+  readonly deploymentId: string;
+  readonly enabled: boolean;
+  readonly intervalMs: number;
+  readonly retention: number;
+  /** When the next automatic snapshot is due (null when disabled). */
+  readonly nextRunAt: number | null;
+  readonly updatedAt: number;
+}
+
+interface Row {
+  deployment_id: string;
+  enabled: number;
+  interval_ms: number;
+  retention: number;
+  next_run_at: number | null;
+  updated_at: number;
+}
+
+const toSettings = (r: Row): SnapshotSettings => ({
+  deploymentId: r.deployment_id,
+  enabled: r.enabled === 1,
+  intervalMs: r.interval_ms,
+  retention: r.retention,
+  nextRunAt: r.next_run_at,
+  updatedAt: r.updated_at,
+});
+
+export const DEFAULT_SETTINGS = { enabled: false, intervalMs: 24 * 3_600_000, retention: 7 } as const;
+
+export class Settings {
+  constructor(private readonly db: Db) {}
+
+  /** get returns the settings, or the defaults when never set. */
+  get(deploymentId: string): SnapshotSettings {
+    const r = this.db.prepare('SELECT * FROM snapshot_settings WHERE deployment_id = ?').get(deploymentId) as Row | undefined;
+    return r ? toSettings(r) : { deploymentId, ...DEFAULT_SETTINGS, nextRunAt: null, updatedAt: 0 };
+  }
+
+  put(s: SnapshotSettings): void {
+    this.db
+      .prepare(
+        `INSERT INTO snapshot_settings (deployment_id, enabled, interval_ms, retention, next_run_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (deployment_id) DO UPDATE SET enabled = excluded.enabled, interval_ms = excluded.interval_ms,
+           retention = excluded.retention, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`,
+      )
+      .run(s.deploymentId, s.enabled ? 1 : 0, s.intervalMs, s.retention, s.nextRunAt, s.updatedAt);
+  }
+
+  setNextRun(deploymentId: string, at: number | null): void {
+    this.db.prepare('UPDATE snapshot_settings SET next_run_at = ? WHERE deployment_id = ?').run(at, deploymentId);
+  }
+
+  /** enabledList returns the enabled settings of active deployments. */
+  enabledList(): SnapshotSettings[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT s.* FROM snapshot_settings s JOIN deployments d ON d.id = s.deployment_id
+           WHERE s.enabled = 1 AND d.status = 'active' ORDER BY s.next_run_at`,
+        )
+        .all() as Row[]
+    ).map(toSettings);
+  }
+
+  delete(deploymentId: string): void {
+    this.db.prepare('DELETE FROM snapshot_settings WHERE deployment_id = ?').run(deploymentId);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * store: all tables of one database, and transactions across them.
+ */
+import { ApiKeys } from './api-keys.js';
+import { type Db, openDatabase } from './database.js';
+import { Deployments } from './deployments.js';
+import { Jobs } from './jobs.js';
+import { Restores } from './restores.js';
+import { Settings } from './settings.js';
+import { Snapshots } from './snapshots.js';
+import { Users } from './users.js';
+
+export class Store {
+  readonly users: Users;
+  readonly apiKeys: ApiKeys;
+  readonly deployments: Deployments;
+  readonly snapshots: Snapshots;
+  readonly restores: Restores;
+  readonly settings: Settings;
+  readonly jobs: Jobs;
+
+  constructor(readonly db: Db) {
+    this.users = new Users(db);
+    this.apiKeys = new ApiKeys(db);
+    this.deployments = new Deployments(db);
+    this.snapshots = new Snapshots(db);
+    this.restores = new Restores(db);
+    this.settings = new Settings(db);
+    this.jobs = new Jobs(db);
+  }
+
+  static open(file: string): Store {
+    return new Store(openDatabase(file));
+  }
+
+  /** tx runs fn in one transaction: all its changes happen, or none. */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,38 @@
+/** users: the accounts that own deployments and API keys. */
+import type { Db } from './database.js';
+
+export interface User {
+  readonly id: string;
+  readonly name: string;
+  readonly createdAt: number;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  created_at: number;
+}
+
+const toUser = (r: Row): User => ({ id: r.id, name: r.name, createdAt: r.created_at });
+
+export class Users {
+  constructor(private readonly db: Db) {}
+
+  insert(u: User): void {
+    this.db.prepare('INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)').run(u.id, u.name, u.createdAt);
+  }
+
+  get(id: string): User | undefined {
+    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    return r && toUser(r);
+  }
+
+  byName(name: string): User | undefined {
+    const r = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
+    return r && toUser(r);
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n;
+  }
+}

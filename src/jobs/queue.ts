@@ -1,0 +1,119 @@
+/**
+ * queue: runs persistent jobs (db/jobs.ts) in the background.
+ *
+ * Rules: at most `concurrency` jobs run at once (a global cap), and at most
+ * one per deployment (operations on one deployment are serialised: a job
+ * waits while an earlier one of the same deployment runs). Jobs start in
+ * the order they were queued. A job interrupted by a crash is found
+ * `running` at the next start, re-queued, and its handler resumes it: every
+ * handler is written to be re-entered.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { Job } from '../db/jobs.js';
+import type { Store } from '../db/store.js';
+
+export type JobHandler = (job: Job) => Promise<void>;
+
+export class JobQueue {
+  private readonly handlers = new Map<string, JobHandler>();
+  private readonly running = new Map<number, Promise<void>>();
+  private readonly busy = new Set<string>();
+  private started = false;
+  private stopping = false;
+  private kickPending = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly concurrency = 2,
+  ) {}
+
+  register(kind: string, handler: JobHandler): void {
+    this.handlers.set(kind, handler);
+  }
+
+  /**
+   * enqueue adds a job. Call it inside the transaction that creates the rows
+   * the job works on, so both exist or neither does.
+   */
+  enqueue(deploymentId: string, kind: string, payload: Record<string, unknown> = {}): number {
+    const id = this.store.jobs.enqueue(deploymentId, kind, payload, this.clock.now());
+    this.kickSoon();
+    return id;
+  }
+
+  /** start re-queues jobs a crash interrupted and starts running jobs. */
+  start(): number {
+    const requeued = this.store.jobs.requeueRunning();
+    this.started = true;
+    this.kick();
+    return requeued;
+  }
+
+  private kickSoon(): void {
+    if (this.kickPending) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (!this.started || this.stopping) return;
+    for (const job of this.store.jobs.pending()) {
+      if (this.running.size >= this.concurrency) break;
+      if (job.state !== 'queued' || this.busy.has(job.deploymentId)) continue;
+      this.run(job);
+    }
+    if (this.running.size === 0 && this.idleWaiters.length > 0 && this.store.jobs.pending().length === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private run(job: Job): void {
+    const handler = this.handlers.get(job.kind);
+    this.busy.add(job.deploymentId);
+    this.store.jobs.markRunning(job.id, this.clock.now());
+    const log = this.log.child({ job: job.id, kind: job.kind, deployment: job.deploymentId });
+    const p = (async () => {
+      if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
+      await handler(job);
+    })()
+      .then(
+        () => this.store.jobs.finish(job.id, 'done', null, this.clock.now()),
+        (err: unknown) => {
+          log.error({ err }, 'job failed');
+          this.store.jobs.finish(job.id, 'failed', err instanceof Error ? err.message : String(err), this.clock.now());
+        },
+      )
+      .finally(() => {
+        this.busy.delete(job.deploymentId);
+        this.running.delete(job.id);
+        this.kick();
+      });
+    this.running.set(job.id, p);
+  }
+
+  /** idle resolves once no job is queued or running (for tests and shutdown). */
+  idle(): Promise<void> {
+    if (this.running.size === 0 && this.store.jobs.pending().length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** stop starts no new job and waits for the running ones (at most `timeoutMs`). */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    this.stopping = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(this.running.values()),
+      new Promise((r) => {
+        timer = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * policy: the pure rules of automatic snapshots, separate from any clock or
+ * database so they can be tested exhaustively.
+ */
+
+/**
+ * jitterMs spreads due times of many deployments: a fixed offset per
+ * deployment of up to 5% of the interval, at most one minute.
+ */
+export function jitterMs(deploymentId: string, intervalMs: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < deploymentId.length; i++) h = Math.imul(h ^ deploymentId.charCodeAt(i), 16777619) >>> 0;
+  const span = Math.min(Math.floor(intervalMs / 20), 60_000);
+  return span > 0 ? h % span : 0;
+}
+
+/** nextRunAfter is when the next automatic snapshot is due after one taken (or enabling) at `t`. */
+export function nextRunAfter(t: number, deploymentId: string, intervalMs: number): number {
+  return t + intervalMs + jitterMs(deploymentId, intervalMs);
+}
+
+/** isDue tells whether an enabled deployment's automatic snapshot is due at `now`. */
+export function isDue(nextRunAt: number | null, now: number): boolean {
+  return nextRunAt !== null && nextRunAt <= now;
+}
+
+export interface RetainedSnapshot {
+  readonly id: string;
+  readonly automatic: boolean;
+  readonly status: string;
+  readonly createdAt: number;
+}
+
+/**
+ * pruneVictims returns the automatic snapshots to delete so that at most
+ * `retention` ready ones remain: the oldest go first. Manual snapshots are
+ * never returned; failed or unfinished ones neither count nor go.
+ */
+export function pruneVictims<T extends RetainedSnapshot>(snapshots: readonly T[], retention: number): T[] {
+  return snapshots
+    .filter((s) => s.automatic && s.status === 'ready')
+    .sort((a, b) => b.createdAt - a.createdAt)
+    .slice(Math.max(0, retention));
+}

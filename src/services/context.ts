@@ -1,0 +1,50 @@
+/**
+ * context: what every service needs, wired once by the composition root
+ * (app/server.ts). Services take this object; tests build it with an
+ * in-memory database, a temp data dir, a manual clock and either runtime.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { Store } from '../db/store.js';
+import type { JobQueue } from '../jobs/queue.js';
+import type { Runtime } from '../runtime/types.js';
+import type { Metrics } from './metrics.js';
+import type { Paths } from './paths.js';
+
+export interface ServiceConfig {
+  /** Smallest interval users may set for automatic snapshots. */
+  readonly minSnapshotIntervalMs: number;
+}
+
+export interface ServiceContext {
+  readonly store: Store;
+  readonly runtime: Runtime;
+  readonly clock: Clock;
+  readonly paths: Paths;
+  readonly jobs: JobQueue;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly config: ServiceConfig;
+}
+
+/** Job kinds, and which of them are user-visible operations (one at a time, 409 otherwise). */
+export const JobKind = {
+  Deploy: 'deploy',
+  Snapshot: 'snapshot',
+  DeleteSnapshot: 'delete-snapshot',
+  Restore: 'restore',
+  Update: 'update',
+  Restart: 'restart',
+  Close: 'close',
+  Clone: 'clone',
+} as const;
+
+export const OPERATION_KINDS: readonly string[] = [
+  JobKind.Deploy,
+  JobKind.Snapshot,
+  JobKind.Restore,
+  JobKind.Update,
+  JobKind.Restart,
+  JobKind.Close,
+  JobKind.Clone,
+];

@@ -1,0 +1,114 @@
+/**
+ * keys: API keys. A key reads `kova_<prefix>.<secret>`: the prefix (public,
+ * 12 base-32 characters) finds the key, the secret (32 random bytes,
+ * base64url) proves it. Only a slow scrypt hash of the secret is stored, and
+ * comparisons are constant-time. A verified key is remembered (by a fast
+ * hash) for a minute so each request does not pay for scrypt; revoking a key
+ * drops it from that cache at once.
+ */
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { Clock } from '../core/clock.js';
+import { NotFoundError, ValidationError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { ApiKey } from '../db/api-keys.js';
+import type { Store } from '../db/store.js';
+import type { User } from '../db/users.js';
+
+const scryptAsync = promisify(scrypt) as (pw: Buffer, salt: Buffer, len: number, opts: { N: number; r: number; p: number }) => Promise<Buffer>;
+const SCRYPT = { N: 1 << 14, r: 8, p: 1 };
+const TOKEN_RE = /^kova_([a-z2-7]{12})\.([A-Za-z0-9_-]{43})$/;
+const CACHE_MS = 60_000;
+
+export async function hashSecret(secret: string): Promise<string> {
+  const salt = randomBytes(16);
+  const hash = await scryptAsync(Buffer.from(secret), salt, 32, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+export async function checkSecret(secret: string, stored: string): Promise<boolean> {
+  const [alg, n, r, p, salt, hash] = stored.split('$');
+  if (alg !== 'scrypt' || !salt || !hash) return false;
+  const want = Buffer.from(hash, 'base64');
+  const got = await scryptAsync(Buffer.from(secret), Buffer.from(salt, 'base64'), want.length, { N: Number(n), r: Number(r), p: Number(p) });
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+export interface NewKey {
+  readonly token: string;
+  readonly key: ApiKey;
+}
+
+export interface Principal {
+  readonly user: User;
+  readonly keyPrefix: string;
+}
+
+export class KeyService {
+  private readonly verified = new Map<string, { digest: Buffer; until: number }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {}
+
+  /** ensureUser returns the user with this name, creating it if needed. */
+  ensureUser(name: string): User {
+    if (!/^[a-z][a-z0-9_-]{0,31}$/.test(name)) {
+      throw new ValidationError('INVALID_USER', 'user names are 1-32 characters: lower-case letters, digits, - and _, starting with a letter');
+    }
+    const existing = this.store.users.byName(name);
+    if (existing) return existing;
+    const user = { id: newId('usr'), name, createdAt: this.clock.now() };
+    this.store.users.insert(user);
+    return user;
+  }
+
+  async create(userId: string, label: string | null): Promise<NewKey> {
+    const prefix = newId('k').slice(2);
+    const secret = randomBytes(32).toString('base64url');
+    const key = { prefix, userId, secretHash: await hashSecret(secret), label, createdAt: this.clock.now() };
+    this.store.apiKeys.insert(key);
+    return { token: `kova_${prefix}.${secret}`, key: { ...key, lastUsedAt: null, revokedAt: null } };
+  }
+
+  /** authenticate returns who a bearer token belongs to, or null. */
+  async authenticate(token: string): Promise<Principal | null> {
+    const m = TOKEN_RE.exec(token);
+    if (!m) return null;
+    const [, prefix, secret] = m as unknown as [string, string, string];
+    const key = this.store.apiKeys.get(prefix);
+    if (!key || key.revokedAt !== null) return null;
+    const digest = createHash('sha256').update(secret).digest();
+    const now = this.clock.now();
+    const cached = this.verified.get(prefix);
+    let ok = cached !== undefined && cached.until > now && timingSafeEqual(cached.digest, digest);
+    if (!ok) {
+      ok = await checkSecret(secret, key.secretHash);
+      if (ok) this.verified.set(prefix, { digest, until: now + CACHE_MS });
+    }
+    if (!ok) return null;
+    // Revocation may have happened while scrypt ran.
+    const fresh = this.store.apiKeys.get(prefix);
+    if (!fresh || fresh.revokedAt !== null) return null;
+    const user = this.store.users.get(key.userId);
+    if (!user) return null;
+    if (key.lastUsedAt === null || now - key.lastUsedAt > 60_000) this.store.apiKeys.touch(prefix, now);
+    return { user, keyPrefix: prefix };
+  }
+
+  list(userId: string): ApiKey[] {
+    return this.store.apiKeys.list(userId);
+  }
+
+  /** revoke revokes a key by (a prefix of) its prefix; userId limits it to that user's keys. */
+  revoke(prefixOrToken: string, userId?: string): ApiKey {
+    const prefix = prefixOrToken.replace(/^kova_/, '').split('.')[0] ?? '';
+    const candidates = this.store.apiKeys.list(userId).filter((k) => k.prefix.startsWith(prefix) && prefix.length >= 4);
+    if (candidates.length !== 1) throw new NotFoundError('API_KEY_NOT_FOUND', `no API key with prefix ${prefix}`);
+    const key = candidates[0]!;
+    this.store.apiKeys.revoke(key.prefix, this.clock.now());
+    this.verified.delete(key.prefix);
+    return { ...key, revokedAt: this.clock.now() };
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * restore-service: staged restores, journalled step by step.
+ *
+ *   pending    unless turned off, a safety snapshot of the current state
+ *              ("before-restore-<snapshot>", manual: never pruned);
+ *   restoring  the snapshot is restored into a staging directory next to
+ *              the volumes (same filesystem) while the services keep running,
+ *              then flushed to disk;
+ *   swapping   the services stop, each live volume directory is exchanged
+ *              with its staged one (renameat2 RENAME_EXCHANGE: atomic), the
+ *              services start; the time they were down is `downtimeMs`;
+ *   completed  the old data (now in the staging directory) is deleted in the
+ *              background.
+ *
+ * The journal records the staged directories' inodes before the swap. After
+ * a crash the job is re-run and resumes from the recorded status: before the
+ * swap it starts the restore over (the live volumes were never touched);
+ * during the swap it exchanges only volumes whose live directory is not yet
+ * the staged inode, then starts the services. Either way each volume ends
+ * entirely old or entirely restored, and the services run.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ConflictError, KovaError, NotFoundError } from '../core/errors.js';
+import { faultPoint } from '../core/faults.js';
+import { newId } from '../core/ids.js';
+import { native, syncfs } from '../engine/native.js';
+import type { Deployment } from '../db/deployments.js';
+import type { Job } from '../db/jobs.js';
+import type { Restore, RestoreJournal } from '../db/restores.js';
+import type { Snapshot } from '../db/snapshots.js';
+import { JobKind, type ServiceContext } from './context.js';
+import { activeDeployment, assertIdle, sanitize } from './guards.js';
+import { volumesOf } from './paths.js';
+import { openRepo } from './repos.js';
+import type { SnapshotService } from './snapshot-service.js';
+
+const PROGRESS_EVERY_MS = 250;
+
+async function inodeOf(p: string): Promise<string | null> {
+  try {
+    return (await fs.lstat(p, { bigint: true })).ino.toString();
+  } catch {
+    return null;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export class RestoreService {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly snapshots: SnapshotService,
+  ) {
+    ctx.jobs.register(JobKind.Restore, (job) => this.restoreJob(job));
+  }
+
+  get(userId: string, depId: string, restoreId: string): Restore {
+    activeDeployment(this.ctx.store, userId, depId);
+    const r = this.ctx.store.restores.inDeployment(depId, restoreId);
+    if (!r) throw new NotFoundError('RESTORE_NOT_FOUND', `restore ${restoreId} not found`);
+    return r;
+  }
+
+  list(userId: string, depId: string): Restore[] {
+    activeDeployment(this.ctx.store, userId, depId);
+    return this.ctx.store.restores.list(depId);
+  }
+
+  /** request starts restoring a ready snapshot (202: it is `pending`). */
+  request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Restore {
+    const { store, clock } = this.ctx;
+    return store.tx(() => {
+      activeDeployment(store, userId, depId);
+      const snap = store.snapshots.inDeployment(depId, snapId);
+      if (!snap) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${snapId} not found`);
+      if (snap.status !== 'ready') throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
+      assertIdle(store, depId);
+      const id = newId('rst');
+      store.restores.insert({ id, deploymentId: depId, snapshotId: snapId, safetySnapshot, createdAt: clock.now() });
+      this.ctx.jobs.enqueue(depId, JobKind.Restore, { restoreId: id, snapshotId: snapId });
+      return store.restores.get(id)!;
+    });
+  }
+
+  private async restoreJob(job: Job): Promise<void> {
+    const { store, clock, metrics } = this.ctx;
+    const id = job.payload.restoreId as string;
+    let r = store.restores.get(id);
+    if (!r || r.status === 'completed' || r.status === 'failed') return;
+    const dep = store.deployments.get(r.deploymentId)!;
+    const snap = store.snapshots.get(r.snapshotId);
+    try {
+      if (r.status === 'pending' || r.status === 'restoring') {
+        if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
+        if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
+        faultPoint('restore:restoring');
+        r = await this.stage(r, dep, snap);
+        faultPoint('restore:staged');
+      }
+      if (r.status === 'swapping') await this.swap(r, dep);
+      const done = store.restores.get(id)!;
+      metrics.restores.inc({ outcome: 'completed' });
+      metrics.restoreDuration.observe((clock.now() - done.createdAt) / 1000);
+      if (done.downtimeMs !== null) metrics.restoreDowntime.observe(done.downtimeMs / 1000);
+      // The old data is in the staging directory now: delete it in the background.
+      const staging = r.journal.stagingDir;
+      if (staging) void fs.rm(staging, { recursive: true, force: true }).catch((err: unknown) => this.ctx.log.warn({ err }, 'could not remove old volume data'));
+    } catch (err) {
+      const current = store.restores.get(id)!;
+      const message = sanitize(err instanceof Error ? err.message : String(err), this.ctx.paths.dataDir);
+      store.restores.update(id, { status: 'failed', error: message, finishedAt: clock.now() });
+      metrics.restores.inc({ outcome: 'failed' });
+      this.ctx.log.warn({ err, restore: id, deployment: dep.id }, 'restore failed');
+      if (current.status !== 'swapping' && current.journal.stagingDir) {
+        await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** safetySnapshot takes (or finishes) the snapshot of the current state, then moves on to `restoring`. */
+  private async safetySnapshot(r: Restore, dep: Deployment): Promise<Restore> {
+    const { store, clock } = this.ctx;
+    if (r.safetySnapshot) {
+      let safetyId = r.safetySnapshotId;
+      if (!safetyId) {
+        safetyId = store.tx(() => {
+          const s = this.snapshots.insertRow(dep.id, 'before-restore', `before-restore-${r.snapshotId}`);
+          store.restores.update(r.id, { safetySnapshotId: s.id });
+          return s.id;
+        });
+      }
+      const s = await this.snapshots.take(safetyId);
+      if (s.status !== 'ready') throw new KovaError('SAFETY_SNAPSHOT_FAILED', `the safety snapshot failed, nothing was changed: ${s.error ?? 'unknown error'}`);
+    }
+    store.restores.update(r.id, { status: 'restoring', startedAt: clock.now() });
+    return store.restores.get(r.id)!;
+  }
+
+  /** stage restores every volume into the staging directory and records its inodes. */
+  private async stage(r: Restore, dep: Deployment, snap: Snapshot): Promise<Restore> {
+    const { store, paths } = this.ctx;
+    const staging = paths.staging(dep.id, r.id);
+    await fs.rm(staging, { recursive: true, force: true });
+    await fs.mkdir(staging, { recursive: true });
+    store.restores.update(r.id, { journal: { stagingDir: staging } });
+    const repo = await openRepo(paths, dep.id, false);
+    const staged: Record<string, string> = {};
+    try {
+      const record = await repo.findSnapshot(snap.engineId!);
+      const inSnapshot = new Set((await repo.readTree(record.root.subtree!)).map((n) => n.name.toString()));
+      const total = snap.sizeBytes;
+      let base = 0;
+      let last = 0;
+      for (const v of volumesOf(dep.manifest)) {
+        const target = path.join(staging, v.key);
+        if (inSnapshot.has(v.key)) {
+          const res = await repo.restore(record, target, {
+            subpath: v.key,
+            onProgress: (p) => {
+              const now = Date.now();
+              if (now - last < PROGRESS_EVERY_MS) return;
+              last = now;
+              store.restores.update(r.id, { progressDone: base + p.bytesDone, progressTotal: total });
+            },
+          });
+          base += res.bytes;
+        } else {
+          // The volume did not exist when the snapshot was taken: it restores empty.
+          await fs.mkdir(target, { mode: 0o755 });
+        }
+        staged[v.key] = (await inodeOf(target))!;
+      }
+    } finally {
+      await repo.close();
+    }
+    // Everything staged is on disk before any live volume is touched.
+    const fh = await fs.open(staging, 'r');
+    try {
+      await syncfs(fh.fd);
+    } finally {
+      await fh.close();
+    }
+    const journal: RestoreJournal = { stagingDir: staging, staged };
+    store.restores.update(r.id, { status: 'swapping', journal, progressDone: snap.sizeBytes, progressTotal: snap.sizeBytes });
+    return store.restores.get(r.id)!;
+  }
+
+  /** swap stops the services, exchanges staged and live volumes, starts the services. */
+  private async swap(r: Restore, dep: Deployment): Promise<void> {
+    const { store, clock, runtime, paths } = this.ctx;
+    const journal = r.journal;
+    const t0 = performance.now();
+    store.restores.update(r.id, { journal: { ...journal, swapStartedAt: clock.now() } });
+    await runtime.stop(dep.id);
+    faultPoint('restore:stopped');
+    const done: string[] = [];
+    try {
+      for (const v of volumesOf(dep.manifest)) {
+        const stagedIno = journal.staged?.[v.key];
+        if (!stagedIno) continue;
+        const live = paths.volume(dep.id, v);
+        const staged = path.join(journal.stagingDir!, v.key);
+        if ((await inodeOf(live)) === stagedIno) continue; // swapped before a crash
+        await fs.mkdir(path.dirname(live), { recursive: true });
+        if ((await inodeOf(live)) === null) await fs.rename(staged, live);
+        else native.renameExchange(staged, live);
+        done.push(v.key);
+        await fsyncDir(path.dirname(live));
+        await fsyncDir(journal.stagingDir!);
+        faultPoint('restore:swapped-one');
+      }
+    } catch (err) {
+      // Put back what was exchanged, so no volume is left half restored.
+      for (const key of done.reverse()) {
+        const v = volumesOf(dep.manifest).find((x) => x.key === key)!;
+        try {
+          native.renameExchange(path.join(journal.stagingDir!, key), paths.volume(dep.id, v));
+        } catch (undo) {
+          this.ctx.log.error({ err: undo, restore: r.id }, 'could not undo a volume swap');
+        }
+      }
+      await runtime.start(dep.id).catch(() => undefined);
+      throw err;
+    }
+    faultPoint('restore:swapped');
+    await runtime.start(dep.id);
+    store.restores.update(r.id, { status: 'completed', finishedAt: clock.now(), downtimeMs: Math.round(performance.now() - t0) });
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * snapshot-service: creating, listing, deleting snapshots, and the jobs that
+ * do the work. A snapshot row is created `creating` together with its job in
+ * one transaction; the job captures (capture.ts), then marks it `ready` or
+ * `failed`. Deleting marks it `deleting`; its job removes the engine
+ * snapshot and collects garbage, then the row.
+ */
+import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
+import { newId } from '../core/ids.js';
+import type { Job } from '../db/jobs.js';
+import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
+import { pruneVictims } from '../scheduler/policy.js';
+import { captureDeployment } from './capture.js';
+import { JobKind, type ServiceContext } from './context.js';
+import { activeDeployment, assertIdle, sanitize } from './guards.js';
+import { openRepo } from './repos.js';
+
+const LABEL_MAX = 64;
+const PROGRESS_EVERY_MS = 250;
+
+/** validateLabel enforces the API's label rules: at most 64 characters, no control characters. */
+export function validateLabel(label: unknown): string | null {
+  if (label === undefined || label === null) return null;
+  if (typeof label !== 'string') throw new ValidationError('INVALID_LABEL', 'label must be a string');
+  if ([...label].length > LABEL_MAX) throw new ValidationError('INVALID_LABEL', `label must be at most ${LABEL_MAX} characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(label)) throw new ValidationError('INVALID_LABEL', 'label must not contain control characters');
+  return label.trim() === '' ? null : label;
+}
+
+export class SnapshotService {
+  constructor(private readonly ctx: ServiceContext) {
+    ctx.jobs.register(JobKind.Snapshot, (job) => this.snapshotJob(job));
+    ctx.jobs.register(JobKind.DeleteSnapshot, (job) => this.deleteJob(job));
+  }
+
+  list(userId: string, depId: string): Snapshot[] {
+    activeDeployment(this.ctx.store, userId, depId);
+    return this.ctx.store.snapshots.list(depId);
+  }
+
+  get(userId: string, depId: string, snapId: string): Snapshot {
+    activeDeployment(this.ctx.store, userId, depId);
+    const s = this.ctx.store.snapshots.inDeployment(depId, snapId);
+    if (!s) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${snapId} not found`);
+    return s;
+  }
+
+  /** create starts a manual snapshot (202: it is `creating`). */
+  create(userId: string, depId: string, label: unknown): Snapshot {
+    const clean = validateLabel(label);
+    const { store } = this.ctx;
+    return store.tx(() => {
+      activeDeployment(store, userId, depId);
+      assertIdle(store, depId);
+      return this.enqueue(depId, 'manual', clean);
+    });
+  }
+
+  /** enqueue creates a `creating` snapshot and its job (call inside a transaction). */
+  enqueue(depId: string, trigger: SnapshotTrigger, label: string | null): Snapshot {
+    const s = this.insertRow(depId, trigger, label);
+    this.ctx.jobs.enqueue(depId, JobKind.Snapshot, { snapshotId: s.id });
+    return s;
+  }
+
+  /** insertRow creates a `creating` snapshot for a job that will call take() itself. */
+  insertRow(depId: string, trigger: SnapshotTrigger, label: string | null): Snapshot {
+    const s = { id: newId('snap'), deploymentId: depId, label, status: 'creating' as const, trigger, createdAt: this.ctx.clock.now() };
+    this.ctx.store.snapshots.insert(s);
+    return this.ctx.store.snapshots.get(s.id)!;
+  }
+
+  /** delete marks a snapshot `deleting`; a job removes it. */
+  delete(userId: string, depId: string, snapId: string): void {
+    const { store } = this.ctx;
+    store.tx(() => {
+      const s = this.get(userId, depId, snapId);
+      if (s.status === 'creating') throw new ConflictError('SNAPSHOT_BUSY', `snapshot ${snapId} is still being created`);
+      if (s.status === 'deleting') return;
+      const restoring = store.jobs
+        .activeFor(depId, [JobKind.Restore, JobKind.Clone])
+        .some((j) => j.payload.snapshotId === snapId);
+      if (restoring) throw new ConflictError('SNAPSHOT_BUSY', `snapshot ${snapId} is being restored`);
+      store.snapshots.update(snapId, { status: 'deleting' });
+      this.ctx.jobs.enqueue(depId, JobKind.DeleteSnapshot, { snapshotIds: [snapId] });
+    });
+  }
+
+  private async snapshotJob(job: Job): Promise<void> {
+    await this.take(job.payload.snapshotId as string);
+  }
+
+  /**
+   * take runs a `creating` snapshot to `ready` or `failed`. It is safe to
+   * call again after a crash: an engine snapshot already committed for it is
+   * adopted. Returns the final row.
+   */
+  async take(snapId: string): Promise<Snapshot> {
+    const { store, clock, metrics } = this.ctx;
+    const snap = store.snapshots.get(snapId);
+    if (!snap || snap.status !== 'creating') return snap!;
+    const dep = store.deployments.get(snap.deploymentId)!;
+    const parent = store.snapshots.latestReady(dep.id);
+    const started = clock.now();
+    let last = 0;
+    try {
+      const r = await captureDeployment(this.ctx, dep, {
+        snapshotId: snapId,
+        label: snap.label,
+        parentEngineId: parent?.engineId ?? null,
+        onProgress: (p) => {
+          const now = Date.now();
+          if (now - last < PROGRESS_EVERY_MS) return;
+          last = now;
+          store.snapshots.update(snapId, { progressDone: p.bytesDone, progressTotal: p.bytesTotal });
+        },
+      });
+      const st = r.record.stats;
+      // Housekeeping first, so that once the snapshot reads `ready` its job is over
+      // and the deployment is free for the next operation.
+      await this.updateRepoGauge(dep.id);
+      if (snap.trigger === 'automatic') await this.applyRetention(dep.id, snapId);
+      store.snapshots.update(snapId, {
+        status: 'ready',
+        readyAt: clock.now(),
+        engineId: r.record.id,
+        sizeBytes: st.bytes,
+        storedBytes: st.storedBytes,
+        files: st.files,
+        consistency: r.consistency,
+        freezeMs: r.freezeMs,
+        warning: r.warning,
+        progressDone: st.bytes,
+        progressTotal: st.bytes,
+      });
+      metrics.snapshots.inc({ outcome: 'ready', trigger: snap.trigger });
+      metrics.snapshotDuration.observe((clock.now() - started) / 1000);
+    } catch (err) {
+      const message = err instanceof KovaError || err instanceof Error ? err.message : String(err);
+      store.snapshots.update(snapId, { status: 'failed', error: sanitize(message, this.ctx.paths.dataDir) });
+      metrics.snapshots.inc({ outcome: 'failed', trigger: snap.trigger });
+      this.ctx.log.warn({ err, snapshot: snapId, deployment: dep.id }, 'snapshot failed');
+    }
+    return store.snapshots.get(snapId)!;
+  }
+
+  /**
+   * applyRetention deletes the oldest ready automatic snapshots beyond the
+   * deployment's retention, counting `justTaken` (an automatic snapshot about
+   * to be marked ready) as ready. Manual ones are never counted or deleted;
+   * failed ones don't count.
+   */
+  async applyRetention(depId: string, justTaken: string): Promise<void> {
+    const { store } = this.ctx;
+    const { retention } = store.settings.get(depId);
+    const victims = pruneVictims(
+      store.snapshots.list(depId).map((s) => ({ ...s, automatic: s.trigger === 'automatic', status: s.id === justTaken ? 'ready' : s.status })),
+      retention,
+    );
+    if (victims.length === 0) return;
+    store.tx(() => {
+      for (const v of victims) store.snapshots.update(v.id, { status: 'deleting' });
+    });
+    await this.remove(depId, victims.map((v) => v.id));
+  }
+
+  private async deleteJob(job: Job): Promise<void> {
+    await this.remove(job.deploymentId, job.payload.snapshotIds as string[]);
+  }
+
+  /** remove deletes `deleting` snapshots from the repository, then their rows, then collects garbage. */
+  private async remove(depId: string, snapIds: readonly string[]): Promise<void> {
+    const { store } = this.ctx;
+    const repo = await openRepo(this.ctx.paths, depId, false).catch(() => null);
+    try {
+      for (const id of snapIds) {
+        const s = store.snapshots.get(id);
+        if (!s || s.status !== 'deleting') continue;
+        if (repo && s.engineId) {
+          await repo.deleteSnapshot(s.engineId).catch((err: unknown) => {
+            if (!(err instanceof KovaError && err.code === 'SNAPSHOT_NOT_FOUND')) throw err;
+          });
+        }
+        store.snapshots.delete(id);
+      }
+      if (repo) await repo.gc();
+    } finally {
+      await repo?.close();
+    }
+    await this.updateRepoGauge(depId);
+  }
+
+  async updateRepoGauge(depId: string): Promise<void> {
+    const repo = await openRepo(this.ctx.paths, depId, false).catch(() => null);
+    if (!repo) return;
+    try {
+      this.ctx.metrics.repositoryBytes.set({ deployment: depId }, (await repo.stats()).packBytes);
+    } finally {
+      await repo.close();
+    }
+  }
+}
