@@ -17,6 +17,7 @@
  * as root, then modes (after chown, which clears setuid bits), extended
  * attributes and exact timestamps, directories' after their children.
  */
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CorruptionError, KovaError, TargetNotEmptyError, isErrno } from '../../core/errors.js';
@@ -52,6 +53,8 @@ export interface BlobSource {
 }
 
 const LOOKAHEAD = 3;
+/** Hardlink sources with longer paths below the target are reached through a held directory. */
+const LINK_PATH_MAX = 3000;
 const IS_ROOT = process.getuid?.() === 0;
 
 /** prepareTarget creates `target` or checks it is an empty real directory. */
@@ -77,6 +80,8 @@ export class Restorer {
   private dirs = 0;
   private readonly progress: ProgressTracker;
   private rootFd = -1;
+  /** Directories held open as hardlink sources (see linkSource). */
+  private readonly heldDirs: number[] = [];
 
   constructor(
     private readonly src: BlobSource,
@@ -108,6 +113,7 @@ export class Restorer {
       if (this.opts.sync) await syncfs(this.rootFd);
     } finally {
       await fsx.close(this.rootFd);
+      for (const fd of this.heldDirs.splice(0)) await fsx.close(fd);
     }
     this.progress.emit(true);
     return { files: this.files, dirs: this.dirs, bytes: this.progress.bytesDone, skipped: this.skipped };
@@ -199,8 +205,7 @@ export class Restorer {
       throw err;
     }
     // Later names of this inode link to this one, by a path below the target.
-    const relPath = Buffer.concat(rel.flatMap((b, i) => (i === 0 ? [b] : [Buffer.from('/'), b])));
-    (announce as ((p: Buffer | null) => void) | null)?.(fsx.at(this.rootFd, relPath));
+    if (announce) (announce as (p: Buffer | null) => void)(await this.linkSource(dirFd, node.name, rel));
     try {
       const big = node.size > 4 * 1024 * 1024;
       if (big) await this.bigFiles.acquire();
@@ -215,6 +220,20 @@ export class Restorer {
     }
     this.files++;
     this.progress.file();
+  }
+
+  /**
+   * linkSource returns a path through which later names of a hardlinked
+   * file reach it: relative to the target when short enough, else relative
+   * to a descriptor of its directory kept open until the restore ends.
+   */
+  private async linkSource(dirFd: number, name: Buffer, rel: readonly Buffer[]): Promise<Buffer> {
+    const relPath = Buffer.concat(rel.flatMap((b, i) => (i === 0 ? [b] : [Buffer.from('/'), b])));
+    if (relPath.length < LINK_PATH_MAX) return fsx.at(this.rootFd, relPath);
+    // Our own directory, through /proc: following that link is the point.
+    const fd = await fsx.open(fsx.at(dirFd), fsx.OPEN_DIR & ~fsConstants.O_NOFOLLOW);
+    this.heldDirs.push(fd);
+    return fsx.at(fd, name);
   }
 
   private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {

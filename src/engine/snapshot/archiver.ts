@@ -85,6 +85,8 @@ function errnoError(errno: number, path: string): NodeJS.ErrnoException {
 const PER_DIR_WORKERS = 16;
 const GLOBAL_EXTRA_WORKERS = 48;
 const MAX_SKIPPED_LISTED = 100;
+/** How much earlier than the clock a scan's start is recorded (see run()). */
+export const SCAN_START_MARGIN_MS = 20;
 
 interface Counters {
   files: number;
@@ -144,7 +146,10 @@ export class Archiver {
    * named sources become children of a synthetic root directory.
    */
   async run(sources: readonly Source[]): Promise<ArchiveResult> {
-    const scanStartNs = BigInt(Date.now()) * 1_000_000n;
+    // File timestamps come from the kernel's coarse clock, which may lag the
+    // precise one by a tick (≤ 10 ms): start the "racily clean" window a
+    // little early so a file changed during this scan can never look older.
+    const scanStartNs = BigInt(Date.now() - SCAN_START_MARGIN_MS) * 1_000_000n;
     const parentRoot = this.opts.parent?.root ?? null;
     if (this.opts.scanTotals) {
       // Totals are a nicety: the capture reports its own errors.
@@ -263,7 +268,11 @@ export class Archiver {
       }
       case 'symlink': {
         const node = baseNode(name, 'symlink', st);
-        node.target = await fsx.readlink(p, { encoding: 'buffer' });
+        node.target = await fsx.readlink(p, { encoding: 'buffer' }).catch((err: unknown) => {
+          // EINVAL: no longer a symlink (replaced since it was listed): like a vanished entry.
+          if (isErrno(err, 'EINVAL')) throw errnoError(osConstants.errno.ENOENT, path);
+          throw err;
+        });
         node.xattrs = readXattrs(p);
         this.counters.symlinks++;
         return node;

@@ -162,6 +162,7 @@ export class FileReader {
     // A block is recycled once its chunks are stored and the next block's
     // scan has copied any chunk that began in it.
     const held: Buffer[] = [];
+    const keep = Math.ceil(this.deps.gear.maxSize / BLOCK) + 1;
     let pos = from;
     let storing: Promise<void> = Promise.resolve();
     let next: Promise<[Buffer, number]> | null = readAt(pos);
@@ -175,7 +176,8 @@ export class FileReader {
         this.deps.onRead(n);
         const store = this.hashChunks(await chunker.pushAsync(buf.subarray(0, n)));
         await storing;
-        while (held.length > 2) blocks.release(held.shift()!);
+        // A chunk still open may hold views of up to maxSize / BLOCK earlier blocks.
+        while (held.length > keep) blocks.release(held.shift()!);
         storing = store(out);
         pos = after;
         this.deps.progress.bytes(n);

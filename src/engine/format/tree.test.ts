@@ -1,0 +1,333 @@
+/**
+ * Tree blobs: encode/decode round trips every field (raw-byte names and
+ * targets included), and decodeTree refuses, as corruption, every name or
+ * structure that could make a restore escape its target or be ambiguous.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CorruptionError } from '../../core/errors.js';
+import { sha256Hex } from './hash.js';
+import { encodeSnapshotRecord, decodeSnapshotRecord, type NewSnapshotRecord } from './snapshot-record.js';
+import { type TreeNode, decodeTree, encodeTree, isSafeName, nodeToJson } from './tree.js';
+
+const H1 = sha256Hex(Buffer.from('one'));
+const H2 = sha256Hex(Buffer.from('two'));
+
+function base(name: string | Buffer, type: TreeNode['type']): TreeNode {
+  return {
+    name: typeof name === 'string' ? Buffer.from(name) : name,
+    type,
+    mode: 0o644,
+    uid: 1000,
+    gid: 1000,
+    mtimeNs: 1_700_000_000_123_456_789n,
+    ctimeNs: 1_700_000_001_000_000_001n,
+    ino: 12345n,
+    nlink: 1,
+    size: 0,
+  };
+}
+
+const fileNode = (name: string | Buffer, extra: Partial<TreeNode> = {}): TreeNode => ({
+  ...base(name, 'file'),
+  size: 30,
+  content: [
+    { id: H1, length: 10 },
+    { id: null, length: 15 },
+    { id: H2, length: 5 },
+  ],
+  ...extra,
+});
+const dirNode = (name: string | Buffer, subtree = H1): TreeNode => ({ ...base(name, 'dir'), mode: 0o755, subtree });
+const symlinkNode = (name: string | Buffer, target: Buffer | string): TreeNode => ({
+  ...base(name, 'symlink'),
+  mode: 0o777,
+  target: typeof target === 'string' ? Buffer.from(target) : target,
+});
+
+/** A tree buffer from raw JSON nodes, bypassing encodeTree's assumptions. */
+const rawTree = (nodes: unknown[], v: unknown = 1): Buffer => Buffer.from(JSON.stringify({ v, nodes }));
+
+function expectCorrupt(buf: Buffer): CorruptionError {
+  let caught: unknown;
+  try {
+    decodeTree(buf, 'tree under test');
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(CorruptionError);
+  expect((caught as CorruptionError).code).toBe('REPO_CORRUPT');
+  return caught as CorruptionError;
+}
+
+/** A valid JSON node with some fields replaced. */
+const jsonNode = (n: TreeNode, patch: Record<string, unknown> = {}): Record<string, unknown> => {
+  const o = { ...nodeToJson(n), ...patch };
+  for (const [k, v] of Object.entries(o)) if (v === undefined) delete o[k];
+  return o;
+};
+
+describe('encodeTree / decodeTree round trip', () => {
+  it('keeps every field of every node type', () => {
+    const nonUtf8Name = Buffer.from([0x66, 0xff, 0xfe, 0x0a, 0x80]);
+    const nodes: TreeNode[] = [
+      fileNode('a-file', {
+        xattrs: [
+          [Buffer.from('trusted.x'), Buffer.from([0, 1, 2, 255])],
+          [Buffer.from('user.empty'), Buffer.alloc(0)],
+          [Buffer.from([0x75, 0x73, 0x65, 0x72, 0x2e, 0xff]), Buffer.from('v')],
+        ],
+        linkGroup: '64769:12345',
+        nlink: 3,
+        mode: 0o4755,
+      }),
+      { ...base('blk', 'blockdev'), rdevMajor: 8, rdevMinor: 1 },
+      { ...base('chr', 'chardev'), rdevMajor: 4095, rdevMinor: 0xfffff },
+      dirNode('dir', H2),
+      { ...fileNode('empty'), size: 0, content: [] },
+      { ...base('fifo', 'fifo'), mode: 0o1600 },
+      { ...base('sock', 'socket') },
+      symlinkNode('symlink', Buffer.from([0x2f, 0x65, 0x74, 0x63, 0xc3, 0x28])),
+      { ...symlinkNode(Buffer.from('z\n\t "quoted"'), '../../..'), mtimeNs: -1_234_567_890n, ctimeNs: 0n },
+      fileNode(nonUtf8Name, { mode: 0o000, uid: 0xffffffff, gid: 0, size: 15, content: [{ id: null, length: 15 }] }),
+      fileNode(Buffer.alloc(255, 0xe9), { mode: 0o7777, size: 5, content: [{ id: H1, length: 5 }] }),
+    ].sort((a, b) => Buffer.compare(a.name, b.name));
+    const decoded = decodeTree(encodeTree(nodes), 'round trip');
+    expect(decoded).toEqual(nodes);
+    // Raw bytes survive exactly, even where they are not UTF-8.
+    expect(decoded.find((n) => n.name.equals(nonUtf8Name))).toBeDefined();
+    expect(decoded.find((n) => n.type === 'symlink' && n.name.toString() === 'symlink')!.target).toEqual(
+      Buffer.from([0x2f, 0x65, 0x74, 0x63, 0xc3, 0x28]),
+    );
+    // Encoding is deterministic: the same listing is the same blob (dedup of trees).
+    expect(encodeTree(decoded).equals(encodeTree(nodes))).toBe(true);
+  });
+
+  it('round-trips random names, targets and attributes', () => {
+    const nameArb = fc
+      .uint8Array({ minLength: 1, maxLength: 255 })
+      .map((a) => Buffer.from(a.map((b) => (b === 0 || b === 0x2f ? 0x41 : b))))
+      .filter(isSafeName);
+    const targetArb = fc
+      .uint8Array({ minLength: 1, maxLength: 300 })
+      .map((a) => Buffer.from(a.map((b) => (b === 0 ? 0x2e : b))));
+    const nodeArb = fc.record({
+      name: nameArb,
+      kind: fc.constantFrom('file', 'dir', 'symlink', 'fifo', 'chardev'),
+      mode: fc.integer({ min: 0, max: 0o7777 }),
+      uid: fc.nat({ max: 0xffffffff }),
+      gid: fc.nat({ max: 0xffffffff }),
+      mtimeNs: fc.bigInt({ min: -(2n ** 62n), max: 2n ** 62n }),
+      target: targetArb,
+      sizes: fc.array(fc.integer({ min: 1, max: 1 << 30 }), { maxLength: 5 }),
+      xattrs: fc.array(fc.tuple(nameArb, fc.uint8Array({ maxLength: 40 })), { maxLength: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.uniqueArray(nodeArb, { selector: (n) => n.name.toString('hex'), maxLength: 12 }), (specs) => {
+        const nodes: TreeNode[] = specs
+          .map((s): TreeNode => {
+            const common = {
+              ...base(s.name, s.kind as TreeNode['type']),
+              mode: s.mode,
+              uid: s.uid,
+              gid: s.gid,
+              mtimeNs: s.mtimeNs,
+              ...(s.xattrs.length ? { xattrs: s.xattrs.map(([k, v]) => [k, Buffer.from(v)] as const) } : {}),
+            };
+            switch (s.kind) {
+              case 'file':
+                return {
+                  ...common,
+                  size: s.sizes.reduce((a, b) => a + b, 0),
+                  content: s.sizes.map((length, i) => ({ id: i % 2 ? null : sha256Hex(Buffer.from([i])), length })),
+                };
+              case 'dir':
+                return { ...common, subtree: H2 };
+              case 'symlink':
+                return { ...common, target: s.target };
+              case 'chardev':
+                return { ...common, rdevMajor: s.uid >>> 20, rdevMinor: s.gid >>> 12 };
+              default:
+                return common;
+            }
+          })
+          .sort((a, b) => Buffer.compare(a.name, b.name));
+        expect(decodeTree(encodeTree(nodes), 'random')).toEqual(nodes);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('accepts a name of exactly 255 bytes and an empty tree', () => {
+    expect(decodeTree(encodeTree([fileNode('x'.repeat(255))]), 't')).toHaveLength(1);
+    expect(decodeTree(encodeTree([]), 't')).toEqual([]);
+  });
+});
+
+describe('decodeTree rejects, as CorruptionError', () => {
+  const badNames: Array<[string, Record<string, unknown>]> = [
+    ['"."', { name: '.' }],
+    ['".."', { name: '..' }],
+    ['".." as base64', { name: undefined, nameB64: Buffer.from('..').toString('base64') }],
+    ['"." as base64', { name: undefined, nameB64: Buffer.from('.').toString('base64') }],
+    ['a name with "/"', { name: 'a/b' }],
+    ['"/" alone', { name: '/' }],
+    ['a leading "/"', { name: '/etc' }],
+    ['"../x"', { name: '../x' }],
+    ['a name with "/" as base64', { name: undefined, nameB64: Buffer.from([0xff, 0x2f, 0xfe]).toString('base64') }],
+    ['a name with NUL', { name: 'a\u0000b' }],
+    ['a name with NUL as base64', { name: undefined, nameB64: Buffer.from([0x61, 0, 0x62]).toString('base64') }],
+    ['an empty name', { name: '' }],
+    ['an empty base64 name', { name: undefined, nameB64: '' }],
+    ['a missing name', { name: undefined }],
+    ['a name that is not a string', { name: 42 }],
+    ['a 256-byte name', { name: 'n'.repeat(256) }],
+    ['a 256-byte name as base64', { name: undefined, nameB64: Buffer.alloc(256, 0xff).toString('base64') }],
+    ['a 256-byte name of 128 two-byte characters', { name: 'é'.repeat(128) }],
+  ];
+  for (const [what, patch] of badNames) {
+    it(`${what}`, () => {
+      for (const n of [fileNode('x'), dirNode('x'), symlinkNode('x', 't')]) {
+        const err = expectCorrupt(rawTree([jsonNode(n, patch)]));
+        expect(err.message).toMatch(/tree under test/);
+      }
+    });
+  }
+
+  it('duplicate names (same type and different types)', () => {
+    expectCorrupt(rawTree([jsonNode(fileNode('x')), jsonNode(fileNode('x'))]));
+    expectCorrupt(rawTree([jsonNode(symlinkNode('x', '/tmp/outside')), jsonNode(dirNode('x'))]));
+    expectCorrupt(rawTree([jsonNode(dirNode('x')), jsonNode(symlinkNode('x', '/tmp/outside'))]));
+    // Same bytes spelled once as a string and once as base64.
+    expectCorrupt(rawTree([jsonNode(fileNode('x')), jsonNode(fileNode('x'), { name: undefined, nameB64: Buffer.from('x').toString('base64') })]));
+  });
+
+  it('unsorted names', () => {
+    expectCorrupt(rawTree([jsonNode(fileNode('b')), jsonNode(fileNode('a'))]));
+    expectCorrupt(rawTree([jsonNode(fileNode('a')), jsonNode(fileNode('c')), jsonNode(fileNode('b'))]));
+    // Byte order, not locale order: "B" (0x42) sorts before "a" (0x61), 0xff after everything.
+    expectCorrupt(rawTree([jsonNode(fileNode('a')), jsonNode(fileNode('B'))]));
+    expectCorrupt(rawTree([jsonNode(fileNode(Buffer.from([0xff]))), jsonNode(fileNode('z'))]));
+    expect(decodeTree(rawTree([jsonNode(fileNode('B')), jsonNode(fileNode('a')), jsonNode(fileNode(Buffer.from([0xff])))]), 't')).toHaveLength(3);
+  });
+
+  it('bad hashes in content and subtrees', () => {
+    const badIds = ['', 'xyz', H1.slice(1), `${H1}0`, H1.toUpperCase(), `${H1.slice(0, 63)}g`, 42, true];
+    for (const id of badIds) {
+      expectCorrupt(rawTree([jsonNode(dirNode('d'), { subtree: id })]));
+      expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[id, 10]] })]));
+    }
+    expectCorrupt(rawTree([jsonNode(dirNode('d'), { subtree: undefined })]));
+    expectCorrupt(rawTree([jsonNode(dirNode('d'), { subtree: null })]));
+  });
+
+  it('content lengths that do not sum to the size, and malformed content', () => {
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 31 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 29 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 0 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 1, content: [] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 0, content: [[H1, 0]] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, -5], [H2, 15]] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, 10.5]] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, '10']] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, 10, 0]] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [H1] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { content: undefined })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: -1, content: [] })]));
+  });
+
+  it('bad symlink targets, device numbers, types, modes and owners', () => {
+    expectCorrupt(rawTree([jsonNode(symlinkNode('l', 'x'), { target: '' })]));
+    expectCorrupt(rawTree([jsonNode(symlinkNode('l', 'x'), { target: undefined })]));
+    expectCorrupt(rawTree([jsonNode(symlinkNode('l', 'x'), { target: 'a\u0000b' })]));
+    expectCorrupt(rawTree([jsonNode(symlinkNode('l', 'x'), { target: 'x'.repeat(4096) })]));
+    expect(decodeTree(rawTree([jsonNode(symlinkNode('l', 'x'.repeat(4095)))]), 't')[0]!.target!.length).toBe(4095);
+    const chr = { ...base('c', 'chardev'), rdevMajor: 1, rdevMinor: 3 };
+    expectCorrupt(rawTree([jsonNode(chr, { rdev: undefined })]));
+    expectCorrupt(rawTree([jsonNode(chr, { rdev: [1] })]));
+    expectCorrupt(rawTree([jsonNode(chr, { rdev: [-1, 3] })]));
+    expectCorrupt(rawTree([jsonNode(chr, { rdev: [1, 2 ** 32] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { type: 'hardlink' })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { type: undefined })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { mode: 0o10000 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { mode: -1 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { mode: '644' })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { uid: -1 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { gid: 2 ** 32 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { mtime: 12 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { mtime: '1e9' })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { ctime: undefined })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { ino: 'abc' })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { nlink: 1.5 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { linkGroup: 7 })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { linkGroup: 'g'.repeat(65) })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { xattrs: 'user.a' })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { xattrs: [['', 'dg==']] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { xattrs: [[Buffer.from('a\u0000b').toString('base64'), '']] })]));
+    expectCorrupt(rawTree([jsonNode(fileNode('f'), { xattrs: [[Buffer.alloc(256, 0x61).toString('base64'), '']] })]));
+  });
+
+  it('malformed tree documents', () => {
+    expectCorrupt(Buffer.from('not json'));
+    expectCorrupt(Buffer.from(''));
+    expectCorrupt(Buffer.from('null'));
+    expectCorrupt(Buffer.from('[]'));
+    expectCorrupt(rawTree([], 2));
+    expectCorrupt(Buffer.from(JSON.stringify({ v: 1, nodes: {} })));
+    expectCorrupt(Buffer.from(JSON.stringify({ v: 1 })));
+    expectCorrupt(rawTree([null]));
+    expectCorrupt(rawTree([[1, 2]]));
+    expectCorrupt(rawTree(['file']));
+    // A truncated blob.
+    const good = encodeTree([fileNode('a'), fileNode('b')]);
+    expectCorrupt(good.subarray(0, good.length - 3));
+  });
+});
+
+describe('snapshot record root', () => {
+  const record = (root: TreeNode): NewSnapshotRecord => ({
+    time: new Date(0).toISOString(),
+    label: 'x',
+    tags: ['t'],
+    parent: null,
+    hostname: 'h',
+    sources: ['/src'],
+    root,
+    scanStartNs: 5n,
+    stats: {
+      files: 1,
+      dirs: 1,
+      symlinks: 0,
+      specials: 0,
+      skipped: 0,
+      bytes: 0,
+      bytesRead: 0,
+      filesReused: 0,
+      newBlobs: 0,
+      newBytes: 0,
+      storedBytes: 0,
+      durationMs: 0,
+    },
+    skippedEntries: [],
+  });
+
+  it('round-trips, with an empty root name', () => {
+    const r = record(dirNode(Buffer.alloc(0)));
+    const { id, bytes } = encodeSnapshotRecord(r);
+    const back = decodeSnapshotRecord(id, bytes);
+    expect(back.id).toBe(id);
+    expect(back.root).toEqual(r.root);
+    expect(back.scanStartNs).toBe(5n);
+  });
+
+  it('rejects a root that is not a directory, has an unsafe name, or a record that does not match its id', () => {
+    for (const root of [symlinkNode(Buffer.alloc(0), '/etc'), { ...fileNode(Buffer.alloc(0)) }, dirNode('..'), dirNode('a/b')]) {
+      const { id, bytes } = encodeSnapshotRecord(record(root));
+      expect(() => decodeSnapshotRecord(id, bytes)).toThrow(CorruptionError);
+    }
+    const { id, bytes } = encodeSnapshotRecord(record(dirNode(Buffer.alloc(0))));
+    const tampered = Buffer.from(bytes);
+    tampered[tampered.length - 2] = tampered[tampered.length - 2]! ^ 1;
+    expect(() => decodeSnapshotRecord(id, tampered)).toThrow(CorruptionError);
+  });
+});
