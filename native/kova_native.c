@@ -2,8 +2,8 @@
  * kova_native: the few system calls and the one hot loop that Node.js does
  * not give us.
  *
- *   cutPoints(data, gear, min, avg, max, eof)  content-defined chunk boundaries
- *   chunkScan(data, gear, …, state)            the same, streaming across buffers
+ *   chunkScan(data, gear, …, state)            content-defined chunk boundaries,
+ *                                              streaming across buffers
  *   sha256Each(buffers, callback)              SHA-256 of many buffers, on the
  *                                              libuv thread pool (async)
  *   readDirStats(dirFd, callback)              a directory's names and lstat of
@@ -163,81 +163,12 @@ static int64_t get_i64(napi_env env, napi_value v) {
  * chunking"). The first `min` bytes of a chunk are skipped without hashing.
  * The JavaScript reference in src/engine/chunker/gear-chunker.ts must cut at
  * exactly the same places; a test holds the two together. */
-static size_t cut_one(const uint8_t *p, size_t n, const uint32_t *gear, size_t min, size_t avg,
-                      size_t max, uint32_t mask_s, uint32_t mask_l, int *found) {
-  *found = 0;
-  if (n <= min) return n;
-  if (n > max) n = max;
-  size_t normal = avg < n ? avg : n;
-  uint32_t h = 0;
-  size_t i = min;
-  for (; i < normal; i++) {
-    h = (h << 1) + gear[p[i]];
-    if ((h & mask_s) == 0) { *found = 1; return i + 1; }
-  }
-  for (; i < n; i++) {
-    h = (h << 1) + gear[p[i]];
-    if ((h & mask_l) == 0) { *found = 1; return i + 1; }
-  }
-  return n;
-}
 
-/* cutPoints(data, gear, min, avg, max, maskS, maskL, eof) -> Uint32Array of
- * chunk end offsets. Without eof it stops once fewer than `max` bytes remain:
- * the caller carries that tail into the next call. */
-static napi_value cut_points(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 8) return throw_type(env, "cutPoints: 8 arguments expected");
-  uint8_t *data;
-  size_t len;
-  if (get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "cutPoints: data must be a Uint8Array");
-  napi_typedarray_type tt;
-  size_t glen;
-  void *gdata;
-  napi_value ab;
-  size_t off;
-  bool is_ta = false;
-  napi_is_typedarray(env, argv[1], &is_ta);
-  if (!is_ta) return throw_type(env, "cutPoints: gear must be a Uint32Array");
-  napi_get_typedarray_info(env, argv[1], &tt, &glen, &gdata, &ab, &off);
-  if (tt != napi_uint32_array || glen != 256) return throw_type(env, "cutPoints: gear must be a Uint32Array(256)");
-  size_t min = (size_t)get_i64(env, argv[2]);
-  size_t avg = (size_t)get_i64(env, argv[3]);
-  size_t max = (size_t)get_i64(env, argv[4]);
-  uint32_t mask_s = (uint32_t)get_i64(env, argv[5]);
-  uint32_t mask_l = (uint32_t)get_i64(env, argv[6]);
-  bool eof = false;
-  napi_get_value_bool(env, argv[7], &eof);
-  if (!(min > 0 && min <= avg && avg <= max)) return throw_type(env, "cutPoints: need 0 < min <= avg <= max");
-
-  size_t cap = len / min + 2;
-  uint32_t *cuts = malloc(cap * sizeof(uint32_t));
-  if (!cuts) return throw_errno(env, ENOMEM, "malloc");
-  size_t count = 0, pos = 0;
-  while (pos < len) {
-    size_t remaining = len - pos;
-    if (!eof && remaining < max) break;
-    int found;
-    size_t c = cut_one(data + pos, remaining, (const uint32_t *)gdata, min, avg, max, mask_s, mask_l, &found);
-    pos += c;
-    cuts[count++] = (uint32_t)pos;
-  }
-  napi_value out_ab, out;
-  void *out_data;
-  napi_create_arraybuffer(env, count * sizeof(uint32_t), &out_data, &out_ab);
-  if (count) memcpy(out_data, cuts, count * sizeof(uint32_t));
-  free(cuts);
-  napi_create_typedarray(env, napi_uint32_array, count, out_ab, 0, &out);
-  return out;
-}
-
-/* scan_stream is the streaming form of cut_one: (*h, *pos) carry the gear
+/* scan_stream runs the chunker over one buffer: (*h, *pos) carry the gear
  * hash and the bytes of the current chunk seen so far across calls, so a
  * chunk may span buffers. It writes the offsets in data where chunks end
- * into cuts (room for len / min + 2) and returns how many. It cuts exactly
- * where cut_one does; the caller ends the last chunk at end of file. */
+ * into cuts (room for len / min + 2) and returns how many; the caller ends
+ * the last chunk at end of file. */
 typedef struct {
   const uint32_t *gear;
   size_t min, avg, max;
@@ -895,7 +826,6 @@ static napi_value do_syncfs(napi_env env, napi_callback_info info) {
 
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
-      {"cutPoints", NULL, cut_points, NULL, NULL, NULL, napi_default, NULL},
       {"chunkScan", NULL, chunk_scan, NULL, NULL, NULL, napi_default, NULL},
       {"sha256Each", NULL, sha256_each, NULL, NULL, NULL, napi_default, NULL},
       {"readDirStats", NULL, read_dir_stats, NULL, NULL, NULL, napi_default, NULL},

@@ -13,16 +13,6 @@ import path from 'node:path';
 export type PathLike = string | Buffer;
 
 interface NativeAddon {
-  cutPoints(
-    data: Uint8Array,
-    gear: Uint32Array,
-    min: number,
-    avg: number,
-    max: number,
-    maskS: number,
-    maskL: number,
-    eof: boolean,
-  ): Uint32Array;
   chunkScan(
     data: Uint8Array,
     gear: Uint32Array,

@@ -88,16 +88,8 @@ const MAX_SKIPPED_LISTED = 100;
 /** How much earlier than the clock a scan's start is recorded (see run()). */
 export const SCAN_START_MARGIN_MS = 20;
 
-interface Counters {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  specials: number;
-  skipped: number;
-  bytes: number;
-  bytesRead: number;
-  filesReused: number;
-}
+/** The statistics a capture counts itself (the session adds storage figures). */
+type Counters = { -readonly [K in keyof ArchiveResult['stats']]: number };
 
 /** Archiver captures sources into trees. One instance per capture. */
 export class Archiver {
