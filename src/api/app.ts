@@ -48,7 +48,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   // An empty JSON body means "no options": POST …/snapshots with no body is fine.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
+    if (text.trim() === '') return done(null, {});
     try {
       done(null, JSON.parse(text));
     } catch {
@@ -90,6 +90,10 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
       return reply.status(429).header('retry-after', String(wait)).send(errorBody('RATE_LIMITED', `too many requests; retry in ${wait} s`));
     }
     req.user = principal.user;
+  });
+  // No body at all is the same as an empty one: every optional-body route accepts it.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
   });
   app.addHook('onResponse', async (req, reply) => {
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });

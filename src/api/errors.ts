@@ -29,8 +29,10 @@ function describeValidation(context: string, issues: readonly ValidationIssue[])
 
 export function handleError(err: FastifyError | KovaError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (err instanceof KovaError) {
-    if (err.status >= 500) req.log.error({ err }, 'request failed');
-    return reply.status(err.status).send(errorBody(err.code, err.message));
+    if (err.status < 500) return reply.status(err.status).send(errorBody(err.code, err.message));
+    // Server-side failures may describe host paths or internals: log them, don't send them.
+    req.log.error({ err }, 'request failed');
+    return reply.status(err.status).send(errorBody(err.code, `internal error (request ${req.id})`));
   }
   const fe = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
   if (fe.validation) {

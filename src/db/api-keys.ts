@@ -1,5 +1,5 @@
 /** api-keys: API keys; only a slow hash of each secret is stored. */
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export interface ApiKey {
   readonly prefix: string;
@@ -31,9 +31,7 @@ const toKey = (r: Row): ApiKey => ({
   revokedAt: r.revoked_at,
 });
 
-export class ApiKeys {
-  constructor(private readonly db: Db) {}
-
+export class ApiKeys extends Table {
   insert(k: Omit<ApiKey, 'lastUsedAt' | 'revokedAt'>): void {
     this.db
       .prepare('INSERT INTO api_keys (prefix, user_id, secret_hash, label, created_at) VALUES (?, ?, ?, ?, ?)')
@@ -41,7 +39,7 @@ export class ApiKeys {
   }
 
   get(prefix: string): ApiKey | undefined {
-    const r = this.db.prepare('SELECT * FROM api_keys WHERE prefix = ?').get(prefix) as Row | undefined;
+    const r = this.q('SELECT * FROM api_keys WHERE prefix = ?').get(prefix) as Row | undefined;
     return r && toKey(r);
   }
 
@@ -49,17 +47,17 @@ export class ApiKeys {
   list(userId?: string): ApiKey[] {
     const rows = (
       userId
-        ? this.db.prepare('SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, prefix').all(userId)
-        : this.db.prepare('SELECT * FROM api_keys ORDER BY created_at DESC, prefix').all()
+        ? this.q('SELECT * FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, prefix').all(userId)
+        : this.q('SELECT * FROM api_keys ORDER BY created_at DESC, prefix').all()
     ) as Row[];
     return rows.map(toKey);
   }
 
   revoke(prefix: string, at: number): boolean {
-    return this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL').run(at, prefix).changes > 0;
+    return this.q('UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL').run(at, prefix).changes > 0;
   }
 
   touch(prefix: string, at: number): void {
-    this.db.prepare('UPDATE api_keys SET last_used_at = ? WHERE prefix = ?').run(at, prefix);
+    this.q('UPDATE api_keys SET last_used_at = ? WHERE prefix = ?').run(at, prefix);
   }
 }

@@ -1,6 +1,6 @@
 /** deployments: a user's deployments, their SDL and its parsed manifest. */
 import type { Manifest } from '../sdl/types.js';
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export type DeploymentStatus = 'active' | 'closed';
 
@@ -43,9 +43,7 @@ const toDeployment = (r: Row): Deployment => ({
   closedAt: r.closed_at,
 });
 
-export class Deployments {
-  constructor(private readonly db: Db) {}
-
+export class Deployments extends Table {
   insert(d: Deployment): void {
     this.db
       .prepare(
@@ -56,22 +54,22 @@ export class Deployments {
   }
 
   get(id: string): Deployment | undefined {
-    const r = this.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM deployments WHERE id = ?').get(id) as Row | undefined;
     return r && toDeployment(r);
   }
 
   /** forUser returns the deployment only if `userId` owns it. */
   forUser(id: string, userId: string): Deployment | undefined {
-    const r = this.db.prepare('SELECT * FROM deployments WHERE id = ? AND user_id = ?').get(id, userId) as Row | undefined;
+    const r = this.q('SELECT * FROM deployments WHERE id = ? AND user_id = ?').get(id, userId) as Row | undefined;
     return r && toDeployment(r);
   }
 
   listByUser(userId: string): Deployment[] {
-    return (this.db.prepare('SELECT * FROM deployments WHERE user_id = ? ORDER BY created_at DESC, id').all(userId) as Row[]).map(toDeployment);
+    return (this.q('SELECT * FROM deployments WHERE user_id = ? ORDER BY created_at DESC, id').all(userId) as Row[]).map(toDeployment);
   }
 
   listActive(): Deployment[] {
-    return (this.db.prepare("SELECT * FROM deployments WHERE status = 'active' ORDER BY created_at").all() as Row[]).map(toDeployment);
+    return (this.q("SELECT * FROM deployments WHERE status = 'active' ORDER BY created_at").all() as Row[]).map(toDeployment);
   }
 
   updateSdl(id: string, name: string, sdl: string, manifest: Manifest, at: number): void {
@@ -81,6 +79,6 @@ export class Deployments {
   }
 
   close(id: string, at: number): void {
-    this.db.prepare("UPDATE deployments SET status = 'closed', closed_at = ?, updated_at = ? WHERE id = ?").run(at, at, id);
+    this.q("UPDATE deployments SET status = 'closed', closed_at = ?, updated_at = ? WHERE id = ?").run(at, at, id);
   }
 }

@@ -2,7 +2,7 @@
  * jobs: the persistent job queue. A job survives a restart of the service:
  * one found `running` at start is re-queued and its handler resumes it.
  */
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -45,9 +45,7 @@ const toJob = (r: Row): Job => ({
   finishedAt: r.finished_at,
 });
 
-export class Jobs {
-  constructor(private readonly db: Db) {}
-
+export class Jobs extends Table {
   enqueue(deploymentId: string, kind: string, payload: Record<string, unknown>, at: number): number {
     return Number(
       this.db
@@ -57,13 +55,13 @@ export class Jobs {
   }
 
   get(id: number): Job | undefined {
-    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM jobs WHERE id = ?').get(id) as Row | undefined;
     return r && toJob(r);
   }
 
   /** pending returns queued and running jobs, oldest first. */
   pending(): Job[] {
-    return (this.db.prepare("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id").all() as Row[]).map(toJob);
+    return (this.q("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id").all() as Row[]).map(toJob);
   }
 
   /** activeFor returns a deployment's queued and running jobs of the given kinds. */
@@ -76,21 +74,26 @@ export class Jobs {
     ).map(toJob);
   }
 
+  /** activeOfKind returns queued and running jobs of one kind, on any deployment. */
+  activeOfKind(kind: string): Job[] {
+    return (this.q("SELECT * FROM jobs WHERE state IN ('queued', 'running') AND kind = ? ORDER BY id").all(kind) as Row[]).map(toJob);
+  }
+
   markRunning(id: number, at: number): void {
-    this.db.prepare("UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?").run(at, id);
+    this.q("UPDATE jobs SET state = 'running', started_at = ?, attempts = attempts + 1 WHERE id = ?").run(at, id);
   }
 
   finish(id: number, state: 'done' | 'failed', error: string | null, at: number): void {
-    this.db.prepare('UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?').run(state, error, at, id);
+    this.q('UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?').run(state, error, at, id);
   }
 
   /** requeueRunning puts jobs a crash interrupted back in the queue; returns how many. */
   requeueRunning(): number {
-    return this.db.prepare("UPDATE jobs SET state = 'queued' WHERE state = 'running'").run().changes;
+    return this.q("UPDATE jobs SET state = 'queued' WHERE state = 'running'").run().changes;
   }
 
   /** prune deletes finished jobs older than `before`. */
   prune(before: number): void {
-    this.db.prepare("DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < ?").run(before);
+    this.q("DELETE FROM jobs WHERE state IN ('done', 'failed') AND finished_at < ?").run(before);
   }
 }

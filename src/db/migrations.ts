@@ -91,4 +91,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_by_state ON jobs(state, id);
   CREATE INDEX jobs_by_deployment ON jobs(deployment_id, state);
   `,
+  `
+  -- The interval as the user wrote it ("24h" stays "24h", not "1d").
+  ALTER TABLE snapshot_settings ADD COLUMN interval_text TEXT;
+  `,
 ];

@@ -1,5 +1,5 @@
 /** restores: restore operations and their journal (which step they reached). */
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export type RestoreStatus = 'pending' | 'restoring' | 'swapping' | 'completed' | 'failed';
 
@@ -77,9 +77,7 @@ const COLUMNS: Record<string, string> = {
 
 export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>>;
 
-export class Restores {
-  constructor(private readonly db: Db) {}
-
+export class Restores extends Table {
   insert(r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>): void {
     this.db
       .prepare("INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, created_at) VALUES (?, ?, ?, 'pending', ?, ?)")
@@ -87,18 +85,18 @@ export class Restores {
   }
 
   get(id: string): Restore | undefined {
-    const r = this.db.prepare('SELECT * FROM restores WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM restores WHERE id = ?').get(id) as Row | undefined;
     return r && toRestore(r);
   }
 
   inDeployment(deploymentId: string, id: string): Restore | undefined {
-    const r = this.db.prepare('SELECT * FROM restores WHERE id = ? AND deployment_id = ?').get(id, deploymentId) as Row | undefined;
+    const r = this.q('SELECT * FROM restores WHERE id = ? AND deployment_id = ?').get(id, deploymentId) as Row | undefined;
     return r && toRestore(r);
   }
 
   list(deploymentId: string, limit = 50): Restore[] {
     return (
-      this.db.prepare('SELECT * FROM restores WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(deploymentId, limit) as Row[]
+      this.q('SELECT * FROM restores WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(deploymentId, limit) as Row[]
     ).map(toRestore);
   }
 
@@ -110,6 +108,6 @@ export class Restores {
       const v = (u as Record<string, unknown>)[k];
       return k === 'journal' ? JSON.stringify(v) : (v ?? null);
     });
-    this.db.prepare(`UPDATE restores SET ${sets} WHERE id = ?`).run(...values, id);
+    this.q(`UPDATE restores SET ${sets} WHERE id = ?`).run(...values, id);
   }
 }

@@ -1,10 +1,12 @@
 /** settings: each deployment's automatic-snapshot settings and next due time. */
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export interface SnapshotSettings {
   readonly deploymentId: string;
   readonly enabled: boolean;
   readonly intervalMs: number;
+  /** The interval as set ("24h"); null for rows from before it was kept. */
+  readonly interval: string | null;
   readonly retention: number;
   /** When the next automatic snapshot is due (null when disabled). */
   readonly nextRunAt: number | null;
@@ -15,6 +17,7 @@ interface Row {
   deployment_id: string;
   enabled: number;
   interval_ms: number;
+  interval_text: string | null;
   retention: number;
   next_run_at: number | null;
   updated_at: number;
@@ -24,35 +27,35 @@ const toSettings = (r: Row): SnapshotSettings => ({
   deploymentId: r.deployment_id,
   enabled: r.enabled === 1,
   intervalMs: r.interval_ms,
+  interval: r.interval_text,
   retention: r.retention,
   nextRunAt: r.next_run_at,
   updatedAt: r.updated_at,
 });
 
-export const DEFAULT_SETTINGS = { enabled: false, intervalMs: 24 * 3_600_000, retention: 7 } as const;
+export const DEFAULT_SETTINGS = { enabled: false, intervalMs: 24 * 3_600_000, interval: '24h', retention: 7 } as const;
 
-export class Settings {
-  constructor(private readonly db: Db) {}
-
+export class Settings extends Table {
   /** get returns the settings, or the defaults when never set. */
   get(deploymentId: string): SnapshotSettings {
-    const r = this.db.prepare('SELECT * FROM snapshot_settings WHERE deployment_id = ?').get(deploymentId) as Row | undefined;
+    const r = this.q('SELECT * FROM snapshot_settings WHERE deployment_id = ?').get(deploymentId) as Row | undefined;
     return r ? toSettings(r) : { deploymentId, ...DEFAULT_SETTINGS, nextRunAt: null, updatedAt: 0 };
   }
 
   put(s: SnapshotSettings): void {
     this.db
       .prepare(
-        `INSERT INTO snapshot_settings (deployment_id, enabled, interval_ms, retention, next_run_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO snapshot_settings (deployment_id, enabled, interval_ms, interval_text, retention, next_run_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (deployment_id) DO UPDATE SET enabled = excluded.enabled, interval_ms = excluded.interval_ms,
-           retention = excluded.retention, next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`,
+           interval_text = excluded.interval_text, retention = excluded.retention, next_run_at = excluded.next_run_at,
+           updated_at = excluded.updated_at`,
       )
-      .run(s.deploymentId, s.enabled ? 1 : 0, s.intervalMs, s.retention, s.nextRunAt, s.updatedAt);
+      .run(s.deploymentId, s.enabled ? 1 : 0, s.intervalMs, s.interval, s.retention, s.nextRunAt, s.updatedAt);
   }
 
   setNextRun(deploymentId: string, at: number | null): void {
-    this.db.prepare('UPDATE snapshot_settings SET next_run_at = ? WHERE deployment_id = ?').run(at, deploymentId);
+    this.q('UPDATE snapshot_settings SET next_run_at = ? WHERE deployment_id = ?').run(at, deploymentId);
   }
 
   /** enabledList returns the enabled settings of active deployments. */
@@ -68,6 +71,6 @@ export class Settings {
   }
 
   delete(deploymentId: string): void {
-    this.db.prepare('DELETE FROM snapshot_settings WHERE deployment_id = ?').run(deploymentId);
+    this.q('DELETE FROM snapshot_settings WHERE deployment_id = ?').run(deploymentId);
   }
 }

@@ -1,5 +1,5 @@
 /** snapshots: the service's view of each snapshot (the engine holds the data). */
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export type SnapshotStatus = 'creating' | 'ready' | 'failed' | 'deleting';
 export type SnapshotTrigger = 'manual' | 'automatic' | 'before-update' | 'before-restore';
@@ -83,9 +83,7 @@ const COLUMNS: Record<string, string> = {
 
 export type SnapshotUpdate = Partial<Omit<Snapshot, 'id' | 'deploymentId' | 'label' | 'trigger' | 'createdAt'>>;
 
-export class Snapshots {
-  constructor(private readonly db: Db) {}
-
+export class Snapshots extends Table {
   insert(s: Pick<Snapshot, 'id' | 'deploymentId' | 'label' | 'status' | 'trigger' | 'createdAt'>): void {
     this.db
       .prepare('INSERT INTO snapshots (id, deployment_id, label, status, trigger, created_at) VALUES (?, ?, ?, ?, ?, ?)')
@@ -93,20 +91,20 @@ export class Snapshots {
   }
 
   get(id: string): Snapshot | undefined {
-    const r = this.db.prepare('SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
     return r && toSnapshot(r);
   }
 
   /** inDeployment returns the snapshot only if it belongs to the deployment. */
   inDeployment(deploymentId: string, id: string): Snapshot | undefined {
-    const r = this.db.prepare('SELECT * FROM snapshots WHERE id = ? AND deployment_id = ?').get(id, deploymentId) as Row | undefined;
+    const r = this.q('SELECT * FROM snapshots WHERE id = ? AND deployment_id = ?').get(id, deploymentId) as Row | undefined;
     return r && toSnapshot(r);
   }
 
   /** list returns a deployment's snapshots, newest first. */
   list(deploymentId: string): Snapshot[] {
     return (
-      this.db.prepare('SELECT * FROM snapshots WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC').all(deploymentId) as Row[]
+      this.q('SELECT * FROM snapshots WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC').all(deploymentId) as Row[]
     ).map(toSnapshot);
   }
 
@@ -119,7 +117,7 @@ export class Snapshots {
   }
 
   byStatus(status: SnapshotStatus): Snapshot[] {
-    return (this.db.prepare('SELECT * FROM snapshots WHERE status = ? ORDER BY created_at').all(status) as Row[]).map(toSnapshot);
+    return (this.q('SELECT * FROM snapshots WHERE status = ? ORDER BY created_at').all(status) as Row[]).map(toSnapshot);
   }
 
   update(id: string, u: SnapshotUpdate): void {
@@ -127,15 +125,15 @@ export class Snapshots {
     if (keys.length === 0) return;
     const sets = keys.map((k) => `${COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => (u as Record<string, unknown>)[k] ?? null);
-    this.db.prepare(`UPDATE snapshots SET ${sets} WHERE id = ?`).run(...values, id);
+    this.q(`UPDATE snapshots SET ${sets} WHERE id = ?`).run(...values, id);
   }
 
   delete(id: string): void {
-    this.db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
+    this.q('DELETE FROM snapshots WHERE id = ?').run(id);
   }
 
   deleteAll(deploymentId: string): void {
-    this.db.prepare('DELETE FROM snapshots WHERE deployment_id = ?').run(deploymentId);
+    this.q('DELETE FROM snapshots WHERE deployment_id = ?').run(deploymentId);
   }
 
   /** storage returns the logical and stored bytes of a deployment's ready snapshots. */

@@ -1,5 +1,5 @@
 /** users: the accounts that own deployments and API keys. */
-import type { Db } from './database.js';
+import { Table } from './table.js';
 
 export interface User {
   readonly id: string;
@@ -15,24 +15,22 @@ interface Row {
 
 const toUser = (r: Row): User => ({ id: r.id, name: r.name, createdAt: r.created_at });
 
-export class Users {
-  constructor(private readonly db: Db) {}
-
+export class Users extends Table {
   insert(u: User): void {
-    this.db.prepare('INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)').run(u.id, u.name, u.createdAt);
+    this.q('INSERT INTO users (id, name, created_at) VALUES (?, ?, ?)').run(u.id, u.name, u.createdAt);
   }
 
   get(id: string): User | undefined {
-    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM users WHERE id = ?').get(id) as Row | undefined;
     return r && toUser(r);
   }
 
   byName(name: string): User | undefined {
-    const r = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
+    const r = this.q('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
     return r && toUser(r);
   }
 
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM users').get() as { n: number }).n;
+    return (this.q('SELECT count(*) AS n FROM users').get() as { n: number }).n;
   }
 }

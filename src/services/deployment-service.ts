@@ -17,7 +17,7 @@ import type { DeploymentSpec } from '../runtime/types.js';
 import { parseSdlOrThrow } from '../sdl/parse-sdl.js';
 import type { Manifest } from '../sdl/types.js';
 import { JobKind, type ServiceContext } from './context.js';
-import { activeDeployment, assertIdle, currentOperation, ownedDeployment } from './guards.js';
+import { activeDeployment, assertIdle, currentOperation, ownedDeployment, pendingClones } from './guards.js';
 import { type Paths, volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
 import type { SnapshotService } from './snapshot-service.js';
@@ -126,6 +126,9 @@ export class DeploymentService {
     return store.tx(() => {
       activeDeployment(store, userId, id);
       assertIdle(store, id);
+      if (pendingClones(store, id).length > 0) {
+        throw new ConflictError('OPERATION_IN_PROGRESS', `a clone of one of deployment ${id}'s snapshots is in progress; close it when the clone has finished`);
+      }
       store.deployments.close(id, clock.now());
       store.snapshots.deleteAll(id);
       store.settings.delete(id);

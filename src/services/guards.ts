@@ -5,7 +5,8 @@
 import { ConflictError, NotFoundError } from '../core/errors.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Store } from '../db/store.js';
-import { OPERATION_KINDS } from './context.js';
+import type { Job } from '../db/jobs.js';
+import { JobKind, OPERATION_KINDS } from './context.js';
 
 export function ownedDeployment(store: Store, userId: string, id: string): Deployment {
   const d = store.deployments.forUser(id, userId);
@@ -27,6 +28,13 @@ export function assertIdle(store: Store, deploymentId: string): void {
       operation: busy[0]!.kind,
     });
   }
+}
+
+/** pendingClones returns the queued or running clones made from a deployment's snapshots. */
+export function pendingClones(store: Store, deploymentId: string, snapshotId?: string): Job[] {
+  return store.jobs
+    .activeOfKind(JobKind.Clone)
+    .filter((j) => j.payload.sourceDeploymentId === deploymentId && (snapshotId === undefined || j.payload.snapshotId === snapshotId));
 }
 
 /** currentOperation names the operation in progress on a deployment, if any. */

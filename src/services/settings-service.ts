@@ -59,7 +59,15 @@ export class SettingsService {
       if (!enabled) nextRunAt = null;
       else if (!cur.enabled || nextRunAt === null) nextRunAt = nextRunAfter(now, depId, interval);
       else if (interval !== cur.intervalMs) nextRunAt = Math.min(nextRunAt, nextRunAfter(now, depId, interval));
-      const next: SnapshotSettings = { deploymentId: depId, enabled, intervalMs: interval, retention: input.retention ?? cur.retention, nextRunAt, updatedAt: now };
+      const next: SnapshotSettings = {
+        deploymentId: depId,
+        enabled,
+        intervalMs: interval,
+        interval: intervalMs === undefined ? cur.interval : input.interval!,
+        retention: input.retention ?? cur.retention,
+        nextRunAt,
+        updatedAt: now,
+      };
       store.settings.put(next);
       return next;
     });

@@ -12,7 +12,7 @@ import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
 import { pruneVictims } from '../scheduler/policy.js';
 import { captureDeployment } from './capture.js';
 import { JobKind, type ServiceContext } from './context.js';
-import { activeDeployment, assertIdle, sanitize } from './guards.js';
+import { activeDeployment, assertIdle, pendingClones, sanitize } from './guards.js';
 import { openRepo } from './repos.js';
 
 const LABEL_MAX = 64;
@@ -78,10 +78,9 @@ export class SnapshotService {
       const s = this.get(userId, depId, snapId);
       if (s.status === 'creating') throw new ConflictError('SNAPSHOT_BUSY', `snapshot ${snapId} is still being created`);
       if (s.status === 'deleting') return;
-      const restoring = store.jobs
-        .activeFor(depId, [JobKind.Restore, JobKind.Clone])
-        .some((j) => j.payload.snapshotId === snapId);
+      const restoring = store.jobs.activeFor(depId, [JobKind.Restore]).some((j) => j.payload.snapshotId === snapId);
       if (restoring) throw new ConflictError('SNAPSHOT_BUSY', `snapshot ${snapId} is being restored`);
+      if (pendingClones(store, depId, snapId).length > 0) throw new ConflictError('SNAPSHOT_BUSY', `snapshot ${snapId} is being cloned`);
       store.snapshots.update(snapId, { status: 'deleting' });
       this.ctx.jobs.enqueue(depId, JobKind.DeleteSnapshot, { snapshotIds: [snapId] });
     });

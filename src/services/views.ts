@@ -57,7 +57,7 @@ export function restoreView(r: Restore) {
 export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
   return {
     enabled: s.enabled,
-    interval: formatDuration(s.intervalMs),
+    interval: s.interval ?? formatDuration(s.intervalMs),
     retention: s.retention,
     nextRunAt: s.enabled ? isoOrNull(s.nextRunAt) : null,
     minInterval: formatDuration(minIntervalMs),

@@ -29,6 +29,7 @@ export interface Harness {
   /** newUser creates another user and returns a token for them. */
   newUser(name: string): Promise<string>;
   /** api calls the API as `token` (default alice's) and returns status and parsed body. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read response bodies freely
   api(method: string, url: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any; res: LightMyRequestResponse }>;
   /** idle waits until no job is queued or running. */
   idle(): Promise<void>;
@@ -75,7 +76,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       headers: { ...(tok ? { authorization: `Bearer ${tok}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
-    let parsed: unknown = null;
+    let parsed: unknown;
     try {
       parsed = res.body ? JSON.parse(res.body) : null;
     } catch {
