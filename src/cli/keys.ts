@@ -4,16 +4,20 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../app/config.js';
-import { iso } from '../core/clock.js';
-import { systemClock } from '../core/clock.js';
-import { Store } from '../db/store.js';
-import { KeyService } from '../services/keys.js';
+import { iso, systemClock } from '../core/clock.js';
+import type { Store } from '../db/store.js';
+import type { KeyService } from '../services/keys.js';
 import { type Io, printJson, println, table } from './output.js';
 
-function withKeys<T>(dataDir: string | undefined, fn: (keys: KeyService, store: Store) => Promise<T> | T): Promise<T> {
+async function withKeys<T>(dataDir: string | undefined, fn: (keys: KeyService, store: Store) => Promise<T> | T): Promise<T> {
   const cfg = loadConfig({ dataDir });
+  const [{ Store }, { KeyService }] = await Promise.all([import('../db/store.js'), import('../services/keys.js')]);
   const store = Store.open(path.join(cfg.dataDir, 'kova.db'));
-  return Promise.resolve(fn(new KeyService(store, systemClock), store)).finally(() => store.close());
+  try {
+    return await fn(new KeyService(store, systemClock), store);
+  } finally {
+    store.close();
+  }
 }
 
 export function registerKeys(program: Command, io: Io): void {

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { KovaError } from '../core/errors.js';
 import { type Io, processIo } from './output.js';
+import { registerClient } from './client/register.js';
 import { registerKeys } from './keys.js';
 import { registerRepo } from './repo.js';
 import { registerServe } from './serve.js';
@@ -25,6 +26,7 @@ export function buildProgram(io: Io): Command {
   registerServe(program, io);
   registerKeys(program, io);
   registerRepo(program, io);
+  registerClient(program, io);
   return program;
 }
 

@@ -66,8 +66,8 @@ export class ProgressBar {
       pct = `${(f * 100).toFixed(0).padStart(3)}% `;
     }
     const total = p.bytesTotal ? ` / ${formatBytes(p.bytesTotal)}` : '';
-    const files = p.filesTotal ? `${p.filesDone}/${p.filesTotal} files` : `${p.filesDone} files`;
-    this.io.err.write(`\r\x1b[2K${this.label} ${bar}${pct}${formatBytes(p.bytesDone)}${total}  ${files}  ${rate}`);
+    const files = p.filesTotal ? `${p.filesDone}/${p.filesTotal} files` : p.filesDone > 0 ? `${p.filesDone} files` : '';
+    this.io.err.write(`\r\x1b[2K${[`${this.label} ${bar}${pct}${formatBytes(p.bytesDone)}${total}`, files, rate].filter(Boolean).join('  ')}`);
     this.drawn = true;
   };
 

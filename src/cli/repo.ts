@@ -6,17 +6,20 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { formatBytes, formatElapsed } from '../core/units.js';
 import type { SnapshotRecord } from '../engine/format/snapshot-record.js';
-import { Repository } from '../engine/repo/repository.js';
+import type { Repository } from '../engine/repo/repository.js';
 import { type Io, ProgressBar, note, printJson, println, table } from './output.js';
 
 interface LockOpt {
   lockWait?: string;
 }
 
-function openRepo(dir: string, o: LockOpt): Promise<Repository> {
+/** engine loads the engine (and its native addon) only for `repo` commands. */
+const engine = () => import('../engine/repo/repository.js');
+
+async function openRepo(dir: string, o: LockOpt): Promise<Repository> {
   const wait = o.lockWait === undefined ? 0 : Number(o.lockWait);
   if (!Number.isFinite(wait) || wait < 0) throw new Error(`--lock-wait must be a number of seconds, got ${o.lockWait}`);
-  return Repository.open(dir, { lockTimeoutMs: wait * 1000 });
+  return (await engine()).Repository.open(dir, { lockTimeoutMs: wait * 1000 });
 }
 
 async function withRepo<T>(dir: string, o: LockOpt, fn: (r: Repository) => Promise<T>): Promise<T> {
@@ -52,7 +55,7 @@ export function registerRepo(program: Command, io: Io): void {
     .description('create a repository in an empty or absent directory')
     .argument('<repo>', 'repository directory')
     .action(async (dir: string) => {
-      const r = await Repository.init(dir);
+      const r = await (await engine()).Repository.init(dir);
       await r.close();
       println(io, `created repository ${r.config.id.slice(0, 8)} at ${path.resolve(dir)}`);
     });

@@ -3,7 +3,6 @@
  */
 import type { Command } from 'commander';
 import { type ConfigInput, loadConfig } from '../app/config.js';
-import { startServer } from '../app/server.js';
 import { type Io, note } from './output.js';
 
 export function registerServe(program: Command, io: Io): void {
@@ -33,6 +32,8 @@ export function registerServe(program: Command, io: Io): void {
         stopTimeoutSec: o.stopTimeout,
         logLevel: o.logLevel,
       };
+      // Loaded here, not at the top: client commands need none of the server.
+      const { startServer } = await import('../app/server.js');
       const server = await startServer(loadConfig(flags));
       if (server.adminKeyFile) note(io, `created user "admin"; its API key is in ${server.adminKeyFile} (sign in to the dashboard with it)`);
       note(io, `kova is serving on ${server.url} (dashboard: ${server.url}/)`);

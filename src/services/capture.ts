@@ -77,7 +77,12 @@ export async function captureDeployment(ctx: ServiceContext, dep: Deployment, op
       faultPoint('snapshot:pass1');
 
       // Hooks run in running services only: a stopped service has nothing in flight.
-      const running = (await runtime.status(dep.id)).filter((s) => s.state === 'running' || s.state === 'paused');
+      let running = (await runtime.status(dep.id)).filter((s) => s.state === 'running' || s.state === 'paused');
+      if (running.some((s) => s.state === 'paused')) {
+        // Frozen by something that did not finish (a crash mid-snapshot): hooks can't run in a frozen service.
+        await runtime.thaw(dep.id);
+        running = (await runtime.status(dep.id)).filter((s) => s.state === 'running' || s.state === 'paused');
+      }
       const isRunning = (name: string): boolean => running.some((s) => s.name === name);
       for (const svc of dep.manifest.services) {
         if (!svc.hooks.pre || !isRunning(svc.name)) continue;

@@ -165,6 +165,9 @@ export class DeploymentService {
   async extras(d: Deployment): Promise<DeploymentExtras> {
     const { store, runtime, paths } = this.ctx;
     if (d.status !== 'active') return { operation: null };
+    // The operation first: one that ends while we ask the runtime shows as
+    // done with services up, never as no operation with services down.
+    const operation = currentOperation(store, d.id);
     const services = await runtime.status(d.id).catch(() => []);
     const volumeBytes: Record<string, number> = {};
     for (const v of volumesOf(d.manifest)) {
@@ -177,7 +180,7 @@ export class DeploymentService {
       services,
       volumeBytes,
       snapshots: { ...stats, lastSnapshotAt: last ? new Date(last.createdAt).toISOString() : null },
-      operation: currentOperation(store, d.id),
+      operation,
     };
   }
 
@@ -269,15 +272,17 @@ export class DeploymentService {
     const { store, runtime, paths, log } = this.ctx;
     const pending = new Set(store.jobs.pending().map((j) => j.deploymentId));
     for (const d of store.deployments.listActive()) {
-      if (pending.has(d.id)) continue;
       try {
         const status = await runtime.status(d.id);
         const byName = new Map(status.map((s) => [s.name, s.state]));
+        // Nothing leaves services frozen across a restart on purpose: a crash
+        // during a snapshot's freeze did. Thaw them even if a job will resume.
+        if ([...byName.values()].includes('paused')) await runtime.thaw(d.id);
+        if (pending.has(d.id)) continue;
         if (d.manifest.services.some((s) => !byName.has(s.name) || byName.get(s.name) === 'missing')) {
           await this.ensureVolumes(d);
           await runtime.create(runtimeSpec(paths, d.id, d.manifest));
         }
-        if ([...byName.values()].includes('paused')) await runtime.thaw(d.id);
         await runtime.start(d.id);
       } catch (err) {
         log.error({ err, deployment: d.id }, 'could not bring deployment up');

@@ -132,20 +132,27 @@ export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Pr
     const repack: Array<[string, PackState]> = [];
     for (const [id, p] of packs) {
       if (p.live.length === 0) remove.push(id);
-      else if (p.liveBytes < repackBelow * p.size) repack.push([id, p]);
+      // Repack only packs with dead blobs in them: a pack of tiny live blobs is
+      // "mostly" header and trailer, and repacking would only rewrite it.
+      else if (p.live.length < p.entries.length && p.liveBytes < repackBelow * p.size) repack.push([id, p]);
       else keep.push({ id, size: p.size, blobs: p.live.sort((a, b) => a.offset - b.offset) });
     }
     const written: IndexedPack[] = [];
     if (repack.length > 0) {
       const writer = new PackWriter(repo.storage, repo.config.packSize, (pack) => written.push(pack));
-      for (const [id, p] of repack) {
-        for (const e of p.live.sort((a, b) => a.offset - b.offset)) {
-          const stored = await repo.storage.readAt(packName(id), e.offset, e.length);
-          const raw = repo.codec.decode(stored, e.compression, e.rawLength, `blob ${e.id}`);
-          if (sha256Hex(raw) !== e.id) throw new CorruptionError(`gc refused: blob ${e.id} in pack ${id} is damaged; run verify`, { blob: e.id });
-          await writer.add(e.type, e.id, stored, e.compression, e.rawLength);
+      try {
+        for (const [id, p] of repack) {
+          for (const e of p.live.sort((a, b) => a.offset - b.offset)) {
+            const stored = await repo.storage.readAt(packName(id), e.offset, e.length);
+            const raw = repo.codec.decode(stored, e.compression, e.rawLength, `blob ${e.id}`);
+            if (sha256Hex(raw) !== e.id) throw new CorruptionError(`gc refused: blob ${e.id} in pack ${id} is damaged; run verify`, { blob: e.id });
+            await writer.add(e.type, e.id, stored, e.compression, e.rawLength);
+          }
+          remove.push(id);
         }
-        remove.push(id);
+      } finally {
+        // Even when failing: no write may land after the lock is released.
+        await writer.flush().catch(() => undefined);
       }
       await writer.flush();
     }
@@ -170,7 +177,12 @@ export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Pr
     await opts.afterStep?.('indexed');
     for (const name of oldIndexFiles) if (!newIndexFiles.has(name)) await repo.storage.remove(name);
     await opts.afterStep?.('old-index-removed');
+    // Packs are named by their content: a repacked pack can come out identical
+    // to one being removed (a leftover of an interrupted gc). Never delete what
+    // the new index lists.
+    const listed = new Set(all.map((p) => p.id));
     for (const id of remove) {
+      if (listed.has(id)) continue;
       try {
         await repo.storage.remove(packName(id));
       } catch (err) {
@@ -187,7 +199,7 @@ export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Pr
       liveBlobs: live.size,
       packsBefore: packs.size,
       packsAfter: all.length,
-      packsDeleted: remove.length,
+      packsDeleted: remove.filter((id) => !listed.has(id)).length,
       packsRepacked: repack.length,
       bytesBefore,
       bytesAfter,

@@ -86,10 +86,20 @@ export class RepoLock {
     return this.info.kind;
   }
 
-  private async refresh(): Promise<void> {
-    if (this.released) return;
+  private refreshing: Promise<void> | null = null;
+
+  private refresh(): Promise<void> {
+    if (this.released || this.refreshing) return this.refreshing ?? Promise.resolve();
     this.info = { ...this.info, refreshedAt: this.now() };
-    await this.storage.write(this.name, Buffer.from(JSON.stringify(this.info))).catch(() => undefined);
+    this.refreshing = this.storage
+      .write(this.name, Buffer.from(JSON.stringify(this.info)))
+      .catch(() => undefined)
+      // Released while writing: the write brought the file back, remove it again.
+      .then(() => (this.released ? this.storage.remove(this.name).catch(() => undefined) : undefined))
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
   }
 
   async release(): Promise<void> {

@@ -129,7 +129,9 @@ export class Restorer {
 
   private async restoreDir(dirFd: number, treeId: string, rel: readonly Buffer[]): Promise<void> {
     this.checkAbort();
-    const nodes = await this.src.readTree(treeId);
+    const nodes = await this.src.readTree(treeId).catch((err: unknown) => {
+      throw this.named(err, `directory /${this.display(rel)}`);
+    });
     await this.budget.forEach(nodes, async (node) => {
       const childRel = [...rel, node.name];
       const p = fsx.at(dirFd, node.name);
@@ -255,14 +257,7 @@ export class Restorer {
         try {
           data = await reads[i]!;
         } catch (err) {
-          if (err instanceof CorruptionError) {
-            throw new CorruptionError(
-              `snapshot ${this.snapshot.id}: file ${this.display(rel)}: ${err.message}`,
-              { ...err.details, snapshot: this.snapshot.id, file: this.display(rel) },
-              err,
-            );
-          }
-          throw err;
+          throw this.named(err, `file ${this.display(rel)}`);
         }
         reads[i] = null;
         await fsx.writeFull(fd, data, offset);
@@ -273,6 +268,12 @@ export class Restorer {
     }
     const last = content[content.length - 1];
     if (last && last.id === null) await fsx.ftruncate(fd, node.size);
+  }
+
+  /** named adds the snapshot and the entry to a corruption error's message. */
+  private named(err: unknown, what: string): unknown {
+    if (!(err instanceof CorruptionError)) return err;
+    return new CorruptionError(`snapshot ${this.snapshot.id}: ${what}: ${err.message}`, { ...err.details, snapshot: this.snapshot.id, entry: what }, err);
   }
 
   /** applyMeta sets owner, mode, xattrs and times on an open file or directory. */

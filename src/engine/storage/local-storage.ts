@@ -78,6 +78,7 @@ export class LocalStorage implements Storage {
     const dir = path.dirname(final);
     await this.ensureDir(dir);
     await fs.rename(tmp, final);
+    this.dropHandle(name);
     await fsyncDir(dir);
   }
 
@@ -143,12 +144,16 @@ export class LocalStorage implements Storage {
     return out.sort();
   }
 
-  async remove(name: string): Promise<void> {
+  /** dropHandle forgets the cached read handle of a replaced or removed file. */
+  private dropHandle(name: string): void {
     const h = this.handles.get(name);
-    if (h) {
-      this.handles.delete(name);
-      await h.then((f) => f.close()).catch(() => undefined);
-    }
+    if (!h) return;
+    this.handles.delete(name);
+    void h.then((f) => f.close()).catch(() => undefined);
+  }
+
+  async remove(name: string): Promise<void> {
+    this.dropHandle(name);
     const abs = this.abs(name);
     try {
       await fs.unlink(abs);

@@ -203,7 +203,9 @@ export class DockerRuntime implements Runtime {
       OpenStdin: false,
       StopTimeout: this.stopTimeoutSec,
       HostConfig: {
-        Binds: svc.volumes.map((v) => `${v.hostPath}:${v.mountPath}`),
+        // Mounts (not Binds): a missing host directory fails the start instead of
+        // being created empty, so a volume can never silently come up blank.
+        Mounts: svc.volumes.map((v) => ({ Type: 'bind', Source: v.hostPath, Target: v.mountPath })),
         NetworkMode: this.networkMode,
         Init: true,
         RestartPolicy: { Name: 'unless-stopped' },

@@ -1,0 +1,381 @@
+/**
+ * api-client: a typed client of the Kova REST API (SPEC.md section 4) on
+ * Node's fetch. Every method resolves to the object the API wraps in its
+ * success envelope, or rejects with one of:
+ *
+ * - ApiError: the server answered with an error body (code, HTTP status);
+ * - UnreachableError: no answer (connection refused, unknown host, timeout);
+ * - BadResponseError: an answer that is not the Kova API's.
+ *
+ * All three are KovaErrors whose message is one line, so the CLI prints
+ * them as `kova: <message>` unchanged.
+ */
+import { KovaError } from '../../core/errors.js';
+
+/* ---- wire types ------------------------------------------------------------------ */
+
+export type SnapshotStatus = 'creating' | 'ready' | 'failed' | 'deleting';
+export type RestoreStatus = 'pending' | 'restoring' | 'swapping' | 'completed' | 'failed';
+
+export interface ApiProgress {
+  readonly bytesDone: number;
+  readonly bytesTotal: number | null;
+}
+
+export interface Snapshot {
+  readonly id: string;
+  readonly label: string | null;
+  readonly status: SnapshotStatus;
+  /** Logical size, decimal units ("2.4 GB"). */
+  readonly size: string;
+  readonly automatic: boolean;
+  readonly createdAt: string;
+  /** manual, automatic, before-update or before-restore. */
+  readonly trigger?: string;
+  readonly sizeBytes?: number | null;
+  readonly storedBytes?: number | null;
+  readonly files?: number | null;
+  readonly readyAt?: string | null;
+  /** frozen or live, once ready. */
+  readonly consistency?: string | null;
+  readonly freezeMs?: number | null;
+  readonly error?: string | null;
+  readonly warning?: string | null;
+  readonly progress?: ApiProgress | null;
+}
+
+export interface Restore {
+  readonly id: string;
+  readonly snapshotId: string;
+  readonly status: RestoreStatus;
+  readonly safetySnapshot?: boolean;
+  readonly safetySnapshotId?: string | null;
+  readonly createdAt?: string;
+  readonly startedAt?: string | null;
+  readonly finishedAt?: string | null;
+  readonly downtimeMs?: number | null;
+  readonly error?: string | null;
+  readonly progress?: ApiProgress | null;
+}
+
+export interface SnapshotSettings {
+  readonly enabled: boolean;
+  readonly interval: string;
+  readonly retention: number;
+  readonly nextRunAt: string | null;
+  readonly minInterval?: string;
+}
+
+export interface SettingsChange {
+  enabled?: boolean;
+  interval?: string;
+  retention?: number;
+}
+
+export interface DeploymentVolume {
+  readonly name: string;
+  readonly mount: string;
+  readonly sizeBytes: number;
+  readonly size: string;
+  readonly usedBytes: number | null;
+}
+
+export interface DeploymentService {
+  readonly name: string;
+  readonly image: string;
+  /** running, paused, stopped, missing, unknown, or removed once closed. */
+  readonly state: string;
+  readonly startedAt: string | null;
+  readonly volumes: readonly DeploymentVolume[];
+}
+
+export interface Deployment {
+  readonly id: string;
+  readonly name: string;
+  /** active or closed. */
+  readonly status: string;
+  readonly createdAt: string;
+  readonly updatedAt?: string;
+  readonly closedAt?: string | null;
+  readonly clonedFrom?: string | null;
+  readonly sdl?: string;
+  /** The operation in progress (deploy, update, restart, snapshot, restore, clone, close…), if any. */
+  readonly operation?: string | null;
+  readonly services?: readonly DeploymentService[];
+  readonly snapshots?: { count: number; sizeBytes: number; storedBytes: number; lastSnapshotAt: string | null } | null;
+}
+
+export interface Me {
+  readonly user: { readonly id: string; readonly name: string };
+  readonly server?: { readonly version?: string; readonly runtime?: string; readonly minSnapshotInterval?: string };
+}
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+const oneLine = (s: string): string => s.replace(/\s+/g, ' ').trim();
+
+/** ApiError: the server answered `{"success": false, "error": {code, message}}`. */
+export class ApiError extends KovaError {
+  /** Seconds the server asked to wait (429), when given. */
+  readonly retryAfter: number | null;
+
+  constructor(
+    status: number,
+    code: string,
+    readonly apiMessage: string,
+    retryAfter: number | null = null,
+  ) {
+    super(code, `${oneLine(apiMessage) || `HTTP ${status}`} (${code})`, { status });
+    this.name = 'ApiError';
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** UnreachableError: the server did not answer at all. */
+export class UnreachableError extends KovaError {
+  constructor(
+    readonly url: string,
+    reason: string | null,
+    cause?: unknown,
+  ) {
+    super(
+      'UNREACHABLE',
+      reason === null ? `cannot reach the Kova server at ${url} (is "kova serve" running?)` : `cannot reach the Kova server at ${url}: ${oneLine(reason)}`,
+      { status: 503, cause },
+    );
+    this.name = 'UnreachableError';
+  }
+}
+
+/** BadResponseError: something answered, but not as the Kova API does. */
+export class BadResponseError extends KovaError {
+  constructor(url: string, status: number, what: string) {
+    super('BAD_RESPONSE', `unexpected answer from ${url} (HTTP ${status}): ${what}; is this a Kova server?`, { status: 502 });
+    this.name = 'BadResponseError';
+  }
+}
+
+/* ---- client ---------------------------------------------------------------------- */
+
+export interface ClientOptions {
+  /** Per-request timeout (default 30 s). */
+  readonly timeoutMs?: number;
+  /** How many times a rate-limited (429) request is retried after Retry-After (default 2). */
+  readonly rateLimitRetries?: number;
+  /** The longest Retry-After honoured by waiting, in seconds (default 10); longer ones fail at once. */
+  readonly maxRetryAfterSec?: number;
+  /** Replaces the global fetch (tests). */
+  readonly fetch?: typeof fetch;
+}
+
+/** Why a connection failed, by errno code; null: nothing listens there (the hint to start the server). */
+const CONNECT_REASONS: Readonly<Record<string, string | null>> = {
+  ECONNREFUSED: null,
+  ENOTFOUND: 'unknown host',
+  EAI_AGAIN: 'cannot resolve the host name',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'address not available',
+  ECONNRESET: 'the connection was reset',
+};
+
+function causeCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === 'object'; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== 'ABORT_ERR') return code;
+    // An AggregateError (several addresses tried) carries its errors in `errors`.
+    const errors = (e as { errors?: unknown[] }).errors;
+    if (Array.isArray(errors) && errors.length > 0) {
+      const inner = causeCode(errors[0]);
+      if (inner) return inner;
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** seg encodes one id as a path segment; an empty one would name another route. */
+function seg(s: string): string {
+  if (s.trim() === '') throw new KovaError('INVALID_ID', 'an id must not be empty', { status: 400 });
+  return encodeURIComponent(s);
+}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class KovaClient {
+  private readonly timeoutMs: number;
+  private readonly rateLimitRetries: number;
+  private readonly maxRetryAfterSec: number;
+  private readonly fetchFn: typeof fetch;
+
+  constructor(
+    /** The server's base URL, without a trailing slash (http://127.0.0.1:8080). */
+    readonly url: string,
+    private readonly token: string,
+    opts: ClientOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.rateLimitRetries = opts.rateLimitRetries ?? 2;
+    this.maxRetryAfterSec = opts.maxRetryAfterSec ?? 10;
+    this.fetchFn = opts.fetch ?? fetch;
+  }
+
+  /* who */
+
+  async me(): Promise<Me> {
+    const body = await this.request<{ user: Me['user']; server?: Me['server'] }>('GET', '/api/v1/me');
+    return { user: this.field(body, 'user', 200) as Me['user'], ...(body.server ? { server: body.server } : {}) };
+  }
+
+  /* deployments */
+
+  listDeployments(): Promise<Deployment[]> {
+    return this.pick('GET', '/api/v1/deployments', 'deployments');
+  }
+
+  getDeployment(id: string): Promise<Deployment> {
+    return this.pick('GET', `/api/v1/deployments/${seg(id)}`, 'deployment');
+  }
+
+  createDeployment(sdl: string, name?: string): Promise<Deployment> {
+    return this.pick('POST', '/api/v1/deployments', 'deployment', { sdl, ...(name === undefined ? {} : { name }) });
+  }
+
+  /** updateDeployment re-applies an SDL; `snapshot` takes a before-update snapshot first. */
+  updateDeployment(id: string, sdl: string, snapshot: boolean): Promise<Deployment> {
+    return this.pick('PUT', `/api/v1/deployments/${seg(id)}`, 'deployment', { sdl, snapshot });
+  }
+
+  restartDeployment(id: string): Promise<Deployment> {
+    return this.pick('POST', `/api/v1/deployments/${seg(id)}/restart`, 'deployment', {});
+  }
+
+  closeDeployment(id: string): Promise<Deployment> {
+    return this.pick('POST', `/api/v1/deployments/${seg(id)}/close`, 'deployment', {});
+  }
+
+  /* snapshots */
+
+  listSnapshots(deploymentId: string): Promise<Snapshot[]> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots`, 'snapshots');
+  }
+
+  createSnapshot(deploymentId: string, label?: string): Promise<Snapshot> {
+    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots`, 'snapshot', label === undefined ? {} : { label });
+  }
+
+  getSnapshot(deploymentId: string, snapshotId: string): Promise<Snapshot> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}`, 'snapshot');
+  }
+
+  async deleteSnapshot(deploymentId: string, snapshotId: string): Promise<void> {
+    await this.request('DELETE', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}`);
+  }
+
+  restoreSnapshot(deploymentId: string, snapshotId: string, safetySnapshot: boolean): Promise<Restore> {
+    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore`, 'restore', { safetySnapshot });
+  }
+
+  getRestore(deploymentId: string, restoreId: string): Promise<Restore> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/restores/${seg(restoreId)}`, 'restore');
+  }
+
+  listRestores(deploymentId: string): Promise<Restore[]> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/restores`, 'restores');
+  }
+
+  /** cloneSnapshot creates a new deployment whose volumes start from the snapshot. */
+  cloneSnapshot(deploymentId: string, snapshotId: string, name?: string): Promise<Deployment> {
+    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/clone`, 'deployment', name === undefined ? {} : { name });
+  }
+
+  /* automatic snapshot settings */
+
+  getSettings(deploymentId: string): Promise<SnapshotSettings> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshot-settings`, 'settings');
+  }
+
+  updateSettings(deploymentId: string, change: SettingsChange): Promise<SnapshotSettings> {
+    return this.pick('PUT', `/api/v1/deployments/${seg(deploymentId)}/snapshot-settings`, 'settings', change);
+  }
+
+  /* ---- transport ----------------------------------------------------------------- */
+
+  private async pick<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
+    const res = await this.request<Record<string, unknown>>(method, path, body);
+    return this.field(res, key, 200) as T;
+  }
+
+  private field(body: object, key: string, status: number): unknown {
+    const v = (body as Record<string, unknown>)[key];
+    if (v === undefined || v === null) throw new BadResponseError(this.url, status, `no "${key}" in the response`);
+    return v;
+  }
+
+  /**
+   * request sends one API request and returns the parsed success body.
+   * Rate-limited requests are retried after Retry-After (a 429 is answered
+   * before the request is handled, so retrying never repeats an action).
+   */
+  async request<T extends object = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<T>(method, path, body);
+      } catch (err) {
+        if (
+          err instanceof ApiError &&
+          err.status === 429 &&
+          attempt < this.rateLimitRetries &&
+          err.retryAfter !== null &&
+          err.retryAfter <= this.maxRetryAfterSec
+        ) {
+          await sleep(Math.max(0.1, err.retryAfter) * 1000);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  private async once<T>(method: string, path: string, body: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await this.fetchFn(`${this.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+        redirect: 'error',
+      });
+    } catch (err) {
+      const e = err as Error;
+      if (e.name === 'TimeoutError') throw new UnreachableError(this.url, `no answer within ${Math.round(this.timeoutMs / 1000)} s`, err);
+      const code = causeCode(err);
+      if (code && code in CONNECT_REASONS) throw new UnreachableError(this.url, CONNECT_REASONS[code] ?? null, err);
+      throw new UnreachableError(this.url, code ?? (e.cause instanceof Error ? e.cause.message : e.message), err);
+    }
+
+    const text = await res.text().catch(() => '');
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? null : JSON.parse(text);
+    } catch {
+      throw new BadResponseError(this.url, res.status, 'the body is not JSON');
+    }
+    const env = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as { success?: unknown; error?: unknown }) : null;
+    if (res.ok && env && env.success === true) return env as T;
+    if (env && env.success === false && env.error && typeof env.error === 'object') {
+      const { code, message } = env.error as { code?: unknown; message?: unknown };
+      const retry = Number(res.headers.get('retry-after'));
+      throw new ApiError(
+        res.status,
+        typeof code === 'string' && code !== '' ? code : `HTTP_${res.status}`,
+        typeof message === 'string' ? message : '',
+        Number.isFinite(retry) && retry >= 0 && res.headers.has('retry-after') ? retry : null,
+      );
+    }
+    throw new BadResponseError(this.url, res.status, 'the body is not a Kova API response');
+  }
+}

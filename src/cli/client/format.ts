@@ -1,0 +1,133 @@
+/**
+ * format: how the client shows API objects as text (tables, key/value
+ * blocks, relative times). --json output never goes through here.
+ */
+import { formatBytes, formatElapsed } from '../../core/units.js';
+import { type Io, println, table } from '../output.js';
+import type { Deployment, Restore, Snapshot, SnapshotSettings } from './api-client.js';
+
+/** ago renders a time relative to now: "12s ago", "3h ago", "in 5m". */
+export function ago(isoTime: string | null | undefined, now = Date.now()): string {
+  if (!isoTime) return '';
+  const t = Date.parse(isoTime);
+  if (Number.isNaN(t)) return isoTime;
+  const diff = now - t;
+  const s = Math.round(Math.abs(diff) / 1000);
+  let v: string;
+  if (s < 60) v = `${s}s`;
+  else if (s < 3600) v = `${Math.floor(s / 60)}m`;
+  else if (s < 86_400) v = `${Math.floor(s / 3600)}h`;
+  else if (s < 86_400 * 60) v = `${Math.floor(s / 86_400)}d`;
+  else return isoTime.slice(0, 10);
+  return diff >= -1000 ? `${v} ago` : `in ${v}`;
+}
+
+/** at renders an absolute time with its relative one: "2026-02-10T09:15:00Z (3h ago)". */
+export function at(isoTime: string | null | undefined): string {
+  return isoTime ? `${isoTime} (${ago(isoTime)})` : '-';
+}
+
+/** fields prints "KEY  value" lines, keys padded to the widest. Empty values are left out. */
+export function fields(io: Io, rows: ReadonlyArray<readonly [string, string | null | undefined]>): void {
+  const shown = rows.filter((r): r is readonly [string, string] => r[1] !== null && r[1] !== undefined && r[1] !== '');
+  const width = Math.max(0, ...shown.map(([k]) => k.length));
+  for (const [k, v] of shown) println(io, `${k.padEnd(width)}  ${v}`);
+}
+
+/** snapshotType is "manual" or "automatic", with the reason of a snapshot the service took itself. */
+export function snapshotType(s: Snapshot): string {
+  if (s.automatic) return 'automatic';
+  return s.trigger && s.trigger !== 'manual' && s.trigger !== 'automatic' ? `manual (${s.trigger})` : 'manual';
+}
+
+export const SNAPSHOT_HEADERS = ['ID', 'LABEL', 'STATUS', 'SIZE', 'TYPE', 'CREATED', 'CONSISTENCY'] as const;
+
+export function snapshotRow(s: Snapshot, now = Date.now()): string[] {
+  return [s.id, s.label ?? '', s.status, s.size, snapshotType(s), ago(s.createdAt, now), s.consistency ?? ''];
+}
+
+export function printSnapshot(io: Io, s: Snapshot): void {
+  const progress =
+    s.status === 'creating' && s.progress
+      ? `${formatBytes(s.progress.bytesDone)}${s.progress.bytesTotal !== null ? ` of ${formatBytes(s.progress.bytesTotal)}` : ''}`
+      : null;
+  fields(io, [
+    ['ID', s.id],
+    ['LABEL', s.label ?? '-'],
+    ['STATUS', s.status],
+    ['PROGRESS', progress],
+    ['ERROR', s.error],
+    ['WARNING', s.warning],
+    ['TYPE', snapshotType(s)],
+    ['SIZE', s.sizeBytes === null || s.sizeBytes === undefined ? s.size : `${s.size} (${s.sizeBytes} bytes)`],
+    ['FILES', s.files === null || s.files === undefined ? null : String(s.files)],
+    ['ADDED', s.storedBytes === null || s.storedBytes === undefined ? null : `${formatBytes(s.storedBytes)} to the store`],
+    ['CONSISTENCY', s.consistency ? `${s.consistency}${s.freezeMs !== null && s.freezeMs !== undefined && s.consistency === 'frozen' ? ` (services paused ${formatElapsed(s.freezeMs)})` : ''}` : null],
+    ['CREATED', at(s.createdAt)],
+    ['READY', s.readyAt ? at(s.readyAt) : null],
+  ]);
+}
+
+export function printRestore(io: Io, r: Restore): void {
+  fields(io, [
+    ['ID', r.id],
+    ['SNAPSHOT', r.snapshotId],
+    ['STATUS', r.status],
+    ['ERROR', r.error],
+    ['SAFETY SNAPSHOT', r.safetySnapshotId ?? (r.safetySnapshot === false ? 'none' : null)],
+    ['DOWNTIME', r.downtimeMs === null || r.downtimeMs === undefined ? null : formatElapsed(r.downtimeMs)],
+    ['STARTED', r.startedAt ? at(r.startedAt) : null],
+    ['FINISHED', r.finishedAt ? at(r.finishedAt) : null],
+  ]);
+}
+
+/** servicesSummary renders "app running, db stopped". */
+export function servicesSummary(d: Deployment): string {
+  return (d.services ?? []).map((s) => `${s.name} ${s.state}`).join(', ');
+}
+
+export function deploymentStatus(d: Deployment): string {
+  return d.operation ? `${d.status} (${d.operation})` : d.status;
+}
+
+export const DEPLOYMENT_HEADERS = ['ID', 'NAME', 'STATUS', 'SERVICES', 'SNAPSHOTS', 'CREATED'] as const;
+
+export function deploymentRow(d: Deployment, now = Date.now()): string[] {
+  return [d.id, d.name, deploymentStatus(d), servicesSummary(d), d.snapshots ? String(d.snapshots.count) : '', ago(d.createdAt, now)];
+}
+
+export function printDeployment(io: Io, d: Deployment): void {
+  const snaps = d.snapshots
+    ? `${d.snapshots.count}, ${formatBytes(d.snapshots.sizeBytes)} of data in ${formatBytes(d.snapshots.storedBytes)} stored` +
+      (d.snapshots.lastSnapshotAt ? `, last ${ago(d.snapshots.lastSnapshotAt)}` : '')
+    : null;
+  fields(io, [
+    ['ID', d.id],
+    ['NAME', d.name],
+    ['STATUS', deploymentStatus(d)],
+    ['CLONED FROM', d.clonedFrom],
+    ['CREATED', at(d.createdAt)],
+    ['UPDATED', d.updatedAt && d.updatedAt !== d.createdAt ? at(d.updatedAt) : null],
+    ['CLOSED', d.closedAt ? at(d.closedAt) : null],
+    ['SNAPSHOTS', snaps],
+  ]);
+  const services = d.services ?? [];
+  if (services.length === 0) return;
+  println(io);
+  const rows = services.map((s) => [
+    s.name,
+    s.image,
+    s.state,
+    s.volumes.map((v) => `${v.name} at ${v.mount} (${v.usedBytes === null ? '' : `${formatBytes(v.usedBytes)} used of `}${v.size})`).join(', ') || '-',
+  ]);
+  table(io, ['SERVICE', 'IMAGE', 'STATE', 'VOLUMES'], rows);
+}
+
+export function printSettings(io: Io, s: SnapshotSettings): void {
+  fields(io, [
+    ['AUTOMATIC SNAPSHOTS', s.enabled ? 'enabled' : 'disabled'],
+    ['INTERVAL', `every ${s.interval}${s.minInterval ? ` (server minimum ${s.minInterval})` : ''}`],
+    ['RETENTION', `keep the newest ${s.retention} automatic snapshot${s.retention === 1 ? '' : 's'}`],
+    ['NEXT RUN', s.enabled ? (s.nextRunAt ? at(s.nextRunAt) : 'not scheduled') : null],
+  ]);
+}

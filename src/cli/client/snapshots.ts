@@ -1,0 +1,158 @@
+/**
+ * snapshots: `kova snapshots ls|create|get|restore|rm|clone|settings`, a
+ * deployment's volume snapshots on a Kova server.
+ */
+import { type Command, Option } from 'commander';
+import { formatBytes, formatElapsed } from '../../core/units.js';
+import { note, printJson, println, table } from '../output.js';
+import type { SettingsChange, Snapshot } from './api-client.js';
+import { type ClientContext, type CommonOpts, client, clientCommand, confirm } from './common.js';
+import { ClientUsageError } from './connection.js';
+import { SNAPSHOT_HEADERS, ago, printSettings, printSnapshot, snapshotRow } from './format.js';
+import { finishOperation, restoreFailure, snapshotFailure, waitForRestore, waitForSnapshot } from './wait.js';
+
+/** The dashboard's warning before a restore, word for word. */
+export const RESTORE_WARNING =
+  "Restoring replaces all current data in the deployment's volumes with the snapshot. Data written since the snapshot will be lost, and the services will restart.";
+export const RESTORE_SAFETY_NOTE = 'A safety snapshot of the current state is taken first, so you can undo this.';
+
+function readySummary(s: Snapshot): string {
+  const parts = [s.size];
+  if (s.files !== null && s.files !== undefined) parts.push(`${s.files} file${s.files === 1 ? '' : 's'}`);
+  if (s.consistency) parts.push(`${s.consistency}${s.consistency === 'frozen' && typeof s.freezeMs === 'number' ? ` (paused ${formatElapsed(s.freezeMs)})` : ''}`);
+  if (typeof s.storedBytes === 'number') parts.push(`added ${formatBytes(s.storedBytes)} to the store`);
+  return `snapshot ${s.id} is ready: ${parts.join(', ')}${s.warning ? `; warning: ${s.warning}` : ''}`;
+}
+
+function parseRetention(v: string): number {
+  if (!/^\s*\d+\s*$/.test(v)) throw new ClientUsageError('INVALID_RETENTION', `--retention must be a whole number, got "${v}"`);
+  return Number(v);
+}
+
+export function registerSnapshots(program: Command, ctx: ClientContext): void {
+  const { io } = ctx;
+  const snapshots = program.command('snapshots').alias('snapshot').description("manage a deployment's volume snapshots on a Kova server");
+  const dep = ['<deployment>', 'deployment id'] as const;
+  const snap = ['<snapshot>', 'snapshot id (snap-…)'] as const;
+
+  clientCommand(snapshots, 'ls', "list a deployment's snapshots, newest first")
+    .alias('list')
+    .argument(...dep)
+    .action(async (depId: string, o: CommonOpts) => {
+      const list = await (await client(ctx, o)).listSnapshots(depId);
+      if (o.json) return printJson(io, list);
+      if (list.length === 0) return println(io, 'no snapshots');
+      const now = Date.now();
+      table(io, SNAPSHOT_HEADERS, list.map((s) => snapshotRow(s, now)));
+    });
+
+  clientCommand(snapshots, 'create', 'snapshot the volumes of a deployment; prints the snapshot id')
+    .argument(...dep)
+    .option('--label <label>', 'a label, e.g. before-migration (at most 64 characters)')
+    .option('--wait', 'wait until the snapshot is ready (exits non-zero if it fails)')
+    .action(async (depId: string, o: CommonOpts & { label?: string; wait?: boolean }) => {
+      const c = await client(ctx, o);
+      const created = await c.createSnapshot(depId, o.label);
+      const s = o.wait ? await waitForSnapshot(io, c, depId, created.id) : created;
+      const failure = o.wait ? snapshotFailure(s) : null;
+      if (o.json) printJson(io, s);
+      else {
+        println(io, s.id);
+        if (!failure) note(io, o.wait ? readySummary(s) : `creating snapshot ${s.id} of ${depId} (--wait waits for it)`);
+      }
+      if (failure) throw failure;
+    });
+
+  clientCommand(snapshots, 'get', 'show one snapshot')
+    .argument(...dep)
+    .argument(...snap)
+    .action(async (depId: string, snapId: string, o: CommonOpts) => {
+      const s = await (await client(ctx, o)).getSnapshot(depId, snapId);
+      if (o.json) return printJson(io, s);
+      printSnapshot(io, s);
+    });
+
+  clientCommand(snapshots, 'restore', "restore a snapshot: replaces all current data in the deployment's volumes and restarts the services")
+    .argument(...dep)
+    .argument(...snap)
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--no-safety-snapshot', 'do not snapshot the current state first (the restore cannot be undone)')
+    .option('--wait', 'wait until the restore has completed (exits non-zero if it fails)')
+    .action(async (depId: string, snapId: string, o: CommonOpts & { yes?: boolean; safetySnapshot: boolean; wait?: boolean }) => {
+      const c = await client(ctx, o);
+      let what = `snapshot ${snapId}`;
+      if (!o.yes && ctx.terminal.interactive) {
+        // Name what is about to be restored (and fail early on a wrong id).
+        const s = await c.getSnapshot(depId, snapId);
+        what = `snapshot ${s.id}${s.label ? ` "${s.label}"` : ''} (${ago(s.createdAt)})`;
+      }
+      await confirm(ctx, o, {
+        action: `restore ${snapId}`,
+        question: `Restore ${what} into deployment ${depId}?`,
+        warning: o.safetySnapshot ? [RESTORE_WARNING, RESTORE_SAFETY_NOTE] : [RESTORE_WARNING],
+      });
+      const started = await c.restoreSnapshot(depId, snapId, o.safetySnapshot);
+      const r = o.wait ? await waitForRestore(io, c, depId, started.id) : started;
+      const failure = o.wait ? restoreFailure(r) : null;
+      if (o.json) printJson(io, r);
+      else {
+        println(io, r.id);
+        if (!o.wait) note(io, `restoring ${snapId} into ${depId}; the services restart when it completes (--wait waits for it)`);
+        else if (!failure) {
+          const downtime = typeof r.downtimeMs === 'number' ? `, downtime ${formatElapsed(r.downtimeMs)}` : '';
+          const undo = r.safetySnapshotId ? `; to undo: kova snapshots restore ${depId} ${r.safetySnapshotId}` : '';
+          note(io, `restored ${r.snapshotId} into ${depId}${downtime}${undo}`);
+        }
+      }
+      if (failure) throw failure;
+    });
+
+  clientCommand(snapshots, 'rm', 'delete a snapshot')
+    .alias('delete')
+    .argument(...dep)
+    .argument(...snap)
+    .option('-y, --yes', 'do not ask for confirmation')
+    .action(async (depId: string, snapId: string, o: CommonOpts & { yes?: boolean }) => {
+      const c = await client(ctx, o);
+      await confirm(ctx, o, {
+        action: `delete ${snapId}`,
+        question: `Delete snapshot ${snapId} of deployment ${depId}?`,
+        warning: ['A deleted snapshot cannot be recovered.'],
+      });
+      await c.deleteSnapshot(depId, snapId);
+      if (o.json) return printJson(io, { id: snapId, deleted: true });
+      println(io, `deleted snapshot ${snapId}`);
+    });
+
+  clientCommand(snapshots, 'clone', 'create a new deployment whose volumes start from a snapshot; prints its id')
+    .argument(...dep)
+    .argument(...snap)
+    .option('--name <name>', 'name of the new deployment (default: <name>-clone)')
+    .option('--wait', "wait until the new deployment's services run (exits non-zero if they do not)")
+    .action(async (depId: string, snapId: string, o: CommonOpts & { name?: string; wait?: boolean }) => {
+      const c = await client(ctx, o);
+      const d = await c.cloneSnapshot(depId, snapId, o.name);
+      await finishOperation(io, c, d, o, {
+        done: `cloned ${snapId} into deployment ${d.id}`,
+        pending: `cloning ${snapId} into deployment ${d.id} (--wait waits for it)`,
+      });
+    });
+
+  clientCommand(snapshots, 'settings', 'show or change automatic snapshots of a deployment')
+    .argument(...dep)
+    .addOption(new Option('--enable', 'take automatic snapshots').conflicts('disable'))
+    .addOption(new Option('--disable', 'stop taking automatic snapshots'))
+    .option('--interval <duration>', 'time between automatic snapshots: 30m, 6h, 24h, 7d')
+    .option('--retention <n>', 'how many automatic snapshots to keep (1-100)')
+    .action(async (depId: string, o: CommonOpts & { enable?: boolean; disable?: boolean; interval?: string; retention?: string }) => {
+      const change: SettingsChange = {};
+      if (o.enable) change.enabled = true;
+      if (o.disable) change.enabled = false;
+      if (o.interval !== undefined) change.interval = o.interval.trim();
+      if (o.retention !== undefined) change.retention = parseRetention(o.retention);
+      const c = await client(ctx, o);
+      const s = Object.keys(change).length === 0 ? await c.getSettings(depId) : await c.updateSettings(depId, change);
+      if (o.json) return printJson(io, s);
+      printSettings(io, s);
+    });
+}
