@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'web/dist/**', 'node_modules/**', 'coverage/**', 'test-results/**', '.kova/**'] },
+  { ignores: ['dist/**', 'build/**', 'web/dist/**', 'node_modules/**', 'coverage/**', 'test-results/**', '.kova/**', '.bench/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

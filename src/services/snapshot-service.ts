@@ -117,9 +117,16 @@ export class SnapshotService {
       });
       const st = r.record.stats;
       // Housekeeping first, so that once the snapshot reads `ready` its job is over
-      // and the deployment is free for the next operation.
-      await this.updateRepoGauge(dep.id);
-      if (snap.trigger === 'automatic') await this.applyRetention(dep.id, snapId);
+      // and the deployment is free for the next operation. Its failure is not
+      // the snapshot's: that is safely recorded already.
+      let warning = r.warning;
+      try {
+        if (snap.trigger === 'automatic') await this.applyRetention(dep.id, snapId);
+        await this.updateRepoGauge(dep.id);
+      } catch (err) {
+        this.ctx.log.error({ err, deployment: dep.id }, 'pruning old automatic snapshots failed');
+        warning = [warning, 'older automatic snapshots could not be pruned; they will be retried after the next one'].filter(Boolean).join('; ');
+      }
       store.snapshots.update(snapId, {
         status: 'ready',
         readyAt: clock.now(),
@@ -129,7 +136,7 @@ export class SnapshotService {
         files: st.files,
         consistency: r.consistency,
         freezeMs: r.freezeMs,
-        warning: r.warning,
+        warning,
         progressDone: st.bytes,
         progressTotal: st.bytes,
       });
@@ -153,10 +160,16 @@ export class SnapshotService {
   async applyRetention(depId: string, justTaken: string): Promise<void> {
     const { store } = this.ctx;
     const { retention } = store.settings.get(depId);
-    const victims = pruneVictims(
-      store.snapshots.list(depId).map((s) => ({ ...s, automatic: s.trigger === 'automatic', status: s.id === justTaken ? 'ready' : s.status })),
-      retention,
-    );
+    const all = store.snapshots.list(depId);
+    const taken = all.find((s) => s.id === justTaken);
+    const victims = [
+      ...pruneVictims(
+        all.map((s) => ({ ...s, automatic: s.trigger === 'automatic', status: s.id === justTaken ? 'ready' : s.status })),
+        retention,
+      ),
+      // Failed automatic snapshots hold no data; once a newer one succeeded they are only noise.
+      ...all.filter((s) => s.trigger === 'automatic' && s.status === 'failed' && taken !== undefined && s.createdAt <= taken.createdAt),
+    ];
     if (victims.length === 0) return;
     store.tx(() => {
       for (const v of victims) store.snapshots.update(v.id, { status: 'deleting' });

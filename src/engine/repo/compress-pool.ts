@@ -62,7 +62,7 @@ export class CompressPool {
     private readonly codec: BlobCodec,
     level: number,
     workers = Math.max(1, Math.min(4, os.availableParallelism())),
-    private readonly perWorker = 3,
+    private readonly perWorker = 2,
   ) {
     const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
     for (let i = 0; i < workers; i++) {

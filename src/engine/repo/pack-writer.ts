@@ -33,8 +33,9 @@ export class PackWriter {
     private readonly onWritten: (pack: IndexedPack) => void,
     private readonly maxInFlight = 2,
   ) {
-    // Room for a full pack plus one maximal chunk and a generous trailer.
-    this.pool = new BufferPool(packSize + 8 * 1024 * 1024 + 64 * 1024, maxInFlight + 1);
+    // Room for a full pack plus a typical chunk and its trailer; a blob that
+    // does not fit closes the pack (and a huge one gets a buffer of its own).
+    this.pool = new BufferPool(packSize + 2 * 1024 * 1024, maxInFlight + 1);
   }
 
   /** Bytes buffered for the pack being assembled. */

@@ -20,7 +20,7 @@ import type { ProgressTracker } from '../util/progress.js';
 
 /** Reading is done in blocks of this size, from a pool shared by all readers. */
 const BLOCK = 8 * 1024 * 1024;
-const blocks = new BufferPool(BLOCK, 12);
+const blocks = new BufferPool(BLOCK, 8);
 /** Files up to this size are read with one read() and not probed for holes. */
 export const SMALL_FILE = 256 * 1024;
 

@@ -1,0 +1,84 @@
+/** SnapshotRow: one snapshot in the table: name, live status, size, trigger, age, consistency, actions. */
+import type { Snapshot } from '../api';
+import { formatBytes, triggerLabel } from '../format';
+import { Icon } from './Icon';
+import { ProgressBar } from './ProgressBar';
+import { RelativeTime } from './RelativeTime';
+import { SnapshotName } from './SnapshotName';
+import { StatusBadge } from './StatusBadge';
+
+export interface SnapshotActions {
+  onRestore: (s: Snapshot) => void;
+  onClone: (s: Snapshot) => void;
+  onDelete: (s: Snapshot) => void;
+  /** Restores are not offered while one runs. */
+  restoreDisabled: boolean;
+}
+
+function consistencyText(s: Snapshot): { text: string; title: string } {
+  if (s.consistency === 'frozen')
+    return { text: s.freezeMs === null ? 'Frozen' : `Frozen · ${s.freezeMs} ms`, title: 'Services were paused briefly so every volume was captured at the same moment' };
+  if (s.consistency === 'live') return { text: 'Live', title: 'Captured while the services kept writing (crash-consistent)' };
+  return { text: '—', title: 'Known when the snapshot is ready' };
+}
+
+export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; actions: SnapshotActions }) {
+  const c = consistencyText(s);
+  return (
+    <tr data-snapshot-id={s.id} data-status={s.status}>
+      <td data-label="Snapshot" className="cell-name">
+        <SnapshotName snapshot={s} />
+      </td>
+      <td data-label="Status" className="cell-status">
+        <StatusBadge status={s.status} />
+        {s.status === 'creating' && s.progress && <ProgressBar done={s.progress.bytesDone} total={s.progress.bytesTotal} label={`Progress of ${s.label ?? s.id}`} />}
+        {s.status === 'failed' && s.error && <p className="cell-error">{s.error}</p>}
+        {s.warning && <p className="cell-warning">{s.warning}</p>}
+      </td>
+      <td data-label="Size" className="cell-num">
+        {s.status === 'creating' ? <span className="muted">—</span> : <span>{s.size}</span>}
+        {s.storedBytes !== null && (
+          <span className="sub" title="Bytes this snapshot added to the store, after deduplication and compression">
+            +{formatBytes(s.storedBytes)} stored
+          </span>
+        )}
+      </td>
+      <td data-label="Type">
+        <span className={`trigger trigger-${s.trigger}`}>{triggerLabel(s.trigger)}</span>
+      </td>
+      <td data-label="Created" className="cell-nowrap">
+        <RelativeTime iso={s.createdAt} />
+      </td>
+      <td data-label="Consistency" className="cell-nowrap">
+        <span title={c.title}>{c.text}</span>
+      </td>
+      <td className="cell-actions">
+        <div className="row-actions">
+          {s.status === 'ready' && (
+            <>
+              <button
+                type="button"
+                className="btn btn-secondary btn-sm"
+                onClick={() => actions.onRestore(s)}
+                disabled={actions.restoreDisabled}
+                title={actions.restoreDisabled ? 'A restore is running' : undefined}
+                aria-label={`Restore ${s.label ?? s.id}`}
+              >
+                <Icon name="restore" size={14} />
+                Restore
+              </button>
+              <button type="button" className="icon-btn" onClick={() => actions.onClone(s)} aria-label={`Clone ${s.label ?? s.id} into a new deployment`} title="Clone into a new deployment">
+                <Icon name="copy" />
+              </button>
+            </>
+          )}
+          {(s.status === 'ready' || s.status === 'failed') && (
+            <button type="button" className="icon-btn icon-btn-danger" onClick={() => actions.onDelete(s)} aria-label={`Delete ${s.label ?? s.id}`} title="Delete">
+              <Icon name="trash" />
+            </button>
+          )}
+        </div>
+      </td>
+    </tr>
+  );
+}

@@ -1,0 +1,54 @@
+/**
+ * router: client-side navigation over the History API. The server answers
+ * every non-API path with index.html, so each view has its own URL.
+ */
+import { useSyncExternalStore } from 'react';
+
+const NAVIGATE = 'kova:navigate';
+
+function subscribe(onChange: () => void): () => void {
+  window.addEventListener('popstate', onChange);
+  window.addEventListener(NAVIGATE, onChange);
+  return () => {
+    window.removeEventListener('popstate', onChange);
+    window.removeEventListener(NAVIGATE, onChange);
+  };
+}
+
+const currentPath = () => window.location.pathname;
+
+/** usePath is the current location's path; components re-render when it changes. */
+export function usePath(): string {
+  return useSyncExternalStore(subscribe, currentPath);
+}
+
+export function navigate(to: string, opts: { replace?: boolean } = {}): void {
+  if (to === window.location.pathname + window.location.search) return;
+  if (opts.replace) window.history.replaceState(null, '', to);
+  else window.history.pushState(null, '', to);
+  window.scrollTo(0, 0);
+  window.dispatchEvent(new Event(NAVIGATE));
+}
+
+export type Route =
+  | { page: 'deployments' }
+  | { page: 'new-deployment' }
+  | { page: 'deployment'; id: string; tab: 'overview' | 'snapshots' | 'settings' }
+  | { page: 'not-found' };
+
+/** match maps a path to the view it shows. */
+export function match(path: string): Route {
+  const clean = path.replace(/\/+$/, '') || '/';
+  if (clean === '/' || clean === '/deployments') return { page: 'deployments' };
+  if (clean === '/deployments/new') return { page: 'new-deployment' };
+  const m = /^\/deployments\/([^/]+)(?:\/(snapshots|settings))?$/.exec(clean);
+  if (m) return { page: 'deployment', id: decodeURIComponent(m[1]!), tab: (m[2] as 'snapshots' | 'settings' | undefined) ?? 'overview' };
+  return { page: 'not-found' };
+}
+
+export const paths = {
+  deployments: () => '/deployments',
+  newDeployment: () => '/deployments/new',
+  deployment: (id: string, tab: 'overview' | 'snapshots' | 'settings' = 'overview') =>
+    `/deployments/${encodeURIComponent(id)}${tab === 'overview' ? '' : `/${tab}`}`,
+};
