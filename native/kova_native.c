@@ -2,10 +2,12 @@
  * kova_native: the few system calls and the one hot loop that Node.js does
  * not give us.
  *
- *   chunkScan(data, gear, …, state)            content-defined chunk boundaries,
- *                                              streaming across buffers
+ *   chunkHash(data, gear, …, state)            content-defined chunk boundaries
+ *                                              and each chunk's SHA-256, in one
+ *                                              pass, streaming across buffers
  *   sha256Each(buffers, callback)              SHA-256 of many buffers, on the
  *                                              libuv thread pool (async)
+ *   sha256(data)                               one SHA-256, synchronously
  *   readDirStats(dirFd, callback)              a directory's names and lstat of
  *                                              each, in one thread-pool job
  *   seekData(fd, off) / seekHole(fd, off)      sparse-file extents (lseek)
@@ -24,7 +26,6 @@
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
-#include <openssl/evp.h>
 #include <dirent.h>
 
 #include <errno.h>
@@ -164,22 +165,199 @@ static int64_t get_i64(napi_env env, napi_value v) {
  * The JavaScript reference in src/engine/chunker/gear-chunker.ts must cut at
  * exactly the same places; a test holds the two together. */
 
-/* scan_stream runs the chunker over one buffer: (*h, *pos) carry the gear
- * hash and the bytes of the current chunk seen so far across calls, so a
- * chunk may span buffers. It writes the offsets in data where chunks end
- * into cuts (room for len / min + 2) and returns how many; the caller ends
- * the last chunk at end of file. */
+/* ---- SHA-256 ----------------------------------------------------------------
+ * Our own, so a chunk can be hashed right after it is scanned, while its
+ * bytes are still in the CPU cache (hashing the same bytes again from memory
+ * is what made the hash the costliest step), and so a hash can be carried
+ * across buffers. The compression function uses the CPU's SHA extensions
+ * (SHA-NI) when present, else portable C; at load the two are compared and
+ * SHA-NI is used only if they agree. */
+
+static const uint32_t SHA256_K[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+/* Compresses `blocks` 64-byte blocks into state (a..h), in portable C. */
+static void sha256_blocks_c(uint32_t st[8], const uint8_t *p, size_t blocks) {
+  for (; blocks > 0; blocks--, p += 64) {
+    uint32_t w[64];
+    for (int t = 0; t < 16; t++) w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 | (uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
+    for (int t = 16; t < 64; t++) {
+      uint32_t s0 = ROTR(w[t - 15], 7) ^ ROTR(w[t - 15], 18) ^ (w[t - 15] >> 3);
+      uint32_t s1 = ROTR(w[t - 2], 17) ^ ROTR(w[t - 2], 19) ^ (w[t - 2] >> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
+    for (int t = 0; t < 64; t++) {
+      uint32_t t1 = h + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) + SHA256_K[t] + w[t];
+      uint32_t t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    st[0] += a, st[1] += b, st[2] += c, st[3] += d, st[4] += e, st[5] += f, st[6] += g, st[7] += h;
+  }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* The same with SHA-NI. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_t state[8], const uint8_t *data, size_t blocks) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  /* The instructions want the state as ABEF and CDGH. */
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[0]), 0xB1); /* CDAB */
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[4]), 0x1B);  /* EFGH */
+  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);                                          /* ABEF */
+  s1 = _mm_blend_epi16(s1, tmp, 0xF0);                                                /* CDGH */
+  for (; blocks > 0; blocks--, data += 64) {
+    const __m128i save0 = s0, save1 = s1;
+    __m128i w[4];
+    for (int i = 0; i < 4; i++) w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), bswap);
+    for (int g = 0; g < 16; g++) {
+      /* Four rounds with message words 4g..4g+3. */
+      __m128i msg = _mm_add_epi32(w[g & 3], _mm_loadu_si128((const __m128i *)&SHA256_K[4 * g]));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
+      if (g < 12) {
+        /* Words 4(g+4)..: W[t-16] + s0(W[t-15]) + W[t-7] + s1(W[t-2]). */
+        __m128i next = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
+        next = _mm_add_epi32(next, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
+        w[g & 3] = _mm_sha256msg2_epu32(next, w[(g + 3) & 3]);
+      }
+    }
+    s0 = _mm_add_epi32(s0, save0);
+    s1 = _mm_add_epi32(s1, save1);
+  }
+  tmp = _mm_shuffle_epi32(s0, 0x1B);   /* FEBA */
+  s1 = _mm_shuffle_epi32(s1, 0xB1);    /* DCHG */
+  s0 = _mm_blend_epi16(tmp, s1, 0xF0); /* DCBA */
+  s1 = _mm_alignr_epi8(s1, tmp, 8);    /* HGFE */
+  _mm_storeu_si128((__m128i *)&state[0], s0);
+  _mm_storeu_si128((__m128i *)&state[4], s1);
+}
+#endif
+
+static void (*sha256_blocks)(uint32_t st[8], const uint8_t *p, size_t blocks) = sha256_blocks_c;
+
+/* An incremental hash; plain bytes, so it can live in a JS-owned buffer. */
+typedef struct {
+  uint32_t h[8];
+  uint64_t total;
+  uint32_t buflen;
+  uint8_t buf[64];
+} sha_ctx;
+
+static void sha_init(sha_ctx *c) {
+  static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  memcpy(c->h, iv, sizeof iv);
+  c->total = 0;
+  c->buflen = 0;
+}
+
+static void sha_update(sha_ctx *c, const uint8_t *p, size_t n) {
+  c->total += n;
+  if (c->buflen > 0) {
+    size_t take = 64 - c->buflen < n ? 64 - c->buflen : n;
+    memcpy(c->buf + c->buflen, p, take);
+    c->buflen += (uint32_t)take;
+    p += take;
+    n -= take;
+    if (c->buflen < 64) return;
+    sha256_blocks(c->h, c->buf, 1);
+    c->buflen = 0;
+  }
+  if (n >= 64) {
+    sha256_blocks(c->h, p, n / 64);
+    p += n - n % 64;
+    n %= 64;
+  }
+  memcpy(c->buf, p, n);
+  c->buflen = (uint32_t)n;
+}
+
+static void sha_final(sha_ctx *c, uint8_t out[32]) {
+  uint64_t bits = c->total * 8;
+  uint8_t pad[72] = {0x80};
+  size_t padlen = (c->buflen < 56 ? 56 : 120) - c->buflen;
+  for (int i = 0; i < 8; i++) pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
+  uint64_t total = c->total;
+  sha_update(c, pad, padlen + 8);
+  c->total = total;
+  for (int i = 0; i < 8; i++) {
+    out[4 * i] = (uint8_t)(c->h[i] >> 24);
+    out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
+    out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
+    out[4 * i + 3] = (uint8_t)c->h[i];
+  }
+}
+
+static void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
+  sha_ctx c;
+  sha_init(&c);
+  sha_update(&c, data, len);
+  sha_final(&c, out);
+}
+
+/* sha256_select switches to SHA-NI when the CPU has it and it agrees with the C code. */
+static void sha256_select(void) {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("sha") || !__builtin_cpu_supports("sse4.1") || !__builtin_cpu_supports("ssse3")) return;
+  uint8_t buf[1000], a[32], b[32];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131 + 7);
+  for (size_t len = 0; len <= sizeof buf; len += 7) {
+    sha256_blocks = sha256_blocks_c;
+    sha256(buf, len, a);
+    sha256_blocks = sha256_blocks_ni;
+    sha256(buf, len, b);
+    if (memcmp(a, b, 32) != 0) {
+      sha256_blocks = sha256_blocks_c;
+      return;
+    }
+  }
+#endif
+}
+
+/* ---- chunking and hashing in one pass -------------------------------------
+ * chunk_state carries, between buffers, the gear hash, the bytes of the
+ * current chunk seen so far, and the SHA-256 of those bytes: so a chunk may
+ * span buffers, and each chunk is hashed just after it is scanned, while its
+ * bytes are still in the cache. */
+
 typedef struct {
   const uint32_t *gear;
   size_t min, avg, max;
   uint32_t mask_s, mask_l;
 } scan_params;
 
-static size_t scan_stream(const uint8_t *data, size_t len, const scan_params *sp, uint32_t *hp, uint32_t *posp,
-                          uint32_t *cuts) {
-  uint32_t h = *hp;
-  size_t pos = *posp;
-  size_t count = 0, i = 0;
+typedef struct {
+  uint32_t h;
+  uint32_t pos;
+  sha_ctx sha;
+} chunk_state;
+
+/* scan_hash chunks one buffer: writes the end offsets of the chunks that end
+ * in it to cuts (room for len / min + 2) and their digests to digests, and
+ * returns how many. The bytes of the chunk still open are hashed into st. */
+static size_t scan_hash(const uint8_t *data, size_t len, const scan_params *sp, chunk_state *st, uint32_t *cuts, uint8_t *digests) {
+  uint32_t h = st->h;
+  size_t pos = st->pos;
+  size_t count = 0, i = 0, start = 0;
   while (i < len) {
     if (pos < sp->min) {
       size_t skip = sp->min - pos;
@@ -201,13 +379,18 @@ static size_t scan_stream(const uint8_t *data, size_t len, const scan_params *sp
       if ((h & mask) == 0) { cut = 1; break; }
     }
     if (cut || pos == sp->max) {
+      sha_update(&st->sha, data + start, i - start);
+      sha_final(&st->sha, digests + 32 * count);
+      sha_init(&st->sha);
       cuts[count++] = (uint32_t)i;
+      start = i;
       pos = 0;
       h = 0;
     }
   }
-  *hp = h;
-  *posp = (uint32_t)pos;
+  if (start < len) sha_update(&st->sha, data + start, len - start);
+  st->h = h;
+  st->pos = (uint32_t)pos;
   return count;
 }
 
@@ -219,15 +402,29 @@ typedef struct {
   size_t len;
   uint32_t gear[256];
   scan_params sp;
-  uint32_t *state;
+  chunk_state *state;
   uint32_t *cuts;
+  uint8_t *digests;
   size_t count;
 } scan_job;
+
+static napi_value scan_result(napi_env env, const uint32_t *cuts, const uint8_t *digests, size_t count) {
+  napi_value out, ab, cuts_arr, dig;
+  void *p;
+  napi_create_object(env, &out);
+  napi_create_arraybuffer(env, count * sizeof(uint32_t), &p, &ab);
+  if (count) memcpy(p, cuts, count * sizeof(uint32_t));
+  napi_create_typedarray(env, napi_uint32_array, count, ab, 0, &cuts_arr);
+  napi_create_buffer_copy(env, count * 32, count ? (const void *)digests : (const void *)"", &p, &dig);
+  napi_set_named_property(env, out, "cuts", cuts_arr);
+  napi_set_named_property(env, out, "digests", dig);
+  return out;
+}
 
 static void scan_execute(napi_env env, void *data) {
   (void)env;
   scan_job *job = data;
-  job->count = scan_stream(job->data, job->len, &job->sp, &job->state[0], &job->state[1], job->cuts);
+  job->count = scan_hash(job->data, job->len, &job->sp, job->state, job->cuts, job->digests);
 }
 
 static void scan_complete(napi_env env, napi_status status, void *data) {
@@ -237,16 +434,12 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   napi_get_global(env, &global);
   if (status != napi_ok) {
     napi_value message;
-    napi_create_string_utf8(env, "chunkScan: cancelled", NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, "chunkHash: cancelled", NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &args[0]);
     napi_get_undefined(env, &args[1]);
   } else {
     napi_get_null(env, &args[0]);
-    napi_value ab;
-    void *out;
-    napi_create_arraybuffer(env, job->count * sizeof(uint32_t), &out, &ab);
-    if (job->count) memcpy(out, job->cuts, job->count * sizeof(uint32_t));
-    napi_create_typedarray(env, napi_uint32_array, job->count, ab, 0, &args[1]);
+    args[1] = scan_result(env, job->cuts, job->digests, job->count);
   }
   napi_call_function(env, global, cb, 2, args, NULL);
   napi_delete_reference(env, job->callback);
@@ -254,36 +447,64 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   napi_delete_reference(env, job->keep_state);
   napi_delete_async_work(env, job->work);
   free(job->cuts);
+  free(job->digests);
   free(job);
 }
 
-/* chunkScan(data, gear, min, avg, max, maskS, maskL, state, callback?)
- * Without a callback: returns the Uint32Array of offsets where chunks end.
- * With one: scans on the thread pool and calls callback(err, cuts); `data`
- * and `state` must not be touched until then. `state` is a Uint32Array(2)
- * (gear hash, bytes of the current chunk) that carries over between calls. */
-static napi_value chunk_scan(napi_env env, napi_callback_info info) {
+static chunk_state *get_state(napi_env env, napi_value v) {
+  uint8_t *p;
+  size_t len;
+  if (get_bytes(env, v, &p, &len) != 0 || len < sizeof(chunk_state) || ((uintptr_t)p % 8) != 0) return NULL;
+  return (chunk_state *)p;
+}
+
+/* chunkStateSize() -> bytes of the state buffer chunkHash needs (allocate a
+ * Uint8Array on an 8-byte boundary, e.g. new Uint8Array(new ArrayBuffer(n))). */
+static napi_value chunk_state_size(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_uint32(env, (uint32_t)sizeof(chunk_state), &out);
+  return out;
+}
+
+/* chunkReset(state) starts a new stream. */
+static napi_value chunk_reset(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
+  if (!st) return throw_type(env, "chunkReset: bad state buffer");
+  st->h = 0;
+  st->pos = 0;
+  sha_init(&st->sha);
+  return NULL;
+}
+
+/* chunkHash(data, gear, min, avg, max, maskS, maskL, state, callback?)
+ * -> {cuts: Uint32Array, digests: Buffer}: the offsets in `data` where chunks
+ * end and the SHA-256 of each (32 bytes each, in order; a chunk that began in
+ * an earlier buffer is hashed whole). With a callback it runs on the thread
+ * pool; `data` and `state` must not be touched until it is called. */
+static napi_value chunk_hash(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 8) return throw_type(env, "chunkScan: 8 arguments expected");
+  if (argc < 8) return throw_type(env, "chunkHash: 8 arguments expected");
   uint8_t *data;
   size_t len;
-  if (get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "chunkScan: data must be a Uint8Array");
+  if (get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "chunkHash: data must be a Uint8Array");
   napi_typedarray_type tt;
   size_t n;
-  void *gdata, *sdata;
+  void *gdata;
   napi_value ab;
   size_t off;
   bool is_ta = false;
   napi_is_typedarray(env, argv[1], &is_ta);
-  if (!is_ta) return throw_type(env, "chunkScan: gear must be a Uint32Array");
+  if (!is_ta) return throw_type(env, "chunkHash: gear must be a Uint32Array");
   napi_get_typedarray_info(env, argv[1], &tt, &n, &gdata, &ab, &off);
-  if (tt != napi_uint32_array || n != 256) return throw_type(env, "chunkScan: gear must be a Uint32Array(256)");
-  napi_is_typedarray(env, argv[7], &is_ta);
-  if (!is_ta) return throw_type(env, "chunkScan: state must be a Uint32Array(2)");
-  napi_get_typedarray_info(env, argv[7], &tt, &n, &sdata, &ab, &off);
-  if (tt != napi_uint32_array || n != 2) return throw_type(env, "chunkScan: state must be a Uint32Array(2)");
+  if (tt != napi_uint32_array || n != 256) return throw_type(env, "chunkHash: gear must be a Uint32Array(256)");
+  chunk_state *st = get_state(env, argv[7]);
+  if (!st) return throw_type(env, "chunkHash: bad state buffer");
   scan_params sp = {
       .gear = gdata,
       .min = (size_t)get_i64(env, argv[2]),
@@ -293,40 +514,68 @@ static napi_value chunk_scan(napi_env env, napi_callback_info info) {
       .mask_l = (uint32_t)get_i64(env, argv[6]),
   };
   if (!(sp.min > 0 && sp.min <= sp.avg && sp.avg <= sp.max && sp.max < 0xffffffffu))
-    return throw_type(env, "chunkScan: need 0 < min <= avg <= max");
-  uint32_t *cuts = malloc((len / sp.min + 2) * sizeof(uint32_t));
-  if (!cuts) return throw_errno(env, ENOMEM, "malloc");
-
+    return throw_type(env, "chunkHash: need 0 < min <= avg <= max");
+  size_t cap = len / sp.min + 2;
+  uint32_t *cuts = malloc(cap * sizeof(uint32_t));
+  uint8_t *digests = malloc(cap * 32);
+  if (!cuts || !digests) {
+    free(cuts);
+    free(digests);
+    return throw_errno(env, ENOMEM, "malloc");
+  }
   napi_valuetype cbt = napi_undefined;
   if (argc >= 9) napi_typeof(env, argv[8], &cbt);
   if (cbt != napi_function) {
-    uint32_t *state = sdata;
-    size_t count = scan_stream(data, len, &sp, &state[0], &state[1], cuts);
-    napi_value out_ab, out;
-    void *out_data;
-    napi_create_arraybuffer(env, count * sizeof(uint32_t), &out_data, &out_ab);
-    if (count) memcpy(out_data, cuts, count * sizeof(uint32_t));
+    size_t count = scan_hash(data, len, &sp, st, cuts, digests);
+    napi_value out = scan_result(env, cuts, digests, count);
     free(cuts);
-    napi_create_typedarray(env, napi_uint32_array, count, out_ab, 0, &out);
+    free(digests);
     return out;
   }
   scan_job *job = calloc(1, sizeof *job);
-  if (!job) { free(cuts); return throw_errno(env, ENOMEM, "calloc"); }
+  if (!job) {
+    free(cuts);
+    free(digests);
+    return throw_errno(env, ENOMEM, "calloc");
+  }
   memcpy(job->gear, gdata, sizeof job->gear);
   job->sp = sp;
   job->sp.gear = job->gear;
   job->data = data;
   job->len = len;
-  job->state = sdata;
+  job->state = st;
   job->cuts = cuts;
+  job->digests = digests;
   napi_create_reference(env, argv[0], 1, &job->keep_data);
   napi_create_reference(env, argv[7], 1, &job->keep_state);
   napi_create_reference(env, argv[8], 1, &job->callback);
   napi_value name;
-  napi_create_string_utf8(env, "kova.chunkScan", NAPI_AUTO_LENGTH, &name);
+  napi_create_string_utf8(env, "kova.chunkHash", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work);
   napi_queue_async_work(env, job->work);
   return NULL;
+}
+
+/* chunkHashFinal(state) -> the digest of the chunk still open (the last one
+ * of the stream), or null when no byte is pending; then resets the state. */
+static napi_value chunk_hash_final(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
+  if (!st) return throw_type(env, "chunkHashFinal: bad state buffer");
+  napi_value out;
+  if (st->pos == 0) {
+    napi_get_null(env, &out);
+  } else {
+    void *dst;
+    napi_create_buffer(env, 32, &dst, &out);
+    sha_final(&st->sha, dst);
+  }
+  st->h = 0;
+  st->pos = 0;
+  sha_init(&st->sha);
+  return out;
 }
 
 /* ---- hashing on the thread pool ------------------------------------------- */
@@ -345,13 +594,7 @@ typedef struct {
 static void sha_execute(napi_env env, void *data) {
   (void)env;
   sha_job *job = data;
-  for (size_t i = 0; i < job->count; i++) {
-    unsigned int outlen = 32;
-    if (EVP_Digest(job->ptrs[i], job->lens[i], job->digests + 32 * i, &outlen, EVP_sha256(), NULL) != 1) {
-      job->failed = 1;
-      return;
-    }
-  }
+  for (size_t i = 0; i < job->count; i++) sha256(job->ptrs[i], job->lens[i], job->digests + 32 * i);
 }
 
 static void sha_complete(napi_env env, napi_status status, void *data) {
@@ -824,10 +1067,30 @@ static napi_value do_syncfs(napi_env env, napi_callback_info info) {
 
 /* ---- module ---------------------------------------------------------------- */
 
+/* sha256Sync(data) -> Buffer(32): one digest on the calling thread. */
+static napi_value sha256_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint8_t *data;
+  size_t len;
+  if (argc < 1 || get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "sha256: a Uint8Array expected");
+  napi_value out;
+  void *dst;
+  napi_create_buffer(env, 32, &dst, &out);
+  sha256(data, len, dst);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
+  sha256_select();
   napi_property_descriptor props[] = {
-      {"chunkScan", NULL, chunk_scan, NULL, NULL, NULL, napi_default, NULL},
+      {"chunkStateSize", NULL, chunk_state_size, NULL, NULL, NULL, napi_default, NULL},
+      {"chunkReset", NULL, chunk_reset, NULL, NULL, NULL, napi_default, NULL},
+      {"chunkHash", NULL, chunk_hash, NULL, NULL, NULL, napi_default, NULL},
+      {"chunkHashFinal", NULL, chunk_hash_final, NULL, NULL, NULL, napi_default, NULL},
       {"sha256Each", NULL, sha256_each, NULL, NULL, NULL, napi_default, NULL},
+      {"sha256", NULL, sha256_sync, NULL, NULL, NULL, napi_default, NULL},
       {"readDirStats", NULL, read_dir_stats, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},

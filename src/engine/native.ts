@@ -13,7 +13,9 @@ import path from 'node:path';
 export type PathLike = string | Buffer;
 
 interface NativeAddon {
-  chunkScan(
+  chunkStateSize(): number;
+  chunkReset(state: Uint8Array): void;
+  chunkHash(
     data: Uint8Array,
     gear: Uint32Array,
     min: number,
@@ -21,9 +23,11 @@ interface NativeAddon {
     max: number,
     maskS: number,
     maskL: number,
-    state: Uint32Array,
-    cb?: (err: Error | null, cuts: Uint32Array) => void,
-  ): Uint32Array;
+    state: Uint8Array,
+    cb?: (err: Error | null, r: { cuts: Uint32Array; digests: Buffer }) => void,
+  ): { cuts: Uint32Array; digests: Buffer };
+  chunkHashFinal(state: Uint8Array): Buffer | null;
+  sha256(data: Uint8Array): Buffer;
   sha256Each(buffers: readonly Uint8Array[], cb: (err: Error | null, digests: Buffer) => void): void;
   readDirStats(
     dirFd: number,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Chunker } from './chunker.js';
+import { Chunker, type HashedChunk } from './chunker.js';
 import { referenceCutPoints } from './gear-chunker.js';
 import { type GearConfig, resolveGear } from './gear.js';
 
@@ -79,13 +79,19 @@ function splitIntoPieces(data: Buffer, sizes: readonly number[]): Buffer[] {
   return out;
 }
 
+/** bytesOf checks each chunk's id is the SHA-256 of its bytes and returns the bytes. */
+function bytesOf(chunks: readonly HashedChunk[]): Buffer[] {
+  for (const c of chunks) expect(c.id).toBe(createHash('sha256').update(c.data).digest('hex'));
+  return chunks.map((c) => c.data);
+}
+
 /** streamCuts feeds the pieces through a Chunker and returns the end offsets and the chunks. */
 function streamCuts(pieces: readonly Buffer[], g: GearConfig = gear): { cuts: number[]; chunks: Buffer[] } {
   const c = new Chunker(g);
   const chunks: Buffer[] = [];
   // Chunks may be views of the pieces, which stay untouched until finish().
-  for (const p of pieces) chunks.push(...c.push(Buffer.from(p)));
-  chunks.push(...c.finish());
+  for (const p of pieces) chunks.push(...bytesOf(c.push(Buffer.from(p))));
+  chunks.push(...bytesOf(c.finish()));
   const cuts: number[] = [];
   let pos = 0;
   for (const ch of chunks) {
@@ -129,8 +135,8 @@ describe('Chunker (native) against referenceCutPoints (JavaScript)', () => {
       const data = makeData('random', seed, length);
       const c = new Chunker(gear);
       const chunks: Buffer[] = [];
-      for (const p of splitIntoPieces(data, [70_000, 1, 3000])) chunks.push(...(await c.pushAsync(Buffer.from(p))));
-      chunks.push(...c.finish());
+      for (const p of splitIntoPieces(data, [70_000, 1, 3000])) chunks.push(...bytesOf(await c.pushAsync(Buffer.from(p))));
+      chunks.push(...bytesOf(c.finish()));
       let pos = 0;
       expect(chunks.map((ch) => (pos += ch.length))).toEqual(referenceCutPoints(data, gear));
       expect(Buffer.concat(chunks).equals(data)).toBe(true);
@@ -144,7 +150,7 @@ describe('Chunker (native) against referenceCutPoints (JavaScript)', () => {
     const chunks: Buffer[] = [];
     const consumed: Buffer[] = [];
     for (const p of pieces) {
-      const out = c.push(p);
+      const out = bytesOf(c.push(p));
       consumed.push(p);
       chunks.push(...out);
       // Every chunk so far has been returned: the pieces before the open one may be reused.
@@ -153,7 +159,7 @@ describe('Chunker (native) against referenceCutPoints (JavaScript)', () => {
         consumed.splice(0, consumed.length - 1);
       }
     }
-    chunks.push(...c.finish());
+    chunks.push(...bytesOf(c.finish()));
     expect(chunks.length).toBeGreaterThan(10);
     // Pieces are 100 bytes and chunks at least 256: all but the boundary pieces were overwritten.
     const expected = referenceCutPoints(data, gear);
@@ -197,7 +203,7 @@ describe('Chunker (native) against referenceCutPoints (JavaScript)', () => {
         const data = makeData('random', seed, length);
         const c = new Chunker(gear);
         let pos = 0;
-        const partial = c.push(Buffer.from(data)).map((ch) => (pos += ch.length));
+        const partial = c.push(Buffer.from(data)).map((ch) => (pos += ch.data.length));
         const full = referenceCutPoints(data, gear);
         expect(partial).toEqual(full.slice(0, partial.length));
         const last = partial[partial.length - 1] ?? 0;

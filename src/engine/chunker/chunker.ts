@@ -1,62 +1,72 @@
 /**
- * chunker: splits a stream of bytes into content-defined chunks with the
- * native hot loop. Feed it buffers in order with push(); it returns the
- * chunks that ended in them. The hash state carries over between buffers, so
- * a chunk may span several; only such a chunk is copied (to make it
- * contiguous), every other one is a view of the buffer passed in. finish()
- * returns the last chunk at the end of the stream. pushAsync() does the
- * same scan on the thread pool, so several files can be chunked at once.
+ * chunker: splits a stream of bytes into content-defined chunks and hashes
+ * each one, in a single native pass: a chunk is hashed right after it is
+ * scanned, while its bytes are still in the CPU cache. Feed it buffers in
+ * order with push() (or pushAsync(), which runs on the thread pool so
+ * several files are chunked at once); each returns the chunks that ended in
+ * that buffer with their ids. The scanner's and the hash's state carry over
+ * between buffers, so a chunk may span several; only such a chunk is copied
+ * (to make it contiguous), every other one is a view of the buffer passed
+ * in, which must therefore stay untouched while the chunk is in use.
+ * finish() returns the last chunk at the end of the stream.
  */
 import { native } from '../native.js';
 import type { GearConfig } from './gear.js';
 
+export interface HashedChunk {
+  readonly data: Buffer;
+  /** SHA-256 of data, hex. */
+  readonly id: string;
+}
+
 export class Chunker {
-  /** [gear hash, bytes of the current chunk seen]. */
-  private readonly state = new Uint32Array(2);
+  private readonly state = new Uint8Array(new ArrayBuffer(native.chunkStateSize()));
   /** Pieces of the current chunk from earlier buffers. */
   private pending: Buffer[] = [];
 
-  constructor(private readonly g: GearConfig) {}
-
-  /** push returns the chunks that end in `data`; they may be views of it. */
-  push(data: Buffer): Buffer[] {
-    const g = this.g;
-    return this.split(data, native.chunkScan(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state));
+  constructor(private readonly g: GearConfig) {
+    native.chunkReset(this.state);
   }
 
-  /** pushAsync is push with the scan on the thread pool; calls must not overlap. */
-  pushAsync(data: Buffer): Promise<Buffer[]> {
+  push(data: Buffer): HashedChunk[] {
+    const g = this.g;
+    return this.split(data, native.chunkHash(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state));
+  }
+
+  /** pushAsync is push() on the thread pool; calls must not overlap. */
+  pushAsync(data: Buffer): Promise<HashedChunk[]> {
     const g = this.g;
     return new Promise((resolve, reject) =>
-      native.chunkScan(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state, (err, cuts) =>
-        err ? reject(err) : resolve(this.split(data, cuts)),
+      native.chunkHash(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state, (err, r) =>
+        err ? reject(err) : resolve(this.split(data, r)),
       ),
     );
   }
 
-  private split(data: Buffer, cuts: Uint32Array): Buffer[] {
-    const out: Buffer[] = [];
-    let prev = 0;
-    for (const c of cuts) {
-      const piece = data.subarray(prev, c);
-      if (this.pending.length > 0) {
-        out.push(Buffer.concat([...this.pending, piece]));
-        this.pending = [];
-      } else {
-        out.push(piece);
-      }
-      prev = c;
-    }
-    if (prev < data.length) this.pending.push(data.subarray(prev));
-    return out;
-  }
-
   /** finish returns the final chunk, if any, and resets the chunker. */
-  finish(): Buffer[] {
+  finish(): HashedChunk[] {
     const rest = this.pending;
     this.pending = [];
-    this.state.fill(0);
-    if (rest.length === 0) return [];
-    return [rest.length === 1 ? rest[0]! : Buffer.concat(rest)];
+    const digest = native.chunkHashFinal(this.state);
+    if (rest.length === 0 || !digest) return [];
+    return [{ data: rest.length === 1 ? rest[0]! : Buffer.concat(rest), id: digest.toString('hex') }];
+  }
+
+  private split(data: Buffer, r: { cuts: Uint32Array; digests: Buffer }): HashedChunk[] {
+    const out: HashedChunk[] = [];
+    let prev = 0;
+    r.cuts.forEach((c, i) => {
+      const piece = data.subarray(prev, c);
+      const id = r.digests.toString('hex', 32 * i, 32 * i + 32);
+      if (this.pending.length > 0) {
+        out.push({ data: Buffer.concat([...this.pending, piece]), id });
+        this.pending = [];
+      } else {
+        out.push({ data: piece, id });
+      }
+      prev = c;
+    });
+    if (prev < data.length) this.pending.push(data.subarray(prev));
+    return out;
   }
 }

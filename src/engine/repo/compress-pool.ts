@@ -3,8 +3,9 @@
  * (the costliest step of a first snapshot) uses every core and leaves the
  * main thread free to walk, read and hash.
  *
- * Small blobs are compressed inline: a thread hop costs more than they do.
- * Larger ones are copied into a transferable buffer and compressed by the
+ * Small blobs are compressed inline: a thread hop costs more than they do;
+ * so are the first 32 MiB of a session (workers start only when a snapshot
+ * brings more new data than that). Larger ones are copied into a transferable buffer and compressed by the
  * least busy worker; at most `perWorker` jobs wait per worker, and
  * encode() waits for room, which bounds the memory in flight.
  */
@@ -58,15 +59,29 @@ export class CompressPool {
   private nextId = 0;
   private closed = false;
 
+  private readonly zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+  private inlineLeft: number;
+
+  /**
+   * @param workers threads to start once inline compression has used up its budget
+   * @param perWorker jobs queued per worker at most
+   * @param inlineBytes new data compressed on the calling thread before any
+   *   worker starts: an incremental snapshot adds little, and for that little
+   *   a thread hop and a copy cost more than they save
+   */
   constructor(
     private readonly codec: BlobCodec,
-    level: number,
-    workers = Math.max(1, Math.min(4, os.availableParallelism())),
+    private readonly level: number,
+    private readonly workers = Math.max(1, Math.min(4, os.availableParallelism())),
     private readonly perWorker = 2,
+    inlineBytes = 32 * 1024 * 1024,
   ) {
-    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
-    for (let i = 0; i < workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, level } });
+    this.inlineLeft = inlineBytes;
+  }
+
+  private startWorkers(): void {
+    for (let i = 0; i < this.workers; i++) {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath: this.zstdPath, level: this.level } });
       worker.unref();
       const slot: Slot = { worker, pending: 0 };
       worker.on('message', (m: { id: number; z?: ArrayBuffer | null; error?: string }) => this.done(slot, m));
@@ -78,6 +93,13 @@ export class CompressPool {
   /** encode compresses `raw` when that pays; `raw` may be reused once this resolves. */
   async encode(raw: Buffer): Promise<Encoded> {
     if (raw.length < INLINE_BELOW || this.closed) return this.codec.encode(raw);
+    if (this.slots.length === 0) {
+      if (this.inlineLeft > 0) {
+        this.inlineLeft -= raw.length;
+        return this.codec.encode(raw);
+      }
+      this.startWorkers();
+    }
     let slot = this.leastBusy();
     while (slot.pending >= this.perWorker) {
       await new Promise<void>((r) => this.waiters.push(r));

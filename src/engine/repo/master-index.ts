@@ -3,8 +3,8 @@
  * index files and extended as packs are written. A blob may be listed more
  * than once (GC writes its new index before removing old ones); the first
  * location wins, and every listed copy is valid until its pack is deleted.
- * Memory is about 150 bytes per blob: a million blobs (≈1 TB of data) fit
- * in 150 MB.
+ * Memory is about 150 bytes per blob: a million blobs (≈250 GB of data in
+ * the default 256 KiB chunks) fit in 150 MB.
  */
 import type { BlobLocation } from '../format/blob.js';
 import type { IndexedPack } from '../format/index-format.js';

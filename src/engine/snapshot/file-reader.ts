@@ -8,13 +8,12 @@
  * to meanwhile is captured as that prefix, one truncated meanwhile as what
  * could be read.
  */
-import { Chunker } from '../chunker/chunker.js';
+import { Chunker, type HashedChunk } from '../chunker/chunker.js';
 import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import type { ContentRef } from '../format/tree.js';
 import * as fsx from '../fsx/fsx.js';
-import { sha256Hex } from '../format/hash.js';
-import { native, sha256Many } from '../native.js';
+import { native } from '../native.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import type { ProgressTracker } from '../util/progress.js';
 
@@ -38,9 +37,6 @@ export interface FileContent {
   readonly content: ContentRef[];
   readonly size: number;
 }
-
-/** Chunks smaller than this are hashed on the main thread (cheaper than a hop). */
-const HASH_INLINE_BELOW = 64 * 1024;
 
 export interface FileReaderDeps {
   readonly gear: GearConfig;
@@ -72,30 +68,21 @@ export class FileReader {
   }
 
   /**
-   * hashChunks starts hashing a block's chunks on the thread pool and returns
-   * a function that stores them and appends them to `out`, in order.
+   * store stores a block's chunks (zeros become holes) and appends them to
+   * `out` in order. Chunks of a block are compressed in parallel; all are
+   * stored before the block's memory may be reused.
    */
-  private hashChunks(chunks: readonly Buffer[]): (out: ContentBuilder) => Promise<void> {
-    const data = chunks.filter((c) => !isZero(c));
-    const ids: Promise<string[]> =
-      data.length === 1 && data[0]!.length < HASH_INLINE_BELOW ? Promise.resolve([sha256Hex(data[0]!)]) : sha256Many(data);
-    ids.catch(() => undefined); // handled by the store step
-    return async (out) => {
-      const hex = await ids;
-      let k = 0;
-      const saves: Array<Promise<unknown>> = [];
-      for (const c of chunks) {
-        if (data[k] !== c) {
-          out.add({ id: null, length: c.length });
-          continue;
-        }
-        const id = hex[k++]!;
-        saves.push(this.deps.saveBlob(BlobType.Data, c, id));
-        out.add({ id, length: c.length });
+  private async store(chunks: readonly HashedChunk[], out: ContentBuilder): Promise<void> {
+    const saves: Array<Promise<unknown>> = [];
+    for (const c of chunks) {
+      if (isZero(c.data)) {
+        out.add({ id: null, length: c.data.length });
+        continue;
       }
-      // Chunks of a block are compressed in parallel; all are stored before the block is reused.
-      await Promise.all(saves);
-    };
+      saves.push(this.deps.saveBlob(BlobType.Data, c.data, c.id));
+      out.add({ id: c.id, length: c.data.length });
+    }
+    await Promise.all(saves);
   }
 
   private async readSmall(fd: number, size: number): Promise<FileContent> {
@@ -108,10 +95,10 @@ export class FileReader {
     const data = buf.subarray(0, n);
     const out = new ContentBuilder();
     if (n <= this.deps.gear.minSize) {
-      await this.hashChunks([data])(out);
+      await this.store([{ data, id: native.sha256(data).toString('hex') }], out);
     } else {
       const chunker = new Chunker(this.deps.gear);
-      await this.hashChunks([...chunker.push(data), ...chunker.finish()])(out);
+      await this.store([...chunker.push(data), ...chunker.finish()], out);
     }
     return { content: out.refs, size: n };
   }
@@ -144,8 +131,8 @@ export class FileReader {
 
   /**
    * readExtent chunks [from, end) of the file; returns where reading stopped.
-   * Three stages overlap: reading block k+1, hashing block k's chunks on the
-   * thread pool, storing block k-1's.
+   * Three stages overlap: reading block k+1, chunking and hashing block k on
+   * the thread pool, storing block k-1's chunks.
    */
   private async readExtent(fd: number, from: number, end: number, out: ContentBuilder): Promise<number> {
     const chunker = new Chunker(this.deps.gear);
@@ -174,18 +161,18 @@ export class FileReader {
         const after: number = pos + n;
         next = after < end ? readAt(after) : null;
         this.deps.onRead(n);
-        const store = this.hashChunks(await chunker.pushAsync(buf.subarray(0, n)));
+        const chunks = await chunker.pushAsync(buf.subarray(0, n));
         await storing;
         // A chunk still open may hold views of up to maxSize / BLOCK earlier blocks.
         while (held.length > keep) blocks.release(held.shift()!);
-        storing = store(out);
+        storing = this.store(chunks, out);
         pos = after;
         this.deps.progress.bytes(n);
         this.deps.checkAbort();
       }
-      const store = this.hashChunks(chunker.finish());
+      const last = chunker.finish();
       await storing;
-      await store(out);
+      await this.store(last, out);
       for (const b of held.splice(0)) blocks.release(b);
     } finally {
       // On failure, buffers still referenced by work in flight are left to the GC.
