@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Deployment, Restore, Snapshot, SnapshotSettings } from '../src/cli/client/api-client.js';
+import { RESTORE_SAFETY_NOTE, RESTORE_WARNING } from '../src/cli/client/snapshots.js';
 import { sdlFor } from './helpers/harness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -503,19 +504,22 @@ describe('kova client: deployments and snapshots', () => {
     await waitIdle(dep);
   });
 
+  it('warns before a restore in the same words as the dashboard', () => {
+    const dialog = fs.readFileSync(path.join(import.meta.dirname, '..', 'web', 'src', 'components', 'RestoreDialog.tsx'), 'utf8');
+    for (const line of RESTORE_WARNING.slice(1)) expect(dialog).toContain(`<li>${line.replace(/^ {2}- /, '')}</li>`);
+  });
+
   it.skipIf(!hasScript)('on a terminal, restore shows the warning and asks y/N', async () => {
     const no = await onTerminal(['snapshots', 'restore', dep, snap], 'n\n');
     expect(no.code).toBe(1);
-    expect(no.stdout).toContain(
-      "Restoring replaces all current data in the deployment's volumes with the snapshot. Data written since the snapshot will be lost, and the services will restart.",
-    );
-    expect(no.stdout).toContain('A safety snapshot of the current state is taken first, so you can undo this.');
+    for (const line of RESTORE_WARNING) expect(no.stdout).toContain(line);
+    expect(no.stdout).toContain(RESTORE_SAFETY_NOTE);
     expect(no.stdout).toMatch(/\[y\/N\]/);
     expect(no.stdout).toContain(`kova: cancelled: did not restore ${snap}`);
 
     const noSafety = await onTerminal(['snapshots', 'restore', dep, snap, '--no-safety-snapshot'], 'n\n');
-    expect(noSafety.stdout).toContain('Restoring replaces all current data');
-    expect(noSafety.stdout).not.toContain('A safety snapshot of the current state is taken first');
+    expect(noSafety.stdout).toContain("All current data in the volumes is replaced by the snapshot's data.");
+    expect(noSafety.stdout).not.toContain(RESTORE_SAFETY_NOTE);
 
     const before = (await api<{ restores: Restore[] }>('GET', `/api/v1/deployments/${dep}/restores`)).restores.length;
     const yes = await onTerminal(['snapshots', 'restore', dep, snap, '--wait'], 'y\n');

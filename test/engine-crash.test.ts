@@ -696,20 +696,27 @@ describe('an operation whose writes start failing at any point', () => {
     first.id = (await repo.snapshot(firstSrc, { label: 'first' })).id;
     const newSnap: Snap = { id: '', desc: describeTree(src), label: 'new', src };
 
-    // How many writes a complete snapshot does.
-    const probe = cloneStorage(seed);
-    await (await Repository.openStorage(probe)).snapshot(src, { label: 'new' });
-    const total = probe.writes;
-    expect(total).toBeGreaterThan(10);
+    // How many writes a complete snapshot does. Files are read concurrently, so
+    // which blobs share a pack (and so the number of packs) may vary a little.
+    const totals: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const probe = cloneStorage(seed);
+      await (await Repository.openStorage(probe)).snapshot(src, { label: 'new' });
+      totals.push(probe.writes);
+    }
+    const least = Math.min(...totals);
+    const most = Math.max(...totals);
+    expect(least).toBeGreaterThan(10);
 
     const points = new Points();
-    for (let n = 1; n <= total + 1; n++) {
+    for (let n = 1; n <= most + 1; n++) {
       const what = `snapshot failing from write ${n}`;
       const storage = cloneStorage(seed);
       const { failed, late } = await runFailing(storage, n, (r) => r.snapshot(src, { label: 'new' }));
       await points.check(`${what}: writes after it returned`, async () => expect(late).toBe(0));
       await points.check(what, async () => {
-        expect(failed).toBe(n <= total);
+        if (n <= least) expect(failed).toBe(true);
+        if (n > most) expect(failed).toBe(false);
         const labels = await checkMem(storage, what, [first], [first, newSnap], async (x) => {
           await x.snapshot(src, { label: 'again' });
           await x.gc();

@@ -11,10 +11,14 @@ import { ClientUsageError } from './connection.js';
 import { SNAPSHOT_HEADERS, ago, printSettings, printSnapshot, snapshotRow } from './format.js';
 import { finishOperation, restoreFailure, snapshotFailure, waitForRestore, waitForSnapshot } from './wait.js';
 
-/** The dashboard's warning before a restore, word for word. */
-export const RESTORE_WARNING =
-  "Restoring replaces all current data in the deployment's volumes with the snapshot. Data written since the snapshot will be lost, and the services will restart.";
-export const RESTORE_SAFETY_NOTE = 'A safety snapshot of the current state is taken first, so you can undo this.';
+/** The dashboard's warning before a restore (web/src/components/RestoreDialog.tsx), word for word. */
+export const RESTORE_WARNING = [
+  'This replaces the current volume data:',
+  "  - All current data in the volumes is replaced by the snapshot's data.",
+  '  - Data written since the snapshot was taken will be lost.',
+  '  - The container restarts with the restored data (a few seconds of downtime).',
+];
+export const RESTORE_SAFETY_NOTE = 'A safety snapshot of the current state is taken first: it lets you undo this restore.';
 
 function readySummary(s: Snapshot): string {
   const parts = [s.size];
@@ -89,7 +93,7 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
       await confirm(ctx, o, {
         action: `restore ${snapId}`,
         question: `Restore ${what} into deployment ${depId}?`,
-        warning: o.safetySnapshot ? [RESTORE_WARNING, RESTORE_SAFETY_NOTE] : [RESTORE_WARNING],
+        warning: o.safetySnapshot ? [...RESTORE_WARNING, RESTORE_SAFETY_NOTE] : RESTORE_WARNING,
       });
       const started = await c.restoreSnapshot(depId, snapId, o.safetySnapshot);
       const r = o.wait ? await waitForRestore(io, c, depId, started.id) : started;
