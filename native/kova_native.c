@@ -76,7 +76,9 @@ static const char *errno_code(int e) {
   }
 }
 
-static napi_value throw_errno(napi_env env, int e, const char *syscall) {
+/* errno_error builds an Error like node:fs's: message "CODE: text, syscall",
+ * with code, errno and syscall set. */
+static napi_value errno_error(napi_env env, int e, const char *syscall) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s, %s", errno_code(e), strerror(e), syscall);
   napi_value message, code, err, errnum, sc;
@@ -88,7 +90,11 @@ static napi_value throw_errno(napi_env env, int e, const char *syscall) {
   napi_set_named_property(env, err, "errno", errnum);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
   napi_set_named_property(env, err, "syscall", sc);
-  napi_throw(env, err);
+  return err;
+}
+
+static napi_value throw_errno(napi_env env, int e, const char *syscall) {
+  napi_throw(env, errno_error(env, e, syscall));
   return NULL;
 }
 
@@ -760,14 +766,7 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
   napi_get_reference_value(env, job->callback, &cb);
   napi_get_global(env, &global);
   if (status != napi_ok || job->err) {
-    int e = job->err ? job->err : EIO;
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s: %s, readdir", errno_code(e), strerror(e));
-    napi_value message, code;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, NULL, message, &args[0]);
-    napi_set_named_property(env, args[0], "code", code);
+    args[0] = errno_error(env, job->err ? job->err : EIO, "readdir");
     napi_get_undefined(env, &args[1]);
   } else {
     napi_get_null(env, &args[0]);
@@ -1031,14 +1030,7 @@ static void syncfs_complete(napi_env env, napi_status status, void *data) {
   napi_get_reference_value(env, job->callback, &cb);
   napi_get_global(env, &global);
   if (status != napi_ok || job->err != 0) {
-    int e = job->err ? job->err : EIO;
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s: %s, syncfs", errno_code(e), strerror(e));
-    napi_value message, code;
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-    napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, NULL, message, &arg);
-    napi_set_named_property(env, arg, "code", code);
+    arg = errno_error(env, job->err ? job->err : EIO, "syncfs");
   } else {
     napi_get_null(env, &arg);
   }
