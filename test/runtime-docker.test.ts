@@ -212,6 +212,23 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('DockerRuntime on the real engine', () => 
     expect(lines(path.join(tmp, 'one.old'))).toBe(oldLines);
   });
 
+  it('mounts a read-only volume read-only', async () => {
+    const id = `${run}-ro`;
+    const data = mkdir('ro-data');
+    const ro = mkdir('ro-config');
+    fs.writeFileSync(path.join(ro, 'setting'), 'on\n');
+    const base = spec(id, [{ name: 'app', dir: data }]);
+    const svc = base.services[0]!;
+    await rt.create({ ...base, services: [{ ...svc, volumes: [...svc.volumes, { name: 'config', hostPath: ro, mountPath: '/config', readOnly: true }] }] });
+    await rt.start(id);
+    expect(await rt.exec(id, 'app', ['cat', '/config/setting'])).toEqual({ exitCode: 0, output: 'on\n' });
+    const write = await rt.exec(id, 'app', ['sh', '-c', 'echo x > /config/new']);
+    expect(write.exitCode).not.toBe(0);
+    expect(fs.existsSync(path.join(ro, 'new'))).toBe(false);
+    await grows(data);
+    await rt.remove(id);
+  });
+
   it('lists and removes the deployment, keeping the host directory', async () => {
     const id = `${run}-one`;
     expect(await rt.deployments()).toContain(id);

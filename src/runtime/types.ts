@@ -22,6 +22,8 @@ export interface VolumeMount {
   readonly hostPath: string;
   /** Where the service sees it (SDL params.storage.<name>.mount). */
   readonly mountPath: string;
+  /** Mount it read-only (enforced by Docker; the process runtime cannot). */
+  readonly readOnly?: boolean;
 }
 
 export interface ServiceSpec {

@@ -76,7 +76,7 @@ services:
           mount: /var/lib/postgresql/data/
         wal:
           mount: /wal
-          readOnly: false
+          readOnly: true
       snapshot:
         pre: ["psql", "-U", "postgres", "-c", "CHECKPOINT"]
         post: ["sh", "-c", "echo thawed"]
@@ -244,8 +244,8 @@ describe('parseSdl: valid SDLs', () => {
           env: { POSTGRES_PASSWORD: 's3cret=with=equals', PGDATA: '/var/lib/postgresql/data/pgdata', EMPTY: '' },
           expose: [{ port: 5432, as: 5432 }],
           volumes: [
-            { name: 'pgdata', mount: '/var/lib/postgresql/data', sizeBytes: 1.5 * GiB },
-            { name: 'wal', mount: '/wal', sizeBytes: 100_000_000 },
+            { name: 'pgdata', mount: '/var/lib/postgresql/data', sizeBytes: 1.5 * GiB, readOnly: false },
+            { name: 'wal', mount: '/wal', sizeBytes: 100_000_000, readOnly: true },
           ],
           hooks: { pre: ['psql', '-U', 'postgres', '-c', 'CHECKPOINT'], post: ['sh', '-c', 'echo thawed'] },
         },
@@ -256,7 +256,7 @@ describe('parseSdl: valid SDLs', () => {
           args: ['server.js', '--port', '3000'],
           env: {},
           expose: [{ port: 3000, as: 80 }],
-          volumes: [{ name: 'uploads', mount: '/srv/uploads', sizeBytes: 10 * GiB }],
+          volumes: [{ name: 'uploads', mount: '/srv/uploads', sizeBytes: 10 * GiB, readOnly: false }],
           hooks: { pre: null, post: null },
         },
       ],
@@ -289,14 +289,14 @@ describe('parseSdl: valid SDLs', () => {
       command: ['sh', '-c'],
       args: ['while true; do date >> /data/log.txt; sleep 5; done'],
       env: { GREETING: 'hello' },
-      volumes: [{ name: 'data', mount: '/data', sizeBytes: GiB }],
+      volumes: [{ name: 'data', mount: '/data', sizeBytes: GiB, readOnly: false }],
       hooks: { pre: ['sync'], post: null },
     });
   });
 
   it('uses the profile named after each service when deployment is absent, volumes included', () => {
     const manifest = manifestOf(sdlWith({ deployment: REMOVE }));
-    expect(manifest.services[0]?.volumes).toEqual([{ name: 'data', mount: '/data', sizeBytes: 2 * GiB }]);
+    expect(manifest.services[0]?.volumes).toEqual([{ name: 'data', mount: '/data', sizeBytes: 2 * GiB, readOnly: false }]);
   });
 
   it('accepts version as the string "2.0" or the number 2.0', () => {
@@ -324,7 +324,7 @@ describe('parseSdl: valid SDLs', () => {
       'services.web.credentials': { host: 'ghcr.io', username: 'u', password: 'p' },
       endpoints: { myip: { kind: 'ip' } },
     });
-    expect(manifestOf(text).services[0]?.volumes).toEqual([{ name: 'data', mount: '/data', sizeBytes: 2 * GiB }]);
+    expect(manifestOf(text).services[0]?.volumes).toEqual([{ name: 'data', mount: '/data', sizeBytes: 2 * GiB, readOnly: false }]);
   });
 
   it('defaults expose.as to the port and accepts udp in any case', () => {

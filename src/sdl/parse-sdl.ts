@@ -326,6 +326,7 @@ function checkName(key: string, p: string, issues: Issues, what: string): boolea
 interface StorageParam {
   readonly name: string;
   readonly mount: string;
+  readonly readOnly: boolean;
   readonly path: string;
 }
 
@@ -542,7 +543,7 @@ function validateStorageParams(v: unknown, p: string, issues: Issues): StoragePa
       continue;
     }
     mounts.set(mount, volName);
-    if (nameOk) out.push({ name: volName, mount, path: vp });
+    if (nameOk) out.push({ name: volName, mount, readOnly: vol.readOnly === true, path: vp });
   }
   return out;
 }
@@ -813,7 +814,7 @@ function resolveVolumes(svc: ServiceDraft, profile: Profile, issues: Issues): Vo
         `storage ${param.name} of ${at('profiles.compute', profile.name)} is not persistent: only persistent storage (attributes.persistent: true) can be mounted and snapshotted`,
       );
     } else if (entry.sizeBytes !== undefined) {
-      out.push({ name: param.name, mount: param.mount, sizeBytes: entry.sizeBytes });
+      out.push({ name: param.name, mount: param.mount, sizeBytes: entry.sizeBytes, readOnly: param.readOnly });
     }
   }
   return out;

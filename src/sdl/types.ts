@@ -10,6 +10,8 @@ export interface VolumeManifest {
   readonly mount: string;
   /** Requested size in bytes (profiles.compute.<profile>.resources.storage[].size). */
   readonly sizeBytes: number;
+  /** Mounted read-only in the service (params.storage.<name>.readOnly). */
+  readonly readOnly: boolean;
 }
 
 export interface ServiceManifest {

@@ -45,7 +45,12 @@ export function runtimeSpec(paths: Paths, depId: string, m: Manifest): Deploymen
       command: s.command,
       args: s.args,
       env: s.env,
-      volumes: s.volumes.map((v) => ({ name: v.name, hostPath: paths.volume(depId, { service: s.name, volume: v.name }), mountPath: v.mount })),
+      volumes: s.volumes.map((v) => ({
+        name: v.name,
+        hostPath: paths.volume(depId, { service: s.name, volume: v.name }),
+        mountPath: v.mount,
+        readOnly: v.readOnly,
+      })),
     })),
   };
 }

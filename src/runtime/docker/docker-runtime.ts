@@ -205,7 +205,7 @@ export class DockerRuntime implements Runtime {
       HostConfig: {
         // Mounts (not Binds): a missing host directory fails the start instead of
         // being created empty, so a volume can never silently come up blank.
-        Mounts: svc.volumes.map((v) => ({ Type: 'bind', Source: v.hostPath, Target: v.mountPath })),
+        Mounts: svc.volumes.map((v) => ({ Type: 'bind', Source: v.hostPath, Target: v.mountPath, ReadOnly: v.readOnly === true })),
         NetworkMode: this.networkMode,
         Init: true,
         RestartPolicy: { Name: 'unless-stopped' },
