@@ -22,7 +22,7 @@ import { S_IFIFO } from './fsx/fsx.js';
 import { native, setTimesNs } from './native.js';
 import { PackWriter } from './repo/pack-writer.js';
 import { Repository } from './repo/repository.js';
-import { type EntryDesc, compareTrees, describeTree, tempDir } from './testing.js';
+import { type EntryDesc, compareTrees, describeTree, prng, tempDir } from './testing.js';
 
 const SMALL_CHUNKS = { minSize: 4096, avgSize: 16384, maxSize: 65536 };
 const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'kova_native.node');
@@ -50,19 +50,6 @@ function initRepo(dir: string): Promise<Repository> {
   return Repository.init(dir, { chunker: SMALL_CHUNKS, packSize: 256 * 1024 });
 }
 
-function prng(seed: number, length: number): Buffer {
-  const words = new Uint32Array(Math.ceil(length / 4));
-  let x = seed >>> 0 || 0x2545f491;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    words[i] = x;
-  }
-  return Buffer.from(words.buffer, 0, length);
-}
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const hexKey = (...names: Array<string | Buffer>): string => names.map((n) => Buffer.from(n).toString('hex')).join('/');

@@ -16,7 +16,7 @@ import { S_IFBLK, S_IFCHR, S_IFIFO } from './fsx/fsx.js';
 import { native, setTimesNs } from './native.js';
 import { SCAN_START_MARGIN_MS } from './snapshot/archiver.js';
 import { Repository } from './repo/repository.js';
-import { type EntryDesc, compareTrees, describeTree, tempDir } from './testing.js';
+import { type EntryDesc, compareTrees, describeTree, prng, tempDir } from './testing.js';
 
 const SMALL_CHUNKS = { minSize: 4096, avgSize: 16384, maxSize: 65536 };
 const PACK_SIZE = 256 * 1024;
@@ -40,20 +40,6 @@ function initRepo(dir: string): Promise<Repository> {
   return Repository.init(dir, { chunker: SMALL_CHUNKS, packSize: PACK_SIZE });
 }
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-function prng(seed: number, length: number): Buffer {
-  const words = new Uint32Array(Math.ceil(length / 4));
-  let x = seed >>> 0 || 0x2545f491;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    words[i] = x;
-  }
-  return Buffer.from(words.buffer, 0, length);
-}
 
 const join = (dir: Buffer, name: Buffer | string): Buffer => Buffer.concat([dir, Buffer.from('/'), Buffer.from(name)]);
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

@@ -136,3 +136,18 @@ export function treeDigest(d: Map<string, EntryDesc>): string {
   }
   return h.digest('hex');
 }
+
+/** prng returns deterministic pseudo-random bytes (xorshift32), so failures replay. */
+export function prng(seed: number, length: number): Buffer {
+  const words = new Uint32Array(Math.ceil(length / 4));
+  let x = seed >>> 0 || 0x2545f491;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    words[i] = x;
+  }
+  return Buffer.from(words.buffer, 0, length);
+}

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { prng } from '../testing.js';
 import { Chunker, type HashedChunk } from './chunker.js';
 import { referenceCutPoints } from './gear-chunker.js';
 import { type GearConfig, resolveGear } from './gear.js';
@@ -17,44 +18,30 @@ const SEED = '0123456789abcdef';
 
 const gear = resolveGear({ minSize: MIN, avgSize: AVG, maxSize: MAX, seed: SEED });
 
-/** Deterministic pseudo-random bytes (xorshift32), so failures replay. */
-function randomBytes(seed: number, length: number): Buffer {
-  const words = new Uint32Array(Math.ceil(length / 4));
-  let x = seed >>> 0 || 0x9e3779b9;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    words[i] = x;
-  }
-  return Buffer.from(words.buffer, 0, length);
-}
 
 type Kind = 'random' | 'zeros' | 'pattern' | 'sparse-noise' | 'text';
 
 function makeData(kind: Kind, seed: number, length: number): Buffer {
   switch (kind) {
     case 'random':
-      return randomBytes(seed, length);
+      return prng(seed, length);
     case 'zeros':
       return Buffer.alloc(length);
     case 'pattern': {
-      const unit = randomBytes(seed, 1 + (seed >>> 0) % 97);
+      const unit = prng(seed, 1 + (seed >>> 0) % 97);
       const out = Buffer.alloc(length);
       for (let i = 0; i < length; i += unit.length) unit.copy(out, i);
       return out;
     }
     case 'sparse-noise': {
       const out = Buffer.alloc(length);
-      const noise = randomBytes(seed, Math.ceil(length / 64) + 1);
+      const noise = prng(seed, Math.ceil(length / 64) + 1);
       for (let i = 0; i < noise.length && i * 64 < length; i++) out[i * 64] = noise[i]!;
       return out;
     }
     case 'text': {
       const words = ['volume', 'snapshot', 'kova', 'chunk', 'the', 'a', '\n', 'data', 'tenant', '  '];
-      const pick = randomBytes(seed, length);
+      const pick = prng(seed, length);
       const parts: string[] = [];
       let n = 0;
       for (let i = 0; n < length; i++) {
