@@ -36,6 +36,8 @@ const MiB = 1024 * 1024;
 const INIT = { packSize: 1 * MiB, chunker: { minSize: 16 * 1024, avgSize: 64 * 1024, maxSize: 256 * 1024 } };
 /** Kill points spread over each operation's duration. */
 const DELAY_POINTS = 18;
+/** Random kill points tried after the grid when none landed mid-way. */
+const EXTRA_POINTS = 24;
 const GC_STEPS: GcStep[] = ['marked', 'repacked', 'indexed', 'old-index-removed', 'packs-removed'];
 
 let base: string;
@@ -541,7 +543,12 @@ function gcSuite(
       const points = new Points();
       let midway = 0;
       let unfinished = 0;
-      for (const ms of delays(measuredMs)) {
+      // The grid may step over gc's short writing phase; then more points are
+      // tried at random inside the run, until one lands there (or give up).
+      const extra = (): number => Math.round(measuredMs * (0.2 + 0.8 * Math.random()));
+      const grid = delays(measuredMs);
+      for (let i = 0; i < grid.length || (midway === 0 && i < grid.length + EXTRA_POINTS); i++) {
+        const ms = i < grid.length ? grid[i]! : extra();
         const what = `gc killed after ${ms} ms`;
         const repoDir = newCase(template);
         const run = await runWorker({ ...task(), repo: repoDir } as WorkerTask, ms);
