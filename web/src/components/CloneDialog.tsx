@@ -3,9 +3,9 @@ import { type FormEvent, useId, useState } from 'react';
 import { ApiError, api, errorMessage, type Deployment, type Snapshot } from '../api';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
+import { DialogActions } from './DialogActions';
 import { FieldError } from './FieldError';
 import { SnapshotName } from './SnapshotName';
-import { Spinner } from './Spinner';
 
 export function CloneDialog({ deploymentId, deploymentName, snapshot, onClose, onCloned }: { deploymentId: string; deploymentName: string; snapshot: Snapshot; onClose: () => void; onCloned: (d: Deployment) => void }) {
   const id = useId();
@@ -63,15 +63,7 @@ export function CloneDialog({ deploymentId, deploymentName, snapshot, onClose, o
             </Callout>
           )}
         </div>
-        <div className="dialog-footer">
-          <button type="button" className="btn btn-secondary" onClick={onClose} disabled={busy}>
-            Cancel
-          </button>
-          <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy && <Spinner label="Cloning" size={14} />}
-            Create clone
-          </button>
-        </div>
+        <DialogActions busy={busy} onCancel={onClose} label="Create clone" busyLabel="Cloning" />
       </form>
     </Dialog>
   );

@@ -3,7 +3,7 @@ import { type FormEvent, useId, useState } from 'react';
 import { api, errorMessage, type Deployment } from '../api';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
-import { Spinner } from './Spinner';
+import { DialogActions } from './DialogActions';
 
 export function CloseDeploymentDialog({ deployment, onClose, onClosed }: { deployment: Deployment; onClose: () => void; onClosed: (d: Deployment) => void }) {
   const id = useId();
@@ -44,15 +44,7 @@ export function CloseDeploymentDialog({ deployment, onClose, onClosed }: { deplo
             </Callout>
           )}
         </div>
-        <div className="dialog-footer">
-          <button type="button" className="btn btn-secondary" onClick={onClose} disabled={busy}>
-            Cancel
-          </button>
-          <button type="submit" className="btn btn-danger" disabled={!matches || busy}>
-            {busy && <Spinner label="Closing" size={14} />}
-            Close deployment
-          </button>
-        </div>
+        <DialogActions busy={busy} onCancel={onClose} label="Close deployment" busyLabel="Closing" tone="danger" disabled={!matches} />
       </form>
     </Dialog>
   );

@@ -4,8 +4,8 @@ import { ApiError, api, errorMessage, type Snapshot } from '../api';
 import { LABEL_MAX, labelError } from '../validate';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
+import { DialogActions } from './DialogActions';
 import { FieldError } from './FieldError';
-import { Spinner } from './Spinner';
 
 export function CreateSnapshotDialog({ deploymentId, onClose, onCreated }: { deploymentId: string; onClose: () => void; onCreated: (s: Snapshot) => void }) {
   const id = useId();
@@ -77,15 +77,7 @@ export function CreateSnapshotDialog({ deploymentId, onClose, onCreated }: { dep
             </Callout>
           )}
         </div>
-        <div className="dialog-footer">
-          <button type="button" className="btn btn-secondary" onClick={onClose} disabled={busy}>
-            Cancel
-          </button>
-          <button type="submit" className="btn btn-primary" disabled={busy}>
-            {busy && <Spinner label="Creating" size={14} />}
-            Create snapshot
-          </button>
-        </div>
+        <DialogActions busy={busy} onCancel={onClose} label="Create snapshot" busyLabel="Creating" />
       </form>
     </Dialog>
   );

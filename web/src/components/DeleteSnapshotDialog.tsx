@@ -3,8 +3,8 @@ import { useState } from 'react';
 import { api, errorMessage, type Snapshot } from '../api';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
+import { DialogActions } from './DialogActions';
 import { SnapshotName } from './SnapshotName';
-import { Spinner } from './Spinner';
 
 export function DeleteSnapshotDialog({ deploymentId, snapshot, onClose, onDeleted }: { deploymentId: string; snapshot: Snapshot; onClose: () => void; onDeleted: () => void }) {
   const [busy, setBusy] = useState(false);
@@ -33,15 +33,7 @@ export function DeleteSnapshotDialog({ deploymentId, snapshot, onClose, onDelete
           </Callout>
         )}
       </div>
-      <div className="dialog-footer">
-        <button type="button" className="btn btn-secondary" onClick={onClose} disabled={busy} data-autofocus>
-          Cancel
-        </button>
-        <button type="button" className="btn btn-danger" onClick={() => void confirm()} disabled={busy}>
-          {busy && <Spinner label="Deleting" size={14} />}
-          Delete snapshot
-        </button>
-      </div>
+      <DialogActions busy={busy} onCancel={onClose} label="Delete snapshot" busyLabel="Deleting" tone="danger" onConfirm={() => void confirm()} autofocus="cancel" />
     </Dialog>
   );
 }

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { api, errorMessage, type Deployment } from '../api';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
-import { Spinner } from './Spinner';
+import { DialogActions } from './DialogActions';
 
 export function RestartDialog({ deployment, onClose, onRestarted }: { deployment: Deployment; onClose: () => void; onRestarted: (d: Deployment) => void }) {
   const [busy, setBusy] = useState(false);
@@ -36,15 +36,7 @@ export function RestartDialog({ deployment, onClose, onRestarted }: { deployment
           </Callout>
         </div>
       )}
-      <div className="dialog-footer">
-        <button type="button" className="btn btn-secondary" onClick={onClose} disabled={busy}>
-          Cancel
-        </button>
-        <button type="button" className="btn btn-primary" onClick={() => void confirm()} disabled={busy} data-autofocus>
-          {busy && <Spinner label="Restarting" size={14} />}
-          Restart
-        </button>
-      </div>
+      <DialogActions busy={busy} onCancel={onClose} label="Restart" busyLabel="Restarting" onConfirm={() => void confirm()} autofocus="confirm" />
     </Dialog>
   );
 }

@@ -4,9 +4,9 @@ import { api, errorMessage, type Restore, type Snapshot } from '../api';
 import { formatExact } from '../format';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
+import { DialogActions } from './DialogActions';
 import { RelativeTime } from './RelativeTime';
 import { SnapshotName } from './SnapshotName';
-import { Spinner } from './Spinner';
 
 export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { deploymentId: string; snapshot: Snapshot; onClose: () => void; onStarted: (r: Restore) => void }) {
   const id = useId();
@@ -56,15 +56,7 @@ export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { 
           </Callout>
         )}
       </div>
-      <div className="dialog-footer">
-        <button type="button" className="btn btn-secondary" onClick={onClose} disabled={busy} data-autofocus>
-          Cancel
-        </button>
-        <button type="button" className="btn btn-danger" onClick={() => void confirm()} disabled={busy}>
-          {busy && <Spinner label="Starting restore" size={14} />}
-          Confirm restore
-        </button>
-      </div>
+      <DialogActions busy={busy} onCancel={onClose} label="Confirm restore" busyLabel="Starting restore" tone="danger" onConfirm={() => void confirm()} autofocus="cancel" />
     </Dialog>
   );
 }
