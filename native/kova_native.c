@@ -3,11 +3,12 @@
  * not give us.
  *
  *   chunkHash(data, gear, …, state)            content-defined chunk boundaries
- *                                              and each chunk's SHA-256, in one
+ *                                              and each chunk's BLAKE3, in one
  *                                              pass, streaming across buffers
- *   sha256Each(buffers, callback)              SHA-256 of many buffers, on the
+ *   hashEach(buffers, callback)                BLAKE3 of many buffers, on the
  *                                              libuv thread pool (async)
- *   sha256(data)                               one SHA-256, synchronously
+ *   hash(data)                                 one BLAKE3, synchronously
+ *   hashKernel()                               which BLAKE3 kernel runs here
  *   readDirStats(dirFd, callback)              a directory's names and lstat of
  *                                              each, in one thread-pool job
  *   seekData(fd, off) / seekHole(fd, off)      sparse-file extents (lseek)
@@ -42,6 +43,8 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "blake3.h"
 
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
@@ -171,179 +174,12 @@ static int64_t get_i64(napi_env env, napi_value v) {
  * The JavaScript reference in src/engine/chunker/gear-chunker.ts must cut at
  * exactly the same places; a test holds the two together. */
 
-/* ---- SHA-256 ----------------------------------------------------------------
- * Our own, so a chunk can be hashed right after it is scanned, while its
- * bytes are still in the CPU cache (hashing the same bytes again from memory
- * is what made the hash the costliest step), and so a hash can be carried
- * across buffers. The compression function uses the CPU's SHA extensions
- * (SHA-NI) when present, else portable C; at load the two are compared and
- * SHA-NI is used only if they agree. */
-
-static const uint32_t SHA256_K[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-/* Compresses `blocks` 64-byte blocks into state (a..h), in portable C. */
-static void sha256_blocks_c(uint32_t st[8], const uint8_t *p, size_t blocks) {
-  for (; blocks > 0; blocks--, p += 64) {
-    uint32_t w[64];
-    for (int t = 0; t < 16; t++) w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 | (uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
-    for (int t = 16; t < 64; t++) {
-      uint32_t s0 = ROTR(w[t - 15], 7) ^ ROTR(w[t - 15], 18) ^ (w[t - 15] >> 3);
-      uint32_t s1 = ROTR(w[t - 2], 17) ^ ROTR(w[t - 2], 19) ^ (w[t - 2] >> 10);
-      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
-    }
-    uint32_t a = st[0], b = st[1], c = st[2], d = st[3], e = st[4], f = st[5], g = st[6], h = st[7];
-    for (int t = 0; t < 64; t++) {
-      uint32_t t1 = h + (ROTR(e, 6) ^ ROTR(e, 11) ^ ROTR(e, 25)) + ((e & f) ^ (~e & g)) + SHA256_K[t] + w[t];
-      uint32_t t2 = (ROTR(a, 2) ^ ROTR(a, 13) ^ ROTR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      h = g;
-      g = f;
-      f = e;
-      e = d + t1;
-      d = c;
-      c = b;
-      b = a;
-      a = t1 + t2;
-    }
-    st[0] += a, st[1] += b, st[2] += c, st[3] += d, st[4] += e, st[5] += f, st[6] += g, st[7] += h;
-  }
-}
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-/* The same with SHA-NI. */
-__attribute__((target("sha,sse4.1,ssse3"))) static void sha256_blocks_ni(uint32_t state[8], const uint8_t *data, size_t blocks) {
-  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-  /* The instructions want the state as ABEF and CDGH. */
-  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[0]), 0xB1); /* CDAB */
-  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&state[4]), 0x1B);  /* EFGH */
-  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);                                          /* ABEF */
-  s1 = _mm_blend_epi16(s1, tmp, 0xF0);                                                /* CDGH */
-  for (; blocks > 0; blocks--, data += 64) {
-    const __m128i save0 = s0, save1 = s1;
-    __m128i w[4];
-    for (int i = 0; i < 4; i++) w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * i)), bswap);
-    for (int g = 0; g < 16; g++) {
-      /* Four rounds with message words 4g..4g+3. */
-      __m128i msg = _mm_add_epi32(w[g & 3], _mm_loadu_si128((const __m128i *)&SHA256_K[4 * g]));
-      s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
-      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
-      if (g < 12) {
-        /* Words 4(g+4)..: W[t-16] + s0(W[t-15]) + W[t-7] + s1(W[t-2]). */
-        __m128i next = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
-        next = _mm_add_epi32(next, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
-        w[g & 3] = _mm_sha256msg2_epu32(next, w[(g + 3) & 3]);
-      }
-    }
-    s0 = _mm_add_epi32(s0, save0);
-    s1 = _mm_add_epi32(s1, save1);
-  }
-  tmp = _mm_shuffle_epi32(s0, 0x1B);   /* FEBA */
-  s1 = _mm_shuffle_epi32(s1, 0xB1);    /* DCHG */
-  s0 = _mm_blend_epi16(tmp, s1, 0xF0); /* DCBA */
-  s1 = _mm_alignr_epi8(s1, tmp, 8);    /* HGFE */
-  _mm_storeu_si128((__m128i *)&state[0], s0);
-  _mm_storeu_si128((__m128i *)&state[4], s1);
-}
-#endif
-
-static void (*sha256_blocks)(uint32_t st[8], const uint8_t *p, size_t blocks) = sha256_blocks_c;
-
-/* An incremental hash; plain bytes, so it can live in a JS-owned buffer. */
-typedef struct {
-  uint32_t h[8];
-  uint64_t total;
-  uint32_t buflen;
-  uint8_t buf[64];
-} sha_ctx;
-
-static void sha_init(sha_ctx *c) {
-  static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  memcpy(c->h, iv, sizeof iv);
-  c->total = 0;
-  c->buflen = 0;
-}
-
-static void sha_update(sha_ctx *c, const uint8_t *p, size_t n) {
-  c->total += n;
-  if (c->buflen > 0) {
-    size_t take = 64 - c->buflen < n ? 64 - c->buflen : n;
-    memcpy(c->buf + c->buflen, p, take);
-    c->buflen += (uint32_t)take;
-    p += take;
-    n -= take;
-    if (c->buflen < 64) return;
-    sha256_blocks(c->h, c->buf, 1);
-    c->buflen = 0;
-  }
-  if (n >= 64) {
-    sha256_blocks(c->h, p, n / 64);
-    p += n - n % 64;
-    n %= 64;
-  }
-  memcpy(c->buf, p, n);
-  c->buflen = (uint32_t)n;
-}
-
-static void sha_final(sha_ctx *c, uint8_t out[32]) {
-  uint64_t bits = c->total * 8;
-  uint8_t pad[72] = {0x80};
-  size_t padlen = (c->buflen < 56 ? 56 : 120) - c->buflen;
-  for (int i = 0; i < 8; i++) pad[padlen + i] = (uint8_t)(bits >> (56 - 8 * i));
-  uint64_t total = c->total;
-  sha_update(c, pad, padlen + 8);
-  c->total = total;
-  for (int i = 0; i < 8; i++) {
-    out[4 * i] = (uint8_t)(c->h[i] >> 24);
-    out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-    out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-    out[4 * i + 3] = (uint8_t)c->h[i];
-  }
-}
-
-static void sha256(const uint8_t *data, size_t len, uint8_t out[32]) {
-  sha_ctx c;
-  sha_init(&c);
-  sha_update(&c, data, len);
-  sha_final(&c, out);
-}
-
-/* sha256_select switches to SHA-NI when the CPU has it and it agrees with the C code. */
-static void sha256_select(void) {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("sha") || !__builtin_cpu_supports("sse4.1") || !__builtin_cpu_supports("ssse3")) return;
-  uint8_t buf[1000], a[32], b[32];
-  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131 + 7);
-  for (size_t len = 0; len <= sizeof buf; len += 7) {
-    sha256_blocks = sha256_blocks_c;
-    sha256(buf, len, a);
-    sha256_blocks = sha256_blocks_ni;
-    sha256(buf, len, b);
-    if (memcmp(a, b, 32) != 0) {
-      sha256_blocks = sha256_blocks_c;
-      return;
-    }
-  }
-#endif
-}
-
 /* ---- chunking and hashing in one pass -------------------------------------
  * chunk_state carries, between buffers, the gear hash, the bytes of the
- * current chunk seen so far, and the SHA-256 of those bytes: so a chunk may
- * span buffers, and each chunk is hashed just after it is scanned, while its
- * bytes are still in the cache. */
+ * current chunk seen so far, and the BLAKE3 state of those bytes: so a chunk
+ * may span buffers, and each chunk is hashed just after it is scanned, while
+ * its bytes are still in the CPU cache (hashing them again from memory would
+ * cost more than the hash itself). */
 
 typedef struct {
   const uint32_t *gear;
@@ -354,7 +190,7 @@ typedef struct {
 typedef struct {
   uint32_t h;
   uint32_t pos;
-  sha_ctx sha;
+  b3_hasher hasher;
 } chunk_state;
 
 /* scan_hash chunks one buffer: writes the end offsets of the chunks that end
@@ -385,16 +221,16 @@ static size_t scan_hash(const uint8_t *data, size_t len, const scan_params *sp, 
       if ((h & mask) == 0) { cut = 1; break; }
     }
     if (cut || pos == sp->max) {
-      sha_update(&st->sha, data + start, i - start);
-      sha_final(&st->sha, digests + 32 * count);
-      sha_init(&st->sha);
+      b3_update(&st->hasher, data + start, i - start);
+      b3_final(&st->hasher, digests + 32 * count);
+      b3_init(&st->hasher);
       cuts[count++] = (uint32_t)i;
       start = i;
       pos = 0;
       h = 0;
     }
   }
-  if (start < len) sha_update(&st->sha, data + start, len - start);
+  if (start < len) b3_update(&st->hasher, data + start, len - start);
   st->h = h;
   st->pos = (uint32_t)pos;
   return count;
@@ -482,13 +318,13 @@ static napi_value chunk_reset(napi_env env, napi_callback_info info) {
   if (!st) return throw_type(env, "chunkReset: bad state buffer");
   st->h = 0;
   st->pos = 0;
-  sha_init(&st->sha);
+  b3_init(&st->hasher);
   return NULL;
 }
 
 /* chunkHash(data, gear, min, avg, max, maskS, maskL, state, callback?)
  * -> {cuts: Uint32Array, digests: Buffer}: the offsets in `data` where chunks
- * end and the SHA-256 of each (32 bytes each, in order; a chunk that began in
+ * end and the BLAKE3 of each (32 bytes each, in order; a chunk that began in
  * an earlier buffer is hashed whole). With a callback it runs on the thread
  * pool; `data` and `state` must not be touched until it is called. */
 static napi_value chunk_hash(napi_env env, napi_callback_info info) {
@@ -576,11 +412,11 @@ static napi_value chunk_hash_final(napi_env env, napi_callback_info info) {
   } else {
     void *dst;
     napi_create_buffer(env, 32, &dst, &out);
-    sha_final(&st->sha, dst);
+    b3_final(&st->hasher, dst);
   }
   st->h = 0;
   st->pos = 0;
-  sha_init(&st->sha);
+  b3_init(&st->hasher);
   return out;
 }
 
@@ -595,22 +431,22 @@ typedef struct {
   size_t *lens;
   uint8_t *digests;
   int failed;
-} sha_job;
+} hash_job;
 
-static void sha_execute(napi_env env, void *data) {
+static void hash_execute(napi_env env, void *data) {
   (void)env;
-  sha_job *job = data;
-  for (size_t i = 0; i < job->count; i++) sha256(job->ptrs[i], job->lens[i], job->digests + 32 * i);
+  hash_job *job = data;
+  for (size_t i = 0; i < job->count; i++) b3_hash(job->ptrs[i], job->lens[i], job->digests + 32 * i);
 }
 
-static void sha_complete(napi_env env, napi_status status, void *data) {
-  sha_job *job = data;
+static void hash_complete(napi_env env, napi_status status, void *data) {
+  hash_job *job = data;
   napi_value cb, global, args[2];
   napi_get_reference_value(env, job->callback, &cb);
   napi_get_global(env, &global);
   if (status != napi_ok || job->failed) {
     napi_value message;
-    napi_create_string_utf8(env, "sha256Each: hashing failed", NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, "hashEach: hashing failed", NAPI_AUTO_LENGTH, &message);
     napi_create_error(env, NULL, message, &args[0]);
     napi_get_undefined(env, &args[1]);
   } else {
@@ -628,18 +464,18 @@ static void sha_complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-/* sha256Each(buffers: Uint8Array[], callback(err, digests: Buffer)) hashes
+/* hashEach(buffers: Uint8Array[], callback(err, digests: Buffer)) hashes
  * each buffer on a thread-pool thread; digests are 32 bytes each, in order.
  * The buffers must not be modified until the callback runs. */
-static napi_value sha256_each(napi_env env, napi_callback_info info) {
+static napi_value hash_each(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   bool is_arr = false;
-  if (argc < 2 || napi_is_array(env, argv[0], &is_arr) != napi_ok || !is_arr) return throw_type(env, "sha256Each: an array of buffers expected");
+  if (argc < 2 || napi_is_array(env, argv[0], &is_arr) != napi_ok || !is_arr) return throw_type(env, "hashEach: an array of buffers expected");
   uint32_t count;
   napi_get_array_length(env, argv[0], &count);
-  sha_job *job = calloc(1, sizeof *job);
+  hash_job *job = calloc(1, sizeof *job);
   if (!job) return throw_errno(env, ENOMEM, "calloc");
   job->count = count;
   job->ptrs = calloc(count ? count : 1, sizeof(uint8_t *));
@@ -656,7 +492,7 @@ static napi_value sha256_each(napi_env env, napi_callback_info info) {
     size_t l;
     if (get_bytes(env, el, &p, &l) != 0) {
       free(job->ptrs); free(job->lens); free(job->digests); free(job);
-      return throw_type(env, "sha256Each: every element must be a Uint8Array");
+      return throw_type(env, "hashEach: every element must be a Uint8Array");
     }
     job->ptrs[i] = p;
     job->lens[i] = l;
@@ -664,8 +500,8 @@ static napi_value sha256_each(napi_env env, napi_callback_info info) {
   napi_create_reference(env, argv[0], 1, &job->keep);
   napi_create_reference(env, argv[1], 1, &job->callback);
   napi_value name;
-  napi_create_string_utf8(env, "kova.sha256Each", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, sha_execute, sha_complete, job, &job->work);
+  napi_create_string_utf8(env, "kova.hashEach", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, hash_execute, hash_complete, job, &job->work);
   napi_queue_async_work(env, job->work);
   return NULL;
 }
@@ -1059,30 +895,42 @@ static napi_value do_syncfs(napi_env env, napi_callback_info info) {
 
 /* ---- module ---------------------------------------------------------------- */
 
-/* sha256Sync(data) -> Buffer(32): one digest on the calling thread. */
-static napi_value sha256_sync(napi_env env, napi_callback_info info) {
+/* hash(data) -> Buffer(32): one BLAKE3 digest on the calling thread. */
+static napi_value hash_sync(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *data;
   size_t len;
-  if (argc < 1 || get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "sha256: a Uint8Array expected");
+  if (argc < 1 || get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "hash: a Uint8Array expected");
   napi_value out;
   void *dst;
   napi_create_buffer(env, 32, &dst, &out);
-  sha256(data, len, dst);
+  b3_hash(data, len, dst);
+  return out;
+}
+
+static const char *hash_kernel_name = "portable";
+
+/* hashKernel() -> "avx512" | "avx2" | "portable": the BLAKE3 kernel chosen at load. */
+static napi_value hash_kernel(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_create_string_utf8(env, hash_kernel_name, NAPI_AUTO_LENGTH, &out);
   return out;
 }
 
 NAPI_MODULE_INIT() {
-  sha256_select();
+  /* KOVA_HASH_KERNEL=avx2|portable caps the kernel (for tests and diagnosis). */
+  hash_kernel_name = b3_select(getenv("KOVA_HASH_KERNEL"));
   napi_property_descriptor props[] = {
       {"chunkStateSize", NULL, chunk_state_size, NULL, NULL, NULL, napi_default, NULL},
       {"chunkReset", NULL, chunk_reset, NULL, NULL, NULL, napi_default, NULL},
       {"chunkHash", NULL, chunk_hash, NULL, NULL, NULL, napi_default, NULL},
       {"chunkHashFinal", NULL, chunk_hash_final, NULL, NULL, NULL, napi_default, NULL},
-      {"sha256Each", NULL, sha256_each, NULL, NULL, NULL, napi_default, NULL},
-      {"sha256", NULL, sha256_sync, NULL, NULL, NULL, napi_default, NULL},
+      {"hashEach", NULL, hash_each, NULL, NULL, NULL, napi_default, NULL},
+      {"hash", NULL, hash_sync, NULL, NULL, NULL, napi_default, NULL},
+      {"hashKernel", NULL, hash_kernel, NULL, NULL, NULL, napi_default, NULL},
       {"readDirStats", NULL, read_dir_stats, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},

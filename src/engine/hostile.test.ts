@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CorruptionError, TargetNotEmptyError } from '../core/errors.js';
 import { BlobType, Compression } from './format/blob.js';
-import { sha256Hex } from './format/hash.js';
+import { hashHex } from './format/hash.js';
 import { type IndexedPack, encodeIndex } from './format/index-format.js';
 import { encodeSnapshotRecord } from './format/snapshot-record.js';
 import { type TreeNode, nodeToJson } from './format/tree.js';
@@ -508,7 +508,7 @@ describe('a file appended to during the snapshot', () => {
 
 /* ---- hostile repositories ------------------------------------------------------------ */
 
-const HASH_OF_NOTHING = sha256Hex(Buffer.alloc(0));
+const HASH_OF_NOTHING = hashHex(Buffer.alloc(0));
 
 function node(name: string | Buffer, type: TreeNode['type'], extra: Partial<TreeNode> = {}): TreeNode {
   return {
@@ -541,11 +541,11 @@ const rawTree = (nodes: readonly TreeNode[]): Buffer => Buffer.from(JSON.stringi
 async function craftSnapshot(repo: Repository, c: Crafted): Promise<string> {
   const written: IndexedPack[] = [];
   const writer = new PackWriter(repo.storage, repo.config.packSize, (p) => void written.push(p));
-  for (const raw of c.data ?? []) await writer.add(BlobType.Data, sha256Hex(raw), raw, Compression.None, raw.length);
-  for (const raw of c.trees) await writer.add(BlobType.Tree, sha256Hex(raw), raw, Compression.None, raw.length);
+  for (const raw of c.data ?? []) await writer.add(BlobType.Data, hashHex(raw), raw, Compression.None, raw.length);
+  for (const raw of c.trees) await writer.add(BlobType.Tree, hashHex(raw), raw, Compression.None, raw.length);
   await writer.flush();
   const idx = encodeIndex(written);
-  await repo.storage.write(`index/${sha256Hex(idx)}`, idx);
+  await repo.storage.write(`index/${hashHex(idx)}`, idx);
   const rootTree = c.trees[c.trees.length - 1]!;
   const { id, bytes } = encodeSnapshotRecord({
     time: new Date().toISOString(),
@@ -554,7 +554,7 @@ async function craftSnapshot(repo: Repository, c: Crafted): Promise<string> {
     parent: null,
     hostname: 'attacker',
     sources: ['/x'],
-    root: node(Buffer.alloc(0), 'dir', { subtree: sha256Hex(rootTree), ...c.root }),
+    root: node(Buffer.alloc(0), 'dir', { subtree: hashHex(rootTree), ...c.root }),
     scanStartNs: 0n,
     stats: { files: 0, dirs: 0, symlinks: 0, specials: 0, skipped: 0, bytes: 0, bytesRead: 0, filesReused: 0, newBlobs: 0, newBytes: 0, storedBytes: 0, durationMs: 0 },
     skippedEntries: [],
@@ -566,7 +566,7 @@ async function craftSnapshot(repo: Repository, c: Crafted): Promise<string> {
 
 describe('restore of a hostile repository never writes outside its target', () => {
   const EVIL = Buffer.from('evil payload\n');
-  const evilFile = (name: string | Buffer): TreeNode => node(name, 'file', { size: EVIL.length, content: [{ id: sha256Hex(EVIL), length: EVIL.length }] });
+  const evilFile = (name: string | Buffer): TreeNode => node(name, 'file', { size: EVIL.length, content: [{ id: hashHex(EVIL), length: EVIL.length }] });
 
   /** Each case gets `outside` (an absolute directory path) and returns the blobs. */
   const cases: Array<[string, (outside: string) => Crafted]> = [
@@ -576,21 +576,21 @@ describe('restore of a hostile repository never writes outside its target', () =
       'a directory named "." holding a file',
       () => {
         const inner = rawTree([evilFile('evil')]);
-        return { trees: [inner, rawTree([node('.', 'dir', { subtree: sha256Hex(inner) })])] };
+        return { trees: [inner, rawTree([node('.', 'dir', { subtree: hashHex(inner) })])] };
       },
     ],
     [
       'a directory named ".." holding a file',
       () => {
         const inner = rawTree([evilFile('evil')]);
-        return { trees: [inner, rawTree([node('..', 'dir', { subtree: sha256Hex(inner) })])] };
+        return { trees: [inner, rawTree([node('..', 'dir', { subtree: hashHex(inner) })])] };
       },
     ],
     [
       'a name with "/" next to a directory of that prefix',
       () => {
         const empty = rawTree([]);
-        return { trees: [empty, rawTree([node('a', 'dir', { subtree: sha256Hex(empty) }), evilFile('a/b')])] };
+        return { trees: [empty, rawTree([node('a', 'dir', { subtree: hashHex(empty) }), evilFile('a/b')])] };
       },
     ],
     ['a name "../../evil"', () => ({ trees: [rawTree([evilFile(Buffer.from('../../evil'))])] })],
@@ -601,7 +601,7 @@ describe('restore of a hostile repository never writes outside its target', () =
       (outside) => {
         const inner = rawTree([evilFile('evil')]);
         return {
-          trees: [inner, rawTree([node('x', 'symlink', { target: Buffer.from(outside) }), node('x', 'dir', { subtree: sha256Hex(inner) })])],
+          trees: [inner, rawTree([node('x', 'symlink', { target: Buffer.from(outside) }), node('x', 'dir', { subtree: hashHex(inner) })])],
         };
       },
     ],
@@ -610,7 +610,7 @@ describe('restore of a hostile repository never writes outside its target', () =
       (outside) => {
         const inner = rawTree([evilFile('evil')]);
         return {
-          trees: [inner, rawTree([node('x', 'dir', { subtree: sha256Hex(inner) }), node('x', 'symlink', { target: Buffer.from(outside) })])],
+          trees: [inner, rawTree([node('x', 'dir', { subtree: hashHex(inner) }), node('x', 'symlink', { target: Buffer.from(outside) })])],
         };
       },
     ],
@@ -619,7 +619,7 @@ describe('restore of a hostile repository never writes outside its target', () =
       (outside) => {
         const inner = rawTree([evilFile('evil')]);
         return {
-          trees: [inner, rawTree([node('z', 'dir', { subtree: sha256Hex(inner) }), node('y', 'symlink', { target: Buffer.from(outside) })])],
+          trees: [inner, rawTree([node('z', 'dir', { subtree: hashHex(inner) }), node('y', 'symlink', { target: Buffer.from(outside) })])],
         };
       },
     ],
@@ -627,8 +627,8 @@ describe('restore of a hostile repository never writes outside its target', () =
       'a valid directory whose subtree has a symlink and a directory of one name',
       (outside) => {
         const evilDir = rawTree([evilFile('evil')]);
-        const sub = rawTree([node('esc', 'symlink', { target: Buffer.from(outside) }), node('esc', 'dir', { subtree: sha256Hex(evilDir) })]);
-        return { trees: [evilDir, sub, rawTree([node('sub', 'dir', { subtree: sha256Hex(sub) })])] };
+        const sub = rawTree([node('esc', 'symlink', { target: Buffer.from(outside) }), node('esc', 'dir', { subtree: hashHex(evilDir) })]);
+        return { trees: [evilDir, sub, rawTree([node('sub', 'dir', { subtree: hashHex(sub) })])] };
       },
     ],
     [
@@ -641,7 +641,7 @@ describe('restore of a hostile repository never writes outside its target', () =
     ['a snapshot root that is a symlink', (outside) => ({ trees: [rawTree([evilFile('evil')])], root: { type: 'symlink', target: Buffer.from(outside) } })],
     [
       'a directory whose subtree is a data blob',
-      () => ({ trees: [rawTree([node('d', 'dir', { subtree: sha256Hex(EVIL) })])] }),
+      () => ({ trees: [rawTree([node('d', 'dir', { subtree: hashHex(EVIL) })])] }),
     ],
     [
       'a directory whose subtree is missing',
@@ -695,7 +695,7 @@ describe('restore of a hostile repository never writes outside its target', () =
       const inner = rawTree([evilFile('evil')]);
       const id = await craftSnapshot(repo, {
         data: [EVIL],
-        trees: [inner, rawTree([node('a', 'symlink', { target: Buffer.from(outside) }), node('b', 'dir', { subtree: sha256Hex(inner) }), { ...evilFile('c'), linkGroup: 'g' }])],
+        trees: [inner, rawTree([node('a', 'symlink', { target: Buffer.from(outside) }), node('b', 'dir', { subtree: hashHex(inner) }), { ...evilFile('c'), linkGroup: 'g' }])],
       });
       const target = path.join(work, 'target');
       await repo.restore(id, target);

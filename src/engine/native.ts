@@ -27,8 +27,11 @@ interface NativeAddon {
     cb?: (err: Error | null, r: { cuts: Uint32Array; digests: Buffer }) => void,
   ): { cuts: Uint32Array; digests: Buffer };
   chunkHashFinal(state: Uint8Array): Buffer | null;
-  sha256(data: Uint8Array): Buffer;
-  sha256Each(buffers: readonly Uint8Array[], cb: (err: Error | null, digests: Buffer) => void): void;
+  /** BLAKE3 of data (32 bytes). */
+  hash(data: Uint8Array): Buffer;
+  hashEach(buffers: readonly Uint8Array[], cb: (err: Error | null, digests: Buffer) => void): void;
+  /** The BLAKE3 kernel in use: "avx512", "avx2" or "portable". */
+  hashKernel(): string;
   readDirStats(
     dirFd: number,
     cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: BigInt64Array; errnos: Int32Array }) => void,
@@ -88,14 +91,14 @@ export function setTimesNs(pathOrFd: PathLike | number, atimeNs: bigint, mtimeNs
 /** Hashing jobs a batch is split into, so several cores hash at once. */
 const HASH_JOBS = 2;
 
-/** sha256Many hashes buffers on the thread pool and returns hex digests in order. */
-export async function sha256Many(buffers: readonly Uint8Array[]): Promise<string[]> {
+/** hashMany hashes (BLAKE3) buffers on the thread pool and returns hex digests in order. */
+export async function hashMany(buffers: readonly Uint8Array[]): Promise<string[]> {
   if (buffers.length === 0) return [];
   const per = Math.ceil(buffers.length / Math.min(HASH_JOBS, buffers.length));
   const parts: Array<Promise<Buffer>> = [];
   for (let i = 0; i < buffers.length; i += per) {
     const slice = buffers.slice(i, i + per);
-    parts.push(new Promise((resolve, reject) => native.sha256Each(slice, (err, d) => (err ? reject(err) : resolve(d)))));
+    parts.push(new Promise((resolve, reject) => native.hashEach(slice, (err, d) => (err ? reject(err) : resolve(d)))));
   }
   const out: string[] = [];
   for (const d of await Promise.all(parts)) {

@@ -15,7 +15,7 @@ import type { GearConfig } from './gear.js';
 
 export interface HashedChunk {
   readonly data: Buffer;
-  /** SHA-256 of data, hex. */
+  /** BLAKE3 of data, hex. */
   readonly id: string;
 }
 

@@ -1,6 +1,6 @@
 /**
  * blob: the unit of storage. A blob is either a chunk of file data or an
- * encoded tree (one directory listing). It is addressed by the SHA-256 of its
+ * encoded tree (one directory listing). It is addressed by the BLAKE3 of its
  * uncompressed bytes and stored, compressed with zstd or raw, inside a pack.
  */
 
@@ -25,7 +25,7 @@ export interface BlobLocation {
 
 /** A blob entry as listed in a pack trailer or an index file. */
 export interface BlobEntry extends Omit<BlobLocation, 'pack'> {
-  /** Blob id: SHA-256 of the uncompressed bytes, hex. */
+  /** Blob id: BLAKE3 of the uncompressed bytes, hex. */
   readonly id: string;
 }
 

@@ -1,23 +1,26 @@
 /**
  * hash: content addresses. Every blob, pack, index file and snapshot record
- * is named by the SHA-256 of its bytes, written as 64 lower-case hex digits.
+ * is named by the BLAKE3 (32-byte output) of its bytes, written as 64
+ * lower-case hex digits. BLAKE3 is computed by the native addon (its wide
+ * kernels hash 8 or 16 pieces of an input at once), several times faster
+ * than SHA-256 on the same core.
  */
-import { createHash } from 'node:crypto';
+import { native } from '../native.js';
 
 export const HASH_BYTES = 32;
 
-/** sha256 returns the SHA-256 digest of the concatenation of `parts`. */
-export function sha256(...parts: readonly Uint8Array[]): Buffer {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest();
+function joined(parts: readonly Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
-/** sha256Hex is sha256 as a hex string. */
-export function sha256Hex(...parts: readonly Uint8Array[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
+/** hash returns the BLAKE3 digest of the concatenation of `parts`. */
+export function hash(...parts: readonly Uint8Array[]): Buffer {
+  return native.hash(joined(parts));
+}
+
+/** hashHex is hash as a hex string. */
+export function hashHex(...parts: readonly Uint8Array[]): string {
+  return native.hash(joined(parts)).toString('hex');
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;

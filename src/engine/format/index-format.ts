@@ -4,14 +4,14 @@
  *   "KOVAIDX1" | pack count u32
  *   per pack:  pack id (32 bytes) | pack size u64 | blob count u32 |
  *              blob count × 48-byte entries (as in pack trailers)
- *   SHA-256 of everything above (32 bytes)
+ *   BLAKE3 of everything above (32 bytes)
  *
- * The file is named by the SHA-256 of its whole content, so truncation or a
+ * The file is named by the BLAKE3 of its whole content, so truncation or a
  * flipped bit is detected before anything is trusted.
  */
 import { CorruptionError } from '../../core/errors.js';
 import type { BlobEntry } from './blob.js';
-import { HASH_BYTES, sha256 } from './hash.js';
+import { HASH_BYTES, hash } from './hash.js';
 import { ENTRY_BYTES, decodeEntry, encodeEntry } from './pack-format.js';
 
 export const INDEX_MAGIC = Buffer.from('KOVAIDX1');
@@ -42,7 +42,7 @@ export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
       at += ENTRY_BYTES;
     }
   }
-  sha256(out.subarray(0, at)).copy(out, at);
+  hash(out.subarray(0, at)).copy(out, at);
   return out;
 }
 
@@ -53,7 +53,7 @@ export function decodeIndex(buf: Buffer, where: string): IndexedPack[] {
   if (buf.length < INDEX_MAGIC.length + 4 + HASH_BYTES) fail('index file is truncated');
   if (!buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) fail('not an index file');
   const body = buf.subarray(0, buf.length - HASH_BYTES);
-  if (!sha256(body).equals(buf.subarray(buf.length - HASH_BYTES))) fail('index file checksum mismatch (truncated or damaged)');
+  if (!hash(body).equals(buf.subarray(buf.length - HASH_BYTES))) fail('index file checksum mismatch (truncated or damaged)');
   let at = INDEX_MAGIC.length;
   const count = body.readUInt32LE(at);
   at += 4;

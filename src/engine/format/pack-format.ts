@@ -4,14 +4,14 @@
  *   header   "KOVAPACK" | version u8 = 1 | 7 zero bytes           16 bytes
  *   blobs    stored blob bytes, back to back
  *   trailer  one 48-byte entry per blob (see encodeEntry)
- *   footer   entry count u32 | SHA-256 of the trailer | "KOVAPEND"  44 bytes
+ *   footer   entry count u32 | BLAKE3 of the trailer  | "KOVAPEND"  44 bytes
  *
  * A pack describes itself, so the index can always be rebuilt from packs.
- * Its name is the SHA-256 of the whole file.
+ * Its name is the BLAKE3 of the whole file.
  */
 import { CorruptionError } from '../../core/errors.js';
 import { type BlobEntry, isBlobType, isCompression } from './blob.js';
-import { HASH_BYTES, sha256 } from './hash.js';
+import { HASH_BYTES, hash } from './hash.js';
 
 export const PACK_MAGIC = Buffer.from('KOVAPACK');
 export const PACK_END_MAGIC = Buffer.from('KOVAPEND');
@@ -61,7 +61,7 @@ export function packTrailer(entries: readonly BlobEntry[]): Buffer {
   entries.forEach((e, i) => encodeEntry(e, trailer, i * ENTRY_BYTES));
   const end = entries.length * ENTRY_BYTES;
   trailer.writeUInt32LE(entries.length, end);
-  sha256(trailer.subarray(0, end)).copy(trailer, end + 4);
+  hash(trailer.subarray(0, end)).copy(trailer, end + 4);
   PACK_END_MAGIC.copy(trailer, end + 4 + HASH_BYTES);
   return trailer;
 }
@@ -80,7 +80,7 @@ export function parseFooter(footer: Buffer, packSize: number, where: string): { 
 
 /** parseTrailer checks the trailer's hash and the entries' ranges. */
 export function parseTrailer(trailer: Buffer, trailerHash: Buffer, packSize: number, where: string): BlobEntry[] {
-  if (!sha256(trailer).equals(trailerHash)) throw new CorruptionError(`${where}: pack trailer checksum mismatch`, { where });
+  if (!hash(trailer).equals(trailerHash)) throw new CorruptionError(`${where}: pack trailer checksum mismatch`, { where });
   const dataEnd = packSize - trailer.length - PACK_FOOTER_BYTES;
   const entries: BlobEntry[] = [];
   for (let at = 0; at < trailer.length; at += ENTRY_BYTES) {

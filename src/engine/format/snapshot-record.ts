@@ -1,11 +1,11 @@
 /**
  * snapshot-record: the file that makes a snapshot exist. It is written last,
  * after every pack and index it depends on is durable, and named by the
- * SHA-256 of its bytes (snapshots/<id>). Deleting a snapshot deletes only
+ * BLAKE3 of its bytes (snapshots/<id>). Deleting a snapshot deletes only
  * this file; GC reclaims the data later.
  */
 import { CorruptionError } from '../../core/errors.js';
-import { sha256Hex } from './hash.js';
+import { hashHex } from './hash.js';
 import { type TreeNode, nodeFromJson, nodeToJson } from './tree.js';
 
 /** Statistics of one snapshot, as recorded when it was taken. */
@@ -74,12 +74,12 @@ export function encodeSnapshotRecord(r: NewSnapshotRecord): { id: string; bytes:
     skippedEntries: r.skippedEntries,
   };
   const bytes = Buffer.from(JSON.stringify(json, null, 1));
-  return { id: sha256Hex(bytes), bytes };
+  return { id: hashHex(bytes), bytes };
 }
 
 export function decodeSnapshotRecord(id: string, bytes: Buffer): SnapshotRecord {
   const where = `snapshot ${id}`;
-  if (sha256Hex(bytes) !== id) throw new CorruptionError(`${where}: record checksum mismatch`, { snapshot: id });
+  if (hashHex(bytes) !== id) throw new CorruptionError(`${where}: record checksum mismatch`, { snapshot: id });
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;

@@ -6,12 +6,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../core/errors.js';
-import { sha256Hex } from './hash.js';
+import { hashHex } from './hash.js';
 import { encodeSnapshotRecord, decodeSnapshotRecord, type NewSnapshotRecord } from './snapshot-record.js';
 import { type TreeNode, decodeTree, encodeTree, isSafeName, nodeToJson } from './tree.js';
 
-const H1 = sha256Hex(Buffer.from('one'));
-const H2 = sha256Hex(Buffer.from('two'));
+const H1 = hashHex(Buffer.from('one'));
+const H2 = hashHex(Buffer.from('two'));
 
 function base(name: string | Buffer, type: TreeNode['type']): TreeNode {
   return {
@@ -139,7 +139,7 @@ describe('encodeTree / decodeTree round trip', () => {
                 return {
                   ...common,
                   size: s.sizes.reduce((a, b) => a + b, 0),
-                  content: s.sizes.map((length, i) => ({ id: i % 2 ? null : sha256Hex(Buffer.from([i])), length })),
+                  content: s.sizes.map((length, i) => ({ id: i % 2 ? null : hashHex(Buffer.from([i])), length })),
                 };
               case 'dir':
                 return { ...common, subtree: H2 };

@@ -16,7 +16,7 @@
  */
 import { CorruptionError, KovaError, isErrno } from '../../core/errors.js';
 import { type BlobEntry, type BlobLocation, BlobType } from '../format/blob.js';
-import { sha256Hex } from '../format/hash.js';
+import { hashHex } from '../format/hash.js';
 import { type IndexedPack, encodeIndex } from '../format/index-format.js';
 import { decodeTree } from '../format/tree.js';
 import { packName } from '../repo/master-index.js';
@@ -98,7 +98,7 @@ export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Pr
       const loc = where.get(id);
       if (!loc || loc.type !== BlobType.Tree) throw new CorruptionError(`gc refused: tree ${id} is missing; run verify`, { blob: id });
       const raw = repo.codec.decode(await repo.storage.readAt(packName(loc.pack), loc.offset, loc.length), loc.compression, loc.rawLength, `tree ${id}`);
-      if (sha256Hex(raw) !== id) throw new CorruptionError(`gc refused: tree ${id} is damaged; run verify`, { blob: id });
+      if (hashHex(raw) !== id) throw new CorruptionError(`gc refused: tree ${id} is damaged; run verify`, { blob: id });
       for (const n of decodeTree(raw, `tree ${id}`)) {
         if (n.subtree !== undefined && !live.has(n.subtree)) {
           live.add(n.subtree);
@@ -145,7 +145,7 @@ export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Pr
           for (const e of p.live.sort((a, b) => a.offset - b.offset)) {
             const stored = await repo.storage.readAt(packName(id), e.offset, e.length);
             const raw = repo.codec.decode(stored, e.compression, e.rawLength, `blob ${e.id}`);
-            if (sha256Hex(raw) !== e.id) throw new CorruptionError(`gc refused: blob ${e.id} in pack ${id} is damaged; run verify`, { blob: e.id });
+            if (hashHex(raw) !== e.id) throw new CorruptionError(`gc refused: blob ${e.id} in pack ${id} is damaged; run verify`, { blob: e.id });
             await writer.add(e.type, e.id, stored, e.compression, e.rawLength);
           }
           remove.push(id);
@@ -165,7 +165,7 @@ export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Pr
       if (i === all.length || (blobs > 0 && blobs + all[i]!.blobs.length > BLOBS_PER_INDEX)) {
         if (i > start) {
           const buf = encodeIndex(all.slice(start, i));
-          const name = `index/${sha256Hex(buf)}`;
+          const name = `index/${hashHex(buf)}`;
           await repo.storage.write(name, buf);
           newIndexFiles.add(name);
         }

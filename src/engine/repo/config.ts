@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { CorruptionError } from '../../core/errors.js';
 import { type ChunkerParams, DEFAULT_CHUNKER, resolveGear } from '../chunker/gear.js';
 
-export const FORMAT_VERSION = 1;
+/** 2: objects are named by BLAKE3 (version 1 used SHA-256). */
+export const FORMAT_VERSION = 2;
 export const CONFIG_NAME = 'config';
 
 export interface RepoConfig {
@@ -62,7 +63,9 @@ export function parseConfig(buf: Buffer): RepoConfig {
   } catch (err) {
     throw new CorruptionError('repository config is not valid JSON', {}, err);
   }
-  if (c.version !== FORMAT_VERSION) throw new CorruptionError(`unsupported repository format version ${String(c.version)}`);
+  if (c.version !== FORMAT_VERSION) {
+    throw new CorruptionError(`unsupported repository format version ${String(c.version)} (this kova reads version ${FORMAT_VERSION})`);
+  }
   try {
     resolveGear(c.chunker);
   } catch (err) {

@@ -14,7 +14,7 @@
 import type { BlobEntry, BlobType, Compression } from '../format/blob.js';
 import type { IndexedPack } from '../format/index-format.js';
 import { ENTRY_BYTES, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, packHeader, packTrailer } from '../format/pack-format.js';
-import { sha256Many } from '../native.js';
+import { hashMany } from '../native.js';
 import type { Storage } from '../storage/storage.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { packName } from './master-index.js';
@@ -85,7 +85,7 @@ export class PackWriter {
     this.entries = [];
     this.offset = PACK_HEADER_BYTES;
     const bytes = buf.subarray(0, size);
-    const p: Promise<void> = sha256Many([bytes])
+    const p: Promise<void> = hashMany([bytes])
       .then(async ([id]) => {
         await this.storage.write(packName(id!), bytes);
         this.onWritten({ id: id!, size, blobs: entries });

@@ -4,7 +4,7 @@
  * SnapshotSession (snapshot/session.ts) or gc; each operation takes the lock
  * it needs (repo/lock.ts).
  *
- * Every blob read is checked against its id (SHA-256) before it is returned,
+ * Every blob read is checked against its id (BLAKE3) before it is returned,
  * so nothing downstream ever sees data that differs from what was stored.
  */
 import fs from 'node:fs/promises';
@@ -19,7 +19,7 @@ import {
 } from '../../core/errors.js';
 import { type GearConfig, resolveGear } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
-import { sha256Hex } from '../format/hash.js';
+import { hashHex } from '../format/hash.js';
 import { decodeIndex } from '../format/index-format.js';
 import { type SnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
 import { type TreeNode, decodeTree } from '../format/tree.js';
@@ -153,7 +153,7 @@ export class Repository {
       try {
         const buf = await this.storage.read(name);
         const id = name.slice('index/'.length);
-        if (sha256Hex(buf) !== id) throw new CorruptionError(`${name}: index file checksum mismatch (truncated or damaged)`);
+        if (hashHex(buf) !== id) throw new CorruptionError(`${name}: index file checksum mismatch (truncated or damaged)`);
         for (const p of decodeIndex(buf, name)) index.add(p);
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue;
@@ -204,7 +204,7 @@ export class Repository {
       throw err;
     }
     const raw = this.codec.decode(stored, loc.compression, loc.rawLength, `blob ${id}`);
-    if (sha256Hex(raw) !== id) {
+    if (hashHex(raw) !== id) {
       throw new CorruptionError(`blob ${id} in pack ${loc.pack} does not match its hash`, { blob: id, pack: loc.pack });
     }
     return raw;

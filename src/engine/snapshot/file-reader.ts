@@ -40,7 +40,7 @@ export interface FileContent {
 
 export interface FileReaderDeps {
   readonly gear: GearConfig;
-  /** saveBlob stores a blob whose id (SHA-256) is known, unless already present. */
+  /** saveBlob stores a blob whose id (BLAKE3) is known, unless already present. */
   saveBlob(type: BlobType, raw: Buffer, id: string): Promise<unknown>;
   readonly progress: ProgressTracker;
   checkAbort(): void;
@@ -95,7 +95,7 @@ export class FileReader {
     const data = buf.subarray(0, n);
     const out = new ContentBuilder();
     if (n <= this.deps.gear.minSize) {
-      await this.store([{ data, id: native.sha256(data).toString('hex') }], out);
+      await this.store([{ data, id: native.hash(data).toString('hex') }], out);
     } else {
       const chunker = new Chunker(this.deps.gear);
       await this.store([...chunker.push(data), ...chunker.finish()], out);

@@ -13,7 +13,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { BlobType } from '../format/blob.js';
-import { sha256Hex } from '../format/hash.js';
+import { hashHex } from '../format/hash.js';
 import { encodeIndex, type IndexedPack } from '../format/index-format.js';
 import { type SnapshotRecord, type SnapshotStats, encodeSnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
 import type { TreeNode } from '../format/tree.js';
@@ -89,7 +89,7 @@ export class SnapshotSession {
   /** saveBlob stores a blob unless it is already stored, and returns its id
    * (computed here unless the caller hashed it already). */
   private saveBlob = async (type: BlobType, raw: Buffer, knownId?: string): Promise<string> => {
-    const id = knownId ?? sha256Hex(raw);
+    const id = knownId ?? hashHex(raw);
     if (this.hasBlob(id)) return id;
     this.pending.add(id);
     const { stored, compression } = await this.compressor.encode(raw);
@@ -142,7 +142,7 @@ export class SnapshotSession {
       await this.writer.flush();
       if (this.written.length > 0) {
         const idx = encodeIndex(this.written);
-        await this.repo.storage.write(`index/${sha256Hex(idx)}`, idx);
+        await this.repo.storage.write(`index/${hashHex(idx)}`, idx);
       }
       const { id, bytes } = encodeSnapshotRecord({
         time: (opts.time ?? new Date()).toISOString(),

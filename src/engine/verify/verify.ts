@@ -14,7 +14,7 @@
  */
 import { isErrno } from '../../core/errors.js';
 import { BlobType } from '../format/blob.js';
-import { sha256Hex } from '../format/hash.js';
+import { hashHex } from '../format/hash.js';
 import type { TreeNode } from '../format/tree.js';
 import { readPackEntries } from '../gc/pack-reader.js';
 import { packName } from '../repo/master-index.js';
@@ -130,11 +130,11 @@ export async function verifyRepository(repo: Repository, opts: VerifyOptions = {
         try {
           const buf = await repo.storage.read(name);
           bytesRead += buf.length;
-          if (sha256Hex(buf) !== packId) error('pack-hash', `pack ${packId} does not match its name (damaged)`);
+          if (hashHex(buf) !== packId) error('pack-hash', `pack ${packId} does not match its name (damaged)`);
           for (const e of await readPackEntries(repo.storage, packId)) {
             try {
               const raw = repo.codec.decode(buf.subarray(e.offset, e.offset + e.length), e.compression, e.rawLength, `blob ${e.id}`);
-              if (sha256Hex(raw) !== e.id) error('blob-damaged', `blob ${e.id} in pack ${packId} does not match its hash`);
+              if (hashHex(raw) !== e.id) error('blob-damaged', `blob ${e.id} in pack ${packId} does not match its hash`);
             } catch (err) {
               error('blob-damaged', `pack ${packId}: ${msg(err)}`);
             }
