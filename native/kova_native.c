@@ -2,9 +2,10 @@
  * kova_native: the few system calls and the one hot loop that Node.js does
  * not give us.
  *
- *   chunkHash(data, gear, …, state)            content-defined chunk boundaries
+ *   chunkHash(data, gear, …, state, hints)     content-defined chunk boundaries
  *                                              and each chunk's BLAKE3, in one
- *                                              pass, streaming across buffers
+ *                                              pass, streaming across buffers;
+ *                                              hinted by a parent's chunks
  *   hashEach(buffers, callback)                BLAKE3 of many buffers, on the
  *                                              libuv thread pool (async)
  *   hash(data)                                 one BLAKE3, synchronously
@@ -179,7 +180,16 @@ static int64_t get_i64(napi_env env, napi_value v) {
  * current chunk seen so far, and the BLAKE3 state of those bytes: so a chunk
  * may span buffers, and each chunk is hashed just after it is scanned, while
  * its bytes are still in the CPU cache (hashing them again from memory would
- * cost more than the hash itself). */
+ * cost more than the hash itself).
+ *
+ * Hints: a file that changed since the parent snapshot is chunked with the
+ * parent's chunks as hints (offset in the stream, length, id). Chunking is a
+ * function of the bytes from a chunk's start, so at a cut s where the parent
+ * had a chunk [s, e) that a scan ended, the same bytes would be cut at e
+ * again: when the hash of the bytes [s, e) equals the parent's id, the chunk
+ * is taken without scanning. Otherwise (or when the chunk would end in a
+ * later buffer) the scanner runs, and after each of its cuts the hints are
+ * tried again. Unchanged stretches thus cost a hash, not a scan. */
 
 typedef struct {
   const uint32_t *gear;
@@ -188,19 +198,62 @@ typedef struct {
 } scan_params;
 
 typedef struct {
+  uint64_t stream; /* stream offset of the next buffer's first byte */
+  uint64_t hinted; /* bytes taken from verified hints */
+  uint64_t misses; /* hints whose hash differed */
   uint32_t h;
-  uint32_t pos;
+  uint32_t pos; /* bytes of the open chunk seen so far */
   b3_hasher hasher;
 } chunk_state;
+
+/* Hints, sorted by offset (distinct). */
+typedef struct {
+  const double *off;
+  const uint32_t *len;
+  const uint8_t *ids;
+  size_t n;
+} hint_set;
+
+/* hint_at returns the index of the hint at stream offset `at`, or -1. */
+static ptrdiff_t hint_at(const hint_set *hs, uint64_t at) {
+  size_t lo = 0, hi = hs->n;
+  double x = (double)at;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (hs->off[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < hs->n && hs->off[lo] == x ? (ptrdiff_t)lo : -1;
+}
 
 /* scan_hash chunks one buffer: writes the end offsets of the chunks that end
  * in it to cuts (room for len / min + 2) and their digests to digests, and
  * returns how many. The bytes of the chunk still open are hashed into st. */
-static size_t scan_hash(const uint8_t *data, size_t len, const scan_params *sp, chunk_state *st, uint32_t *cuts, uint8_t *digests) {
+static size_t scan_hash(const uint8_t *data, size_t len, const scan_params *sp, chunk_state *st, const hint_set *hs, uint32_t *cuts,
+                        uint8_t *digests) {
   uint32_t h = st->h;
   size_t pos = st->pos;
   size_t count = 0, i = 0, start = 0;
   while (i < len) {
+    if (pos == 0 && hs && hs->n) {
+      /* At a cut: take the parent's chunk here if its bytes are unchanged. */
+      ptrdiff_t k = hint_at(hs, st->stream + i);
+      if (k >= 0) {
+        size_t l = hs->len[k];
+        if (l >= sp->min && l <= sp->max && l <= len - i) {
+          uint8_t *d = digests + 32 * count;
+          b3_hash(data + i, l, d);
+          if (memcmp(d, hs->ids + 32 * k, 32) == 0) {
+            i += l;
+            cuts[count++] = (uint32_t)i;
+            start = i;
+            st->hinted += l;
+            continue;
+          }
+          st->misses++;
+        }
+      }
+    }
     if (pos < sp->min) {
       size_t skip = sp->min - pos;
       if (skip > len - i) skip = len - i;
@@ -233,6 +286,7 @@ static size_t scan_hash(const uint8_t *data, size_t len, const scan_params *sp, 
   if (start < len) b3_update(&st->hasher, data + start, len - start);
   st->h = h;
   st->pos = (uint32_t)pos;
+  st->stream += len;
   return count;
 }
 
@@ -245,6 +299,8 @@ typedef struct {
   uint32_t gear[256];
   scan_params sp;
   chunk_state *state;
+  hint_set hints;
+  napi_ref keep_hints;
   uint32_t *cuts;
   uint8_t *digests;
   size_t count;
@@ -266,7 +322,7 @@ static napi_value scan_result(napi_env env, const uint32_t *cuts, const uint8_t 
 static void scan_execute(napi_env env, void *data) {
   (void)env;
   scan_job *job = data;
-  job->count = scan_hash(job->data, job->len, &job->sp, job->state, job->cuts, job->digests);
+  job->count = scan_hash(job->data, job->len, &job->sp, job->state, &job->hints, job->cuts, job->digests);
 }
 
 static void scan_complete(napi_env env, napi_status status, void *data) {
@@ -287,6 +343,7 @@ static void scan_complete(napi_env env, napi_status status, void *data) {
   napi_delete_reference(env, job->callback);
   napi_delete_reference(env, job->keep_data);
   napi_delete_reference(env, job->keep_state);
+  if (job->keep_hints) napi_delete_reference(env, job->keep_hints);
   napi_delete_async_work(env, job->work);
   free(job->cuts);
   free(job->digests);
@@ -316,22 +373,76 @@ static napi_value chunk_reset(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
   if (!st) return throw_type(env, "chunkReset: bad state buffer");
-  st->h = 0;
-  st->pos = 0;
+  memset(st, 0, sizeof *st);
   b3_init(&st->hasher);
   return NULL;
 }
 
-/* chunkHash(data, gear, min, avg, max, maskS, maskL, state, callback?)
+/* chunkStats(state) -> {stream, hinted, misses}: bytes pushed since the
+ * reset, bytes of them taken from verified hints, and hints that missed. */
+static napi_value chunk_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
+  if (!st) return throw_type(env, "chunkStats: bad state buffer");
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_double(env, (double)st->stream, &v);
+  napi_set_named_property(env, out, "stream", v);
+  napi_create_double(env, (double)st->hinted, &v);
+  napi_set_named_property(env, out, "hinted", v);
+  napi_create_double(env, (double)st->misses, &v);
+  napi_set_named_property(env, out, "misses", v);
+  return out;
+}
+
+/* get_hints reads {offsets: Float64Array, lengths: Uint32Array, ids: Buffer}
+ * (offsets sorted and distinct; 32 bytes of id per hint), or null. */
+static int get_hints(napi_env env, napi_value v, hint_set *hs) {
+  memset(hs, 0, sizeof *hs);
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_null || t == napi_undefined) return 0;
+  if (t != napi_object) return -1;
+  napi_value offs, lens, ids;
+  if (napi_get_named_property(env, v, "offsets", &offs) != napi_ok || napi_get_named_property(env, v, "lengths", &lens) != napi_ok ||
+      napi_get_named_property(env, v, "ids", &ids) != napi_ok)
+    return -1;
+  bool ta = false;
+  napi_typedarray_type tt;
+  size_t n_off, n_len, n_ids, boff;
+  void *p_off, *p_len;
+  uint8_t *p_ids;
+  napi_value ab;
+  if (napi_is_typedarray(env, offs, &ta) != napi_ok || !ta) return -1;
+  napi_get_typedarray_info(env, offs, &tt, &n_off, &p_off, &ab, &boff);
+  if (tt != napi_float64_array) return -1;
+  if (napi_is_typedarray(env, lens, &ta) != napi_ok || !ta) return -1;
+  napi_get_typedarray_info(env, lens, &tt, &n_len, &p_len, &ab, &boff);
+  if (tt != napi_uint32_array) return -1;
+  if (get_bytes(env, ids, &p_ids, &n_ids) != 0) return -1;
+  if (n_len != n_off || n_ids != 32 * n_off) return -1;
+  for (size_t i = 1; i < n_off; i++)
+    if (!(((const double *)p_off)[i - 1] < ((const double *)p_off)[i])) return -1;
+  hs->off = p_off;
+  hs->len = p_len;
+  hs->ids = p_ids;
+  hs->n = n_off;
+  return 0;
+}
+
+/* chunkHash(data, gear, min, avg, max, maskS, maskL, state, hints, callback?)
  * -> {cuts: Uint32Array, digests: Buffer}: the offsets in `data` where chunks
  * end and the BLAKE3 of each (32 bytes each, in order; a chunk that began in
- * an earlier buffer is hashed whole). With a callback it runs on the thread
- * pool; `data` and `state` must not be touched until it is called. */
+ * an earlier buffer is hashed whole). `hints` is null or the parent's chunks
+ * (see get_hints). With a callback it runs on the thread pool; `data`,
+ * `state` and `hints` must not be touched until it is called. */
 static napi_value chunk_hash(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
-  napi_value argv[9];
+  size_t argc = 10;
+  napi_value argv[10];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 8) return throw_type(env, "chunkHash: 8 arguments expected");
+  if (argc < 9) return throw_type(env, "chunkHash: 9 arguments expected");
   uint8_t *data;
   size_t len;
   if (get_bytes(env, argv[0], &data, &len) != 0) return throw_type(env, "chunkHash: data must be a Uint8Array");
@@ -357,6 +468,8 @@ static napi_value chunk_hash(napi_env env, napi_callback_info info) {
   };
   if (!(sp.min > 0 && sp.min <= sp.avg && sp.avg <= sp.max && sp.max < 0xffffffffu))
     return throw_type(env, "chunkHash: need 0 < min <= avg <= max");
+  hint_set hints;
+  if (get_hints(env, argv[8], &hints) != 0) return throw_type(env, "chunkHash: bad hints");
   size_t cap = len / sp.min + 2;
   uint32_t *cuts = malloc(cap * sizeof(uint32_t));
   uint8_t *digests = malloc(cap * 32);
@@ -366,9 +479,9 @@ static napi_value chunk_hash(napi_env env, napi_callback_info info) {
     return throw_errno(env, ENOMEM, "malloc");
   }
   napi_valuetype cbt = napi_undefined;
-  if (argc >= 9) napi_typeof(env, argv[8], &cbt);
+  if (argc >= 10) napi_typeof(env, argv[9], &cbt);
   if (cbt != napi_function) {
-    size_t count = scan_hash(data, len, &sp, st, cuts, digests);
+    size_t count = scan_hash(data, len, &sp, st, &hints, cuts, digests);
     napi_value out = scan_result(env, cuts, digests, count);
     free(cuts);
     free(digests);
@@ -386,11 +499,13 @@ static napi_value chunk_hash(napi_env env, napi_callback_info info) {
   job->data = data;
   job->len = len;
   job->state = st;
+  job->hints = hints;
   job->cuts = cuts;
   job->digests = digests;
   napi_create_reference(env, argv[0], 1, &job->keep_data);
   napi_create_reference(env, argv[7], 1, &job->keep_state);
-  napi_create_reference(env, argv[8], 1, &job->callback);
+  if (hints.n) napi_create_reference(env, argv[8], 1, &job->keep_hints);
+  napi_create_reference(env, argv[9], 1, &job->callback);
   napi_value name;
   napi_create_string_utf8(env, "kova.chunkHash", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work);
@@ -414,8 +529,7 @@ static napi_value chunk_hash_final(napi_env env, napi_callback_info info) {
     napi_create_buffer(env, 32, &dst, &out);
     b3_final(&st->hasher, dst);
   }
-  st->h = 0;
-  st->pos = 0;
+  memset(st, 0, sizeof *st);
   b3_init(&st->hasher);
   return out;
 }
@@ -928,6 +1042,7 @@ NAPI_MODULE_INIT() {
       {"chunkReset", NULL, chunk_reset, NULL, NULL, NULL, napi_default, NULL},
       {"chunkHash", NULL, chunk_hash, NULL, NULL, NULL, napi_default, NULL},
       {"chunkHashFinal", NULL, chunk_hash_final, NULL, NULL, NULL, napi_default, NULL},
+      {"chunkStats", NULL, chunk_stats, NULL, NULL, NULL, napi_default, NULL},
       {"hashEach", NULL, hash_each, NULL, NULL, NULL, napi_default, NULL},
       {"hash", NULL, hash_sync, NULL, NULL, NULL, napi_default, NULL},
       {"hashKernel", NULL, hash_kernel, NULL, NULL, NULL, napi_default, NULL},

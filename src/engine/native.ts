@@ -24,9 +24,11 @@ interface NativeAddon {
     maskS: number,
     maskL: number,
     state: Uint8Array,
+    hints: { offsets: Float64Array; lengths: Uint32Array; ids: Buffer } | null,
     cb?: (err: Error | null, r: { cuts: Uint32Array; digests: Buffer }) => void,
   ): { cuts: Uint32Array; digests: Buffer };
   chunkHashFinal(state: Uint8Array): Buffer | null;
+  chunkStats(state: Uint8Array): { stream: number; hinted: number; misses: number };
   /** BLAKE3 of data (32 bytes). */
   hash(data: Uint8Array): Buffer;
   hashEach(buffers: readonly Uint8Array[], cb: (err: Error | null, digests: Buffer) => void): void;

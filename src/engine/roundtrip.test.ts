@@ -507,6 +507,67 @@ describe('incremental snapshots', () => {
       { numRuns: 10 },
     );
   });
+
+  it('chunks a changed large file with its parent chunks as hints, exactly as a full read would', async () => {
+    const work = workDir();
+    const src = path.join(work, 'src');
+    fs.mkdirSync(src);
+    const MB = 1_000_000;
+    const write = (name: string, data: Buffer): void => fs.writeFileSync(path.join(src, name), data);
+    const patch = (name: string, at: number, data: Buffer): void => {
+      const fd = fs.openSync(path.join(src, name), 'r+');
+      fs.writeSync(fd, data, 0, data.length, at);
+      fs.closeSync(fd);
+    };
+    write('rewritten', prng(1, 3 * MB));
+    write('inserted', prng(2, 2 * MB));
+    write('appended', prng(3, 1 * MB));
+    write('truncated', prng(4, 1 * MB));
+    const zeros = prng(5, 2 * MB);
+    zeros.fill(0, 500_000, 900_000);
+    write('zeros', zeros);
+    // A sparse file: data, a hole, data.
+    const sfd = fs.openSync(path.join(src, 'sparse'), 'w');
+    fs.writeSync(sfd, prng(6, 600_000), 0, 600_000, 0);
+    fs.writeSync(sfd, prng(7, 600_000), 0, 600_000, 4 * 1024 * 1024);
+    fs.closeSync(sfd);
+
+    const repo = await initRepo(path.join(work, 'repo'));
+    try {
+      await settle();
+      const first = await repo.snapshot(src);
+
+      // Pages rewritten in place, bytes inserted, appended, cut off, zeroed.
+      for (const at of [0, 100_000, 1_500_000, 2_999_000]) patch('rewritten', at, prng(at + 11, 800));
+      const ins = fs.readFileSync(path.join(src, 'inserted'));
+      write('inserted', Buffer.concat([ins.subarray(0, 700_000), prng(12, 333), ins.subarray(700_000)]));
+      fs.appendFileSync(path.join(src, 'appended'), prng(13, 300_000));
+      fs.truncateSync(path.join(src, 'truncated'), 612_345);
+      patch('zeros', 1_200_000, Buffer.alloc(100_000));
+      patch('zeros', 850_000, prng(14, 10));
+      patch('sparse', 4 * 1024 * 1024 + 300_000, prng(15, 50));
+      await sleep(30);
+      const modified = describeTree(src);
+      await settle();
+
+      const hinted = await repo.snapshot(src, { parent: first.id });
+      const full = await repo.snapshot(src);
+      expect(hinted.stats.bytesRead).toBe(full.stats.bytesRead);
+      const contents = async (snap: typeof full): Promise<Map<string, unknown>> =>
+        new Map((await repo.readTree(snap.root.subtree!)).map((n) => [n.name.toString(), n.content]));
+      const a = await contents(hinted);
+      const b = await contents(full);
+      expect(a.size).toBe(6);
+      for (const [name, content] of b) expect(a.get(name), name).toEqual(content);
+      // Both restore to the source as it is now.
+      const dst = path.join(work, 'dst');
+      await repo.restore(hinted.id, dst);
+      expect(compareTrees(modified, describeTree(dst))).toEqual([]);
+      expect(fs.readFileSync(path.join(dst, 'rewritten')).equals(fs.readFileSync(path.join(src, 'rewritten')))).toBe(true);
+    } finally {
+      await repo.close();
+    }
+  });
 });
 
 describe('incremental snapshots across type changes and hardlinks', () => {

@@ -9,9 +9,20 @@
  * (to make it contiguous), every other one is a view of the buffer passed
  * in, which must therefore stay untouched while the chunk is in use.
  * finish() returns the last chunk at the end of the stream.
+ *
+ * With hints (the parent snapshot's chunks of the same file, see
+ * hinted-chunker.ts) the native pass takes a chunk that is unchanged since
+ * the parent by hashing it, without scanning it for a boundary.
  */
 import { native } from '../native.js';
 import type { GearConfig } from './gear.js';
+
+/** Hints in the layout the native chunker reads: sorted, distinct offsets. */
+export interface NativeHints {
+  readonly offsets: Float64Array;
+  readonly lengths: Uint32Array;
+  readonly ids: Buffer;
+}
 
 export interface HashedChunk {
   readonly data: Buffer;
@@ -24,23 +35,36 @@ export class Chunker {
   /** Pieces of the current chunk from earlier buffers. */
   private pending: Buffer[] = [];
 
-  constructor(private readonly g: GearConfig) {
+  constructor(
+    private readonly g: GearConfig,
+    protected readonly hints: NativeHints | null = null,
+  ) {
     native.chunkReset(this.state);
   }
 
   push(data: Buffer): HashedChunk[] {
     const g = this.g;
-    return this.split(data, native.chunkHash(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state));
+    return this.split(data, native.chunkHash(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state, this.hints));
   }
 
   /** pushAsync is push() on the thread pool; calls must not overlap. */
   pushAsync(data: Buffer): Promise<HashedChunk[]> {
     const g = this.g;
     return new Promise((resolve, reject) =>
-      native.chunkHash(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state, (err, r) =>
+      native.chunkHash(data, g.gear, g.minSize, g.avgSize, g.maxSize, g.maskS, g.maskL, this.state, this.hints, (err, r) =>
         err ? reject(err) : resolve(this.split(data, r)),
       ),
     );
+  }
+
+  /** Bytes pushed since the start of the stream, and how many of them verified hints covered. */
+  protected nativeStats(): { stream: number; hinted: number; misses: number } {
+    return native.chunkStats(this.state);
+  }
+
+  /** finishAsync is finish() with the signature the hinted chunker shares. */
+  finishAsync(): Promise<HashedChunk[]> {
+    return Promise.resolve(this.finish());
   }
 
   /** finish returns the final chunk, if any, and resets the chunker. */

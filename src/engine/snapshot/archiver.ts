@@ -324,14 +324,14 @@ export class Archiver {
         node.xattrs = readXattrs(fsx.at(dirFd, name));
         this.progress.file(size);
       } else {
-        shared = this.readFile(dirFd, name, path, st, node);
+        shared = this.readFile(dirFd, name, path, st, node, parent);
         this.links.set(linkKey, shared);
         const { content, size } = await shared;
         node.content = content;
         node.size = size;
       }
     } else {
-      const { content, size } = await this.readFile(dirFd, name, path, st, node);
+      const { content, size } = await this.readFile(dirFd, name, path, st, node, parent);
       node.content = content;
       node.size = size;
     }
@@ -340,8 +340,18 @@ export class Archiver {
     return node;
   }
 
-  /** readFile reads and stores a file's content; it sets node.xattrs from the open file. */
-  private async readFile(dirFd: number, name: Buffer, path: string, st: StatLike, node: MutableNode): Promise<FileContent> {
+  /**
+   * readFile reads and stores a file's content; it sets node.xattrs from the
+   * open file. `previous` (the parent's node at this path) lends its chunks as hints.
+   */
+  private async readFile(
+    dirFd: number,
+    name: Buffer,
+    path: string,
+    st: StatLike,
+    node: MutableNode,
+    previous: TreeNode | undefined,
+  ): Promise<FileContent> {
     const size = st.size;
     const slots = size > SMALL_FILE ? this.bigReadSlots : this.readSlots;
     await slots.acquire();
@@ -355,7 +365,7 @@ export class Archiver {
         throw err;
       }
       node.xattrs = readXattrs(fd);
-      const result = await this.reader.read(fd, size);
+      const result = await this.reader.read(fd, size, previous?.type === 'file' ? previous.content : undefined);
       this.progress.file(0);
       return result;
     } catch (err) {

@@ -7,8 +7,13 @@
  * stored. A file is read up to the size seen when it was opened: one appended
  * to meanwhile is captured as that prefix, one truncated meanwhile as what
  * could be read.
+ *
+ * A large file that changed since the parent snapshot is chunked with the
+ * parent's chunks as hints (hinted-chunker.ts): unchanged stretches are
+ * hashed, and only the chunks around changes are scanned for boundaries.
  */
 import { Chunker, type HashedChunk } from '../chunker/chunker.js';
+import { HintedChunker, hintsFromContent } from '../chunker/hinted-chunker.js';
 import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import type { ContentRef } from '../format/tree.js';
@@ -62,9 +67,12 @@ class ContentBuilder {
 export class FileReader {
   constructor(private readonly deps: FileReaderDeps) {}
 
-  /** read reads `size` bytes (as seen by stat) of the open file `fd`. */
-  read(fd: number, size: number): Promise<FileContent> {
-    return size > SMALL_FILE ? this.readLarge(fd, size) : this.readSmall(fd, size);
+  /**
+   * read reads `size` bytes (as seen by stat) of the open file `fd`;
+   * `previous` is the file's content in the parent snapshot, if it had one.
+   */
+  read(fd: number, size: number, previous?: readonly ContentRef[]): Promise<FileContent> {
+    return size > SMALL_FILE ? this.readLarge(fd, size, previous) : this.readSmall(fd, size);
   }
 
   /**
@@ -103,7 +111,7 @@ export class FileReader {
     return { content: out.refs, size: n };
   }
 
-  private async readLarge(fd: number, size: number): Promise<FileContent> {
+  private async readLarge(fd: number, size: number, previous: readonly ContentRef[] | undefined): Promise<FileContent> {
     const out = new ContentBuilder();
     const { progress } = this.deps;
     let pos = 0;
@@ -122,7 +130,7 @@ export class FileReader {
       }
       let end = native.seekHole(fd, pos);
       if (end < 0 || end > size) end = size;
-      const got = await this.readExtent(fd, pos, end, out);
+      const got = await this.readExtent(fd, pos, end, out, previous);
       if (got < end) return { content: out.refs, size: got }; // truncated meanwhile
       pos = end;
     }
@@ -134,8 +142,9 @@ export class FileReader {
    * Three stages overlap: reading block k+1, chunking and hashing block k on
    * the thread pool, storing block k-1's chunks.
    */
-  private async readExtent(fd: number, from: number, end: number, out: ContentBuilder): Promise<number> {
-    const chunker = new Chunker(this.deps.gear);
+  private async readExtent(fd: number, from: number, end: number, out: ContentBuilder, previous: readonly ContentRef[] | undefined): Promise<number> {
+    const hints = previous ? hintsFromContent(previous, from, end) : [];
+    const chunker = hints.length > 0 ? new HintedChunker(this.deps.gear, hints) : new Chunker(this.deps.gear);
     const readAt = (at: number): Promise<[Buffer, number]> => {
       const buf = blocks.acquire();
       return fsx.readFull(fd, buf, 0, Math.min(BLOCK, end - at), at).then(
@@ -170,7 +179,7 @@ export class FileReader {
         this.deps.progress.bytes(n);
         this.deps.checkAbort();
       }
-      const last = chunker.finish();
+      const last = await chunker.finishAsync();
       await storing;
       await this.store(last, out);
       for (const b of held.splice(0)) blocks.release(b);
