@@ -623,6 +623,8 @@ static napi_value hash_each(napi_env env, napi_callback_info info) {
 /* ---- directory listing with lstat, on the thread pool ---------------------- */
 
 #define STAT_FIELDS 13
+#define NUM_FIELDS 11
+#define BIG_FIELDS 5
 
 typedef struct {
   napi_async_work work;
@@ -729,10 +731,41 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
       napi_create_buffer_copy(env, job->name_lens[i], job->names[i], &dst, &nb);
       napi_set_element(env, names, (uint32_t)i, nb);
     }
-    void *sd, *ed;
-    napi_create_arraybuffer(env, job->count * STAT_FIELDS * sizeof(int64_t), &sd, &stats_ab);
-    if (job->count) memcpy(sd, job->stats, job->count * STAT_FIELDS * sizeof(int64_t));
-    napi_create_typedarray(env, napi_bigint64_array, job->count * STAT_FIELDS, stats_ab, 0, &stats);
+    /* Numbers as doubles and the 64-bit fields as int64, so JavaScript
+     * makes a BigInt only for the fields that need one. */
+    void *sd, *ed, *bd;
+    napi_value bigs_ab, bigs;
+    napi_create_arraybuffer(env, job->count * NUM_FIELDS * sizeof(double), &sd, &stats_ab);
+    napi_create_arraybuffer(env, job->count * BIG_FIELDS * sizeof(int64_t), &bd, &bigs_ab);
+    for (size_t i = 0; i < job->count; i++) {
+      const int64_t *f = job->stats + i * STAT_FIELDS;
+      double *num = (double *)sd + i * NUM_FIELDS;
+      int64_t *big = (int64_t *)bd + i * BIG_FIELDS;
+      int overflow = 0;
+      for (int k = 0; k < 2; k++) {
+        int64_t ns;
+        if (__builtin_mul_overflow(f[4 + 2 * k], (int64_t)1000000000, &ns) || __builtin_add_overflow(ns, f[5 + 2 * k], &ns)) {
+          overflow |= 1 << k;
+          ns = 0;
+        }
+        big[k] = ns;
+        num[6 + 2 * k] = (double)f[4 + 2 * k];
+        num[7 + 2 * k] = (double)f[5 + 2 * k];
+      }
+      num[0] = (double)f[0];
+      num[1] = (double)f[1];
+      num[2] = (double)f[2];
+      num[3] = (double)f[3];
+      num[4] = (double)f[10];
+      num[5] = (double)f[12];
+      num[10] = overflow;
+      big[2] = f[8];
+      big[3] = f[9];
+      big[4] = f[11];
+    }
+    napi_create_typedarray(env, napi_float64_array, job->count * NUM_FIELDS, stats_ab, 0, &stats);
+    napi_create_typedarray(env, napi_bigint64_array, job->count * BIG_FIELDS, bigs_ab, 0, &bigs);
+    napi_set_named_property(env, result, "bigs", bigs);
     napi_create_arraybuffer(env, job->count * sizeof(int32_t), &ed, &errs_ab);
     if (job->count) memcpy(ed, job->errnos, job->count * sizeof(int32_t));
     napi_create_typedarray(env, napi_int32_array, job->count, errs_ab, 0, &errs);
@@ -749,9 +782,11 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
 
 /* readDirStats(dirFd, callback(err, {names, stats, errnos})) lists the open
  * directory and lstat()s every entry relative to it (fstatat with
- * AT_SYMLINK_NOFOLLOW), all in one thread-pool job. `stats` holds 13 int64
- * per entry: mode, uid, gid, size, mtime s, mtime ns, ctime s, ctime ns, ino,
- * dev, nlink, rdev, blocks. */
+ * AT_SYMLINK_NOFOLLOW), all in one thread-pool job. `stats` (Float64Array)
+ * holds 11 numbers per entry: mode, uid, gid, size, nlink, blocks, mtime s,
+ * mtime ns, ctime s, ctime ns, and overflow bits (1: mtime, 2: ctime do not
+ * fit in int64 nanoseconds); `bigs` (BigInt64Array) 5: mtime and ctime in
+ * nanoseconds, ino, dev, rdev (the last three as unsigned bit patterns). */
 static napi_value read_dir_stats(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];

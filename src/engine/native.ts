@@ -36,7 +36,7 @@ interface NativeAddon {
   hashKernel(): string;
   readDirStats(
     dirFd: number,
-    cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: BigInt64Array; errnos: Int32Array }) => void,
+    cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: Float64Array; bigs: BigInt64Array; errnos: Int32Array }) => void,
   ): void;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
@@ -127,31 +127,36 @@ export interface EntryStat {
   readonly blocks: number;
 }
 
-const F = 13;
+const NUMS = 11;
+const BIGS = 5;
+const u64 = (v: bigint): bigint => (v < 0n ? BigInt.asUintN(64, v) : v);
 
 /** readDirStats lists the directory open as `dirFd` and lstats every entry, off the main thread. */
 export function readDirStats(dirFd: number): Promise<EntryStat[]> {
   return new Promise((resolve, reject) =>
     native.readDirStats(dirFd, (err, r) => {
       if (err) return reject(err);
-      const { names, stats: s, errnos } = r;
+      const { names, stats: n, bigs: g, errnos } = r;
       resolve(
         names.map((name, i) => {
-          const b = i * F;
+          const a = i * NUMS;
+          const b = i * BIGS;
+          const overflow = n[a + 10]!;
           return {
             name,
             error: errnos[i]!,
-            mode: Number(s[b]),
-            uid: Number(s[b + 1]),
-            gid: Number(s[b + 2]),
-            size: Number(s[b + 3]),
-            mtimeNs: s[b + 4]! * NS + s[b + 5]!,
-            ctimeNs: s[b + 6]! * NS + s[b + 7]!,
-            ino: BigInt.asUintN(64, s[b + 8]!),
-            dev: BigInt.asUintN(64, s[b + 9]!),
-            nlink: Number(s[b + 10]),
-            rdev: BigInt.asUintN(64, s[b + 11]!),
-            blocks: Number(s[b + 12]),
+            mode: n[a]!,
+            uid: n[a + 1]!,
+            gid: n[a + 2]!,
+            size: n[a + 3]!,
+            // Past 2262 a time does not fit in int64 nanoseconds: exact from seconds and nanoseconds.
+            mtimeNs: overflow & 1 ? BigInt(n[a + 6]!) * NS + BigInt(n[a + 7]!) : g[b]!,
+            ctimeNs: overflow & 2 ? BigInt(n[a + 8]!) * NS + BigInt(n[a + 9]!) : g[b + 1]!,
+            ino: u64(g[b + 2]!),
+            dev: u64(g[b + 3]!),
+            nlink: n[a + 4]!,
+            rdev: u64(g[b + 4]!),
+            blocks: n[a + 5]!,
           };
         }),
       );
