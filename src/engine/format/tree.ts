@@ -117,21 +117,50 @@ export function isSafeName(name: Buffer): boolean {
   return true;
 }
 
-function getBytes(o: Record<string, unknown>, key: string, fail: (why: string) => never): Buffer | undefined {
+function fail(where: string, why: string): never {
+  throw new CorruptionError(`${where}: ${why}`, { where });
+}
+
+function getBytes(o: Record<string, unknown>, key: string, where: string): Buffer | undefined {
   const s = o[key];
-  const b64 = o[`${key}B64`];
   if (typeof s === 'string') return Buffer.from(s, 'utf8');
+  const b64 = o[`${key}B64`];
   if (typeof b64 === 'string') return Buffer.from(b64, 'base64');
-  if (s !== undefined || b64 !== undefined) fail(`bad ${key}`);
+  if (s !== undefined || b64 !== undefined) fail(where, `bad ${key}`);
   return undefined;
 }
 
 const isUint = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
-function bigintField(v: unknown, fail: (why: string) => never, what: string): bigint {
-  if (typeof v !== 'string' || !/^-?[0-9]{1,25}$/.test(v)) fail(`bad ${what}`);
-  return BigInt(v as string);
+/** bigintField parses a decimal integer string of at most 25 digits (a time or an inode). */
+function bigintField(v: unknown, where: string, what: string): bigint {
+  if (typeof v !== 'string') return fail(where, `bad ${what}`);
+  const n = v.length;
+  let i = n > 0 && v.charCodeAt(0) === 45 ? 1 : 0;
+  if (n - i < 1 || n - i > 25) return fail(where, `bad ${what}`);
+  for (; i < n; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return fail(where, `bad ${what}`);
+  }
+  return BigInt(v);
+}
+
+function contentFromJson(raw: unknown, size: number, where: string): ContentRef[] {
+  if (!Array.isArray(raw)) return fail(where, 'file without content');
+  const out: ContentRef[] = new Array<ContentRef>(raw.length);
+  let total = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c: unknown = raw[i];
+    if (!Array.isArray(c) || c.length !== 2) return fail(where, 'bad content entry');
+    const id: unknown = c[0];
+    const length: unknown = c[1];
+    if (!(id === null || isHashHex(id)) || !isUint(length) || length === 0) return fail(where, 'bad content entry');
+    total += length;
+    out[i] = { id, length };
+  }
+  if (total !== size) fail(where, `content covers ${total} bytes, size says ${size}`);
+  return out;
 }
 
 /**
@@ -139,18 +168,15 @@ function bigintField(v: unknown, fail: (why: string) => never, what: string): bi
  * `isRoot` allows the empty name of a snapshot's root.
  */
 export function nodeFromJson(raw: unknown, where: string, isRoot = false): TreeNode {
-  const fail = (why: string): never => {
-    throw new CorruptionError(`${where}: ${why}`, { where });
-  };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('node is not an object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(where, 'node is not an object');
   const o = raw as Record<string, unknown>;
-  const name = getBytes(o, 'name', fail) ?? fail('node without a name');
-  if (!(isRoot && name.length === 0) && !isSafeName(name)) fail(`unsafe entry name ${JSON.stringify(name.toString('latin1'))}`);
+  const name = getBytes(o, 'name', where) ?? fail(where, 'node without a name');
+  if (!(isRoot && name.length === 0) && !isSafeName(name)) fail(where, `unsafe entry name ${JSON.stringify(name.toString('latin1'))}`);
   const type = o.type;
-  if (typeof type !== 'string' || !NODE_TYPES.has(type)) fail(`unknown node type ${String(type)}`);
-  if (!isUint(o.mode, 0o7777)) fail('bad mode');
-  if (!isUint(o.uid, 0xffffffff) || !isUint(o.gid, 0xffffffff)) fail('bad owner');
-  if (!isUint(o.nlink) || !isUint(o.size)) fail('bad size or link count');
+  if (typeof type !== 'string' || !NODE_TYPES.has(type)) fail(where, `unknown node type ${String(type)}`);
+  if (!isUint(o.mode, 0o7777)) fail(where, 'bad mode');
+  if (!isUint(o.uid, 0xffffffff) || !isUint(o.gid, 0xffffffff)) fail(where, 'bad owner');
+  if (!isUint(o.nlink) || !isUint(o.size)) fail(where, 'bad size or link count');
   const node: {
     -readonly [K in keyof TreeNode]: TreeNode[K];
   } = {
@@ -159,44 +185,35 @@ export function nodeFromJson(raw: unknown, where: string, isRoot = false): TreeN
     mode: o.mode as number,
     uid: o.uid as number,
     gid: o.gid as number,
-    mtimeNs: bigintField(o.mtime, fail, 'mtime'),
-    ctimeNs: bigintField(o.ctime, fail, 'ctime'),
-    ino: bigintField(o.ino, fail, 'inode'),
+    mtimeNs: bigintField(o.mtime, where, 'mtime'),
+    ctimeNs: bigintField(o.ctime, where, 'ctime'),
+    ino: bigintField(o.ino, where, 'inode'),
     nlink: o.nlink as number,
     size: o.size as number,
   };
   switch (type) {
     case 'file': {
-      if (!Array.isArray(o.content)) fail('file without content');
-      let total = 0;
-      node.content = (o.content as unknown[]).map((c) => {
-        if (!Array.isArray(c) || c.length !== 2) fail('bad content entry');
-        const [id, length] = c as [unknown, unknown];
-        if (!(id === null || isHashHex(id)) || !isUint(length) || length === 0) fail('bad content entry');
-        total += length as number;
-        return { id: id as string | null, length: length as number };
-      });
-      if (total !== node.size) fail(`content covers ${total} bytes, size says ${node.size}`);
+      node.content = contentFromJson(o.content, node.size, where);
       if (o.linkGroup !== undefined) {
-        if (typeof o.linkGroup !== 'string' || o.linkGroup.length > 64) fail('bad link group');
+        if (typeof o.linkGroup !== 'string' || o.linkGroup.length > 64) fail(where, 'bad link group');
         node.linkGroup = o.linkGroup as string;
       }
       break;
     }
     case 'dir':
-      if (!isHashHex(o.subtree)) fail('directory without a subtree');
+      if (!isHashHex(o.subtree)) fail(where, 'directory without a subtree');
       node.subtree = o.subtree as string;
       break;
     case 'symlink': {
-      const target = getBytes(o, 'target', fail);
-      if (!target || target.length === 0 || target.length > 4095 || target.includes(0)) fail('bad symlink target');
+      const target = getBytes(o, 'target', where);
+      if (!target || target.length === 0 || target.length > 4095 || target.includes(0)) fail(where, 'bad symlink target');
       node.target = target;
       break;
     }
     case 'chardev':
     case 'blockdev': {
       const r = o.rdev;
-      if (!Array.isArray(r) || r.length !== 2 || !isUint(r[0], 0xffffffff) || !isUint(r[1], 0xffffffff)) fail('bad device number');
+      if (!Array.isArray(r) || r.length !== 2 || !isUint(r[0], 0xffffffff) || !isUint(r[1], 0xffffffff)) fail(where, 'bad device number');
       node.rdevMajor = (r as number[])[0];
       node.rdevMinor = (r as number[])[1];
       break;
@@ -205,11 +222,11 @@ export function nodeFromJson(raw: unknown, where: string, isRoot = false): TreeN
       break;
   }
   if (o.xattrs !== undefined) {
-    if (!Array.isArray(o.xattrs)) fail('bad xattrs');
+    if (!Array.isArray(o.xattrs)) fail(where, 'bad xattrs');
     node.xattrs = (o.xattrs as unknown[]).map((x) => {
-      if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || typeof x[1] !== 'string') fail('bad xattr');
+      if (!Array.isArray(x) || x.length !== 2 || typeof x[0] !== 'string' || typeof x[1] !== 'string') fail(where, 'bad xattr');
       const k = Buffer.from((x as string[])[0] as string, 'base64');
-      if (k.length === 0 || k.length > 255 || k.includes(0)) fail('bad xattr name');
+      if (k.length === 0 || k.length > 255 || k.includes(0)) fail(where, 'bad xattr name');
       return [k, Buffer.from((x as string[])[1] as string, 'base64')] as const;
     });
   }
