@@ -707,6 +707,33 @@ describe('chunk sizes the configuration allows', () => {
       }
     });
   }
+
+  it('compresses past the inline budget on worker threads, reusing their buffers', async () => {
+    const work = workDir();
+    const src = path.join(work, 'src');
+    fs.mkdirSync(src);
+    // 48 MiB of unique but compressible bytes (16 letters): more than the
+    // 32 MiB compressed inline, so workers compress the rest.
+    const fd = fs.openSync(path.join(src, 'text'), 'w');
+    for (let i = 0; i < 48; i++) {
+      const b = prng(7000 + i, MiB);
+      for (let k = 0; k < b.length; k++) b[k] = 0x61 + (b[k]! & 15);
+      fs.writeSync(fd, b);
+    }
+    fs.closeSync(fd);
+    const repo = await Repository.init(path.join(work, 'repo'), {});
+    try {
+      const snap = await repo.snapshot(src);
+      expect(snap.stats.bytesRead).toBe(48 * MiB);
+      expect(snap.stats.storedBytes).toBeLessThan(0.7 * 48 * MiB);
+      await repo.restore(snap.id, path.join(work, 'dst'));
+      expect(diffTrees(src, path.join(work, 'dst'))).toEqual([]);
+      const report = await repo.verify({ readData: true });
+      expect(report.findings).toEqual([]);
+    } finally {
+      await repo.close();
+    }
+  });
 });
 
 /* ---- sparse files ----------------------------------------------------------------- */

@@ -10,6 +10,8 @@ import { Compression } from '../format/blob.js';
 export interface Encoded {
   readonly stored: Buffer;
   readonly compression: Compression;
+  /** Call once `stored` has been copied: its memory is reused. */
+  readonly release?: () => void;
 }
 
 export class BlobCodec {

@@ -7,7 +7,10 @@
  * so are the first 32 MiB of a session (workers start only when a snapshot
  * brings more new data than that). Larger ones are copied into a transferable buffer and compressed by the
  * least busy worker; at most `perWorker` jobs wait per worker, and
- * encode() waits for room, which bounds the memory in flight.
+ * encode() waits for room, which bounds the memory in flight. The worker
+ * hands the buffer back with the compressed bytes in it, and it is reused:
+ * a fresh zeroed buffer per blob cost the main thread page faults and
+ * garbage collections.
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -17,6 +20,9 @@ import type { BlobCodec, Encoded } from './codec.js';
 
 /** Blobs below this size are compressed on the calling thread. */
 const INLINE_BELOW = 32 * 1024;
+/** Transfer buffers are sized in powers of two from this, and this many of each size are kept. */
+const TRANSFER_MIN = 64 * 1024;
+const TRANSFER_KEEP = 8;
 
 // The worker's source: CommonJS, evaluated, so it runs from src/ and dist/ alike.
 const WORKER_SOURCE = `
@@ -24,19 +30,17 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { Compressor } = require(workerData.zstdPath);
 const c = new Compressor();
 c.setParameters({ compressionLevel: workerData.level });
-parentPort.on('message', ({ id, buf }) => {
+parentPort.on('message', ({ id, buf, len }) => {
   try {
-    const raw = new Uint8Array(buf);
+    const raw = new Uint8Array(buf, 0, len);
     const z = c.compress(raw);
-    if (z.length <= raw.length - (raw.length >> 5)) {
-      const out = new Uint8Array(z.length);
-      out.set(z);
-      parentPort.postMessage({ id, z: out.buffer }, [out.buffer]);
-    } else {
-      parentPort.postMessage({ id, z: null });
-    }
+    // The output goes back in the input's buffer (it is smaller when kept),
+    // so no buffer is allocated per blob on either side.
+    const keep = z.length <= len - (len >> 5);
+    if (keep) raw.set(z);
+    parentPort.postMessage({ id, buf, zlen: keep ? z.length : -1 }, [buf]);
   } catch (err) {
-    parentPort.postMessage({ id, error: String(err && err.message || err) });
+    parentPort.postMessage({ id, buf, error: String(err && err.message || err) }, [buf]);
   }
 });
 `;
@@ -54,6 +58,8 @@ interface Job {
 
 export class CompressPool {
   private readonly slots: Slot[] = [];
+  /** Free transfer buffers by size. */
+  private readonly spare = new Map<number, ArrayBuffer[]>();
   private readonly jobs = new Map<number, Job>();
   private readonly waiters: Array<() => void> = [];
   private nextId = 0;
@@ -84,7 +90,7 @@ export class CompressPool {
       const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath: this.zstdPath, level: this.level } });
       worker.unref();
       const slot: Slot = { worker, pending: 0 };
-      worker.on('message', (m: { id: number; z?: ArrayBuffer | null; error?: string }) => this.done(slot, m));
+      worker.on('message', (m: { id: number; buf: ArrayBuffer; zlen?: number; error?: string }) => this.done(slot, m));
       worker.on('error', (err) => this.fail(slot, err));
       this.slots.push(slot);
     }
@@ -105,29 +111,47 @@ export class CompressPool {
       await new Promise<void>((r) => this.waiters.push(r));
       slot = this.leastBusy();
     }
-    const copy = new Uint8Array(raw.length);
-    copy.set(raw);
+    const buf = this.transferBuffer(raw.length);
+    new Uint8Array(buf, 0, raw.length).set(raw);
     const id = this.nextId++;
     slot.pending++;
     return new Promise<Encoded>((resolve, reject) => {
       this.jobs.set(id, { raw, resolve, reject });
-      slot.worker.postMessage({ id, buf: copy.buffer }, [copy.buffer]);
+      slot.worker.postMessage({ id, buf, len: raw.length }, [buf]);
     });
+  }
+
+  private transferBuffer(n: number): ArrayBuffer {
+    let size = TRANSFER_MIN;
+    while (size < n) size *= 2;
+    return this.spare.get(size)?.pop() ?? new ArrayBuffer(size);
+  }
+
+  private recycle(buf: ArrayBuffer): void {
+    const list = this.spare.get(buf.byteLength) ?? [];
+    if (list.length < TRANSFER_KEEP) list.push(buf);
+    this.spare.set(buf.byteLength, list);
   }
 
   private leastBusy(): Slot {
     return this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
   }
 
-  private done(slot: Slot, m: { id: number; z?: ArrayBuffer | null; error?: string }): void {
+  private done(slot: Slot, m: { id: number; buf: ArrayBuffer; zlen?: number; error?: string }): void {
     slot.pending--;
     this.waiters.shift()?.();
     const job = this.jobs.get(m.id);
     if (!job) return;
     this.jobs.delete(m.id);
-    if (m.error) job.reject(new Error(`compression failed: ${m.error}`));
-    else if (m.z) job.resolve({ stored: Buffer.from(m.z), compression: Compression.Zstd });
-    else job.resolve({ stored: job.raw, compression: Compression.None });
+    if (m.error) {
+      this.recycle(m.buf);
+      job.reject(new Error(`compression failed: ${m.error}`));
+    } else if (m.zlen !== undefined && m.zlen >= 0) {
+      job.resolve({ stored: Buffer.from(m.buf, 0, m.zlen), compression: Compression.Zstd, release: () => this.recycle(m.buf) });
+    } else {
+      this.recycle(m.buf);
+      job.resolve({ stored: job.raw, compression: Compression.None });
+    }
   }
 
   private fail(_slot: Slot, err: Error): void {

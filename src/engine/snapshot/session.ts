@@ -92,11 +92,14 @@ export class SnapshotSession {
     const id = knownId ?? hashHex(raw);
     if (this.hasBlob(id)) return id;
     this.pending.add(id);
-    const { stored, compression } = await this.compressor.encode(raw);
+    const { stored, compression, release } = await this.compressor.encode(raw);
     this.newBlobs++;
     this.newBytes += raw.length;
     this.storedBytes += stored.length;
-    await this.writer.add(type, id, stored, compression, raw.length);
+    // add() copies `stored` before it first waits.
+    const added = this.writer.add(type, id, stored, compression, raw.length);
+    release?.();
+    await added;
     return id;
   };
 
