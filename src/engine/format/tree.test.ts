@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../core/errors.js';
 import { hashHex } from './hash.js';
 import { encodeSnapshotRecord, decodeSnapshotRecord, type NewSnapshotRecord } from './snapshot-record.js';
-import { type TreeNode, decodeTree, encodeTree, isSafeName, nodeToJson } from './tree.js';
+import { type TreeNode, decodeTree, encodeTree, isSafeName, nodeToJson, sameNode, sameNodes } from './tree.js';
 
 const H1 = hashHex(Buffer.from('one'));
 const H2 = hashHex(Buffer.from('two'));
@@ -156,6 +156,51 @@ describe('encodeTree / decodeTree round trip', () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it('sameNode is true exactly when two nodes encode to the same bytes', () => {
+    const variants: TreeNode[] = [
+      fileNode('a'),
+      fileNode('b'),
+      fileNode(Buffer.from([0xff, 0x41])),
+      fileNode('a', { mode: 0o600 }),
+      fileNode('a', { uid: 0 }),
+      fileNode('a', { gid: 0 }),
+      fileNode('a', { mtimeNs: 1n }),
+      fileNode('a', { ctimeNs: 1n }),
+      fileNode('a', { ino: 1n }),
+      fileNode('a', { nlink: 2 }),
+      fileNode('a', { nlink: 2, linkGroup: '1:2' }),
+      fileNode('a', { size: 31, content: [{ id: H1, length: 31 }] }),
+      fileNode('a', { size: 30, content: [{ id: H2, length: 30 }] }),
+      fileNode('a', { size: 30, content: [{ id: null, length: 30 }] }),
+      fileNode('a', { size: 30, content: [{ id: H1, length: 10 }, { id: null, length: 20 }] }),
+      fileNode('a', { xattrs: [] }),
+      fileNode('a', { xattrs: [[Buffer.from('user.k'), Buffer.from('v')]] }),
+      fileNode('a', { xattrs: [[Buffer.from('user.k'), Buffer.from('w')]] }),
+      fileNode('a', { xattrs: [[Buffer.from('user.j'), Buffer.from('v')]] }),
+      { ...base('a', 'dir'), subtree: H1 },
+      { ...base('a', 'dir'), subtree: H2 },
+      { ...base('a', 'symlink'), target: Buffer.from('x') },
+      { ...base('a', 'symlink'), target: Buffer.from('y') },
+      { ...base('a', 'symlink'), target: Buffer.from([0xc3, 0x28]) },
+      base('a', 'fifo'),
+      { ...base('a', 'chardev'), rdevMajor: 1, rdevMinor: 3 },
+      { ...base('a', 'chardev'), rdevMajor: 1, rdevMinor: 5 },
+      { ...base('a', 'chardev'), rdevMajor: 4, rdevMinor: 3 },
+      { ...base('a', 'blockdev'), rdevMajor: 1, rdevMinor: 3 },
+    ];
+    // Copies made the way the archiver makes them (spread, fresh Buffers).
+    const copies = variants.map((n) => ({ ...n, name: Buffer.from(n.name), ...(n.target ? { target: Buffer.from(n.target) } : {}) }));
+    for (const a of variants) {
+      for (const b of copies) {
+        const same = encodeTree([a]).equals(encodeTree([b]));
+        expect(sameNode(a, b), `${JSON.stringify(nodeToJson(a))} vs ${JSON.stringify(nodeToJson(b))}`).toBe(same);
+      }
+    }
+    expect(sameNodes(variants.slice(0, 3), copies.slice(0, 3))).toBe(true);
+    expect(sameNodes(variants.slice(0, 3), copies.slice(0, 2))).toBe(false);
+    expect(sameNodes(variants.slice(0, 2), [copies[0]!, copies[2]!])).toBe(false);
   });
 
   it('accepts a name of exactly 255 bytes and an empty tree', () => {

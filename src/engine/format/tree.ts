@@ -96,6 +96,58 @@ export function nodeToJson(n: TreeNode): Record<string, unknown> {
   return o;
 }
 
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.equals(b));
+}
+
+function sameXattrs(a: TreeNode['xattrs'], b: TreeNode['xattrs']): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  return x.length === y.length && x.every(([k, v], i) => k.equals(y[i]![0]) && v.equals(y[i]![1]));
+}
+
+function sameContent(a: TreeNode['content'], b: TreeNode['content']): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.id !== b[i]!.id || a[i]!.length !== b[i]!.length) return false;
+  return true;
+}
+
+/**
+ * sameNode tells whether two nodes encode to the same bytes: it compares
+ * every field nodeToJson writes (a test holds the two together), so a
+ * directory whose nodes are all the same as its parent tree's has that
+ * tree's id without being encoded and hashed again.
+ */
+export function sameNode(a: TreeNode, b: TreeNode): boolean {
+  return (
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs &&
+    a.ino === b.ino &&
+    a.nlink === b.nlink &&
+    a.size === b.size &&
+    a.subtree === b.subtree &&
+    a.rdevMajor === b.rdevMajor &&
+    (a.rdevMajor === undefined || (a.rdevMinor ?? 0) === (b.rdevMinor ?? 0)) &&
+    a.linkGroup === b.linkGroup &&
+    a.name.equals(b.name) &&
+    sameBytes(a.target, b.target) &&
+    sameContent(a.content, b.content) &&
+    sameXattrs(a.xattrs, b.xattrs)
+  );
+}
+
+/** sameNodes tells whether two node lists encode to the same tree. */
+export function sameNodes(a: readonly TreeNode[], b: readonly TreeNode[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameNode(a[i]!, b[i]!)) return false;
+  return true;
+}
+
 /** encodeTree serialises nodes, which must already be sorted by name. */
 export function encodeTree(nodes: readonly TreeNode[]): Buffer {
   return Buffer.from(JSON.stringify({ v: 1, nodes: nodes.map(nodeToJson) }));

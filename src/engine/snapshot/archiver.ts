@@ -23,7 +23,7 @@ import { AbortedError, isErrno } from '../../core/errors.js';
 import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import type { SkippedEntry, SnapshotStats } from '../format/snapshot-record.js';
-import { type TreeNode, encodeTree } from '../format/tree.js';
+import { type TreeNode, encodeTree, sameNodes } from '../format/tree.js';
 import * as fsx from '../fsx/fsx.js';
 import { type ProgressFn, ProgressTracker } from '../util/progress.js';
 import { Semaphore } from '../util/semaphore.js';
@@ -47,6 +47,8 @@ export interface ArchiveDeps {
   hasBlob(id: string): boolean;
   /** saveBlob stores a blob unless present and returns its id (hashing it unless given). */
   saveBlob(type: BlobType, raw: Buffer, id?: string): Promise<string>;
+  /** treeSaved is told each directory listing stored (or reused), by tree id. */
+  treeSaved?(id: string, nodes: readonly TreeNode[]): void;
 }
 
 export interface ArchiveOptions {
@@ -79,6 +81,13 @@ function errnoError(errno: number, path: string): NodeJS.ErrnoException {
   err.code = code;
   err.errno = -errno;
   return err;
+}
+
+/** byName maps a listing's nodes by name (as latin1, a lossless key for bytes). */
+function byName(nodes: readonly TreeNode[]): Map<string, TreeNode> {
+  const m = new Map<string, TreeNode>();
+  for (const n of nodes) m.set(n.name.toString('latin1'), n);
+  return m;
 }
 
 /** Workers per directory, and the global budget of extra workers. */
@@ -203,9 +212,7 @@ export class Archiver {
   }
 
   private async parentMap(treeId: string): Promise<Map<string, TreeNode>> {
-    const m = new Map<string, TreeNode>();
-    for (const n of await this.deps.readTree(treeId)) m.set(n.name.toString('latin1'), n);
-    return m;
+    return byName(await this.deps.readTree(treeId));
   }
 
   private checkAbort(): void {
@@ -217,7 +224,8 @@ export class Archiver {
     this.checkAbort();
     const entries = await readDirStats(dirFd);
     entries.sort((a, b) => Buffer.compare(a.name, b.name));
-    const parent = parentSubtree ? await this.parentMap(parentSubtree) : null;
+    const parentNodes = parentSubtree ? await this.deps.readTree(parentSubtree) : null;
+    const parent = parentNodes ? byName(parentNodes) : null;
     const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(entries.length).fill(null);
     await this.budget.forEach(entries, async (st, i) => {
       const childPath = `${path}/${st.name.toString()}`;
@@ -230,7 +238,14 @@ export class Archiver {
       }
     });
     const kept = nodes.filter((n): n is TreeNode => n !== null);
-    return this.deps.saveBlob(BlobType.Tree, encodeTree(kept));
+    // Nothing changed here (the usual case): the listing is the parent's tree.
+    if (parentNodes && sameNodes(kept, parentNodes)) {
+      this.deps.treeSaved?.(parentSubtree!, parentNodes);
+      return parentSubtree!;
+    }
+    const id = await this.deps.saveBlob(BlobType.Tree, encodeTree(kept));
+    this.deps.treeSaved?.(id, kept);
+    return id;
   }
 
   private skip(path: string, reason: string): void {

@@ -25,6 +25,9 @@ import type { Repository } from '../repo/repository.js';
 import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
 import type { SkippedEntry } from '../format/snapshot-record.js';
 
+/** Directory entries a session keeps in memory for its next capture (about 300 bytes each). */
+const SESSION_TREE_NODES = 200_000;
+
 /** The result of one capture: a snapshot that is not (yet) recorded. */
 export interface Draft {
   readonly root: TreeNode;
@@ -53,6 +56,13 @@ export class SnapshotSession {
   private readonly written: IndexedPack[] = [];
   private readonly writer: PackWriter;
   private readonly compressor: CompressPool;
+  /**
+   * The listings this session stored, by tree id, for the next capture's
+   * comparison: the service's second pass (under freeze) then reads no tree
+   * from disk. Bounded by a node count.
+   */
+  private readonly trees = new Map<string, readonly TreeNode[]>();
+  private treeNodes = 0;
   private newBlobs = 0;
   private newBytes = 0;
   private storedBytes = 0;
@@ -114,7 +124,20 @@ export class SnapshotSession {
     const before = { blobs: this.newBlobs, bytes: this.newBytes, stored: this.storedBytes };
     const sources: Source[] = typeof source === 'string' ? [{ name: null, path: path.resolve(source) }] : source.map((s) => ({ ...s, path: path.resolve(s.path) }));
     const archiver = new Archiver(
-      { gear: this.repo.gear, readTree: (id) => this.repo.readTree(id), hasBlob: this.hasBlob, saveBlob: this.saveBlob },
+      {
+        gear: this.repo.gear,
+        readTree: (id) => {
+          const t = this.trees.get(id);
+          return t ? Promise.resolve(t) : this.repo.readTree(id);
+        },
+        hasBlob: this.hasBlob,
+        saveBlob: this.saveBlob,
+        treeSaved: (id, nodes) => {
+          if (this.trees.has(id) || this.treeNodes + nodes.length > SESSION_TREE_NODES) return;
+          this.trees.set(id, nodes);
+          this.treeNodes += nodes.length;
+        },
+      },
       { ...opts, parent: opts.parent ? { root: opts.parent.root, scanStartNs: opts.parent.scanStartNs } : null },
     );
     const result = await archiver.run(sources);
