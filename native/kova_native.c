@@ -366,13 +366,25 @@ static napi_value chunk_state_size(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* chunkReset(state) starts a new stream. */
-static napi_value chunk_reset(napi_env env, napi_callback_info info) {
+/* state_arg reads the one argument of a chunk-state function: NULL, with a
+ * TypeError thrown, when it is not a state buffer. */
+static chunk_state *state_arg(napi_env env, napi_callback_info info, const char *fn) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
-  if (!st) return throw_type(env, "chunkReset: bad state buffer");
+  if (!st) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s: bad state buffer", fn);
+    throw_type(env, msg);
+  }
+  return st;
+}
+
+/* chunkReset(state) starts a new stream. */
+static napi_value chunk_reset(napi_env env, napi_callback_info info) {
+  chunk_state *st = state_arg(env, info, "chunkReset");
+  if (!st) return NULL;
   memset(st, 0, sizeof *st);
   b3_init(&st->hasher);
   return NULL;
@@ -381,11 +393,8 @@ static napi_value chunk_reset(napi_env env, napi_callback_info info) {
 /* chunkStats(state) -> {stream, hinted, misses}: bytes pushed since the
  * reset, bytes of them taken from verified hints, and hints that missed. */
 static napi_value chunk_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
-  if (!st) return throw_type(env, "chunkStats: bad state buffer");
+  chunk_state *st = state_arg(env, info, "chunkStats");
+  if (!st) return NULL;
   napi_value out, v;
   napi_create_object(env, &out);
   napi_create_double(env, (double)st->stream, &v);
@@ -516,11 +525,8 @@ static napi_value chunk_hash(napi_env env, napi_callback_info info) {
 /* chunkHashFinal(state) -> the digest of the chunk still open (the last one
  * of the stream), or null when no byte is pending; then resets the state. */
 static napi_value chunk_hash_final(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  chunk_state *st = argc < 1 ? NULL : get_state(env, argv[0]);
-  if (!st) return throw_type(env, "chunkHashFinal: bad state buffer");
+  chunk_state *st = state_arg(env, info, "chunkHashFinal");
+  if (!st) return NULL;
   napi_value out;
   if (st->pos == 0) {
     napi_get_null(env, &out);
