@@ -715,15 +715,18 @@ describe('an operation whose writes start failing at any point', () => {
     const most = Math.max(...totals);
     expect(least).toBeGreaterThan(10);
 
+    // A run may still need a write or two more than any probe did, so past
+    // `most` a run may fail or not; some run must get through every write.
     const points = new Points();
-    for (let n = 1; n <= most + 1; n++) {
+    let completed = 0;
+    for (let n = 1; n <= most + 3; n++) {
       const what = `snapshot failing from write ${n}`;
       const storage = cloneStorage(seed);
       const { failed, late } = await runFailing(storage, n, (r) => r.snapshot(src, { label: 'new' }));
+      if (!failed) completed++;
       await points.check(`${what}: writes after it returned`, async () => expect(late).toBe(0));
       await points.check(what, async () => {
         if (n <= least) expect(failed).toBe(true);
-        if (n > most) expect(failed).toBe(false);
         const labels = await checkMem(storage, what, [first], [first, newSnap], async (x) => {
           await x.snapshot(src, { label: 'again' });
           await x.gc();
@@ -732,6 +735,7 @@ describe('an operation whose writes start failing at any point', () => {
       });
     }
     points.assertNone();
+    expect(completed, 'no run got through every write').toBeGreaterThan(0);
   });
 
   it('delete + gc with repacking: every kept snapshot restores', async () => {
