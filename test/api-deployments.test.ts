@@ -306,7 +306,7 @@ describe('service endpoints', () => {
     expect(r.body).toMatchObject({ status: 'ok', runtime: 'process', version: expect.any(String) });
   });
 
-  it('GET /api/v1/openapi.json is an OpenAPI 3 document with the snapshot paths, and needs no token', async () => {
+  it('GET /api/v1/openapi.json is an OpenAPI 3 document with the paths and their answers, and needs no token', async () => {
     const r = await raw(h, 'GET', '/api/v1/openapi.json', { token: null });
     expect(r.status).toBe(200);
     const doc = r.body;
@@ -338,6 +338,15 @@ describe('service endpoints', () => {
     const post = paths['/api/v1/deployments/{id}/snapshots']!.post as { requestBody?: unknown; responses?: Record<string, unknown> };
     expect(JSON.stringify(post.requestBody)).toContain('label');
     expect(Object.keys(post.responses ?? {})).toContain('202');
+    // Every answer's shape is described, from the same contract the clients use.
+    const response = (p: string, m: string, status: string) =>
+      JSON.stringify((paths[p]![m] as { responses?: Record<string, unknown> }).responses?.[status] ?? null);
+    expect(response('/api/v1/deployments', 'get', '200')).toContain('"usedBytes"');
+    expect(response('/api/v1/deployments', 'post', '201')).toContain('"lastSnapshotAt"');
+    expect(response('/api/v1/deployments/{id}/snapshots/{snapshotId}/clone', 'post', '201')).toContain('"clonedFrom"');
+    expect(response('/api/v1/me', 'get', '200')).toContain('"minSnapshotInterval"');
+    expect(response('/api/v1/api-keys', 'get', '200')).toContain('"revokedAt"');
+    expect(response('/api/v1/deployments/{id}', 'get', '404')).toContain('"code"');
     expect(doc.components?.securitySchemes?.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
   });
 

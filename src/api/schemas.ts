@@ -1,10 +1,10 @@
 /**
- * schemas: JSON schemas of every request and of the main responses. They
- * validate input (unknown fields are rejected) and feed the OpenAPI document.
+ * schemas: JSON schemas of every request's parameters and body. They validate
+ * input (unknown fields are rejected) and feed the OpenAPI document. The
+ * answers' schemas are in ./contract.ts, which also gives the clients the
+ * bodies' types; like it, this file imports nothing but TypeBox.
  */
-import { type TSchema, Type } from '@sinclair/typebox';
-
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+import { Type } from '@sinclair/typebox';
 
 export const DeploymentParams = Type.Object({ id: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
 export const SnapshotParams = Type.Object(
@@ -52,54 +52,3 @@ export const SettingsBody = Type.Object(
 );
 
 export const CreateKeyBody = Type.Object({ label: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
-
-const Progress = Type.Union([Type.Object({ bytesDone: Type.Integer(), bytesTotal: Type.Union([Type.Integer(), Type.Null()]) }), Type.Null()]);
-
-export const Snapshot = Type.Object({
-  id: Type.String({ description: 'snap-…' }),
-  label: Nullable(Type.String()),
-  status: Type.Union([Type.Literal('creating'), Type.Literal('ready'), Type.Literal('failed'), Type.Literal('deleting')]),
-  size: Type.String({ description: 'Logical size, decimal units: "2.4 GB".' }),
-  automatic: Type.Boolean(),
-  createdAt: Type.String({ format: 'date-time' }),
-  trigger: Type.String({ description: 'manual, automatic, before-update or before-restore' }),
-  sizeBytes: Type.Union([Type.Integer(), Type.Null()]),
-  storedBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'Bytes this snapshot added to the store.' }),
-  files: Type.Union([Type.Integer(), Type.Null()]),
-  readyAt: Nullable(Type.String({ format: 'date-time' })),
-  consistency: Nullable(Type.String({ description: 'frozen or live' })),
-  freezeMs: Type.Union([Type.Integer(), Type.Null()]),
-  error: Nullable(Type.String()),
-  warning: Nullable(Type.String()),
-  progress: Progress,
-});
-
-export const Restore = Type.Object({
-  id: Type.String({ description: 'rst-…' }),
-  snapshotId: Type.String(),
-  status: Type.Union([Type.Literal('pending'), Type.Literal('restoring'), Type.Literal('swapping'), Type.Literal('completed'), Type.Literal('failed')]),
-  safetySnapshot: Type.Boolean(),
-  safetySnapshotId: Nullable(Type.String()),
-  createdAt: Type.String({ format: 'date-time' }),
-  startedAt: Nullable(Type.String({ format: 'date-time' })),
-  finishedAt: Nullable(Type.String({ format: 'date-time' })),
-  downtimeMs: Type.Union([Type.Integer(), Type.Null()]),
-  error: Nullable(Type.String()),
-  progress: Progress,
-});
-
-export const Settings = Type.Object({
-  enabled: Type.Boolean(),
-  interval: Type.String(),
-  retention: Type.Integer(),
-  nextRunAt: Nullable(Type.String({ format: 'date-time' })),
-  minInterval: Type.String({ description: "The server's minimum interval." }),
-});
-
-export const ErrorResponse = Type.Object({
-  success: Type.Literal(false),
-  error: Type.Object({ code: Type.String(), message: Type.String() }),
-});
-
-/** ok wraps a response schema in the success envelope. */
-export const ok = (props: Record<string, TSchema>) => Type.Object({ success: Type.Literal(true), ...props });

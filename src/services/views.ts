@@ -1,19 +1,25 @@
 /**
- * views: the API's JSON shapes of deployments, snapshots, restores and
- * settings (SPEC.md section 4). Shapes the customer fixed are kept exactly;
- * extra fields are additions.
+ * views: the API's JSON of deployments, snapshots, restores, settings, API
+ * keys and the caller. Each view builds exactly its type in the API contract
+ * (src/api/contract.ts): `satisfies` flags a missing or unknown field here,
+ * and views.test.ts checks that the built type equals the contract's, so the
+ * answers, their response schemas and both clients cannot drift apart.
+ * Shapes the customer fixed are kept exactly; extra fields are additions.
  */
+import type * as Api from '../api/contract.js';
 import { iso } from '../core/clock.js';
 import { formatBytes, formatDuration } from '../core/units.js';
+import type { ApiKey } from '../db/api-keys.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Restore } from '../db/restores.js';
 import type { SnapshotSettings } from '../db/settings.js';
 import type { Snapshot } from '../db/snapshots.js';
+import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
-function progress(done: number | null, total: number | null): { bytesDone: number; bytesTotal: number | null } | null {
+function progress(done: number | null, total: number | null): Api.Progress | null {
   return done === null ? null : { bytesDone: done, bytesTotal: total };
 }
 
@@ -35,7 +41,7 @@ export function snapshotView(s: Snapshot) {
     error: s.error,
     warning: s.warning,
     progress: s.status === 'creating' ? progress(s.progressDone, s.progressTotal) : null,
-  };
+  } satisfies Api.Snapshot;
 }
 
 export function restoreView(r: Restore) {
@@ -51,7 +57,7 @@ export function restoreView(r: Restore) {
     downtimeMs: r.downtimeMs,
     error: r.error,
     progress: r.status === 'restoring' ? progress(r.progressDone, r.progressTotal) : null,
-  };
+  } satisfies Api.Restore;
 }
 
 export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
@@ -61,13 +67,13 @@ export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
     retention: s.retention,
     nextRunAt: s.enabled ? isoOrNull(s.nextRunAt) : null,
     minInterval: formatDuration(minIntervalMs),
-  };
+  } satisfies Api.SnapshotSettings;
 }
 
 export interface DeploymentExtras {
   readonly services?: readonly ServiceStatus[];
   readonly volumeBytes?: Readonly<Record<string, number>>;
-  readonly snapshots?: { count: number; sizeBytes: number; storedBytes: number; lastSnapshotAt: string | null };
+  readonly snapshots?: Api.SnapshotSummary;
   readonly operation?: string | null;
 }
 
@@ -90,9 +96,33 @@ export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
       startedAt: status.get(s.name)?.startedAt ?? null,
       volumes: s.volumes.map((v) => {
         const used = extras.volumeBytes?.[`${s.name}.${v.name}`];
-        return { name: v.name, mount: v.mount, sizeBytes: v.sizeBytes, size: formatBytes(v.sizeBytes), usedBytes: used ?? null };
+        return { name: v.name, mount: v.mount, sizeBytes: v.sizeBytes, size: formatBytes(v.sizeBytes), usedBytes: used ?? null } satisfies Api.Volume;
       }),
-    })),
+    }) satisfies Api.Service),
     snapshots: extras.snapshots ?? null,
-  };
+  } satisfies Api.Deployment;
+}
+
+export function apiKeyView(k: ApiKey) {
+  return {
+    prefix: k.prefix,
+    label: k.label,
+    createdAt: iso(k.createdAt),
+    lastUsedAt: isoOrNull(k.lastUsedAt),
+    revokedAt: isoOrNull(k.revokedAt),
+  } satisfies Api.ApiKey;
+}
+
+/** What the server tells a signed-in client about itself. */
+export interface ServerInfo {
+  readonly version: string;
+  readonly runtime: 'docker' | 'process';
+  readonly minSnapshotIntervalMs: number;
+}
+
+export function meView(user: User, server: ServerInfo) {
+  return {
+    user: { id: user.id, name: user.name },
+    server: { version: server.version, runtime: server.runtime, minSnapshotInterval: formatDuration(server.minSnapshotIntervalMs) },
+  } satisfies Api.Me;
 }

@@ -3,108 +3,29 @@
  * the signed-in API key as a bearer token; errors become ApiError with the
  * API's code and message. A 401 on a signed-in call signs out (see
  * onUnauthorized); a 429 on a read waits for Retry-After and tries again.
+ * The shapes of the answers are the API contract's (src/api/contract.ts).
  */
 
-export type DeploymentStatus = 'active' | 'closed' | (string & {});
-export type ServiceState = 'running' | 'paused' | 'stopped' | 'missing' | 'unknown' | 'removed';
-export type SnapshotStatus = 'creating' | 'ready' | 'failed' | 'deleting';
-export type SnapshotTrigger = 'manual' | 'automatic' | 'before-update' | 'before-restore' | (string & {});
-export type RestoreStatus = 'pending' | 'restoring' | 'swapping' | 'completed' | 'failed';
-
-export interface Me {
-  user: { id: string; name: string };
-  server: { version: string; runtime: string; minSnapshotInterval: string };
-}
-
-export interface Volume {
-  name: string;
-  mount: string;
-  sizeBytes: number;
-  size: string;
-  usedBytes: number | null;
-}
-
-export interface Service {
-  name: string;
-  image: string;
-  state: ServiceState;
-  startedAt: string | null;
-  volumes: Volume[];
-}
-
-export interface SnapshotSummary {
-  count: number;
-  sizeBytes: number;
-  storedBytes: number;
-  lastSnapshotAt: string | null;
-}
-
-export interface Deployment {
-  id: string;
-  name: string;
-  status: DeploymentStatus;
-  createdAt: string;
-  updatedAt: string;
-  closedAt: string | null;
-  clonedFrom: string | null;
-  sdl: string;
-  /** The operation in progress (deploy, snapshot, restore, update, restart, close, clone), if any. */
-  operation: string | null;
-  services: Service[];
-  snapshots: SnapshotSummary | null;
-}
-
-export interface Progress {
-  bytesDone: number;
-  bytesTotal: number | null;
-}
-
-export interface Snapshot {
-  id: string;
-  label: string | null;
-  status: SnapshotStatus;
-  size: string;
-  automatic: boolean;
-  createdAt: string;
-  trigger: SnapshotTrigger;
-  sizeBytes: number | null;
-  storedBytes: number | null;
-  files: number | null;
-  readyAt: string | null;
-  consistency: string | null;
-  freezeMs: number | null;
-  error: string | null;
-  warning: string | null;
-  progress: Progress | null;
-}
-
-export interface Restore {
-  id: string;
-  snapshotId: string;
-  status: RestoreStatus;
-  safetySnapshot: boolean;
-  safetySnapshotId: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  downtimeMs: number | null;
-  error: string | null;
-  progress: Progress | null;
-}
-
-export interface SnapshotSettings {
-  enabled: boolean;
-  interval: string;
-  retention: number;
-  nextRunAt: string | null;
-  minInterval: string;
-}
-
-export interface SettingsChange {
-  enabled?: boolean;
-  interval?: string;
-  retention?: number;
-}
+/* The API's types come from its contract, shared with the server and the CLI (type-only: erased from the bundle). */
+export type {
+  ApiKey,
+  Deployment,
+  DeploymentStatus,
+  Me,
+  Progress,
+  Restore,
+  RestoreStatus,
+  Service,
+  ServiceState,
+  SettingsChange,
+  Snapshot,
+  SnapshotSettings,
+  SnapshotStatus,
+  SnapshotSummary,
+  SnapshotTrigger,
+  Volume,
+} from '../../src/api/contract';
+import type { Deployment, Me, Restore, SettingsChange, Snapshot, SnapshotSettings } from '../../src/api/contract';
 
 /** An error answered by the API (or a network failure, status 0). */
 export class ApiError extends Error {

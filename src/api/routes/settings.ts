@@ -3,22 +3,21 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { settingsView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
-import { DeploymentParams, ErrorResponse, Settings, SettingsBody, ok } from '../schemas.js';
-
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 429: ErrorResponse };
+import { SnapshotSettings, errorResponses as errors, ok } from '../contract.js';
+import { DeploymentParams, SettingsBody } from '../schemas.js';
 
 export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
   const min = deps.config.minSnapshotIntervalMs;
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/snapshot-settings',
-    { schema: { tags: ['settings'], summary: 'Get automatic snapshot settings', params: DeploymentParams, response: { 200: ok({ settings: Settings }), ...errors } } },
+    { schema: { tags: ['settings'], summary: 'Get automatic snapshot settings', params: DeploymentParams, response: { 200: ok({ settings: SnapshotSettings }), ...errors } } },
     async (req) => ({ success: true, settings: settingsView(deps.settings.get(req.user.id, req.params.id), min) }),
   );
 
   app.put<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(
     '/api/v1/deployments/:id/snapshot-settings',
     {
-      schema: { tags: ['settings'], summary: 'Change automatic snapshot settings', params: DeploymentParams, body: SettingsBody, response: { 200: ok({ settings: Settings }), ...errors } },
+      schema: { tags: ['settings'], summary: 'Change automatic snapshot settings', params: DeploymentParams, body: SettingsBody, response: { 200: ok({ settings: SnapshotSettings }), ...errors } },
     },
     async (req) => ({ success: true, settings: settingsView(deps.settings.put(req.user.id, req.params.id, req.body ?? {}), min) }),
   );

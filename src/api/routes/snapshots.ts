@@ -4,9 +4,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { deploymentView, restoreView, snapshotView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
-import { CloneBody, CreateSnapshotBody, DeploymentParams, ErrorResponse, Restore, RestoreBody, RestoreParams, Snapshot, SnapshotParams, ok } from '../schemas.js';
-
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 429: ErrorResponse };
+import { Deployment, Restore, Snapshot, errorResponses as errors, ok } from '../contract.js';
+import { CloneBody, CreateSnapshotBody, DeploymentParams, RestoreBody, RestoreParams, SnapshotParams } from '../schemas.js';
 
 export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: Static<typeof DeploymentParams> }>(
@@ -67,7 +66,15 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.post<{ Params: Static<typeof SnapshotParams>; Body: Static<typeof CloneBody> }>(
     '/api/v1/deployments/:id/snapshots/:snapshotId/clone',
-    { schema: { tags: ['snapshots'], summary: 'Create a new deployment whose volumes start from this snapshot', params: SnapshotParams, body: CloneBody } },
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Create a new deployment whose volumes start from this snapshot',
+        params: SnapshotParams,
+        body: CloneBody,
+        response: { 201: ok({ deployment: Deployment }), ...errors },
+      },
+    },
     async (req, reply) => {
       const d = deps.deployments.clone(req.user.id, req.params.id, req.params.snapshotId, req.body?.name);
       return reply.status(201).send({ success: true, deployment: deploymentView(d, await deps.deployments.extras(d)) });

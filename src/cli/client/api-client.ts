@@ -1,7 +1,8 @@
 /**
- * api-client: a typed client of the Kova REST API (SPEC.md section 4) on
+ * api-client: a typed client of the Kova REST API (docs/api.md) on
  * Node's fetch. Every method resolves to the object the API wraps in its
- * success envelope, or rejects with one of:
+ * success envelope (typed by the API contract, src/api/contract.ts), or
+ * rejects with one of:
  *
  * - ApiError: the server answered with an error body (code, HTTP status);
  * - UnreachableError: no answer (connection refused, unknown host, timeout);
@@ -10,105 +11,29 @@
  * All three are KovaErrors whose message is one line, so the CLI prints
  * them as `kova: <message>` unchanged.
  */
+import type { Deployment, Me, Restore, SettingsChange, Snapshot, SnapshotSettings } from '../../api/contract.js';
 import { KovaError } from '../../core/errors.js';
 
-/* ---- wire types ------------------------------------------------------------------ */
+/* ---- wire types: the API contract's, shared with the server and the dashboard ---- */
 
-export type SnapshotStatus = 'creating' | 'ready' | 'failed' | 'deleting';
-export type RestoreStatus = 'pending' | 'restoring' | 'swapping' | 'completed' | 'failed';
-
-export interface ApiProgress {
-  readonly bytesDone: number;
-  readonly bytesTotal: number | null;
-}
-
-export interface Snapshot {
-  readonly id: string;
-  readonly label: string | null;
-  readonly status: SnapshotStatus;
-  /** Logical size, decimal units ("2.4 GB"). */
-  readonly size: string;
-  readonly automatic: boolean;
-  readonly createdAt: string;
-  /** manual, automatic, before-update or before-restore. */
-  readonly trigger?: string;
-  readonly sizeBytes?: number | null;
-  readonly storedBytes?: number | null;
-  readonly files?: number | null;
-  readonly readyAt?: string | null;
-  /** frozen or live, once ready. */
-  readonly consistency?: string | null;
-  readonly freezeMs?: number | null;
-  readonly error?: string | null;
-  readonly warning?: string | null;
-  readonly progress?: ApiProgress | null;
-}
-
-export interface Restore {
-  readonly id: string;
-  readonly snapshotId: string;
-  readonly status: RestoreStatus;
-  readonly safetySnapshot?: boolean;
-  readonly safetySnapshotId?: string | null;
-  readonly createdAt?: string;
-  readonly startedAt?: string | null;
-  readonly finishedAt?: string | null;
-  readonly downtimeMs?: number | null;
-  readonly error?: string | null;
-  readonly progress?: ApiProgress | null;
-}
-
-export interface SnapshotSettings {
-  readonly enabled: boolean;
-  readonly interval: string;
-  readonly retention: number;
-  readonly nextRunAt: string | null;
-  readonly minInterval?: string;
-}
-
-export interface SettingsChange {
-  enabled?: boolean;
-  interval?: string;
-  retention?: number;
-}
-
-export interface DeploymentVolume {
-  readonly name: string;
-  readonly mount: string;
-  readonly sizeBytes: number;
-  readonly size: string;
-  readonly usedBytes: number | null;
-}
-
-export interface DeploymentService {
-  readonly name: string;
-  readonly image: string;
-  /** running, paused, stopped, missing, unknown, or removed once closed. */
-  readonly state: string;
-  readonly startedAt: string | null;
-  readonly volumes: readonly DeploymentVolume[];
-}
-
-export interface Deployment {
-  readonly id: string;
-  readonly name: string;
-  /** active or closed. */
-  readonly status: string;
-  readonly createdAt: string;
-  readonly updatedAt?: string;
-  readonly closedAt?: string | null;
-  readonly clonedFrom?: string | null;
-  readonly sdl?: string;
-  /** The operation in progress (deploy, update, restart, snapshot, restore, clone, close…), if any. */
-  readonly operation?: string | null;
-  readonly services?: readonly DeploymentService[];
-  readonly snapshots?: { count: number; sizeBytes: number; storedBytes: number; lastSnapshotAt: string | null } | null;
-}
-
-export interface Me {
-  readonly user: { readonly id: string; readonly name: string };
-  readonly server?: { readonly version?: string; readonly runtime?: string; readonly minSnapshotInterval?: string };
-}
+export type {
+  ApiKey,
+  Deployment,
+  DeploymentStatus,
+  Me,
+  Progress as ApiProgress,
+  Restore,
+  RestoreStatus,
+  Service as DeploymentService,
+  ServiceState,
+  SettingsChange,
+  Snapshot,
+  SnapshotSettings,
+  SnapshotStatus,
+  SnapshotSummary,
+  SnapshotTrigger,
+  Volume as DeploymentVolume,
+} from '../../api/contract.js';
 
 /* ---- errors ---------------------------------------------------------------------- */
 
@@ -223,8 +148,8 @@ export class KovaClient {
   /* who */
 
   async me(): Promise<Me> {
-    const body = await this.request<{ user: Me['user']; server?: Me['server'] }>('GET', '/api/v1/me');
-    return { user: this.field(body, 'user', 200) as Me['user'], ...(body.server ? { server: body.server } : {}) };
+    const body = await this.request('GET', '/api/v1/me');
+    return { user: this.field(body, 'user', 200) as Me['user'], server: this.field(body, 'server', 200) as Me['server'] };
   }
 
   /* deployments */

@@ -32,7 +32,7 @@ export function registerLogin(program: Command, ctx: ClientContext): void {
       token = checkToken(token);
       const me = await new KovaClient(url, token).me();
       await saveLogin(file, { url, token });
-      if (o.json) return printJson(io, { url, user: me.user, server: me.server ?? null, configFile: file });
+      if (o.json) return printJson(io, { url, user: me.user, server: me.server, configFile: file });
       println(io, `logged in to ${url} as ${me.user.name}`);
       note(io, `saved in ${file}`);
     });

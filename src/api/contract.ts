@@ -1,0 +1,185 @@
+/**
+ * contract: the JSON the API answers with, written once. Each TypeBox schema
+ * here is used three ways:
+ *
+ * - the server's routes use it as their response schema: it serialises the
+ *   answer (a field missing here is dropped from the answer) and is published
+ *   in /api/v1/openapi.json;
+ * - the server's views (src/services/views.ts) must build exactly its static
+ *   type: views.test.ts fails to compile when a view and its schema differ;
+ * - the dashboard (web/src/api.ts) and the CLI (src/cli/client/api-client.ts)
+ *   take their types from here, with type-only imports.
+ *
+ * This file imports nothing but TypeBox and the request schemas: the dashboard
+ * compiles it, so no Node or server module may be imported from it.
+ *
+ * To add a field to an answer: add it to the schema here (nullable fields as
+ * `Nullable(…)`, never optional, so every answer has the same keys), build it
+ * in the view, and document it in docs/api.md. Both clients see the new field
+ * as soon as they are compiled. Request bodies are validated by the schemas in
+ * ./schemas.ts; their static types are re-exported at the end of this file.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import type { CloneBody, CreateDeploymentBody, CreateKeyBody, CreateSnapshotBody, RestoreBody, SettingsBody, UpdateDeploymentBody } from './schemas.js';
+
+const Nullable = <T extends TSchema>(t: T, options: { description?: string } = {}) => Type.Union([t, Type.Null()], options);
+const Time = (description?: string) => Type.String({ format: 'date-time', ...(description === undefined ? {} : { description }) });
+
+/* ---- snapshots, restores, settings ------------------------------------------------ */
+
+export const Progress = Type.Object({ bytesDone: Type.Integer(), bytesTotal: Nullable(Type.Integer()) });
+export type Progress = Static<typeof Progress>;
+
+export const SnapshotStatus = Type.Union([Type.Literal('creating'), Type.Literal('ready'), Type.Literal('failed'), Type.Literal('deleting')]);
+export type SnapshotStatus = Static<typeof SnapshotStatus>;
+
+export const SnapshotTrigger = Type.Union([Type.Literal('manual'), Type.Literal('automatic'), Type.Literal('before-update'), Type.Literal('before-restore')]);
+export type SnapshotTrigger = Static<typeof SnapshotTrigger>;
+
+export const Snapshot = Type.Object({
+  id: Type.String({ description: 'snap-…' }),
+  label: Nullable(Type.String()),
+  status: SnapshotStatus,
+  size: Type.String({ description: 'Logical size, decimal units: "2.4 GB".' }),
+  automatic: Type.Boolean(),
+  createdAt: Time(),
+  trigger: SnapshotTrigger,
+  sizeBytes: Nullable(Type.Integer()),
+  storedBytes: Nullable(Type.Integer(), { description: 'Bytes this snapshot added to the store.' }),
+  files: Nullable(Type.Integer()),
+  readyAt: Nullable(Time()),
+  consistency: Nullable(Type.Union([Type.Literal('frozen'), Type.Literal('live')])),
+  freezeMs: Nullable(Type.Integer()),
+  error: Nullable(Type.String()),
+  warning: Nullable(Type.String()),
+  progress: Nullable(Progress, { description: 'While creating.' }),
+});
+export type Snapshot = Static<typeof Snapshot>;
+
+export const RestoreStatus = Type.Union([Type.Literal('pending'), Type.Literal('restoring'), Type.Literal('swapping'), Type.Literal('completed'), Type.Literal('failed')]);
+export type RestoreStatus = Static<typeof RestoreStatus>;
+
+export const Restore = Type.Object({
+  id: Type.String({ description: 'rst-…' }),
+  snapshotId: Type.String(),
+  status: RestoreStatus,
+  safetySnapshot: Type.Boolean(),
+  safetySnapshotId: Nullable(Type.String()),
+  createdAt: Time(),
+  startedAt: Nullable(Time()),
+  finishedAt: Nullable(Time()),
+  downtimeMs: Nullable(Type.Integer()),
+  error: Nullable(Type.String()),
+  progress: Nullable(Progress, { description: 'While restoring.' }),
+});
+export type Restore = Static<typeof Restore>;
+
+export const SnapshotSettings = Type.Object({
+  enabled: Type.Boolean(),
+  interval: Type.String(),
+  retention: Type.Integer(),
+  nextRunAt: Nullable(Time()),
+  minInterval: Type.String({ description: "The server's minimum interval." }),
+});
+export type SnapshotSettings = Static<typeof SnapshotSettings>;
+
+/* ---- deployments ------------------------------------------------------------------ */
+
+export const DeploymentStatus = Type.Union([Type.Literal('active'), Type.Literal('closed')]);
+export type DeploymentStatus = Static<typeof DeploymentStatus>;
+
+export const ServiceState = Type.Union([
+  Type.Literal('running'),
+  Type.Literal('paused'),
+  Type.Literal('stopped'),
+  Type.Literal('missing'),
+  Type.Literal('unknown'),
+  Type.Literal('removed'),
+]);
+export type ServiceState = Static<typeof ServiceState>;
+
+export const Volume = Type.Object({
+  name: Type.String(),
+  mount: Type.String(),
+  sizeBytes: Type.Integer({ description: 'The size the SDL asks for.' }),
+  size: Type.String({ description: 'sizeBytes in decimal units.' }),
+  usedBytes: Nullable(Type.Integer(), { description: 'Bytes in use, once measured.' }),
+});
+export type Volume = Static<typeof Volume>;
+
+export const Service = Type.Object({
+  name: Type.String(),
+  image: Type.String(),
+  state: ServiceState,
+  startedAt: Nullable(Time()),
+  volumes: Type.Array(Volume),
+});
+export type Service = Static<typeof Service>;
+
+export const SnapshotSummary = Type.Object({
+  count: Type.Integer(),
+  sizeBytes: Type.Integer(),
+  storedBytes: Type.Integer(),
+  lastSnapshotAt: Nullable(Time()),
+});
+export type SnapshotSummary = Static<typeof SnapshotSummary>;
+
+export const Deployment = Type.Object({
+  id: Type.String({ description: 'dep-…' }),
+  name: Type.String(),
+  status: DeploymentStatus,
+  createdAt: Time(),
+  updatedAt: Time(),
+  closedAt: Nullable(Time()),
+  clonedFrom: Nullable(Type.String()),
+  sdl: Type.String(),
+  operation: Nullable(Type.String(), { description: 'The operation queued or running: deploy, snapshot, restore, update, restart, close, clone.' }),
+  services: Type.Array(Service),
+  snapshots: Nullable(SnapshotSummary, { description: 'Ready snapshots; null once closed.' }),
+});
+export type Deployment = Static<typeof Deployment>;
+
+/* ---- identity and API keys -------------------------------------------------------- */
+
+export const Me = Type.Object({
+  user: Type.Object({ id: Type.String(), name: Type.String() }),
+  server: Type.Object({
+    version: Type.String(),
+    runtime: Type.Union([Type.Literal('docker'), Type.Literal('process')]),
+    minSnapshotInterval: Type.String({ description: 'The shortest interval automatic snapshots may have.' }),
+  }),
+});
+export type Me = Static<typeof Me>;
+
+export const ApiKey = Type.Object({
+  prefix: Type.String(),
+  label: Nullable(Type.String()),
+  createdAt: Time(),
+  lastUsedAt: Nullable(Time()),
+  revokedAt: Nullable(Time()),
+});
+export type ApiKey = Static<typeof ApiKey>;
+
+/* ---- envelopes -------------------------------------------------------------------- */
+
+export const ErrorResponse = Type.Object({
+  success: Type.Literal(false),
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+export type ErrorResponse = Static<typeof ErrorResponse>;
+
+/** ok wraps a response schema in the success envelope. */
+export const ok = <P extends Record<string, TSchema>>(props: P) => Type.Object({ success: Type.Literal(true), ...props });
+
+/** The error statuses every /api/v1 route may answer, for the routes' response schemas. */
+export const errorResponses = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 429: ErrorResponse } as const;
+
+/* ---- request bodies (validated by ./schemas.ts) ----------------------------------- */
+
+export type CreateDeploymentRequest = Static<typeof CreateDeploymentBody>;
+export type UpdateDeploymentRequest = Static<typeof UpdateDeploymentBody>;
+export type CreateSnapshotRequest = Static<typeof CreateSnapshotBody>;
+export type RestoreRequest = Static<typeof RestoreBody>;
+export type CloneRequest = Static<typeof CloneBody>;
+export type SettingsChange = Static<typeof SettingsBody>;
+export type CreateKeyRequest = Static<typeof CreateKeyBody>;

@@ -1,0 +1,160 @@
+/**
+ * The views against the API contract: each view builds exactly the contract's
+ * type (checked by the compiler: `npm run typecheck` fails on a field added
+ * or dropped on one side only), and the contract's response schema, which
+ * serialises every answer, keeps every field a view builds.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import Fastify from 'fastify';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type * as Api from '../api/contract.js';
+import { ApiKey, Deployment, Me, Restore, Snapshot, SnapshotSettings, ok } from '../api/contract.js';
+import type { ApiKey as ApiKeyRow } from '../db/api-keys.js';
+import type { Deployment as DeploymentRow } from '../db/deployments.js';
+import type { Restore as RestoreRow } from '../db/restores.js';
+import type { SnapshotSettings as SettingsRow } from '../db/settings.js';
+import type { Snapshot as SnapshotRow } from '../db/snapshots.js';
+import { apiKeyView, deploymentView, meView, restoreView, settingsView, snapshotView } from './views.js';
+
+describe('view types', () => {
+  it('are exactly the contract types', () => {
+    expectTypeOf<ReturnType<typeof snapshotView>>().toEqualTypeOf<Api.Snapshot>();
+    expectTypeOf<ReturnType<typeof restoreView>>().toEqualTypeOf<Api.Restore>();
+    expectTypeOf<ReturnType<typeof settingsView>>().toEqualTypeOf<Api.SnapshotSettings>();
+    expectTypeOf<ReturnType<typeof deploymentView>>().toEqualTypeOf<Api.Deployment>();
+    expectTypeOf<ReturnType<typeof apiKeyView>>().toEqualTypeOf<Api.ApiKey>();
+    expectTypeOf<ReturnType<typeof meView>>().toEqualTypeOf<Api.Me>();
+  });
+});
+
+/* Rows with every optional value present, so every field of a view has something to lose. */
+
+const T0 = Date.UTC(2026, 1, 10, 9, 15, 0);
+
+const snapshotRow: SnapshotRow = {
+  id: 'snap-a1b2c3d4e5f6',
+  deploymentId: 'dep-x7c2m4n5b6v8',
+  label: 'before-migration',
+  status: 'creating',
+  trigger: 'before-update',
+  createdAt: T0,
+  readyAt: T0 + 4000,
+  engineId: 'e'.repeat(64),
+  sizeBytes: 2_400_000_000,
+  storedBytes: 51_200_000,
+  files: 1832,
+  consistency: 'frozen',
+  freezeMs: 38,
+  error: 'a post hook failed',
+  warning: 'hook exited 1',
+  progressDone: 1000,
+  progressTotal: 5000,
+};
+
+const restoreRow: RestoreRow = {
+  id: 'rst-k2j4h5g6f7d8',
+  deploymentId: 'dep-x7c2m4n5b6v8',
+  snapshotId: 'snap-a1b2c3d4e5f6',
+  status: 'restoring',
+  safetySnapshot: true,
+  safetySnapshotId: 'snap-q9w8e7r6t5y4',
+  journal: {},
+  createdAt: T0,
+  startedAt: T0 + 2000,
+  finishedAt: T0 + 9000,
+  downtimeMs: 420,
+  error: 'none yet',
+  progressDone: 10,
+  progressTotal: 20,
+};
+
+const settingsRow: SettingsRow = {
+  deploymentId: 'dep-x7c2m4n5b6v8',
+  enabled: true,
+  intervalMs: 6 * 3600_000,
+  interval: '6h',
+  retention: 14,
+  nextRunAt: T0 + 3600_000,
+  updatedAt: T0,
+};
+
+const deploymentRow: DeploymentRow = {
+  id: 'dep-x7c2m4n5b6v8',
+  userId: 'usr-1',
+  name: 'app',
+  sdl: 'version: "2.0"\n',
+  manifest: {
+    services: [
+      {
+        name: 'db',
+        image: 'postgres:16',
+        command: [],
+        args: [],
+        env: {},
+        expose: [],
+        volumes: [{ name: 'data', mount: '/var/lib/postgresql/data', sizeBytes: 10 * 1024 ** 3, readOnly: false }],
+        hooks: { pre: null, post: null },
+      },
+    ],
+  },
+  status: 'active',
+  clonedFrom: 'dep-aaaaaaaaaaaa',
+  createdAt: T0,
+  updatedAt: T0 + 1000,
+  closedAt: T0 + 2000,
+};
+
+const keyRow: ApiKeyRow = {
+  prefix: 'abcd1234',
+  userId: 'usr-1',
+  secretHash: 'scrypt$…',
+  label: 'ci',
+  createdAt: T0,
+  lastUsedAt: T0 + 1000,
+  revokedAt: T0 + 2000,
+};
+
+const views: Array<[string, TSchema, object]> = [
+  ['snapshot', Snapshot, snapshotView(snapshotRow)],
+  ['restore', Restore, restoreView(restoreRow)],
+  ['settings', SnapshotSettings, settingsView(settingsRow, 3600_000)],
+  [
+    'deployment',
+    Deployment,
+    deploymentView(deploymentRow, {
+      services: [{ name: 'db', state: 'running', startedAt: new Date(T0).toISOString(), exitCode: null }],
+      volumeBytes: { 'db.data': 52_428_800 },
+      snapshots: { count: 4, sizeBytes: 209_715_200, storedBytes: 62_914_560, lastSnapshotAt: new Date(T0).toISOString() },
+      operation: 'snapshot',
+    }),
+  ],
+  ['API key', ApiKey, apiKeyView(keyRow)],
+  ['me', Me, meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, { version: '0.1.0', runtime: 'docker', minSnapshotIntervalMs: 3600_000 })],
+];
+
+describe('response schemas', () => {
+  it.each(views)('serialise the %s view without losing or changing a field', async (_name, schema, view) => {
+    const app = Fastify({ logger: false });
+    app.get('/', { schema: { response: { 200: ok({ value: schema }) } } }, async () => ({ success: true, value: view }));
+    try {
+      const res = await app.inject({ method: 'GET', url: '/' });
+      expect(res.statusCode).toBe(200);
+      expect(JSON.parse(res.body)).toEqual({ success: true, value: JSON.parse(JSON.stringify(view)) });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('are checked by these tests with every nullable field filled in', () => {
+    // A null would survive a schema that lacks the field's value type; the rows above fill everything.
+    for (const [name, , view] of views) {
+      const nulls: string[] = [];
+      const walk = (v: unknown, path: string): void => {
+        if (v === null) nulls.push(path);
+        else if (typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, `${path}.${k}`);
+      };
+      walk(view, name);
+      expect(nulls).toEqual([]);
+    }
+  });
+});
