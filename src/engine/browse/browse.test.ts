@@ -2,13 +2,16 @@
  * Browsing and diffing snapshots from their trees, checked against the
  * source directories themselves (an independent walk of the filesystem).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repository } from '../repo/repository.js';
-import { type EntryDesc, describeTree, tempDir } from '../testing.js';
+import { type EntryDesc, compareTrees, describeTree, tempDir } from '../testing.js';
 import type { TreeNode } from '../format/tree.js';
 import { findByName, listDirectory, resolvePath } from './browse.js';
+import { fileBytes } from './content.js';
+import { OMITTED_NOTE, escapes, tarStream } from './tar.js';
 import { type Change, comparePaths, diffTrees } from './diff.js';
 
 const NON_UTF8 = Buffer.from([0x66, 0xff, 0xfe, 0x2e, 0x62, 0x69, 0x6e]); // "f\xff\xfe.bin"
@@ -29,7 +32,7 @@ function makeSource(dir: string): void {
   fs.symlinkSync('../../../../etc/passwd', path.join(dir, 'app/data/escape'));
   fs.linkSync(path.join(dir, 'app/data/readme.txt'), path.join(dir, 'app/data/hardlink.txt'));
   const fd = fs.openSync(path.join(dir, 'app/data/sparse'), 'w');
-  fs.writeSync(fd, Buffer.from('tail'), 0, 4, 50_000_000);
+  fs.writeSync(fd, Buffer.from('tail'), 0, 4, 8_000_000);
   fs.closeSync(fd);
   fs.mkdirSync(path.join(dir, 'app/data/many'));
   for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(dir, `app/data/many/f${String(i).padStart(5, '0')}`), '');
@@ -205,5 +208,89 @@ describe('diffTrees', () => {
     read.length = 0;
     for await (const c of diffTrees(counting, b.root, b.root)) throw new Error(`unexpected change ${key(c.path)}`);
     expect(read).toHaveLength(0);
+  });
+});
+
+describe('fileBytes', () => {
+  it('streams a file or any byte range of it, holes as zeros, exactly as the source holds it', async () => {
+    const src = path.join(work, 'src6');
+    fs.mkdirSync(src);
+    const data = Buffer.alloc(3_000_000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7919) % 251;
+    fs.writeFileSync(path.join(src, 'big'), data);
+    const fd = fs.openSync(path.join(src, 'sparse'), 'w');
+    fs.writeSync(fd, data.subarray(0, 100_000), 0, 100_000, 5_000_000);
+    fs.closeSync(fd);
+    const rec = await repo.snapshot(src);
+    for (const name of ['big', 'sparse']) {
+      const node = await resolvePath(repo, rec.root, [Buffer.from(name)]);
+      const whole = fs.readFileSync(path.join(src, name));
+      const read = async (s?: number, e?: number): Promise<Buffer> => {
+        const parts: Buffer[] = [];
+        for await (const b of fileBytes(repo, node, s, e)) parts.push(Buffer.from(b));
+        return Buffer.concat(parts);
+      };
+      expect((await read()).equals(whole)).toBe(true);
+      for (const [s, e] of [[0, 1], [1, 2], [262_143, 262_145], [4_999_990, 5_000_010], [whole.length - 3, whole.length], [17, 2_999_999], [whole.length, whole.length]] as const) {
+        expect((await read(s, e)).equals(whole.subarray(s, e))).toBe(true);
+      }
+    }
+  });
+});
+
+describe('tarStream', () => {
+  const extract = (archive: Buffer, into: string, zstd: boolean): void => {
+    fs.mkdirSync(into);
+    const args = zstd ? ['--zstd', '-xpf', '-', '-C', into] : ['-xpf', '-', '-C', into];
+    const r = spawnSync('tar', args, { input: archive });
+    expect(r.status, r.stderr.toString()).toBe(0);
+  };
+  const collect = async (s: NodeJS.ReadableStream): Promise<Buffer> => {
+    const parts: Buffer[] = [];
+    for await (const b of s) parts.push(Buffer.from(b as Buffer));
+    return Buffer.concat(parts);
+  };
+
+  it('extracts with GNU tar to exactly the source (names, links, times, owners), leaving out links that point outside', async () => {
+    const src = path.join(work, 'src7');
+    makeSource(src);
+    fs.symlinkSync('db/table', path.join(src, 'app/data/inside'));
+    fs.symlinkSync('../data/readme.txt', path.join(src, 'app/data/up-and-back'));
+    fs.mkdirSync(path.join(src, 'app/data/' + 'n'.repeat(120)));
+    fs.writeFileSync(path.join(src, 'app/data/' + 'n'.repeat(120) + '/' + 'é'.repeat(60)), 'long names');
+    const rec = await repo.snapshot(src);
+    const dir = await resolvePath(repo, rec.root, [Buffer.from('app'), Buffer.from('data')]);
+    for (const zstd of [false, true]) {
+      const archive = await collect(tarStream(repo, dir, { top: Buffer.from('data'), zstd }));
+      const into = path.join(work, `x7-${zstd}`);
+      extract(archive, into, zstd);
+      const want = describeTree(path.join(src, 'app/data'));
+      const got = describeTree(path.join(into, 'data'));
+      const escapeKey = Buffer.from('escape').toString('hex');
+      const upKey = Buffer.from('up-and-back').toString('hex');
+      want.delete(escapeKey);
+      want.delete(upKey); // climbs to app/, above the archive's top
+      const note = got.get(Buffer.from(OMITTED_NOTE).toString('hex'));
+      expect(note?.type).toBe('file');
+      got.delete(Buffer.from(OMITTED_NOTE).toString('hex'));
+      for (const d of [...want.values(), ...got.values()]) d.allocated = 0;
+      expect(compareTrees(want, got)).toEqual([]);
+      const text = fs.readFileSync(path.join(into, 'data', OMITTED_NOTE), 'utf8');
+      expect(text).toContain('"data/escape" -> "../../../../etc/passwd"');
+      expect(text).toContain('"data/up-and-back" -> "../data/readme.txt"');
+      // Nothing outside the extraction directory.
+      expect(fs.readdirSync(into)).toEqual(['data']);
+    }
+  });
+
+  it('never names a path outside the archive, whatever the tree holds', () => {
+    expect(escapes(Buffer.from('/etc/passwd'), 3)).toBe(true);
+    expect(escapes(Buffer.from(''), 3)).toBe(true);
+    expect(escapes(Buffer.from('../x'), 0)).toBe(true);
+    expect(escapes(Buffer.from('../x'), 1)).toBe(false);
+    expect(escapes(Buffer.from('a/../../x'), 0)).toBe(true);
+    expect(escapes(Buffer.from('a/../x'), 0)).toBe(false);
+    expect(escapes(Buffer.from('./././../x'), 0)).toBe(true);
+    expect(escapes(Buffer.from('a//b/../../..'), 0)).toBe(true);
   });
 });
