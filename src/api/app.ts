@@ -2,8 +2,13 @@
  * app: the HTTP API (and the dashboard's static files), built from its
  * dependencies and not listening: the server listens, tests inject().
  *
- * Every /api/v1 request (but the OpenAPI document) needs a bearer API key;
- * each key is rate limited; bodies over 1 MiB get 413; every request has an
+ * Authentication is decided by the route the router matched, never by the
+ * raw URL: every route needs a bearer API key unless it is registered with
+ * `config: { public: true }` (health, OpenAPI document, dashboard files), so
+ * a new route is closed unless someone opens it on purpose, and however a
+ * path is spelled (percent-encoded, another case, `..`) it either reaches
+ * its route, with that route's check, or no route (404, nothing run).
+ * Each key is rate limited; bodies over 1 MiB get 413; every request has an
  * id (x-request-id) that the structured logs carry.
  */
 import { randomBytes } from 'node:crypto';
@@ -24,7 +29,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     user: User;
   }
+  interface FastifyContextConfig {
+    /** Served without an API key. Routes without it are authenticated. */
+    public?: boolean;
+  }
 }
+
+/** Route options of the routes anyone may call. */
+const PUBLIC = { public: true } as const;
 
 const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -74,8 +86,8 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   app.decorateRequest('user', null as unknown as User);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    const url = req.url.split('?')[0] ?? '';
-    if (!url.startsWith('/api/v1/') || url === '/api/v1/openapi.json') return;
+    // No route matched: the not-found handler answers 404 and runs nothing else.
+    if (req.is404 || req.routeOptions.config.public === true) return;
     const auth = req.headers.authorization;
     const m = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
     const principal = m ? await deps.keys.authenticate(m[1]!) : null;
@@ -99,11 +111,11 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
+  app.get('/metrics', { schema: { hide: true }, config: PUBLIC }, async (_req, reply) =>
     reply.type('text/plain; version=0.0.4').send(deps.metrics.render()),
   );
-  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: PUBLIC }, async () => app.swagger());
 
   keyRoutes(app, deps);
   deploymentRoutes(app, deps);
@@ -112,11 +124,17 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
 
   const webDir = deps.config.webDir;
   if (webDir && fs.existsSync(webDir)) {
-    await app.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], wildcard: false });
-    // Client-side routes (/deployments/…) get the app's index.html.
-    app.get('/*', { schema: { hide: true } }, async (req, reply) => {
-      if (req.url.startsWith('/api/')) return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
-      return reply.sendFile('index.html');
+    // The dashboard's files are public: every route of this context is marked so.
+    await app.register(async (files) => {
+      files.addHook('onRoute', (route) => {
+        route.config = { ...route.config, ...PUBLIC };
+      });
+      await files.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], wildcard: false });
+      // Client-side routes (/deployments/…) get the app's index.html.
+      files.get('/*', { schema: { hide: true } }, async (req, reply) => {
+        if (req.url.startsWith('/api/')) return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+        return reply.sendFile('index.html');
+      });
     });
   }
   return app;
