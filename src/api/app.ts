@@ -57,6 +57,9 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   });
 
+  // Bodies are JSON only: anything else (Fastify also reads text/plain by
+  // default) is refused with 415 before validation sees it.
+  app.removeContentTypeParser('text/plain');
   // An empty JSON body means "no options": POST …/snapshots with no body is fine.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body);
