@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { ManualClock } from '../src/core/clock.js';
 import { KovaError } from '../src/core/errors.js';
 import { createDeployment, expectError, expectOk, listSnapshots, raw, takeSnapshot } from './helpers/api.js';
-import { type Harness, sdlFor, startHarness } from './helpers/harness.js';
+import { type Harness, METRICS_TOKEN, sdlFor, startHarness } from './helpers/harness.js';
 
 let h: Harness;
 
@@ -396,7 +396,7 @@ describe('429 RATE_LIMITED', () => {
   it('does not limit /healthz, /metrics or the OpenAPI document', async () => {
     for (let i = 0; i < 8; i++) {
       expect((await raw(rl, 'GET', '/healthz', { token: null })).status).toBe(200);
-      expect((await raw(rl, 'GET', '/metrics', { token: null })).status).toBe(200);
+      expect((await raw(rl, 'GET', '/metrics', { token: METRICS_TOKEN })).status).toBe(200);
       expect((await raw(rl, 'GET', '/api/v1/openapi.json', { token: null })).status).toBe(200);
     }
   });

@@ -11,7 +11,7 @@
  * Each key is rate limited; bodies over 1 MiB get 413; every request has an
  * id (x-request-id) that the structured logs carry.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
@@ -115,9 +115,17 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   });
 
   app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
-  app.get('/metrics', { schema: { hide: true }, config: PUBLIC }, async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(deps.metrics.render()),
-  );
+  // Metrics span every user's deployments: they take the operator's metrics
+  // token, not an API key (which belongs to one user).
+  const metricsToken = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : null;
+  app.get('/metrics', { schema: { hide: true }, config: PUBLIC }, async (req, reply) => {
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const given = m ? createHash('sha256').update(m[1]!).digest() : null;
+    if (!metricsToken || !given || !timingSafeEqual(given, metricsToken)) {
+      return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('UNAUTHORIZED', 'send the metrics token: Authorization: Bearer <token>'));
+    }
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.render());
+  });
   app.get('/api/v1/openapi.json', { schema: { hide: true }, config: PUBLIC }, async () => app.swagger());
 
   keyRoutes(app, deps);

@@ -16,6 +16,8 @@ export interface AppConfig {
   /** Requests a minute per API key. */
   readonly rateLimitPerMinute: number;
   readonly runtime: 'docker' | 'process';
+  /** The bearer token GET /metrics takes; none: /metrics answers 401 to everyone. */
+  readonly metricsToken?: string | null;
   readonly version: string;
   /** Built dashboard to serve at /, if present. */
   readonly webDir?: string | null;

@@ -32,6 +32,11 @@ export interface ServerConfig {
   readonly jobConcurrency: number;
   /** pino level. Default info. */
   readonly logLevel: string;
+  /**
+   * File holding the bearer token GET /metrics takes (Prometheus reads the
+   * same file). Default DATA_DIR/metrics.token, created on first start.
+   */
+  readonly metricsTokenFile: string;
 }
 
 export type ConfigInput = Partial<Record<keyof ServerConfig, string | number | undefined>>;
@@ -48,6 +53,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   rateLimitPerMinute: 'KOVA_RATE_LIMIT',
   jobConcurrency: 'KOVA_JOB_CONCURRENCY',
   logLevel: 'KOVA_LOG_LEVEL',
+  metricsTokenFile: 'KOVA_METRICS_TOKEN_FILE',
 };
 
 /** The environment variable behind each setting, for help texts and docs. */
@@ -73,8 +79,9 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const minInterval = get('minSnapshotIntervalMs') ?? '1h';
   const minMs = parseDuration(minInterval);
   if (minMs === null) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
+  const dataDir = path.resolve(get('dataDir') ?? '.kova');
   return {
-    dataDir: path.resolve(get('dataDir') ?? '.kova'),
+    dataDir,
     host: get('host') ?? '127.0.0.1',
     port: int('port', get('port') ?? '8080', 0, 65535),
     runtime,
@@ -85,5 +92,6 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     rateLimitPerMinute: int('rate limit', get('rateLimitPerMinute') ?? '100', 1, 1_000_000),
     jobConcurrency: int('job concurrency', get('jobConcurrency') ?? '2', 1, 64),
     logLevel: get('logLevel') ?? 'info',
+    metricsTokenFile: path.resolve(get('metricsTokenFile') ?? path.join(dataDir, 'metrics.token')),
   };
 }

@@ -3,6 +3,7 @@
  * wires services, jobs, scheduler and HTTP API, recovers what a crash
  * interrupted, and serves.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { ValidationError, isErrno } from '../core/errors.js';
 import { Store } from '../db/store.js';
 import { JobQueue } from '../jobs/queue.js';
 import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
@@ -94,10 +96,30 @@ async function bootstrapAdmin(store: Store, keys: KeyService, paths: Paths): Pro
   return file;
 }
 
+const METRICS_TOKEN_MIN = 16;
+
+/**
+ * metricsToken reads the token GET /metrics takes from its file, creating
+ * the file (mode 600, a random token) when it does not exist yet.
+ */
+export function metricsToken(file: string): string {
+  try {
+    fs.writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if (!isErrno(err, 'EEXIST')) throw err;
+  }
+  const token = fs.readFileSync(file, 'utf8').trim();
+  if (token.length < METRICS_TOKEN_MIN || /\s/.test(token)) {
+    throw new ValidationError('INVALID_CONFIG', `the metrics token in ${file} must be at least ${METRICS_TOKEN_MIN} characters with no spaces`);
+  }
+  return token;
+}
+
 export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
   const clock = opts.clock ?? systemClock;
   fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const metrics = metricsToken(cfg.metricsTokenFile);
   const paths = new Paths(cfg.dataDir);
   const store = Store.open(paths.database);
   const runtime = await chooseRuntime(cfg, paths, log);
@@ -125,7 +147,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       settings: services.settings,
       metrics: services.ctx.metrics,
       clock,
-      config: { minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, rateLimitPerMinute: cfg.rateLimitPerMinute, runtime: runtime.kind, version: VERSION, webDir: defaultWebDir() },
+      config: { minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, rateLimitPerMinute: cfg.rateLimitPerMinute, runtime: runtime.kind, version: VERSION, webDir: defaultWebDir(), metricsToken: metrics },
     },
     { logger: log },
   );

@@ -18,6 +18,7 @@ export function registerServe(program: Command, io: Io): void {
     .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
     .option('--rate-limit <n>', 'requests a minute per API key [KOVA_RATE_LIMIT] (default 100)')
     .option('--stop-timeout <seconds>', 'grace period when stopping services [KOVA_STOP_TIMEOUT] (default 10)')
+    .option('--metrics-token-file <file>', 'bearer token GET /metrics takes [KOVA_METRICS_TOKEN_FILE] (default DATA_DIR/metrics.token, created if missing)')
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
     .action(async (o: Record<string, string | undefined>) => {
       const flags: ConfigInput = {
@@ -31,6 +32,7 @@ export function registerServe(program: Command, io: Io): void {
         rateLimitPerMinute: o.rateLimit,
         stopTimeoutSec: o.stopTimeout,
         logLevel: o.logLevel,
+        metricsTokenFile: o.metricsTokenFile,
       };
       // Loaded here, not at the top: client commands need none of the server.
       const { startServer } = await import('../app/server.js');

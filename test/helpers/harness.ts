@@ -36,6 +36,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** The token the harness's GET /metrics takes. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789';
+
 export interface HarnessOptions {
   readonly runtime?: (paths: Paths) => Runtime;
   readonly clock?: Clock;
@@ -62,7 +65,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     settings: services.settings,
     metrics: services.ctx.metrics,
     clock,
-    config: { minSnapshotIntervalMs, rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000, runtime: runtime.kind, version: VERSION },
+    config: { minSnapshotIntervalMs, rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000, runtime: runtime.kind, version: VERSION, metricsToken: METRICS_TOKEN },
   });
   const newUser = async (name: string): Promise<string> => {
     const u = services.keys.ensureUser(name);
