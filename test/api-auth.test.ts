@@ -13,7 +13,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../src/api/app.js';
+import { DEFAULT_LIMITS } from '../src/api/deps.js';
 import { errorBody } from '../src/api/errors.js';
+import { ManualClock } from '../src/core/clock.js';
 import { expectError, raw } from './helpers/api.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 
@@ -175,5 +177,91 @@ describe('deny by default', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+describe('sign-in attempts are limited before scrypt runs', () => {
+  let s: Harness;
+  let clock: ManualClock;
+  beforeAll(async () => {
+    clock = new ManualClock(Date.UTC(2026, 4, 1, 9, 0, 0));
+    s = await startHarness({
+      clock,
+      rateLimitPerMinute: 5,
+      limits: { userRateLimitPerMinute: 8, signInsPerPrefix: DEFAULT_LIMITS.signInsPerPrefix, signInsPerAddress: DEFAULT_LIMITS.signInsPerAddress },
+    });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const from = (address: string, token: string | null, url = '/api/v1/me') =>
+    s.app.inject({ method: 'GET', url, remoteAddress: address, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const wrongSecret = (token: string, i: number) => `${token.split('.')[0]}.${String(i).padStart(43, 'x')}`;
+  /** A token of the right form whose prefix (i in base 32) no key has. */
+  const unknownPrefix = (i: number) => `kova_${[...i.toString(32).padStart(12, '0')].map((d) => 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(d, 32)]).join('')}.${'c'.repeat(43)}`;
+
+  it('answers 80 parallel wrong secrets for one key with 429 beyond 10, computing at most 10 scrypts', async () => {
+    const victim = await s.newUser('victim');
+    const scrypts = vi.spyOn(s.services.keys, 'checkHash');
+    const rs = await Promise.all(Array.from({ length: 80 }, (_, i) => from('10.0.0.1', wrongSecret(victim, i))));
+    const statuses = rs.map((r) => r.statusCode);
+    expect(statuses.filter((c) => c === 401)).toHaveLength(DEFAULT_LIMITS.signInsPerPrefix);
+    expect(statuses.filter((c) => c === 429)).toHaveLength(80 - DEFAULT_LIMITS.signInsPerPrefix);
+    expect(scrypts).toHaveBeenCalledTimes(DEFAULT_LIMITS.signInsPerPrefix);
+    const limited = rs.find((r) => r.statusCode === 429)!;
+    expect(JSON.parse(limited.body)).toEqual({ success: false, error: { code: 'RATE_LIMITED', message: expect.stringMatching(/retry in 60 s/) } });
+    expect(limited.headers['retry-after']).toBe('60');
+    // The right secret for that prefix waits too (its check would be a scrypt); after the window it works.
+    expect((await from('10.0.0.9', victim)).statusCode).toBe(429);
+    clock.advance(60_000);
+    expect((await from('10.0.0.9', victim)).statusCode).toBe(200);
+  });
+
+  it('makes a prefix that no key has cost one scrypt, like a wrong secret or a revoked key', async () => {
+    const u = s.services.keys.ensureUser('revoked');
+    const { token, key } = await s.services.keys.create(u.id, null);
+    s.services.keys.revoke(key.prefix, u.id);
+    const good = await s.newUser('scrypted');
+    for (const t of [unknownPrefix(1), wrongSecret(good, 1), token]) {
+      const scrypts = vi.spyOn(s.services.keys, 'checkHash');
+      expect((await from('10.0.1.1', t)).statusCode).toBe(401);
+      expect(scrypts).toHaveBeenCalledTimes(1);
+      vi.restoreAllMocks();
+    }
+    clock.advance(60_000);
+  });
+
+  it('limits one address to 30 scrypt checks a minute across prefixes, without slowing other clients', async () => {
+    const bystander = await s.newUser('bystander');
+    const cached = await s.newUser('cached');
+    expect((await from('10.0.2.2', cached)).statusCode).toBe(200);
+    const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => from('10.0.2.1', unknownPrefix(1000 + i))));
+    expect(rs.filter((r) => r.statusCode === 401)).toHaveLength(DEFAULT_LIMITS.signInsPerAddress);
+    expect(rs.filter((r) => r.statusCode === 429)).toHaveLength(40 - DEFAULT_LIMITS.signInsPerAddress);
+    // The attacker also hammers the cached key's prefix: its owner, verified a moment ago, is not held up.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => from('10.0.2.3', wrongSecret(cached, i))));
+    expect((await from('10.0.2.2', cached)).statusCode).toBe(200);
+    // A first sign-in from another address, on another prefix, goes through.
+    expect((await from('10.0.2.4', bystander)).statusCode).toBe(200);
+    clock.advance(60_000);
+    expect((await from('10.0.2.1', unknownPrefix(5000))).statusCode).toBe(401);
+  });
+
+  it('limits each user across all their keys, besides each key', async () => {
+    const user = s.services.keys.ensureUser('manykeys');
+    const keys = await Promise.all([1, 2, 3].map(async (i) => (await s.services.keys.create(user.id, `k${i}`)).token));
+    for (let i = 0; i < 5; i++) expect((await from('10.0.3.1', keys[0]!)).statusCode).toBe(200);
+    expect((await from('10.0.3.1', keys[0]!)).statusCode).toBe(429);
+    for (let i = 0; i < 3; i++) expect((await from('10.0.3.1', keys[1]!)).statusCode).toBe(200);
+    // 8 requests: the user's budget is spent, whichever key comes next.
+    const r = await from('10.0.3.1', keys[2]!);
+    expect(r.statusCode).toBe(429);
+    expect(JSON.parse(r.body).error.code).toBe('RATE_LIMITED');
+    expect(r.headers['retry-after']).toMatch(/^[1-9]\d*$/);
+    // Another user is not affected.
+    expect((await from('10.0.3.1', s.token)).statusCode).toBe(200);
+    clock.advance(60_000);
+    expect((await from('10.0.3.1', keys[2]!)).statusCode).toBe(200);
   });
 });

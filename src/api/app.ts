@@ -8,7 +8,8 @@
  * a new route is closed unless someone opens it on purpose, and however a
  * path is spelled (percent-encoded, another case, `..`) it either reaches
  * its route, with that route's check, or no route (404, nothing run).
- * Each key is rate limited; bodies over 1 MiB get 413; every request has an
+ * Each key and each user is rate limited, and so are sign-in attempts
+ * (rate-limit.ts); bodies over 1 MiB get 413; every request has an
  * id (x-request-id) that the structured logs carry.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -17,9 +18,10 @@ import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { User } from '../db/users.js';
-import type { AppDeps } from './deps.js';
+import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
 import { errorBody, handleError } from './errors.js';
-import { RateLimiter } from './rate-limit.js';
+import { type Principal, RateLimitedError } from '../services/keys.js';
+import { apiLimiter, tooMany } from './rate-limit.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { keyRoutes } from './routes/keys.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -85,7 +87,13 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
-  const limiter = new RateLimiter(deps.config.rateLimitPerMinute, deps.clock);
+  const c = deps.config;
+  const limiter = await apiLimiter(app, deps.clock, {
+    perKey: c.rateLimitPerMinute,
+    perUser: c.userRateLimitPerMinute ?? USER_LIMIT_FACTOR * c.rateLimitPerMinute,
+    signInsPerPrefix: c.signInsPerPrefix ?? DEFAULT_LIMITS.signInsPerPrefix,
+    signInsPerAddress: c.signInsPerAddress ?? DEFAULT_LIMITS.signInsPerAddress,
+  });
   app.decorateRequest('user', null as unknown as User);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -93,17 +101,26 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     if (req.is404 || req.routeOptions.config.public === true) return;
     const auth = req.headers.authorization;
     const m = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
-    const principal = m ? await deps.keys.authenticate(m[1]!) : null;
+    let principal: Principal | null;
+    try {
+      principal = m
+        ? await deps.keys.authenticate(m[1]!, async (prefix) => {
+            const wait = await limiter.signIn(req, prefix);
+            if (wait > 0) throw new RateLimitedError('sign-in attempts', wait);
+          })
+        : null;
+    } catch (err) {
+      if (err instanceof RateLimitedError) return tooMany(reply, err.retryAfterSec, 'sign-in attempts');
+      throw err;
+    }
     if (!principal) {
       return reply
         .status(401)
         .header('www-authenticate', 'Bearer')
         .send(errorBody('UNAUTHORIZED', m ? 'the API key is unknown, malformed or revoked' : 'send an API key: Authorization: Bearer kova_<prefix>.<secret>'));
     }
-    const wait = limiter.hit(principal.keyPrefix);
-    if (wait > 0) {
-      return reply.status(429).header('retry-after', String(wait)).send(errorBody('RATE_LIMITED', `too many requests; retry in ${wait} s`));
-    }
+    const wait = await limiter.request(req, principal.keyPrefix, principal.user.id);
+    if (wait > 0) return tooMany(reply, wait, 'requests');
     req.user = principal.user;
   });
   // No body at all is the same as an empty one: every optional-body route accepts it.

@@ -59,7 +59,17 @@ export async function chooseRuntime(cfg: ServerConfig, paths: Paths, log: Logger
 }
 
 /** wireServices builds every service around a store and runtime (also used by tests). */
-export function wireServices(opts: { store: Store; runtime: Runtime; paths: Paths; clock: Clock; log: Logger; minSnapshotIntervalMs: number; jobConcurrency: number }): Services {
+export function wireServices(opts: {
+  store: Store;
+  runtime: Runtime;
+  paths: Paths;
+  clock: Clock;
+  log: Logger;
+  minSnapshotIntervalMs: number;
+  jobConcurrency: number;
+  /** Default DEFAULT_MAX_KEYS_PER_USER. */
+  maxKeysPerUser?: number;
+}): Services {
   const metrics = new Metrics();
   const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
   const ctx: ServiceContext = {
@@ -76,7 +86,7 @@ export function wireServices(opts: { store: Store; runtime: Runtime; paths: Path
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
   const settings = new SettingsService(ctx, snapshots);
-  return { ctx, keys: new KeyService(opts.store, opts.clock), deployments, snapshots, restores, settings };
+  return { ctx, keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }), deployments, snapshots, restores, settings };
 }
 
 /** webDir finds the built dashboard (web/dist) next to the package. */
@@ -123,7 +133,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
   const paths = new Paths(cfg.dataDir);
   const store = Store.open(paths.database);
   const runtime = await chooseRuntime(cfg, paths, log);
-  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency });
+  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency, maxKeysPerUser: cfg.maxKeysPerUser });
   const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
 
   const requeued = services.ctx.jobs.start();
@@ -147,7 +157,11 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       settings: services.settings,
       metrics: services.ctx.metrics,
       clock,
-      config: { minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, rateLimitPerMinute: cfg.rateLimitPerMinute, runtime: runtime.kind, version: VERSION, webDir: defaultWebDir(), metricsToken: metrics },
+      config: {
+        minSnapshotIntervalMs: cfg.minSnapshotIntervalMs,
+        rateLimitPerMinute: cfg.rateLimitPerMinute,
+        userRateLimitPerMinute: cfg.userRateLimitPerMinute,
+        runtime: runtime.kind, version: VERSION, webDir: defaultWebDir(), metricsToken: metrics },
     },
     { logger: log },
   );
