@@ -20,7 +20,7 @@ import {
   volumeDir,
   writeVolume,
 } from './helpers/api.js';
-import { type Harness, sdlFor, startHarness } from './helpers/harness.js';
+import { type Harness, METRICS_TOKEN, sdlFor, startHarness } from './helpers/harness.js';
 
 let h: Harness;
 let bob: string;
@@ -356,7 +356,7 @@ describe('service endpoints', () => {
     const s = await takeSnapshot(h, dep);
     expectOk(await h.api('POST', `${base(dep)}/snapshots/${s.id}/restore`, { safetySnapshot: false }), 202);
     await h.idle();
-    const r = await raw(h, 'GET', '/metrics', { token: null });
+    const r = await raw(h, 'GET', '/metrics', { token: METRICS_TOKEN });
     expect(r.status).toBe(200);
     expect(r.res.headers['content-type']).toMatch(/^text\/plain/);
     const text = r.res.body;
@@ -367,10 +367,10 @@ describe('service endpoints', () => {
     expect(text).toMatch(/^kova_restores_total\{outcome="completed"\} [1-9]\d*$/m);
     expect(text).toMatch(/^kova_restore_downtime_seconds_count [1-9]\d*$/m);
     expect(text).toMatch(new RegExp(`^kova_repository_bytes\\{deployment="${dep}"\\} [1-9]\\d*$`, 'm'));
-    expect(text).toMatch(/^kova_http_requests_total\{code="202",method="POST"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^kova_http_requests_total\{method="POST",code="202"\} [1-9]\d*$/m);
     // Every sample line is "name{labels} value" or "name value".
     for (const line of text.split('\n').filter((l) => l && !l.startsWith('#'))) {
-      expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+$/);
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+$/);
     }
   });
 });

@@ -179,3 +179,30 @@ describe('GET /api/v1/me', () => {
     expectError(await raw(h, 'GET', '/api/v1/me', { token: null }), 401, 'UNAUTHORIZED');
   });
 });
+
+describe('a cap on active keys per user', () => {
+  it('refuses the 21st active key with 409 KEY_LIMIT, creates nothing, and allows one again after a revocation', async () => {
+    const owner = await h.newUser('hoarder');
+    const made: string[] = [];
+    for (let i = 1; i < 20; i++) made.push((await newKey(owner, `k${i}`)).apiKey.prefix);
+    expect(await keysOf(owner)).toHaveLength(20);
+    const err = expectError(await h.api('POST', '/api/v1/api-keys', { label: 'one too many' }, owner), 409, 'KEY_LIMIT');
+    expect(err.message).toMatch(/20/);
+    expect(await keysOf(owner)).toHaveLength(20);
+    // Revoked keys do not count.
+    expectOk(await h.api('DELETE', `/api/v1/api-keys/${made[0]}`, undefined, owner));
+    await newKey(owner, 'replacement');
+    expectError(await h.api('POST', '/api/v1/api-keys', {}, owner), 409, 'KEY_LIMIT');
+    // Another user has their own cap.
+    await newKey(await h.newUser('frugal'));
+  });
+
+  it('lets parallel creations past the cap only up to it', async () => {
+    const owner = await h.newUser('racer');
+    for (let i = 1; i < 18; i++) await newKey(owner);
+    const rs = await Promise.all(Array.from({ length: 6 }, () => h.api('POST', '/api/v1/api-keys', {}, owner)));
+    expect(rs.filter((r) => r.status === 201)).toHaveLength(2);
+    for (const r of rs.filter((x) => x.status !== 201)) expectError(r, 409, 'KEY_LIMIT');
+    expect((await keysOf(owner)).filter((k) => k.revokedAt === null)).toHaveLength(20);
+  });
+});

@@ -2,19 +2,26 @@
  * app: the HTTP API (and the dashboard's static files), built from its
  * dependencies and not listening: the server listens, tests inject().
  *
- * Every /api/v1 request (but the OpenAPI document) needs a bearer API key;
- * each key is rate limited; bodies over 1 MiB get 413; every request has an
+ * Authentication is decided by the route the router matched, never by the
+ * raw URL: every route needs a bearer API key unless it is registered with
+ * `config: { public: true }` (health, OpenAPI document, dashboard files), so
+ * a new route is closed unless someone opens it on purpose, and however a
+ * path is spelled (percent-encoded, another case, `..`) it either reaches
+ * its route, with that route's check, or no route (404, nothing run).
+ * Each key and each user is rate limited, and so are sign-in attempts
+ * (rate-limit.ts); bodies over 1 MiB get 413; every request has an
  * id (x-request-id) that the structured logs carry.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { User } from '../db/users.js';
-import type { AppDeps } from './deps.js';
+import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
 import { errorBody, handleError } from './errors.js';
-import { RateLimiter } from './rate-limit.js';
+import { type Principal, RateLimitedError } from '../services/keys.js';
+import { apiLimiter, tooMany } from './rate-limit.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { keyRoutes } from './routes/keys.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -24,7 +31,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     user: User;
   }
+  interface FastifyContextConfig {
+    /** Served without an API key. Routes without it are authenticated. */
+    public?: boolean;
+  }
 }
+
+/** Route options of the routes anyone may call. */
+const PUBLIC = { public: true } as const;
 
 const BODY_LIMIT = 1024 * 1024;
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -45,6 +59,9 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   });
 
+  // Bodies are JSON only: anything else (Fastify also reads text/plain by
+  // default) is refused with 415 before validation sees it.
+  app.removeContentTypeParser('text/plain');
   // An empty JSON body means "no options": POST …/snapshots with no body is fine.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body);
@@ -70,25 +87,40 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
-  const limiter = new RateLimiter(deps.config.rateLimitPerMinute, deps.clock);
+  const c = deps.config;
+  const limiter = await apiLimiter(app, deps.clock, {
+    perKey: c.rateLimitPerMinute,
+    perUser: c.userRateLimitPerMinute ?? USER_LIMIT_FACTOR * c.rateLimitPerMinute,
+    signInsPerPrefix: c.signInsPerPrefix ?? DEFAULT_LIMITS.signInsPerPrefix,
+    signInsPerAddress: c.signInsPerAddress ?? DEFAULT_LIMITS.signInsPerAddress,
+  });
   app.decorateRequest('user', null as unknown as User);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
-    const url = req.url.split('?')[0] ?? '';
-    if (!url.startsWith('/api/v1/') || url === '/api/v1/openapi.json') return;
+    // No route matched: the not-found handler answers 404 and runs nothing else.
+    if (req.is404 || req.routeOptions.config.public === true) return;
     const auth = req.headers.authorization;
     const m = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
-    const principal = m ? await deps.keys.authenticate(m[1]!) : null;
+    let principal: Principal | null;
+    try {
+      principal = m
+        ? await deps.keys.authenticate(m[1]!, async (prefix) => {
+            const wait = await limiter.signIn(req, prefix);
+            if (wait > 0) throw new RateLimitedError('sign-in attempts', wait);
+          })
+        : null;
+    } catch (err) {
+      if (err instanceof RateLimitedError) return tooMany(reply, err.retryAfterSec, 'sign-in attempts');
+      throw err;
+    }
     if (!principal) {
       return reply
         .status(401)
         .header('www-authenticate', 'Bearer')
         .send(errorBody('UNAUTHORIZED', m ? 'the API key is unknown, malformed or revoked' : 'send an API key: Authorization: Bearer kova_<prefix>.<secret>'));
     }
-    const wait = limiter.hit(principal.keyPrefix);
-    if (wait > 0) {
-      return reply.status(429).header('retry-after', String(wait)).send(errorBody('RATE_LIMITED', `too many requests; retry in ${wait} s`));
-    }
+    const wait = await limiter.request(req, principal.keyPrefix, principal.user.id);
+    if (wait > 0) return tooMany(reply, wait, 'requests');
     req.user = principal.user;
   });
   // No body at all is the same as an empty one: every optional-body route accepts it.
@@ -99,11 +131,19 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
-    reply.type('text/plain; version=0.0.4').send(deps.metrics.render()),
-  );
-  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
+  // Metrics span every user's deployments: they take the operator's metrics
+  // token, not an API key (which belongs to one user).
+  const metricsToken = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : null;
+  app.get('/metrics', { schema: { hide: true }, config: PUBLIC }, async (req, reply) => {
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    const given = m ? createHash('sha256').update(m[1]!).digest() : null;
+    if (!metricsToken || !given || !timingSafeEqual(given, metricsToken)) {
+      return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('UNAUTHORIZED', 'send the metrics token: Authorization: Bearer <token>'));
+    }
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.render());
+  });
+  app.get('/api/v1/openapi.json', { schema: { hide: true }, config: PUBLIC }, async () => app.swagger());
 
   keyRoutes(app, deps);
   deploymentRoutes(app, deps);
@@ -112,11 +152,17 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
 
   const webDir = deps.config.webDir;
   if (webDir && fs.existsSync(webDir)) {
-    await app.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], wildcard: false });
-    // Client-side routes (/deployments/…) get the app's index.html.
-    app.get('/*', { schema: { hide: true } }, async (req, reply) => {
-      if (req.url.startsWith('/api/')) return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
-      return reply.sendFile('index.html');
+    // The dashboard's files are public: every route of this context is marked so.
+    await app.register(async (files) => {
+      files.addHook('onRoute', (route) => {
+        route.config = { ...route.config, ...PUBLIC };
+      });
+      await files.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], wildcard: false });
+      // Client-side routes (/deployments/…) get the app's index.html.
+      files.get('/*', { schema: { hide: true } }, async (req, reply) => {
+        if (req.url.startsWith('/api/')) return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+        return reply.sendFile('index.html');
+      });
     });
   }
   return app;

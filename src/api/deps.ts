@@ -11,11 +11,30 @@ import type { RestoreService } from '../services/restore-service.js';
 import type { SettingsService } from '../services/settings-service.js';
 import type { SnapshotService } from '../services/snapshot-service.js';
 
+/** The API's rate limits, each per minute (see rate-limit.ts). */
+export interface Limits {
+  readonly perKey: number;
+  readonly perUser: number;
+  readonly signInsPerPrefix: number;
+  readonly signInsPerAddress: number;
+}
+
+/** The limits unless configured otherwise; a user's is USER_LIMIT_FACTOR times the per-key limit. */
+export const DEFAULT_LIMITS: Omit<Limits, 'perUser'> = { perKey: 100, signInsPerPrefix: 10, signInsPerAddress: 30 };
+export const USER_LIMIT_FACTOR = 3;
+
 export interface AppConfig {
   readonly minSnapshotIntervalMs: number;
   /** Requests a minute per API key. */
   readonly rateLimitPerMinute: number;
+  /** Requests a minute per user, all their keys together. Default USER_LIMIT_FACTOR × rateLimitPerMinute. */
+  readonly userRateLimitPerMinute?: number;
+  /** Scrypt checks of API keys a minute per key prefix, and per client address (see rate-limit.ts). */
+  readonly signInsPerPrefix?: number;
+  readonly signInsPerAddress?: number;
   readonly runtime: 'docker' | 'process';
+  /** The bearer token GET /metrics takes; none: /metrics answers 401 to everyone. */
+  readonly metricsToken?: string | null;
   readonly version: string;
   /** Built dashboard to serve at /, if present. */
   readonly webDir?: string | null;

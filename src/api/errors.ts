@@ -18,6 +18,14 @@ interface ValidationIssue {
   params?: Record<string, unknown>;
 }
 
+/**
+ * Body fields whose schema failures have their own documented code (see
+ * docs/api.md) rather than INVALID_REQUEST, keyed by the field's JSON pointer.
+ */
+const FIELD_CODES: Readonly<Record<string, { readonly code: string; readonly message: string }>> = {
+  '/retention': { code: 'INVALID_RETENTION', message: 'retention must be an integer from 1 to 100' },
+};
+
 function describeValidation(context: string, issues: readonly ValidationIssue[]): string {
   const first = issues[0];
   if (!first) return 'invalid request';
@@ -36,6 +44,8 @@ export function handleError(err: FastifyError | KovaError | Error, req: FastifyR
   }
   const fe = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
   if (fe.validation) {
+    const field = fe.validationContext === 'body' ? FIELD_CODES[fe.validation[0]?.instancePath ?? ''] : undefined;
+    if (field) return reply.status(400).send(errorBody(field.code, field.message));
     return reply.status(400).send(errorBody('INVALID_REQUEST', describeValidation(fe.validationContext ?? 'body', fe.validation)));
   }
   switch (fe.code) {

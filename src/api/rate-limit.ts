@@ -1,33 +1,95 @@
 /**
- * rate-limit: a fixed window per API key: `limit` requests a minute. Over
- * the limit, requests get 429 with Retry-After (seconds to the next window).
+ * rate-limit: the API's limits, counted by @fastify/rate-limit in fixed
+ * windows of a minute:
+ *
+ * - requests: each API key, and each user across all their keys;
+ * - sign-in attempts that need a scrypt check (a key not verified in the
+ *   last minute, or a wrong secret): each key prefix, and each client
+ *   address. They are counted before the hash is computed, so a burst of
+ *   guesses costs at most the limit in scrypts, and a prefix that exists
+ *   costs the same as one that does not.
+ *
+ * Over a limit, the answer is 429 RATE_LIMITED with Retry-After (seconds to
+ * the end of the window). Counts live in a store: ClockStore keeps them in
+ * this process on the injected clock; the plugin's Redis store would share
+ * them between several replicas.
  */
+import rateLimit, { type FastifyRateLimitOptions, type FastifyRateLimitStore } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../core/clock.js';
+import type { Limits } from './deps.js';
+import { errorBody } from './errors.js';
 
-export class RateLimiter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
+const WINDOW_MS = 60_000;
+/** Most keys a ClockStore remembers; the oldest window is dropped beyond it. */
+const STORE_KEYS = 10_000;
 
-  constructor(
-    private readonly limit: number,
-    private readonly clock: Clock,
-    private readonly windowMs = 60_000,
-  ) {}
 
-  /** hit counts a request; returns 0 when allowed, else the seconds to wait. */
-  hit(key: string): number {
-    const now = this.clock.now();
-    let w = this.windows.get(key);
-    if (!w || now - w.start >= this.windowMs) {
-      w = { start: now, count: 0 };
-      this.windows.set(key, w);
-      if (this.windows.size > 10_000) this.sweep(now);
+
+/**
+ * clockStore returns a @fastify/rate-limit store class counting fixed
+ * windows in memory on `clock`. Each limiter gets its own child store.
+ */
+export function clockStore(clock: Clock): new (options: FastifyRateLimitOptions) => FastifyRateLimitStore {
+  return class ClockStore implements FastifyRateLimitStore {
+    private readonly windows = new Map<string, { start: number; count: number }>();
+
+    incr(key: string, cb: (err: Error | null, res?: { current: number; ttl: number }) => void, timeWindow: number): void {
+      const now = clock.now();
+      let w = this.windows.get(key);
+      if (!w || now - w.start >= timeWindow) {
+        this.windows.delete(key);
+        w = { start: now, count: 0 };
+        this.windows.set(key, w);
+        if (this.windows.size > STORE_KEYS) this.windows.delete(this.windows.keys().next().value as string);
+      }
+      w.count++;
+      cb(null, { current: w.count, ttl: w.start + timeWindow - now });
     }
-    w.count++;
-    if (w.count <= this.limit) return 0;
-    return Math.max(1, Math.ceil((w.start + this.windowMs - now) / 1000));
-  }
 
-  private sweep(now: number): void {
-    for (const [k, w] of this.windows) if (now - w.start >= this.windowMs) this.windows.delete(k);
-  }
+    child(): FastifyRateLimitStore {
+      return new ClockStore();
+    }
+  };
+}
+
+type Check = (req: FastifyRequest) => Promise<{ isAllowed: true } | { isAllowed: false; isExceeded: boolean; ttlInSeconds: number }>;
+
+export interface ApiLimiter {
+  /** request counts one request of an authenticated caller; returns the seconds to wait, 0 when allowed. */
+  request(req: FastifyRequest, keyPrefix: string, userId: string): Promise<number>;
+  /** signIn counts one scrypt check for `prefix` from this client; returns the seconds to wait, 0 when allowed. */
+  signIn(req: FastifyRequest, prefix: string): Promise<number>;
+}
+
+/** apiLimiter registers @fastify/rate-limit on `app` (no route limited by itself) and returns the API's limiters. */
+export async function apiLimiter(app: FastifyInstance, clock: Clock, limits: Limits): Promise<ApiLimiter> {
+  await app.register(rateLimit, { global: false, store: clockStore(clock), timeWindow: WINDOW_MS });
+  const make = (max: number, key: (req: FastifyRequest) => string): Check =>
+    app.createRateLimit({ max, timeWindow: WINDOW_MS, keyGenerator: key }) as unknown as Check;
+  // Which key or user a request is counted for, set just before each check.
+  const subject = new WeakMap<FastifyRequest, string>();
+  const of = (req: FastifyRequest) => subject.get(req) ?? '';
+  const perKey = make(limits.perKey, of);
+  const perUser = make(limits.perUser, of);
+  const perPrefix = make(limits.signInsPerPrefix, of);
+  const perAddress = make(limits.signInsPerAddress, (req) => req.ip);
+  // Counts against each limit in turn; stops at the first one exceeded.
+  const wait = async (req: FastifyRequest, checks: Array<[Check, string]>): Promise<number> => {
+    for (const [check, id] of checks) {
+      subject.set(req, id);
+      const r = await check(req);
+      if (!r.isAllowed && r.isExceeded) return Math.max(1, r.ttlInSeconds);
+    }
+    return 0;
+  };
+  return {
+    request: (req, keyPrefix, userId) => wait(req, [[perKey, keyPrefix], [perUser, userId]]),
+    signIn: (req, prefix) => wait(req, [[perPrefix, prefix], [perAddress, '']]),
+  };
+}
+
+/** tooMany answers 429 RATE_LIMITED with Retry-After. */
+export function tooMany(reply: FastifyReply, seconds: number, what: string): FastifyReply {
+  return reply.status(429).header('retry-after', String(seconds)).send(errorBody('RATE_LIMITED', `too many ${what}; retry in ${seconds} s`));
 }

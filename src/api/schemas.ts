@@ -46,7 +46,7 @@ export const SettingsBody = Type.Object(
   {
     enabled: Type.Optional(Type.Boolean()),
     interval: Type.Optional(Type.String({ description: 'A duration: 30m, 6h, 24h, 7d.' })),
-    retention: Type.Optional(Type.Integer({ description: '1 to 100.' })),
+    retention: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Automatic snapshots kept, 1 to 100.' })),
   },
   { additionalProperties: false },
 );

@@ -4,8 +4,10 @@
  * nowhere else.
  */
 import path from 'node:path';
+import { DEFAULT_LIMITS, USER_LIMIT_FACTOR } from '../api/deps.js';
 import { ValidationError } from '../core/errors.js';
 import { parseDuration } from '../core/units.js';
+import { DEFAULT_MAX_KEYS_PER_USER } from '../services/keys.js';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process';
 
@@ -28,10 +30,19 @@ export interface ServerConfig {
   readonly minSnapshotIntervalMs: number;
   /** Requests a minute per API key. Default 100. */
   readonly rateLimitPerMinute: number;
+  /** Requests a minute per user, all their keys together. Default three times rateLimitPerMinute (300). */
+  readonly userRateLimitPerMinute: number;
+  /** Active API keys a user may have. Default 20. */
+  readonly maxKeysPerUser: number;
   /** Jobs (snapshots, restores, …) running at once across deployments. Default 2. */
   readonly jobConcurrency: number;
   /** pino level. Default info. */
   readonly logLevel: string;
+  /**
+   * File holding the bearer token GET /metrics takes (Prometheus reads the
+   * same file). Default DATA_DIR/metrics.token, created on first start.
+   */
+  readonly metricsTokenFile: string;
 }
 
 export type ConfigInput = Partial<Record<keyof ServerConfig, string | number | undefined>>;
@@ -46,8 +57,11 @@ const ENV: Record<keyof ServerConfig, string> = {
   stopTimeoutSec: 'KOVA_STOP_TIMEOUT',
   minSnapshotIntervalMs: 'KOVA_MIN_SNAPSHOT_INTERVAL',
   rateLimitPerMinute: 'KOVA_RATE_LIMIT',
+  userRateLimitPerMinute: 'KOVA_USER_RATE_LIMIT',
+  maxKeysPerUser: 'KOVA_MAX_KEYS_PER_USER',
   jobConcurrency: 'KOVA_JOB_CONCURRENCY',
   logLevel: 'KOVA_LOG_LEVEL',
+  metricsTokenFile: 'KOVA_METRICS_TOKEN_FILE',
 };
 
 /** The environment variable behind each setting, for help texts and docs. */
@@ -73,8 +87,10 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const minInterval = get('minSnapshotIntervalMs') ?? '1h';
   const minMs = parseDuration(minInterval);
   if (minMs === null) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
+  const dataDir = path.resolve(get('dataDir') ?? '.kova');
+  const rateLimitPerMinute = int('rate limit', get('rateLimitPerMinute') ?? String(DEFAULT_LIMITS.perKey), 1, 1_000_000);
   return {
-    dataDir: path.resolve(get('dataDir') ?? '.kova'),
+    dataDir,
     host: get('host') ?? '127.0.0.1',
     port: int('port', get('port') ?? '8080', 0, 65535),
     runtime,
@@ -82,8 +98,11 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     dockerNetwork: get('dockerNetwork') ?? 'bridge',
     stopTimeoutSec: int('stop timeout', get('stopTimeoutSec') ?? '10', 0, 3600),
     minSnapshotIntervalMs: minMs,
-    rateLimitPerMinute: int('rate limit', get('rateLimitPerMinute') ?? '100', 1, 1_000_000),
+    rateLimitPerMinute,
+    userRateLimitPerMinute: int('user rate limit', get('userRateLimitPerMinute') ?? String(USER_LIMIT_FACTOR * rateLimitPerMinute), 1, 1_000_000_000),
+    maxKeysPerUser: int('max keys per user', get('maxKeysPerUser') ?? String(DEFAULT_MAX_KEYS_PER_USER), 1, 10_000),
     jobConcurrency: int('job concurrency', get('jobConcurrency') ?? '2', 1, 64),
     logLevel: get('logLevel') ?? 'info',
+    metricsTokenFile: path.resolve(get('metricsTokenFile') ?? path.join(dataDir, 'metrics.token')),
   };
 }

@@ -3,6 +3,7 @@
  * wires services, jobs, scheduler and HTTP API, recovers what a crash
  * interrupted, and serves.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { type Clock, systemClock } from '../core/clock.js';
+import { ValidationError, isErrno } from '../core/errors.js';
 import { Store } from '../db/store.js';
 import { JobQueue } from '../jobs/queue.js';
 import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
@@ -57,7 +59,17 @@ export async function chooseRuntime(cfg: ServerConfig, paths: Paths, log: Logger
 }
 
 /** wireServices builds every service around a store and runtime (also used by tests). */
-export function wireServices(opts: { store: Store; runtime: Runtime; paths: Paths; clock: Clock; log: Logger; minSnapshotIntervalMs: number; jobConcurrency: number }): Services {
+export function wireServices(opts: {
+  store: Store;
+  runtime: Runtime;
+  paths: Paths;
+  clock: Clock;
+  log: Logger;
+  minSnapshotIntervalMs: number;
+  jobConcurrency: number;
+  /** Default DEFAULT_MAX_KEYS_PER_USER. */
+  maxKeysPerUser?: number;
+}): Services {
   const metrics = new Metrics();
   const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
   const ctx: ServiceContext = {
@@ -74,7 +86,7 @@ export function wireServices(opts: { store: Store; runtime: Runtime; paths: Path
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
   const settings = new SettingsService(ctx, snapshots);
-  return { ctx, keys: new KeyService(opts.store, opts.clock), deployments, snapshots, restores, settings };
+  return { ctx, keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }), deployments, snapshots, restores, settings };
 }
 
 /** webDir finds the built dashboard (web/dist) next to the package. */
@@ -94,14 +106,34 @@ async function bootstrapAdmin(store: Store, keys: KeyService, paths: Paths): Pro
   return file;
 }
 
+const METRICS_TOKEN_MIN = 16;
+
+/**
+ * metricsToken reads the token GET /metrics takes from its file, creating
+ * the file (mode 600, a random token) when it does not exist yet.
+ */
+export function metricsToken(file: string): string {
+  try {
+    fs.writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if (!isErrno(err, 'EEXIST')) throw err;
+  }
+  const token = fs.readFileSync(file, 'utf8').trim();
+  if (token.length < METRICS_TOKEN_MIN || /\s/.test(token)) {
+    throw new ValidationError('INVALID_CONFIG', `the metrics token in ${file} must be at least ${METRICS_TOKEN_MIN} characters with no spaces`);
+  }
+  return token;
+}
+
 export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
   const clock = opts.clock ?? systemClock;
   fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const metrics = metricsToken(cfg.metricsTokenFile);
   const paths = new Paths(cfg.dataDir);
   const store = Store.open(paths.database);
   const runtime = await chooseRuntime(cfg, paths, log);
-  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency });
+  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency, maxKeysPerUser: cfg.maxKeysPerUser });
   const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
 
   const requeued = services.ctx.jobs.start();
@@ -125,7 +157,11 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       settings: services.settings,
       metrics: services.ctx.metrics,
       clock,
-      config: { minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, rateLimitPerMinute: cfg.rateLimitPerMinute, runtime: runtime.kind, version: VERSION, webDir: defaultWebDir() },
+      config: {
+        minSnapshotIntervalMs: cfg.minSnapshotIntervalMs,
+        rateLimitPerMinute: cfg.rateLimitPerMinute,
+        userRateLimitPerMinute: cfg.userRateLimitPerMinute,
+        runtime: runtime.kind, version: VERSION, webDir: defaultWebDir(), metricsToken: metrics },
     },
     { logger: log },
   );

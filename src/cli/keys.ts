@@ -14,7 +14,7 @@ async function withKeys<T>(dataDir: string | undefined, fn: (keys: KeyService, s
   const [{ Store }, { KeyService }] = await Promise.all([import('../db/store.js'), import('../services/keys.js')]);
   const store = Store.open(path.join(cfg.dataDir, 'kova.db'));
   try {
-    return await fn(new KeyService(store, systemClock), store);
+    return await fn(new KeyService(store, systemClock, { maxKeysPerUser: cfg.maxKeysPerUser }), store);
   } finally {
     store.close();
   }

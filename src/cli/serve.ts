@@ -17,7 +17,10 @@ export function registerServe(program: Command, io: Io): void {
     .option('--docker-network <mode>', 'network mode of containers [KOVA_DOCKER_NETWORK] (default bridge)')
     .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
     .option('--rate-limit <n>', 'requests a minute per API key [KOVA_RATE_LIMIT] (default 100)')
+    .option('--user-rate-limit <n>', 'requests a minute per user, all keys together [KOVA_USER_RATE_LIMIT] (default 3 × --rate-limit)')
+    .option('--max-keys-per-user <n>', 'active API keys a user may have [KOVA_MAX_KEYS_PER_USER] (default 20)')
     .option('--stop-timeout <seconds>', 'grace period when stopping services [KOVA_STOP_TIMEOUT] (default 10)')
+    .option('--metrics-token-file <file>', 'bearer token GET /metrics takes [KOVA_METRICS_TOKEN_FILE] (default DATA_DIR/metrics.token, created if missing)')
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
     .action(async (o: Record<string, string | undefined>) => {
       const flags: ConfigInput = {
@@ -29,8 +32,11 @@ export function registerServe(program: Command, io: Io): void {
         dockerNetwork: o.dockerNetwork,
         minSnapshotIntervalMs: o.minSnapshotInterval,
         rateLimitPerMinute: o.rateLimit,
+        userRateLimitPerMinute: o.userRateLimit,
+        maxKeysPerUser: o.maxKeysPerUser,
         stopTimeoutSec: o.stopTimeout,
         logLevel: o.logLevel,
+        metricsTokenFile: o.metricsTokenFile,
       };
       // Loaded here, not at the top: client commands need none of the server.
       const { startServer } = await import('../app/server.js');

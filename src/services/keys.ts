@@ -4,12 +4,16 @@
  * base64url) proves it. Only a slow scrypt hash of the secret is stored, and
  * comparisons are constant-time. A verified key is remembered (by a fast
  * hash) for a minute so each request does not pay for scrypt; revoking a key
- * drops it from that cache at once.
+ * drops it from that cache at once. A prefix that no key has, or a revoked
+ * key, costs the same scrypt as a wrong secret, so timing does not tell
+ * which prefixes exist; every scrypt check first passes the caller's gate
+ * (the API's sign-in rate limit). A user has at most `maxKeysPerUser`
+ * active keys.
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Clock } from '../core/clock.js';
-import { NotFoundError, ValidationError } from '../core/errors.js';
+import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Store } from '../db/store.js';
@@ -34,6 +38,29 @@ export async function checkSecret(secret: string, stored: string): Promise<boole
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
+/** Active keys a user may have unless configured otherwise. */
+export const DEFAULT_MAX_KEYS_PER_USER = 20;
+
+export interface KeyOptions {
+  /** Active (unrevoked) keys a user may have. Default DEFAULT_MAX_KEYS_PER_USER. */
+  readonly maxKeysPerUser?: number;
+}
+
+/** Too many attempts: wait `retryAfterSec` seconds (HTTP 429). */
+export class RateLimitedError extends KovaError {
+  readonly retryAfterSec: number;
+  constructor(what: string, retryAfterSec: number) {
+    super('RATE_LIMITED', `too many ${what}; retry in ${retryAfterSec} s`, { status: 429, details: { retryAfterSec } });
+    this.retryAfterSec = retryAfterSec;
+  }
+}
+
+/**
+ * A gate runs before each scrypt check of `prefix` (whether or not a key has
+ * it) and throws RateLimitedError to refuse it.
+ */
+export type HashGate = (prefix: string) => Promise<void>;
+
 export interface NewKey {
   readonly token: string;
   readonly key: ApiKey;
@@ -46,11 +73,17 @@ export interface Principal {
 
 export class KeyService {
   private readonly verified = new Map<string, { digest: Buffer; until: number }>();
+  private readonly maxKeysPerUser: number;
+  /** What secrets of unknown prefixes are checked against (made on first use). */
+  private dummyHash: Promise<string> | null = null;
 
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
-  ) {}
+    opts: KeyOptions = {},
+  ) {
+    this.maxKeysPerUser = opts.maxKeysPerUser ?? DEFAULT_MAX_KEYS_PER_USER;
+  }
 
   /** ensureUser returns the user with this name, creating it if needed. */
   ensureUser(name: string): User {
@@ -68,26 +101,39 @@ export class KeyService {
     const prefix = newId('k').slice(2);
     const secret = randomBytes(32).toString('base64url');
     const key = { prefix, userId, secretHash: await hashSecret(secret), label, createdAt: this.clock.now() };
-    this.store.apiKeys.insert(key);
+    // Counted and inserted in one transaction, so parallel creations cannot pass the cap together.
+    this.store.tx(() => {
+      const active = this.store.apiKeys.list(userId).filter((k) => k.revokedAt === null).length;
+      if (active >= this.maxKeysPerUser) {
+        throw new ConflictError('KEY_LIMIT', `a user may have at most ${this.maxKeysPerUser} active API keys; revoke one first`, { max: this.maxKeysPerUser });
+      }
+      this.store.apiKeys.insert(key);
+    });
     return { token: `kova_${prefix}.${secret}`, key: { ...key, lastUsedAt: null, revokedAt: null } };
   }
 
-  /** authenticate returns who a bearer token belongs to, or null. */
-  async authenticate(token: string): Promise<Principal | null> {
+  /**
+   * authenticate returns who a bearer token belongs to, or null. A token
+   * verified in the last minute is answered from the cache; any other one
+   * of the right form passes `gate` (which may throw RateLimitedError) and
+   * then costs one scrypt, whether its prefix exists, is revoked or is good.
+   */
+  async authenticate(token: string, gate?: HashGate): Promise<Principal | null> {
     const m = TOKEN_RE.exec(token);
     if (!m) return null;
     const [, prefix, secret] = m as unknown as [string, string, string];
     const key = this.store.apiKeys.get(prefix);
-    if (!key || key.revokedAt !== null) return null;
     const digest = createHash('sha256').update(secret).digest();
     const now = this.clock.now();
-    const cached = this.verified.get(prefix);
+    const cached = key && key.revokedAt === null ? this.verified.get(prefix) : undefined;
     let ok = cached !== undefined && cached.until > now && timingSafeEqual(cached.digest, digest);
     if (!ok) {
-      ok = await checkSecret(secret, key.secretHash);
+      await gate?.(prefix);
+      ok = await this.checkHash(secret, key?.secretHash ?? (await this.dummy()));
+      if (!key || key.revokedAt !== null) return null;
       if (ok) this.verified.set(prefix, { digest, until: now + CACHE_MS });
     }
-    if (!ok) return null;
+    if (!ok || !key) return null;
     // Revocation may have happened while scrypt ran.
     const fresh = this.store.apiKeys.get(prefix);
     if (!fresh || fresh.revokedAt !== null) return null;
@@ -95,6 +141,16 @@ export class KeyService {
     if (!user) return null;
     if (key.lastUsedAt === null || now - key.lastUsedAt > 60_000) this.store.apiKeys.touch(prefix, now);
     return { user, keyPrefix: prefix };
+  }
+
+  /** checkHash is the slow part of authenticate: one scrypt per call. */
+  checkHash(secret: string, stored: string): Promise<boolean> {
+    return checkSecret(secret, stored);
+  }
+
+  private dummy(): Promise<string> {
+    this.dummyHash ??= hashSecret(randomBytes(32).toString('base64url'));
+    return this.dummyHash;
   }
 
   list(userId: string): ApiKey[] {

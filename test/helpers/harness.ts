@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.js';
+import type { AppConfig } from '../../src/api/deps.js';
 import { VERSION, wireServices, type Services } from '../../src/app/server.js';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { Store } from '../../src/db/store.js';
@@ -36,12 +37,19 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** The token the harness's GET /metrics takes. */
+export const METRICS_TOKEN = 'test-metrics-token-0123456789';
+
 export interface HarnessOptions {
   readonly runtime?: (paths: Paths) => Runtime;
   readonly clock?: Clock;
   readonly minSnapshotIntervalMs?: number;
   readonly rateLimitPerMinute?: number;
   readonly dataDir?: string;
+  /** Other limits of the app (default: too high to matter). */
+  readonly limits?: Pick<AppConfig, 'userRateLimitPerMinute' | 'signInsPerPrefix' | 'signInsPerAddress'>;
+  /** Active keys a user may have (default the product's). */
+  readonly maxKeysPerUser?: number;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -52,7 +60,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const runtime = opts.runtime ? opts.runtime(paths) : new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: 2000 });
   const log = pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' });
   const minSnapshotIntervalMs = opts.minSnapshotIntervalMs ?? 1000;
-  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs, jobConcurrency: 2 });
+  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs, jobConcurrency: 2, maxKeysPerUser: opts.maxKeysPerUser });
   services.ctx.jobs.start();
   const app = await buildApp({
     keys: services.keys,
@@ -62,7 +70,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     settings: services.settings,
     metrics: services.ctx.metrics,
     clock,
-    config: { minSnapshotIntervalMs, rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000, runtime: runtime.kind, version: VERSION },
+    config: { minSnapshotIntervalMs, rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000, runtime: runtime.kind, version: VERSION, metricsToken: METRICS_TOKEN,
+      userRateLimitPerMinute: 100_000,
+      signInsPerPrefix: 100_000,
+      signInsPerAddress: 100_000,
+      ...opts.limits,
+    },
   });
   const newUser = async (name: string): Promise<string> => {
     const u = services.keys.ensureUser(name);
