@@ -5,7 +5,8 @@
  */
 import path from 'node:path';
 import { ValidationError } from '../core/errors.js';
-import { parseDuration } from '../core/units.js';
+import { formatDuration, parseDuration } from '../core/units.js';
+import { MAX_INTERVAL_MS } from '../scheduler/policy.js';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process';
 
@@ -73,6 +74,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   const minInterval = get('minSnapshotIntervalMs') ?? '1h';
   const minMs = parseDuration(minInterval);
   if (minMs === null) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
+  if (minMs > MAX_INTERVAL_MS) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be at most ${formatDuration(MAX_INTERVAL_MS)}, got "${minInterval}"`);
   return {
     dataDir: path.resolve(get('dataDir') ?? '.kova'),
     host: get('host') ?? '127.0.0.1',

@@ -54,12 +54,17 @@ export function restoreView(r: Restore) {
   };
 }
 
+/** The last instant an ISO 8601 date with a four-digit year can say (9999-12-31T23:59:59.999Z). */
+const LAST_ISO_MS = 253_402_300_799_999;
+
+/** settingsView never throws: a due time no client could read (see SettingsService) shows as null. */
 export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
+  const next = s.nextRunAt !== null && Number.isFinite(s.nextRunAt) && s.nextRunAt >= 0 && s.nextRunAt <= LAST_ISO_MS ? s.nextRunAt : null;
   return {
     enabled: s.enabled,
     interval: s.interval ?? formatDuration(s.intervalMs),
     retention: s.retention,
-    nextRunAt: s.enabled ? isoOrNull(s.nextRunAt) : null,
+    nextRunAt: s.enabled ? isoOrNull(next) : null,
     minInterval: formatDuration(minIntervalMs),
   };
 }
