@@ -6,8 +6,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
-import { ISO_UTC, createDeployment, expectError, expectOk } from './helpers/api.js';
-import { type Harness, startHarness } from './helpers/harness.js';
+import { IDLE_SCRIPT, ISO_UTC, createDeployment, expectError, expectOk, takeSnapshot } from './helpers/api.js';
+import { type Harness, sdlFor, startHarness } from './helpers/harness.js';
 
 const DAY = 86_400_000;
 
@@ -71,5 +71,84 @@ describe('snapshot interval bounds', () => {
     const s = expectOk(await h.api('GET', `${base(dep)}/snapshot-settings`)).settings;
     expect(s).toMatchObject({ enabled: true, interval: '365d' });
     expect(s.nextRunAt).toMatch(ISO_UTC);
+  });
+});
+
+/** Text every user-text field must refuse, each with why. */
+const BAD_TEXT: ReadonlyArray<readonly [string, string]> = [
+  ['64 lone surrogates', '\ud800'.repeat(64)],
+  ['a lone low surrogate', 'ok\udc00'],
+  ['NUL', 'a\u0000b'],
+  ['ESC (a terminal escape sequence)', 'x\u001b[31mred'],
+  ['a newline', 'two\nlines'],
+  ['DEL', 'a\u007f'],
+  ['C1 NEL', 'a\u0085b'],
+  ['C1 CSI', 'a\u009b31m'],
+  ['a right-to-left override', 'txt.\u202Eexe'],
+  ['a left-to-right embedding', '\u202Aabc'],
+  ['a first-strong isolate', 'a\u2068b\u2069'],
+  ['a right-to-left mark', 'a\u200Fb'],
+  ['a zero-width space', 'ad\u200Bmin'],
+  ['a byte order mark', '\uFEFFname'],
+  ['a line separator', 'a\u2028b'],
+  ['a tag character', 'a\u{E0041}'],
+  ['a noncharacter', 'a\uFFFF'],
+];
+
+/** Text every user-text field must keep as it is. */
+const GOOD_TEXT: readonly string[] = ['before-migration', 'Ünïcödé ✓ 日本語', 'family 👨\u200D👩\u200D👧', 'می\u200Cخواهم', '😀'.repeat(64)];
+
+describe('user text: one rule for labels and names', () => {
+  let dep: string;
+  beforeAll(async () => {
+    dep = await createDeployment(h);
+  });
+
+  describe.each(BAD_TEXT)('refuses %s', (_what, text) => {
+    it('in a snapshot label (INVALID_LABEL), and nothing is created', async () => {
+      const before = expectOk(await h.api('GET', `${base(dep)}/snapshots`)).snapshots.length;
+      const err = expectError(await h.api('POST', `${base(dep)}/snapshots`, { label: text }), 400, 'INVALID_LABEL');
+      expect(err.message).toMatch(/U\+[0-9A-F]{4,5} at character \d+/);
+      expect(expectOk(await h.api('GET', `${base(dep)}/snapshots`)).snapshots.length).toBe(before);
+    });
+
+    it('in an API-key label (INVALID_LABEL), and no key is created', async () => {
+      const before = expectOk(await h.api('GET', '/api/v1/api-keys')).apiKeys.length;
+      expectError(await h.api('POST', '/api/v1/api-keys', { label: text }), 400, 'INVALID_LABEL');
+      expect(expectOk(await h.api('GET', '/api/v1/api-keys')).apiKeys.length).toBe(before);
+    });
+
+    it('in a deployment name (INVALID_NAME), and nothing is created', async () => {
+      const before = expectOk(await h.api('GET', '/api/v1/deployments')).deployments.length;
+      expectError(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor(IDLE_SCRIPT), name: text }), 400, 'INVALID_NAME');
+      expect(expectOk(await h.api('GET', '/api/v1/deployments')).deployments.length).toBe(before);
+    });
+  });
+
+  it('refuses a name on clone the same way', async () => {
+    const snap = await takeSnapshot(h, dep, 'for-clone');
+    for (const [, text] of BAD_TEXT) {
+      expectError(await h.api('POST', `${base(dep)}/snapshots/${snap.id}/clone`, { name: text }), 400, 'INVALID_NAME');
+    }
+  });
+
+  it.each(GOOD_TEXT)('keeps %j as written in labels and names', async (text) => {
+    const key = expectOk(await h.api('POST', '/api/v1/api-keys', { label: text }), 201).apiKey;
+    expect(key.label).toBe(text);
+    const d = expectOk(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor(IDLE_SCRIPT), name: text }), 201).deployment;
+    expect(d.name).toBe(text);
+    await h.idle();
+    expect((await takeSnapshot(h, d.id, text)).label).toBe(text);
+  });
+
+  it('counts length in code points: 64 emoji pass (above), 65 do not', async () => {
+    const text = '😀'.repeat(65);
+    expectError(await h.api('POST', `${base(dep)}/snapshots`, { label: text }), 400, 'INVALID_LABEL');
+    expectError(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor(IDLE_SCRIPT), name: text }), 400, 'INVALID_NAME');
+  });
+
+  it('stores text in NFC: a decomposed é comes back composed', async () => {
+    const key = expectOk(await h.api('POST', '/api/v1/api-keys', { label: 'cafe\u0301' }), 201).apiKey;
+    expect(key.label).toBe('caf\u00e9');
   });
 });

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import type { Clock } from '../core/clock.js';
 import { NotFoundError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Store } from '../db/store.js';
 import type { User } from '../db/users.js';
@@ -65,9 +66,10 @@ export class KeyService {
   }
 
   async create(userId: string, label: string | null): Promise<NewKey> {
+    const clean = label === null ? null : checkText(label, LABEL_TEXT);
     const prefix = newId('k').slice(2);
     const secret = randomBytes(32).toString('base64url');
-    const key = { prefix, userId, secretHash: await hashSecret(secret), label, createdAt: this.clock.now() };
+    const key = { prefix, userId, secretHash: await hashSecret(secret), label: clean, createdAt: this.clock.now() };
     this.store.apiKeys.insert(key);
     return { token: `kova_${prefix}.${secret}`, key: { ...key, lastUsedAt: null, revokedAt: null } };
   }
