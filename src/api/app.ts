@@ -12,6 +12,7 @@ import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { User } from '../db/users.js';
+import { healthView } from '../services/views.js';
 import type { AppDeps } from './deps.js';
 import { errorBody, handleError } from './errors.js';
 import { RateLimiter } from './rate-limit.js';
@@ -99,7 +100,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
+  app.get('/healthz', { schema: { hide: true } }, async () => healthView(deps.config.runtime, deps.config.version));
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
     reply.type('text/plain; version=0.0.4').send(deps.metrics.render()),
   );

@@ -17,7 +17,7 @@ export interface ServerConfig {
   readonly host: string;
   /** Default 8080. */
   readonly port: number;
-  /** Default auto: Docker when its socket answers, else local processes. */
+  /** Default auto: Docker when its socket answers, else no start. `process` (no isolation) only when named. */
   readonly runtime: RuntimeChoice;
   /** Docker socket (unix:///path or a path). Default /var/run/docker.sock. */
   readonly dockerHost: string | null;

@@ -17,6 +17,21 @@ function progress(done: number | null, total: number | null): { bytesDone: numbe
   return done === null ? null : { bytesDone: done, bytesTotal: total };
 }
 
+/**
+ * What /healthz and the console say while the process runtime serves: it
+ * offers no isolation at all (docs/operations.md, Runtimes).
+ */
+export const PROCESS_ISOLATION_WARNING =
+  'process runtime: services run as local processes of the user running kova, with no isolation; ' +
+  'any deployment can read every volume, the database and the admin key (for development only)';
+
+/** healthView is /healthz: the runtime in use and how isolated its services are. */
+export function healthView(runtime: 'docker' | 'process', version: string) {
+  return runtime === 'process'
+    ? { status: 'ok', runtime, isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version }
+    : { status: 'ok', runtime, isolation: 'container', version };
+}
+
 export function snapshotView(s: Snapshot) {
   return {
     id: s.id,
