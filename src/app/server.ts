@@ -119,12 +119,12 @@ async function bootstrapAdmin(store: Store, keys: KeyService, paths: Paths): Pro
 export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
   const clock = opts.clock ?? systemClock;
+  ensurePrivateDataDir(cfg.dataDir, log);
   const paths = new Paths(cfg.dataDir);
-  // The runtime first: a refusal to start leaves nothing behind.
+  // The runtime before the database: refusing to start leaves no database behind.
   const runtime = await chooseRuntime(cfg, paths, log);
   let store: Store;
   try {
-    ensurePrivateDataDir(cfg.dataDir, log);
     store = Store.open(paths.database);
   } catch (err) {
     await runtime.close();
