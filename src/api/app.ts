@@ -18,6 +18,7 @@ import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { User } from '../db/users.js';
+import { healthView } from '../services/views.js';
 import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
 import { errorBody, handleError } from './errors.js';
 import { type Principal, RateLimitedError } from '../services/keys.js';
@@ -131,7 +132,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
+  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => healthView(deps.config.runtime, deps.config.version));
   // Metrics span every user's deployments: they take the operator's metrics
   // token, not an API key (which belongs to one user).
   const metricsToken = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : null;

@@ -31,7 +31,7 @@ export const UpdateDeploymentBody = Type.Object(
 );
 
 export const CreateSnapshotBody = Type.Object(
-  { label: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'At most 64 characters, no control characters.' })) },
+  { label: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'At most 64 characters of printable text (see the text rule in docs/api.md).' })) },
   { additionalProperties: false },
 );
 

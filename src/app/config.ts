@@ -8,6 +8,8 @@ import { DEFAULT_LIMITS, USER_LIMIT_FACTOR } from '../api/deps.js';
 import { ValidationError } from '../core/errors.js';
 import { parseDuration } from '../core/units.js';
 import { DEFAULT_MAX_KEYS_PER_USER } from '../services/keys.js';
+import { formatDuration, parseDuration } from '../core/units.js';
+import { MAX_INTERVAL_MS } from '../scheduler/policy.js';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process';
 
@@ -18,7 +20,7 @@ export interface ServerConfig {
   readonly host: string;
   /** Default 8080. */
   readonly port: number;
-  /** Default auto: Docker when its socket answers, else local processes. */
+  /** Default auto: Docker when its socket answers, else no start. `process` (no isolation) only when named. */
   readonly runtime: RuntimeChoice;
   /** Docker socket (unix:///path or a path). Default /var/run/docker.sock. */
   readonly dockerHost: string | null;
@@ -89,6 +91,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   if (minMs === null) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
   const dataDir = path.resolve(get('dataDir') ?? '.kova');
   const rateLimitPerMinute = int('rate limit', get('rateLimitPerMinute') ?? String(DEFAULT_LIMITS.perKey), 1, 1_000_000);
+  if (minMs > MAX_INTERVAL_MS) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be at most ${formatDuration(MAX_INTERVAL_MS)}, got "${minInterval}"`);
   return {
     dataDir,
     host: get('host') ?? '127.0.0.1',

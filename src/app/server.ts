@@ -11,9 +11,10 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../api/app.js';
 import { type Clock, systemClock } from '../core/clock.js';
-import { ValidationError, isErrno } from '../core/errors.js';
+import { KovaError, ValidationError, isErrno } from '../core/errors.js';
 import { Store } from '../db/store.js';
 import { JobQueue } from '../jobs/queue.js';
+import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker/docker-client.js';
 import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
 import { ProcessRuntime } from '../runtime/process/process-runtime.js';
 import type { Runtime } from '../runtime/types.js';
@@ -25,7 +26,9 @@ import { Paths } from '../services/paths.js';
 import { RestoreService } from '../services/restore-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
+import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
 import type { ServerConfig } from './config.js';
+import { ensurePrivateDataDir } from './data-dir.js';
 
 export const VERSION = '0.1.0';
 const SCHEDULER_TICK_MS = 1000;
@@ -47,15 +50,33 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** chooseRuntime resolves `auto` to Docker when its daemon answers, else processes. */
+/** Docker does not answer and the operator did not ask for the process runtime. */
+export class RuntimeUnavailableError extends KovaError {
+  constructor(socket: string) {
+    super(
+      'RUNTIME_UNAVAILABLE',
+      `Docker does not answer at ${socket}: start Docker (or point --docker-host at it), ` +
+        'or pass --runtime process to run services as local processes with no isolation (development only)',
+      { status: 500, details: { socket } },
+    );
+  }
+}
+
+/**
+ * chooseRuntime picks the runtime. `process` is only ever used when asked
+ * for by name: `auto` (the default) is Docker when its daemon answers and a
+ * refusal to start (RuntimeUnavailableError) when it does not, so a node
+ * whose Docker is down never quietly runs tenants as local processes.
+ */
 export async function chooseRuntime(cfg: ServerConfig, paths: Paths, log: Logger): Promise<Runtime> {
   const dockerOpts = { socketPath: cfg.dockerHost ?? undefined, networkMode: cfg.dockerNetwork, stopTimeoutSec: cfg.stopTimeoutSec };
-  const processRuntime = () => new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: cfg.stopTimeoutSec * 1000 });
-  if (cfg.runtime === 'process') return processRuntime();
+  if (cfg.runtime === 'process') {
+    log.warn(PROCESS_ISOLATION_WARNING);
+    return new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: cfg.stopTimeoutSec * 1000 });
+  }
   if (cfg.runtime === 'docker') return new DockerRuntime(dockerOpts);
   if (await DockerRuntime.available(dockerOpts)) return new DockerRuntime(dockerOpts);
-  log.warn('Docker is not reachable: using the process runtime, which runs services as local processes with no isolation');
-  return processRuntime();
+  throw new RuntimeUnavailableError(cfg.dockerHost ?? DEFAULT_DOCKER_SOCKET);
 }
 
 /** wireServices builds every service around a store and runtime (also used by tests). */
@@ -128,11 +149,18 @@ export function metricsToken(file: string): string {
 export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
   const clock = opts.clock ?? systemClock;
-  fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDataDir(cfg.dataDir, log);
   const metrics = metricsToken(cfg.metricsTokenFile);
   const paths = new Paths(cfg.dataDir);
-  const store = Store.open(paths.database);
+  // The runtime before the database: refusing to start leaves no database behind.
   const runtime = await chooseRuntime(cfg, paths, log);
+  let store: Store;
+  try {
+    store = Store.open(paths.database);
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
   const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency, maxKeysPerUser: cfg.maxKeysPerUser });
   const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
 

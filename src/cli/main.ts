@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { KovaError } from '../core/errors.js';
+import { printable } from '../core/text.js';
 import { type Io, processIo } from './output.js';
 import { registerClient } from './client/register.js';
 import { registerKeys } from './keys.js';
@@ -52,7 +53,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       // Help and version exit 0; usage errors were already printed.
       return err.exitCode === 0 ? 0 : 2;
     }
-    io.err.write(`kova: ${describeError(err)}\n`);
+    io.err.write(`kova: ${printable(describeError(err))}\n`);
     return 1;
   }
 }

@@ -1,7 +1,11 @@
 /**
  * output: what the CLI prints. Results go to stdout (plain text or JSON);
  * progress bars and notes go to stderr, bars only when it is a terminal.
+ * Text the CLI did not write itself (labels, names, messages from the
+ * server) goes through `printable` in tables, so it cannot drive the
+ * terminal.
  */
+import { printable } from '../core/text.js';
 import { formatBytes, formatElapsed } from '../core/units.js';
 import type { Progress } from '../engine/util/progress.js';
 
@@ -24,8 +28,9 @@ export function printJson(io: Io, v: unknown): void {
   io.out.write(`${JSON.stringify(v, null, 2)}\n`);
 }
 
-/** table prints rows under headers, columns padded to their widest cell. */
-export function table(io: Io, headers: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+/** table prints rows under headers, columns padded to their widest cell; cells are made printable. */
+export function table(io: Io, headers: readonly string[], cellRows: ReadonlyArray<readonly string[]>): void {
+  const rows = cellRows.map((r) => r.map(printable));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells

@@ -3,6 +3,7 @@
  */
 import type { Command } from 'commander';
 import { type ConfigInput, loadConfig } from '../app/config.js';
+import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
 import { type Io, note } from './output.js';
 
 export function registerServe(program: Command, io: Io): void {
@@ -12,7 +13,7 @@ export function registerServe(program: Command, io: Io): void {
     .option('--data-dir <dir>', 'database, volumes and snapshots [KOVA_DATA_DIR] (default ./.kova)')
     .option('--host <host>', 'address to listen on [KOVA_HOST] (default 127.0.0.1)')
     .option('--port <port>', 'port to listen on [KOVA_PORT] (default 8080)')
-    .option('--runtime <kind>', 'auto, docker or process [KOVA_RUNTIME] (default auto: Docker if it answers)')
+    .option('--runtime <kind>', 'auto, docker or process [KOVA_RUNTIME] (default auto: Docker, and no start if it does not answer; process: no isolation, development only)')
     .option('--docker-host <url>', 'Docker socket, unix:///path [KOVA_DOCKER_HOST] (default /var/run/docker.sock)')
     .option('--docker-network <mode>', 'network mode of containers [KOVA_DOCKER_NETWORK] (default bridge)')
     .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
@@ -41,6 +42,7 @@ export function registerServe(program: Command, io: Io): void {
       // Loaded here, not at the top: client commands need none of the server.
       const { startServer } = await import('../app/server.js');
       const server = await startServer(loadConfig(flags));
+      if (server.services.ctx.runtime.kind === 'process') note(io, `WARNING: ${PROCESS_ISOLATION_WARNING}`);
       if (server.adminKeyFile) note(io, `created user "admin"; its API key is in ${server.adminKeyFile} (sign in to the dashboard with it)`);
       note(io, `kova is serving on ${server.url} (dashboard: ${server.url}/)`);
       await new Promise<void>((resolve) => {

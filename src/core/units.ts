@@ -29,11 +29,16 @@ export function formatBytes(n: number): string {
 const DURATION_RE = /^([1-9][0-9]{0,8})(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** parseDuration turns "30m" into milliseconds, or returns null when malformed. */
+/**
+ * parseDuration turns "30m" into milliseconds, or returns null when
+ * malformed or too long to count exactly in milliseconds (callers bound it
+ * further).
+ */
 export function parseDuration(s: string): number | null {
   const m = DURATION_RE.exec(s);
   if (!m) return null;
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  return Number.isSafeInteger(ms) ? ms : null;
 }
 
 /** formatDuration renders milliseconds with the largest unit that divides them exactly. */

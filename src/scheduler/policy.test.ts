@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type RetainedSnapshot, isDue, jitterMs, nextRunAfter, pruneVictims } from './policy.js';
+import { MAX_INTERVAL_MS, type RetainedSnapshot, boundedSchedule, isDue, jitterMs, nextRunAfter, pruneVictims } from './policy.js';
 
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
@@ -210,6 +210,35 @@ describe('pruneVictims', () => {
         if (victims.length > 0 && kept.length > 0) {
           expect(Math.max(...victims.map((v) => v.createdAt))).toBeLessThan(Math.min(...kept.map((k) => k.createdAt)));
         }
+      }),
+    );
+  });
+});
+
+describe('boundedSchedule', () => {
+  const now = Date.UTC(2026, 1, 10);
+
+  it('returns settings within the rules unchanged', () => {
+    fc.assert(
+      fc.property(depId, fc.integer({ min: SECOND, max: MAX_INTERVAL_MS }), fc.integer({ min: 0, max: 400 * DAY }), (id, ms, ago) => {
+        const next = nextRunAfter(now - ago, id, ms);
+        expect(boundedSchedule(id, ms, next, now)).toEqual({ intervalMs: ms, nextRunAt: next });
+        expect(boundedSchedule(id, ms, null, now)).toEqual({ intervalMs: ms, nextRunAt: null });
+      }),
+    );
+  });
+
+  it('brings any stored interval and due time within a year of now', () => {
+    const anyNumber = fc.oneof(fc.double(), fc.integer(), fc.constantFrom(9_999_999 * DAY, 999_999_999 * DAY, 9e18, -9e18));
+    fc.assert(
+      fc.property(depId, anyNumber, anyNumber, (id, ms, next) => {
+        const b = boundedSchedule(id, ms, next, now);
+        expect(b.intervalMs).toBeGreaterThanOrEqual(SECOND);
+        expect(b.intervalMs).toBeLessThanOrEqual(MAX_INTERVAL_MS);
+        expect(b.nextRunAt).not.toBeNull();
+        expect(b.nextRunAt!).toBeGreaterThanOrEqual(0);
+        expect(b.nextRunAt!).toBeLessThanOrEqual(now + MAX_INTERVAL_MS + MINUTE);
+        expect(() => new Date(b.nextRunAt!).toISOString()).not.toThrow();
       }),
     );
   });

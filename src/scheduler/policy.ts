@@ -4,6 +4,13 @@
  */
 
 /**
+ * The longest automatic-snapshot interval: a year. Anything longer is
+ * refused (INVALID_INTERVAL), so every due time stays a date a client can
+ * read.
+ */
+export const MAX_INTERVAL_MS = 365 * 86_400_000;
+
+/**
  * jitterMs spreads due times of many deployments: a fixed offset per
  * deployment of up to 5% of the interval, at most one minute.
  */
@@ -17,6 +24,25 @@ export function jitterMs(deploymentId: string, intervalMs: number): number {
 /** nextRunAfter is when the next automatic snapshot is due after one taken (or enabling) at `t`. */
 export function nextRunAfter(t: number, deploymentId: string, intervalMs: number): number {
   return t + intervalMs + jitterMs(deploymentId, intervalMs);
+}
+
+/**
+ * boundedSchedule brings stored settings back within the rules, whatever an
+ * older version or a hand edit left in the database: the interval at most
+ * MAX_INTERVAL_MS (and at least a second), and a due time from the epoch to no later than
+ * one such interval (with jitter) after `now`. Values already within the rules
+ * come back unchanged.
+ */
+export function boundedSchedule(
+  deploymentId: string,
+  intervalMs: number,
+  nextRunAt: number | null,
+  now: number,
+): { intervalMs: number; nextRunAt: number | null } {
+  const interval = Number.isFinite(intervalMs) ? Math.min(MAX_INTERVAL_MS, Math.max(1000, Math.floor(intervalMs))) : MAX_INTERVAL_MS;
+  if (nextRunAt === null) return { intervalMs: interval, nextRunAt };
+  const latest = nextRunAfter(now, deploymentId, interval);
+  return { intervalMs: interval, nextRunAt: Number.isFinite(nextRunAt) ? Math.max(0, Math.min(nextRunAt, latest)) : latest };
 }
 
 /** isDue tells whether an enabled deployment's automatic snapshot is due at `now`. */

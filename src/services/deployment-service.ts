@@ -10,6 +10,7 @@
 import fs from 'node:fs/promises';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { NAME_TEXT, checkText } from '../core/text.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
 import { Repository } from '../engine/repo/repository.js';
@@ -24,15 +25,12 @@ import type { SnapshotService } from './snapshot-service.js';
 import { type DeploymentExtras } from './views.js';
 import { VolumeUsage } from './volume-usage.js';
 
-const NAME_MAX = 64;
-
+/** validateName applies the user-text rule (core/text.ts) to a deployment name, trimmed and not empty. */
 function validateName(name: unknown, fallback: string): string {
   if (name === undefined || name === null) return fallback;
-  // eslint-disable-next-line no-control-regex
-  if (typeof name !== 'string' || name.trim() === '' || [...name].length > NAME_MAX || /[\u0000-\u001f\u007f]/.test(name)) {
-    throw new ValidationError('INVALID_NAME', `name must be 1-${NAME_MAX} characters without control characters`);
-  }
-  return name.trim();
+  const text = checkText(name, NAME_TEXT).trim();
+  if (text === '') throw new ValidationError('INVALID_NAME', `name must be 1-${NAME_TEXT.max} characters`);
+  return text;
 }
 
 /** runtimeSpec turns a manifest into what the runtime runs. */

@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import type { Clock } from '../core/clock.js';
 import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Store } from '../db/store.js';
 import type { User } from '../db/users.js';
@@ -98,9 +99,10 @@ export class KeyService {
   }
 
   async create(userId: string, label: string | null): Promise<NewKey> {
+    const clean = label === null ? null : checkText(label, LABEL_TEXT);
     const prefix = newId('k').slice(2);
     const secret = randomBytes(32).toString('base64url');
-    const key = { prefix, userId, secretHash: await hashSecret(secret), label, createdAt: this.clock.now() };
+    const key = { prefix, userId, secretHash: await hashSecret(secret), label: clean, createdAt: this.clock.now() };
     // Counted and inserted in one transaction, so parallel creations cannot pass the cap together.
     this.store.tx(() => {
       const active = this.store.apiKeys.list(userId).filter((k) => k.revokedAt === null).length;

@@ -7,11 +7,15 @@
  * interval on at once, so a service restart neither resets the schedule nor
  * bursts: an overdue deployment gets one catch-up snapshot. A due snapshot
  * that meets another operation waits in the queue for its turn.
+ *
+ * Intervals are bounded (policy MAX_INTERVAL_MS); settings read from the
+ * database pass through boundedSchedule first, so a value stored by an
+ * older version can neither break a read nor schedule past the bound.
  */
 import { ValidationError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/units.js';
 import type { SnapshotSettings } from '../db/settings.js';
-import { nextRunAfter, isDue } from '../scheduler/policy.js';
+import { MAX_INTERVAL_MS, boundedSchedule, isDue, nextRunAfter } from '../scheduler/policy.js';
 import { JobKind, type ServiceContext } from './context.js';
 import { activeDeployment } from './guards.js';
 import type { SnapshotService } from './snapshot-service.js';
@@ -30,7 +34,12 @@ export class SettingsService {
 
   get(userId: string, depId: string): SnapshotSettings {
     activeDeployment(this.ctx.store, userId, depId);
-    return this.ctx.store.settings.get(depId);
+    return this.stored(depId);
+  }
+
+  /** stored reads a deployment's settings, brought within the rules (see boundedSchedule). */
+  private stored(depId: string): SnapshotSettings {
+    return bounded(this.ctx.store.settings.get(depId), this.ctx.clock.now());
   }
 
   put(userId: string, depId: string, input: SettingsInput): SnapshotSettings {
@@ -44,6 +53,11 @@ export class SettingsService {
           minInterval: formatDuration(config.minSnapshotIntervalMs),
         });
       }
+      if (ms > MAX_INTERVAL_MS) {
+        throw new ValidationError('INVALID_INTERVAL', `interval must be at most ${formatDuration(MAX_INTERVAL_MS)}`, {
+          maxInterval: formatDuration(MAX_INTERVAL_MS),
+        });
+      }
       intervalMs = ms;
     }
     if (input.retention !== undefined && !(Number.isInteger(input.retention) && input.retention >= 1 && input.retention <= 100)) {
@@ -51,8 +65,8 @@ export class SettingsService {
     }
     return store.tx(() => {
       activeDeployment(store, userId, depId);
-      const cur = store.settings.get(depId);
       const now = clock.now();
+      const cur = bounded(store.settings.get(depId), now);
       const enabled = input.enabled ?? cur.enabled;
       const interval = intervalMs ?? cur.intervalMs;
       let nextRunAt = cur.nextRunAt;
@@ -78,7 +92,9 @@ export class SettingsService {
     const { store, clock } = this.ctx;
     const now = clock.now();
     let queued = 0;
-    for (const s of store.settings.enabledList()) {
+    for (const row of store.settings.enabledList()) {
+      const s = bounded(row, now);
+      if (s.nextRunAt !== row.nextRunAt) store.settings.setNextRun(s.deploymentId, s.nextRunAt);
       if (!isDue(s.nextRunAt, now)) continue;
       store.tx(() => {
         const waiting = store.jobs
@@ -93,4 +109,13 @@ export class SettingsService {
     }
     return queued;
   }
+}
+
+/** bounded applies boundedSchedule to stored settings; the interval text must say the interval, else it is rewritten. */
+function bounded(s: SnapshotSettings, now: number): SnapshotSettings {
+  const b = boundedSchedule(s.deploymentId, s.intervalMs, s.nextRunAt, now);
+  const textOk = s.interval === null || parseDuration(s.interval) === b.intervalMs;
+  if (b.intervalMs === s.intervalMs && b.nextRunAt === s.nextRunAt && textOk) return s;
+  const interval = textOk ? s.interval : formatDuration(b.intervalMs);
+  return { ...s, intervalMs: b.intervalMs, interval, nextRunAt: b.nextRunAt };
 }

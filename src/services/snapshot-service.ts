@@ -5,8 +5,9 @@
  * `failed`. Deleting marks it `deleting`; its job removes the engine
  * snapshot and collects garbage, then the row.
  */
-import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
+import { ConflictError, KovaError, NotFoundError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
+import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { Job } from '../db/jobs.js';
 import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
 import { pruneVictims } from '../scheduler/policy.js';
@@ -15,17 +16,13 @@ import { JobKind, type ServiceContext } from './context.js';
 import { activeDeployment, assertIdle, pendingClones, sanitize } from './guards.js';
 import { openRepo } from './repos.js';
 
-const LABEL_MAX = 64;
 const PROGRESS_EVERY_MS = 250;
 
-/** validateLabel enforces the API's label rules: at most 64 characters, no control characters. */
+/** validateLabel applies the user-text rule (core/text.ts) to a label; a blank one is no label. */
 export function validateLabel(label: unknown): string | null {
   if (label === undefined || label === null) return null;
-  if (typeof label !== 'string') throw new ValidationError('INVALID_LABEL', 'label must be a string');
-  if ([...label].length > LABEL_MAX) throw new ValidationError('INVALID_LABEL', `label must be at most ${LABEL_MAX} characters`);
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(label)) throw new ValidationError('INVALID_LABEL', 'label must not contain control characters');
-  return label.trim() === '' ? null : label;
+  const text = checkText(label, LABEL_TEXT);
+  return text.trim() === '' ? null : text;
 }
 
 export class SnapshotService {

@@ -1,5 +1,6 @@
 /**
- * The views against the API contract: each view builds exactly the contract's
+ * The views against the API contract, /healthz's view, and settings views of
+ * any stored value. The views against the API contract: each view builds exactly the contract's
  * type (checked by the compiler: `npm run typecheck` fails on a field added
  * or dropped on one side only), and the contract's response schema, which
  * serialises every answer, keeps every field a view builds.
@@ -14,7 +15,7 @@ import type { Deployment as DeploymentRow } from '../db/deployments.js';
 import type { Restore as RestoreRow } from '../db/restores.js';
 import type { SnapshotSettings as SettingsRow } from '../db/settings.js';
 import type { Snapshot as SnapshotRow } from '../db/snapshots.js';
-import { apiKeyView, deploymentView, meView, restoreView, settingsView, snapshotView } from './views.js';
+import { PROCESS_ISOLATION_WARNING, apiKeyView, deploymentView, healthView, meView, restoreView, settingsView, snapshotView } from './views.js';
 
 describe('view types', () => {
   it('are exactly the contract types', () => {
@@ -156,5 +157,26 @@ describe('response schemas', () => {
       walk(view, name);
       expect(nulls).toEqual([]);
     }
+  });
+});
+
+describe('healthView', () => {
+  it('reports container isolation for Docker, and none with a warning for local processes', () => {
+    expect(healthView('docker', '1.2.3')).toEqual({ status: 'ok', runtime: 'docker', isolation: 'container', version: '1.2.3' });
+    expect(healthView('process', '1.2.3')).toEqual({ status: 'ok', runtime: 'process', isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version: '1.2.3' });
+    expect(PROCESS_ISOLATION_WARNING).toMatch(/no isolation/);
+  });
+});
+
+describe('settingsView and stored values', () => {
+  const base = { deploymentId: 'dep-aaaaaaaaaaaa', enabled: true, intervalMs: 3_600_000, interval: '1h', retention: 7, updatedAt: 0 };
+
+  it.each([253_402_300_800_000, 8.64e15, 9e18, -1, Number.NaN])('shows a due time no client could read (%d) as null instead of throwing', (nextRunAt) => {
+    expect(settingsView({ ...base, nextRunAt }, 3_600_000).nextRunAt).toBeNull();
+  });
+
+  it('shows the last readable instant and the epoch as they are', () => {
+    expect(settingsView({ ...base, nextRunAt: 253_402_300_799_999 }, 3_600_000).nextRunAt).toBe('9999-12-31T23:59:59.999Z');
+    expect(settingsView({ ...base, nextRunAt: 0 }, 3_600_000).nextRunAt).toBe('1970-01-01T00:00:00.000Z');
   });
 });

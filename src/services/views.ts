@@ -23,6 +23,21 @@ function progress(done: number | null, total: number | null): Api.Progress | nul
   return done === null ? null : { bytesDone: done, bytesTotal: total };
 }
 
+/**
+ * What /healthz and the console say while the process runtime serves: it
+ * offers no isolation at all (docs/operations.md, Runtimes).
+ */
+export const PROCESS_ISOLATION_WARNING =
+  'process runtime: services run as local processes of the user running kova, with no isolation; ' +
+  'any deployment can read every volume, the database and the admin key (for development only)';
+
+/** healthView is /healthz: the runtime in use and how isolated its services are. */
+export function healthView(runtime: 'docker' | 'process', version: string) {
+  return runtime === 'process'
+    ? { status: 'ok', runtime, isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version }
+    : { status: 'ok', runtime, isolation: 'container', version };
+}
+
 export function snapshotView(s: Snapshot) {
   return {
     id: s.id,
@@ -60,12 +75,17 @@ export function restoreView(r: Restore) {
   } satisfies Api.Restore;
 }
 
+/** The last instant an ISO 8601 date with a four-digit year can say (9999-12-31T23:59:59.999Z). */
+const LAST_ISO_MS = 253_402_300_799_999;
+
+/** settingsView never throws: a due time no client could read (see SettingsService) shows as null. */
 export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
+  const next = s.nextRunAt !== null && Number.isFinite(s.nextRunAt) && s.nextRunAt >= 0 && s.nextRunAt <= LAST_ISO_MS ? s.nextRunAt : null;
   return {
     enabled: s.enabled,
     interval: s.interval ?? formatDuration(s.intervalMs),
     retention: s.retention,
-    nextRunAt: s.enabled ? isoOrNull(s.nextRunAt) : null,
+    nextRunAt: s.enabled ? isoOrNull(next) : null,
     minInterval: formatDuration(minIntervalMs),
   } satisfies Api.SnapshotSettings;
 }

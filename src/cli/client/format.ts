@@ -2,6 +2,7 @@
  * format: how the client shows API objects as text (tables, key/value
  * blocks, relative times). --json output never goes through here.
  */
+import { printable } from '../../core/text.js';
 import { formatBytes, formatElapsed } from '../../core/units.js';
 import { type Io, println, table } from '../output.js';
 import type { Deployment, Restore, Snapshot, SnapshotSettings } from './api-client.js';
@@ -27,11 +28,11 @@ export function at(isoTime: string | null | undefined): string {
   return isoTime ? `${isoTime} (${ago(isoTime)})` : '-';
 }
 
-/** fields prints "KEY  value" lines, keys padded to the widest. Empty values are left out. */
+/** fields prints "KEY  value" lines, keys padded to the widest, values made printable. Empty values are left out. */
 export function fields(io: Io, rows: ReadonlyArray<readonly [string, string | null | undefined]>): void {
   const shown = rows.filter((r): r is readonly [string, string] => r[1] !== null && r[1] !== undefined && r[1] !== '');
   const width = Math.max(0, ...shown.map(([k]) => k.length));
-  for (const [k, v] of shown) println(io, `${k.padEnd(width)}  ${v}`);
+  for (const [k, v] of shown) println(io, `${k.padEnd(width)}  ${printable(v)}`);
 }
 
 /** snapshotType is "manual" or "automatic", with the reason of a snapshot the service took itself. */
