@@ -79,6 +79,8 @@ export interface FaultPlan {
   dropUpload?: number;
   /** Fraction of GET responses whose body is cut short (connection closed early). */
   truncate?: number;
+  /** Delay before forwarding each upload, to make a copy slow enough to kill midway. */
+  uploadDelayMs?: number;
 }
 
 export interface Proxy {
@@ -147,6 +149,10 @@ export async function startProxy(target: string, plan: FaultPlan = {}, seed = 1)
         return;
       }
       const body = Buffer.concat(chunks);
+      const delay = req.method === 'PUT' ? (p.uploadDelayMs ?? 0) : 0;
+      setTimeout(() => forward(body), delay);
+    });
+    const forward = (body: Buffer): void => {
       const up = http.request(
         { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
         (ur) => {
@@ -175,7 +181,7 @@ export async function startProxy(target: string, plan: FaultPlan = {}, seed = 1)
       );
       up.on('error', () => res.destroy());
       up.end(body);
-    });
+    };
   });
   server.on('connection', (s) => {
     sockets.add(s);

@@ -159,6 +159,9 @@ export class S3Storage implements Storage {
     if (this.opts.partSize < 1024 || this.opts.multipartThreshold < this.opts.partSize) {
       throw new InvalidInputError('S3 part size must be at least 1 KiB and at most the multipart threshold');
     }
+    // Kova supports Node 20: the SDK's notice about its future Node versions
+    // would be printed to every CLI run's stderr.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       region: this.opts.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
