@@ -1,6 +1,8 @@
 /**
- * repo: `kova repo …`, the operator's commands on one repository on local
- * disk (init, snapshot, list, restore, delete, gc, stats, verify).
+ * repo: `kova repo …`, the operator's commands on one repository (init,
+ * snapshot, list, restore, delete, gc, stats, verify) and `copy` between two.
+ * A repository is a local directory or `s3://bucket/prefix` in an
+ * S3-compatible service (always encrypted: --key-file, --s3-endpoint).
  */
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -11,15 +13,38 @@ import { type Io, ProgressBar, note, printJson, println, table } from './output.
 
 interface LockOpt {
   lockWait?: string;
+  /** For s3:// repositories; default KOVA_S3_ENDPOINT. */
+  s3Endpoint?: string;
+  /** The master key file of s3:// repositories; default KOVA_OFFSITE_KEY_FILE. */
+  keyFile?: string;
 }
 
 /** engine loads the engine (and its native addon) only for `repo` commands. */
-const engine = () => import('../engine/repo/repository.js');
+const engine = () => import('../engine/repo/location.js');
+
+function locationOpts(dir: string, o: LockOpt): { s3Endpoint?: string; keyFile?: string } {
+  const s3 = dir.startsWith('s3://');
+  const s3Endpoint = o.s3Endpoint ?? (s3 ? process.env.KOVA_S3_ENDPOINT || undefined : undefined);
+  const keyFile = o.keyFile ?? (s3 ? process.env.KOVA_OFFSITE_KEY_FILE || undefined : undefined);
+  return { ...(s3Endpoint ? { s3Endpoint } : {}), ...(keyFile ? { keyFile } : {}) };
+}
 
 async function openRepo(dir: string, o: LockOpt): Promise<Repository> {
   const wait = o.lockWait === undefined ? 0 : Number(o.lockWait);
   if (!Number.isFinite(wait) || wait < 0) throw new Error(`--lock-wait must be a number of seconds, got ${o.lockWait}`);
-  return (await engine()).Repository.open(dir, { lockTimeoutMs: wait * 1000 });
+  return (await engine()).openRepository(dir, { lockTimeoutMs: wait * 1000, ...locationOpts(dir, o) });
+}
+
+/** where names a repository in messages: an absolute directory, or the s3:// URL as given. */
+function where(dir: string): string {
+  return dir.startsWith('s3://') ? dir : path.resolve(dir);
+}
+
+/** located adds the options of repositories in object storage to a command. */
+function located(cmd: Command): Command {
+  return cmd
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint for s3:// repositories (env KOVA_S3_ENDPOINT; default AWS)')
+    .option('--key-file <file>', 'master key file of s3:// repositories, which are always encrypted (env KOVA_OFFSITE_KEY_FILE)');
 }
 
 async function withRepo<T>(dir: string, o: LockOpt, fn: (r: Repository) => Promise<T>): Promise<T> {
@@ -47,23 +72,23 @@ function recordJson(s: SnapshotRecord): Record<string, unknown> {
 }
 
 export function registerRepo(program: Command, io: Io): void {
-  const repo = program.command('repo').description('operate on a snapshot repository on local disk');
+  const repo = program.command('repo').description('operate on a snapshot repository (a directory, or s3://bucket/prefix)');
   const lockWait = ['--lock-wait <seconds>', 'wait this long for a conflicting lock (default: fail at once)'] as const;
 
-  repo
-    .command('init')
-    .description('create a repository in an empty or absent directory')
-    .argument('<repo>', 'repository directory')
-    .action(async (dir: string) => {
-      const r = await (await engine()).Repository.init(dir);
-      await r.close();
-      println(io, `created repository ${r.config.id.slice(0, 8)} at ${path.resolve(dir)}`);
-    });
+  located(
+    repo
+      .command('init')
+      .description('create a repository in an empty or absent directory, or an unused s3:// prefix')
+      .argument('<repo>', 'repository directory or s3://bucket/prefix'),
+  ).action(async (dir: string, o: LockOpt) => {
+    const r = await (await engine()).initRepository(dir, locationOpts(dir, o));
+    await r.close();
+    println(io, `created repository ${r.config.id.slice(0, 8)} at ${where(dir)}`);
+  });
 
-  repo
-    .command('snapshot')
+  located(repo.command('snapshot'))
     .description('snapshot a directory; prints the new snapshot id')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .argument('<dir>', 'directory to capture')
     .option('--parent <id>', 'compare against this snapshot: unchanged files are not read (default: the latest snapshot of the same directory)')
     .option('--no-parent', 'read every file')
@@ -97,13 +122,12 @@ export function registerRepo(program: Command, io: Io): void {
       });
     });
 
-  repo
-    .command('list')
+  located(repo.command('list'))
     .description('list snapshots, oldest first')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .option('--json', 'print a JSON array')
-    .action(async (dir: string, o: { json?: boolean }) => {
-      await withRepo(dir, {}, async (r) => {
+    .action(async (dir: string, o: { json?: boolean } & LockOpt) => {
+      await withRepo(dir, o, async (r) => {
         const list = await r.listSnapshots();
         if (o.json) return printJson(io, list.map(recordJson));
         if (list.length === 0) return println(io, 'no snapshots');
@@ -115,10 +139,9 @@ export function registerRepo(program: Command, io: Io): void {
       });
     });
 
-  repo
-    .command('restore')
+  located(repo.command('restore'))
     .description('restore a snapshot into an empty or absent directory')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .argument('<id>', 'snapshot id or unique prefix')
     .argument('<target>', 'target directory (absent or empty)')
     .option('--sync', 'flush the target filesystem before exiting')
@@ -133,10 +156,9 @@ export function registerRepo(program: Command, io: Io): void {
       });
     });
 
-  repo
-    .command('delete')
+  located(repo.command('delete'))
     .description('delete a snapshot (run gc to reclaim its space)')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .argument('<id>', 'snapshot id or unique prefix')
     .option(...lockWait)
     .action(async (dir: string, id: string, o: LockOpt) => {
@@ -146,10 +168,9 @@ export function registerRepo(program: Command, io: Io): void {
       });
     });
 
-  repo
-    .command('gc')
+  located(repo.command('gc'))
     .description('reclaim the space of data no snapshot uses')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .option('--json', 'print the report as JSON')
     .option(...lockWait)
     .action(async (dir: string, o: { json?: boolean } & LockOpt) => {
@@ -164,13 +185,12 @@ export function registerRepo(program: Command, io: Io): void {
       });
     });
 
-  repo
-    .command('stats')
+  located(repo.command('stats'))
     .description('show what the repository holds')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .option('--json', 'print JSON')
-    .action(async (dir: string, o: { json?: boolean }) => {
-      await withRepo(dir, {}, async (r) => {
+    .action(async (dir: string, o: { json?: boolean } & LockOpt) => {
+      await withRepo(dir, o, async (r) => {
         const s = await r.stats();
         if (o.json) return printJson(io, s);
         table(
@@ -181,14 +201,57 @@ export function registerRepo(program: Command, io: Io): void {
       });
     });
 
-  repo
-    .command('verify')
+  located(repo.command('copy'))
+    .description('copy snapshots to another repository, sending only the data it lacks (creates the destination if needed)')
+    .argument('<src>', 'source repository directory or s3://bucket/prefix')
+    .argument('<dst>', 'destination repository directory or s3://bucket/prefix')
+    .option('--snapshot <id...>', 'copy only these snapshots (ids or unique prefixes; default all)')
+    .option('--check-dest', 'read the destination packs the copy relies on and replace damaged ones')
+    .option('--json', 'print the report as JSON')
+    .option(...lockWait)
+    .action(async (srcDir: string, dstDir: string, o: { snapshot?: string[]; checkDest?: boolean; json?: boolean } & LockOpt) => {
+      const eng = await engine();
+      const { copySnapshots } = await import('../engine/repo/copy.js');
+      await withRepo(srcDir, o, async (src) => {
+        let dst: Repository;
+        let created = false;
+        try {
+          dst = await openRepo(dstDir, o);
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'REPO_NOT_FOUND') throw err;
+          const { chunker, packSize, compressionLevel } = src.config;
+          dst = await eng.initRepository(dstDir, locationOpts(dstDir, o), {
+            chunker: { minSize: chunker.minSize, avgSize: chunker.avgSize, maxSize: chunker.maxSize },
+            packSize,
+            compressionLevel,
+          });
+          created = true;
+        }
+        try {
+          if (created) note(io, `created repository ${dst.config.id.slice(0, 8)} at ${where(dstDir)}`);
+          const bar = new ProgressBar(io, 'copy');
+          const rep = await copySnapshots(src, dst, { snapshots: o.snapshot ?? [], checkDestination: !!o.checkDest, onProgress: bar.update });
+          bar.done();
+          if (o.json) return printJson(io, rep);
+          println(
+            io,
+            `copied ${rep.copied.length} snapshot${rep.copied.length === 1 ? '' : 's'} (${rep.present.length} already there): ` +
+              `${rep.blobsSent} blobs, ${formatBytes(rep.rawBytesSent)} of data, ${formatBytes(rep.bytesSent)} sent in ${bar.elapsed}` +
+              (rep.packsRepaired ? `; replaced ${rep.packsRepaired} missing or damaged packs` : ''),
+          );
+        } finally {
+          await dst.close();
+        }
+      });
+    });
+
+  located(repo.command('verify'))
     .description('check the repository; exits non-zero when something is wrong')
-    .argument('<repo>', 'repository directory')
+    .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .option('--read-data', 'also read all data and check every hash')
     .option('--json', 'print the report as JSON')
-    .action(async (dir: string, o: { readData?: boolean; json?: boolean }) => {
-      await withRepo(dir, {}, async (r) => {
+    .action(async (dir: string, o: { readData?: boolean; json?: boolean } & LockOpt) => {
+      await withRepo(dir, o, async (r) => {
         const rep = await r.verify({ readData: !!o.readData });
         const errors = rep.findings.filter((f) => f.severity === 'error');
         if (o.json) printJson(io, rep);
