@@ -6,7 +6,6 @@
 import path from 'node:path';
 import { DEFAULT_LIMITS, USER_LIMIT_FACTOR } from '../api/deps.js';
 import { ValidationError } from '../core/errors.js';
-import { parseDuration } from '../core/units.js';
 import { DEFAULT_MAX_KEYS_PER_USER } from '../services/keys.js';
 import { formatDuration, parseDuration } from '../core/units.js';
 import { MAX_INTERVAL_MS } from '../scheduler/policy.js';

@@ -1,9 +1,9 @@
 /**
- * The views against the API contract, /healthz's view, and settings views of
- * any stored value. The views against the API contract: each view builds exactly the contract's
+ * The views: each builds exactly the API contract's
  * type (checked by the compiler: `npm run typecheck` fails on a field added
  * or dropped on one side only), and the contract's response schema, which
- * serialises every answer, keeps every field a view builds.
+ * serialises every answer, keeps every field a view builds; /healthz says
+ * how isolated services are; a stored value never makes a view throw.
  */
 import type { TSchema } from '@sinclair/typebox';
 import Fastify from 'fastify';
