@@ -3,7 +3,7 @@
  * progress bars and notes go to stderr, bars only when it is a terminal.
  */
 import { formatBytes, formatElapsed } from '../core/units.js';
-import type { Progress } from '../engine/util/progress.js';
+import type { Progress } from '../engine/index.js';
 
 export interface Io {
   readonly out: NodeJS.WritableStream & { isTTY?: boolean };

@@ -12,7 +12,7 @@ import { ConflictError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
-import { Repository } from '../engine/repo/repository.js';
+import { Repository } from '../engine/index.js';
 import type { DeploymentSpec } from '../runtime/types.js';
 import { parseSdlOrThrow } from '../sdl/parse-sdl.js';
 import type { Manifest } from '../sdl/types.js';

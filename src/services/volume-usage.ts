@@ -5,8 +5,7 @@
  * figures (or none yet) without waiting.
  */
 import { isErrno } from '../core/errors.js';
-import * as fsx from '../engine/fsx/fsx.js';
-import { readDirStats } from '../engine/native.js';
+import { fsx, readDirStats } from '../engine/index.js';
 
 /** diskUsage returns the bytes allocated by everything below `dir` (not following symlinks). */
 export async function diskUsage(dir: string): Promise<number> {
