@@ -21,7 +21,7 @@
  *       expose: [{port: 80, as: 8080, proto: tcp, to: [...]}]
  *       params:
  *         storage:
- *           <volume>: {mount: /data, readOnly: false}
+ *           <volume>: {mount: /data, readOnly: false}   # not /, /proc, /sys, /dev or below
  *         snapshot:                   # commands run inside the service
  *           pre: [sh, -c, sync]       # before the freeze
  *           post: [sh, -c, "echo done"]  # after the thaw
@@ -30,8 +30,8 @@
  *     compute:
  *       <profile>:
  *         resources:
- *           cpu: {units: 0.5}
- *           memory: {size: 512Mi}
+ *           cpu: {units: 0.5}          # limits of the services using it
+ *           memory: {size: 512Mi}      # at least 6Mi
  *           storage:                  # one {size} mapping or a list
  *             - size: 1Gi             # no name: the ephemeral root storage
  *             - name: <volume>
@@ -46,8 +46,8 @@
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { KovaError } from '../core/errors.js';
-import { TiB, parseSize } from './sizes.js';
-import type { Manifest, SdlIssue, ServiceManifest, VolumeManifest } from './types.js';
+import { MiB, TiB, parseSize } from './sizes.js';
+import type { Manifest, SdlIssue, ServiceManifest, ServiceResources, VolumeManifest } from './types.js';
 
 /** Largest SDL accepted, in bytes of UTF-8. */
 export const MAX_SDL_BYTES = 256 * 1024;
@@ -55,6 +55,17 @@ export const MAX_SDL_BYTES = 256 * 1024;
 export const MAX_SERVICES = 16;
 /** Largest size a storage entry may request. */
 export const MAX_VOLUME_BYTES = 16 * TiB;
+/** Smallest memory limit (Docker refuses less than 6 MiB). */
+export const MIN_MEMORY_BYTES = 6 * MiB;
+/** CPU limits: from one millicpu to what a single node can have. */
+const MIN_CPUS = 0.001;
+const MAX_CPUS = 1024;
+/**
+ * Container paths a volume may not be mounted on, nor below: the kernel's
+ * interfaces (/proc, /sys) and device nodes (/dev, /dev/shm...). Mounting
+ * over them would hide or replace what the runtime set up there.
+ */
+export const SYSTEM_PATHS: readonly string[] = ['/proc', '/sys', '/dev'];
 /**
  * Budget for YAML alias expansion (the yaml package weighs each alias by the
  * aliases nested inside what it points to). Plenty for sharing an env list,
@@ -107,6 +118,12 @@ export function parseSdlOrThrow(text: string): Manifest {
   const result = parseSdl(text);
   if (!result.ok) throw new SdlError(result.issues);
   return result.manifest;
+}
+
+/** systemPathOf returns the system path (SYSTEM_PATHS) that `mount` is or lies below, if any. */
+export function systemPathOf(mount: string): string | undefined {
+  const normalized = path.posix.normalize(mount);
+  return SYSTEM_PATHS.find((sys) => normalized === sys || normalized.startsWith(`${sys}/`));
 }
 
 // ---------------------------------------------------------------------------
@@ -347,10 +364,11 @@ interface StorageEntry {
   readonly persistent: boolean;
 }
 
-/** A compute profile: only its storage matters here (cpu and memory are checked, not used). */
+/** A compute profile: its storage, and the cpu and memory limits of the services using it. */
 interface Profile {
   readonly name: string;
   readonly storage: readonly StorageEntry[];
+  readonly resources: ServiceResources;
 }
 
 function validateRoot(root: unknown, issues: Issues): Manifest | null {
@@ -383,6 +401,7 @@ function validateRoot(root: unknown, issues: Issues): Manifest | null {
       expose: svc.expose,
       volumes,
       hooks: svc.hooks,
+      resources: profile?.resources ?? { cpus: null, memoryBytes: null },
     });
   }
   return { services: out };
@@ -558,8 +577,11 @@ function mountPath(v: unknown, p: string, issues: Issues): string | undefined {
   else if (CONTROL_RE.test(s)) issues.add(p, 'must not contain control characters');
   else {
     const normalized = path.posix.normalize(s).replace(/\/+$/, '');
+    const system = systemPathOf(normalized);
     if (normalized === '') issues.add(p, 'must not be / (the root of the container)');
-    else return normalized;
+    else if (system !== undefined) {
+      issues.add(p, `must not be ${normalized}: ${system} and the paths below it are system paths the container needs (/proc, /sys, /dev)`);
+    } else return normalized;
   }
   return undefined;
 }
@@ -605,32 +627,53 @@ function validateProfile(profileName: string, v: unknown, issues: Issues): Profi
   if (!resources) return undefined;
   checkKeys(resources, rp, issues, ['cpu', 'memory', 'storage'], ['gpu']);
 
-  // cpu and memory are checked for sense but not used: Kova does not limit services.
+  // cpu and memory become the limits of the services using this profile.
+  let cpus: number | null = null;
+  let memoryBytes: number | null = null;
   if (resources.cpu !== undefined) {
     const cpu = mapping(resources.cpu, at(rp, 'cpu'), issues, 'a mapping with units');
-    if (cpu) cpuUnits(cpu.units, at(at(rp, 'cpu'), 'units'), issues);
+    if (cpu) cpus = cpuUnits(cpu.units, at(at(rp, 'cpu'), 'units'), issues) ?? null;
   }
   if (resources.memory !== undefined) {
     const memory = mapping(resources.memory, at(rp, 'memory'), issues, 'a mapping with size');
-    if (memory) {
-      if (memory.size === undefined) issues.add(at(at(rp, 'memory'), 'size'), 'required: e.g. 512Mi');
-      else size(memory.size, at(at(rp, 'memory'), 'size'), issues);
-    }
+    if (memory) memoryBytes = memorySize(memory.size, at(at(rp, 'memory'), 'size'), issues) ?? null;
   }
   const storage = resources.storage === undefined ? [] : validateStorageEntries(resources.storage, at(rp, 'storage'), issues);
-  return storage ? { name: profileName, storage } : undefined;
+  return storage ? { name: profileName, storage, resources: { cpus, memoryBytes } } : undefined;
 }
 
-/** CPU units: a number of CPUs (0.5) or millicpus as a string ("500m"). */
-function cpuUnits(v: unknown, p: string, issues: Issues): void {
+/** CPU units: a number of CPUs (0.5) or millicpus as a string ("500m"), at least MIN_CPUS. */
+function cpuUnits(v: unknown, p: string, issues: Issues): number | undefined {
   if (v === undefined) {
     issues.add(p, 'required: e.g. 0.5 or 500m');
-    return;
+    return undefined;
   }
   let cpus = NaN;
   if (typeof v === 'number') cpus = v;
   else if (typeof v === 'string' && /^[0-9]+(\.[0-9]+)?m?$/.test(v)) cpus = v.endsWith('m') ? parseFloat(v) / 1000 : parseFloat(v);
-  if (!(cpus > 0 && Number.isFinite(cpus))) issues.add(p, `must be a positive number of CPUs, e.g. 0.5 or 500m (got ${describe(v)})`);
+  if (!(cpus > 0 && Number.isFinite(cpus))) {
+    issues.add(p, `must be a positive number of CPUs, e.g. 0.5 or 500m (got ${describe(v)})`);
+    return undefined;
+  }
+  if (cpus < MIN_CPUS || cpus > MAX_CPUS) {
+    issues.add(p, `must be from ${MIN_CPUS * 1000}m to ${MAX_CPUS} CPUs (got ${describe(v)})`);
+    return undefined;
+  }
+  return cpus;
+}
+
+/** A memory limit: a size of at least MIN_MEMORY_BYTES (the smallest limit Docker accepts). */
+function memorySize(v: unknown, p: string, issues: Issues): number | undefined {
+  if (v === undefined) {
+    issues.add(p, 'required: e.g. 512Mi');
+    return undefined;
+  }
+  const bytes = size(v, p, issues);
+  if (bytes !== undefined && bytes < MIN_MEMORY_BYTES) {
+    issues.add(p, `must be at least 6Mi: a service cannot run in less (got ${describe(v)})`);
+    return undefined;
+  }
+  return bytes;
 }
 
 /** storage: one {size} mapping or a list of entries. Returns undefined when any entry is broken. */

@@ -51,6 +51,7 @@ export function runtimeSpec(paths: Paths, depId: string, m: Manifest): Deploymen
         mountPath: v.mount,
         readOnly: v.readOnly,
       })),
+      ...(s.resources ? { resources: s.resources } : {}),
     })),
   };
 }
