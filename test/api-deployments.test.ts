@@ -1,5 +1,5 @@
 /**
- * The deployment API end to end (SPEC.md section 4, "Deployments"): create
+ * The deployment API end to end (docs/api.md, "Deployments"): create
  * from SDL, list, get, update, restart, close, with the SDL errors a user
  * can make; and the service endpoints around it (/healthz, /metrics, the
  * OpenAPI document).

@@ -1,5 +1,5 @@
 /**
- * The snapshot API end to end (SPEC.md section 4): creating, listing,
+ * The snapshot API end to end (docs/api.md): creating, listing,
  * getting and deleting snapshots, restoring and cloning them, automatic
  * snapshot settings, and the 409s of operations that collide, on a real
  * service (process runtime, temp data dir) driven through app.inject().

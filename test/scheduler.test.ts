@@ -1,5 +1,5 @@
 /**
- * Automatic snapshots (SPEC.md section 2, "Manual vs automatic"), driven by
+ * Automatic snapshots (docs/api.md, "Automatic snapshots"), driven by
  * hand: a ManualClock and SettingsService.tick() stand in for the server's
  * timer, so no test sleeps for the schedule; h.idle() waits for the jobs a
  * tick queued.

@@ -1,7 +1,7 @@
 /**
  * views: the API's JSON shapes of deployments, snapshots, restores and
- * settings (SPEC.md section 4). Shapes the customer fixed are kept exactly;
- * extra fields are additions.
+ * settings, as docs/api.md documents them. Those shapes are a contract with
+ * the API's users: a field is never renamed or removed, only added.
  */
 import { iso } from '../core/clock.js';
 import { formatBytes, formatDuration } from '../core/units.js';

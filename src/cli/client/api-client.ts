@@ -1,5 +1,5 @@
 /**
- * api-client: a typed client of the Kova REST API (SPEC.md section 4) on
+ * api-client: a typed client of the Kova REST API (docs/api.md) on
  * Node's fetch. Every method resolves to the object the API wraps in its
  * success envelope, or rejects with one of:
  *
