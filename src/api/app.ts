@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { User } from '../db/users.js';
+import type { User } from '../services/models.js';
 import type { AppDeps } from './deps.js';
 import { errorBody, handleError } from './errors.js';
 import { RateLimiter } from './rate-limit.js';

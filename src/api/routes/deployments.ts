@@ -1,7 +1,7 @@
 /** routes/deployments: deployments from SDL, and their lifecycle. */
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Deployment } from '../../db/deployments.js';
+import type { Deployment } from '../../services/models.js';
 import { deploymentView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
 import { CreateDeploymentBody, DeploymentParams, UpdateDeploymentBody } from '../schemas.js';

@@ -3,7 +3,7 @@ import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { iso } from '../../core/clock.js';
 import { formatDuration } from '../../core/units.js';
-import type { ApiKey } from '../../db/api-keys.js';
+import type { ApiKey } from '../../services/models.js';
 import type { AppDeps } from '../deps.js';
 import { CreateKeyBody, KeyParams } from '../schemas.js';
 
