@@ -4,7 +4,7 @@
  * file paths, so they are restricted to a safe alphabet; each runtime adds
  * the checks only it needs through `checkService`.
  */
-import { systemPathOf } from '../sdl/parse-sdl.js';
+import { systemPathOf } from '../sdl/mount-path.js';
 import type { DeploymentSpec, ServiceSpec } from './types.js';
 import { RuntimeError } from './types.js';
 
