@@ -98,6 +98,13 @@ describe('POST /api/v1/deployments', () => {
       expect(err.message).toMatch(/absolute/);
     });
 
+    it('a mount on a system path', async () => {
+      for (const mount of ['/proc', '/sys/fs/cgroup', '/dev/shm']) {
+        const err = await expectSdlError(sdlFor(IDLE).replace('mount: /data', `mount: ${mount}`), 'services.app.params.storage.data.mount');
+        expect(err.message).toContain(`must not be ${mount}:`);
+      }
+    });
+
     it('a volume on non-persistent storage', async () => {
       const err = await expectSdlError(sdlFor(IDLE).replace('persistent: true', 'persistent: false'), 'services.app.params.storage.data');
       expect(err.message).toMatch(/persistent/);

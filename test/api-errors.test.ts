@@ -1,5 +1,5 @@
 /**
- * The API's error contract (docs/api.md): 401 for missing, malformed,
+ * The API's error contract (docs/api.md, "Responses and errors"): 401 for missing, malformed,
  * unknown or revoked tokens; 404 for what does not exist or belongs to
  * someone else, indistinguishable; 400 for unknown fields and malformed
  * JSON; 413 over 1 MiB; 429 with Retry-After per key; 404 for unknown

@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Repository } from '../src/engine/repo/repository.js';
-import { packName } from '../src/engine/repo/master-index.js';
+import { Repository, packName } from '../src/engine/index.js';
 import { type EntryDesc, compareTrees, describeTree, tempDir } from '../src/engine/testing.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -21,12 +21,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { GcReport, GcStep } from '../src/engine/gc/gc.js';
-import { Repository } from '../src/engine/repo/repository.js';
-import { MemoryStorage } from '../src/engine/storage/memory-storage.js';
+import { type GcReport, type GcStep, Repository, MemoryStorage, isAlive, type Finding } from '../src/engine/index.js';
 import { type EntryDesc, compareTrees, describeTree, tempDir } from '../src/engine/testing.js';
-import { isAlive } from '../src/engine/util/process-identity.js';
-import type { Finding } from '../src/engine/verify/verify.js';
 import type { WorkerTask, WriteKill } from './fixtures/engine-worker.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

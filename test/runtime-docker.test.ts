@@ -3,7 +3,9 @@
  * mounted volume is started, frozen (the file stops growing), thawed, exec'd
  * into, stopped quickly, restarted on the same volume, restarted on a swapped
  * volume directory, listed and removed (the host directory stays). Also a two
- * service deployment freezing as a whole, and the errors callers see.
+ * service deployment freezing as a whole, and the errors callers see. The
+ * confinement of each container is read back from the daemon (limits from
+ * the SDL, capabilities, no-new-privileges) and checked from inside it.
  *
  * Needs dockerd and busybox-static (scripts/test-setup.sh). With CI=true a
  * missing daemon fails the suite; elsewhere it is skipped with a message.
@@ -14,7 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerRuntime } from '../src/runtime/docker/docker-runtime.js';
+import { DockerClient } from '../src/runtime/docker/docker-client.js';
+import { DockerRuntime, SERVICE_CAPABILITIES } from '../src/runtime/docker/docker-runtime.js';
+import { parseSdlOrThrow } from '../src/sdl/parse-sdl.js';
+import { runtimeSpec } from '../src/services/deployment-service.js';
+import { Paths } from '../src/services/paths.js';
 import { StreamDemuxer, TailBuffer, collectExecOutput } from '../src/runtime/docker/exec-stream.js';
 import { type DeploymentSpec, RuntimeError } from '../src/runtime/types.js';
 import { ensureBusyboxImage } from './helpers/images.js';
@@ -261,6 +267,111 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('DockerRuntime on the real engine', () => 
     expect(await states(id)).toEqual(['web=stopped', 'db=stopped']);
     await rt.remove(id);
     expect(await states(id)).toEqual(['web=missing', 'db=missing']);
+  });
+
+  /** The part of a container's inspect output the confinement tests read. */
+  interface HostConfig {
+    Memory: number;
+    MemorySwap: number;
+    NanoCpus: number;
+    PidsLimit: number | null;
+    CapDrop: string[] | null;
+    CapAdd: string[] | null;
+    SecurityOpt: string[] | null;
+  }
+
+  async function hostConfig(id: string, service: string): Promise<HostConfig> {
+    const client = new DockerClient({ socketPath: SOCKET });
+    try {
+      const info = await client.json<{ HostConfig: HostConfig }>('GET', `/containers/kova-${id}-${service}/json`);
+      return info!.HostConfig;
+    } finally {
+      client.close();
+    }
+  }
+
+  it("runs a service under its SDL's cpu and memory, a pid limit, minimal capabilities and no-new-privileges", async () => {
+    const id = `${run}-limits`;
+    created.push(id);
+    const sdl = `
+version: "2.0"
+services:
+  app:
+    image: ${image}
+    command: [sh, -c, "${WRITER}"]
+    params:
+      storage:
+        data: {mount: /data}
+  plain:
+    image: ${image}
+    command: [sh, -c, "sleep 3600"]
+profiles:
+  compute:
+    app:
+      resources:
+        cpu: {units: 250m}
+        memory: {size: 64Mi}
+        storage:
+          - name: data
+            size: 1Gi
+            attributes: {persistent: true}
+    plain:
+      resources: {}
+`;
+    const paths = new Paths(mkdir('limits'));
+    const deployment = runtimeSpec(paths, id, parseSdlOrThrow(sdl));
+    fs.mkdirSync(deployment.services[0]!.volumes[0]!.hostPath, { recursive: true });
+    const limited = new DockerRuntime({ socketPath: SOCKET, networkMode: 'none', stopTimeoutSec: 10, pidsLimit: 64 });
+    try {
+      await limited.create(deployment);
+      const app = await hostConfig(id, 'app');
+      expect(app.Memory).toBe(64 * 1024 * 1024);
+      expect(app.MemorySwap).toBe(64 * 1024 * 1024);
+      expect(app.NanoCpus).toBe(250_000_000);
+      expect(app.PidsLimit).toBe(64);
+      expect(app.CapDrop).toEqual(['ALL']);
+      expect([...(app.CapAdd ?? [])].sort()).toEqual([...SERVICE_CAPABILITIES].sort());
+      expect(app.CapAdd).not.toContain('NET_RAW');
+      expect(app.SecurityOpt).toContain('no-new-privileges:true');
+      // No cpu or memory in the profile: the default memory limit, no cpu limit.
+      const plain = await hostConfig(id, 'plain');
+      expect(plain.Memory).toBe(1024 ** 3);
+      expect(plain.NanoCpus).toBe(0);
+      expect(plain.PidsLimit).toBe(64);
+      expect(plain.CapDrop).toEqual(['ALL']);
+
+      // What the service sees from inside: no new privileges, only the kept capabilities.
+      await limited.start(id);
+      await grows(deployment.services[0]!.volumes[0]!.hostPath);
+      const status = (await limited.exec(id, 'app', ['cat', '/proc/self/status'])).output;
+      expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+      const capEff = BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(status)?.[1] ?? 'ffffffff'}`);
+      // CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, KILL 5, SETGID 6, SETUID 7, NET_BIND_SERVICE 10.
+      expect(capEff).toBe([0, 1, 3, 4, 5, 6, 7, 10].reduce((m, bit) => m | (1n << BigInt(bit)), 0n));
+      // cgroup v2 or v1 layout, whichever the host has.
+      const pidsMax = await limited.exec(id, 'app', ['sh', '-c', 'cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max']);
+      expect(pidsMax.output.trim()).toBe('64');
+      await limited.remove(id);
+    } finally {
+      await limited.remove(id).catch(() => undefined);
+      await limited.close();
+    }
+  });
+
+  it('refuses to mount a volume on a system path', async () => {
+    const id = `${run}-sys`;
+    const dir = mkdir('sys');
+    for (const mountPath of ['/proc', '/proc/self', '/sys/fs', '/dev/shm', '/']) {
+      const base = spec(id, [{ name: 'app', dir }]);
+      const svc = base.services[0]!;
+      const err = await rt.create({ ...base, services: [{ ...svc, volumes: [{ name: 'data', hostPath: dir, mountPath }] }] }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, mountPath).toBeInstanceOf(RuntimeError);
+      expect((err as Error).message).toContain(`volume data: ${mountPath} is a system path`);
+    }
+    expect(await rt.deployments()).not.toContain(id);
   });
 
   it('reports errors readably', async () => {

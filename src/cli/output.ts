@@ -7,7 +7,7 @@
  */
 import { printable } from '../core/text.js';
 import { formatBytes, formatElapsed } from '../core/units.js';
-import type { Progress } from '../engine/util/progress.js';
+import type { Progress } from '../engine/index.js';
 
 export interface Io {
   readonly out: NodeJS.WritableStream & { isTTY?: boolean };

@@ -7,8 +7,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { formatBytes, formatElapsed } from '../core/units.js';
-import type { SnapshotRecord } from '../engine/format/snapshot-record.js';
-import type { Repository } from '../engine/repo/repository.js';
+import type { SnapshotRecord, Repository } from '../engine/index.js';
 import { type Io, ProgressBar, note, printJson, println, table } from './output.js';
 
 interface LockOpt {

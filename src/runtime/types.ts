@@ -35,6 +35,13 @@ export interface ServiceSpec {
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly volumes: readonly VolumeMount[];
+  /** Limits from the SDL's compute profile; null or absent: the runtime's default. */
+  readonly resources?: {
+    /** CPUs the service may use (0.5: half of one). */
+    readonly cpus: number | null;
+    /** Memory (and memory plus swap) limit in bytes. */
+    readonly memoryBytes: number | null;
+  };
 }
 
 export interface DeploymentSpec {

@@ -248,6 +248,7 @@ describe('parseSdl: valid SDLs', () => {
             { name: 'wal', mount: '/wal', sizeBytes: 100_000_000, readOnly: true },
           ],
           hooks: { pre: ['psql', '-U', 'postgres', '-c', 'CHECKPOINT'], post: ['sh', '-c', 'echo thawed'] },
+          resources: { cpus: 2, memoryBytes: 2 * GiB },
         },
         {
           name: 'web',
@@ -258,6 +259,7 @@ describe('parseSdl: valid SDLs', () => {
           expose: [{ port: 3000, as: 80 }],
           volumes: [{ name: 'uploads', mount: '/srv/uploads', sizeBytes: 10 * GiB, readOnly: false }],
           hooks: { pre: null, post: null },
+          resources: { cpus: 0.5, memoryBytes: 512 * MiB },
         },
       ],
     });
@@ -275,6 +277,7 @@ describe('parseSdl: valid SDLs', () => {
           expose: [],
           volumes: [],
           hooks: { pre: null, post: null },
+          resources: { cpus: 0.5, memoryBytes: 128 * MiB },
         },
       ],
     });
@@ -550,8 +553,35 @@ describe('parseSdl: volumes and hooks (params)', () => {
     ['//', 'must not be / (the root of the container)'],
     ['/data:ro', 'must not contain ":"'],
     ['/da\tta', 'must not contain control characters'],
+    ['/proc', 'must not be /proc: /proc and the paths below it are system paths the container needs (/proc, /sys, /dev)'],
+    ['/proc/self', 'must not be /proc/self: /proc and the paths below it are system paths'],
+    ['/sys/fs/cgroup/', 'must not be /sys/fs/cgroup: /sys and the paths below it are system paths'],
+    ['/dev', 'must not be /dev: /dev and the paths below it'],
+    ['/dev/shm', 'must not be /dev/shm: /dev and the paths below it'],
+    ['//proc', 'must not be /proc: /proc'],
+    ['/./sys', 'must not be /sys: /sys'],
   ])('rejects the mount path %j', (mount, message) => {
     expectOnlyIssue(sdlWith({ 'services.web.params.storage.data.mount': mount }), 'services.web.params.storage.data.mount', message);
+  });
+
+  it.each(['/process', '/system', '/devices', '/data/proc', '/srv/dev'])('accepts the mount path %j, which only looks like a system path', (mount) => {
+    expect(manifestOf(sdlWith({ 'services.web.params.storage.data.mount': mount })).services[0]?.volumes[0]?.mount).toBe(mount);
+  });
+
+  it('refuses a system mount path with INVALID_SDL naming the path', () => {
+    const err = (() => {
+      try {
+        parseSdlOrThrow(sdlWith({ 'services.web.params.storage.data.mount': '/proc/self' }));
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toBeInstanceOf(SdlError);
+    expect((err as SdlError).code).toBe('INVALID_SDL');
+    expect((err as SdlError).message).toBe(
+      'invalid SDL: services.web.params.storage.data.mount: must not be /proc/self: /proc and the paths below it are system paths the container needs (/proc, /sys, /dev)',
+    );
   });
 
   it('names the first issue in the SdlError message', () => {
@@ -655,6 +685,19 @@ describe('parseSdl: profiles', () => {
     expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': 'lots' }), 'profiles.compute.web.resources.cpu.units', 'e.g. 0.5 or 500m');
     expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu': {} }), 'profiles.compute.web.resources.cpu.units', 'required');
     expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.memory.size': '1 gig' }), 'profiles.compute.web.resources.memory.size', 'must be a size such as 512Mi');
+    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.memory.size': '5Mi' }), 'profiles.compute.web.resources.memory.size', 'must be at least 6Mi');
+    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.memory': {} }), 'profiles.compute.web.resources.memory.size', 'required: e.g. 512Mi');
+    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': '0.1m' }), 'profiles.compute.web.resources.cpu.units', 'must be from 1m to 1024 CPUs');
+    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': 5000 }), 'profiles.compute.web.resources.cpu.units', 'must be from 1m to 1024 CPUs');
+  });
+
+  it('gives each service the cpu and memory of its profile as limits', () => {
+    expect(manifestOf(sdlWith({ 'profiles.compute.web.resources.cpu.units': '250m', 'profiles.compute.web.resources.memory.size': '6Mi' })).services[0]?.resources).toEqual({
+      cpus: 0.25,
+      memoryBytes: 6 * MiB,
+    });
+    const unlimited = sdlWith({ 'profiles.compute.web.resources.cpu': REMOVE, 'profiles.compute.web.resources.memory': REMOVE });
+    expect(manifestOf(unlimited).services[0]?.resources).toEqual({ cpus: null, memoryBytes: null });
   });
 
   it.each([

@@ -14,6 +14,14 @@ export interface VolumeManifest {
   readonly readOnly: boolean;
 }
 
+/** The limits a service runs under (profiles.compute.<profile>.resources). */
+export interface ServiceResources {
+  /** CPUs the service may use (cpu.units: 0.5 or "500m"), or null for no limit. */
+  readonly cpus: number | null;
+  /** Memory limit in bytes (memory.size), or null when the profile gives none. */
+  readonly memoryBytes: number | null;
+}
+
 export interface ServiceManifest {
   readonly name: string;
   readonly image: string;
@@ -26,6 +34,8 @@ export interface ServiceManifest {
   readonly volumes: readonly VolumeManifest[];
   /** Commands run inside the service around a snapshot's freeze (params.snapshot.pre / post). */
   readonly hooks: { readonly pre: readonly string[] | null; readonly post: readonly string[] | null };
+  /** Its compute profile's cpu and memory; absent in manifests stored before limits were applied. */
+  readonly resources?: ServiceResources;
 }
 
 export interface Manifest {

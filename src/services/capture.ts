@@ -18,8 +18,7 @@
 import fs from 'node:fs/promises';
 import { KovaError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
-import type { SnapshotRecord } from '../engine/format/snapshot-record.js';
-import type { Progress } from '../engine/util/progress.js';
+import type { SnapshotRecord, Progress } from '../engine/index.js';
 import type { Consistency } from '../db/snapshots.js';
 import type { Deployment } from '../db/deployments.js';
 import type { ServiceContext } from './context.js';

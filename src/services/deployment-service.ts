@@ -13,7 +13,7 @@ import { newId } from '../core/ids.js';
 import { NAME_TEXT, checkText } from '../core/text.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
-import { Repository } from '../engine/repo/repository.js';
+import { Repository } from '../engine/index.js';
 import type { DeploymentSpec } from '../runtime/types.js';
 import { parseSdlOrThrow } from '../sdl/parse-sdl.js';
 import type { Manifest } from '../sdl/types.js';
@@ -49,6 +49,7 @@ export function runtimeSpec(paths: Paths, depId: string, m: Manifest): Deploymen
         mountPath: v.mount,
         readOnly: v.readOnly,
       })),
+      ...(s.resources ? { resources: s.resources } : {}),
     })),
   };
 }

@@ -2,7 +2,7 @@
  * repos: opening a deployment's snapshot repository, creating it on first use.
  */
 import { isErrno } from '../core/errors.js';
-import { Repository } from '../engine/repo/repository.js';
+import { Repository } from '../engine/index.js';
 import { RepoNotFoundError } from '../core/errors.js';
 import type { Paths } from './paths.js';
 

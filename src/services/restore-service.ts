@@ -24,7 +24,7 @@ import path from 'node:path';
 import { ConflictError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
-import { native, syncfs } from '../engine/native.js';
+import { fsyncDir, native, syncfs } from '../engine/index.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
 import type { Restore, RestoreJournal } from '../db/restores.js';
@@ -42,15 +42,6 @@ async function inodeOf(p: string): Promise<string | null> {
     return (await fs.lstat(p, { bigint: true })).ino.toString();
   } catch {
     return null;
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

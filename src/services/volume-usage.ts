@@ -5,31 +5,10 @@
  * figures (or none yet) without waiting.
  */
 import { isErrno } from '../core/errors.js';
-import * as fsx from '../engine/fsx/fsx.js';
-import { readDirStats } from '../engine/native.js';
+import { fsx, walkEntries } from '../engine/index.js';
 
 /** diskUsage returns the bytes allocated by everything below `dir` (not following symlinks). */
 export async function diskUsage(dir: string): Promise<number> {
-  let total = 0;
-  const walk = async (fd: number): Promise<void> => {
-    for (const e of await readDirStats(fd)) {
-      if (e.error) continue;
-      total += e.blocks * 512;
-      if ((e.mode & fsx.S_IFMT) === fsx.S_IFDIR) {
-        let child: number;
-        try {
-          child = await fsx.open(fsx.at(fd, e.name), fsx.OPEN_DIR);
-        } catch {
-          continue;
-        }
-        try {
-          await walk(child);
-        } finally {
-          await fsx.close(child);
-        }
-      }
-    }
-  };
   let fd: number;
   try {
     fd = await fsx.open(dir, fsx.OPEN_DIR);
@@ -37,8 +16,11 @@ export async function diskUsage(dir: string): Promise<number> {
     if (isErrno(err, 'ENOENT')) return 0;
     throw err;
   }
+  let total = 0;
   try {
-    await walk(fd);
+    await walkEntries(fd, (e) => {
+      total += e.blocks * 512;
+    });
   } finally {
     await fsx.close(fd);
   }

@@ -1,23 +1,8 @@
 /** format: sizes, times and durations as the dashboard shows them. */
 
-const SIZE_UNITS = ['KB', 'MB', 'GB', 'TB', 'PB'] as const;
-
-/** formatBytes uses decimal units like the API: 950 → "950 B", 2_400_000_000 → "2.4 GB". */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 1000) return `${Math.max(0, Math.round(n))} B`;
-  let v = n;
-  let unit: string = 'B';
-  for (const u of SIZE_UNITS) {
-    if (v < 1000) break;
-    v /= 1000;
-    unit = u;
-  }
-  if (Number(v.toFixed(1)) >= 1000 && unit !== 'PB') {
-    v /= 1000;
-    unit = SIZE_UNITS[SIZE_UNITS.indexOf(unit as (typeof SIZE_UNITS)[number]) + 1] ?? unit;
-  }
-  return `${v.toFixed(1)} ${unit}`;
-}
+// Sizes are rendered exactly as the server and the CLI render them: one
+// implementation, shared with the server code (it is pure, no Node APIs).
+export { formatBytes } from '../../src/core/units.js';
 
 /** formatMs renders a short duration: "850 ms", "2.4 s", "3m 05s". */
 export function formatMs(ms: number): string {

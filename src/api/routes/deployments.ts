@@ -1,7 +1,7 @@
 /** routes/deployments: deployments from SDL, and their lifecycle. */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Deployment as DeploymentRow } from '../../db/deployments.js';
+import type { Deployment as DeploymentRow } from '../../services/models.js';
 import { deploymentView } from '../../services/views.js';
 import { Deployment, errorResponses as errors, ok } from '../contract.js';
 import type { AppDeps } from '../deps.js';

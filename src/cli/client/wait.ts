@@ -4,7 +4,7 @@
  * quick and settle at one a second (the API rate-limits each key).
  */
 import { KovaError } from '../../core/errors.js';
-import type { Progress } from '../../engine/util/progress.js';
+import type { Progress } from '../../engine/index.js';
 import { type Io, ProgressBar, note, printJson, println } from '../output.js';
 import { type ApiProgress, ApiError, type Deployment, type KovaClient, type Restore, type Snapshot } from './api-client.js';
 import type { CommonOpts } from './common.js';

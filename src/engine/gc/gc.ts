@@ -21,7 +21,7 @@ import { type IndexedPack, encodeIndex } from '../format/index-format.js';
 import { decodeTree } from '../format/tree.js';
 import { packName } from '../repo/master-index.js';
 import { PackWriter } from '../repo/pack-writer.js';
-import type { Repository } from '../repo/repository.js';
+import type { GcRepo } from '../repo/access.js';
 import { readPackEntries } from './pack-reader.js';
 
 export interface GcOptions {
@@ -55,7 +55,7 @@ interface PackState {
 /** Blobs listed per index file written by gc. */
 const BLOBS_PER_INDEX = 200_000;
 
-export async function collectGarbage(repo: Repository, opts: GcOptions = {}): Promise<GcReport> {
+export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promise<GcReport> {
   const repackBelow = opts.repackBelow ?? 0.5;
   const lock = await repo.lock('exclusive', 'gc');
   try {

@@ -23,8 +23,10 @@ import { hashHex } from '../format/hash.js';
 import { decodeIndex } from '../format/index-format.js';
 import { type SnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
 import { type TreeNode, decodeTree } from '../format/tree.js';
-import { LocalStorage, fsyncDir } from '../storage/local-storage.js';
+import { fsyncDir } from '../fsx/durable.js';
+import { LocalStorage } from '../storage/local-storage.js';
 import type { Storage } from '../storage/storage.js';
+import type { BrokenSnapshot, GcRepo, IndexProblem, SessionRepo, VerifyRepo } from './access.js';
 import { BlobCodec } from './codec.js';
 import { CONFIG_NAME, type InitOptions, type RepoConfig, newConfig, parseConfig } from './config.js';
 import { type LockKind, type RepoLock, acquireLock } from './lock.js';
@@ -57,21 +59,11 @@ export interface OpenOptions {
   readonly lockTimeoutMs?: number;
 }
 
-/** A file the index loader could not use. */
-export interface IndexProblem {
-  readonly file: string;
-  readonly message: string;
-}
-
-/** A snapshot record that could not be read. */
-export interface BrokenSnapshot {
-  readonly id: string;
-  readonly message: string;
-}
+export type { BrokenSnapshot, IndexProblem } from './access.js';
 
 const TREE_CACHE_ENTRIES = 256;
 
-export class Repository {
+export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   readonly codec: BlobCodec;
   readonly gear: GearConfig;
   private index: MasterIndex | null = null;

@@ -4,7 +4,7 @@
  * only reads metadata; it never follows a symlink.
  */
 import * as fsx from '../fsx/fsx.js';
-import { type EntryStat, readDirStats } from '../native.js';
+import { walkEntries } from '../fsx/walk.js';
 import { typeOf } from './node-stat.js';
 
 export interface Totals {
@@ -15,38 +15,14 @@ export interface Totals {
 export async function scanTotals(paths: readonly string[]): Promise<Totals> {
   let files = 0;
   let bytes = 0;
-  const walk = async (dirFd: number): Promise<void> => {
-    let entries: EntryStat[];
-    try {
-      entries = await readDirStats(dirFd);
-    } catch {
-      return;
-    }
-    for (const st of entries) {
-      if (st.error) continue;
-      const t = typeOf(st.mode);
-      if (t === 'file') {
-        files++;
-        bytes += st.size;
-      } else if (t === 'dir') {
-        let fd: number;
-        try {
-          fd = await fsx.open(fsx.at(dirFd, st.name), fsx.OPEN_DIR);
-        } catch {
-          continue;
-        }
-        try {
-          await walk(fd);
-        } finally {
-          await fsx.close(fd);
-        }
-      }
-    }
-  };
   for (const path of paths) {
     const fd = await fsx.open(path, fsx.OPEN_TOP_DIR);
     try {
-      await walk(fd);
+      await walkEntries(fd, (st) => {
+        if (typeOf(st.mode) !== 'file') return;
+        files++;
+        bytes += st.size;
+      }).catch(() => undefined); // an unreadable top directory counts as empty
     } finally {
       await fsx.close(fd);
     }

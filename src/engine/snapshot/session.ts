@@ -21,7 +21,7 @@ import type { RepoLock } from '../repo/lock.js';
 import type { MasterIndex } from '../repo/master-index.js';
 import { CompressPool } from '../repo/compress-pool.js';
 import { PackWriter } from '../repo/pack-writer.js';
-import type { Repository } from '../repo/repository.js';
+import type { SessionRepo } from '../repo/access.js';
 import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
 import type { SkippedEntry } from '../format/snapshot-record.js';
 
@@ -69,7 +69,7 @@ export class SnapshotSession {
   private closed = false;
 
   private constructor(
-    private readonly repo: Repository,
+    private readonly repo: SessionRepo,
     private readonly lock: RepoLock,
     private readonly index: MasterIndex,
   ) {
@@ -82,7 +82,7 @@ export class SnapshotSession {
   }
 
   /** begin takes the write lock, removes leftovers of crashed writers and loads the index. */
-  static async begin(repo: Repository, operation = 'snapshot'): Promise<SnapshotSession> {
+  static async begin(repo: SessionRepo, operation = 'snapshot'): Promise<SnapshotSession> {
     const lock = await repo.lock('write', operation);
     try {
       await repo.storage.cleanTemp();

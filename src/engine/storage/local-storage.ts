@@ -11,21 +11,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CorruptionError, isErrno } from '../../core/errors.js';
+import { fsyncDir } from '../fsx/durable.js';
 import { SELF_START, isAlive } from '../util/process-identity.js';
 import type { Storage } from './storage.js';
 
 const TMP_DIR = 'tmp';
 const MAX_OPEN_HANDLES = 64;
-
-/** fsyncDir makes a directory's entries (creations, renames, unlinks) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 export class LocalStorage implements Storage {
   readonly location: string;

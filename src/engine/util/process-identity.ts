@@ -4,6 +4,7 @@
  * reboots. Used to tell whether the owner of a lock or temp file still runs.
  */
 import { readFileSync } from 'node:fs';
+import { BOOT_ID } from '../../core/boot-id.js';
 
 /** processStartTime reads a process's start time, or null when it is gone. */
 export function processStartTime(pid: number): string | null {
@@ -17,15 +18,7 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
-function readBootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
-export const BOOT_ID = readBootId();
+export { BOOT_ID };
 export const SELF_START = processStartTime(process.pid) ?? '';
 
 /** isAlive tells whether the process (pid, start time) still runs on this boot. */

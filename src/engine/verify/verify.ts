@@ -18,7 +18,7 @@ import { hashHex } from '../format/hash.js';
 import type { TreeNode } from '../format/tree.js';
 import { readPackEntries } from '../gc/pack-reader.js';
 import { packName } from '../repo/master-index.js';
-import type { Repository } from '../repo/repository.js';
+import type { VerifyRepo } from '../repo/access.js';
 
 export interface Finding {
   readonly severity: 'error' | 'warning';
@@ -44,7 +44,7 @@ function msg(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-export async function verifyRepository(repo: Repository, opts: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyRepository(repo: VerifyRepo, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const findings: Finding[] = [];
   const error = (kind: string, message: string): void => void findings.push({ severity: 'error', kind, message });
   const warn = (kind: string, message: string): void => void findings.push({ severity: 'warning', kind, message });

@@ -8,8 +8,16 @@
  * while the service is stopped is what the next start sees. freeze/thaw are
  * pause/unpause (cgroup freezer). Containers run under docker-init so that
  * SIGTERM reaches the service and stop is quick.
+ *
+ * A hosted service is untrusted code, so every container is confined: the
+ * SDL's cpu and memory as limits (memory without extra swap; a default when
+ * the SDL gives none), a pid limit, all capabilities dropped except the few
+ * ordinary images need (SERVICE_CAPABILITIES), and no-new-privileges so
+ * setuid binaries gain nothing. Volumes are never mounted on /, /proc, /sys
+ * or /dev (spec.ts; the SDL refuses those first).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { checkMounts, validateSpec } from '../spec.js';
 import type { DeploymentSpec, ExecResult, Runtime, ServiceSpec, ServiceState, ServiceStatus } from '../types.js';
 import { RuntimeError } from '../types.js';
 import { type ContainerSummary, DockerClient, compareApiVersions, ignoreStatus, isApiStatus } from './docker-client.js';
@@ -34,14 +42,26 @@ export interface DockerRuntimeOptions {
   readonly execTimeoutMs?: number;
   /** How long create() may spend pulling a missing image; 0 never pulls (default 300 s). */
   readonly pullTimeoutMs?: number;
+  /** Memory limit of a service whose SDL profile gives no memory.size (default 1 GiB). */
+  readonly defaultMemoryBytes?: number;
+  /** Most processes (and threads) one service may run at a time (default 1024). */
+  readonly pidsLimit?: number;
 }
+
+/**
+ * The capabilities a service keeps; all others are dropped. These let an
+ * image's entrypoint set up its files and drop to its own user (chown,
+ * setuid/setgid, reading and writing files it does not own) and bind ports
+ * below 1024. Gone are, among others, raw sockets (NET_RAW), device nodes
+ * (MKNOD), chroot, file capabilities (SETFCAP, SETPCAP) and audit writes.
+ */
+export const SERVICE_CAPABILITIES: readonly string[] = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'NET_BIND_SERVICE'];
 
 interface Container {
   readonly id: string;
   readonly service: string;
 }
 
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export class DockerRuntime implements Runtime {
@@ -52,6 +72,8 @@ export class DockerRuntime implements Runtime {
   private readonly stopTimeoutSec: number;
   private readonly execTimeoutMs: number;
   private readonly pullTimeoutMs: number;
+  private readonly defaultMemoryBytes: number;
+  private readonly pidsLimit: number;
   /** Service names per deployment from create(), so status() can report missing ones. */
   private readonly known = new Map<string, readonly string[]>();
   private closed = false;
@@ -62,6 +84,8 @@ export class DockerRuntime implements Runtime {
     this.stopTimeoutSec = opts.stopTimeoutSec ?? 10;
     this.execTimeoutMs = opts.execTimeoutMs ?? 120_000;
     this.pullTimeoutMs = opts.pullTimeoutMs ?? 300_000;
+    this.defaultMemoryBytes = opts.defaultMemoryBytes ?? 1024 ** 3;
+    this.pidsLimit = opts.pidsLimit ?? 1024;
   }
 
   /** available tells whether a daemon answers on the socket and speaks our API version. */
@@ -80,7 +104,10 @@ export class DockerRuntime implements Runtime {
 
   async create(spec: DeploymentSpec): Promise<void> {
     this.check();
-    validateSpec(spec);
+    validateSpec(spec, (svc, bad) => {
+      if (svc.image.trim() === '') bad(`service ${svc.name} has no image`);
+      checkMounts(svc, bad);
+    });
     for (const image of new Set(spec.services.map((s) => s.image))) await this.ensureImage(image);
     await this.remove(spec.deploymentId);
     this.known.set(spec.deploymentId, spec.services.map((s) => s.name));
@@ -193,6 +220,8 @@ export class DockerRuntime implements Runtime {
   }
 
   private containerConfig(deploymentId: string, svc: ServiceSpec): Record<string, unknown> {
+    const memory = svc.resources?.memoryBytes ?? this.defaultMemoryBytes;
+    const cpus = svc.resources?.cpus ?? null;
     return {
       Image: svc.image,
       ...(svc.command.length > 0 ? { Entrypoint: [...svc.command] } : {}),
@@ -209,6 +238,14 @@ export class DockerRuntime implements Runtime {
         NetworkMode: this.networkMode,
         Init: true,
         RestartPolicy: { Name: 'unless-stopped' },
+        // Limits: memory plus swap equal to memory means no swap on top.
+        Memory: memory,
+        MemorySwap: memory,
+        PidsLimit: this.pidsLimit,
+        ...(cpus !== null ? { NanoCpus: Math.round(cpus * 1e9) } : {}),
+        CapDrop: ['ALL'],
+        CapAdd: [...SERVICE_CAPABILITIES],
+        SecurityOpt: ['no-new-privileges:true'],
       },
     };
   }
@@ -271,26 +308,6 @@ export class DockerRuntime implements Runtime {
       if (await this.client.imageExists(image)) return;
     }
     throw new RuntimeError(`image ${image} is not available on this node and could not be pulled (${why})`);
-  }
-}
-
-function validateSpec(spec: DeploymentSpec): void {
-  const bad = (msg: string): never => {
-    throw new RuntimeError(`invalid deployment ${spec.deploymentId}: ${msg}`);
-  };
-  if (!NAME_RE.test(spec.deploymentId)) bad('the id may only contain letters, digits, "_", "." and "-"');
-  const seen = new Set<string>();
-  for (const svc of spec.services) {
-    if (!NAME_RE.test(svc.name)) bad(`service name "${svc.name}" may only contain letters, digits, "_", "." and "-"`);
-    if (seen.has(svc.name)) bad(`service ${svc.name} appears twice`);
-    seen.add(svc.name);
-    if (svc.image.trim() === '') bad(`service ${svc.name} has no image`);
-    for (const key of Object.keys(svc.env)) if (key === '' || key.includes('=')) bad(`service ${svc.name}: bad environment variable name "${key}"`);
-    for (const v of svc.volumes) {
-      for (const p of [v.hostPath, v.mountPath]) {
-        if (!p.startsWith('/') || p.includes(':')) bad(`volume ${v.name}: "${p}" must be an absolute path without ":"`);
-      }
-    }
   }
 }
 

@@ -9,6 +9,7 @@
  * leader's identity has been checked.
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { BOOT_ID } from '../../core/boot-id.js';
 
 export interface ProcStat {
   readonly pid: number;
@@ -27,15 +28,7 @@ export interface ProcessIdentity {
   readonly bootId: string;
 }
 
-function readBootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
-export const BOOT_ID = readBootId();
+export { BOOT_ID };
 
 /** readStat parses /proc/<pid>/stat (or a task's stat), or returns null when it is gone. */
 export function readStat(pid: number, path = `/proc/${pid}/stat`): ProcStat | null {

@@ -30,7 +30,8 @@ import { RuntimeError } from '../types.js';
 import { runProcess } from './exec-process.js';
 import { freezeGroup, serviceState, signalOwnGroup, stopGroup } from './group-control.js';
 import { BOOT_ID, leaderAlive, startTimeOf } from './proc.js';
-import { commandLine, isValidName, serviceEnv, validateSpec } from './service-spec.js';
+import { isValidName } from '../spec.js';
+import { commandLine, serviceEnv, validateSpec } from './service-spec.js';
 import { type DeploymentState, type ServiceRecord, StateStore } from './state-store.js';
 
 export interface ProcessRuntimeOptions {

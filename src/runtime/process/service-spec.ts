@@ -7,42 +7,26 @@
  * is passed as KOVA_VOLUME_<NAME> (upper-cased, '-' as '_'), and the first
  * one is the working directory.
  */
+import { isValidName, validateSpec as validateSharedSpec } from '../spec.js';
 import type { DeploymentSpec, ServiceSpec } from '../types.js';
-import { RuntimeError } from '../types.js';
-
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-
-/** isValidName tells whether a deployment or service name is safe to use in file names. */
-export function isValidName(name: string): boolean {
-  return NAME_RE.test(name);
-}
 
 /** validateSpec rejects what the process runtime cannot run (names end up in file paths). */
 export function validateSpec(spec: DeploymentSpec): void {
-  const bad = (msg: string): never => {
-    throw new RuntimeError(`invalid deployment ${spec.deploymentId}: ${msg}`);
-  };
-  if (!NAME_RE.test(spec.deploymentId)) bad('the id may only contain letters, digits, "_", "." and "-"');
-  const seen = new Set<string>();
-  for (const svc of spec.services) {
-    if (!NAME_RE.test(svc.name)) bad(`service name "${svc.name}" may only contain letters, digits, "_", "." and "-"`);
-    if (seen.has(svc.name)) bad(`service ${svc.name} appears twice`);
-    seen.add(svc.name);
+  validateSharedSpec(spec, (svc, bad) => {
     if (svc.command.length === 0 && svc.args.length === 0) {
       bad(`service ${svc.name} has no command: the process runtime needs a command (or args) to run, it ignores the image`);
     }
     if (commandLine(svc)[0] === '') bad(`service ${svc.name}: the program name is empty`);
     const strings = [...commandLine(svc), ...Object.entries(svc.env).flat(), ...svc.volumes.map((v) => v.hostPath)];
     if (strings.some((x) => x.includes('\0'))) bad(`service ${svc.name}: NUL character in its command, environment or volume paths`);
-    for (const key of Object.keys(svc.env)) if (key === '' || key.includes('=')) bad(`service ${svc.name}: bad environment variable name "${key}"`);
     const vars = new Set<string>();
     for (const v of svc.volumes) {
-      if (!NAME_RE.test(v.name)) bad(`service ${svc.name}: volume name "${v.name}" may only contain letters, digits, "_", "." and "-"`);
+      if (!isValidName(v.name)) bad(`service ${svc.name}: volume name "${v.name}" may only contain letters, digits, "_", "." and "-"`);
       if (vars.has(volumeEnvName(v.name))) bad(`service ${svc.name}: volumes clash on ${volumeEnvName(v.name)}`);
       vars.add(volumeEnvName(v.name));
       if (!v.hostPath.startsWith('/')) bad(`volume ${v.name}: "${v.hostPath}" must be an absolute path`);
     }
-  }
+  });
 }
 
 /** commandLine is [program, ...arguments]: command then args, as an entrypoint and its arguments. */
