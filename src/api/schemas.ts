@@ -74,6 +74,12 @@ export const Snapshot = Type.Object({
   progress: Progress,
 });
 
+const VolumePair = Type.Object({
+  from: Type.String({ description: 'Snapshot volume, "service.volume".' }),
+  to: Type.String({ description: 'Current volume, "service.volume".' }),
+  match: Type.Union([Type.Literal('name'), Type.Literal('mount'), Type.Literal('position')]),
+});
+
 export const Restore = Type.Object({
   id: Type.String({ description: 'rst-…' }),
   snapshotId: Type.String(),
@@ -86,6 +92,15 @@ export const Restore = Type.Object({
   downtimeMs: Type.Union([Type.Integer(), Type.Null()]),
   error: Nullable(Type.String()),
   progress: Progress,
+  volumes: Type.Union([Type.Array(VolumePair), Type.Null()], { description: 'Which snapshot volume goes into which current volume (null for restores older than this field).' }),
+  untouchedVolumes: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'Current volumes the snapshot does not hold: left as they are.' }),
+});
+
+export const RestorePlan = Type.Object({
+  volumes: Type.Array(VolumePair),
+  untouchedVolumes: Type.Array(Type.String(), { description: 'Current volumes the snapshot does not hold: left as they are.' }),
+  missingVolumes: Type.Array(Type.String(), { description: 'Snapshot volumes with no current volume to go into.' }),
+  refusal: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()], { description: 'Why a restore would be refused (409), or null.' }),
 });
 
 export const Settings = Type.Object({

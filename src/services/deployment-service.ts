@@ -20,6 +20,7 @@ import { JobKind, type ServiceContext } from './context.js';
 import { activeDeployment, assertIdle, currentOperation, ownedDeployment, pendingClones } from './guards.js';
 import { type Paths, volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
+import { moveVolumes, removeOrphans, volumeChanges } from './volume-dirs.js';
 import type { SnapshotService } from './snapshot-service.js';
 import { type DeploymentExtras } from './views.js';
 import { VolumeUsage } from './volume-usage.js';
@@ -203,22 +204,39 @@ export class DeploymentService {
     await this.ctx.runtime.start(d.id);
   }
 
+  /**
+   * updateJob applies a new SDL. When it renames or removes volumes, the
+   * services stop before the before-update snapshot, so that snapshot holds
+   * the last data of the volumes that go; renamed volumes keep their data
+   * (moved to the new name) and directories no volume uses any more are
+   * removed when the snapshot holds them or they are empty (volume-dirs).
+   */
   private async updateJob(job: Job): Promise<void> {
-    const { store, clock, runtime, paths } = this.ctx;
+    const { store, clock, runtime, paths, log } = this.ctx;
     const d = store.deployments.get(job.deploymentId);
     if (!d || d.status !== 'active') return;
-    const snapshotId = job.payload.snapshotId as string | null;
-    if (snapshotId) {
-      const s = await this.snapshots.take(snapshotId);
-      if (s.status !== 'ready') throw new Error(`the before-update snapshot failed, the deployment was not updated: ${s.error ?? 'unknown error'}`);
-    }
     const manifest = job.payload.manifest as Manifest;
+    const changes = volumeChanges(d.manifest, manifest);
+    const snapshotId = job.payload.snapshotId as string | null;
+    let captured = false;
+    if (snapshotId) {
+      if (changes.gone.length > 0) await runtime.stop(d.id);
+      const s = await this.snapshots.take(snapshotId);
+      if (s.status !== 'ready') {
+        if (changes.gone.length > 0) await runtime.start(d.id).catch((err: unknown) => log.error({ err, deployment: d.id }, 'could not restart'));
+        throw new Error(`the before-update snapshot failed, the deployment was not updated: ${s.error ?? 'unknown error'}`);
+      }
+      captured = changes.gone.length > 0;
+    }
+    await runtime.stop(d.id);
+    await moveVolumes(paths, d.id, changes);
     const updated = { ...d, manifest };
     await this.ensureVolumes(updated);
-    await runtime.stop(d.id);
     await runtime.create(runtimeSpec(paths, d.id, manifest));
     store.deployments.updateSdl(d.id, d.name, job.payload.sdl as string, manifest, clock.now());
     await runtime.start(d.id);
+    const kept = await removeOrphans(paths, d.id, manifest, new Set(captured ? changes.gone : []));
+    if (kept.length > 0) log.warn({ deployment: d.id, volumes: kept }, 'kept the data of volumes the SDL no longer has (no snapshot holds it)');
   }
 
   private async restartJob(job: Job): Promise<void> {

@@ -4,12 +4,14 @@
  * extra fields are additions.
  */
 import { iso } from '../core/clock.js';
+import type { KovaError } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/units.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Restore } from '../db/restores.js';
 import type { SnapshotSettings } from '../db/settings.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import type { VolumeMapping } from './volume-map.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
@@ -51,6 +53,17 @@ export function restoreView(r: Restore) {
     downtimeMs: r.downtimeMs,
     error: r.error,
     progress: r.status === 'restoring' ? progress(r.progressDone, r.progressTotal) : null,
+    volumes: r.volumes ? r.volumes.pairs : null,
+    untouchedVolumes: r.volumes ? r.volumes.notInSnapshot : null,
+  };
+}
+
+export function restorePlanView(p: { mapping: VolumeMapping; refusal: KovaError | null }) {
+  return {
+    volumes: p.mapping.pairs,
+    untouchedVolumes: p.mapping.notInSnapshot,
+    missingVolumes: p.mapping.missing,
+    refusal: p.refusal ? { code: p.refusal.code, message: p.refusal.message } : null,
   };
 }
 
