@@ -87,7 +87,10 @@ const COLUMNS: Record<string, string> = {
   progressTotal: 'progress_total',
 };
 
-export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'volumes' | 'createdAt'>>;
+export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>>;
+
+/** Columns stored as JSON. */
+const JSON_COLUMNS = new Set(['journal', 'volumes']);
 
 export class Restores extends Table {
   insert(r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'> & { volumes?: RestoreVolumes | null }): void {
@@ -113,12 +116,12 @@ export class Restores extends Table {
   }
 
   update(id: string, u: RestoreUpdate): void {
-    const keys = Object.keys(u).filter((k) => COLUMNS[k] !== undefined || k === 'journal');
+    const keys = Object.keys(u).filter((k) => COLUMNS[k] !== undefined || JSON_COLUMNS.has(k));
     if (keys.length === 0) return;
-    const sets = keys.map((k) => `${k === 'journal' ? 'journal' : COLUMNS[k]} = ?`).join(', ');
+    const sets = keys.map((k) => `${JSON_COLUMNS.has(k) ? k : COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => {
       const v = (u as Record<string, unknown>)[k];
-      return k === 'journal' ? JSON.stringify(v) : (v ?? null);
+      return JSON_COLUMNS.has(k) ? (v === null || v === undefined ? null : JSON.stringify(v)) : (v ?? null);
     });
     this.q(`UPDATE restores SET ${sets} WHERE id = ?`).run(...values, id);
   }

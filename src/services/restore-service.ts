@@ -134,14 +134,21 @@ export class RestoreService {
       assertIdle(store, depId);
       return found.snap;
     });
-    const inSnapshot = await this.volumesIn(depId, first.engineId!);
+    // A repository that can't be read is the job's to report, as a failed restore (without host paths).
+    const inSnapshot = await this.volumesIn(depId, first.engineId!).catch((err: unknown) => {
+      this.ctx.log.warn({ err, deployment: depId, snapshot: snapId }, 'could not read the volumes of the snapshot to restore');
+      return null;
+    });
     // Again in the transaction that queues the job: the SDL may have changed meanwhile.
     return store.tx(() => {
       const { dep } = this.readySnapshot(userId, depId, snapId);
       assertIdle(store, depId);
-      const mapping = mapVolumes(inSnapshot, volumesOf(dep.manifest));
-      assertRestorable(snapId, mapping);
-      const volumes: RestoreVolumes = { pairs: mapping.pairs, notInSnapshot: mapping.notInSnapshot };
+      let volumes: RestoreVolumes | null = null;
+      if (inSnapshot) {
+        const mapping = mapVolumes(inSnapshot, volumesOf(dep.manifest));
+        assertRestorable(snapId, mapping);
+        volumes = { pairs: mapping.pairs, notInSnapshot: mapping.notInSnapshot };
+      }
       const id = newId('rst');
       store.restores.insert({ id, deploymentId: depId, snapshotId: snapId, safetySnapshot, volumes, createdAt: clock.now() });
       this.ctx.jobs.enqueue(depId, JobKind.Restore, { restoreId: id, snapshotId: snapId });
@@ -159,6 +166,7 @@ export class RestoreService {
     try {
       if (r.status === 'pending' || r.status === 'restoring') {
         if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
+        if (!r.volumes) r = await this.mapNow(r, dep, snap);
         if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
         faultPoint('restore:restoring');
         r = await this.stage(r, dep, snap);
@@ -182,6 +190,18 @@ export class RestoreService {
         await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * mapNow maps the snapshot's volumes of a restore queued without a mapping
+   * (its repository could not be read when requested, or it was requested
+   * before volumes were mapped), before anything is done.
+   */
+  private async mapNow(r: Restore, dep: Deployment, snap: Snapshot): Promise<Restore> {
+    const m = mapVolumes(await this.volumesIn(dep.id, snap.engineId!), volumesOf(dep.manifest));
+    assertRestorable(snap.id, m);
+    this.ctx.store.restores.update(r.id, { volumes: { pairs: m.pairs, notInSnapshot: m.notInSnapshot } });
+    return this.ctx.store.restores.get(r.id)!;
   }
 
   /** safetySnapshot takes (or finishes) the snapshot of the current state, then moves on to `restoring`. */
@@ -221,13 +241,7 @@ export class RestoreService {
       const record = await repo.findSnapshot(snap.engineId!);
       const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
       const current = volumesOf(dep.manifest);
-      let mapping: RestoreVolumes | null = r.volumes;
-      if (!mapping) {
-        // Requested before volumes were mapped: map them now, with the same rules.
-        const m = mapVolumes(snapshotVolumes(record.tags, names), current);
-        assertRestorable(snap.id, m);
-        mapping = { pairs: m.pairs, notInSnapshot: m.notInSnapshot };
-      }
+      const mapping = r.volumes ?? { pairs: [], notInSnapshot: [] };
       const inSnapshot = new Set(names);
       const currentKeys = new Set(current.map((v) => v.key));
       const lost = mapping.pairs.filter((p) => !inSnapshot.has(p.from) || !currentKeys.has(p.to));
