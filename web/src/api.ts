@@ -90,6 +90,24 @@ export interface Restore {
   downtimeMs: number | null;
   error: string | null;
   progress: Progress | null;
+  /** Which snapshot volume went into which current volume ("service.volume"); null for older restores. */
+  volumes?: VolumePair[] | null;
+  /** Current volumes the snapshot does not hold: left as they are. */
+  untouchedVolumes?: string[] | null;
+}
+
+export interface VolumePair {
+  from: string;
+  to: string;
+  match: 'name' | 'mount' | 'position';
+}
+
+/** Where a restore of a snapshot would put its volumes, and why it would be refused. */
+export interface RestorePlan {
+  volumes: VolumePair[];
+  untouchedVolumes: string[];
+  missingVolumes: string[];
+  refusal: { code: string; message: string } | null;
 }
 
 export interface SnapshotSettings {
@@ -221,6 +239,8 @@ export const api = {
   },
   restoreSnapshot: async (id: string, snapshotId: string, safetySnapshot: boolean) =>
     (await request<{ restore: Restore }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/restore`, { body: { safetySnapshot } })).restore,
+  restorePlan: async (id: string, snapshotId: string, signal?: AbortSignal) =>
+    (await request<{ plan: RestorePlan }>('GET', `${dep(id)}/snapshots/${enc(snapshotId)}/restore-plan`, { signal })).plan,
   cloneSnapshot: async (id: string, snapshotId: string, name: string | null) =>
     (await request<{ deployment: Deployment }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/clone`, { body: name ? { name } : {} })).deployment,
 
