@@ -56,6 +56,24 @@ export interface Restore {
   readonly downtimeMs?: number | null;
   readonly error?: string | null;
   readonly progress?: ApiProgress | null;
+  /** Which snapshot volume went into which current volume ("service.volume"). */
+  readonly volumes?: readonly VolumePair[] | null;
+  /** Current volumes the snapshot does not hold: left as they are. */
+  readonly untouchedVolumes?: readonly string[] | null;
+}
+
+export interface VolumePair {
+  readonly from: string;
+  readonly to: string;
+  readonly match: 'name' | 'mount' | 'position';
+}
+
+/** Where a restore of a snapshot would put its volumes, and why it would be refused. */
+export interface RestorePlan {
+  readonly volumes: readonly VolumePair[];
+  readonly untouchedVolumes: readonly string[];
+  readonly missingVolumes: readonly string[];
+  readonly refusal: { readonly code: string; readonly message: string } | null;
 }
 
 export interface SnapshotSettings {
@@ -274,6 +292,10 @@ export class KovaClient {
 
   restoreSnapshot(deploymentId: string, snapshotId: string, safetySnapshot: boolean): Promise<Restore> {
     return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore`, 'restore', { safetySnapshot });
+  }
+
+  restorePlan(deploymentId: string, snapshotId: string): Promise<RestorePlan> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore-plan`, 'plan');
   }
 
   getRestore(deploymentId: string, restoreId: string): Promise<Restore> {
