@@ -116,6 +116,22 @@ describe('restore after a service rename', () => {
   });
 });
 
+describe('clone after a service rename', () => {
+  it("fills the clone's renamed volume from a snapshot taken before the rename", async () => {
+    const depId = await createDeployment(h.api, sdlOf([{ name: 'app', volumes: [['data', '/data']] }]));
+    await waitRunning(h.api, depId);
+    write(volumeDir(h.dataDir, depId, 'data', 'app'), 'db.txt', 'state at the snapshot\n');
+    const snap = await snapshotReady(h.api, depId, 'before-rename');
+    await update(depId, sdlOf([{ name: 'web', volumes: [['data', '/data']] }]));
+
+    const r = await h.api('POST', `/api/v1/deployments/${depId}/snapshots/${snap.id}/clone`, {});
+    expectStatus(r, 201, 'clone');
+    const cloneId = r.body.deployment.id as string;
+    await waitRunning(h.api, cloneId);
+    expect(fs.readFileSync(path.join(volumeDir(h.dataDir, cloneId, 'data', 'web'), 'db.txt'), 'utf8')).toBe('state at the snapshot\n');
+  });
+});
+
 describe('restore refused when volumes cannot be matched', () => {
   it('answers 409 VOLUMES_CHANGED naming the volumes, with no service stopped, no safety snapshot and no data touched', async () => {
     // Two services both mounting /data, both renamed: which one is which would be a guess.

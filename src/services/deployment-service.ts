@@ -21,6 +21,7 @@ import { activeDeployment, assertIdle, currentOperation, ownedDeployment, pendin
 import { type Paths, volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
 import { moveVolumes, removeOrphans, volumeChanges } from './volume-dirs.js';
+import { mapVolumes, snapshotVolumes } from './volume-map.js';
 import type { SnapshotService } from './snapshot-service.js';
 import { type DeploymentExtras } from './views.js';
 import { VolumeUsage } from './volume-usage.js';
@@ -269,12 +270,15 @@ export class DeploymentService {
     const repo = await openRepo(paths, srcId, false);
     try {
       const record = await repo.findSnapshot(job.payload.engineId as string);
-      const inSnapshot = new Set((await repo.readTree(record.root.subtree!)).map((n) => n.name.toString()));
+      const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
+      // The snapshot may predate a rename of the source's volumes: map them as a restore does.
+      const from = new Map(mapVolumes(snapshotVolumes(record.tags, names), volumesOf(d.manifest)).pairs.map((p) => [p.to, p.from]));
       for (const v of volumesOf(d.manifest)) {
         const target = paths.volume(d.id, v);
         await fs.rm(target, { recursive: true, force: true }); // a crash may have left a partial copy
         await fs.mkdir(target.slice(0, target.lastIndexOf('/')), { recursive: true });
-        if (inSnapshot.has(v.key)) await repo.restore(record, target, { subpath: v.key, sync: true });
+        const key = from.get(v.key);
+        if (key !== undefined) await repo.restore(record, target, { subpath: key, sync: true });
         else await fs.mkdir(target);
       }
     } finally {
