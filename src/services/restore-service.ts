@@ -88,7 +88,8 @@ export class RestoreService {
     const dep = activeDeployment(store, userId, depId);
     const snap = store.snapshots.inDeployment(depId, snapId);
     if (!snap) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${snapId} not found`);
-    if (snap.status !== 'ready' || !snap.engineId) throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
+    if (snap.status !== 'ready') throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
+    if (!snap.engineId) throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} has no stored data`);
     return { dep, snap };
   }
 
