@@ -110,9 +110,23 @@ describe('restore after a service rename', () => {
 
     const rst = await restoreCompleted(h.api, depId, snap.id);
     expect(rst.volumes).toEqual([{ from: 'app.data', to: 'app.data', match: 'name' }]);
+    const plan = await h.api('GET', `/api/v1/deployments/${depId}/snapshots/${snap.id}/restore-plan`);
+    expect(plan.body.plan.untouchedVolumes).toEqual(['app.cache']);
     expect(rst.untouchedVolumes).toEqual(['app.cache']);
     expect(fs.readFileSync(path.join(volumeDir(h.dataDir, depId, 'data', 'app'), 'a.txt'), 'utf8')).toBe('old\n');
     expect(fs.readFileSync(path.join(volumeDir(h.dataDir, depId, 'cache', 'app'), 'c.txt'), 'utf8')).toBe('kept\n');
+  });
+});
+
+describe('restore plan', () => {
+  it('answers a repository that cannot be read with 500 and no host path', async () => {
+    const depId = await createDeployment(h.api, sdlOf([{ name: 'app', volumes: [['data', '/data']] }]));
+    await waitRunning(h.api, depId);
+    const snap = await snapshotReady(h.api, depId);
+    fs.rmSync(h.paths.repo(depId), { recursive: true, force: true });
+    const r = await h.api('GET', `/api/v1/deployments/${depId}/snapshots/${snap.id}/restore-plan`);
+    expect(r.status).toBe(500);
+    expect(r.res.body).not.toContain(h.dataDir);
   });
 });
 

@@ -111,7 +111,10 @@ export class RestoreService {
    */
   async plan(userId: string, depId: string, snapId: string): Promise<{ mapping: VolumeMapping; refusal: KovaError | null }> {
     const { snap } = this.readySnapshot(userId, depId, snapId);
-    const inSnapshot = await this.volumesIn(depId, snap.engineId!);
+    const inSnapshot = await this.volumesIn(depId, snap.engineId!).catch((err: unknown) => {
+      // Its messages may name host paths: a server-side failure, logged and not shown.
+      throw new KovaError('INTERNAL_ERROR', 'could not read the snapshot from the repository', { status: 500, cause: err });
+    });
     const { dep } = this.readySnapshot(userId, depId, snapId);
     const mapping = mapVolumes(inSnapshot, volumesOf(dep.manifest));
     try {
