@@ -551,3 +551,43 @@ describe('kova client: deployments and snapshots', () => {
     expectError(await kova(['deployments', 'close', dep, '--yes']), `kova: deployment ${dep} is closed (DEPLOYMENT_NOT_ACTIVE)`);
   });
 });
+
+describe('kova client: restore after the volumes changed', () => {
+  /** deployWith creates a deployment from `sdl`, snapshots it, then updates it to `next`. */
+  async function deployWith(sdl: string, next: string): Promise<{ dep: string; snap: string }> {
+    const f = path.join(tmp, `changed-${Date.now()}.yaml`);
+    fs.writeFileSync(f, sdl);
+    const d = await json<Deployment>(['deployments', 'create', '-f', f, '--wait']);
+    const s = await json<Snapshot>(['snapshots', 'create', d.id, '--wait']);
+    fs.writeFileSync(f, next);
+    await json(['deployments', 'update', d.id, '-f', f, '--wait']);
+    return { dep: d.id, snap: s.id };
+  }
+
+  it.skipIf(!hasScript)('on a terminal, a renamed service: the confirmation says where the volume goes', async () => {
+    const sdl = sdlFor('exec sleep 100000');
+    const { dep, snap } = await deployWith(sdl, sdl.replace(/\n {2}app:\n/g, '\n  web:\n'));
+    const no = await onTerminal(['snapshots', 'restore', dep, snap], 'n\n');
+    expect(no.code).toBe(1);
+    expect(no.stdout).toContain("The deployment's volumes changed since this snapshot:");
+    expect(no.stdout).toContain('app.data is restored into web.data (same mount path)');
+    expect(no.stdout).toContain(`kova: cancelled: did not restore ${snap}`);
+
+    const r = await kova(['snapshots', 'restore', dep, snap, '--yes', '--wait']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('restored into renamed volumes: app.data -> web.data');
+  });
+
+  it('a removed volume: the restore is refused with the volumes named, on a terminal before asking', async () => {
+    const { dep, snap } = await deployWith(sdlFor('exec sleep 100000', { volumes: ['data', 'logs'] }), sdlFor('exec sleep 100000'));
+    const line = new RegExp(`^kova: snapshot ${snap} holds volumes the deployment no longer has: app\\.logs\\. .*nothing was changed.* \\(VOLUMES_CHANGED\\)$`);
+    expectError(await kova(['snapshots', 'restore', dep, snap, '--yes']), line);
+    if (hasScript) {
+      const t = await onTerminal(['snapshots', 'restore', dep, snap], 'y\n');
+      expect(t.code).toBe(1);
+      expect(t.stdout).toMatch(/app\.logs.*\(VOLUMES_CHANGED\)/);
+      expect(t.stdout).not.toMatch(/\[y\/N\]/);
+    }
+    expect((await api<{ restores: Restore[] }>('GET', `/api/v1/deployments/${dep}/restores`)).restores).toEqual([]);
+  });
+});

@@ -59,6 +59,13 @@ export type Snapshot = Static<typeof Snapshot>;
 export const RestoreStatus = Type.Union([Type.Literal('pending'), Type.Literal('restoring'), Type.Literal('swapping'), Type.Literal('completed'), Type.Literal('failed')]);
 export type RestoreStatus = Static<typeof RestoreStatus>;
 
+export const VolumePair = Type.Object({
+  from: Type.String({ description: 'Snapshot volume, "service.volume".' }),
+  to: Type.String({ description: 'Current volume, "service.volume".' }),
+  match: Type.Union([Type.Literal('name'), Type.Literal('mount'), Type.Literal('position')]),
+});
+export type VolumePair = Static<typeof VolumePair>;
+
 export const Restore = Type.Object({
   id: Type.String({ description: 'rst-…' }),
   snapshotId: Type.String(),
@@ -71,8 +78,20 @@ export const Restore = Type.Object({
   downtimeMs: Nullable(Type.Integer()),
   error: Nullable(Type.String()),
   progress: Nullable(Progress, { description: 'While restoring.' }),
+  volumes: Nullable(Type.Array(VolumePair), {
+    description: 'Which snapshot volume goes into which current volume (null for restores older than this field).',
+  }),
+  untouchedVolumes: Nullable(Type.Array(Type.String()), { description: 'Current volumes the snapshot does not hold: left as they are.' }),
 });
 export type Restore = Static<typeof Restore>;
+
+export const RestorePlan = Type.Object({
+  volumes: Type.Array(VolumePair),
+  untouchedVolumes: Type.Array(Type.String(), { description: 'Current volumes the snapshot does not hold: left as they are.' }),
+  missingVolumes: Type.Array(Type.String(), { description: 'Snapshot volumes with no current volume to go into.' }),
+  refusal: Nullable(Type.Object({ code: Type.String(), message: Type.String() }), { description: 'Why a restore would be refused (409), or null.' }),
+});
+export type RestorePlan = Static<typeof RestorePlan>;
 
 export const SnapshotSettings = Type.Object({
   enabled: Type.Boolean(),

@@ -95,4 +95,8 @@ export const MIGRATIONS: readonly string[] = [
   -- The interval as the user wrote it ("24h" stays "24h", not "1d").
   ALTER TABLE snapshot_settings ADD COLUMN interval_text TEXT;
   `,
+  `
+  -- Which snapshot volume a restore puts into which current volume (JSON).
+  ALTER TABLE restores ADD COLUMN volumes TEXT;
+  `,
 ];

@@ -13,6 +13,14 @@ export interface RestoreJournal {
   readonly swapStartedAt?: number;
 }
 
+/** Where a restore puts each snapshot volume (decided when it is requested). */
+export interface RestoreVolumes {
+  /** Snapshot volume `from` ("service.volume") goes into current volume `to`; `match`: name, mount or position. */
+  readonly pairs: ReadonlyArray<{ readonly from: string; readonly to: string; readonly match: 'name' | 'mount' | 'position' }>;
+  /** Current volumes the snapshot does not hold: the restore leaves them as they are. */
+  readonly notInSnapshot: readonly string[];
+}
+
 export interface Restore {
   readonly id: string;
   readonly deploymentId: string;
@@ -20,6 +28,8 @@ export interface Restore {
   readonly status: RestoreStatus;
   readonly safetySnapshot: boolean;
   readonly safetySnapshotId: string | null;
+  /** Null for restores requested before volumes were mapped. */
+  readonly volumes: RestoreVolumes | null;
   readonly journal: RestoreJournal;
   readonly createdAt: number;
   readonly startedAt: number | null;
@@ -37,6 +47,7 @@ interface Row {
   status: RestoreStatus;
   safety_snapshot: number;
   safety_snapshot_id: string | null;
+  volumes: string | null;
   journal: string | null;
   created_at: number;
   started_at: number | null;
@@ -54,6 +65,7 @@ const toRestore = (r: Row): Restore => ({
   status: r.status,
   safetySnapshot: r.safety_snapshot === 1,
   safetySnapshotId: r.safety_snapshot_id,
+  volumes: r.volumes ? (JSON.parse(r.volumes) as RestoreVolumes) : null,
   journal: r.journal ? (JSON.parse(r.journal) as RestoreJournal) : {},
   createdAt: r.created_at,
   startedAt: r.started_at,
@@ -77,11 +89,14 @@ const COLUMNS: Record<string, string> = {
 
 export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>>;
 
+/** Columns stored as JSON. */
+const JSON_COLUMNS = new Set(['journal', 'volumes']);
+
 export class Restores extends Table {
-  insert(r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>): void {
+  insert(r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'> & { volumes?: RestoreVolumes | null }): void {
     this.db
-      .prepare("INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, created_at) VALUES (?, ?, ?, 'pending', ?, ?)")
-      .run(r.id, r.deploymentId, r.snapshotId, r.safetySnapshot ? 1 : 0, r.createdAt);
+      .prepare("INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, volumes, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)")
+      .run(r.id, r.deploymentId, r.snapshotId, r.safetySnapshot ? 1 : 0, r.volumes ? JSON.stringify(r.volumes) : null, r.createdAt);
   }
 
   get(id: string): Restore | undefined {
@@ -101,12 +116,12 @@ export class Restores extends Table {
   }
 
   update(id: string, u: RestoreUpdate): void {
-    const keys = Object.keys(u).filter((k) => COLUMNS[k] !== undefined || k === 'journal');
+    const keys = Object.keys(u).filter((k) => COLUMNS[k] !== undefined || JSON_COLUMNS.has(k));
     if (keys.length === 0) return;
-    const sets = keys.map((k) => `${k === 'journal' ? 'journal' : COLUMNS[k]} = ?`).join(', ');
+    const sets = keys.map((k) => `${JSON_COLUMNS.has(k) ? k : COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => {
       const v = (u as Record<string, unknown>)[k];
-      return k === 'journal' ? JSON.stringify(v) : (v ?? null);
+      return JSON_COLUMNS.has(k) ? (v === null || v === undefined ? null : JSON.stringify(v)) : (v ?? null);
     });
     this.q(`UPDATE restores SET ${sets} WHERE id = ?`).run(...values, id);
   }

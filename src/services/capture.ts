@@ -24,6 +24,7 @@ import type { Deployment } from '../db/deployments.js';
 import type { ServiceContext } from './context.js';
 import { volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
+import { volumeTags } from './volume-map.js';
 
 export interface CaptureOptions {
   readonly snapshotId: string;
@@ -66,7 +67,8 @@ export async function captureDeployment(ctx: ServiceContext, dep: Deployment, op
     const done = (await repo.listSnapshots()).find((s) => s.tags.includes(tag));
     if (done) return fromTags(done);
 
-    const sources = volumesOf(dep.manifest).map((v) => ({ name: v.key, path: ctx.paths.volume(dep.id, v) }));
+    const volumes = volumesOf(dep.manifest);
+    const sources = volumes.map((v) => ({ name: v.key, path: ctx.paths.volume(dep.id, v) }));
     for (const s of sources) await fs.mkdir(s.path, { recursive: true });
     const parent = opts.parentEngineId ? await repo.findSnapshot(opts.parentEngineId).catch(() => null) : null;
 
@@ -127,7 +129,8 @@ export async function captureDeployment(ctx: ServiceContext, dep: Deployment, op
         if (r.exitCode !== 0) warnings.push(`post-snapshot hook of service ${svc.name} exited with ${r.exitCode}: ${tail(r.output, 500)}`);
       }
 
-      const tags = [tag, `consistency:${consistency}`, ...(freezeMs === null ? [] : [`freeze-ms:${freezeMs}`])];
+      // The volumes' mount paths and order, so a restore can follow them through a rename (see volume-map).
+      const tags = [tag, `consistency:${consistency}`, ...(freezeMs === null ? [] : [`freeze-ms:${freezeMs}`]), ...volumeTags(volumes)];
       const record = await session.commit(second, { label: opts.label, tags, parent: parent?.id ?? null });
       if (freezeMs !== null) ctx.metrics.freezeWindow.observe(freezeMs / 1000);
       return { record, consistency, freezeMs, warning: warnings.length ? warnings.join('; ') : null };

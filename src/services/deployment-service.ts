@@ -21,6 +21,8 @@ import { JobKind, type ServiceContext } from './context.js';
 import { activeDeployment, assertIdle, currentOperation, ownedDeployment, pendingClones } from './guards.js';
 import { type Paths, volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
+import { moveVolumes, removeOrphans, volumeChanges } from './volume-dirs.js';
+import { mapVolumes, snapshotVolumes } from './volume-map.js';
 import type { SnapshotService } from './snapshot-service.js';
 import { type DeploymentExtras } from './views.js';
 import { VolumeUsage } from './volume-usage.js';
@@ -202,22 +204,39 @@ export class DeploymentService {
     await this.ctx.runtime.start(d.id);
   }
 
+  /**
+   * updateJob applies a new SDL. When it renames or removes volumes, the
+   * services stop before the before-update snapshot, so that snapshot holds
+   * the last data of the volumes that go; renamed volumes keep their data
+   * (moved to the new name) and directories no volume uses any more are
+   * removed when the snapshot holds them or they are empty (volume-dirs).
+   */
   private async updateJob(job: Job): Promise<void> {
-    const { store, clock, runtime, paths } = this.ctx;
+    const { store, clock, runtime, paths, log } = this.ctx;
     const d = store.deployments.get(job.deploymentId);
     if (!d || d.status !== 'active') return;
-    const snapshotId = job.payload.snapshotId as string | null;
-    if (snapshotId) {
-      const s = await this.snapshots.take(snapshotId);
-      if (s.status !== 'ready') throw new Error(`the before-update snapshot failed, the deployment was not updated: ${s.error ?? 'unknown error'}`);
-    }
     const manifest = job.payload.manifest as Manifest;
+    const changes = volumeChanges(d.manifest, manifest);
+    const snapshotId = job.payload.snapshotId as string | null;
+    let captured = false;
+    if (snapshotId) {
+      if (changes.gone.length > 0) await runtime.stop(d.id);
+      const s = await this.snapshots.take(snapshotId);
+      if (s.status !== 'ready') {
+        if (changes.gone.length > 0) await runtime.start(d.id).catch((err: unknown) => log.error({ err, deployment: d.id }, 'could not restart'));
+        throw new Error(`the before-update snapshot failed, the deployment was not updated: ${s.error ?? 'unknown error'}`);
+      }
+      captured = changes.gone.length > 0;
+    }
+    await runtime.stop(d.id);
+    await moveVolumes(paths, d.id, changes);
     const updated = { ...d, manifest };
     await this.ensureVolumes(updated);
-    await runtime.stop(d.id);
     await runtime.create(runtimeSpec(paths, d.id, manifest));
     store.deployments.updateSdl(d.id, d.name, job.payload.sdl as string, manifest, clock.now());
     await runtime.start(d.id);
+    const kept = await removeOrphans(paths, d.id, manifest, new Set(captured ? changes.gone : []));
+    if (kept.length > 0) log.warn({ deployment: d.id, volumes: kept }, 'kept the data of volumes the SDL no longer has (no snapshot holds it)');
   }
 
   private async restartJob(job: Job): Promise<void> {
@@ -250,12 +269,15 @@ export class DeploymentService {
     const repo = await openRepo(paths, srcId, false);
     try {
       const record = await repo.findSnapshot(job.payload.engineId as string);
-      const inSnapshot = new Set((await repo.readTree(record.root.subtree!)).map((n) => n.name.toString()));
+      const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
+      // The snapshot may predate a rename of the source's volumes: map them as a restore does.
+      const from = new Map(mapVolumes(snapshotVolumes(record.tags, names), volumesOf(d.manifest)).pairs.map((p) => [p.to, p.from]));
       for (const v of volumesOf(d.manifest)) {
         const target = paths.volume(d.id, v);
         await fs.rm(target, { recursive: true, force: true }); // a crash may have left a partial copy
         await fs.mkdir(target.slice(0, target.lastIndexOf('/')), { recursive: true });
-        if (inSnapshot.has(v.key)) await repo.restore(record, target, { subpath: v.key, sync: true });
+        const key = from.get(v.key);
+        if (key !== undefined) await repo.restore(record, target, { subpath: key, sync: true });
         else await fs.mkdir(target);
       }
     } finally {

@@ -12,6 +12,13 @@
  *   completed  the old data (now in the staging directory) is deleted in the
  *              background.
  *
+ * Which snapshot volume goes into which current volume is decided when the
+ * restore is requested (volume-map: by name, else mount path, else position,
+ * one-to-one) and recorded with it. A snapshot volume with nowhere to go
+ * refuses the request (409 VOLUMES_CHANGED) before anything is done; a
+ * current volume the snapshot does not hold is neither staged nor swapped:
+ * it keeps its data.
+ *
  * The journal records the staged directories' inodes before the swap. After
  * a crash the job is re-run and resumes from the recorded status: before the
  * swap it starts the restore over (the live volumes were never touched);
@@ -27,13 +34,14 @@ import { newId } from '../core/ids.js';
 import { fsyncDir, native, syncfs } from '../engine/index.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
-import type { Restore, RestoreJournal } from '../db/restores.js';
+import type { Restore, RestoreJournal, RestoreVolumes } from '../db/restores.js';
 import type { Snapshot } from '../db/snapshots.js';
 import { JobKind, type ServiceContext } from './context.js';
 import { activeDeployment, assertIdle, sanitize } from './guards.js';
 import { volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
 import type { SnapshotService } from './snapshot-service.js';
+import { type SnapshotVolume, type VolumeMapping, assertRestorable, mapVolumes, snapshotVolumes } from './volume-map.js';
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -65,17 +73,79 @@ export class RestoreService {
     return this.ctx.store.restores.list(depId);
   }
 
-  /** request starts restoring a ready snapshot (202: it is `pending`). */
-  request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Restore {
+  /** readySnapshot returns a deployment's snapshot that can be restored (404 / 409 otherwise). */
+  private readySnapshot(userId: string, depId: string, snapId: string): { dep: Deployment; snap: Snapshot } {
+    const { store } = this.ctx;
+    const dep = activeDeployment(store, userId, depId);
+    const snap = store.snapshots.inDeployment(depId, snapId);
+    if (!snap) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${snapId} not found`);
+    if (snap.status !== 'ready') throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
+    if (!snap.engineId) throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} has no stored data`);
+    return { dep, snap };
+  }
+
+  /** volumesIn lists the volumes a snapshot holds, read from the repository. */
+  private async volumesIn(depId: string, engineId: string): Promise<SnapshotVolume[]> {
+    const repo = await openRepo(this.ctx.paths, depId, false);
+    try {
+      const record = await repo.findSnapshot(engineId);
+      const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
+      return snapshotVolumes(record.tags, names);
+    } finally {
+      await repo.close();
+    }
+  }
+
+  /**
+   * plan tells where a restore of the snapshot would put each of its volumes,
+   * and why it would be refused, without doing anything.
+   */
+  async plan(userId: string, depId: string, snapId: string): Promise<{ mapping: VolumeMapping; refusal: KovaError | null }> {
+    const { snap } = this.readySnapshot(userId, depId, snapId);
+    const inSnapshot = await this.volumesIn(depId, snap.engineId!).catch((err: unknown) => {
+      // Its messages may name host paths: a server-side failure, logged and not shown.
+      throw new KovaError('INTERNAL_ERROR', 'could not read the snapshot from the repository', { status: 500, cause: err });
+    });
+    const { dep } = this.readySnapshot(userId, depId, snapId);
+    const mapping = mapVolumes(inSnapshot, volumesOf(dep.manifest));
+    try {
+      assertRestorable(snapId, mapping);
+      return { mapping, refusal: null };
+    } catch (err) {
+      if (err instanceof KovaError) return { mapping, refusal: err };
+      throw err;
+    }
+  }
+
+  /**
+   * request starts restoring a ready snapshot (202: it is `pending`). Its
+   * volumes are mapped onto the deployment's current ones first; a snapshot
+   * volume with nowhere to go answers 409 VOLUMES_CHANGED and nothing is done.
+   */
+  async request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Promise<Restore> {
     const { store, clock } = this.ctx;
-    return store.tx(() => {
-      activeDeployment(store, userId, depId);
-      const snap = store.snapshots.inDeployment(depId, snapId);
-      if (!snap) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${snapId} not found`);
-      if (snap.status !== 'ready') throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
+    const first = store.tx(() => {
+      const found = this.readySnapshot(userId, depId, snapId);
       assertIdle(store, depId);
+      return found.snap;
+    });
+    // A repository that can't be read is the job's to report, as a failed restore (without host paths).
+    const inSnapshot = await this.volumesIn(depId, first.engineId!).catch((err: unknown) => {
+      this.ctx.log.warn({ err, deployment: depId, snapshot: snapId }, 'could not read the volumes of the snapshot to restore');
+      return null;
+    });
+    // Again in the transaction that queues the job: the SDL may have changed meanwhile.
+    return store.tx(() => {
+      const { dep } = this.readySnapshot(userId, depId, snapId);
+      assertIdle(store, depId);
+      let volumes: RestoreVolumes | null = null;
+      if (inSnapshot) {
+        const mapping = mapVolumes(inSnapshot, volumesOf(dep.manifest));
+        assertRestorable(snapId, mapping);
+        volumes = { pairs: mapping.pairs, notInSnapshot: mapping.notInSnapshot };
+      }
       const id = newId('rst');
-      store.restores.insert({ id, deploymentId: depId, snapshotId: snapId, safetySnapshot, createdAt: clock.now() });
+      store.restores.insert({ id, deploymentId: depId, snapshotId: snapId, safetySnapshot, volumes, createdAt: clock.now() });
       this.ctx.jobs.enqueue(depId, JobKind.Restore, { restoreId: id, snapshotId: snapId });
       return store.restores.get(id)!;
     });
@@ -91,6 +161,7 @@ export class RestoreService {
     try {
       if (r.status === 'pending' || r.status === 'restoring') {
         if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
+        if (!r.volumes) r = await this.mapNow(r, dep, snap);
         if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
         faultPoint('restore:restoring');
         r = await this.stage(r, dep, snap);
@@ -116,6 +187,18 @@ export class RestoreService {
     }
   }
 
+  /**
+   * mapNow maps the snapshot's volumes of a restore queued without a mapping
+   * (its repository could not be read when requested, or it was requested
+   * before volumes were mapped), before anything is done.
+   */
+  private async mapNow(r: Restore, dep: Deployment, snap: Snapshot): Promise<Restore> {
+    const m = mapVolumes(await this.volumesIn(dep.id, snap.engineId!), volumesOf(dep.manifest));
+    assertRestorable(snap.id, m);
+    this.ctx.store.restores.update(r.id, { volumes: { pairs: m.pairs, notInSnapshot: m.notInSnapshot } });
+    return this.ctx.store.restores.get(r.id)!;
+  }
+
   /** safetySnapshot takes (or finishes) the snapshot of the current state, then moves on to `restoring`. */
   private async safetySnapshot(r: Restore, dep: Deployment): Promise<Restore> {
     const { store, clock } = this.ctx;
@@ -135,7 +218,12 @@ export class RestoreService {
     return store.restores.get(r.id)!;
   }
 
-  /** stage restores every volume into the staging directory and records its inodes. */
+  /**
+   * stage restores every mapped volume into the staging directory and
+   * records its inodes; a volume the snapshot does not hold is not staged.
+   * Nothing live is touched here, so a mapping that no longer fits fails the
+   * restore with the volumes as they were.
+   */
   private async stage(r: Restore, dep: Deployment, snap: Snapshot): Promise<Restore> {
     const { store, paths } = this.ctx;
     const staging = paths.staging(dep.id, r.id);
@@ -146,28 +234,31 @@ export class RestoreService {
     const staged: Record<string, string> = {};
     try {
       const record = await repo.findSnapshot(snap.engineId!);
-      const inSnapshot = new Set((await repo.readTree(record.root.subtree!)).map((n) => n.name.toString()));
+      const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
+      const current = volumesOf(dep.manifest);
+      const mapping = r.volumes ?? { pairs: [], notInSnapshot: [] };
+      const inSnapshot = new Set(names);
+      const currentKeys = new Set(current.map((v) => v.key));
+      const lost = mapping.pairs.filter((p) => !inSnapshot.has(p.from) || !currentKeys.has(p.to));
+      if (lost.length > 0 || mapping.pairs.length === 0) {
+        throw new KovaError('VOLUMES_CHANGED', `the volumes changed since the restore was requested (${lost.map((p) => `${p.from} -> ${p.to}`).join(', ') || 'nothing to restore'}); nothing was changed`, { status: 409 });
+      }
       const total = snap.sizeBytes;
       let base = 0;
       let last = 0;
-      for (const v of volumesOf(dep.manifest)) {
-        const target = path.join(staging, v.key);
-        if (inSnapshot.has(v.key)) {
-          const res = await repo.restore(record, target, {
-            subpath: v.key,
-            onProgress: (p) => {
-              const now = Date.now();
-              if (now - last < PROGRESS_EVERY_MS) return;
-              last = now;
-              store.restores.update(r.id, { progressDone: base + p.bytesDone, progressTotal: total });
-            },
-          });
-          base += res.bytes;
-        } else {
-          // The volume did not exist when the snapshot was taken: it restores empty.
-          await fs.mkdir(target, { mode: 0o755 });
-        }
-        staged[v.key] = (await inodeOf(target))!;
+      for (const pair of mapping.pairs) {
+        const target = path.join(staging, pair.to);
+        const res = await repo.restore(record, target, {
+          subpath: pair.from,
+          onProgress: (p) => {
+            const now = Date.now();
+            if (now - last < PROGRESS_EVERY_MS) return;
+            last = now;
+            store.restores.update(r.id, { progressDone: base + p.bytesDone, progressTotal: total });
+          },
+        });
+        base += res.bytes;
+        staged[pair.to] = (await inodeOf(target))!;
       }
     } finally {
       await repo.close();

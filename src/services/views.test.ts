@@ -67,6 +67,7 @@ const restoreRow: RestoreRow = {
   error: 'none yet',
   progressDone: 10,
   progressTotal: 20,
+  volumes: { pairs: [{ from: 'app.data', to: 'web.data', match: 'mount' }], notInSnapshot: ['web.cache'] },
 };
 
 const settingsRow: SettingsRow = {

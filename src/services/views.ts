@@ -8,6 +8,7 @@
  */
 import type * as Api from '../api/contract.js';
 import { iso } from '../core/clock.js';
+import type { KovaError } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/units.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Deployment } from '../db/deployments.js';
@@ -16,6 +17,7 @@ import type { SnapshotSettings } from '../db/settings.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import type { VolumeMapping } from './volume-map.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
@@ -72,7 +74,18 @@ export function restoreView(r: Restore) {
     downtimeMs: r.downtimeMs,
     error: r.error,
     progress: r.status === 'restoring' ? progress(r.progressDone, r.progressTotal) : null,
+    volumes: r.volumes ? r.volumes.pairs.map((v) => ({ ...v })) : null,
+    untouchedVolumes: r.volumes ? [...r.volumes.notInSnapshot] : null,
   } satisfies Api.Restore;
+}
+
+export function restorePlanView(p: { mapping: VolumeMapping; refusal: KovaError | null }) {
+  return {
+    volumes: p.mapping.pairs.map((v) => ({ ...v })),
+    untouchedVolumes: [...p.mapping.notInSnapshot],
+    missingVolumes: [...p.mapping.missing],
+    refusal: p.refusal ? { code: p.refusal.code, message: p.refusal.message } : null,
+  } satisfies Api.RestorePlan;
 }
 
 /** The last instant an ISO 8601 date with a four-digit year can say (9999-12-31T23:59:59.999Z). */

@@ -14,6 +14,7 @@ export type {
   Me,
   Progress,
   Restore,
+  RestorePlan,
   RestoreStatus,
   Service,
   ServiceState,
@@ -24,8 +25,9 @@ export type {
   SnapshotSummary,
   SnapshotTrigger,
   Volume,
+  VolumePair,
 } from '../../src/api/contract';
-import type { Deployment, Me, Restore, SettingsChange, Snapshot, SnapshotSettings } from '../../src/api/contract';
+import type { Deployment, Me, Restore, RestorePlan, SettingsChange, Snapshot, SnapshotSettings } from '../../src/api/contract';
 
 /** An error answered by the API (or a network failure, status 0). */
 export class ApiError extends Error {
@@ -142,6 +144,8 @@ export const api = {
   },
   restoreSnapshot: async (id: string, snapshotId: string, safetySnapshot: boolean) =>
     (await request<{ restore: Restore }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/restore`, { body: { safetySnapshot } })).restore,
+  restorePlan: async (id: string, snapshotId: string, signal?: AbortSignal) =>
+    (await request<{ plan: RestorePlan }>('GET', `${dep(id)}/snapshots/${enc(snapshotId)}/restore-plan`, { signal })).plan,
   cloneSnapshot: async (id: string, snapshotId: string, name: string | null) =>
     (await request<{ deployment: Deployment }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/clone`, { body: name ? { name } : {} })).deployment,
 

@@ -2,9 +2,9 @@
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { deploymentView, restoreView, snapshotView } from '../../services/views.js';
+import { deploymentView, restorePlanView, restoreView, snapshotView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
-import { Deployment, Restore, Snapshot, errorResponses as errors, ok } from '../contract.js';
+import { Deployment, Restore, RestorePlan, Snapshot, errorResponses as errors, ok } from '../contract.js';
 import { CloneBody, CreateSnapshotBody, DeploymentParams, RestoreBody, RestoreParams, SnapshotParams } from '../schemas.js';
 
 export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
@@ -35,19 +35,32 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
   );
 
+  app.get<{ Params: Static<typeof SnapshotParams> }>(
+    '/api/v1/deployments/:id/snapshots/:snapshotId/restore-plan',
+    {
+      schema: {
+        tags: ['restores'],
+        summary: "Where a restore of the snapshot would put each of its volumes, and why it would be refused; changes nothing",
+        params: SnapshotParams,
+        response: { 200: ok({ plan: RestorePlan }), ...errors },
+      },
+    },
+    async (req) => ({ success: true, plan: restorePlanView(await deps.restores.plan(req.user.id, req.params.id, req.params.snapshotId)) }),
+  );
+
   app.post<{ Params: Static<typeof SnapshotParams>; Body: Static<typeof RestoreBody> }>(
     '/api/v1/deployments/:id/snapshots/:snapshotId/restore',
     {
       schema: {
         tags: ['restores'],
-        summary: 'Restore a snapshot: replaces all current volume data and restarts the services',
+        summary: "Restore a snapshot: replaces the data of the volumes it holds and restarts the services (409 VOLUMES_CHANGED when some of its volumes can't be matched)",
         params: SnapshotParams,
         body: RestoreBody,
         response: { 202: ok({ restore: Restore }), ...errors },
       },
     },
     async (req, reply) => {
-      const r = deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, req.body?.safetySnapshot ?? true);
+      const r = await deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, req.body?.safetySnapshot ?? true);
       return reply.status(202).send({ success: true, restore: restoreView(r) });
     },
   );

@@ -11,7 +11,7 @@
  * All three are KovaErrors whose message is one line, so the CLI prints
  * them as `kova: <message>` unchanged.
  */
-import type { Deployment, Me, Restore, SettingsChange, Snapshot, SnapshotSettings } from '../../api/contract.js';
+import type { Deployment, Me, Restore, RestorePlan, SettingsChange, Snapshot, SnapshotSettings } from '../../api/contract.js';
 import { KovaError } from '../../core/errors.js';
 
 /* ---- wire types: the API contract's, shared with the server and the dashboard ---- */
@@ -23,6 +23,7 @@ export type {
   Me,
   Progress as ApiProgress,
   Restore,
+  RestorePlan,
   RestoreStatus,
   Service as DeploymentService,
   ServiceState,
@@ -33,6 +34,7 @@ export type {
   SnapshotSummary,
   SnapshotTrigger,
   Volume as DeploymentVolume,
+  VolumePair,
 } from '../../api/contract.js';
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -199,6 +201,10 @@ export class KovaClient {
 
   restoreSnapshot(deploymentId: string, snapshotId: string, safetySnapshot: boolean): Promise<Restore> {
     return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore`, 'restore', { safetySnapshot });
+  }
+
+  restorePlan(deploymentId: string, snapshotId: string): Promise<RestorePlan> {
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore-plan`, 'plan');
   }
 
   getRestore(deploymentId: string, restoreId: string): Promise<Restore> {

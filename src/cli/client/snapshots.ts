@@ -5,7 +5,7 @@
 import { type Command, Option } from 'commander';
 import { formatBytes, formatElapsed } from '../../core/units.js';
 import { note, printJson, println, table } from '../output.js';
-import type { SettingsChange, Snapshot } from './api-client.js';
+import { ApiError, type RestorePlan, type SettingsChange, type Snapshot, type VolumePair } from './api-client.js';
 import { type ClientContext, type CommonOpts, client, clientCommand, confirm } from './common.js';
 import { ClientUsageError } from './connection.js';
 import { SNAPSHOT_HEADERS, ago, printSettings, printSnapshot, snapshotRow } from './format.js';
@@ -19,6 +19,18 @@ export const RESTORE_WARNING = [
   '  - The container restarts with the restored data (a few seconds of downtime).',
 ];
 export const RESTORE_SAFETY_NOTE = 'A safety snapshot of the current state is taken first: it lets you undo this restore.';
+
+const HOW: Record<VolumePair['match'], string> = { name: 'same name', mount: 'same mount path', position: 'same place in the SDL' };
+
+/** restorePlanLines explains a restore's volume mapping when it is not "every volume into itself" (none otherwise). */
+export function restorePlanLines(plan: Pick<RestorePlan, 'volumes' | 'untouchedVolumes'>): string[] {
+  if (plan.volumes.every((p) => p.from === p.to) && plan.untouchedVolumes.length === 0) return [];
+  return [
+    "The deployment's volumes changed since this snapshot:",
+    ...plan.volumes.map((p) => (p.from === p.to ? `  - ${p.to} is restored` : `  - ${p.from} is restored into ${p.to} (${HOW[p.match]})`)),
+    ...plan.untouchedVolumes.map((v) => `  - ${v} is not in the snapshot: it keeps its current data`),
+  ];
+}
 
 function readySummary(s: Snapshot): string {
   const parts = [s.size];
@@ -85,15 +97,20 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
     .action(async (depId: string, snapId: string, o: CommonOpts & { yes?: boolean; safetySnapshot: boolean; wait?: boolean }) => {
       const c = await client(ctx, o);
       let what = `snapshot ${snapId}`;
+      let plan: RestorePlan | null = null;
       if (!o.yes && ctx.terminal.interactive) {
         // Name what is about to be restored (and fail early on a wrong id).
         const s = await c.getSnapshot(depId, snapId);
         what = `snapshot ${s.id}${s.label ? ` "${s.label}"` : ''} (${ago(s.createdAt)})`;
+        // Where each volume goes; a refusal is told before asking (the restore would answer the same).
+        plan = await c.restorePlan(depId, snapId).catch(() => null);
+        if (plan?.refusal) throw new ApiError(409, plan.refusal.code, plan.refusal.message);
       }
+      const mapping = plan ? restorePlanLines(plan) : [];
       await confirm(ctx, o, {
         action: `restore ${snapId}`,
         question: `Restore ${what} into deployment ${depId}?`,
-        warning: o.safetySnapshot ? [...RESTORE_WARNING, RESTORE_SAFETY_NOTE] : RESTORE_WARNING,
+        warning: [...RESTORE_WARNING, ...mapping, ...(o.safetySnapshot ? [RESTORE_SAFETY_NOTE] : [])],
       });
       const started = await c.restoreSnapshot(depId, snapId, o.safetySnapshot);
       const r = o.wait ? await waitForRestore(io, c, depId, started.id) : started;
@@ -106,6 +123,9 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
           const downtime = typeof r.downtimeMs === 'number' ? `, downtime ${formatElapsed(r.downtimeMs)}` : '';
           const undo = r.safetySnapshotId ? `; to undo: kova snapshots restore ${depId} ${r.safetySnapshotId}` : '';
           note(io, `restored ${r.snapshotId} into ${depId}${downtime}${undo}`);
+          const moved = (r.volumes ?? []).filter((p) => p.from !== p.to);
+          if (moved.length > 0) note(io, `restored into renamed volumes: ${moved.map((p) => `${p.from} -> ${p.to}`).join(', ')}`);
+          if (r.untouchedVolumes?.length) note(io, `not in the snapshot, kept as they were: ${r.untouchedVolumes.join(', ')}`);
         }
       }
       if (failure) throw failure;

@@ -1,6 +1,10 @@
-/** RestoreDialog: the warning before a restore, the safety snapshot choice, and Confirm. */
-import { useId, useState } from 'react';
-import { api, errorMessage, type Restore, type Snapshot } from '../api';
+/**
+ * RestoreDialog: the warning before a restore, where each of the snapshot's
+ * volumes goes when the deployment's volumes changed since (or why it can't
+ * be restored), the safety snapshot choice, and Confirm.
+ */
+import { useEffect, useId, useState } from 'react';
+import { api, errorMessage, isAbort, type Restore, type RestorePlan, type Snapshot, type VolumePair } from '../api';
 import { formatExact } from '../format';
 import { Callout } from './Callout';
 import { Dialog } from './Dialog';
@@ -8,11 +12,60 @@ import { DialogActions } from './DialogActions';
 import { RelativeTime } from './RelativeTime';
 import { SnapshotName } from './SnapshotName';
 
+const HOW: Record<VolumePair['match'], string> = { name: 'same name', mount: 'same mount path', position: 'same place in the SDL' };
+
+/** VolumeChanges lists the plan when it is not simply "every volume into itself". */
+function VolumeChanges({ plan }: { plan: RestorePlan }) {
+  if (plan.refusal) {
+    return (
+      <Callout tone="danger" role="alert" title="This snapshot can't be restored into the deployment as it is now">
+        <p>{plan.refusal.message}</p>
+      </Callout>
+    );
+  }
+  const moved = plan.volumes.filter((p) => p.from !== p.to);
+  if (moved.length === 0 && plan.untouchedVolumes.length === 0) return null;
+  return (
+    <Callout tone="info" title="The deployment's volumes changed since this snapshot">
+      <ul className="plain-list" aria-label="Volume mapping">
+        {plan.volumes.map((p) => (
+          <li key={p.to}>
+            {p.from === p.to ? (
+              <>
+                <code>{p.to}</code> is restored
+              </>
+            ) : (
+              <>
+                <code>{p.from}</code> is restored into <code>{p.to}</code> ({HOW[p.match]})
+              </>
+            )}
+          </li>
+        ))}
+        {plan.untouchedVolumes.map((v) => (
+          <li key={v}>
+            <code>{v}</code> is not in the snapshot: it keeps its current data
+          </li>
+        ))}
+      </ul>
+    </Callout>
+  );
+}
+
 export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { deploymentId: string; snapshot: Snapshot; onClose: () => void; onStarted: (r: Restore) => void }) {
   const id = useId();
   const [safety, setSafety] = useState(true);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [plan, setPlan] = useState<RestorePlan | null>(null);
+
+  useEffect(() => {
+    const ctl = new AbortController();
+    api.restorePlan(deploymentId, snapshot.id, ctl.signal).then(setPlan, (err: unknown) => {
+      // The restore itself answers with the same reasons: without a plan, Confirm still explains.
+      if (!isAbort(err)) setPlan(null);
+    });
+    return () => ctl.abort();
+  }, [deploymentId, snapshot.id]);
 
   const confirm = async () => {
     setBusy(true);
@@ -41,6 +94,7 @@ export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { 
             <li>The container restarts with the restored data (a few seconds of downtime).</li>
           </ul>
         </Callout>
+        {plan && <VolumeChanges plan={plan} />}
         <label className="check" htmlFor={`${id}-safety`}>
           <input id={`${id}-safety`} type="checkbox" checked={safety} onChange={(e) => setSafety(e.target.checked)} aria-describedby={`${id}-safety-hint`} />
           <span>
@@ -56,7 +110,7 @@ export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { 
           </Callout>
         )}
       </div>
-      <DialogActions busy={busy} onCancel={onClose} label="Confirm restore" busyLabel="Starting restore" tone="danger" onConfirm={() => void confirm()} autofocus="cancel" />
+      <DialogActions busy={busy} onCancel={onClose} label="Confirm restore" busyLabel="Starting restore" tone="danger" disabled={plan?.refusal != null} onConfirm={() => void confirm()} autofocus="cancel" />
     </Dialog>
   );
 }

@@ -70,6 +70,18 @@ export function RestorePanel({ deploymentId, initial, snapshots, onFinished, onD
             </>
           )}
           .
+          {restore.volumes?.some((p) => p.from !== p.to) && (
+            <>
+              {' '}
+              Restored into renamed volumes:{' '}
+              {restore.volumes
+                .filter((p) => p.from !== p.to)
+                .map((p) => `${p.from} → ${p.to}`)
+                .join(', ')}
+              .
+            </>
+          )}
+          {restore.untouchedVolumes && restore.untouchedVolumes.length > 0 && <> Not in the snapshot, kept as they were: {restore.untouchedVolumes.join(', ')}.</>}
         </Callout>
       )}
       {restore.status === 'failed' && (
