@@ -172,6 +172,12 @@ export class Repository {
     return this.loadIndex();
   }
 
+  /** forgetIndex drops the cached index: the next use reads it again (after packs were removed). */
+  forgetIndex(): void {
+    this.index = null;
+    this.treeCache.clear();
+  }
+
   /** Index files that could not be read at the last load. */
   get loadProblems(): readonly IndexProblem[] {
     return this.indexProblems;
