@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { isDatabaseUnavailable } from '../core/errors.js';
 import type { User } from '../db/users.js';
 import type { AppDeps } from './deps.js';
 import { errorBody, handleError } from './errors.js';
@@ -67,7 +68,10 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     },
   });
 
-  app.setErrorHandler(handleError);
+  app.setErrorHandler((err, req, reply) => {
+    if (isDatabaseUnavailable(err)) deps.disk?.full('database', err, { request: req.id });
+    return handleError(err as Error, req, reply);
+  });
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   const limiter = new RateLimiter(deps.config.rateLimitPerMinute, deps.clock);
@@ -99,7 +103,16 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok', runtime: deps.config.runtime, version: deps.config.version }));
+  // Degraded (still 200: the process serves) while the data disk is short of space.
+  app.get('/healthz', { schema: { hide: true } }, async () => {
+    const disk = deps.disk ? await deps.disk.check() : null;
+    return {
+      status: disk?.status ?? 'ok',
+      runtime: deps.config.runtime,
+      version: deps.config.version,
+      ...(disk ? { reasons: disk.reasons, freeBytes: disk.freeBytes } : {}),
+    };
+  });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
     reply.type('text/plain; version=0.0.4').send(deps.metrics.render()),
   );

@@ -87,6 +87,8 @@ export class Metrics {
   readonly restores = new Counter('kova_restores_total', 'Restores finished, by outcome.');
   readonly repositoryBytes = new Gauge('kova_repository_bytes', 'Bytes stored in each deployment\'s snapshot repository.');
   readonly httpRequests = new Counter('kova_http_requests_total', 'HTTP requests, by method and status code.');
+  readonly diskFull = new Counter('kova_disk_full_total', 'Writes that failed for lack of space, by where (repository, restore target, database).');
+  readonly dataFreeBytes = new Gauge('kova_data_free_bytes', 'Free bytes of the data directory\'s filesystem, as of the last health check.');
 
   render(): string {
     return (
@@ -99,6 +101,8 @@ export class Metrics {
         this.restores,
         this.repositoryBytes,
         this.httpRequests,
+        this.diskFull,
+        this.dataFreeBytes,
       ]
         .flatMap((m) => m.render())
         .join('\n') + '\n'

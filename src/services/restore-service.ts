@@ -18,13 +18,19 @@
  * during the swap it exchanges only volumes whose live directory is not yet
  * the staged inode, then starts the services. Either way each volume ends
  * entirely old or entirely restored, and the services run.
+ *
+ * Space: the staged copy needs room next to the live volumes. A restore is
+ * refused (INSUFFICIENT_SPACE, 507) when the request is made and again when
+ * its job starts, before the safety snapshot and before any service stops,
+ * if that filesystem has less free space than the snapshot's volumes take.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, KovaError, NotFoundError } from '../core/errors.js';
+import { ConflictError, DiskFullError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
 import { native, syncfs } from '../engine/native.js';
+import { checkSpace, restoreFootprint } from '../engine/restore/space.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
 import type { Restore, RestoreJournal } from '../db/restores.js';
@@ -74,9 +80,15 @@ export class RestoreService {
     return this.ctx.store.restores.list(depId);
   }
 
-  /** request starts restoring a ready snapshot (202: it is `pending`). */
-  request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Restore {
+  /**
+   * request starts restoring a ready snapshot (202: it is `pending`), after
+   * checking that its staged copy fits (InsufficientSpaceError otherwise).
+   */
+  async request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Promise<Restore> {
     const { store, clock } = this.ctx;
+    const dep = activeDeployment(store, userId, depId);
+    const ready = store.snapshots.inDeployment(depId, snapId);
+    if (ready?.status === 'ready' && ready.engineId) await this.checkSpace(dep, ready);
     return store.tx(() => {
       activeDeployment(store, userId, depId);
       const snap = store.snapshots.inDeployment(depId, snapId);
@@ -100,6 +112,7 @@ export class RestoreService {
     try {
       if (r.status === 'pending' || r.status === 'restoring') {
         if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
+        await this.checkSpace(dep, snap);
         if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
         faultPoint('restore:restoring');
         r = await this.stage(r, dep, snap);
@@ -110,10 +123,12 @@ export class RestoreService {
       metrics.restores.inc({ outcome: 'completed' });
       metrics.restoreDuration.observe((clock.now() - done.createdAt) / 1000);
       if (done.downtimeMs !== null) metrics.restoreDowntime.observe(done.downtimeMs / 1000);
+      this.ctx.disk.written();
       // The old data is in the staging directory now: delete it in the background.
       const staging = r.journal.stagingDir;
       if (staging) void fs.rm(staging, { recursive: true, force: true }).catch((err: unknown) => this.ctx.log.warn({ err }, 'could not remove old volume data'));
     } catch (err) {
+      if (err instanceof DiskFullError) this.ctx.disk.full('restore target', err, { restore: id, deployment: dep.id });
       const current = store.restores.get(id)!;
       const message = sanitize(err instanceof Error ? err.message : String(err), this.ctx.paths.dataDir);
       store.restores.update(id, { status: 'failed', error: message, finishedAt: clock.now() });
@@ -123,6 +138,22 @@ export class RestoreService {
         await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);
       }
     }
+  }
+
+  /** checkSpace refuses the restore when the staged copy of the snapshot's volumes would not fit next to the live ones. */
+  private async checkSpace(dep: Deployment, snap: Snapshot): Promise<void> {
+    const repo = await openRepo(this.ctx.paths, dep.id, false);
+    let needed = 0;
+    try {
+      const record = await repo.findSnapshot(snap.engineId!);
+      const keys = new Set(volumesOf(dep.manifest).map((v) => v.key));
+      for (const node of await repo.readTree(record.root.subtree!)) {
+        if (node.type === 'dir' && keys.has(node.name.toString())) needed += await restoreFootprint(repo, node);
+      }
+    } finally {
+      await repo.close();
+    }
+    await checkSpace('restore', this.ctx.paths.deploymentVolumes(dep.id), needed);
   }
 
   /** safetySnapshot takes (or finishes) the snapshot of the current state, then moves on to `restoring`. */
@@ -164,6 +195,7 @@ export class RestoreService {
         if (inSnapshot.has(v.key)) {
           const res = await repo.restore(record, target, {
             subpath: v.key,
+            checkSpace: false, // checked for all volumes at once
             onProgress: (p) => {
               const now = Date.now();
               if (now - last < PROGRESS_EVERY_MS) return;

@@ -48,7 +48,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req, reply) => {
-      const r = deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, req.body?.safetySnapshot ?? true);
+      const r = await deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, req.body?.safetySnapshot ?? true);
       return reply.status(202).send({ success: true, restore: restoreView(r) });
     },
   );
