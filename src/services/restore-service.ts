@@ -112,6 +112,8 @@ export class RestoreService {
     try {
       if (r.status === 'pending' || r.status === 'restoring') {
         if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
+        // A staged copy left by a crash is started over: its space counts as free.
+        if (r.status === 'restoring' && r.journal.stagingDir) await fs.rm(r.journal.stagingDir, { recursive: true, force: true });
         await this.checkSpace(dep, snap);
         if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
         faultPoint('restore:restoring');
