@@ -26,7 +26,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, DiskFullError, KovaError, NotFoundError } from '../core/errors.js';
+import { ConflictError, DiskFullError, InsufficientSpaceError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
 import { native, syncfs } from '../engine/native.js';
@@ -88,7 +88,13 @@ export class RestoreService {
     const { store, clock } = this.ctx;
     const dep = activeDeployment(store, userId, depId);
     const ready = store.snapshots.inDeployment(depId, snapId);
-    if (ready?.status === 'ready' && ready.engineId) await this.checkSpace(dep, ready);
+    if (ready?.status === 'ready' && ready.engineId) {
+      // Only lack of space is refused here; any other problem (say, an unreadable
+      // repository) is the job's to report, as the restore's error.
+      await this.checkSpace(dep, ready).catch((err: unknown) => {
+        if (err instanceof InsufficientSpaceError) throw err;
+      });
+    }
     return store.tx(() => {
       activeDeployment(store, userId, depId);
       const snap = store.snapshots.inDeployment(depId, snapId);
