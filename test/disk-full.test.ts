@@ -10,6 +10,8 @@
  * - a restore whose safety snapshot runs out of space fails cleanly, nothing
  *   stopped; a restore whose staged copy cannot fit is refused with 507
  *   INSUFFICIENT_SPACE before any service stops;
+ * - with not a byte left, requests answer (202, or 503 STORAGE_UNAVAILABLE
+ *   when the database cannot write) and the server stays up;
  * - once space is freed, a snapshot succeeds and /healthz is ok again;
  * - `kova repo snapshot` and `kova repo restore` on a full disk exit 1 with a
  *   one-line error, and the snapshot leaves no pack behind.
@@ -54,6 +56,27 @@ function writeRandom(file: string, bytes: number): void {
   const fd = fs.openSync(file, 'w');
   try {
     for (let done = 0; done < bytes; done += 8 * MiB) fs.writeSync(fd, randomBytes(Math.min(8 * MiB, bytes - done)));
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** fillDisk writes `file` until the filesystem has no byte left. */
+function fillDisk(file: string): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (let chunk = 8 * MiB; chunk >= 512; chunk >>= 1) {
+      const zeros = Buffer.alloc(chunk);
+      for (;;) {
+        try {
+          fs.writeSync(fd, zeros);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+          break;
+        }
+      }
+    }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -192,6 +215,25 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
     expect(leaderPid()).toBe(pid);
     expectAlive();
   }, 120_000);
+
+  it('with not a byte left, requests answer 202 or 503 and the server stays up', async () => {
+    const api = server!.api;
+    const filler = path.join(mnt, 'filler');
+    fillDisk(filler);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const r = await api('POST', `/api/v1/deployments/${depId}/snapshots`, { label: `no-room-${i}` });
+        expect([202, 503], JSON.stringify(r.body)).toContain(r.status);
+        if (r.status === 503) expect(r.body.error.code).toBe('STORAGE_UNAVAILABLE');
+        else expect((await waitSnapshot(api, depId, r.body.snapshot.id as string, 120_000)).status).toBe('failed');
+        expect((await api('GET', `/api/v1/deployments/${depId}/snapshots`)).status).toBe(200);
+        expectAlive();
+      }
+      expect((await healthz()).status).toBe('degraded');
+    } finally {
+      fs.rmSync(filler, { force: true });
+    }
+  }, 400_000);
 
   it('once space is freed, a snapshot succeeds and /healthz is ok again', async () => {
     const api = server!.api;
