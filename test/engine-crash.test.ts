@@ -621,7 +621,8 @@ gcSuite('gc with repacking killed at any point', { preDeleted: true, repackBelow
 /**
  * The same guarantees when an operation stops because a write fails (disk
  * full) instead of a kill: MemoryStorage fails every write from the n-th on,
- * for every n the operation reaches. Exhaustive, and cheap in memory.
+ * for every n the operation reaches. Exhaustive, and cheap in memory. A
+ * snapshot reports the failure as DISK_FULL and removes what it wrote.
  */
 describe('an operation whose writes start failing at any point', () => {
   const MEM_INIT = { packSize: 16 * 1024, chunker: { minSize: 1024, avgSize: 4096, maxSize: 16 * 1024 } };
@@ -647,13 +648,13 @@ describe('an operation whose writes start failing at any point', () => {
    * after it had returned: a failed operation has released its lock, so
    * anything it still writes lands under another operation's lock.
    */
-  async function runFailing(storage: MemoryStorage, n: number, op: (r: Repository) => Promise<unknown>): Promise<{ failed: boolean; late: number }> {
+  async function runFailing(storage: MemoryStorage, n: number, op: (r: Repository) => Promise<unknown>, code = 'ENOSPC'): Promise<{ failed: boolean; late: number }> {
     storage.failWritesFrom = storage.writes + n;
     try {
       await op(await Repository.openStorage(storage));
       return { failed: false, late: 0 };
     } catch (err) {
-      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      expect((err as NodeJS.ErrnoException).code).toBe(code);
       const attempted = storage.writes;
       await new Promise((r) => setTimeout(r, 150));
       return { failed: true, late: storage.writes - attempted };
@@ -718,11 +719,13 @@ describe('an operation whose writes start failing at any point', () => {
     for (let n = 1; n <= most + 3; n++) {
       const what = `snapshot failing from write ${n}`;
       const storage = cloneStorage(seed);
-      const { failed, late } = await runFailing(storage, n, (r) => r.snapshot(src, { label: 'new' }));
+      const { failed, late } = await runFailing(storage, n, (r) => r.snapshot(src, { label: 'new' }), 'DISK_FULL');
       if (!failed) completed++;
       await points.check(`${what}: writes after it returned`, async () => expect(late).toBe(0));
       await points.check(what, async () => {
         if (n <= least) expect(failed).toBe(true);
+        // A failed snapshot removed its packs and index again.
+        if (failed) expect([...(await storage.list('packs')), ...(await storage.list('index'))]).toEqual([...(await seed.list('packs')), ...(await seed.list('index'))]);
         const labels = await checkMem(storage, what, [first], [first, newSnap], async (x) => {
           await x.snapshot(src, { label: 'again' });
           await x.gc();

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import swagger from '@fastify/swagger';
 import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { isDatabaseUnavailable } from '../core/errors.js';
 import type { User } from '../services/models.js';
 import { healthView } from '../services/views.js';
 import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
@@ -85,7 +86,10 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     },
   });
 
-  app.setErrorHandler(handleError);
+  app.setErrorHandler((err, req, reply) => {
+    if (isDatabaseUnavailable(err)) deps.disk?.full('database', err, { request: req.id });
+    return handleError(err as Error, req, reply);
+  });
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   const c = deps.config;
@@ -132,7 +136,11 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => healthView(deps.config.runtime, deps.config.version));
+  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => {
+    // Degraded (still 200: the process serves) while the data disk is short of space.
+    const disk = deps.disk ? await deps.disk.check() : null;
+    return healthView(deps.config.runtime, deps.config.version, disk);
+  });
   // Metrics span every user's deployments: they take the operator's metrics
   // token, not an API key (which belongs to one user).
   const metricsToken = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : null;

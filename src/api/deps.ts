@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type { DeploymentService } from '../services/deployment-service.js';
+import type { DiskHealth } from '../services/disk-health.js';
 import type { KeyService } from '../services/keys.js';
 import type { Metrics } from '../services/metrics.js';
 import type { RestoreService } from '../services/restore-service.js';
@@ -47,6 +48,8 @@ export interface AppDeps {
   readonly restores: RestoreService;
   readonly settings: SettingsService;
   readonly metrics: Metrics;
+  /** The data directory's health for /healthz; without it /healthz reports ok. */
+  readonly disk?: DiskHealth;
   readonly clock: Clock;
   readonly config: AppConfig;
 }

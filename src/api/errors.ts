@@ -2,10 +2,12 @@
  * errors: every error becomes the API's error body
  * {"success": false, "error": {"code", "message"}} with the right status.
  * Anything that is not a deliberate KovaError is logged with its request id
- * and answered as a bare 500: no stack, no host path, no internals.
+ * and answered as a bare 500: no stack, no host path, no internals. SQLite
+ * unable to write (SQLITE_FULL, SQLITE_IOERR) is 503 STORAGE_UNAVAILABLE;
+ * 503 and 507 KovaErrors carry their message (space figures, no paths).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { KovaError } from '../core/errors.js';
+import { KovaError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
 
 export function errorBody(code: string, message: string): { success: false; error: { code: string; message: string } } {
   return { success: false, error: { code, message } };
@@ -35,9 +37,17 @@ function describeValidation(context: string, issues: readonly ValidationIssue[])
   return `${where} ${first.message ?? 'is invalid'}`;
 }
 
+/** Server-side statuses whose message is meant for the caller (no host path, no internals). */
+const TOLD_STATUSES = new Set([503, 507]);
+
 export function handleError(err: FastifyError | KovaError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // The state database cannot write (disk full, I/O error): nothing changed, retry later.
+  if (isDatabaseUnavailable(err)) err = new StorageUnavailableError(err);
   if (err instanceof KovaError) {
-    if (err.status < 500) return reply.status(err.status).send(errorBody(err.code, err.message));
+    if (err.status < 500 || TOLD_STATUSES.has(err.status)) {
+      if (err.status >= 500) req.log.error({ err }, 'request failed');
+      return reply.status(err.status).send(errorBody(err.code, err.message));
+    }
     // Server-side failures may describe host paths or internals: log them, don't send them.
     req.log.error({ err }, 'request failed');
     return reply.status(err.status).send(errorBody(err.code, `internal error (request ${req.id})`));

@@ -20,6 +20,7 @@ import { ProcessRuntime } from '../runtime/process/process-runtime.js';
 import type { Runtime } from '../runtime/types.js';
 import type { ServiceContext } from '../services/context.js';
 import { DeploymentService } from '../services/deployment-service.js';
+import { DiskHealth } from '../services/disk-health.js';
 import { KeyService } from '../services/keys.js';
 import { Metrics } from '../services/metrics.js';
 import { Paths } from '../services/paths.js';
@@ -101,6 +102,7 @@ export function wireServices(opts: {
     jobs,
     log: opts.log,
     metrics,
+    disk: new DiskHealth(opts.paths.dataDir, opts.clock, metrics, opts.log),
     config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs },
   };
   const snapshots = new SnapshotService(ctx);
@@ -184,6 +186,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       restores: services.restores,
       settings: services.settings,
       metrics: services.ctx.metrics,
+      disk: services.ctx.disk,
       clock,
       config: {
         minSnapshotIntervalMs: cfg.minSnapshotIntervalMs,

@@ -113,3 +113,46 @@ export class ConflictError extends KovaError {
     super(code, message, { status: 409, details });
   }
 }
+
+/** Whether an error is the kernel saying a filesystem (or a quota on it) is full. */
+export function isNoSpace(err: unknown): boolean {
+  return isErrno(err, 'ENOSPC', 'EDQUOT');
+}
+
+/**
+ * A write failed because the filesystem holding `path` is full (ENOSPC or
+ * EDQUOT). What the failed operation wrote has been removed again.
+ */
+export class DiskFullError extends KovaError {
+  constructor(what: string, path: string, freeBytes: number | null, cause?: unknown) {
+    const free = freeBytes === null ? '' : `: ${freeBytes} bytes free`;
+    super('DISK_FULL', `the disk holding the ${what} is full${free}`, { status: 507, details: { path, freeBytes }, cause });
+  }
+}
+
+/** An operation was refused before it started: its target filesystem lacks the room it needs. */
+export class InsufficientSpaceError extends KovaError {
+  constructor(what: string, path: string, neededBytes: number, freeBytes: number) {
+    super('INSUFFICIENT_SPACE', `not enough free space for the ${what}: it needs ${neededBytes} bytes, the disk has ${freeBytes} bytes free`, {
+      status: 507,
+      details: { path, neededBytes, freeBytes },
+    });
+  }
+}
+
+/**
+ * The state database cannot write (SQLITE_FULL, SQLITE_IOERR): the request
+ * changed nothing and may be retried once space is back (HTTP 503).
+ */
+export class StorageUnavailableError extends KovaError {
+  constructor(cause?: unknown) {
+    super('STORAGE_UNAVAILABLE', 'the state database cannot write right now (disk full or I/O error); retry later', { status: 503, cause });
+  }
+}
+
+/** Whether an error comes from SQLite being unable to write: disk full or an I/O error. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'));
+}

@@ -29,3 +29,5 @@ export { native, syncfs, type EntryStat } from './native.js';
 export * as fsx from './fsx/fsx.js';
 export { fsyncDir } from './fsx/durable.js';
 export { walkEntries } from './fsx/walk.js';
+export { checkSpace, restoreFootprint } from './restore/space.js';
+export { asDiskFull, freeBytes } from './util/disk-space.js';

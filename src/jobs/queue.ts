@@ -7,6 +7,10 @@
  * the order they were queued. A job interrupted by a crash is found
  * `running` at the next start, re-queued, and its handler resumes it: every
  * handler is written to be re-entered.
+ *
+ * Failures of the queue's own bookkeeping (the database cannot write: disk
+ * full) are logged and never escape: the job's row then stays as it was
+ * (queued, or running until the next start re-queues it).
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -63,6 +67,14 @@ export class JobQueue {
   }
 
   private kick(): void {
+    try {
+      this.kickUnsafe();
+    } catch (err) {
+      this.log.error({ err }, 'could not start queued jobs');
+    }
+  }
+
+  private kickUnsafe(): void {
     if (!this.started || this.stopping) return;
     for (const job of this.store.jobs.pending()) {
       if (this.running.size >= this.concurrency) break;
@@ -76,8 +88,8 @@ export class JobQueue {
 
   private run(job: Job): void {
     const handler = this.handlers.get(job.kind);
-    this.busy.add(job.deploymentId);
     this.store.jobs.markRunning(job.id, this.clock.now());
+    this.busy.add(job.deploymentId);
     const log = this.log.child({ job: job.id, kind: job.kind, deployment: job.deploymentId });
     const p = (async () => {
       if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
@@ -90,6 +102,7 @@ export class JobQueue {
           this.store.jobs.finish(job.id, 'failed', err instanceof Error ? err.message : String(err), this.clock.now());
         },
       )
+      .catch((err: unknown) => log.error({ err }, 'could not record the end of a job'))
       .finally(() => {
         this.busy.delete(job.deploymentId);
         this.running.delete(job.id);

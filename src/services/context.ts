@@ -8,6 +8,7 @@ import type { Clock } from '../core/clock.js';
 import type { Store } from '../db/store.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { Runtime } from '../runtime/types.js';
+import type { DiskHealth } from './disk-health.js';
 import type { Metrics } from './metrics.js';
 import type { Paths } from './paths.js';
 
@@ -24,6 +25,7 @@ export interface ServiceContext {
   readonly jobs: JobQueue;
   readonly log: Logger;
   readonly metrics: Metrics;
+  readonly disk: DiskHealth;
   readonly config: ServiceConfig;
 }
 

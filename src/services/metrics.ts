@@ -23,6 +23,8 @@ export class Metrics {
   readonly restores = new Counter({ name: 'kova_restores_total', help: 'Restores finished, by outcome.', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly repositoryBytes = new Gauge({ name: 'kova_repository_bytes', help: "Bytes stored in each deployment's snapshot repository.", labelNames: ['deployment'] as const, registers: [this.registry] });
   readonly httpRequests = new Counter({ name: 'kova_http_requests_total', help: 'HTTP requests, by method and status code.', labelNames: ['method', 'code'] as const, registers: [this.registry] });
+  readonly diskFull = new Counter({ name: 'kova_disk_full_total', help: 'Writes that failed for lack of space, by where (repository, restore target, database).', labelNames: ['where'] as const, registers: [this.registry] });
+  readonly dataFreeBytes = new Gauge({ name: 'kova_data_free_bytes', help: "Free bytes of the data directory's filesystem, as of the last health check.", registers: [this.registry] });
 
   constructor(opts: { readonly processMetrics?: boolean } = {}) {
     // process_* and nodejs_* (CPU, memory, event loop lag, GC, handles), read at each scrape.

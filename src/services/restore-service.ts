@@ -25,13 +25,18 @@
  * during the swap it exchanges only volumes whose live directory is not yet
  * the staged inode, then starts the services. Either way each volume ends
  * entirely old or entirely restored, and the services run.
+ *
+ * Space: the staged copy needs room next to the live volumes. A restore is
+ * refused (INSUFFICIENT_SPACE, 507) when the request is made and again when
+ * its job starts, before the safety snapshot and before any service stops,
+ * if that filesystem has less free space than the snapshot's volumes take.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, KovaError, NotFoundError } from '../core/errors.js';
+import { ConflictError, DiskFullError, InsufficientSpaceError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
-import { fsyncDir, native, syncfs } from '../engine/index.js';
+import { checkSpace, fsyncDir, native, restoreFootprint, syncfs } from '../engine/index.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
 import type { Restore, RestoreJournal, RestoreVolumes } from '../db/restores.js';
@@ -120,20 +125,29 @@ export class RestoreService {
   /**
    * request starts restoring a ready snapshot (202: it is `pending`). Its
    * volumes are mapped onto the deployment's current ones first; a snapshot
-   * volume with nowhere to go answers 409 VOLUMES_CHANGED and nothing is done.
+   * volume with nowhere to go answers 409 VOLUMES_CHANGED, and a staged copy
+   * that would not fit answers 507 INSUFFICIENT_SPACE; either way nothing is
+   * done.
    */
   async request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Promise<Restore> {
     const { store, clock } = this.ctx;
     const first = store.tx(() => {
       const found = this.readySnapshot(userId, depId, snapId);
       assertIdle(store, depId);
-      return found.snap;
+      return found;
     });
     // A repository that can't be read is the job's to report, as a failed restore (without host paths).
-    const inSnapshot = await this.volumesIn(depId, first.engineId!).catch((err: unknown) => {
+    const inSnapshot = await this.volumesIn(depId, first.snap.engineId!).catch((err: unknown) => {
       this.ctx.log.warn({ err, deployment: depId, snapshot: snapId }, 'could not read the volumes of the snapshot to restore');
       return null;
     });
+    if (inSnapshot) {
+      // Refused here only for lack of space; the job checks again before anything stops.
+      const mapping = mapVolumes(inSnapshot, volumesOf(first.dep.manifest));
+      await this.checkSpace(first.dep, first.snap, new Set(mapping.pairs.map((p) => p.from))).catch((err: unknown) => {
+        if (err instanceof InsufficientSpaceError) throw err;
+      });
+    }
     // Again in the transaction that queues the job: the SDL may have changed meanwhile.
     return store.tx(() => {
       const { dep } = this.readySnapshot(userId, depId, snapId);
@@ -162,6 +176,9 @@ export class RestoreService {
       if (r.status === 'pending' || r.status === 'restoring') {
         if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
         if (!r.volumes) r = await this.mapNow(r, dep, snap);
+        // A staged copy left by a crash is started over: its space counts as free.
+        if (r.status === 'restoring' && r.journal.stagingDir) await fs.rm(r.journal.stagingDir, { recursive: true, force: true });
+        await this.checkSpace(dep, snap, new Set(r.volumes!.pairs.map((p) => p.from)));
         if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
         faultPoint('restore:restoring');
         r = await this.stage(r, dep, snap);
@@ -172,10 +189,12 @@ export class RestoreService {
       metrics.restores.inc({ outcome: 'completed' });
       metrics.restoreDuration.observe((clock.now() - done.createdAt) / 1000);
       if (done.downtimeMs !== null) metrics.restoreDowntime.observe(done.downtimeMs / 1000);
+      this.ctx.disk.written();
       // The old data is in the staging directory now: delete it in the background.
       const staging = r.journal.stagingDir;
       if (staging) void fs.rm(staging, { recursive: true, force: true }).catch((err: unknown) => this.ctx.log.warn({ err }, 'could not remove old volume data'));
     } catch (err) {
+      if (err instanceof DiskFullError) this.ctx.disk.full('restore target', err, { restore: id, deployment: dep.id });
       const current = store.restores.get(id)!;
       const message = sanitize(err instanceof Error ? err.message : String(err), this.ctx.paths.dataDir);
       store.restores.update(id, { status: 'failed', error: message, finishedAt: clock.now() });
@@ -185,6 +204,24 @@ export class RestoreService {
         await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * checkSpace refuses the restore when the staged copy of the snapshot
+   * volumes `from` would not fit next to the live ones.
+   */
+  private async checkSpace(dep: Deployment, snap: Snapshot, from: ReadonlySet<string>): Promise<void> {
+    const repo = await openRepo(this.ctx.paths, dep.id, false);
+    let needed = 0;
+    try {
+      const record = await repo.findSnapshot(snap.engineId!);
+      for (const node of await repo.readTree(record.root.subtree!)) {
+        if (node.type === 'dir' && from.has(node.name.toString())) needed += await restoreFootprint(repo, node);
+      }
+    } finally {
+      await repo.close();
+    }
+    await checkSpace('restore', this.ctx.paths.deploymentVolumes(dep.id), needed);
   }
 
   /**
@@ -250,6 +287,7 @@ export class RestoreService {
         const target = path.join(staging, pair.to);
         const res = await repo.restore(record, target, {
           subpath: pair.from,
+          checkSpace: false, // checked for all volumes at once, before anything stopped
           onProgress: (p) => {
             const now = Date.now();
             if (now - last < PROGRESS_EVERY_MS) return;

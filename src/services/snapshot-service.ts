@@ -5,7 +5,7 @@
  * `failed`. Deleting marks it `deleting`; its job removes the engine
  * snapshot and collects garbage, then the row.
  */
-import { ConflictError, KovaError, NotFoundError } from '../core/errors.js';
+import { ConflictError, DiskFullError, KovaError, NotFoundError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { Job } from '../db/jobs.js';
@@ -109,7 +109,12 @@ export class SnapshotService {
           const now = Date.now();
           if (now - last < PROGRESS_EVERY_MS) return;
           last = now;
-          store.snapshots.update(snapId, { progressDone: p.bytesDone, progressTotal: p.bytesTotal });
+          try {
+            store.snapshots.update(snapId, { progressDone: p.bytesDone, progressTotal: p.bytesTotal });
+          } catch (err) {
+            // Progress is a nicety: a database that cannot write must not fail the capture.
+            this.ctx.log.warn({ err, snapshot: snapId }, 'could not record snapshot progress');
+          }
         },
       });
       const st = r.record.stats;
@@ -138,10 +143,19 @@ export class SnapshotService {
         progressTotal: st.bytes,
       });
       metrics.snapshots.inc({ outcome: 'ready', trigger: snap.trigger });
+      this.ctx.disk.written();
       metrics.snapshotDuration.observe((clock.now() - started) / 1000);
     } catch (err) {
+      if (err instanceof DiskFullError) this.ctx.disk.full('repository', err, { snapshot: snapId, deployment: dep.id });
       const message = err instanceof KovaError || err instanceof Error ? err.message : String(err);
-      store.snapshots.update(snapId, { status: 'failed', error: sanitize(message, this.ctx.paths.dataDir) });
+      try {
+        store.snapshots.update(snapId, { status: 'failed', error: sanitize(message, this.ctx.paths.dataDir) });
+      } catch (dbErr) {
+        // The row stays `creating`; the job is re-run after a restart, or fails with this.
+        if (!isDatabaseUnavailable(dbErr)) throw dbErr;
+        this.ctx.disk.full('database', dbErr, { snapshot: snapId, deployment: dep.id });
+        throw new StorageUnavailableError(dbErr);
+      }
       metrics.snapshots.inc({ outcome: 'failed', trigger: snap.trigger });
       this.ctx.log.warn({ err, snapshot: snapId, deployment: dep.id }, 'snapshot failed');
     }

@@ -17,6 +17,7 @@ import type { SnapshotSettings } from '../db/settings.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import type { DiskStatus } from './disk-health.js';
 import type { VolumeMapping } from './volume-map.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
@@ -33,11 +34,16 @@ export const PROCESS_ISOLATION_WARNING =
   'process runtime: services run as local processes of the user running kova, with no isolation; ' +
   'any deployment can read every volume, the database and the admin key (for development only)';
 
-/** healthView is /healthz: the runtime in use and how isolated its services are. */
-export function healthView(runtime: 'docker' | 'process', version: string) {
-  return runtime === 'process'
-    ? { status: 'ok', runtime, isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version }
-    : { status: 'ok', runtime, isolation: 'container', version };
+/**
+ * healthView is /healthz: the runtime in use, how isolated its services are
+ * and, given the data disk's status, whether the node is degraded.
+ */
+export function healthView(runtime: 'docker' | 'process', version: string, disk: DiskStatus | null = null) {
+  const status = disk?.status ?? 'ok';
+  const base = runtime === 'process'
+    ? { status, runtime, isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version }
+    : { status, runtime, isolation: 'container', version };
+  return disk ? { ...base, reasons: disk.reasons, freeBytes: disk.freeBytes } : base;
 }
 
 export function snapshotView(s: Snapshot) {

@@ -69,6 +69,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     restores: services.restores,
     settings: services.settings,
     metrics: services.ctx.metrics,
+    disk: services.ctx.disk,
     clock,
     config: { minSnapshotIntervalMs, rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000, runtime: runtime.kind, version: VERSION, metricsToken: METRICS_TOKEN,
       userRateLimitPerMinute: 100_000,

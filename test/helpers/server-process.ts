@@ -52,6 +52,8 @@ export interface StartOptions {
   readonly fault?: string;
   readonly runtime?: 'process' | 'docker';
   readonly args?: readonly string[];
+  /** Options for node itself, e.g. --unhandled-rejections=strict. */
+  readonly nodeArgs?: readonly string[];
   readonly readyTimeoutMs?: number;
 }
 
@@ -114,6 +116,7 @@ export async function startKova(opts: StartOptions): Promise<KovaServer> {
   const child = spawn(
     program,
     [
+      ...(opts.nodeArgs ?? []),
       ...args,
       'serve',
       '--data-dir',

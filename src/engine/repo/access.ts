@@ -40,7 +40,11 @@ export interface RepoBase {
 /** What a snapshot session needs: chunking settings and the parent's trees. */
 export interface SessionRepo extends RepoBase {
   readonly gear: GearConfig;
+  /** Where the repository lives, for messages (a directory or a URL). */
+  readonly location: string;
   readTree(id: string): Promise<TreeNode[]>;
+  /** Drops the cached index, after a failed session removed what it wrote. */
+  forgetIndex(): void;
 }
 
 /** What gc needs: every index file, pack file and snapshot record. */

@@ -10,6 +10,12 @@
  *
  * onWritten is called for each pack after it is durable: only then may its
  * blobs be listed in an index.
+ *
+ * Failure: the first write that fails is kept; from then on no pack is
+ * started, and add() and flush() reject with that one error (the background
+ * writes never reject on their own, so nothing goes unhandled). discard()
+ * drops what is buffered and waits for the writes in flight, for a caller
+ * that gives up and removes what was written.
  */
 import type { BlobEntry, BlobType, Compression } from '../format/blob.js';
 import type { IndexedPack } from '../format/index-format.js';
@@ -36,6 +42,11 @@ export class PackWriter {
     // Room for a full pack plus a typical chunk and its trailer; a blob that
     // does not fit closes the pack (and a huge one gets a buffer of its own).
     this.pool = new BufferPool(packSize + 2 * 1024 * 1024, maxInFlight + 1);
+  }
+
+  /** The first write error, if a write failed (or discard() was called). */
+  get failed(): unknown {
+    return this.failure;
   }
 
   /** Bytes buffered for the pack being assembled. */
@@ -70,11 +81,31 @@ export class PackWriter {
     this.throwIfFailed();
   }
 
+  /**
+   * discard drops the pack being assembled and waits for every write in
+   * flight; it never rejects. Packs already written stay (onWritten was
+   * called for each): removing them is the caller's business.
+   */
+  async discard(): Promise<void> {
+    this.failure ??= new Error('pack writer discarded');
+    this.dropBuffer();
+    await Promise.all(this.inFlight);
+  }
+
   private throwIfFailed(): void {
     if (this.failure !== null) throw this.failure;
   }
 
+  private dropBuffer(): void {
+    if (this.buf) this.pool.release(this.buf);
+    this.buf = null;
+    this.entries = [];
+    this.offset = PACK_HEADER_BYTES;
+  }
+
   private finishPack(): void {
+    // After a failure nothing more is written: the operation is over.
+    if (this.failure !== null) return this.dropBuffer();
     const buf = this.buf;
     if (!buf || this.entries.length === 0) return;
     const entries = this.entries;

@@ -164,6 +164,12 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     return this.loadIndex();
   }
 
+  /** forgetIndex drops the cached index: the next use reads it again (after packs were removed). */
+  forgetIndex(): void {
+    this.index = null;
+    this.treeCache.clear();
+  }
+
   /** Index files that could not be read at the last load. */
   get loadProblems(): readonly IndexProblem[] {
     return this.indexProblems;

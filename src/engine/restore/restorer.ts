@@ -26,8 +26,10 @@ import type { TreeNode } from '../format/tree.js';
 import * as fsx from '../fsx/fsx.js';
 import { native, setTimesNs, syncfs } from '../native.js';
 import { type ProgressFn, ProgressTracker } from '../util/progress.js';
+import { asDiskFull } from '../util/disk-space.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
+import { checkSpace, restoreFootprint } from './space.js';
 
 export interface RestoreOptions {
   readonly onProgress?: ProgressFn;
@@ -36,6 +38,12 @@ export interface RestoreOptions {
   readonly subpath?: string;
   /** Flush the target's filesystem before returning. Default false. */
   readonly sync?: boolean;
+  /**
+   * Refuse (InsufficientSpaceError) before writing anything when the
+   * target's filesystem has less room than the restore needs (space.ts).
+   * Default true; a caller that checked already for several restores turns it off.
+   */
+  readonly checkSpace?: boolean;
 }
 
 export interface RestoreResult {
@@ -105,12 +113,15 @@ export class Restorer {
       }
       root = child;
     }
+    if (this.opts.checkSpace !== false) await checkSpace('restore', abs, await restoreFootprint(this.src, root));
     await prepareTarget(abs);
     this.rootFd = await fsx.open(abs, fsx.OPEN_DIR);
     try {
       await this.restoreDir(this.rootFd, root.subtree!, []);
       await this.applyMeta(this.rootFd, root, abs);
       if (this.opts.sync) await syncfs(this.rootFd);
+    } catch (err) {
+      throw await asDiskFull(err, 'restore target', abs);
     } finally {
       await fsx.close(this.rootFd);
       for (const fd of this.heldDirs.splice(0)) await fsx.close(fd);

@@ -162,6 +162,7 @@ export class FileReader {
     let pos = from;
     let storing: Promise<void> = Promise.resolve();
     let next: Promise<[Buffer, number]> | null = readAt(pos);
+    next.catch(() => undefined);
     try {
       while (next !== null) {
         const [buf, n]: [Buffer, number] = await next;
@@ -169,12 +170,16 @@ export class FileReader {
         if (n === 0) break;
         const after: number = pos + n;
         next = after < end ? readAt(after) : null;
+        // Awaited below, but it may fail while this loop awaits something
+        // else: mark it handled now so that is not an unhandled rejection.
+        next?.catch(() => undefined);
         this.deps.onRead(n);
         const chunks = await chunker.pushAsync(buf.subarray(0, n));
         await storing;
         // A chunk still open may hold views of up to maxSize / BLOCK earlier blocks.
         while (held.length > keep) blocks.release(held.shift()!);
         storing = this.store(chunks, out);
+        storing.catch(() => undefined); // awaited later (see `next`)
         pos = after;
         this.deps.progress.bytes(n);
         this.deps.checkAbort();

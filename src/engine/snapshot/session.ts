@@ -9,6 +9,11 @@
  * file lists them; then the snapshot record is written. Until the record
  * exists nothing refers to the new data, so a crash at any point leaves every
  * earlier snapshot as it was; gc reclaims the leftovers.
+ *
+ * Failure: a capture or commit that fails rejects with one error (the first
+ * failed write when a write failed; ENOSPC becomes DiskFullError). A session
+ * that ends without a snapshot record (failed, or aborted) removes what it
+ * wrote, index file first, then its packs, so the repository is as before.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +27,8 @@ import type { MasterIndex } from '../repo/master-index.js';
 import { CompressPool } from '../repo/compress-pool.js';
 import { PackWriter } from '../repo/pack-writer.js';
 import type { SessionRepo } from '../repo/access.js';
+import { packName } from '../repo/master-index.js';
+import { asDiskFull } from '../util/disk-space.js';
 import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
 import type { SkippedEntry } from '../format/snapshot-record.js';
 
@@ -67,6 +74,9 @@ export class SnapshotSession {
   private newBytes = 0;
   private storedBytes = 0;
   private closed = false;
+  /** The index file commit() wrote, until the snapshot record is written. */
+  private indexName: string | null = null;
+  private committed = false;
 
   private constructor(
     private readonly repo: SessionRepo,
@@ -83,14 +93,19 @@ export class SnapshotSession {
 
   /** begin takes the write lock, removes leftovers of crashed writers and loads the index. */
   static async begin(repo: SessionRepo, operation = 'snapshot'): Promise<SnapshotSession> {
-    const lock = await repo.lock('write', operation);
+    let lock: RepoLock;
+    try {
+      lock = await repo.lock('write', operation);
+    } catch (err) {
+      throw await asDiskFull(err, 'repository', repo.location);
+    }
     try {
       await repo.storage.cleanTemp();
       const index = await repo.reloadIndex();
       return new SnapshotSession(repo, lock, index);
     } catch (err) {
       await lock.release();
-      throw err;
+      throw await asDiskFull(err, 'repository', repo.location);
     }
   }
 
@@ -140,8 +155,13 @@ export class SnapshotSession {
       },
       { ...opts, parent: opts.parent ? { root: opts.parent.root, scanStartNs: opts.parent.scanStartNs } : null },
     );
-    const result = await archiver.run(sources);
-    await this.writer.flush();
+    let result;
+    try {
+      result = await archiver.run(sources);
+      await this.writer.flush();
+    } catch (err) {
+      throw await this.failure(err);
+    }
     return {
       root: result.root,
       scanStartNs: result.scanStartNs,
@@ -168,7 +188,8 @@ export class SnapshotSession {
       await this.writer.flush();
       if (this.written.length > 0) {
         const idx = encodeIndex(this.written);
-        await this.repo.storage.write(`index/${hashHex(idx)}`, idx);
+        this.indexName = `index/${hashHex(idx)}`;
+        await this.repo.storage.write(this.indexName, idx);
       }
       const { id, bytes } = encodeSnapshotRecord({
         time: (opts.time ?? new Date()).toISOString(),
@@ -183,17 +204,52 @@ export class SnapshotSession {
         skippedEntries: draft.skipped,
       });
       await this.repo.storage.write(`snapshots/${id}`, bytes);
+      this.committed = true;
       return decodeSnapshotRecord(id, bytes);
+    } catch (err) {
+      throw await this.failure(err);
+    } finally {
+      await this.abort();
+    }
+  }
+
+  /**
+   * abort gives up (after commit it only releases what the session holds):
+   * it waits for the writes in flight, removes the index file and packs this
+   * session wrote, and releases the lock. Nothing refers to them: the
+   * session held the write lock and no snapshot record lists them.
+   */
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (!this.committed) await this.removeWritten();
     } finally {
       await this.close();
     }
   }
 
-  /** abort gives up: what was written stays unreferenced until gc. */
-  async abort(): Promise<void> {
-    if (this.closed) return;
-    await this.writer.flush().catch(() => undefined);
-    await this.close();
+  /**
+   * failure is the one error a failed capture or commit reports: the first
+   * failed write if a write failed (other errors then are its consequences),
+   * with "no space" as a DiskFullError.
+   */
+  private async failure(err: unknown): Promise<unknown> {
+    return asDiskFull(this.writer.failed ?? err, 'repository', this.repo.location);
+  }
+
+  private async removeWritten(): Promise<void> {
+    await this.writer.discard();
+    if (this.written.length === 0 && this.indexName === null) return;
+    // The repository's cached index lists the packs about to go.
+    this.repo.forgetIndex();
+    if (this.indexName !== null) {
+      try {
+        await this.repo.storage.remove(this.indexName);
+      } catch {
+        return; // the index may still list the packs: they stay, for gc to judge
+      }
+    }
+    for (const p of this.written.splice(0)) await this.repo.storage.remove(packName(p.id)).catch(() => undefined);
   }
 
   private async close(): Promise<void> {

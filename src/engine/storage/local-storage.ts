@@ -65,10 +65,16 @@ export class LocalStorage implements Storage {
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    await fh.close();
     const dir = path.dirname(final);
-    await this.ensureDir(dir);
-    await fs.rename(tmp, final);
+    try {
+      await fh.close();
+      await this.ensureDir(dir);
+      await fs.rename(tmp, final);
+    } catch (err) {
+      // A full disk may fail the directory's creation: leave no temp file (cleanTemp spares a live writer's).
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
     this.dropHandle(name);
     await fsyncDir(dir);
   }

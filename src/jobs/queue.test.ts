@@ -1,0 +1,94 @@
+/**
+ * The job queue when the database cannot write (disk full): a failure to
+ * record a job's start or end is logged and never escapes as an uncaught
+ * exception or an unhandled rejection, and the queue goes on with the next
+ * jobs.
+ */
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../core/clock.js';
+import { Store } from '../db/store.js';
+import { JobQueue } from './queue.js';
+
+function sqliteFull(): Error {
+  return Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+}
+
+let escaped: unknown[] = [];
+const onEscape = (err: unknown): void => {
+  escaped.push(err);
+};
+beforeEach(() => {
+  escaped = [];
+  process.on('unhandledRejection', onEscape);
+  process.on('uncaughtException', onEscape);
+});
+afterEach(() => {
+  process.off('unhandledRejection', onEscape);
+  process.off('uncaughtException', onEscape);
+});
+
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+
+describe('JobQueue with a database that cannot write', () => {
+  it('logs a failure to record the end of a job and runs the next one', async () => {
+    const store = Store.open(':memory:');
+    store.db.pragma('foreign_keys = OFF');
+    const logged: string[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => logged.push(line) });
+    const queue = new JobQueue(store, new ManualClock(0), log, 1);
+    const ran: string[] = [];
+    queue.register('work', async (job) => {
+      ran.push(job.payload.name as string);
+      if (job.payload.name === 'first') throw new Error('the job itself failed');
+    });
+    const finish = store.jobs.finish.bind(store.jobs);
+    let fullOnce = true;
+    store.jobs.finish = (...args) => {
+      if (fullOnce) {
+        fullOnce = false;
+        throw sqliteFull();
+      }
+      finish(...args);
+    };
+    queue.start();
+    queue.enqueue('dep-a', 'work', { name: 'first' });
+    queue.enqueue('dep-b', 'work', { name: 'second' });
+    await settle();
+    await settle();
+    expect(ran).toEqual(['first', 'second']);
+    expect(escaped).toEqual([]);
+    expect(logged.join('')).toMatch(/could not record the end of a job/);
+    await queue.stop();
+    store.close();
+  });
+
+  it('logs a failure to record the start of a job instead of throwing from the timer', async () => {
+    const store = Store.open(':memory:');
+    store.db.pragma('foreign_keys = OFF');
+    const logged: string[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => logged.push(line) });
+    const queue = new JobQueue(store, new ManualClock(0), log, 1);
+    const ran: string[] = [];
+    queue.register('work', async () => {
+      ran.push('ran');
+    });
+    const markRunning = store.jobs.markRunning.bind(store.jobs);
+    store.jobs.markRunning = () => {
+      throw sqliteFull();
+    };
+    queue.start();
+    queue.enqueue('dep-a', 'work');
+    await settle();
+    expect(escaped).toEqual([]);
+    expect(ran).toEqual([]);
+    expect(logged.join('')).toMatch(/could not start queued jobs/);
+    // Space is back: the next kick runs it.
+    store.jobs.markRunning = markRunning;
+    queue.enqueue('dep-b', 'work');
+    await settle();
+    expect(ran).toEqual(['ran', 'ran']);
+    await queue.stop();
+    store.close();
+  });
+});
