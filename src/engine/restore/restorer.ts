@@ -12,6 +12,15 @@
  * mismatch aborts the restore with an error naming the snapshot and file,
  * and the bad bytes are never written.
  *
+ * Pipeline: directories are walked with bounded parallelism (WorkBudget)
+ * and files are written concurrently; their chunks come from a BlobFetcher
+ * (blob-fetcher.ts), which reads the chunks wanted at the same time as
+ * sorted, merged pack ranges and decompresses and verifies them on worker
+ * threads (decode-pool.ts) within a byte budget. A file takes its chunks in
+ * order: it waits for budget only when it holds none, and looks ahead (up to
+ * LOOKAHEAD_BYTES) only when the budget has room, so waiting files never
+ * hold what others need.
+ *
  * Fidelity: holes stay holes (only data chunks are written, the length is
  * set with ftruncate), hardlinks are restored as links, owners when running
  * as root, then modes (after chown, which clears setuid bits), extended
@@ -28,6 +37,10 @@ import { native, setTimesNs, syncfs } from '../native.js';
 import { type ProgressFn, ProgressTracker } from '../util/progress.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
+import type { BlobLocation } from '../format/blob.js';
+import type { BlobCodec } from '../repo/codec.js';
+import { BlobFetcher, type FetchOptions, type Lease } from './blob-fetcher.js';
+import { DecodePool, type DecodePoolOptions } from './decode-pool.js';
 
 export interface RestoreOptions {
   readonly onProgress?: ProgressFn;
@@ -36,6 +49,8 @@ export interface RestoreOptions {
   readonly subpath?: string;
   /** Flush the target's filesystem before returning. Default false. */
   readonly sync?: boolean;
+  /** Tuning of the read pipeline (defaults in blob-fetcher.ts and decode-pool.ts). */
+  readonly pipeline?: FetchOptions & DecodePoolOptions;
 }
 
 export interface RestoreResult {
@@ -52,7 +67,38 @@ export interface BlobSource {
   readBlob(id: string): Promise<Buffer>;
 }
 
-const LOOKAHEAD = 3;
+/**
+ * A repository the restore can read whole pack ranges from (Repository is
+ * one); any other BlobSource is read blob by blob.
+ */
+export interface PackedBlobSource extends BlobSource {
+  readonly codec: BlobCodec;
+  readonly storage: { readAt(name: string, offset: number, length: number): Promise<Buffer> };
+  loadIndex(): Promise<{ get(id: string): BlobLocation | undefined }>;
+}
+
+function isPacked(src: BlobSource): src is PackedBlobSource {
+  const s = src as Partial<PackedBlobSource>;
+  return typeof s.loadIndex === 'function' && typeof s.storage?.readAt === 'function' && s.codec !== undefined;
+}
+
+/** The chunks a file asks for: a BlobFetcher, or blob by blob from a plain source. */
+interface ChunkSource {
+  get(id: string): Promise<Lease>;
+  tryGet(id: string): Lease | null;
+}
+
+function directSource(src: BlobSource): ChunkSource {
+  const lease = (id: string): Lease => {
+    const data = src.readBlob(id);
+    data.catch(() => undefined); // handled when awaited
+    return { data, release: () => undefined };
+  };
+  return { get: async (id) => lease(id), tryGet: lease };
+}
+
+/** Bytes of its next chunks a file asks for while it writes the current one. */
+const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
 /** Hardlink sources with longer paths below the target are reached through a held directory. */
 const LINK_PATH_MAX = 3000;
 const IS_ROOT = process.getuid?.() === 0;
@@ -82,6 +128,9 @@ export class Restorer {
   private rootFd = -1;
   /** Directories held open as hardlink sources (see linkSource). */
   private readonly heldDirs: number[] = [];
+  private chunks: ChunkSource | null = null;
+  private fetcher: BlobFetcher | null = null;
+  private decoder: DecodePool | null = null;
 
   constructor(
     private readonly src: BlobSource,
@@ -106,6 +155,19 @@ export class Restorer {
       root = child;
     }
     await prepareTarget(abs);
+    if (isPacked(this.src)) {
+      const index = await this.src.loadIndex();
+      const storage = this.src.storage;
+      this.decoder = new DecodePool(this.src.codec, this.opts.pipeline);
+      this.fetcher = new BlobFetcher(
+        { locate: (id) => index.get(id), readAt: (name, offset, length) => storage.readAt(name, offset, length) },
+        this.decoder,
+        this.opts.pipeline,
+      );
+      this.chunks = this.fetcher;
+    } else {
+      this.chunks = directSource(this.src);
+    }
     this.rootFd = await fsx.open(abs, fsx.OPEN_DIR);
     try {
       await this.restoreDir(this.rootFd, root.subtree!, []);
@@ -114,6 +176,8 @@ export class Restorer {
     } finally {
       await fsx.close(this.rootFd);
       for (const fd of this.heldDirs.splice(0)) await fsx.close(fd);
+      this.fetcher?.close();
+      await this.decoder?.close();
     }
     this.progress.emit(true);
     return { files: this.files, dirs: this.dirs, bytes: this.progress.bytesDone, skipped: this.skipped };
@@ -238,33 +302,60 @@ export class Restorer {
     return fsx.at(fd, name);
   }
 
+  /**
+   * writeContent writes a file's chunks in order. Chunk i is awaited only
+   * once its lease is held; the look-ahead takes leases in file order and
+   * only while the budget has room, so this never waits for budget while
+   * holding a lease.
+   */
   private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {
+    const chunks = this.chunks!;
     const content = node.content ?? [];
-    const reads: Array<Promise<Buffer> | null> = content.map(() => null);
-    const fetch = (i: number): void => {
-      const c = content[i];
-      if (c && c.id !== null && reads[i] === null) {
-        reads[i] = this.src.readBlob(c.id);
-        reads[i]!.catch(() => undefined); // handled when awaited
+    const held: Array<Lease | undefined> = [];
+    let next = 0; // first chunk without a lease
+    let ahead = 0; // bytes of leases held past the current chunk
+    const lookAhead = (i: number): void => {
+      while (next < content.length && (next <= i + 1 || ahead < LOOKAHEAD_BYTES)) {
+        const c = content[next]!;
+        if (c.id !== null) {
+          const lease = chunks.tryGet(c.id);
+          if (!lease) return;
+          held[next] = lease;
+          if (next > i) ahead += c.length;
+        }
+        next++;
       }
     };
-    let offset = 0;
-    for (let i = 0; i < content.length; i++) {
-      for (let k = i; k < Math.min(content.length, i + 1 + LOOKAHEAD); k++) fetch(k);
-      const c = content[i]!;
-      if (c.id !== null) {
-        let data: Buffer;
-        try {
-          data = await reads[i]!;
-        } catch (err) {
-          throw this.named(err, `file ${this.display(rel)}`);
+    try {
+      let offset = 0;
+      for (let i = 0; i < content.length; i++) {
+        const c = content[i]!;
+        if (c.id !== null) {
+          if (next <= i) {
+            held[i] = await chunks.get(c.id);
+            next = i + 1;
+          } else {
+            ahead -= c.length;
+          }
+          lookAhead(i);
+          let data: Buffer;
+          try {
+            data = await held[i]!.data;
+          } catch (err) {
+            throw this.named(err, `file ${this.display(rel)}`);
+          }
+          await fsx.writeFull(fd, data, offset);
+          held[i]!.release();
+          held[i] = undefined;
+        } else if (next <= i) {
+          next = i + 1;
         }
-        reads[i] = null;
-        await fsx.writeFull(fd, data, offset);
+        offset += c.length;
+        this.progress.bytes(c.length);
+        this.checkAbort();
       }
-      offset += c.length;
-      this.progress.bytes(c.length);
-      this.checkAbort();
+    } finally {
+      for (const lease of held) lease?.release();
     }
     const last = content[content.length - 1];
     if (last && last.id === null) await fsx.ftruncate(fd, node.size);
