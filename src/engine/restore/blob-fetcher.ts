@@ -109,21 +109,36 @@ export class BlobFetcher {
 
   /** get waits for room in the budget, then requests the blob. */
   async get(id: string): Promise<Lease> {
-    const cost = this.cost(id);
-    if (!this.fits(cost) || this.waiters.length > 0) {
-      await new Promise<void>((wake) => this.waiters.push({ cost, wake }));
-    } else {
-      this.take(cost);
-    }
-    return this.lease(id, cost);
+    return (await this.getMany([id]))[0]!;
   }
 
   /** tryGet requests the blob if the budget has room now and nobody waits; else null. */
   tryGet(id: string): Lease | null {
-    const cost = this.cost(id);
-    if (this.waiters.length > 0 || !this.fits(cost)) return null;
-    this.take(cost);
-    return this.lease(id, cost);
+    return this.tryGetMany([id])?.[0] ?? null;
+  }
+
+  /**
+   * getMany waits until the budget has room for all of `ids` at once (or is
+   * empty), then requests them together, so they are read as one batch.
+   */
+  async getMany(ids: readonly string[]): Promise<Lease[]> {
+    const costs = ids.map((id) => this.cost(id));
+    const total = costs.reduce((a, b) => a + b, 0);
+    if (!this.fits(total) || this.waiters.length > 0) {
+      await new Promise<void>((wake) => this.waiters.push({ cost: total, wake }));
+    } else {
+      this.take(total);
+    }
+    return ids.map((id, i) => this.lease(id, costs[i]!));
+  }
+
+  /** tryGetMany is getMany when the budget has room now and nobody waits; else null. */
+  tryGetMany(ids: readonly string[]): Lease[] | null {
+    const costs = ids.map((id) => this.cost(id));
+    const total = costs.reduce((a, b) => a + b, 0);
+    if (this.waiters.length > 0 || !this.fits(total)) return null;
+    this.take(total);
+    return ids.map((id, i) => this.lease(id, costs[i]!));
   }
 
   private fits(cost: number): boolean {

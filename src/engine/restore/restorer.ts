@@ -86,6 +86,8 @@ function isPacked(src: BlobSource): src is PackedBlobSource {
 interface ChunkSource {
   get(id: string): Promise<Lease>;
   tryGet(id: string): Lease | null;
+  getMany(ids: readonly string[]): Promise<Lease[]>;
+  tryGetMany(ids: readonly string[]): Lease[] | null;
 }
 
 function directSource(src: BlobSource): ChunkSource {
@@ -94,8 +96,17 @@ function directSource(src: BlobSource): ChunkSource {
     data.catch(() => undefined); // handled when awaited
     return { data, release: () => undefined };
   };
-  return { get: async (id) => lease(id), tryGet: lease };
+  return { get: async (id) => lease(id), tryGet: lease, getMany: async (ids) => ids.map(lease), tryGetMany: (ids) => ids.map(lease) };
 }
+
+/** Files up to this size are restored in batches whose chunks are fetched together. */
+const SMALL_FILE = 256 * 1024;
+/** A batch of small files holds at most this many bytes and files. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_FILES = 512;
+
+/** The chunk ids of a file, in order. */
+const chunkIds = (node: TreeNode): string[] => (node.content ?? []).flatMap((c) => (c.id === null ? [] : [c.id]));
 
 /** Bytes of its next chunks a file asks for while it writes the current one. */
 const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
@@ -196,6 +207,56 @@ export class Restorer {
     const nodes = await this.src.readTree(treeId).catch((err: unknown) => {
       throw this.named(err, `directory /${this.display(rel)}`);
     });
+    const small = nodes.filter((n) => n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE);
+    const others = small.length === 0 ? nodes : nodes.filter((n) => !(n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE));
+    // Both halves run to the end (as WorkBudget.forEach does) before the first failure is thrown.
+    const [a, b] = await Promise.allSettled([this.restoreSmallFiles(dirFd, small, rel), this.restoreEntries(dirFd, others, rel)]);
+    if (a.status === 'rejected') throw a.reason;
+    if (b.status === 'rejected') throw b.reason;
+  }
+
+  /**
+   * restoreSmallFiles restores small files in batches: a batch's chunks are
+   * leased together (one read per pack range), then its files are written
+   * concurrently; the next batch's chunks are requested meanwhile when the
+   * budget has room (never waited for while this batch's leases are held).
+   */
+  private async restoreSmallFiles(dirFd: number, files: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
+    const batches: TreeNode[][] = [];
+    let bytes = Infinity;
+    for (const f of files) {
+      if (bytes + f.size > BATCH_BYTES || batches[batches.length - 1]!.length >= BATCH_FILES) {
+        batches.push([]);
+        bytes = 0;
+      }
+      batches[batches.length - 1]!.push(f);
+      bytes += f.size;
+    }
+    const ids = (batch: readonly TreeNode[]): string[] => batch.flatMap(chunkIds);
+    const chunks = this.chunks!;
+    let next: Lease[] | null = batches.length > 0 ? await chunks.getMany(ids(batches[0]!)) : null;
+    for (let k = 0; k < batches.length; k++) {
+      const leases = next ?? (await chunks.getMany(ids(batches[k]!)));
+      next = k + 1 < batches.length ? chunks.tryGetMany(ids(batches[k + 1]!)) : null;
+      try {
+        this.checkAbort();
+        let at = 0;
+        const given = batches[k]!.map((f) => {
+          const n = chunkIds(f).length;
+          at += n;
+          return leases.slice(at - n, at);
+        });
+        await this.budget.forEach(batches[k]!, (node, i) => this.restoreFile(dirFd, node, [...rel, node.name], given[i]));
+      } catch (err) {
+        for (const l of next ?? []) l.release();
+        throw err;
+      } finally {
+        for (const l of leases) l.release();
+      }
+    }
+  }
+
+  private async restoreEntries(dirFd: number, nodes: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
     await this.budget.forEach(nodes, async (node) => {
       const childRel = [...rel, node.name];
       const p = fsx.at(dirFd, node.name);
@@ -239,7 +300,8 @@ export class Restorer {
     });
   }
 
-  private async restoreFile(dirFd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {
+  /** restoreFile creates and writes one file; `given` are leases of all its chunks, if already taken. */
+  private async restoreFile(dirFd: number, node: TreeNode, rel: readonly Buffer[], given?: Lease[]): Promise<void> {
     this.checkAbort();
     const p = fsx.at(dirFd, node.name);
     if (node.linkGroup !== undefined) {
@@ -265,6 +327,7 @@ export class Restorer {
     }
     let fd: number;
     try {
+      this.checkAbort();
       fd = await fsx.open(p, fsx.OPEN_CREATE, 0o600);
     } catch (err) {
       (announce as ((p: Buffer | null) => void) | null)?.(null);
@@ -276,7 +339,7 @@ export class Restorer {
       const big = node.size > 4 * 1024 * 1024;
       if (big) await this.bigFiles.acquire();
       try {
-        await this.writeContent(fd, node, rel);
+        await this.writeContent(fd, node, rel, given);
       } finally {
         if (big) this.bigFiles.release();
       }
@@ -308,11 +371,18 @@ export class Restorer {
    * only while the budget has room, so this never waits for budget while
    * holding a lease.
    */
-  private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {
+  private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[], given?: Lease[]): Promise<void> {
     const chunks = this.chunks!;
     const content = node.content ?? [];
     const held: Array<Lease | undefined> = [];
     let next = 0; // first chunk without a lease
+    if (given) {
+      let g = 0;
+      content.forEach((c, i) => {
+        if (c.id !== null) held[i] = given[g++];
+      });
+      next = content.length;
+    }
     let ahead = 0; // bytes of leases held past the current chunk
     const lookAhead = (i: number): void => {
       while (next < content.length && (next <= i + 1 || ahead < LOOKAHEAD_BYTES)) {
