@@ -7,9 +7,10 @@
  *
  * A restore's first `inlineBytes` of stored data are decoded on the calling
  * thread (a small restore costs less than starting threads); after that,
- * `workers` threads start and each range goes, whole and transferred (not
- * copied), to the least busy one. Decompressed blobs come back as
- * transferred buffers; stored-raw blobs are views into the returned range.
+ * `workers` threads start and each range goes, whole, to the least busy
+ * one (copied once into a buffer that is then transferred). Decompressed
+ * blobs come back as transferred buffers; stored-raw blobs are views into
+ * the returned range.
  * The caller bounds how many ranges are in flight (blob-fetcher.ts), which
  * bounds the memory here.
  */
@@ -161,12 +162,11 @@ export class DecodePool implements Decoder {
     }
     if (this.slots.length === 0) this.start();
     const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
-    // Transfer needs a buffer of its own; storage reads normally return one.
-    let buf = range.buffer as ArrayBuffer;
-    if (range.byteOffset !== 0 || range.byteLength !== buf.byteLength) {
-      buf = new ArrayBuffer(range.length);
-      new Uint8Array(buf).set(range);
-    }
+    // The range is copied into a buffer of our own before it is transferred:
+    // transferring detaches, and a storage may hand out memory it keeps
+    // (a cache, a pooled slab). The copy costs far less than the hashing.
+    const buf = new ArrayBuffer(range.length);
+    new Uint8Array(buf).set(range);
     const job = this.nextJob++;
     slot.pending++;
     const plain = blobs.map((b) => ({ id: b.id, at: b.at, length: b.length, compression: b.compression, rawLength: b.rawLength }));

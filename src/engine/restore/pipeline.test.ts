@@ -306,4 +306,21 @@ describe('DecodePool', () => {
       await pool.close();
     }
   });
+
+  it("leaves the caller's range buffer intact (a storage may keep what it hands out)", async () => {
+    const plain = prng(5, 40_000);
+    const range = Buffer.from(new ArrayBuffer(plain.length));
+    plain.copy(range);
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      const [out] = await pool.decode(range, [
+        { id: hashHex(plain), pack: 'cc'.repeat(32), at: 0, length: plain.length, compression: Compression.None, rawLength: plain.length },
+      ]);
+      expect((out as Buffer).equals(plain)).toBe(true);
+      expect(range.length).toBe(plain.length);
+      expect(range.equals(plain)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
 });
