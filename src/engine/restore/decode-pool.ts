@@ -8,11 +8,12 @@
  * A restore's first `inlineBytes` of stored data are decoded on the calling
  * thread (a small restore costs less than starting threads); after that,
  * `workers` threads start and each range goes, whole, to the least busy
- * one (copied once into a buffer that is then transferred). Decompressed
- * blobs come back as transferred buffers; stored-raw blobs are views into
- * the returned range.
- * The caller bounds how many ranges are in flight (blob-fetcher.ts), which
- * bounds the memory here.
+ * one. The range is copied once into a transfer buffer of the pool's own
+ * (transferring detaches, and a storage may hand out memory it keeps); the
+ * worker sends every verified blob back in a buffer of its own and returns
+ * the transfer buffer, which is reused: a fresh buffer per range cost the
+ * main thread more in page faults than the copy. The caller bounds how many
+ * ranges are in flight (blob-fetcher.ts), which bounds the memory here.
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -48,20 +49,25 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ADDON_PATH = path.resolve(here, '..', '..', '..', 'build', 'Release', 'kova_native.node');
 
 // The worker's source: CommonJS, evaluated, so it runs from src/ and dist/ alike.
-// Results: {at, length} for a raw blob verified in place, {data} for a
-// decompressed one, {fail, message} for a refused one.
+// Results: {data} with the verified plaintext in a buffer of its own (the
+// range buffer goes back to be reused), or {fail, message} for a refused blob.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { Decompressor } = require(workerData.zstdPath);
 const native = require(workerData.addonPath);
 const d = new Decompressor();
+const own = (u8) => {
+  if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && !(u8.buffer instanceof SharedArrayBuffer)) return u8.buffer;
+  const c = new ArrayBuffer(u8.length);
+  new Uint8Array(c).set(u8);
+  return c;
+};
 parentPort.on('message', ({ job, buf, len, blobs }) => {
   const range = Buffer.from(buf, 0, len);
   const results = [];
   const transfer = [buf];
   for (const b of blobs) {
     let raw = range.subarray(b.at, b.at + b.length);
-    let out = { at: b.at, length: b.length };
     if (b.compression !== ${Compression.None}) {
       try {
         raw = d.decompress(raw);
@@ -73,22 +79,24 @@ parentPort.on('message', ({ job, buf, len, blobs }) => {
         results.push({ fail: 'length', message: String(raw.length) });
         continue;
       }
-      let data = raw.buffer;
-      if (raw.byteOffset !== 0 || raw.byteLength !== data.byteLength) data = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length);
-      out = { data };
     }
     if (native.hash(raw).toString('hex') !== b.id) {
       results.push({ fail: 'hash' });
       continue;
     }
-    if (out.data && !transfer.includes(out.data)) transfer.push(out.data);
-    results.push(out);
+    const data = raw.buffer === buf ? own(new Uint8Array(raw)) : own(raw);
+    if (!transfer.includes(data)) transfer.push(data);
+    results.push({ data, length: raw.length });
   }
   parentPort.postMessage({ job, buf, results }, transfer);
 });
 `;
 
-type WorkerResult = { at: number; length: number } | { data: ArrayBuffer } | { fail: 'damaged' | 'length' | 'hash'; message?: string };
+type WorkerResult = { data: ArrayBuffer; length: number } | { fail: 'damaged' | 'length' | 'hash'; message?: string };
+
+/** Transfer buffers are sized in powers of two from this, and this many of each size are kept. */
+const TRANSFER_MIN = 64 * 1024;
+const TRANSFER_KEEP = 8;
 
 function refusal(b: RangeBlob, kind: 'damaged' | 'length' | 'hash', message?: string): CorruptionError {
   const details = { blob: b.id, pack: b.pack };
@@ -132,6 +140,8 @@ interface Job {
 export class DecodePool implements Decoder {
   private readonly slots: Slot[] = [];
   private readonly jobs = new Map<number, Job>();
+  /** Free transfer buffers by size. */
+  private readonly spare = new Map<number, ArrayBuffer[]>();
   private nextJob = 0;
   private inlineLeft: number;
   private readonly workers: number;
@@ -162,11 +172,8 @@ export class DecodePool implements Decoder {
     }
     if (this.slots.length === 0) this.start();
     const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
-    // The range is copied into a buffer of our own before it is transferred:
-    // transferring detaches, and a storage may hand out memory it keeps
-    // (a cache, a pooled slab). The copy costs far less than the hashing.
-    const buf = new ArrayBuffer(range.length);
-    new Uint8Array(buf).set(range);
+    const buf = this.transferBuffer(range.length);
+    new Uint8Array(buf, 0, range.length).set(range);
     const job = this.nextJob++;
     slot.pending++;
     const plain = blobs.map((b) => ({ id: b.id, at: b.at, length: b.length, compression: b.compression, rawLength: b.rawLength }));
@@ -174,6 +181,18 @@ export class DecodePool implements Decoder {
       this.jobs.set(job, { blobs, resolve, reject });
       slot.worker.postMessage({ job, buf, len: range.length, blobs: plain }, [buf]);
     });
+  }
+
+  private transferBuffer(n: number): ArrayBuffer {
+    let size = TRANSFER_MIN;
+    while (size < n) size *= 2;
+    return this.spare.get(size)?.pop() ?? new ArrayBuffer(size);
+  }
+
+  private recycle(buf: ArrayBuffer): void {
+    const list = this.spare.get(buf.byteLength) ?? [];
+    if (list.length < TRANSFER_KEEP) list.push(buf);
+    this.spare.set(buf.byteLength, list);
   }
 
   private start(): void {
@@ -190,6 +209,7 @@ export class DecodePool implements Decoder {
 
   private done(slot: Slot, m: { job: number; buf: ArrayBuffer; results: WorkerResult[] }): void {
     slot.pending--;
+    this.recycle(m.buf);
     const job = this.jobs.get(m.job);
     if (!job) return;
     this.jobs.delete(m.job);
@@ -197,8 +217,7 @@ export class DecodePool implements Decoder {
       m.results.map((r, i) => {
         const b = job.blobs[i]!;
         if ('fail' in r) return refusal(b, r.fail, r.message);
-        if ('data' in r) return Buffer.from(r.data);
-        return Buffer.from(m.buf, r.at, r.length);
+        return Buffer.from(r.data, 0, r.length);
       }),
     );
   }
