@@ -142,6 +142,7 @@ export class Restorer {
   private chunks: ChunkSource | null = null;
   private fetcher: BlobFetcher | null = null;
   private decoder: DecodePool | null = null;
+  private failure: { err: unknown } | null = null;
 
   constructor(
     private readonly src: BlobSource,
@@ -198,8 +199,18 @@ export class Restorer {
     return rel.map((b) => b.toString()).join('/');
   }
 
+  /** checkAbort stops work once the restore is cancelled or has failed elsewhere. */
   private checkAbort(): void {
+    if (this.failure) throw this.failure.err;
     if (this.opts.signal?.aborted) throw new KovaError('ABORTED', 'restore was cancelled', { status: 409 });
+  }
+
+  /** failed records the first failure, so that concurrent work stops starting new files. */
+  private failed<T>(p: Promise<T>): Promise<T> {
+    return p.catch((err: unknown) => {
+      this.failure ??= { err };
+      throw err;
+    });
   }
 
   private async restoreDir(dirFd: number, treeId: string, rel: readonly Buffer[]): Promise<void> {
@@ -210,7 +221,10 @@ export class Restorer {
     const small = nodes.filter((n) => n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE);
     const others = small.length === 0 ? nodes : nodes.filter((n) => !(n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE));
     // Both halves run to the end (as WorkBudget.forEach does) before the first failure is thrown.
-    const [a, b] = await Promise.allSettled([this.restoreSmallFiles(dirFd, small, rel), this.restoreEntries(dirFd, others, rel)]);
+    const [a, b] = await Promise.allSettled([
+      this.failed(this.restoreSmallFiles(dirFd, small, rel)),
+      this.failed(this.restoreEntries(dirFd, others, rel)),
+    ]);
     if (a.status === 'rejected') throw a.reason;
     if (b.status === 'rejected') throw b.reason;
   }
