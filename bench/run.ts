@@ -4,6 +4,8 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { VOLUMES } from './lib/layout.js';
+import type { VolumeName } from './lib/layout.js';
 import { TOOL_GROUPS } from './lib/suite.js';
 import type { Suite, ToolGroup } from './lib/suite.js';
 import { engineSuite } from './suites/engine.js';
@@ -14,13 +16,18 @@ const SUITES: Record<string, Suite> = {
   service: serviceSuite,
 };
 
-const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--only GROUP[,GROUP]] [--keep]
+const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--keep]
 
   --suite NAME   suite to run (default all, one after the other):
 ${Object.entries(SUITES)
   .map(([name, s]) => `                   ${name}: ${s.description}`)
   .join('\n')}
-  --scale X      volume size factor (default 1, about 2 GB of data; 0.05 for a quick run)
+  --scale X      volume size factor (default 1: the sizes below; 0.05 for a quick run)
+  --volume NAMES comma-separated volumes for the engine suite (default all, each reported separately):
+                   current: 4 x 448 MiB tables, 20,000 small files, 1 GiB sparse file (8 MiB data)
+                   mixed: 20,000 files of 1-64 KiB (60% text), 4 x 256 MiB tables (2 random), 512 MiB sparse file (8 MiB data)
+                   smallfiles: 500,000 files of 0-1.5 KB in 2,000 directories
+                   db: one 8 GiB database-like file, 1% of its 8 KiB pages rewritten before the incremental
   --only GROUPS  comma-separated subset of: ${TOOL_GROUPS.join(', ')} (ref = cp -a and tar|zstd)
   --keep         keep repositories and restored trees in <dir>/run afterwards
 
@@ -39,6 +46,7 @@ async function main(): Promise<number> {
           suite: { type: 'string', default: 'all' },
           scale: { type: 'string', default: '1' },
           only: { type: 'string' },
+          volume: { type: 'string' },
           keep: { type: 'boolean', default: false },
           help: { type: 'boolean', short: 'h', default: false },
         },
@@ -60,10 +68,15 @@ async function main(): Promise<number> {
     if (!TOOL_GROUPS.includes(group as ToolGroup)) fail(`unknown --only group: ${group}`);
     only.add(group as ToolGroup);
   }
+  const volumes: VolumeName[] = [];
+  for (const name of (values.volume ?? VOLUMES.join(',')).split(',')) {
+    if (!VOLUMES.includes(name as VolumeName)) fail(`unknown --volume: ${name}`);
+    volumes.push(name as VolumeName);
+  }
   const repoRoot = fileURLToPath(new URL('..', import.meta.url));
   const workDir = resolve(process.env.KOVA_BENCH_DIR ?? resolve(repoRoot, '.bench'));
   let code = 0;
-  for (const name of names) code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, keep: values.keep }));
+  for (const name of names) code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, keep: values.keep }));
   return code;
 }
 

@@ -1,5 +1,7 @@
 // Measuring external commands: page-cache dropping, a GNU time wrapper that
 // reports wall/CPU/peak RSS of a shell command including a trailing `sync`,
+// the bytes it read and wrote (from /proc/PID/io of the wrapping shell, which
+// includes every reaped child: the same source for kova, restic and cp -a),
 // and disk usage of repositories.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -13,6 +15,16 @@ export interface Measurement {
   sysS: number;
   /** Largest resident set of any single process in the command's tree (GNU time %M). */
   maxRssKiB: number;
+  /** Bytes fetched from storage (read_bytes): with a cold page cache, what the disk delivered. */
+  readBytes?: number;
+  /** Bytes sent to storage (write_bytes minus cancelled_write_bytes). */
+  writeBytes?: number;
+}
+
+/** Parses /proc/PID/io. */
+export function parseProcIo(text: string): { readBytes: number; writeBytes: number } {
+  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { readBytes: field('read_bytes'), writeBytes: field('write_bytes') - (field('cancelled_write_bytes') || 0) };
 }
 
 export interface Command {
@@ -55,7 +67,10 @@ export function dropCaches(): void {
 export async function measure(cmd: Command, scratchDir: string): Promise<{ m: Measurement; stdout: string }> {
   dropCaches();
   const timeFile = join(scratchDir, 'time.out');
-  const child = spawn(GNU_TIME, ['-f', '%e %U %S %M', '-o', timeFile, 'bash', '-c', `set -o pipefail; ${cmd.script} && sync`], {
+  const ioFile = join(scratchDir, 'io.out');
+  rmSync(ioFile, { force: true });
+  const script = `set -o pipefail; ${cmd.script} && sync; rc=$?; cat /proc/$$/io > ${sh(ioFile)}; exit $rc`;
+  const child = spawn(GNU_TIME, ['-f', '%e %U %S %M', '-o', timeFile, 'bash', '-c', script], {
     env: { ...process.env, ...cmd.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -76,7 +91,9 @@ export async function measure(cmd: Command, scratchDir: string): Promise<{ m: Me
   if (wallS === undefined || userS === undefined || sysS === undefined || maxRssKiB === undefined || Number.isNaN(maxRssKiB)) {
     throw new Error(`cannot parse GNU time output: ${timeLines.join(' | ')}`);
   }
-  return { m: { wallS, userS, sysS, maxRssKiB }, stdout: Buffer.concat(stdout).toString() };
+  const io = existsSync(ioFile) ? parseProcIo(readFileSync(ioFile, 'utf8')) : undefined;
+  rmSync(ioFile, { force: true });
+  return { m: { wallS, userS, sysS, maxRssKiB, ...io }, stdout: Buffer.concat(stdout).toString() };
 }
 
 /** Apparent and allocated size of a file or directory tree (`du -sb`, `du -sk`). */

@@ -1,4 +1,5 @@
 // The contract between bench/run.ts and a benchmark suite (bench/suites/*.ts).
+import type { VolumeName } from './layout.js';
 
 /** Groups of tools a run can be limited to with `--only`. */
 export type ToolGroup = 'kova' | 'restic' | 'ref';
@@ -12,6 +13,8 @@ export interface SuiteOptions {
   /** Volume size factor; 1 is about 2 GB of data. */
   scale: number;
   only: ReadonlySet<ToolGroup>;
+  /** Volumes to measure (suites with a single volume use the first). */
+  volumes: readonly VolumeName[];
   /** Keep repositories and restored trees after the run. */
   keep: boolean;
 }

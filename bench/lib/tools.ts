@@ -1,6 +1,6 @@
 // Command lines of the snapshot tools under test (restic and the `kova repo`
-// CLI): repository init (not measured), snapshot, restore, and where each
-// tool puts the restored tree.
+// CLI): repository init (not measured), snapshot, restore, delete + gc
+// (restic forget --prune), and where each tool puts the restored tree.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ export interface SnapshotTool {
   snapshot(repo: string, source: string, parent?: string): Command;
   parseSnapshot(stdout: string): Snapshot;
   restore(repo: string, id: string, target: string): Command;
+  /** Deletes snapshot `id` and reclaims the space only it used. */
+  deleteAndGc(repo: string, id: string): Command;
   /** Where the source's root ends up inside a restore target. */
   restoredRoot(target: string, source: string): string;
 }
@@ -64,6 +66,7 @@ export function restic(cacheDir: string): SnapshotTool {
       return { id: summary.snapshot_id, details: summary };
     },
     restore: (repo, id, target) => ({ script: `${RESTIC} restore ${sh(id)} ${common(repo)} --target ${sh(target)}`, env }),
+    deleteAndGc: (repo, id) => ({ script: `${RESTIC} forget ${common(repo)} --prune ${sh(id)}`, env }),
     // restic recreates the absolute source path below the target.
     restoredRoot: (target, source) => join(target, source),
   };
@@ -95,6 +98,7 @@ export function kova(repoRoot: string): SnapshotTool {
       return { id: String(result.id), details: result };
     },
     restore: (repo, id, target) => ({ script: `${cli} restore ${sh(repo)} ${sh(id)} ${sh(target)}` }),
+    deleteAndGc: (repo, id) => ({ script: `${cli} delete ${sh(repo)} ${sh(id)} && ${cli} gc ${sh(repo)}` }),
     restoredRoot: (target) => target,
   };
 }

@@ -1,10 +1,11 @@
-// Writes the planned benchmark volume to disk, caches it between runs (marker
-// file next to it), and applies / reverts the deterministic ~1% mutation.
+// Writes a planned benchmark volume to disk, caches it between runs (marker
+// file next to it; one directory per volume), and applies / reverts the
+// deterministic ~1% mutation.
 import { closeSync, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BLOCK, PAGE, alignedBuffer, fillRandomBytes, fillRecordPages, randomContent, textContent } from './content.js';
 import { GENERATOR_VERSION, SEED, planLayout } from './layout.js';
-import type { LargeFile, LargeKind, Layout, SmallFile } from './layout.js';
+import type { LargeFile, LargeKind, Layout, SmallFile, VolumeName } from './layout.js';
 import { mix } from './prng.js';
 
 const BATCH_BLOCKS = 64;
@@ -25,7 +26,8 @@ export interface VolumeStats {
   dataBytes: number;
   /** Sum of file sizes as `ls` shows them (the sparse file counts fully). */
   apparentBytes: number;
-  sparse: { path: string; logicalBytes: number; dataBytes: number };
+  /** The sparse file, when the volume has one. */
+  sparse?: { path: string; logicalBytes: number; dataBytes: number };
 }
 
 export interface MutationStats {
@@ -40,6 +42,7 @@ export interface MutationStats {
 }
 
 export interface Volume {
+  name: VolumeName;
   root: string;
   stats: VolumeStats;
   mutate(): MutationStats;
@@ -70,14 +73,16 @@ function writeLarge(root: string, file: LargeFile): void {
   }
 }
 
-/** Rewrites BLOCK-sized regions in place with the given content version. */
-function rewriteRegions(root: string, file: LargeFile, offsets: number[], version: number): void {
+/** Rewrites `unit`-sized regions (BLOCK, or PAGE of a records file) in place with the given content version. */
+function rewriteRegions(root: string, file: LargeFile, offsets: number[], unit: number, version: number): void {
   const fd = openSync(join(root, file.path), 'r+');
   try {
-    const buf = alignedBuffer(BLOCK);
+    const buf = alignedBuffer(unit);
     for (const offset of offsets) {
-      fillBlocks(buf, file.kind, file.seed, offset, version);
-      writeSync(fd, buf, 0, BLOCK, offset);
+      if (unit === BLOCK) fillBlocks(buf, file.kind, file.seed, offset, version);
+      else if (file.kind === 'records' && unit === PAGE) fillRecordPages(buf, file.seed, offset / PAGE, 1, version);
+      else throw new Error(`cannot rewrite ${unit}-byte regions of a ${file.kind} file`);
+      writeSync(fd, buf, 0, unit, offset);
     }
   } finally {
     closeSync(fd);
@@ -91,6 +96,7 @@ function writeSmall(root: string, file: SmallFile): void {
 
 function writeSparse(root: string, layout: Layout): void {
   const { sparse } = layout;
+  if (!sparse) return;
   const fd = openSync(join(root, sparse.path), 'w');
   try {
     const buf = alignedBuffer(BLOCK);
@@ -116,31 +122,33 @@ function generate(root: string, layout: Layout): void {
 
 function volumeStats(layout: Layout): VolumeStats {
   const sum = (files: { size: number }[]): number => files.reduce((n, f) => n + f.size, 0);
-  const sparseData = layout.sparse.extents.length * BLOCK;
+  const { sparse } = layout;
+  const sparseData = sparse ? sparse.extents.length * BLOCK : 0;
   const regular = sum(layout.large) + sum(layout.small);
   return {
-    files: layout.large.length + layout.small.length + 1,
+    files: layout.large.length + layout.small.length + (sparse ? 1 : 0),
     dirs: layout.dirs.length,
     symlinks: layout.symlinks.length,
     hardlinks: layout.hardlinks.length,
     dataBytes: regular + sparseData,
-    apparentBytes: regular + layout.sparse.size,
-    sparse: { path: layout.sparse.path, logicalBytes: layout.sparse.size, dataBytes: sparseData },
+    apparentBytes: regular + (sparse?.size ?? 0),
+    ...(sparse ? { sparse: { path: sparse.path, logicalBytes: sparse.size, dataBytes: sparseData } } : {}),
   };
 }
 
 function mutate(root: string, layout: Layout, dataBytes: number): MutationStats {
   const m = layout.mutation;
-  for (const r of m.regions) rewriteRegions(root, r.file, r.offsets, 1);
+  for (const r of m.regions) rewriteRegions(root, r.file, r.offsets, r.unit, 1);
   for (const { after } of m.modified) writeSmall(root, after);
   for (const f of m.added) writeSmall(root, f);
   for (const f of m.deleted) rmSync(join(root, f.path));
   const regions = m.regions.reduce((n, r) => n + r.offsets.length, 0);
+  const regionBytes = m.regions.reduce((n, r) => n + r.offsets.length * r.unit, 0);
   const sizes = (files: SmallFile[]): number => files.reduce((n, f) => n + f.size, 0);
-  const changedBytes = regions * BLOCK + sizes(m.modified.map((x) => x.after)) + sizes(m.added) + sizes(m.deleted);
+  const changedBytes = regionBytes + sizes(m.modified.map((x) => x.after)) + sizes(m.added) + sizes(m.deleted);
   return {
     regions,
-    regionBytes: regions * BLOCK,
+    regionBytes,
     modifiedFiles: m.modified.length,
     addedFiles: m.added.length,
     deletedFiles: m.deleted.length,
@@ -152,7 +160,7 @@ function mutate(root: string, layout: Layout, dataBytes: number): MutationStats 
 /** Idempotent: also repairs a partially applied mutation. */
 function unmutate(root: string, layout: Layout): void {
   const m = layout.mutation;
-  for (const r of m.regions) rewriteRegions(root, r.file, r.offsets, 0);
+  for (const r of m.regions) rewriteRegions(root, r.file, r.offsets, r.unit, 0);
   for (const { before } of m.modified) writeSmall(root, before);
   for (const f of m.added) rmSync(join(root, f.path), { force: true });
   for (const f of m.deleted) writeSmall(root, f);
@@ -168,13 +176,15 @@ function readMarker(path: string): Marker | undefined {
 }
 
 /**
- * Returns the pristine volume `<workDir>/volume` for `scale`, reusing the cached
+ * Returns the pristine volume `name` for `scale` (`<workDir>/volume` for the
+ * current one, `<workDir>/volume-<name>` for the others), reusing the cached
  * one when its marker matches and regenerating it otherwise.
  */
-export function preparePristineVolume(workDir: string, scale: number, log: (msg: string) => void): Volume {
-  const root = join(workDir, 'volume');
-  const markerPath = join(workDir, 'volume.json');
-  const layout = planLayout(scale);
+export function preparePristineVolume(workDir: string, scale: number, log: (msg: string) => void, name: VolumeName = 'current'): Volume {
+  const dir = name === 'current' ? 'volume' : `volume-${name}`;
+  const root = join(workDir, dir);
+  const markerPath = join(workDir, `${dir}.json`);
+  const layout = planLayout(scale, name);
   const stats = volumeStats(layout);
   const writeMarker = (state: Marker['state']): void =>
     writeFileSync(markerPath, JSON.stringify({ generator: GENERATOR_VERSION, seed: SEED, scale, state } satisfies Marker) + '\n');
@@ -200,6 +210,7 @@ export function preparePristineVolume(workDir: string, scale: number, log: (msg:
   }
 
   return {
+    name,
     root,
     stats,
     mutate: () => {

@@ -1,36 +1,33 @@
-// Engine suite: first snapshot, incremental snapshot after a ~1% change, and
-// full restore, for `kova repo` and restic side by side on the same generated
-// volume, with cp -a and tar|zstd -1 as references for the disk's limit.
+// Engine suite: first snapshot, incremental snapshot after a ~1% change, full
+// restore, and deletion of the first snapshot with space reclaimed (restic
+// forget --prune), for `kova repo` and restic side by side on each selected
+// generated volume (bench/lib/layout.ts), reported volume by volume, with
+// cp -a and tar|zstd -1 as references for the disk's limit.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { diskUsage, measure, requireGnuTime, sh } from '../lib/measure.js';
 import type { Command, DiskUsage } from '../lib/measure.js';
-import { bytes, evaluateTargets, rowLine, summary, writeResults } from '../lib/report.js';
-import type { EngineResults, RestoreCheck, Row, Step, ToolName } from '../lib/report.js';
+import { evaluateTargets, rowLine, summary, worstRatios, writeResults } from '../lib/report.js';
+import type { EngineResults, RestoreCheck, Row, Step, ToolName, VolumeResults } from '../lib/report.js';
+import type { VolumeName } from '../lib/layout.js';
 import type { Suite, SuiteOptions } from '../lib/suite.js';
 import { kova, restic } from '../lib/tools.js';
 import type { SnapshotTool } from '../lib/tools.js';
 import { allocatedBytes, compareTrees } from '../lib/verify.js';
 import { preparePristineVolume } from '../lib/volume.js';
-import type { MutationStats, VolumeStats } from '../lib/volume.js';
+import type { MutationStats } from '../lib/volume.js';
+import { bytes } from '../lib/report.js';
 
 const ORDER =
-  'interleaved by step: tar|zstd, then first snapshots (restic, kova) of the pristine volume; mutation; ' +
-  'incrementals (restic, kova); cp -a of the mutated volume; restores (restic, kova) into empty directories; mutation reverted';
-
-function describeVolume(v: VolumeStats): string {
-  return (
-    `volume: ${v.files} files in ${v.dirs} directories (one empty), ${v.hardlinks} hard links, ${v.symlinks} symlinks; ` +
-    `${bytes(v.dataBytes)} of data excluding holes, ${bytes(v.apparentBytes)} apparent ` +
-    `(counting the ${bytes(v.sparse.logicalBytes)} sparse file ${v.sparse.path} fully)`
-  );
-}
+  'volume by volume; within one, interleaved by step: tar|zstd, then first snapshots (restic, kova) of the pristine volume; mutation; ' +
+  'incrementals (restic, kova); cp -a of the mutated volume; restores (restic, kova) into empty directories; ' +
+  'delete of the first snapshot + gc (kova) and forget --prune (restic); mutation reverted';
 
 function describeMutation(m: MutationStats): string {
   return (
-    `mutation: ${m.regions} in-place 64 KiB rewrites (${bytes(m.regionBytes)}) in 2 large files, ` +
+    `mutation: ${m.regions} in-place rewrites (${bytes(m.regionBytes)}) in the large files, ` +
     `${m.modifiedFiles} small files modified, ${m.addedFiles} added, ${m.deletedFiles} deleted: ` +
     `${bytes(m.changedBytes)} changed (${m.changedPercent.toFixed(2)}% of the data)`
   );
@@ -60,16 +57,17 @@ class EngineRun {
   readonly rows: Row[] = [];
   readonly failures: EngineResults['failures'] = [];
   readonly skipped: EngineResults['skipped'] = [];
-  readonly restores: RestoreCheck[] = [];
+  /** The volume being measured. */
+  volume: VolumeName = 'current';
 
-  constructor(private readonly runDir: string) {}
+  constructor(readonly runDir: string) {}
 
   /** Measures one step; on failure records it and returns undefined. */
   async step(tool: ToolName, step: Step, cmd: Command, sizeOf?: string): Promise<{ row: Row; stdout: string } | undefined> {
     try {
       const { m, stdout } = await measure(cmd, this.runDir);
       const repo: DiskUsage | undefined = sizeOf ? diskUsage(sizeOf) : undefined;
-      const row: Row = { tool, step, m, ...(repo ? { repo } : {}) };
+      const row: Row = { volume: this.volume, tool, step, m, ...(repo ? { repo } : {}) };
       this.rows.push(row);
       console.log(rowLine(row));
       return { row, stdout };
@@ -81,14 +79,16 @@ class EngineRun {
 
   fail(tool: ToolName, step: string, err: unknown): void {
     const error = err instanceof Error ? err.message : String(err);
-    this.failures.push({ tool, step, error });
-    console.log(`[${tool}] ${step} FAILED: ${error}`);
+    this.failures.push({ volume: this.volume, tool, step, error });
+    console.log(`[${this.volume}] [${tool}] ${step} FAILED: ${error}`);
   }
 }
 
 interface ToolState {
   tool: SnapshotTool;
   repo: string;
+  /** Id of the tool's first snapshot: the one deleted in the delete + gc step. */
+  first?: string;
   /** Id of the tool's latest snapshot: the incremental's parent, then the one restored. */
   latest?: string;
 }
@@ -97,26 +97,20 @@ async function run(options: SuiteOptions): Promise<number> {
   requireGnuTime();
   const startedAt = new Date().toISOString();
   mkdirSync(options.workDir, { recursive: true });
-  const volume = preparePristineVolume(options.workDir, options.scale, console.log);
-  console.log(describeVolume(volume.stats));
-  const source = volume.root;
-
   const runDir = join(options.workDir, 'run');
-  rmSync(runDir, { recursive: true, force: true });
-  mkdirSync(runDir, { recursive: true });
   const r = new EngineRun(runDir);
 
-  const candidates: SnapshotTool[] = [];
-  if (options.only.has('restic')) candidates.push(restic(join(runDir, 'restic-cache')));
-  if (options.only.has('kova')) candidates.push(kova(options.repoRoot));
-  let active: ToolState[] = [];
-  for (const tool of candidates) {
+  const tools: SnapshotTool[] = [];
+  if (options.only.has('restic')) tools.push(restic(join(runDir, 'restic-cache')));
+  if (options.only.has('kova')) tools.push(kova(options.repoRoot));
+  const available: SnapshotTool[] = [];
+  for (const tool of tools) {
     const reason = tool.unavailable();
     if (reason) {
       r.skipped.push({ tool: tool.name, reason });
       console.log(`[${tool.name}] skipped: ${reason}`);
     } else {
-      active.push({ tool, repo: join(runDir, `${tool.name}-repo`) });
+      available.push(tool);
     }
   }
   let refs = options.only.has('ref');
@@ -125,6 +119,46 @@ async function run(options: SuiteOptions): Promise<number> {
     refs = false;
   }
   console.log(`order: ${ORDER}\n`);
+
+  const volumes: VolumeResults[] = [];
+  for (const name of options.volumes) {
+    rmSync(runDir, { recursive: true, force: true });
+    mkdirSync(runDir, { recursive: true });
+    r.volume = name;
+    volumes.push(await runVolume(options, r, name, available, refs));
+    if (options.keep) console.log(`kept repositories and restored trees of volume ${name} in ${runDir}-${name}`);
+    if (options.keep) renameSync(runDir, `${runDir}-${name}`);
+  }
+  rmSync(runDir, { recursive: true, force: true });
+
+  const results: EngineResults = {
+    suite: 'engine',
+    startedAt,
+    machine: machine(options.workDir),
+    scale: options.scale,
+    order: ORDER,
+    volumes,
+    rows: r.rows,
+    failures: r.failures,
+    skipped: r.skipped,
+    worst: worstRatios(r.rows),
+  };
+  console.log(summary(results));
+  console.log(`\nresults: ${writeResults(options.workDir, results)}`);
+  const differs = volumes.some((v) => v.restores.some((c) => !c.comparison.contentEqual));
+  return r.failures.length > 0 || differs ? 1 : 0;
+}
+
+/** runVolume measures every step on one volume. */
+async function runVolume(options: SuiteOptions, r: EngineRun, name: VolumeName, tools: SnapshotTool[], refs: boolean): Promise<VolumeResults> {
+  const runDir = r.runDir;
+  console.log(`\n== volume ${name} ==`);
+  const volume = preparePristineVolume(options.workDir, options.scale, console.log, name);
+  const source = volume.root;
+  const sparsePath = volume.stats.sparse?.path;
+  const restores: RestoreCheck[] = [];
+  const rowsBefore = r.rows.length;
+  let active: ToolState[] = tools.map((tool) => ({ tool, repo: join(runDir, `${tool.name}-repo`) }));
 
   /** Runs `fn` for each active tool, dropping a tool from later steps when it fails. */
   const eachTool = async (fn: (s: ToolState) => Promise<boolean>): Promise<void> => {
@@ -140,6 +174,7 @@ async function run(options: SuiteOptions): Promise<number> {
       const snap = s.tool.parseSnapshot(done.stdout);
       done.row.details = snap.details;
       s.latest = snap.id;
+      s.first ??= snap.id;
       return true;
     } catch (err) {
       r.fail(s.tool.name, step, err);
@@ -162,7 +197,7 @@ async function run(options: SuiteOptions): Promise<number> {
     return snapshot(s, 'first');
   });
 
-  // 2. Mutate, incremental snapshots, restores; the volume is reverted even if a step throws.
+  // 2. Mutate, incremental snapshots, restores, delete + gc; the volume is reverted even if a step throws.
   const mutation = volume.mutate();
   console.log(describeMutation(mutation));
   let cpAllocated: number | undefined;
@@ -171,54 +206,46 @@ async function run(options: SuiteOptions): Promise<number> {
 
     if (refs) {
       const copy = join(runDir, 'cp-a');
-      if (await r.step('cp -a', 'restore', { script: `cp -a ${sh(source)} ${sh(copy)}` })) {
-        cpAllocated = allocatedBytes(join(copy, volume.stats.sparse.path));
+      if ((await r.step('cp -a', 'restore', { script: `cp -a ${sh(source)} ${sh(copy)}` })) && sparsePath) {
+        cpAllocated = allocatedBytes(join(copy, sparsePath));
       }
+      if (!options.keep) rmSync(copy, { recursive: true, force: true });
     }
     await eachTool(async (s) => {
       const target = join(runDir, `${s.tool.name}-restore`);
       if (!(await r.step(s.tool.name, 'restore', s.tool.restore(s.repo, s.latest ?? '', target)))) return false;
       try {
         const restoredRoot = s.tool.restoredRoot(target, source);
-        console.log(`[${s.tool.name}] comparing the restored tree with the source ...`);
-        r.restores.push({
+        console.log(`[${name}] [${s.tool.name}] comparing the restored tree with the source ...`);
+        restores.push({
           tool: s.tool.name,
           comparison: await compareTrees(source, restoredRoot),
-          sparseAllocatedBytes: allocatedBytes(join(restoredRoot, volume.stats.sparse.path)),
+          ...(sparsePath ? { sparseAllocatedBytes: allocatedBytes(join(restoredRoot, sparsePath)) } : {}),
         });
       } catch (err) {
         r.fail(s.tool.name, 'verify', err);
       }
+      if (!options.keep) rmSync(target, { recursive: true, force: true });
       return true;
     });
+
+    // The first snapshot's data that the second still uses stays; the rest is reclaimed.
+    await eachTool(async (s) => Boolean(await r.step(s.tool.name, 'delete+gc', s.tool.deleteAndGc(s.repo, s.first ?? ''), s.repo)));
   } finally {
     volume.unmutate();
   }
 
-  const results: EngineResults = {
-    suite: 'engine',
-    startedAt,
-    machine: machine(options.workDir),
-    scale: options.scale,
-    volume: volume.stats,
+  return {
+    name,
+    stats: volume.stats,
     mutation,
-    order: ORDER,
-    rows: r.rows,
-    failures: r.failures,
-    skipped: r.skipped,
-    sparse: { sourceAllocatedBytes: allocatedBytes(join(source, volume.stats.sparse.path)), cpAllocatedBytes: cpAllocated },
-    restores: r.restores,
-    targets: evaluateTargets(r.rows),
+    restores,
+    ...(sparsePath ? { sparse: { sourceAllocatedBytes: allocatedBytes(join(source, sparsePath)), cpAllocatedBytes: cpAllocated } } : {}),
+    targets: evaluateTargets(r.rows.slice(rowsBefore)),
   };
-  console.log(summary(results));
-  console.log(`\nresults: ${writeResults(options.workDir, results)}`);
-  if (options.keep) console.log(`kept repositories and restored trees in ${runDir}`);
-  else rmSync(runDir, { recursive: true, force: true });
-  const differs = r.restores.some((c) => !c.comparison.contentEqual);
-  return r.failures.length > 0 || differs ? 1 : 0;
 }
 
 export const engineSuite: Suite = {
-  description: 'first / incremental snapshot and restore: kova repo vs restic, cp -a and tar|zstd as references',
+  description: 'first / incremental snapshot, restore, delete + gc on each --volume: kova repo vs restic, cp -a and tar|zstd as references',
   run,
 };
