@@ -7,8 +7,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
+import { Repository } from '../src/engine/index.js';
 import {
   type SnapshotView,
   createDeployment,
@@ -285,6 +286,21 @@ describe('retention', () => {
     const all = await listSnapshots(h, dep);
     expect(all.filter((s) => s.automatic)).toHaveLength(1);
     expect(all.filter((s) => !s.automatic).map((s) => s.trigger).sort()).toEqual(['before-restore', 'before-update', 'manual']);
+  });
+
+  it('opens the repository once for an automatic snapshot that prunes, gauge included', async () => {
+    const dep = await createDeployment(h);
+    await putSettings(dep, { enabled: true, interval: '1s', retention: 1 });
+    expect(await runDue(dep)).toBe(1);
+    const opens = vi.spyOn(Repository, 'open');
+    try {
+      writeVolume(h, dep, 'n.txt', 'next');
+      expect(await runDue(dep)).toBe(1);
+      expect(await automatic(dep)).toHaveLength(1);
+      expect(opens).toHaveBeenCalledTimes(1);
+    } finally {
+      opens.mockRestore();
+    }
   });
 
   it('applies a lowered retention at the next automatic snapshot', async () => {

@@ -9,6 +9,7 @@ import { ConflictError, DiskFullError, KovaError, NotFoundError, StorageUnavaila
 import { newId } from '../core/ids.js';
 import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { Job } from '../db/jobs.js';
+import type { Repository } from '../engine/index.js';
 import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
 import { pruneVictims } from '../scheduler/policy.js';
 import { captureDeployment } from './capture.js';
@@ -100,7 +101,10 @@ export class SnapshotService {
     const parent = store.snapshots.latestReady(dep.id);
     const started = clock.now();
     let last = 0;
+    let repo: Repository | null = null;
     try {
+      // One open serves the capture, the retention that follows and the size gauge.
+      repo = await openRepo(this.ctx.paths, dep.id, true);
       const r = await captureDeployment(this.ctx, dep, {
         snapshotId: snapId,
         label: snap.label,
@@ -116,15 +120,15 @@ export class SnapshotService {
             this.ctx.log.warn({ err, snapshot: snapId }, 'could not record snapshot progress');
           }
         },
-      });
+      }, repo);
       const st = r.record.stats;
       // Housekeeping first, so that once the snapshot reads `ready` its job is over
       // and the deployment is free for the next operation. Its failure is not
       // the snapshot's: that is safely recorded already.
       let warning = r.warning;
       try {
-        if (snap.trigger === 'automatic') await this.applyRetention(dep.id, snapId);
-        await this.updateRepoGauge(dep.id);
+        if (snap.trigger === 'automatic') await this.applyRetention(dep.id, snapId, repo);
+        await this.updateRepoGauge(dep.id, repo);
       } catch (err) {
         this.ctx.log.error({ err, deployment: dep.id }, 'pruning old automatic snapshots failed');
         warning = [warning, 'older automatic snapshots could not be pruned; they will be retried after the next one'].filter(Boolean).join('; ');
@@ -158,6 +162,8 @@ export class SnapshotService {
       }
       metrics.snapshots.inc({ outcome: 'failed', trigger: snap.trigger });
       this.ctx.log.warn({ err, snapshot: snapId, deployment: dep.id }, 'snapshot failed');
+    } finally {
+      await repo?.close();
     }
     return store.snapshots.get(snapId)!;
   }
@@ -166,9 +172,9 @@ export class SnapshotService {
    * applyRetention deletes the oldest ready automatic snapshots beyond the
    * deployment's retention, counting `justTaken` (an automatic snapshot about
    * to be marked ready) as ready. Manual ones are never counted or deleted;
-   * failed ones don't count.
+   * failed ones don't count. `repo` is the deployment's repository, open.
    */
-  async applyRetention(depId: string, justTaken: string): Promise<void> {
+  async applyRetention(depId: string, justTaken: string, repo: Repository): Promise<void> {
     const { store } = this.ctx;
     const { retention } = store.settings.get(depId);
     const all = store.snapshots.list(depId);
@@ -185,42 +191,40 @@ export class SnapshotService {
     store.tx(() => {
       for (const v of victims) store.snapshots.update(v.id, { status: 'deleting' });
     });
-    await this.remove(depId, victims.map((v) => v.id));
+    await this.remove(depId, victims.map((v) => v.id), repo);
   }
 
   private async deleteJob(job: Job): Promise<void> {
-    await this.remove(job.deploymentId, job.payload.snapshotIds as string[]);
-  }
-
-  /** remove deletes `deleting` snapshots from the repository, then their rows, then collects garbage. */
-  private async remove(depId: string, snapIds: readonly string[]): Promise<void> {
-    const { store } = this.ctx;
-    const repo = await openRepo(this.ctx.paths, depId, false).catch(() => null);
+    const repo = await openRepo(this.ctx.paths, job.deploymentId, false).catch(() => null);
     try {
-      for (const id of snapIds) {
-        const s = store.snapshots.get(id);
-        if (!s || s.status !== 'deleting') continue;
-        if (repo && s.engineId) {
-          await repo.deleteSnapshot(s.engineId).catch((err: unknown) => {
-            if (!(err instanceof KovaError && err.code === 'SNAPSHOT_NOT_FOUND')) throw err;
-          });
-        }
-        store.snapshots.delete(id);
-      }
-      if (repo) await repo.gc();
+      await this.remove(job.deploymentId, job.payload.snapshotIds as string[], repo);
+      if (repo) await this.updateRepoGauge(job.deploymentId, repo);
     } finally {
       await repo?.close();
     }
-    await this.updateRepoGauge(depId);
   }
 
-  async updateRepoGauge(depId: string): Promise<void> {
-    const repo = await openRepo(this.ctx.paths, depId, false).catch(() => null);
-    if (!repo) return;
-    try {
-      this.ctx.metrics.repositoryBytes.set({ deployment: depId }, (await repo.stats()).packBytes);
-    } finally {
-      await repo.close();
+  /**
+   * remove deletes `deleting` snapshots from the repository (null when the
+   * deployment has none), then their rows, then collects garbage.
+   */
+  private async remove(depId: string, snapIds: readonly string[], repo: Repository | null): Promise<void> {
+    const { store } = this.ctx;
+    for (const id of snapIds) {
+      const s = store.snapshots.get(id);
+      if (!s || s.status !== 'deleting') continue;
+      if (repo && s.engineId) {
+        await repo.deleteSnapshot(s.engineId).catch((err: unknown) => {
+          if (!(err instanceof KovaError && err.code === 'SNAPSHOT_NOT_FOUND')) throw err;
+        });
+      }
+      store.snapshots.delete(id);
     }
+    if (repo) await repo.gc();
+  }
+
+  /** updateRepoGauge sets the repository-size metric of a deployment from its open repository. */
+  async updateRepoGauge(depId: string, repo: Repository): Promise<void> {
+    this.ctx.metrics.repositoryBytes.set({ deployment: depId }, (await repo.stats()).packBytes);
   }
 }
