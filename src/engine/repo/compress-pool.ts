@@ -17,12 +17,10 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Compression } from '../format/blob.js';
 import type { BlobCodec, Encoded } from './codec.js';
+import { TransferBuffers } from '../util/transfer-buffers.js';
 
 /** Blobs below this size are compressed on the calling thread. */
 const INLINE_BELOW = 32 * 1024;
-/** Transfer buffers are sized in powers of two from this, and this many of each size are kept. */
-const TRANSFER_MIN = 64 * 1024;
-const TRANSFER_KEEP = 8;
 
 // The worker's source: CommonJS, evaluated, so it runs from src/ and dist/ alike.
 const WORKER_SOURCE = `
@@ -59,7 +57,7 @@ interface Job {
 export class CompressPool {
   private readonly slots: Slot[] = [];
   /** Free transfer buffers by size. */
-  private readonly spare = new Map<number, ArrayBuffer[]>();
+  private readonly buffers = new TransferBuffers();
   private readonly jobs = new Map<number, Job>();
   private readonly waiters: Array<() => void> = [];
   private nextId = 0;
@@ -111,7 +109,7 @@ export class CompressPool {
       await new Promise<void>((r) => this.waiters.push(r));
       slot = this.leastBusy();
     }
-    const buf = this.transferBuffer(raw.length);
+    const buf = this.buffers.take(raw.length);
     new Uint8Array(buf, 0, raw.length).set(raw);
     const id = this.nextId++;
     slot.pending++;
@@ -119,18 +117,6 @@ export class CompressPool {
       this.jobs.set(id, { raw, resolve, reject });
       slot.worker.postMessage({ id, buf, len: raw.length }, [buf]);
     });
-  }
-
-  private transferBuffer(n: number): ArrayBuffer {
-    let size = TRANSFER_MIN;
-    while (size < n) size *= 2;
-    return this.spare.get(size)?.pop() ?? new ArrayBuffer(size);
-  }
-
-  private recycle(buf: ArrayBuffer): void {
-    const list = this.spare.get(buf.byteLength) ?? [];
-    if (list.length < TRANSFER_KEEP) list.push(buf);
-    this.spare.set(buf.byteLength, list);
   }
 
   private leastBusy(): Slot {
@@ -144,12 +130,12 @@ export class CompressPool {
     if (!job) return;
     this.jobs.delete(m.id);
     if (m.error) {
-      this.recycle(m.buf);
+      this.buffers.give(m.buf);
       job.reject(new Error(`compression failed: ${m.error}`));
     } else if (m.zlen !== undefined && m.zlen >= 0) {
-      job.resolve({ stored: Buffer.from(m.buf, 0, m.zlen), compression: Compression.Zstd, release: () => this.recycle(m.buf) });
+      job.resolve({ stored: Buffer.from(m.buf, 0, m.zlen), compression: Compression.Zstd, release: () => this.buffers.give(m.buf) });
     } else {
-      this.recycle(m.buf);
+      this.buffers.give(m.buf);
       job.resolve({ stored: job.raw, compression: Compression.None });
     }
   }

@@ -24,6 +24,7 @@ import { CorruptionError } from '../../core/errors.js';
 import { Compression } from '../format/blob.js';
 import { hashHex } from '../format/hash.js';
 import type { BlobCodec } from '../repo/codec.js';
+import { TransferBuffers } from '../util/transfer-buffers.js';
 
 /** One blob inside a range buffer. */
 export interface RangeBlob {
@@ -94,10 +95,6 @@ parentPort.on('message', ({ job, buf, len, blobs }) => {
 
 type WorkerResult = { data: ArrayBuffer; length: number } | { fail: 'damaged' | 'length' | 'hash'; message?: string };
 
-/** Transfer buffers are sized in powers of two from this, and this many of each size are kept. */
-const TRANSFER_MIN = 64 * 1024;
-const TRANSFER_KEEP = 8;
-
 function refusal(b: RangeBlob, kind: 'damaged' | 'length' | 'hash', message?: string): CorruptionError {
   const details = { blob: b.id, pack: b.pack };
   if (kind === 'damaged') return new CorruptionError(`blob ${b.id}: compressed data is damaged (${message ?? ''})`, details);
@@ -141,7 +138,7 @@ export class DecodePool implements Decoder {
   private readonly slots: Slot[] = [];
   private readonly jobs = new Map<number, Job>();
   /** Free transfer buffers by size. */
-  private readonly spare = new Map<number, ArrayBuffer[]>();
+  private readonly buffers = new TransferBuffers();
   private nextJob = 0;
   private inlineLeft: number;
   private readonly workers: number;
@@ -172,7 +169,7 @@ export class DecodePool implements Decoder {
     }
     if (this.slots.length === 0) this.start();
     const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
-    const buf = this.transferBuffer(range.length);
+    const buf = this.buffers.take(range.length);
     new Uint8Array(buf, 0, range.length).set(range);
     const job = this.nextJob++;
     slot.pending++;
@@ -181,18 +178,6 @@ export class DecodePool implements Decoder {
       this.jobs.set(job, { blobs, resolve, reject });
       slot.worker.postMessage({ job, buf, len: range.length, blobs: plain }, [buf]);
     });
-  }
-
-  private transferBuffer(n: number): ArrayBuffer {
-    let size = TRANSFER_MIN;
-    while (size < n) size *= 2;
-    return this.spare.get(size)?.pop() ?? new ArrayBuffer(size);
-  }
-
-  private recycle(buf: ArrayBuffer): void {
-    const list = this.spare.get(buf.byteLength) ?? [];
-    if (list.length < TRANSFER_KEEP) list.push(buf);
-    this.spare.set(buf.byteLength, list);
   }
 
   private start(): void {
@@ -209,7 +194,7 @@ export class DecodePool implements Decoder {
 
   private done(slot: Slot, m: { job: number; buf: ArrayBuffer; results: WorkerResult[] }): void {
     slot.pending--;
-    this.recycle(m.buf);
+    this.buffers.give(m.buf);
     const job = this.jobs.get(m.job);
     if (!job) return;
     this.jobs.delete(m.job);
