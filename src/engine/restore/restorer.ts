@@ -174,7 +174,10 @@ export class Restorer {
       }
       root = child;
     }
-    if (this.opts.checkSpace !== false) await checkSpace('restore', abs, await restoreFootprint(this.src, root));
+    if (this.opts.checkSpace !== false) {
+      const needed = await restoreFootprint(this.src, root, (err, dir) => this.named(err, `directory /${this.display(dir)}`));
+      await checkSpace('restore', abs, needed);
+    }
     await prepareTarget(abs);
     if (isPacked(this.src)) {
       const index = await this.src.loadIndex();

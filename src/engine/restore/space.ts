@@ -20,14 +20,25 @@ export interface TreeSource {
   readTree(id: string): Promise<readonly TreeNode[]>;
 }
 
-/** restoreFootprint returns the bytes restoring the directory `root` writes to disk. */
-export async function restoreFootprint(src: TreeSource, root: TreeNode): Promise<number> {
+/**
+ * restoreFootprint returns the bytes restoring the directory `root` writes
+ * to disk. A listing that cannot be read fails it with what `named` makes
+ * of the error and the directory's path below root (by default the error).
+ */
+export async function restoreFootprint(
+  src: TreeSource,
+  root: TreeNode,
+  named: (err: unknown, dir: readonly Buffer[]) => unknown = (err) => err,
+): Promise<number> {
   const links = new Set<string>();
   let total = 0;
-  const walk = async (node: TreeNode): Promise<void> => {
+  const walk = async (node: TreeNode, dir: readonly Buffer[]): Promise<void> => {
     total += ENTRY_OVERHEAD;
     if (node.type === 'dir' && node.subtree) {
-      for (const child of await src.readTree(node.subtree)) await walk(child);
+      const children = await src.readTree(node.subtree).catch((err: unknown) => {
+        throw named(err, dir);
+      });
+      for (const child of children) await walk(child, [...dir, child.name]);
     } else if (node.type === 'file') {
       if (node.linkGroup !== undefined) {
         if (links.has(node.linkGroup)) return;
@@ -38,7 +49,7 @@ export async function restoreFootprint(src: TreeSource, root: TreeNode): Promise
       total += node.target?.length ?? 0;
     }
   };
-  await walk(root);
+  await walk(root, []);
   return total;
 }
 
