@@ -183,7 +183,8 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
     const h = await healthz();
     expect(h.status).toBe('degraded');
     expect(h.reasons.join('; ')).toMatch(/a write to the repository failed for lack of space/);
-    const metrics = await (await fetch(`${server!.url}/metrics`)).text();
+    const metricsToken = fs.readFileSync(path.join(dataDir, 'metrics.token'), 'utf8').trim();
+    const metrics = await (await fetch(`${server!.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
     expect(metrics).toMatch(/^kova_disk_full_total\{where="repository"\} 1$/m);
     expect(metrics).toMatch(/^kova_data_free_bytes \d+$/m);
   }, 400_000);

@@ -393,7 +393,9 @@ describe('a snapshot killed at any point', () => {
       [{ prefix: 'packs/', nth: 1, when: 'before' }, false],
       [{ prefix: 'packs/', nth: 1, when: 'after' }, false],
       [{ prefix: 'packs/', nth: Math.floor(newPacks / 2), when: 'after' }, false],
-      [{ prefix: 'packs/', nth: newPacks, when: 'after' }, false],
+      // The last pack or so: how many packs a snapshot writes varies by one
+      // with the order files are read in, so aim one short of the count seen.
+      [{ prefix: 'packs/', nth: newPacks - 1, when: 'after' }, false],
       [{ prefix: 'index/', nth: 1, when: 'before' }, false],
       [{ prefix: 'index/', nth: 1, when: 'after' }, false],
       [{ prefix: 'snapshots/', nth: 1, when: 'before' }, false],
