@@ -28,28 +28,46 @@ export default tseslint.config(
   {
     files: ['src/engine/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { regex: '^(\\.\\./)+(api|app|cli|db|jobs|runtime|scheduler|services)(/|$)', message: 'The engine must not import application layers (api, app, cli, db, jobs, runtime, scheduler, services).' },
-        { regex: '^(fastify|@fastify/|better-sqlite3)', message: 'The engine must not depend on HTTP or database packages.' },
-      ] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(\\.\\./)+(api|app|cli|db|jobs|runtime|scheduler|services)(/|$)',
+              message: 'The engine must not import application layers (api, app, cli, db, jobs, runtime, scheduler, services).',
+            },
+            { regex: '^(fastify|@fastify/|better-sqlite3)', message: 'The engine must not depend on HTTP or database packages.' },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/api/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { regex: '^(\\.\\./)+db(/|$)', message: 'The API reaches the database through the services (types: src/services/models.ts).' },
-        { regex: '^better-sqlite3', message: 'The API reaches the database through the services.' },
-      ] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+db(/|$)', message: 'The API reaches the database through the services (types: src/services/models.ts).' },
+            { regex: '^better-sqlite3', message: 'The API reaches the database through the services.' },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/runtime/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { regex: '^(\\.\\./)+(api|db|services)(/|$)', message: 'The runtimes must not import the services, the API or the database.' },
-        { regex: '^(fastify|@fastify/|better-sqlite3)', message: 'The runtimes must not depend on HTTP or database packages.' },
-      ] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+(api|db|services)(/|$)', message: 'The runtimes must not import the services, the API or the database.' },
+            { regex: '^(fastify|@fastify/|better-sqlite3)', message: 'The runtimes must not depend on HTTP or database packages.' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -38,12 +38,15 @@ afterAll(async () => {
 function overSocket(method: string, path: string, token?: string): Promise<{ status: number; body: string }> {
   const [host, port] = base.split(':') as [string, string];
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: Number(port), method, path, headers: token ? { authorization: `Bearer ${token}` } : {}, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = http.request(
+      { host, port: Number(port), method, path, headers: token ? { authorization: `Bearer ${token}` } : {}, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -79,15 +82,18 @@ const VARIANTS: Array<[string, 401 | 404, 401 | 404]> = [
 const code = (status: number) => (status === 401 ? 'UNAUTHORIZED' : 'NOT_FOUND');
 
 describe('every spelling of a protected path is authenticated or not found', () => {
-  it.each(VARIANTS)('GET %s without a key: %d over a socket, %d through inject(); the handler never runs', async (url, overSocketStatus, injectStatus) => {
-    const list = vi.spyOn(h.services.deployments, 'list');
-    const r = await raw(h, 'GET', url, { token: null });
-    expectError(r, injectStatus, code(injectStatus));
-    const s = await overSocket('GET', url);
-    expect(s.status).toBe(overSocketStatus);
-    expect(JSON.parse(s.body)).toMatchObject({ success: false, error: { code: code(overSocketStatus) } });
-    expect(list).not.toHaveBeenCalled();
-  });
+  it.each(VARIANTS)(
+    'GET %s without a key: %d over a socket, %d through inject(); the handler never runs',
+    async (url, overSocketStatus, injectStatus) => {
+      const list = vi.spyOn(h.services.deployments, 'list');
+      const r = await raw(h, 'GET', url, { token: null });
+      expectError(r, injectStatus, code(injectStatus));
+      const s = await overSocket('GET', url);
+      expect(s.status).toBe(overSocketStatus);
+      expect(JSON.parse(s.body)).toMatchObject({ success: false, error: { code: code(overSocketStatus) } });
+      expect(list).not.toHaveBeenCalled();
+    },
+  );
 
   it('answers an encoded spelling of the route like the plain one when the key is good', async () => {
     const plain = await overSocket('GET', '/api/v1/deployments', h.token);
@@ -172,7 +178,8 @@ describe('deny by default', () => {
         expect(r.statusCode, url).toBe(200);
         expect(r.headers['content-type'], url).toMatch(/^text\/html/);
       }
-      for (const url of ['/api/v1/deployments', '/%61pi/v1/deployments']) expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
+      for (const url of ['/api/v1/deployments', '/%61pi/v1/deployments'])
+        expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
       expect((await app.inject({ method: 'GET', url: '/api/v1/Deployments' })).statusCode).toBe(404);
     } finally {
       await app.close();
@@ -188,7 +195,11 @@ describe('sign-in attempts are limited before scrypt runs', () => {
     s = await startHarness({
       clock,
       rateLimitPerMinute: 5,
-      limits: { userRateLimitPerMinute: 8, signInsPerPrefix: DEFAULT_LIMITS.signInsPerPrefix, signInsPerAddress: DEFAULT_LIMITS.signInsPerAddress },
+      limits: {
+        userRateLimitPerMinute: 8,
+        signInsPerPrefix: DEFAULT_LIMITS.signInsPerPrefix,
+        signInsPerAddress: DEFAULT_LIMITS.signInsPerAddress,
+      },
     });
   });
   afterAll(async () => {
@@ -199,7 +210,8 @@ describe('sign-in attempts are limited before scrypt runs', () => {
     s.app.inject({ method: 'GET', url, remoteAddress: address, headers: token ? { authorization: `Bearer ${token}` } : {} });
   const wrongSecret = (token: string, i: number) => `${token.split('.')[0]}.${String(i).padStart(43, 'x')}`;
   /** A token of the right form whose prefix (i in base 32) no key has. */
-  const unknownPrefix = (i: number) => `kova_${[...i.toString(32).padStart(12, '0')].map((d) => 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(d, 32)]).join('')}.${'c'.repeat(43)}`;
+  const unknownPrefix = (i: number) =>
+    `kova_${[...i.toString(32).padStart(12, '0')].map((d) => 'abcdefghijklmnopqrstuvwxyz234567'[parseInt(d, 32)]).join('')}.${'c'.repeat(43)}`;
 
   it('answers 80 parallel wrong secrets for one key with 429 beyond 10, computing at most 10 scrypts', async () => {
     const victim = await s.newUser('victim');
@@ -210,7 +222,10 @@ describe('sign-in attempts are limited before scrypt runs', () => {
     expect(statuses.filter((c) => c === 429)).toHaveLength(80 - DEFAULT_LIMITS.signInsPerPrefix);
     expect(scrypts).toHaveBeenCalledTimes(DEFAULT_LIMITS.signInsPerPrefix);
     const limited = rs.find((r) => r.statusCode === 429)!;
-    expect(JSON.parse(limited.body)).toEqual({ success: false, error: { code: 'RATE_LIMITED', message: expect.stringMatching(/retry in 60 s/) } });
+    expect(JSON.parse(limited.body)).toEqual({
+      success: false,
+      error: { code: 'RATE_LIMITED', message: expect.stringMatching(/retry in 60 s/) },
+    });
     expect(limited.headers['retry-after']).toBe('60');
     // The right secret for that prefix waits too (its check would be a scrypt); after the window it works.
     expect((await from('10.0.0.9', victim)).statusCode).toBe(429);

@@ -46,10 +46,21 @@ describe('POST /api/v1/deployments', () => {
     const body = expectOk(r, 201);
     expect(Object.keys(body).sort()).toEqual(['deployment', 'success']);
     const d = body.deployment;
-    expect(d).toMatchObject({ id: expect.stringMatching(/^dep-[a-z2-7]+$/), status: 'active', name: 'app', sdl, clonedFrom: null, closedAt: null });
+    expect(d).toMatchObject({
+      id: expect.stringMatching(/^dep-[a-z2-7]+$/),
+      status: 'active',
+      name: 'app',
+      sdl,
+      clonedFrom: null,
+      closedAt: null,
+    });
     expect(d.createdAt).toMatch(ISO_UTC);
     expect(d.services).toHaveLength(1);
-    expect(d.services[0]).toMatchObject({ name: 'app', image: 'busybox', volumes: [{ name: 'data', mount: '/data', sizeBytes: 1024 ** 3 }] });
+    expect(d.services[0]).toMatchObject({
+      name: 'app',
+      image: 'busybox',
+      volumes: [{ name: 'data', mount: '/data', sizeBytes: 1024 ** 3 }],
+    });
 
     await h.idle();
     const got = expectOk(await h.api('GET', base(d.id))).deployment;
@@ -129,9 +140,9 @@ describe('POST /api/v1/deployments', () => {
     expect(expectError(await h.api('POST', '/api/v1/deployments', {}), 400, 'INVALID_REQUEST').message).toMatch(/sdl/);
     expectError(await h.api('POST', '/api/v1/deployments', { sdl: 42 }), 400, 'INVALID_REQUEST');
     expectError(await h.api('POST', '/api/v1/deployments', { sdl: '' }), 400, 'INVALID_REQUEST');
-    expect(expectError(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor(IDLE), image: 'x' }), 400, 'INVALID_REQUEST').message).toMatch(
-      /image/,
-    );
+    expect(
+      expectError(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor(IDLE), image: 'x' }), 400, 'INVALID_REQUEST').message,
+    ).toMatch(/image/);
     expectError(await raw(h, 'POST', '/api/v1/deployments'), 400, 'INVALID_REQUEST');
   });
 });
@@ -149,7 +160,7 @@ describe('GET /api/v1/deployments and /api/v1/deployments/:id', () => {
     expect(alices).not.toContain(mine);
   });
 
-  it('lists a new user\'s deployments as an empty list', async () => {
+  it("lists a new user's deployments as an empty list", async () => {
     const dave = await h.newUser('dave');
     expect(expectOk(await h.api('GET', '/api/v1/deployments', undefined, dave))).toEqual({ success: true, deployments: [] });
   });
@@ -161,7 +172,7 @@ describe('GET /api/v1/deployments and /api/v1/deployments/:id', () => {
     expect(body.deployment).toMatchObject({ id: dep, status: 'active', operation: null });
   });
 
-  it('answers 404 DEPLOYMENT_NOT_FOUND for a missing deployment and for another user\'s, alike', async () => {
+  it("answers 404 DEPLOYMENT_NOT_FOUND for a missing deployment and for another user's, alike", async () => {
     const dep = await createDeployment(h);
     const missing = expectError(await h.api('GET', base('dep-aaaaaaaaaaaa')), 404, 'DEPLOYMENT_NOT_FOUND');
     const foreign = expectError(await h.api('GET', base(dep), undefined, bob), 404, 'DEPLOYMENT_NOT_FOUND');
@@ -212,7 +223,11 @@ describe('PUT /api/v1/deployments/:id', () => {
   it('rejects a bad SDL and leaves the deployment as it was', async () => {
     const dep = await createDeployment(h);
     const before = expectOk(await h.api('GET', base(dep))).deployment.sdl;
-    const err = expectError(await h.api('PUT', base(dep), { sdl: sdlFor(IDLE).replace('mount: /data', 'mount: ../data') }), 400, 'INVALID_SDL');
+    const err = expectError(
+      await h.api('PUT', base(dep), { sdl: sdlFor(IDLE).replace('mount: /data', 'mount: ../data') }),
+      400,
+      'INVALID_SDL',
+    );
     expect(err.message).toContain('services.app.params.storage.data.mount');
     expectError(await h.api('PUT', base(dep), { sdl: sdlFor(IDLE), restart: true }), 400, 'INVALID_REQUEST');
     expectError(await h.api('PUT', base(dep), {}), 400, 'INVALID_REQUEST');
@@ -280,7 +295,9 @@ describe('POST /api/v1/deployments/:id/close', () => {
     const got = expectOk(await h.api('GET', base(dep))).deployment;
     expect(got).toMatchObject({ id: dep, status: 'closed' });
     expect(got.services[0].state).toBe('removed');
-    expect(expectOk(await h.api('GET', '/api/v1/deployments')).deployments.find((d: { id: string }) => d.id === dep)?.status).toBe('closed');
+    expect(expectOk(await h.api('GET', '/api/v1/deployments')).deployments.find((d: { id: string }) => d.id === dep)?.status).toBe(
+      'closed',
+    );
     expect(fs.existsSync(volumeDir(h, dep))).toBe(false);
     expect(fs.existsSync(h.paths.repo(dep))).toBe(false);
     expect(await h.runtime.deployments()).not.toContain(dep);

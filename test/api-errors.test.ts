@@ -213,24 +213,20 @@ describe('400: unknown fields and malformed JSON', () => {
     expect(expectOk(await h.api('GET', base(dep))).deployment.operation).toBeNull();
   });
 
-  it.each([
-    ['{"label": '],
-    ['{label: "x"}'],
-    ["{'label': 'x'}"],
-    ['{"label": "x",}'],
-    ['not json'],
-    ['{"label": "x"} trailing'],
-  ])('rejects the malformed JSON %j with 400 INVALID_JSON', async (payload) => {
-    for (const [method, url] of [
-      ['POST', `${base(dep)}/snapshots`],
-      ['POST', '/api/v1/deployments'],
-      ['PUT', `${base(dep)}/snapshot-settings`],
-    ] as const) {
-      const r = await raw(h, method, url, { headers: { 'content-type': 'application/json' }, payload });
-      expectError(r, 400, 'INVALID_JSON');
-    }
-    expect((await listSnapshots(h, dep)).map((s) => s.id)).toEqual([snap]);
-  });
+  it.each([['{"label": '], ['{label: "x"}'], ["{'label': 'x'}"], ['{"label": "x",}'], ['not json'], ['{"label": "x"} trailing']])(
+    'rejects the malformed JSON %j with 400 INVALID_JSON',
+    async (payload) => {
+      for (const [method, url] of [
+        ['POST', `${base(dep)}/snapshots`],
+        ['POST', '/api/v1/deployments'],
+        ['PUT', `${base(dep)}/snapshot-settings`],
+      ] as const) {
+        const r = await raw(h, method, url, { headers: { 'content-type': 'application/json' }, payload });
+        expectError(r, 400, 'INVALID_JSON');
+      }
+      expect((await listSnapshots(h, dep)).map((s) => s.id)).toEqual([snap]);
+    },
+  );
 
   it('rejects a JSON body that is not an object', async () => {
     for (const payload of ['[]', '"label"', '42', 'true']) {
@@ -239,20 +235,27 @@ describe('400: unknown fields and malformed JSON', () => {
     }
   });
 
-  it.each(['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'application/xml', 'application/jsonx', 'multipart/form-data; boundary=x'])(
-    'answers a body of type %s with 415 UNSUPPORTED_MEDIA_TYPE and creates nothing',
-    async (type) => {
-      const before = expectOk(await h.api('GET', '/api/v1/deployments')).deployments.length;
-      const r = await raw(h, 'POST', '/api/v1/deployments', { headers: { 'content-type': type }, payload: 'sdl' });
-      const err = expectError(r, 415, 'UNSUPPORTED_MEDIA_TYPE');
-      expect(err.message).toMatch(/application\/json/);
-      expect(expectOk(await h.api('GET', '/api/v1/deployments')).deployments).toHaveLength(before);
-    },
-  );
+  it.each([
+    'text/plain',
+    'text/plain; charset=utf-8',
+    'application/x-www-form-urlencoded',
+    'application/xml',
+    'application/jsonx',
+    'multipart/form-data; boundary=x',
+  ])('answers a body of type %s with 415 UNSUPPORTED_MEDIA_TYPE and creates nothing', async (type) => {
+    const before = expectOk(await h.api('GET', '/api/v1/deployments')).deployments.length;
+    const r = await raw(h, 'POST', '/api/v1/deployments', { headers: { 'content-type': type }, payload: 'sdl' });
+    const err = expectError(r, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expect(err.message).toMatch(/application\/json/);
+    expect(expectOk(await h.api('GET', '/api/v1/deployments')).deployments).toHaveLength(before);
+  });
 
   it('takes JSON with a charset', async () => {
     const dep = await createDeployment(h);
-    const r = await raw(h, 'POST', `${base(dep)}/snapshots`, { headers: { 'content-type': 'application/json; charset=utf-8' }, payload: '{"label":"cs"}' });
+    const r = await raw(h, 'POST', `${base(dep)}/snapshots`, {
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      payload: '{"label":"cs"}',
+    });
     expect(expectOk(r, 202).snapshot.label).toBe('cs');
     await h.idle();
   });

@@ -64,7 +64,14 @@ describe('POST /deployments/:id/snapshots', () => {
     await h.idle();
     const got = expectOk(await h.api('GET', `${base(dep)}/snapshots/${s.id}`)).snapshot as SnapshotView;
     expectContractSnapshot(got);
-    expect(got).toMatchObject({ id: s.id, label: 'before-migration', status: 'ready', size: '66 B', automatic: false, createdAt: s.createdAt });
+    expect(got).toMatchObject({
+      id: s.id,
+      label: 'before-migration',
+      status: 'ready',
+      size: '66 B',
+      automatic: false,
+      createdAt: s.createdAt,
+    });
   });
 
   it('reports createdAt in ISO 8601 UTC, at the time of the request', async () => {
@@ -349,7 +356,9 @@ describe('restores', () => {
     const dep = await createDeployment(h);
     const s = await takeSnapshot(h, dep);
     expectError(await h.api('POST', `${base(dep)}/snapshots/snap-aaaaaaaaaaaa/restore`, {}), 404, 'SNAPSHOT_NOT_FOUND');
-    expect(expectError(await h.api('POST', `${base(dep)}/snapshots/${s.id}/restore`, { safety: false }), 400, 'INVALID_REQUEST').message).toMatch(/safety/);
+    expect(
+      expectError(await h.api('POST', `${base(dep)}/snapshots/${s.id}/restore`, { safety: false }), 400, 'INVALID_REQUEST').message,
+    ).toMatch(/safety/);
     expectError(await h.api('POST', `${base(dep)}/snapshots/${s.id}/restore`, { safetySnapshot: 'no' }), 400, 'INVALID_REQUEST');
     expectError(await h.api('GET', `${base(dep)}/restores/rst-aaaaaaaaaaaa`), 404, 'RESTORE_NOT_FOUND');
     expect(expectOk(await h.api('GET', `${base(dep)}/restores`)).restores).toEqual([]);
@@ -561,12 +570,15 @@ describe('snapshot settings', () => {
     expect(expectOk(await h.api('PUT', `${base(dep)}/snapshot-settings`, {})).settings).toEqual(before);
   });
 
-  it.each(['5', '1w', '1.5h', '', ' 1h', '1h ', '0s', '-1h', '1H', 'h', '24 h', '1h30m'])('rejects the malformed interval %j', async (interval) => {
-    const dep = await createDeployment(h);
-    const err = expectError(await h.api('PUT', `${base(dep)}/snapshot-settings`, { interval }), 400, 'INVALID_INTERVAL');
-    expect(err.message).toMatch(/interval/);
-    expect(durationMs(expectOk(await h.api('GET', `${base(dep)}/snapshot-settings`)).settings.interval)).toBe(24 * 3_600_000);
-  });
+  it.each(['5', '1w', '1.5h', '', ' 1h', '1h ', '0s', '-1h', '1H', 'h', '24 h', '1h30m'])(
+    'rejects the malformed interval %j',
+    async (interval) => {
+      const dep = await createDeployment(h);
+      const err = expectError(await h.api('PUT', `${base(dep)}/snapshot-settings`, { interval }), 400, 'INVALID_INTERVAL');
+      expect(err.message).toMatch(/interval/);
+      expect(durationMs(expectOk(await h.api('GET', `${base(dep)}/snapshot-settings`)).settings.interval)).toBe(24 * 3_600_000);
+    },
+  );
 
   it.each([0, 101, -1])('rejects retention %j with INVALID_RETENTION', async (retention) => {
     const dep = await createDeployment(h);

@@ -35,13 +35,16 @@ describe('snapshot interval bounds', () => {
     expect(Date.parse(s.nextRunAt)).toBeGreaterThanOrEqual(clock.now() + 365 * DAY);
   });
 
-  it.each(['366d', '8761h', '525601m', '9999999d', '999999999d', '999999999s'])('refuses %s with INVALID_INTERVAL and keeps the settings', async (interval) => {
-    const dep = await createDeployment(h);
-    const before = expectOk(await h.api('PUT', `${base(dep)}/snapshot-settings`, { enabled: true, interval: '6h' })).settings;
-    const err = expectError(await h.api('PUT', `${base(dep)}/snapshot-settings`, { enabled: true, interval }), 400, 'INVALID_INTERVAL');
-    expect(err.message).toMatch(/at most 365d|interval must be/);
-    expect(expectOk(await h.api('GET', `${base(dep)}/snapshot-settings`)).settings).toEqual(before);
-  });
+  it.each(['366d', '8761h', '525601m', '9999999d', '999999999d', '999999999s'])(
+    'refuses %s with INVALID_INTERVAL and keeps the settings',
+    async (interval) => {
+      const dep = await createDeployment(h);
+      const before = expectOk(await h.api('PUT', `${base(dep)}/snapshot-settings`, { enabled: true, interval: '6h' })).settings;
+      const err = expectError(await h.api('PUT', `${base(dep)}/snapshot-settings`, { enabled: true, interval }), 400, 'INVALID_INTERVAL');
+      expect(err.message).toMatch(/at most 365d|interval must be/);
+      expect(expectOk(await h.api('GET', `${base(dep)}/snapshot-settings`)).settings).toEqual(before);
+    },
+  );
 
   it('answers a GET with 200 when an older version stored an interval past the bound', async () => {
     const dep = await createDeployment(h);
@@ -96,7 +99,13 @@ const BAD_TEXT: ReadonlyArray<readonly [string, string]> = [
 ];
 
 /** Text every user-text field must keep as it is. */
-const GOOD_TEXT: readonly string[] = ['before-migration', 'Ünïcödé ✓ 日本語', 'family 👨\u200D👩\u200D👧', 'می\u200Cخواهم', '😀'.repeat(64)];
+const GOOD_TEXT: readonly string[] = [
+  'before-migration',
+  'Ünïcödé ✓ 日本語',
+  'family 👨\u200D👩\u200D👧',
+  'می\u200Cخواهم',
+  '😀'.repeat(64),
+];
 
 describe('user text: one rule for labels and names', () => {
   let dep: string;

@@ -88,7 +88,11 @@ function cleanEnv(env: Env): NodeJS.ProcessEnv {
 /** kova runs the CLI with stdin a closed pipe (not a terminal). */
 function kova(args: readonly string[], opts: { env?: Env; input?: string } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, env: cleanEnv({ ...baseEnv(), ...opts.env }), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: tmp,
+      env: cleanEnv({ ...baseEnv(), ...opts.env }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -165,7 +169,11 @@ function onTerminal(args: readonly string[], input: string, env: Env = {}): Prom
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
   const cmd = [process.execPath, BIN, ...args].map(q).join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: tmp, env: cleanEnv({ ...baseEnv(), SHELL: '/bin/sh', ...env }), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+      cwd: tmp,
+      env: cleanEnv({ ...baseEnv(), SHELL: '/bin/sh', ...env }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.resume();
@@ -185,7 +193,24 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   server = spawn(
     process.execPath,
-    [BIN, 'serve', '--data-dir', dataDir, '--port', String(port), '--runtime', 'process', '--min-snapshot-interval', '1s', '--rate-limit', '100000', '--stop-timeout', '2', '--log-level', 'warn'],
+    [
+      BIN,
+      'serve',
+      '--data-dir',
+      dataDir,
+      '--port',
+      String(port),
+      '--runtime',
+      'process',
+      '--min-snapshot-interval',
+      '1s',
+      '--rate-limit',
+      '100000',
+      '--stop-timeout',
+      '2',
+      '--log-level',
+      'warn',
+    ],
     { cwd: tmp, env: cleanEnv({ PATH: process.env.PATH, HOME: path.join(tmp, 'home') }), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   server.stdout!.setEncoding('utf8').on('data', (d: string) => (serverLog += d));
@@ -207,7 +232,8 @@ beforeAll(async () => {
 
 afterEach((ctx) => {
   // A failing test shows what the server logged (warnings and errors only).
-  if (ctx.task.result?.state === 'fail' && serverLog) console.error(`kova serve log (tail):\n${serverLog.split('\n').slice(-40).join('\n')}`);
+  if (ctx.task.result?.state === 'fail' && serverLog)
+    console.error(`kova serve log (tail):\n${serverLog.split('\n').slice(-40).join('\n')}`);
 });
 
 afterAll(async () => {
@@ -284,7 +310,10 @@ describe('kova client: connection', () => {
     expect(Array.isArray(await json(['deployments', 'ls'], { env: noEnv }))).toBe(true);
     // Another URL does not get the saved token.
     const other = `http://127.0.0.1:${await freePort()}`;
-    expectError(await kova(['deployments', 'ls', '--url', other], { env: noEnv }), new RegExp(`^kova: no API token for ${other} .*kova login --url ${other}`));
+    expectError(
+      await kova(['deployments', 'ls', '--url', other], { env: noEnv }),
+      new RegExp(`^kova: no API token for ${other} .*kova login --url ${other}`),
+    );
 
     // login --json with the token from the environment.
     const me = await json(['login'], { env: { XDG_CONFIG_HOME: xdg, KOVA_URL: url } });
@@ -391,7 +420,10 @@ describe('kova client: deployments and snapshots', () => {
     expectContractSnapshot(s);
     expect(s).toMatchObject({ status: 'failed', label: 'doomed', error: expect.stringContaining('exited with 3') });
     // A failed snapshot cannot be restored: 409.
-    expectError(await kova(['snapshots', 'restore', d.id, s.id, '--yes']), new RegExp(`^kova: snapshot ${s.id} is failed, not ready \\(SNAPSHOT_NOT_READY\\)$`));
+    expectError(
+      await kova(['snapshots', 'restore', d.id, s.id, '--yes']),
+      new RegExp(`^kova: snapshot ${s.id} is failed, not ready \\(SNAPSHOT_NOT_READY\\)$`),
+    );
     expect(await json(['deployments', 'close', d.id, '--yes'])).toMatchObject({ status: 'closed' });
   });
 
@@ -409,7 +441,13 @@ describe('kova client: deployments and snapshots', () => {
     fs.writeFileSync(volumeFile(dep, 'later.txt'), 'written after the snapshot\n');
 
     const r = await json<Restore>(['snapshots', 'restore', dep, snap, '--yes', '--wait']);
-    expect(r).toMatchObject({ id: expect.stringMatching(/^rst-/), snapshotId: snap, status: 'completed', safetySnapshot: true, error: null });
+    expect(r).toMatchObject({
+      id: expect.stringMatching(/^rst-/),
+      snapshotId: snap,
+      status: 'completed',
+      safetySnapshot: true,
+      error: null,
+    });
     expect(r.safetySnapshotId).toMatch(/^snap-/);
     expect(fs.readFileSync(volumeFile(dep, 'state.txt'), 'utf8')).toBe('v1\n');
     expect(fs.existsSync(volumeFile(dep, 'later.txt'))).toBe(false);
@@ -451,7 +489,12 @@ describe('kova client: deployments and snapshots', () => {
     expect(text).toMatch(/RETENTION\s+keep the newest 14 automatic snapshots/);
     expect(text).toMatch(/NEXT RUN\s+\d{4}-/);
 
-    expect(await json(['snapshots', 'settings', dep, '--disable'])).toMatchObject({ enabled: false, interval: '6h', retention: 14, nextRunAt: null });
+    expect(await json(['snapshots', 'settings', dep, '--disable'])).toMatchObject({
+      enabled: false,
+      interval: '6h',
+      retention: 14,
+      nextRunAt: null,
+    });
     const [badInterval, badRetention, notNumber] = await Promise.all([
       kova(['snapshots', 'settings', dep, '--interval', '5x']),
       kova(['snapshots', 'settings', dep, '--retention', '0']),
@@ -493,7 +536,10 @@ describe('kova client: deployments and snapshots', () => {
 
   it('rm: refuses without --yes off a terminal, deletes with it', async () => {
     const victim = (await json<Snapshot>(['snapshots', 'create', dep, '--label', 'to-delete', '--wait'])).id;
-    expectError(await kova(['snapshots', 'rm', dep, victim]), `kova: refusing to delete ${victim} without confirmation: stdin is not a terminal; pass --yes to confirm`);
+    expectError(
+      await kova(['snapshots', 'rm', dep, victim]),
+      `kova: refusing to delete ${victim} without confirmation: stdin is not a terminal; pass --yes to confirm`,
+    );
     expect(await json(['snapshots', 'get', dep, victim])).toMatchObject({ status: 'ready' });
     expect(await ok(['snapshots', 'rm', dep, victim, '--yes'])).toBe(`deleted snapshot ${victim}\n`);
     // Deletion runs in the background: the snapshot is `deleting`, then gone.
@@ -540,7 +586,10 @@ describe('kova client: deployments and snapshots', () => {
   });
 
   it('close: refuses without --yes off a terminal; then snapshot commands answer 409', async () => {
-    expectError(await kova(['deployments', 'close', dep]), `kova: refusing to close deployment ${dep} without confirmation: stdin is not a terminal; pass --yes to confirm`);
+    expectError(
+      await kova(['deployments', 'close', dep]),
+      `kova: refusing to close deployment ${dep} without confirmation: stdin is not a terminal; pass --yes to confirm`,
+    );
     expect(await json(['deployments', 'get', dep])).toMatchObject({ status: 'active' });
 
     expect(await ok(['deployments', 'close', dep, '--yes'])).toBe(`closed deployment ${dep}\n`);
@@ -580,7 +629,9 @@ describe('kova client: restore after the volumes changed', () => {
 
   it('a removed volume: the restore is refused with the volumes named, on a terminal before asking', async () => {
     const { dep, snap } = await deployWith(sdlFor('exec sleep 100000', { volumes: ['data', 'logs'] }), sdlFor('exec sleep 100000'));
-    const line = new RegExp(`^kova: snapshot ${snap} holds volumes the deployment no longer has: app\\.logs\\. .*nothing was changed.* \\(VOLUMES_CHANGED\\)$`);
+    const line = new RegExp(
+      `^kova: snapshot ${snap} holds volumes the deployment no longer has: app\\.logs\\. .*nothing was changed.* \\(VOLUMES_CHANGED\\)$`,
+    );
     expectError(await kova(['snapshots', 'restore', dep, snap, '--yes']), line);
     if (hasScript) {
       const t = await onTerminal(['snapshots', 'restore', dep, snap], 'y\n');

@@ -18,7 +18,9 @@ const BIN = path.join(ROOT, 'bin/kova.js');
 /** dist/ is stale when a compiled file is missing or older than its source. */
 function distIsStale(): boolean {
   const walk = (dir: string): string[] =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    fs
+      .readdirSync(dir, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
   for (const src of walk(path.join(ROOT, 'src'))) {
     if (!src.endsWith('.ts') || src.endsWith('.test.ts') || src.endsWith('.d.ts') || path.basename(src) === 'testing.ts') continue;
     const out = path.join(ROOT, 'dist', path.relative(path.join(ROOT, 'src'), src)).replace(/\.ts$/, '.js');

@@ -39,7 +39,15 @@ import {
 } from './helpers/flows.js';
 import { sdlFor, waitFor } from './helpers/harness.js';
 import { readBoots, readSeq, seqCount, seqScript, sequenceProblem } from './helpers/sequence.js';
-import { type KovaServer, type ServiceLeader, groupStates, killServices, leaderStat, serviceLeaders, startKova } from './helpers/server-process.js';
+import {
+  type KovaServer,
+  type ServiceLeader,
+  groupStates,
+  killServices,
+  leaderStat,
+  serviceLeaders,
+  startKova,
+} from './helpers/server-process.js';
 
 /* ---- per-test server and data directory, always cleaned up ------------------------------ */
 
@@ -69,7 +77,10 @@ async function start(dataDir: string, fault?: string): Promise<KovaServer> {
 /** crashed waits for the server to kill itself at its fault point. */
 async function crashed(srv: KovaServer): Promise<void> {
   const exit = await srv.waitExit(60_000);
-  expect(exit, `the server should have died at its fault point; output:\n${srv.output().slice(-3000)}`).toEqual({ code: null, signal: 'SIGKILL' });
+  expect(exit, `the server should have died at its fault point; output:\n${srv.output().slice(-3000)}`).toEqual({
+    code: null,
+    signal: 'SIGKILL',
+  });
   server = null;
 }
 
@@ -186,7 +197,9 @@ function cwdOf(pid: number): string {
 async function noSnapshotCreating(api: Api, depId: string): Promise<void> {
   const r = await api('GET', `/api/v1/deployments/${depId}/snapshots`);
   expect(r.status).toBe(200);
-  const stuck = (r.body.snapshots as Array<{ id: string; status: string }>).filter((s) => s.status === 'creating' || s.status === 'deleting');
+  const stuck = (r.body.snapshots as Array<{ id: string; status: string }>).filter(
+    (s) => s.status === 'creating' || s.status === 'deleting',
+  );
   expect(stuck, JSON.stringify(r.body.snapshots)).toEqual([]);
 }
 
@@ -247,7 +260,9 @@ describe('kill -9 during a restore, then start again', () => {
       } else {
         expect(staging).toEqual([`.restore-${rstId}`]);
         const root = path.join(dataDir, 'volumes', depId, staging[0]!);
-        expect([classify(path.join(root, 'app.data'), A.data, B.data), classify(path.join(root, 'app.logs'), A.logs, B.logs)]).toEqual(c.stagedAtCrash);
+        expect([classify(path.join(root, 'app.data'), A.data, B.data), classify(path.join(root, 'app.logs'), A.logs, B.logs)]).toEqual(
+          c.stagedAtCrash,
+        );
       }
       expect(leaderStat(before) !== null, 'service alive at the crash').toBe(c.runningAtCrash);
       if (!c.runningAtCrash) expect(leaderOf(dataDir, depId) && leaderStat(leaderOf(dataDir, depId)!)).toBeFalsy();
@@ -269,7 +284,11 @@ describe('kill -9 during a restore, then start again', () => {
       expect(cwdOf(after.pid)).toBe(data);
 
       // Nothing left behind, nothing stuck.
-      await waitFor(() => stagingDirs(dataDir, depId).length === 0, 15_000, `staging directories to go (${stagingDirs(dataDir, depId).join(', ')})`);
+      await waitFor(
+        () => stagingDirs(dataDir, depId).length === 0,
+        15_000,
+        `staging directories to go (${stagingDirs(dataDir, depId).join(', ')})`,
+      );
       await noSnapshotCreating(srv.api, depId);
       expect((await getDeployment(srv.api, depId)).operation).toBeNull();
 
@@ -321,7 +340,6 @@ describe('kill -9 during a restore, then start again', () => {
     await srv.stop();
     server = null;
   });
-
 });
 
 /* ---- snapshots ----------------------------------------------------------------------------- */
@@ -330,17 +348,27 @@ describe('kill -9 during a restore, then start again', () => {
 const WRITER = seqScript({ sleep: 0.01 });
 
 /** restoreAndCheck restores a snapshot and checks the service came back on a clean prefix of the sequence. */
-async function restoreAndCheck(srv: KovaServer, dataDir: string, depId: string, snapId: string, bounds: { min: number; max: number }): Promise<void> {
+async function restoreAndCheck(
+  srv: KovaServer,
+  dataDir: string,
+  depId: string,
+  snapId: string,
+  bounds: { min: number; max: number },
+): Promise<void> {
   const vol = volumeDir(dataDir, depId);
   const prev = runningLeader(dataDir, depId)?.pid;
   await restoreCompleted(srv.api, depId, snapId, { safetySnapshot: false });
   // The boots file is the snapshot's, plus one line of the restarted service.
-  const boots = await waitFor(() => {
-    const l = runningLeader(dataDir, depId);
-    if (!l || l.pid === prev) return null;
-    const b = readBoots(vol);
-    return b[b.length - 1]?.pid === l.pid ? b : null;
-  }, 15_000, 'the restarted service to record its start');
+  const boots = await waitFor(
+    () => {
+      const l = runningLeader(dataDir, depId);
+      if (!l || l.pid === prev) return null;
+      const b = readBoots(vol);
+      return b[b.length - 1]?.pid === l.pid ? b : null;
+    },
+    15_000,
+    'the restarted service to record its start',
+  );
   const from = boots[boots.length - 1]!.from;
   expect(from).toBeGreaterThanOrEqual(bounds.min);
   expect(from).toBeLessThanOrEqual(bounds.max);
@@ -407,7 +435,9 @@ describe('kill -9 during a snapshot, then start again', () => {
       // The service is running, not frozen, and writing.
       const states = (): string => groupStates(leaderOf(dataDir, depId)!).join(',');
       await waitFor(() => runningLeader(dataDir, depId), 15_000, 'the service to be running (not stopped)').catch((err: Error) => {
-        throw new Error(`${err.message}: process states [${states()}], interrupted snapshot ${s2.status} (${s2.error ?? 'no error'})`, { cause: err });
+        throw new Error(`${err.message}: process states [${states()}], interrupted snapshot ${s2.status} (${s2.error ?? 'no error'})`, {
+          cause: err,
+        });
       });
       expect(groupStates(leaderOf(dataDir, depId)!)).not.toContain('T');
       const now = seqCount(seq);

@@ -44,7 +44,8 @@ function seed(): { customers: Customer[]; orders: Order[] } {
   const orders: Order[] = [];
   for (let i = 1; i <= 400; i++) {
     customers.push({ id: i, name: `Customer ${i} ü`, email: `c${i}@example.test`, balance: Math.round(i * 13.37 * 100) / 100 });
-    for (let j = 0; j < 3; j++) orders.push({ id: i * 10 + j, customer_id: i, total: i * 3 + j + 0.25, note: j === 1 ? null : `order ${j} of ${i}` });
+    for (let j = 0; j < 3; j++)
+      orders.push({ id: i * 10 + j, customer_id: i, total: i * 3 + j + 0.25, note: j === 1 ? null : `order ${j} of ${i}` });
   }
   return { customers, orders };
 }
@@ -54,7 +55,9 @@ function columns(db: Database.Database, table: string): string[] {
 }
 
 function tables(db: Database.Database): string[] {
-  return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
+  return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map(
+    (t) => t.name,
+  );
 }
 
 describe('customer scenario: snapshot before a destructive migration, then roll back', () => {
@@ -87,7 +90,14 @@ describe('customer scenario: snapshot before a destructive migration, then roll 
     const list = await h.api('GET', `/api/v1/deployments/${depId}/snapshots`);
     expectStatus(list, 200, 'list snapshots');
     expect(list.body.snapshots).toEqual([
-      expect.objectContaining({ id: snap.id, label: 'before-migration', status: 'ready', automatic: false, size: snap.size, createdAt: expect.any(String) }),
+      expect.objectContaining({
+        id: snap.id,
+        label: 'before-migration',
+        status: 'ready',
+        automatic: false,
+        size: snap.size,
+        createdAt: expect.any(String),
+      }),
     ]);
 
     // The destructive migration.

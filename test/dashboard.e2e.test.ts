@@ -24,7 +24,8 @@ import { type KovaServer, ensureBuilt, startKova } from './helpers/kova-server.j
 
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 const HAVE_BROWSER = chromiumInstalled();
-if (!HAVE_BROWSER && !IN_CI) console.warn(`skipping the dashboard tests: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or run scripts/test-setup.sh)`);
+if (!HAVE_BROWSER && !IN_CI)
+  console.warn(`skipping the dashboard tests: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or run scripts/test-setup.sh)`);
 
 const SCRIPT = 'echo $$ > pid.txt; [ -f state.txt ] || echo original > state.txt; while true; do date +%s >> log.txt; sleep 0.2; done';
 
@@ -161,7 +162,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await page.getByRole('heading', { name: 'shop-db', level: 1 }).waitFor();
     await page.locator('[data-service="app"] [data-status="running"]').waitFor({ timeout: 30_000 });
     vol = kova.volumeDir(depId, 'app', 'data');
-    await waitUntil(() => readIf(path.join(vol, 'state.txt')) === 'original\n' && readIf(path.join(vol, 'pid.txt')), 'the service to write its files');
+    await waitUntil(
+      () => readIf(path.join(vol, 'state.txt')) === 'original\n' && readIf(path.join(vol, 'pid.txt')),
+      'the service to write its files',
+    );
     // Volume usage becomes known once the service has written.
     await page.locator('[data-volume="data"] .usage-text').filter({ hasText: '/ 1.1 GB' }).waitFor();
     expect(await page.locator('[data-volume="data"]').innerText()).toContain('/data');
@@ -169,7 +173,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
   });
 
   it('creates a labelled snapshot whose badge turns ready without a reload; a bad label is refused in the dialog', async () => {
-    await page.getByRole('navigation', { name: 'Deployment sections' }).getByRole('link', { name: /Snapshots/ }).click();
+    await page
+      .getByRole('navigation', { name: 'Deployment sections' })
+      .getByRole('link', { name: /Snapshots/ })
+      .click();
     await page.getByRole('heading', { name: 'No snapshots yet' }).waitFor();
     expect(await page.getByText('Take a snapshot before you update the SDL or run destructive operations').isVisible()).toBe(true);
     await screenshot(page, '07-snapshots-empty');
@@ -387,7 +394,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
   });
 
   it('clones a snapshot into a new deployment, then closes that one after typing its name', async () => {
-    await page.getByRole('navigation', { name: 'Deployment sections' }).getByRole('link', { name: /Snapshots/ }).click();
+    await page
+      .getByRole('navigation', { name: 'Deployment sections' })
+      .getByRole('link', { name: /Snapshots/ })
+      .click();
     await page.getByRole('button', { name: 'Clone before-migration into a new deployment' }).click();
     const dialog = page.getByRole('dialog', { name: 'Clone into a new deployment' });
     await dialog.waitFor();
@@ -400,7 +410,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await page.locator('[data-service="app"] [data-status="running"]').waitFor({ timeout: 30_000 });
     // The clone's volume started from the snapshot.
     expect(readIf(path.join(kova.volumeDir(cloneId, 'app', 'data'), 'state.txt'))).toBe('original\n');
-    await waitUntil(async () => (await api('GET', `/api/v1/deployments/${cloneId}`)).body.deployment.operation === null, 'the clone to settle');
+    await waitUntil(
+      async () => (await api('GET', `/api/v1/deployments/${cloneId}`)).body.deployment.operation === null,
+      'the clone to settle',
+    );
 
     await page.getByRole('button', { name: 'Close deployment' }).click();
     const close = page.getByRole('dialog', { name: 'Close this deployment?' });
@@ -417,7 +430,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await close.waitFor({ state: 'detached' });
     await page.locator('.title-row [data-status="closed"]').waitFor();
     await page.getByText('This deployment is closed', { exact: true }).waitFor();
-    await waitUntil(async () => (await api('GET', `/api/v1/deployments/${cloneId}`)).body.deployment.operation === null, 'the close to finish');
+    await waitUntil(
+      async () => (await api('GET', `/api/v1/deployments/${cloneId}`)).body.deployment.operation === null,
+      'the close to finish',
+    );
     await screenshot(page, '17-overview-closed');
 
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Deployments' }).click();
@@ -453,7 +469,14 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
         await held;
         await route.continue().catch(() => undefined);
       } else {
-        await route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ success: false, error: { code: 'UNAVAILABLE', message: 'The server is restarting; try again in a moment.' } }) });
+        await route.fulfill({
+          status: 503,
+          contentType: 'application/json',
+          body: JSON.stringify({
+            success: false,
+            error: { code: 'UNAVAILABLE', message: 'The server is restarting; try again in a moment.' },
+          }),
+        });
       }
     });
     try {
@@ -511,7 +534,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await screenshot(page, '24-settings-saved');
 
     // In the Snapshots tab, automatic snapshots come and go without a reload.
-    await page.getByRole('navigation', { name: 'Deployment sections' }).getByRole('link', { name: /Snapshots/ }).click();
+    await page
+      .getByRole('navigation', { name: 'Deployment sections' })
+      .getByRole('link', { name: /Snapshots/ })
+      .click();
     await page.locator('tr[data-snapshot-id]').first().waitFor();
     await inPage(page, 'window.__marker = 43');
     const seen = new Set<string>();
@@ -533,7 +559,10 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await page.getByRole('switch', { name: 'Take snapshots automatically' }).uncheck();
     await page.getByRole('button', { name: 'Save settings' }).click();
     await page.getByText('Automatic snapshots are off.').waitFor();
-    await page.getByRole('navigation', { name: 'Deployment sections' }).getByRole('link', { name: /Snapshots/ }).click();
+    await page
+      .getByRole('navigation', { name: 'Deployment sections' })
+      .getByRole('link', { name: /Snapshots/ })
+      .click();
     await waitUntil(async () => {
       const statuses = (await datasets(page.locator('tr[data-snapshot-id]'), 'status')).map(([st]) => st);
       return statuses.length > 0 && statuses.every((s) => s === 'ready' || s === 'failed');
@@ -567,5 +596,4 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await screenshot(page, '26-signed-out');
     expect(pageErrors).toEqual([]);
   });
-
 });

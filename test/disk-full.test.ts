@@ -196,7 +196,9 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
     expect(r.status, JSON.stringify(r.body)).toBe(202);
     const done = await waitRestore(api, depId, r.body.restore.id as string, 180_000);
     expect(done.status).toBe('failed');
-    expect(done.error).toMatch(/^the safety snapshot failed, nothing was changed: the disk holding the repository is full: \d+ bytes free$/);
+    expect(done.error).toMatch(
+      /^the safety snapshot failed, nothing was changed: the disk holding the repository is full: \d+ bytes free$/,
+    );
     expectAlive();
     expect(leaderPid()).toBe(pid);
     expect(leaderStat(serviceLeaders(dataDir, depId).find((l) => l.service === 'app')!)).not.toBeNull();
@@ -240,7 +242,11 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
     const api = server!.api;
     const del = await api('DELETE', `/api/v1/deployments/${depId}/snapshots/${big}`);
     expect(del.status, JSON.stringify(del.body)).toBeLessThan(300);
-    await waitFor(async () => (await api('GET', `/api/v1/deployments/${depId}/snapshots/${big}`)).status === 404 || null, 120_000, 'the snapshot to be deleted');
+    await waitFor(
+      async () => (await api('GET', `/api/v1/deployments/${depId}/snapshots/${big}`)).status === 404 || null,
+      120_000,
+      'the snapshot to be deleted',
+    );
     const id = await startSnapshot(api, depId, 'after');
     const s = await waitSnapshot(api, depId, id, 180_000);
     expect(s.status, JSON.stringify(s)).toBe('ready');

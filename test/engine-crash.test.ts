@@ -233,8 +233,14 @@ async function checkAfterCrash(repoDir: string, what: string, exp: CrashExpectat
     await exp.followUp(repo);
     const after = await repo.verify({ readData: exp.finalReadData });
     expect(after.findings.map(show).join('\n'), `${what}: findings after the follow-up`).toBe('');
-    expect(tmpFiles(repoDir).filter((n) => !ownerAlive(n)), `${what}: temp files of dead processes`).toEqual([]);
-    expect((await repo.storage.list('locks')).filter((n) => !n.endsWith('/.keep')), `${what}: lock files left`).toEqual([]);
+    expect(
+      tmpFiles(repoDir).filter((n) => !ownerAlive(n)),
+      `${what}: temp files of dead processes`,
+    ).toEqual([]);
+    expect(
+      (await repo.storage.list('locks')).filter((n) => !n.endsWith('/.keep')),
+      `${what}: lock files left`,
+    ).toEqual([]);
     for (const s of exp.must) expect((await repo.listSnapshots()).map((x) => x.id)).toContain(s.id);
     return outcome;
   } finally {
@@ -469,10 +475,7 @@ async function makeGcFixture(name: string): Promise<GcFixture> {
   return { template, all, deleted: all.slice(0, 2), kept: all.slice(2) };
 }
 
-function gcSuite(
-  title: string,
-  opts: { preDeleted: boolean; repackBelow?: number; expectRepack: boolean },
-): void {
+function gcSuite(title: string, opts: { preDeleted: boolean; repackBelow?: number; expectRepack: boolean }): void {
   describe(title, () => {
     let fx: GcFixture;
     let template: string;
@@ -650,7 +653,12 @@ describe('an operation whose writes start failing at any point', () => {
    * after it had returned: a failed operation has released its lock, so
    * anything it still writes lands under another operation's lock.
    */
-  async function runFailing(storage: MemoryStorage, n: number, op: (r: Repository) => Promise<unknown>, code = 'ENOSPC'): Promise<{ failed: boolean; late: number }> {
+  async function runFailing(
+    storage: MemoryStorage,
+    n: number,
+    op: (r: Repository) => Promise<unknown>,
+    code = 'ENOSPC',
+  ): Promise<{ failed: boolean; late: number }> {
     storage.failWritesFrom = storage.writes + n;
     try {
       await op(await Repository.openStorage(storage));
@@ -677,7 +685,11 @@ describe('an operation whose writes start failing at any point', () => {
     const v = await repo.verify({ readData: true });
     expect(errorsOf(v.findings).map(show).join('\n'), `${what}: verify errors`).toBe('');
     const listed = await repo.listSnapshots();
-    for (const s of must) expect(listed.map((x) => x.id), `${what}: ${s.label} is gone`).toContain(s.id);
+    for (const s of must)
+      expect(
+        listed.map((x) => x.id),
+        `${what}: ${s.label} is gone`,
+      ).toContain(s.id);
     for (const rec of listed) {
       const snap = known.find((k) => k.id === rec.id) ?? known.find((k) => k.label === rec.label && !must.includes(k));
       expect(snap, `${what}: unexpected snapshot ${rec.id} (${rec.label})`).toBeDefined();
@@ -727,7 +739,11 @@ describe('an operation whose writes start failing at any point', () => {
       await points.check(what, async () => {
         if (n <= least) expect(failed).toBe(true);
         // A failed snapshot removed its packs and index again.
-        if (failed) expect([...(await storage.list('packs')), ...(await storage.list('index'))]).toEqual([...(await seed.list('packs')), ...(await seed.list('index'))]);
+        if (failed)
+          expect([...(await storage.list('packs')), ...(await storage.list('index'))]).toEqual([
+            ...(await seed.list('packs')),
+            ...(await seed.list('index')),
+          ]);
         const labels = await checkMem(storage, what, [first], [first, newSnap], async (x) => {
           await x.snapshot(src, { label: 'again' });
           await x.gc();
@@ -748,7 +764,8 @@ describe('an operation whose writes start failing at any point', () => {
     for (let gen = 0; gen < 3; gen++) {
       if (gen > 0) {
         const files = fs.readdirSync(work, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-        for (const [i, e] of files.entries()) if ((i + gen) % 2 === 0) fs.writeFileSync(path.join(e.parentPath, e.name), randomBytes(3_000 + i * 50));
+        for (const [i, e] of files.entries())
+          if ((i + gen) % 2 === 0) fs.writeFileSync(path.join(e.parentPath, e.name), randomBytes(3_000 + i * 50));
       }
       const desc = describeTree(work);
       snaps.push({ id: (await repo.snapshot(work, { label: `gen${gen}` })).id, desc, label: `gen${gen}`, src: work });
@@ -804,9 +821,15 @@ describe('gc repacking into a pack that already exists', () => {
   it('keeps the packs an interrupted gc already wrote when the next gc writes them again', async () => {
     const src = path.join(base, 'rewrite-src');
     smallFiles(src, 'x', 80, 20_000);
-    const repo = await Repository.create(new MemoryStorage(), { packSize: 16 * 1024, chunker: { minSize: 1024, avgSize: 4096, maxSize: 16 * 1024 } });
+    const repo = await Repository.create(new MemoryStorage(), {
+      packSize: 16 * 1024,
+      chunker: { minSize: 1024, avgSize: 4096, maxSize: 16 * 1024 },
+    });
     const gone = await repo.snapshot(src);
-    for (const e of fs.readdirSync(src, { recursive: true, withFileTypes: true }).filter((x) => x.isFile()).filter((_, i) => i % 2 === 0)) {
+    for (const e of fs
+      .readdirSync(src, { recursive: true, withFileTypes: true })
+      .filter((x) => x.isFile())
+      .filter((_, i) => i % 2 === 0)) {
       fs.writeFileSync(path.join(e.parentPath, e.name), randomBytes(5_000));
     }
     const desc = describeTree(src);

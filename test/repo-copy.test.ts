@@ -193,7 +193,8 @@ describe('kova repo copy', () => {
     fs.writeFileSync(damaged, buf);
     fs.rmSync(packObjects[2]!);
     for (const side of fs.readdirSync(path.dirname(packObjects[2]!))) {
-      if (side.startsWith(path.basename(packObjects[2]!).replace('._S3rver_object', '._S3rver_'))) fs.rmSync(path.join(path.dirname(packObjects[2]!), side));
+      if (side.startsWith(path.basename(packObjects[2]!).replace('._S3rver_object', '._S3rver_')))
+        fs.rmSync(path.join(path.dirname(packObjects[2]!), side));
     }
 
     const v = await kova(env(), 'repo', 'verify', url, '--read-data');
@@ -266,7 +267,12 @@ describe('kova repo copy', () => {
     const proxy: Proxy = await startProxy(s3.endpoint, { error: 0.1, dropUpload: 0.1, truncate: 0.1 }, 11);
     try {
       const url = s3url();
-      const s3opts = { baseDelayMs: 5, maxDelayMs: 100, maxAttempts: 12, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } };
+      const s3opts = {
+        baseDelayMs: 5,
+        maxDelayMs: 100,
+        maxAttempts: 12,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      };
       const opts = { keyFile, s3Endpoint: proxy.endpoint, s3: s3opts };
       const { initRepository } = await import('../src/engine/repo/location.js');
       const dst = await initRepository(url, opts);
@@ -292,5 +298,9 @@ describe('kova repo copy', () => {
 
 async function openRepositoryOrInit(url: string): Promise<Repository> {
   const { initRepository } = await import('../src/engine/repo/location.js');
-  return initRepository(url, { keyFile, s3Endpoint: s3.endpoint, s3: { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } } });
+  return initRepository(url, {
+    keyFile,
+    s3Endpoint: s3.endpoint,
+    s3: { credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } },
+  });
 }

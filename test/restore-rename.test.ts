@@ -8,7 +8,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDeployment, expectStatus, getDeployment, restoreCompleted, snapshotReady, volumeDir, waitIdle, waitRunning } from './helpers/flows.js';
+import {
+  createDeployment,
+  expectStatus,
+  getDeployment,
+  restoreCompleted,
+  snapshotReady,
+  volumeDir,
+  waitIdle,
+  waitRunning,
+} from './helpers/flows.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 
 let h: Harness;
@@ -88,7 +97,12 @@ describe('restore after a service rename', () => {
 
     const plan = await h.api('GET', `/api/v1/deployments/${depId}/snapshots/${snap.id}/restore-plan`);
     expectStatus(plan, 200, 'restore plan');
-    expect(plan.body.plan).toEqual({ volumes: [{ from: 'app.data', to: 'web.data', match: 'mount' }], untouchedVolumes: [], missingVolumes: [], refusal: null });
+    expect(plan.body.plan).toEqual({
+      volumes: [{ from: 'app.data', to: 'web.data', match: 'mount' }],
+      untouchedVolumes: [],
+      missingVolumes: [],
+      refusal: null,
+    });
 
     const rst = await restoreCompleted(h.api, depId, snap.id);
     expect(rst.volumes).toEqual([{ from: 'app.data', to: 'web.data', match: 'mount' }]);
@@ -104,7 +118,18 @@ describe('restore after a service rename', () => {
     await waitRunning(h.api, depId);
     write(volumeDir(h.dataDir, depId, 'data', 'app'), 'a.txt', 'old\n');
     const snap = await snapshotReady(h.api, depId);
-    await update(depId, sdlOf([{ name: 'app', volumes: [['data', '/data'], ['cache', '/cache']] }]));
+    await update(
+      depId,
+      sdlOf([
+        {
+          name: 'app',
+          volumes: [
+            ['data', '/data'],
+            ['cache', '/cache'],
+          ],
+        },
+      ]),
+    );
     write(volumeDir(h.dataDir, depId, 'data', 'app'), 'a.txt', 'new\n');
     write(volumeDir(h.dataDir, depId, 'cache', 'app'), 'c.txt', 'kept\n');
 
@@ -206,7 +231,15 @@ describe('restore refused when volumes cannot be matched', () => {
 
 describe('volume directories an SDL update leaves behind', () => {
   it('removes a removed volume once the before-update snapshot holds it, and keeps it without one', async () => {
-    const two = sdlOf([{ name: 'app', volumes: [['data', '/data'], ['logs', '/logs']] }]);
+    const two = sdlOf([
+      {
+        name: 'app',
+        volumes: [
+          ['data', '/data'],
+          ['logs', '/logs'],
+        ],
+      },
+    ]);
     const one = sdlOf([{ name: 'app', volumes: [['data', '/data']] }]);
     const depId = await createDeployment(h.api, two);
     await waitRunning(h.api, depId);
@@ -235,7 +268,13 @@ describe('volume directories an SDL update leaves behind', () => {
   });
 
   it('removes an empty one without a snapshot', async () => {
-    const depId = await createDeployment(h.api, sdlOf([{ name: 'app', volumes: [['data', '/data']] }, { name: 'side', volumes: [['tmp', '/tmp2']] }]));
+    const depId = await createDeployment(
+      h.api,
+      sdlOf([
+        { name: 'app', volumes: [['data', '/data']] },
+        { name: 'side', volumes: [['tmp', '/tmp2']] },
+      ]),
+    );
     await waitRunning(h.api, depId);
     await update(depId, sdlOf([{ name: 'app', volumes: [['data', '/data']] }]), false);
     expect(listing(path.join(h.dataDir, 'volumes', depId))).toEqual(['app']);

@@ -29,7 +29,9 @@ const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 const SOCKET = process.env.DOCKER_HOST?.startsWith('unix://') ? process.env.DOCKER_HOST : undefined;
 const DOCKER_UP = await DockerRuntime.available({ socketPath: SOCKET, timeoutMs: 3000 });
 if (!DOCKER_UP && !IN_CI) {
-  console.warn(`skipping the Docker runtime tests: no Docker daemon answers on ${SOCKET ?? '/var/run/docker.sock'} (run scripts/test-setup.sh)`);
+  console.warn(
+    `skipping the Docker runtime tests: no Docker daemon answers on ${SOCKET ?? '/var/run/docker.sock'} (run scripts/test-setup.sh)`,
+  );
 }
 
 const WRITER = 'i=0; while true; do i=$((i+1)); echo $i >> /data/seq; sleep 0.01; done';
@@ -115,7 +117,10 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('DockerRuntime on the real engine', () => 
 
   function lines(dir: string): number {
     try {
-      return fs.readFileSync(path.join(dir, 'seq'), 'utf8').split('\n').filter((l) => l !== '').length;
+      return fs
+        .readFileSync(path.join(dir, 'seq'), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '').length;
     } catch {
       return 0;
     }
@@ -225,7 +230,10 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('DockerRuntime on the real engine', () => 
     fs.writeFileSync(path.join(ro, 'setting'), 'on\n');
     const base = spec(id, [{ name: 'app', dir: data }]);
     const svc = base.services[0]!;
-    await rt.create({ ...base, services: [{ ...svc, volumes: [...svc.volumes, { name: 'config', hostPath: ro, mountPath: '/config', readOnly: true }] }] });
+    await rt.create({
+      ...base,
+      services: [{ ...svc, volumes: [...svc.volumes, { name: 'config', hostPath: ro, mountPath: '/config', readOnly: true }] }],
+    });
     await rt.start(id);
     expect(await rt.exec(id, 'app', ['cat', '/config/setting'])).toEqual({ exitCode: 0, output: 'on\n' });
     const write = await rt.exec(id, 'app', ['sh', '-c', 'echo x > /config/new']);
@@ -250,7 +258,12 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('DockerRuntime on the real engine', () => 
     const id = `${run}-two`;
     const a = mkdir('two-a');
     const b = mkdir('two-b');
-    await rt.create(spec(id, [{ name: 'web', dir: a }, { name: 'db', dir: b }]));
+    await rt.create(
+      spec(id, [
+        { name: 'web', dir: a },
+        { name: 'db', dir: b },
+      ]),
+    );
     await rt.start(id);
     await Promise.all([grows(a), grows(b)]);
     await rt.freeze(id);
@@ -349,7 +362,11 @@ profiles:
       // CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, KILL 5, SETGID 6, SETUID 7, NET_BIND_SERVICE 10.
       expect(capEff).toBe([0, 1, 3, 4, 5, 6, 7, 10].reduce((m, bit) => m | (1n << BigInt(bit)), 0n));
       // cgroup v2 or v1 layout, whichever the host has.
-      const pidsMax = await limited.exec(id, 'app', ['sh', '-c', 'cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max']);
+      const pidsMax = await limited.exec(id, 'app', [
+        'sh',
+        '-c',
+        'cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max',
+      ]);
       expect(pidsMax.output.trim()).toBe('64');
       await limited.remove(id);
     } finally {
@@ -377,8 +394,14 @@ profiles:
   it('reports errors readably', async () => {
     const id = `${run}-bad`;
     const err = await rt
-      .create({ deploymentId: id, services: [{ name: 'x', image: 'kova-test/does-not-exist:1', command: [], args: [], env: {}, volumes: [] }] })
-      .then(() => undefined, (e: unknown) => e);
+      .create({
+        deploymentId: id,
+        services: [{ name: 'x', image: 'kova-test/does-not-exist:1', command: [], args: [], env: {}, volumes: [] }],
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(RuntimeError);
     expect((err as Error).message).toMatch(/image kova-test\/does-not-exist:1 is not available on this node/);
     expect((err as Error).message).not.toMatch(/\n\s+at /);

@@ -65,7 +65,12 @@ describe('S3Storage', () => {
       proxy.plan = { error: 0.2, dropUpload: 0.2, truncate: 0.2 };
       proxy.faults = 0;
       const retries: string[] = [];
-      const s = s3.storage(prefix(), { endpoint: proxy.endpoint, multipartThreshold: 64 * 1024, partSize: 16 * 1024, onRetry: (w) => retries.push(w) });
+      const s = s3.storage(prefix(), {
+        endpoint: proxy.endpoint,
+        multipartThreshold: 64 * 1024,
+        partSize: 16 * 1024,
+        onRetry: (w) => retries.push(w),
+      });
       const objects = Array.from({ length: 12 }, (_, i) => bytes(i % 3 === 0 ? 100_000 : 3000 + i, i + 1));
       await Promise.all(objects.map((d, i) => s.write(`o/${i}`, d)));
       for (let i = 0; i < objects.length; i++) {

@@ -48,7 +48,10 @@ afterAll(async () => {
 
 const settingsUrl = (dep: string) => `/api/v1/deployments/${dep}/snapshot-settings`;
 
-async function putSettings(dep: string, body: Record<string, unknown>): Promise<{ enabled: boolean; interval: string; retention: number; nextRunAt: string | null }> {
+async function putSettings(
+  dep: string,
+  body: Record<string, unknown>,
+): Promise<{ enabled: boolean; interval: string; retention: number; nextRunAt: string | null }> {
   return expectOk(await h.api('PUT', settingsUrl(dep), body)).settings;
 }
 
@@ -285,7 +288,12 @@ describe('retention', () => {
     for (let i = 0; i < 3; i++) expect(await runDue(dep)).toBe(1);
     const all = await listSnapshots(h, dep);
     expect(all.filter((s) => s.automatic)).toHaveLength(1);
-    expect(all.filter((s) => !s.automatic).map((s) => s.trigger).sort()).toEqual(['before-restore', 'before-update', 'manual']);
+    expect(
+      all
+        .filter((s) => !s.automatic)
+        .map((s) => s.trigger)
+        .sort(),
+    ).toEqual(['before-restore', 'before-update', 'manual']);
   });
 
   it('opens the repository once for an automatic snapshot that prunes, gauge included', async () => {
@@ -319,7 +327,9 @@ describe('retention', () => {
 
 describe('failed automatic snapshots', () => {
   const FAIL_MARKER = '.fail-snapshots';
-  const failingSdl = sdlFor('exec sleep 100000', { pre: ['sh', '-c', `if [ -e ${FAIL_MARKER} ]; then echo "checkpoint refused"; exit 1; fi`] });
+  const failingSdl = sdlFor('exec sleep 100000', {
+    pre: ['sh', '-c', `if [ -e ${FAIL_MARKER} ]; then echo "checkpoint refused"; exit 1; fi`],
+  });
 
   it('is reported failed with a clear error', async () => {
     const dep = await createDeployment(h, sdlFor('exec sleep 100000', { pre: ['sh', '-c', 'exit 1'] }));

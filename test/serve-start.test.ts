@@ -51,7 +51,9 @@ describe('kova serve: the runtime', () => {
     );
     expect(err).not.toBeNull();
     expect(err!.message).toMatch(/exited before it was ready \(\{"code":1,/);
-    expect(err!.message).toMatch(/kova: Docker does not answer at unix:\/\/.*docker\.sock: start Docker .* pass --runtime process .*no isolation/);
+    expect(err!.message).toMatch(
+      /kova: Docker does not answer at unix:\/\/.*docker\.sock: start Docker .* pass --runtime process .*no isolation/,
+    );
     expect(fs.existsSync(path.join(dataDir, 'kova.db'))).toBe(false);
     expect(fs.existsSync(path.join(dataDir, 'admin.key'))).toBe(false);
   });
@@ -74,7 +76,8 @@ describe('kova serve: the data directory', () => {
       process.umask(old);
     }
     expect(mode(dataDir)).toBe(0o700);
-    for (const f of ['kova.db', 'kova.db-wal', 'kova.db-shm', 'admin.key']) expect({ f, mode: mode(path.join(dataDir, f)) }).toEqual({ f, mode: 0o600 });
+    for (const f of ['kova.db', 'kova.db-wal', 'kova.db-shm', 'admin.key'])
+      expect({ f, mode: mode(path.join(dataDir, f)) }).toEqual({ f, mode: 0o600 });
   });
 
   it('narrows an existing data directory of mode 0755, and an old database of mode 0644, with a warning', async () => {

@@ -44,7 +44,9 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('Docker runtime: snapshot and restore of a
   beforeAll(async () => {
     if (!DOCKER_UP) throw new Error(`CI: Docker is required but no daemon answers on ${SOCKET ?? '/var/run/docker.sock'}`);
     image = await ensureBusyboxImage({ socketPath: SOCKET });
-    h = await startHarness({ runtime: () => new ScopedRuntime(new DockerRuntime({ socketPath: SOCKET, networkMode: 'none', stopTimeoutSec: 2 })) });
+    h = await startHarness({
+      runtime: () => new ScopedRuntime(new DockerRuntime({ socketPath: SOCKET, networkMode: 'none', stopTimeoutSec: 2 })),
+    });
   });
 
   afterAll(async () => {
@@ -108,10 +110,14 @@ describe.skipIf(!DOCKER_UP && !IN_CI)('Docker runtime: snapshot and restore of a
     expect(Date.parse(st1!.startedAt!)).toBeGreaterThan(Date.parse(startedBefore!));
 
     // ...on the restored data, as the container itself sees it.
-    const boots = await waitFor(async () => {
-      const b = parseBoots(await execOut(depId, 'cat /data/boots'));
-      return b.length >= 2 ? b : null;
-    }, 20_000, 'the restarted container to record its start');
+    const boots = await waitFor(
+      async () => {
+        const b = parseBoots(await execOut(depId, 'cat /data/boots'));
+        return b.length >= 2 ? b : null;
+      },
+      20_000,
+      'the restarted container to record its start',
+    );
     expect(boots).toHaveLength(2);
     expect(boots[1]!.from).toBe(n);
     expect(boots[1]!.from).toBeLessThan(beforeRestore);

@@ -108,10 +108,14 @@ describe('process runtime: snapshot and restore of a volume being written', () =
     // A new process, started on the restored data: it found N, not what was live before.
     const after = await waitRunning(h.api, depId);
     expect(after.services[0].startedAt).not.toBe(startedBefore);
-    const boots = await waitFor(() => {
-      const b = readBoots(vol);
-      return b.length >= 2 ? b : null;
-    }, 10_000, 'the restarted service to record its start');
+    const boots = await waitFor(
+      () => {
+        const b = readBoots(vol);
+        return b.length >= 2 ? b : null;
+      },
+      10_000,
+      'the restarted service to record its start',
+    );
     expect(boots).toHaveLength(2);
     expect(boots[0]).toEqual(firstBoot[0]);
     expect(boots[1]!.pid).not.toBe(firstBoot[0]!.pid);
@@ -225,10 +229,14 @@ describe('process runtime: snapshot hooks', () => {
     // Without it, the earlier snapshot restores: the marker written after it is gone.
     await restoreCompleted(h.api, depId, good.id, { safetySnapshot: false });
     expect(fs.existsSync(path.join(vol, 'fail-hook'))).toBe(false);
-    const boots = await waitFor(() => {
-      const b = readBoots(vol);
-      return b.length === 2 ? b : null;
-    }, 10_000, 'the restarted service to record its start');
+    const boots = await waitFor(
+      () => {
+        const b = readBoots(vol);
+        return b.length === 2 ? b : null;
+      },
+      10_000,
+      'the restarted service to record its start',
+    );
     expect(boots[1]!.from).toBe(goodN);
     await waitFor(() => stagingDirs(h.dataDir, depId).length === 0, 10_000, 'staging directories to be removed');
   });
@@ -257,10 +265,14 @@ describe('process runtime: clone, update, close', () => {
     expect(clone.sdl).toBe(sdl);
     const cloneVol = volumeDir(h.dataDir, cloneId);
     const cloneSeq = path.join(cloneVol, 'seq');
-    const boots = await waitFor(() => {
-      const b = readBoots(cloneVol);
-      return b.length === 2 ? b : null;
-    }, 10_000, 'the clone to record its start');
+    const boots = await waitFor(
+      () => {
+        const b = readBoots(cloneVol);
+        return b.length === 2 ? b : null;
+      },
+      10_000,
+      'the clone to record its start',
+    );
     // The clone's service came up on the snapshot's data...
     expect(boots[1]!.from).toBe(n);
     await grows(cloneSeq, n + 30);
@@ -328,10 +340,14 @@ describe('process runtime: clone, update, close', () => {
     expect(sequenceLength(snapText)).toBeGreaterThanOrEqual(atRequest);
 
     // The restarted service kept the data: it continued from where the old one stopped.
-    const boots = await waitFor(() => {
-      const b = readBoots(vol);
-      return b.length >= 2 ? b : null;
-    }, 10_000, 'the updated service to record its start');
+    const boots = await waitFor(
+      () => {
+        const b = readBoots(vol);
+        return b.length >= 2 ? b : null;
+      },
+      10_000,
+      'the updated service to record its start',
+    );
     expect(boots).toHaveLength(2);
     expect(boots[1]!.from).toBeGreaterThanOrEqual(sequenceLength(snapText));
     await grows(seq, boots[1]!.from + 20);

@@ -66,7 +66,12 @@ export interface EngineResults {
   worst: Worst[];
 }
 
-const STEP_LABEL: Record<Step, string> = { first: 'first snapshot', incremental: 'incremental', restore: 'restore', 'delete+gc': 'delete + gc' };
+const STEP_LABEL: Record<Step, string> = {
+  first: 'first snapshot',
+  incremental: 'incremental',
+  restore: 'restore',
+  'delete+gc': 'delete + gc',
+};
 const RSS_LIMIT_BYTES = 400e6;
 
 export function bytes(n: number): string {
@@ -154,7 +159,11 @@ function sortRows(rows: Row[]): Row[] {
 
 function textTable(headers: string[], cells: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => (row[i] ?? '').length)));
-  const line = (row: string[]): string => row.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (row: string[]): string =>
+    row
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
@@ -224,8 +233,11 @@ function describeVolume(v: VolumeResults): string {
 function describeRestore(check: RestoreCheck): string {
   const c = check.comparison;
   const content = c.contentEqual ? 'content identical (diff -r)' : `CONTENT DIFFERS: ${c.diffExcerpt.join(' | ')}`;
-  const kinds = Object.entries(c.mismatchesByKind).map(([k, n]) => `${k} ${n}`).join(', ');
-  const meta = c.metadataMismatches === 0 ? 'metadata identical (type, mode, owner, size, mtime ns, hard links)' : `metadata mismatches: ${kinds}`;
+  const kinds = Object.entries(c.mismatchesByKind)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const meta =
+    c.metadataMismatches === 0 ? 'metadata identical (type, mode, owner, size, mtime ns, hard links)' : `metadata mismatches: ${kinds}`;
   return `  ${check.tool}: ${content}; ${meta}`;
 }
 
@@ -250,7 +262,8 @@ export function summary(results: EngineResults): string {
       out.push('', `Sparse file ${sp.path} (${bytes(sp.logicalBytes)} logical, ${bytes(sp.dataBytes)} data), allocated on disk:`);
       out.push(`  source ${bytes(v.sparse.sourceAllocatedBytes)}`);
       if (v.sparse.cpAllocatedBytes !== undefined) out.push(`  cp -a ${bytes(v.sparse.cpAllocatedBytes)}`);
-      for (const check of v.restores) if (check.sparseAllocatedBytes !== undefined) out.push(`  ${check.tool} restore ${bytes(check.sparseAllocatedBytes)}`);
+      for (const check of v.restores)
+        if (check.sparseAllocatedBytes !== undefined) out.push(`  ${check.tool} restore ${bytes(check.sparseAllocatedBytes)}`);
     }
     out.push('', 'Targets (kova):');
     for (const t of v.targets) out.push(`  ${t.status.padEnd(4)}  ${t.name}: ${t.value}`);

@@ -1,7 +1,19 @@
 // Writes a planned benchmark volume to disk, caches it between runs (marker
 // file next to it; one directory per volume), and applies / reverts the
 // deterministic ~1% mutation.
-import { closeSync, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BLOCK, PAGE, alignedBuffer, fillRandomBytes, fillRecordPages, randomContent, textContent } from './content.js';
 import { GENERATOR_VERSION, SEED, planLayout } from './layout.js';

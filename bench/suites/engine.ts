@@ -150,7 +150,13 @@ async function run(options: SuiteOptions): Promise<number> {
 }
 
 /** runVolume measures every step on one volume. */
-async function runVolume(options: SuiteOptions, r: EngineRun, name: VolumeName, tools: SnapshotTool[], refs: boolean): Promise<VolumeResults> {
+async function runVolume(
+  options: SuiteOptions,
+  r: EngineRun,
+  name: VolumeName,
+  tools: SnapshotTool[],
+  refs: boolean,
+): Promise<VolumeResults> {
   const runDir = r.runDir;
   console.log(`\n== volume ${name} ==`);
   const volume = preparePristineVolume(options.workDir, options.scale, console.log, name);

@@ -77,7 +77,8 @@ function fillVolume(dir: string, size: number, seed: number): void {
     written += n;
   }
   mkdirSync(join(dir, 'conf'), { recursive: true });
-  for (let i = 0; i < SMALL_FILES; i++) writeFileSync(join(dir, 'conf', `c${i}.json`), JSON.stringify({ i, seed, note: 'x'.repeat(i % 200) }));
+  for (let i = 0; i < SMALL_FILES; i++)
+    writeFileSync(join(dir, 'conf', `c${i}.json`), JSON.stringify({ i, seed, note: 'x'.repeat(i % 200) }));
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -141,7 +142,10 @@ export const serviceSuite: Suite = {
       for (const target of SIZES.map((s) => Math.round(s * opts.scale))) {
         console.log(`\n== volume of ${bytes(target)}`);
         const { deployment } = await call('POST', '/api/v1/deployments', { sdl: SDL, name: `bench-${target}` });
-        await until(async () => ((await call('GET', `/api/v1/deployments/${deployment.id}`)).deployment.operation === null ? true : null), 'deploy');
+        await until(
+          async () => ((await call('GET', `/api/v1/deployments/${deployment.id}`)).deployment.operation === null ? true : null),
+          'deploy',
+        );
         const volume = paths.volume(deployment.id, { service: 'db', volume: 'data' });
         fillVolume(volume, target, target);
         execFileSync('sync');
@@ -151,7 +155,9 @@ export const serviceSuite: Suite = {
         console.log(`second snapshot ${(second.ms / 1000).toFixed(1)} s, freeze ${second.freezeMs} ms`);
         const snaps = (await call('GET', `/api/v1/deployments/${deployment.id}/snapshots`)).snapshots as Array<{ id: string }>;
         const t0 = performance.now();
-        const { restore } = await call('POST', `/api/v1/deployments/${deployment.id}/snapshots/${snaps[snaps.length - 1]!.id}/restore`, { safetySnapshot: false });
+        const { restore } = await call('POST', `/api/v1/deployments/${deployment.id}/snapshots/${snaps[snaps.length - 1]!.id}/restore`, {
+          safetySnapshot: false,
+        });
         const done = await until(async () => {
           const r = (await call('GET', `/api/v1/deployments/${deployment.id}/restores/${restore.id}`)).restore;
           return r.status === 'completed' || r.status === 'failed' ? r : null;
@@ -179,7 +185,15 @@ export const serviceSuite: Suite = {
       store.tx(() => {
         for (let i = 0; i < LIST_SNAPSHOTS; i++) {
           const s = services.snapshots.insertRow(deployment.id, i % 3 === 0 ? 'automatic' : 'manual', i % 3 === 0 ? null : `label-${i}`);
-          store.snapshots.update(s.id, { status: 'ready', sizeBytes: 1e9 + i, storedBytes: 1e6 + i, files: 100, consistency: 'frozen', freezeMs: 20, readyAt: Date.now() });
+          store.snapshots.update(s.id, {
+            status: 'ready',
+            sizeBytes: 1e9 + i,
+            storedBytes: 1e6 + i,
+            files: 100,
+            consistency: 'frozen',
+            freezeMs: 20,
+            readyAt: Date.now(),
+          });
         }
       });
       const listPath = `/api/v1/deployments/${deployment.id}/snapshots`;
@@ -197,7 +211,13 @@ export const serviceSuite: Suite = {
       let rps: number | null = null;
       try {
         // Asynchronously: the server runs in this process and must keep serving.
-        wrk = (await promisify(execFile)('wrk', ['-t2', '-c16', '-d10s', '--latency', '-H', `Authorization: Bearer ${token}`, `${url}${listPath}`], { encoding: 'utf8' })).stdout;
+        wrk = (
+          await promisify(execFile)(
+            'wrk',
+            ['-t2', '-c16', '-d10s', '--latency', '-H', `Authorization: Bearer ${token}`, `${url}${listPath}`],
+            { encoding: 'utf8' },
+          )
+        ).stdout;
         const m = /Requests\/sec:\s+([0-9.]+)/.exec(wrk);
         rps = m ? Number(m[1]) : null;
       } catch (err) {
@@ -216,13 +236,21 @@ export const serviceSuite: Suite = {
       const worstDowntime = Math.max(...results.map((r) => r.downtimeMs ?? Infinity));
       const small = results[0]!;
       const big = results[results.length - 1]!;
-      console.log(`\nfreeze: worst ${worstFreeze} ms (target < 250 ms) ${worstFreeze < 250 ? 'PASS' : 'MISS'}; ` +
-        `largest/smallest volume ${((big.secondFreezeMs ?? 0) / Math.max(1, small.secondFreezeMs ?? 1)).toFixed(2)}x for ${(big.volumeBytes / small.volumeBytes).toFixed(0)}x the data`);
-      console.log(`downtime: worst ${worstDowntime} ms (target < 2000 ms) ${worstDowntime < 2000 ? 'PASS' : 'MISS'}; ` +
-        `largest/smallest volume ${((big.downtimeMs ?? 0) / Math.max(1, small.downtimeMs ?? 1)).toFixed(2)}x`);
-      console.log(`GET …/snapshots with ${LIST_SNAPSHOTS} snapshots: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (target < 20 ms) ${p99 < 20 ? 'PASS' : 'MISS'} over ${LATENCY_REQUESTS} sequential requests`);
+      console.log(
+        `\nfreeze: worst ${worstFreeze} ms (target < 250 ms) ${worstFreeze < 250 ? 'PASS' : 'MISS'}; ` +
+          `largest/smallest volume ${((big.secondFreezeMs ?? 0) / Math.max(1, small.secondFreezeMs ?? 1)).toFixed(2)}x for ${(big.volumeBytes / small.volumeBytes).toFixed(0)}x the data`,
+      );
+      console.log(
+        `downtime: worst ${worstDowntime} ms (target < 2000 ms) ${worstDowntime < 2000 ? 'PASS' : 'MISS'}; ` +
+          `largest/smallest volume ${((big.downtimeMs ?? 0) / Math.max(1, small.downtimeMs ?? 1)).toFixed(2)}x`,
+      );
+      console.log(
+        `GET …/snapshots with ${LIST_SNAPSHOTS} snapshots: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (target < 20 ms) ${p99 < 20 ? 'PASS' : 'MISS'} over ${LATENCY_REQUESTS} sequential requests`,
+      );
       const wrkP99 = /99%\s+([0-9.]+\w+)/.exec(wrk)?.[1] ?? 'n/a';
-      console.log(`sustained (wrk -t2 -c16 -d10s, same machine): ${rps === null ? 'n/a' : `${rps.toFixed(0)} requests/s, p99 ${wrkP99} under that load`}`);
+      console.log(
+        `sustained (wrk -t2 -c16 -d10s, same machine): ${rps === null ? 'n/a' : `${rps.toFixed(0)} requests/s, p99 ${wrkP99} under that load`}`,
+      );
       if (rps === null) console.log(wrk);
       const out = join(opts.workDir, `service-results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
       writeFileSync(out, JSON.stringify({ results, list: { snapshots: LIST_SNAPSHOTS, p50, p99, rps } }, null, 2));

@@ -80,7 +80,11 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Kova volume snapshots API', version: deps.config.version, description: 'Deployments with persistent volumes, and their snapshots. See docs/api.md.' },
+      info: {
+        title: 'Kova volume snapshots API',
+        version: deps.config.version,
+        description: 'Deployments with persistent volumes, and their snapshots. See docs/api.md.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key: kova_<prefix>.<secret>' } } },
       security: [{ bearer: [] }],
     },
@@ -122,7 +126,12 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
       return reply
         .status(401)
         .header('www-authenticate', 'Bearer')
-        .send(errorBody('UNAUTHORIZED', m ? 'the API key is unknown, malformed or revoked' : 'send an API key: Authorization: Bearer kova_<prefix>.<secret>'));
+        .send(
+          errorBody(
+            'UNAUTHORIZED',
+            m ? 'the API key is unknown, malformed or revoked' : 'send an API key: Authorization: Bearer kova_<prefix>.<secret>',
+          ),
+        );
     }
     const wait = await limiter.request(req, principal.keyPrefix, principal.user.id);
     if (wait > 0) return tooMany(reply, wait, 'requests');
@@ -148,7 +157,10 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const given = m ? createHash('sha256').update(m[1]!).digest() : null;
     if (!metricsToken || !given || !timingSafeEqual(given, metricsToken)) {
-      return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('UNAUTHORIZED', 'send the metrics token: Authorization: Bearer <token>'));
+      return reply
+        .status(401)
+        .header('www-authenticate', 'Bearer')
+        .send(errorBody('UNAUTHORIZED', 'send the metrics token: Authorization: Bearer <token>'));
     }
     return reply.type(deps.metrics.contentType).send(await deps.metrics.render());
   });
@@ -169,7 +181,8 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
       await files.register(fastifyStatic, { root: webDir, prefix: '/', index: ['index.html'], wildcard: false });
       // Client-side routes (/deployments/…) get the app's index.html.
       files.get('/*', { schema: { hide: true } }, async (req, reply) => {
-        if (req.url.startsWith('/api/')) return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+        if (req.url.startsWith('/api/'))
+          return reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
         return reply.sendFile('index.html');
       });
     });

@@ -20,7 +20,15 @@
  * ./schemas.ts; their static types are re-exported at the end of this file.
  */
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
-import type { CloneBody, CreateDeploymentBody, CreateKeyBody, CreateSnapshotBody, RestoreBody, SettingsBody, UpdateDeploymentBody } from './schemas.js';
+import type {
+  CloneBody,
+  CreateDeploymentBody,
+  CreateKeyBody,
+  CreateSnapshotBody,
+  RestoreBody,
+  SettingsBody,
+  UpdateDeploymentBody,
+} from './schemas.js';
 
 const Nullable = <T extends TSchema>(t: T, options: { description?: string } = {}) => Type.Union([t, Type.Null()], options);
 const Time = (description?: string) => Type.String({ format: 'date-time', ...(description === undefined ? {} : { description }) });
@@ -30,10 +38,20 @@ const Time = (description?: string) => Type.String({ format: 'date-time', ...(de
 export const Progress = Type.Object({ bytesDone: Type.Integer(), bytesTotal: Nullable(Type.Integer()) });
 export type Progress = Static<typeof Progress>;
 
-export const SnapshotStatus = Type.Union([Type.Literal('creating'), Type.Literal('ready'), Type.Literal('failed'), Type.Literal('deleting')]);
+export const SnapshotStatus = Type.Union([
+  Type.Literal('creating'),
+  Type.Literal('ready'),
+  Type.Literal('failed'),
+  Type.Literal('deleting'),
+]);
 export type SnapshotStatus = Static<typeof SnapshotStatus>;
 
-export const SnapshotTrigger = Type.Union([Type.Literal('manual'), Type.Literal('automatic'), Type.Literal('before-update'), Type.Literal('before-restore')]);
+export const SnapshotTrigger = Type.Union([
+  Type.Literal('manual'),
+  Type.Literal('automatic'),
+  Type.Literal('before-update'),
+  Type.Literal('before-restore'),
+]);
 export type SnapshotTrigger = Static<typeof SnapshotTrigger>;
 
 export const Snapshot = Type.Object({
@@ -56,7 +74,13 @@ export const Snapshot = Type.Object({
 });
 export type Snapshot = Static<typeof Snapshot>;
 
-export const RestoreStatus = Type.Union([Type.Literal('pending'), Type.Literal('restoring'), Type.Literal('swapping'), Type.Literal('completed'), Type.Literal('failed')]);
+export const RestoreStatus = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('restoring'),
+  Type.Literal('swapping'),
+  Type.Literal('completed'),
+  Type.Literal('failed'),
+]);
 export type RestoreStatus = Static<typeof RestoreStatus>;
 
 export const VolumePair = Type.Object({
@@ -89,7 +113,9 @@ export const RestorePlan = Type.Object({
   volumes: Type.Array(VolumePair),
   untouchedVolumes: Type.Array(Type.String(), { description: 'Current volumes the snapshot does not hold: left as they are.' }),
   missingVolumes: Type.Array(Type.String(), { description: 'Snapshot volumes with no current volume to go into.' }),
-  refusal: Nullable(Type.Object({ code: Type.String(), message: Type.String() }), { description: 'Why a restore would be refused (409), or null.' }),
+  refusal: Nullable(Type.Object({ code: Type.String(), message: Type.String() }), {
+    description: 'Why a restore would be refused (409), or null.',
+  }),
 });
 export type RestorePlan = Static<typeof RestorePlan>;
 
@@ -152,7 +178,9 @@ export const Deployment = Type.Object({
   closedAt: Nullable(Time()),
   clonedFrom: Nullable(Type.String()),
   sdl: Type.String(),
-  operation: Nullable(Type.String(), { description: 'The operation queued or running: deploy, snapshot, restore, update, restart, close, clone.' }),
+  operation: Nullable(Type.String(), {
+    description: 'The operation queued or running: deploy, snapshot, restore, update, restart, close, clone.',
+  }),
   services: Type.Array(Service),
   snapshots: Nullable(SnapshotSummary, { description: 'Ready snapshots; null once closed.' }),
 });
@@ -191,7 +219,13 @@ export type ErrorResponse = Static<typeof ErrorResponse>;
 export const ok = <P extends Record<string, TSchema>>(props: P) => Type.Object({ success: Type.Literal(true), ...props });
 
 /** The error statuses every /api/v1 route may answer, for the routes' response schemas. */
-export const errorResponses = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 429: ErrorResponse } as const;
+export const errorResponses = {
+  400: ErrorResponse,
+  401: ErrorResponse,
+  404: ErrorResponse,
+  409: ErrorResponse,
+  429: ErrorResponse,
+} as const;
 
 /* ---- request bodies (validated by ./schemas.ts) ----------------------------------- */
 

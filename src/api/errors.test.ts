@@ -38,7 +38,10 @@ describe('handleError', () => {
   it('answers INSUFFICIENT_SPACE and DISK_FULL with 507 and their message, without the path', async () => {
     const r = await answer(new InsufficientSpaceError('restore', '/srv/kova/volumes/dep-1', 2000, 1000));
     expect(r.status).toBe(507);
-    expect(r.body.error).toEqual({ code: 'INSUFFICIENT_SPACE', message: 'not enough free space for the restore: it needs 2000 bytes, the disk has 1000 bytes free' });
+    expect(r.body.error).toEqual({
+      code: 'INSUFFICIENT_SPACE',
+      message: 'not enough free space for the restore: it needs 2000 bytes, the disk has 1000 bytes free',
+    });
     const d = await answer(new DiskFullError('repository', '/srv/kova/repos/dep-1', 12));
     expect(d.status).toBe(507);
     expect(d.body.error).toEqual({ code: 'DISK_FULL', message: 'the disk holding the repository is full: 12 bytes free' });

@@ -24,8 +24,6 @@ const WINDOW_MS = 60_000;
 /** Most keys a ClockStore remembers; the oldest window is dropped beyond it. */
 const STORE_KEYS = 10_000;
 
-
-
 /**
  * clockStore returns a @fastify/rate-limit store class counting fixed
  * windows in memory on `clock`. Each limiter gets its own child store.
@@ -84,12 +82,23 @@ export async function apiLimiter(app: FastifyInstance, clock: Clock, limits: Lim
     return 0;
   };
   return {
-    request: (req, keyPrefix, userId) => wait(req, [[perKey, keyPrefix], [perUser, userId]]),
-    signIn: (req, prefix) => wait(req, [[perPrefix, prefix], [perAddress, '']]),
+    request: (req, keyPrefix, userId) =>
+      wait(req, [
+        [perKey, keyPrefix],
+        [perUser, userId],
+      ]),
+    signIn: (req, prefix) =>
+      wait(req, [
+        [perPrefix, prefix],
+        [perAddress, ''],
+      ]),
   };
 }
 
 /** tooMany answers 429 RATE_LIMITED with Retry-After. */
 export function tooMany(reply: FastifyReply, seconds: number, what: string): FastifyReply {
-  return reply.status(429).header('retry-after', String(seconds)).send(errorBody('RATE_LIMITED', `too many ${what}; retry in ${seconds} s`));
+  return reply
+    .status(429)
+    .header('retry-after', String(seconds))
+    .send(errorBody('RATE_LIMITED', `too many ${what}; retry in ${seconds} s`));
 }

@@ -11,7 +11,10 @@ export const SnapshotParams = Type.Object(
   { id: Type.String({ maxLength: 64 }), snapshotId: Type.String({ maxLength: 64 }) },
   { additionalProperties: false },
 );
-export const RestoreParams = Type.Object({ id: Type.String({ maxLength: 64 }), restoreId: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
+export const RestoreParams = Type.Object(
+  { id: Type.String({ maxLength: 64 }), restoreId: Type.String({ maxLength: 64 }) },
+  { additionalProperties: false },
+);
 export const KeyParams = Type.Object({ prefix: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
 
 export const CreateDeploymentBody = Type.Object(
@@ -31,7 +34,13 @@ export const UpdateDeploymentBody = Type.Object(
 );
 
 export const CreateSnapshotBody = Type.Object(
-  { label: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'At most 64 characters of printable text (see the text rule in docs/api.md).' })) },
+  {
+    label: Type.Optional(
+      Type.Union([Type.String(), Type.Null()], {
+        description: 'At most 64 characters of printable text (see the text rule in docs/api.md).',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 

@@ -70,7 +70,8 @@ export const CONFIG_ENV = ENV;
 
 function int(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new ValidationError('INVALID_CONFIG', `${name} must be an integer from ${min} to ${max}, got "${v}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ValidationError('INVALID_CONFIG', `${name} must be an integer from ${min} to ${max}, got "${v}"`);
   return n;
 }
 
@@ -87,10 +88,15 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
   }
   const minInterval = get('minSnapshotIntervalMs') ?? '1h';
   const minMs = parseDuration(minInterval);
-  if (minMs === null) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
+  if (minMs === null)
+    throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be a duration like 30s, 10m or 1h, got "${minInterval}"`);
   const dataDir = path.resolve(get('dataDir') ?? '.kova');
   const rateLimitPerMinute = int('rate limit', get('rateLimitPerMinute') ?? String(DEFAULT_LIMITS.perKey), 1, 1_000_000);
-  if (minMs > MAX_INTERVAL_MS) throw new ValidationError('INVALID_CONFIG', `min snapshot interval must be at most ${formatDuration(MAX_INTERVAL_MS)}, got "${minInterval}"`);
+  if (minMs > MAX_INTERVAL_MS)
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `min snapshot interval must be at most ${formatDuration(MAX_INTERVAL_MS)}, got "${minInterval}"`,
+    );
   return {
     dataDir,
     host: get('host') ?? '127.0.0.1',
@@ -101,7 +107,12 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     stopTimeoutSec: int('stop timeout', get('stopTimeoutSec') ?? '10', 0, 3600),
     minSnapshotIntervalMs: minMs,
     rateLimitPerMinute,
-    userRateLimitPerMinute: int('user rate limit', get('userRateLimitPerMinute') ?? String(USER_LIMIT_FACTOR * rateLimitPerMinute), 1, 1_000_000_000),
+    userRateLimitPerMinute: int(
+      'user rate limit',
+      get('userRateLimitPerMinute') ?? String(USER_LIMIT_FACTOR * rateLimitPerMinute),
+      1,
+      1_000_000_000,
+    ),
     maxKeysPerUser: int('max keys per user', get('maxKeysPerUser') ?? String(DEFAULT_MAX_KEYS_PER_USER), 1, 10_000),
     jobConcurrency: int('job concurrency', get('jobConcurrency') ?? '2', 1, 64),
     logLevel: get('logLevel') ?? 'info',

@@ -49,13 +49,17 @@ describe('ensurePrivateDataDir', () => {
   it('refuses, and changes nothing, for an open directory that is not a Kova data directory', () => {
     fs.writeFileSync(path.join(root, 'other-program.conf'), '');
     fs.chmodSync(root, 0o755);
-    expect(() => ensurePrivateDataDir(root, log)).toThrow(expect.objectContaining({ code: 'DATA_DIR_UNSAFE', message: expect.stringMatching(/0755.*chmod 700/) }));
+    expect(() => ensurePrivateDataDir(root, log)).toThrow(
+      expect.objectContaining({ code: 'DATA_DIR_UNSAFE', message: expect.stringMatching(/0755.*chmod 700/) }),
+    );
     expect(mode(root)).toBe(0o755);
   });
 
   it.skipIf(process.getuid?.() !== 0)('refuses a directory owned by another user (needs root to chown)', () => {
     fs.chownSync(root, 12345, 12345);
     fs.chmodSync(root, 0o700);
-    expect(() => ensurePrivateDataDir(root, log)).toThrow(expect.objectContaining({ code: 'DATA_DIR_UNSAFE', message: expect.stringMatching(/uid 12345/) }));
+    expect(() => ensurePrivateDataDir(root, log)).toThrow(
+      expect.objectContaining({ code: 'DATA_DIR_UNSAFE', message: expect.stringMatching(/uid 12345/) }),
+    );
   });
 });

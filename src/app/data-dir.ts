@@ -30,7 +30,10 @@ export function ensurePrivateDataDir(dir: string, log: Pick<Logger, 'warn'>): bo
   if (!st.isDirectory()) throw new DataDirUnsafeError(`data directory ${dir} is not a directory`, dir);
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid) {
-    throw new DataDirUnsafeError(`data directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}); chown it or choose another --data-dir`, dir);
+    throw new DataDirUnsafeError(
+      `data directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}); chown it or choose another --data-dir`,
+      dir,
+    );
   }
   if ((st.mode & 0o077) === 0) return false;
   const entries = fs.readdirSync(dir);
@@ -41,6 +44,9 @@ export function ensurePrivateDataDir(dir: string, log: Pick<Logger, 'warn'>): bo
     );
   }
   fs.chmodSync(dir, 0o700);
-  log.warn({ dataDir: dir, was: octal(st.mode) }, `data directory was mode ${octal(st.mode)}; changed to 0700 so only its owner can read it`);
+  log.warn(
+    { dataDir: dir, was: octal(st.mode) },
+    `data directory was mode ${octal(st.mode)}; changed to 0700 so only its owner can read it`,
+  );
   return true;
 }

@@ -109,7 +109,14 @@ export function wireServices(opts: {
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
   const settings = new SettingsService(ctx, snapshots);
-  return { ctx, keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }), deployments, snapshots, restores, settings };
+  return {
+    ctx,
+    keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }),
+    deployments,
+    snapshots,
+    restores,
+    settings,
+  };
 }
 
 /** webDir finds the built dashboard (web/dist) next to the package. */
@@ -143,7 +150,10 @@ export function metricsToken(file: string): string {
   }
   const token = fs.readFileSync(file, 'utf8').trim();
   if (token.length < METRICS_TOKEN_MIN || /\s/.test(token)) {
-    throw new ValidationError('INVALID_CONFIG', `the metrics token in ${file} must be at least ${METRICS_TOKEN_MIN} characters with no spaces`);
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `the metrics token in ${file} must be at least ${METRICS_TOKEN_MIN} characters with no spaces`,
+    );
   }
   return token;
 }
@@ -163,7 +173,16 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     await runtime.close();
     throw err;
   }
-  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs: cfg.minSnapshotIntervalMs, jobConcurrency: cfg.jobConcurrency, maxKeysPerUser: cfg.maxKeysPerUser });
+  const services = wireServices({
+    store,
+    runtime,
+    paths,
+    clock,
+    log,
+    minSnapshotIntervalMs: cfg.minSnapshotIntervalMs,
+    jobConcurrency: cfg.jobConcurrency,
+    maxKeysPerUser: cfg.maxKeysPerUser,
+  });
   const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
 
   const requeued = services.ctx.jobs.start();
@@ -192,7 +211,11 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
         minSnapshotIntervalMs: cfg.minSnapshotIntervalMs,
         rateLimitPerMinute: cfg.rateLimitPerMinute,
         userRateLimitPerMinute: cfg.userRateLimitPerMinute,
-        runtime: runtime.kind, version: VERSION, webDir: defaultWebDir(), metricsToken: metrics },
+        runtime: runtime.kind,
+        version: VERSION,
+        webDir: defaultWebDir(),
+        metricsToken: metrics,
+      },
     },
     { logger: log },
   );

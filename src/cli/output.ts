@@ -72,7 +72,9 @@ export class ProgressBar {
     }
     const total = p.bytesTotal ? ` / ${formatBytes(p.bytesTotal)}` : '';
     const files = p.filesTotal ? `${p.filesDone}/${p.filesTotal} files` : p.filesDone > 0 ? `${p.filesDone} files` : '';
-    this.io.err.write(`\r\x1b[2K${[`${this.label} ${bar}${pct}${formatBytes(p.bytesDone)}${total}`, files, rate].filter(Boolean).join('  ')}`);
+    this.io.err.write(
+      `\r\x1b[2K${[`${this.label} ${bar}${pct}${formatBytes(p.bytesDone)}${total}`, files, rate].filter(Boolean).join('  ')}`,
+    );
     this.drawn = true;
   };
 

@@ -89,7 +89,10 @@ export function registerRepo(program: Command, io: Io): void {
     .description('snapshot a directory; prints the new snapshot id')
     .argument('<repo>', 'repository directory or s3://bucket/prefix')
     .argument('<dir>', 'directory to capture')
-    .option('--parent <id>', 'compare against this snapshot: unchanged files are not read (default: the latest snapshot of the same directory)')
+    .option(
+      '--parent <id>',
+      'compare against this snapshot: unchanged files are not read (default: the latest snapshot of the same directory)',
+    )
     .option('--no-parent', 'read every file')
     .option('--label <text>', 'a label for the snapshot')
     .option('--json', 'print the snapshot as JSON')
@@ -133,7 +136,14 @@ export function registerRepo(program: Command, io: Io): void {
         table(
           io,
           ['ID', 'CREATED', 'LABEL', 'FILES', 'SIZE', 'ADDED'],
-          list.map((s) => [s.id.slice(0, 8), s.time, s.label ?? '', String(s.stats.files), formatBytes(s.stats.bytes), formatBytes(s.stats.storedBytes)]),
+          list.map((s) => [
+            s.id.slice(0, 8),
+            s.time,
+            s.label ?? '',
+            String(s.stats.files),
+            formatBytes(s.stats.bytes),
+            formatBytes(s.stats.storedBytes),
+          ]),
         );
       });
     });
@@ -195,7 +205,16 @@ export function registerRepo(program: Command, io: Io): void {
         table(
           io,
           ['SNAPSHOTS', 'PACKS', 'STORED', 'BLOBS', 'UNIQUE DATA', 'LOGICAL (ALL SNAPSHOTS)'],
-          [[String(s.snapshots), String(s.packs), formatBytes(s.packBytes), String(s.blobs), formatBytes(s.rawBytes), formatBytes(s.logicalBytes)]],
+          [
+            [
+              String(s.snapshots),
+              String(s.packs),
+              formatBytes(s.packBytes),
+              String(s.blobs),
+              formatBytes(s.rawBytes),
+              formatBytes(s.logicalBytes),
+            ],
+          ],
         );
       });
     });
@@ -229,7 +248,11 @@ export function registerRepo(program: Command, io: Io): void {
         try {
           if (created) note(io, `created repository ${dst.config.id.slice(0, 8)} at ${where(dstDir)}`);
           const bar = new ProgressBar(io, 'copy');
-          const rep = await copySnapshots(src, dst, { snapshots: o.snapshot ?? [], checkDestination: !!o.checkDest, onProgress: bar.update });
+          const rep = await copySnapshots(src, dst, {
+            snapshots: o.snapshot ?? [],
+            checkDestination: !!o.checkDest,
+            onProgress: bar.update,
+          });
           bar.done();
           if (o.json) return printJson(io, rep);
           println(

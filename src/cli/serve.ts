@@ -13,7 +13,10 @@ export function registerServe(program: Command, io: Io): void {
     .option('--data-dir <dir>', 'database, volumes and snapshots [KOVA_DATA_DIR] (default ./.kova)')
     .option('--host <host>', 'address to listen on [KOVA_HOST] (default 127.0.0.1)')
     .option('--port <port>', 'port to listen on [KOVA_PORT] (default 8080)')
-    .option('--runtime <kind>', 'auto, docker or process [KOVA_RUNTIME] (default auto: Docker, and no start if it does not answer; process: no isolation, development only)')
+    .option(
+      '--runtime <kind>',
+      'auto, docker or process [KOVA_RUNTIME] (default auto: Docker, and no start if it does not answer; process: no isolation, development only)',
+    )
     .option('--docker-host <url>', 'Docker socket, unix:///path [KOVA_DOCKER_HOST] (default /var/run/docker.sock)')
     .option('--docker-network <mode>', 'network mode of containers [KOVA_DOCKER_NETWORK] (default bridge)')
     .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
@@ -21,7 +24,10 @@ export function registerServe(program: Command, io: Io): void {
     .option('--user-rate-limit <n>', 'requests a minute per user, all keys together [KOVA_USER_RATE_LIMIT] (default 3 × --rate-limit)')
     .option('--max-keys-per-user <n>', 'active API keys a user may have [KOVA_MAX_KEYS_PER_USER] (default 20)')
     .option('--stop-timeout <seconds>', 'grace period when stopping services [KOVA_STOP_TIMEOUT] (default 10)')
-    .option('--metrics-token-file <file>', 'bearer token GET /metrics takes [KOVA_METRICS_TOKEN_FILE] (default DATA_DIR/metrics.token, created if missing)')
+    .option(
+      '--metrics-token-file <file>',
+      'bearer token GET /metrics takes [KOVA_METRICS_TOKEN_FILE] (default DATA_DIR/metrics.token, created if missing)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
     .action(async (o: Record<string, string | undefined>) => {
       const flags: ConfigInput = {
@@ -43,7 +49,8 @@ export function registerServe(program: Command, io: Io): void {
       const { startServer } = await import('../app/server.js');
       const server = await startServer(loadConfig(flags));
       if (server.services.ctx.runtime.kind === 'process') note(io, `WARNING: ${PROCESS_ISOLATION_WARNING}`);
-      if (server.adminKeyFile) note(io, `created user "admin"; its API key is in ${server.adminKeyFile} (sign in to the dashboard with it)`);
+      if (server.adminKeyFile)
+        note(io, `created user "admin"; its API key is in ${server.adminKeyFile} (sign in to the dashboard with it)`);
       note(io, `kova is serving on ${server.url} (dashboard: ${server.url}/)`);
       await new Promise<void>((resolve) => {
         const stop = (): void => {

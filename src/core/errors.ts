@@ -133,10 +133,14 @@ export class DiskFullError extends KovaError {
 /** An operation was refused before it started: its target filesystem lacks the room it needs. */
 export class InsufficientSpaceError extends KovaError {
   constructor(what: string, path: string, neededBytes: number, freeBytes: number) {
-    super('INSUFFICIENT_SPACE', `not enough free space for the ${what}: it needs ${neededBytes} bytes, the disk has ${freeBytes} bytes free`, {
-      status: 507,
-      details: { path, neededBytes, freeBytes },
-    });
+    super(
+      'INSUFFICIENT_SPACE',
+      `not enough free space for the ${what}: it needs ${neededBytes} bytes, the disk has ${freeBytes} bytes free`,
+      {
+        status: 507,
+        details: { path, neededBytes, freeBytes },
+      },
+    );
   }
 }
 

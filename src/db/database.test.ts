@@ -21,7 +21,7 @@ describe('openDatabase', () => {
     try {
       const file = path.join(dir, 'new', 'kova.db');
       const db = openDatabase(file);
-      db.exec('CREATE TABLE t (x TEXT); INSERT INTO t VALUES (\'secret\')');
+      db.exec("CREATE TABLE t (x TEXT); INSERT INTO t VALUES ('secret')");
       expect(mode(path.dirname(file))).toBe(0o700);
       for (const f of [file, `${file}-wal`, `${file}-shm`]) expect({ f, mode: mode(f) }).toEqual({ f, mode: 0o600 });
       db.close();

@@ -93,9 +93,13 @@ export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snaps
 const JSON_COLUMNS = new Set(['journal', 'volumes']);
 
 export class Restores extends Table {
-  insert(r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'> & { volumes?: RestoreVolumes | null }): void {
+  insert(
+    r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'> & { volumes?: RestoreVolumes | null },
+  ): void {
     this.db
-      .prepare("INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, volumes, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)")
+      .prepare(
+        "INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, volumes, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+      )
       .run(r.id, r.deploymentId, r.snapshotId, r.safetySnapshot ? 1 : 0, r.volumes ? JSON.stringify(r.volumes) : null, r.createdAt);
   }
 
@@ -111,7 +115,10 @@ export class Restores extends Table {
 
   list(deploymentId: string, limit = 50): Restore[] {
     return (
-      this.q('SELECT * FROM restores WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(deploymentId, limit) as Row[]
+      this.q('SELECT * FROM restores WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(
+        deploymentId,
+        limit,
+      ) as Row[]
     ).map(toRestore);
   }
 

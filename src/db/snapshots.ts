@@ -103,9 +103,9 @@ export class Snapshots extends Table {
 
   /** list returns a deployment's snapshots, newest first. */
   list(deploymentId: string): Snapshot[] {
-    return (
-      this.q('SELECT * FROM snapshots WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC').all(deploymentId) as Row[]
-    ).map(toSnapshot);
+    return (this.q('SELECT * FROM snapshots WHERE deployment_id = ? ORDER BY created_at DESC, rowid DESC').all(deploymentId) as Row[]).map(
+      toSnapshot,
+    );
   }
 
   /** latestReady returns the newest ready snapshot, the parent of the next one. */

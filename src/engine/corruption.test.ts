@@ -101,7 +101,10 @@ beforeAll(async () => {
   makeSrc1(srcs[0]!);
   makeSrc2(srcs[1]!, srcs[0]!);
   makeSrc3(srcs[2]!);
-  const repo = await Repository.init(template, { packSize: 128 * 1024, chunker: { minSize: 4096, avgSize: 16 * 1024, maxSize: 64 * 1024 } });
+  const repo = await Repository.init(template, {
+    packSize: 128 * 1024,
+    chunker: { minSize: 4096, avgSize: 16 * 1024, maxSize: 64 * 1024 },
+  });
   snaps = [];
   for (const [i, src] of srcs.entries()) {
     const before = new Set(await repo.indexFiles());
@@ -414,7 +417,10 @@ describe('a missing pack', () => {
     expect(err.message).toContain(pack!);
     expect(err.message).toMatch(/missing/);
     expect(err.message).toContain(S(1).id);
-    expect([...users].some((u) => err.message.includes(`file ${u}:`)), `${err.message} names none of ${[...users].join(', ')}`).toBe(true);
+    expect(
+      [...users].some((u) => err.message.includes(`file ${u}:`)),
+      `${err.message} names none of ${[...users].join(', ')}`,
+    ).toBe(true);
     checkNoWrongBytes(target, S(1).src);
     // gc refuses to work on a repository with missing data, and deletes nothing.
     const files = repoFiles();

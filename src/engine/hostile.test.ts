@@ -50,7 +50,6 @@ function initRepo(dir: string): Promise<Repository> {
   return Repository.init(dir, { chunker: SMALL_CHUNKS, packSize: 256 * 1024 });
 }
 
-
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const hexKey = (...names: Array<string | Buffer>): string => names.map((n) => Buffer.from(n).toString('hex')).join('/');
 const bjoin = (...parts: Array<string | Buffer>): Buffer =>
@@ -166,7 +165,8 @@ describe('symlinks are captured verbatim and never followed', () => {
       const after = describeTree(dst);
       expect(compareTrees(before, after)).toEqual([]);
       expectNoEtcFiles(after);
-      for (const [name, target] of links) expect(fs.readlinkSync(path.join(dst, name), { encoding: 'buffer' })).toEqual(Buffer.from(target));
+      for (const [name, target] of links)
+        expect(fs.readlinkSync(path.join(dst, name), { encoding: 'buffer' })).toEqual(Buffer.from(target));
     } finally {
       await repo.close();
     }
@@ -230,7 +230,8 @@ describe('names', () => {
 /* ---- depth ---------------------------------------------------------------------- */
 
 const O_DIR = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
-const procPath = (fd: number, name?: string | Buffer): Buffer => (name === undefined ? Buffer.from(`/proc/self/fd/${fd}`) : bjoin(`/proc/self/fd/${fd}`, name));
+const procPath = (fd: number, name?: string | Buffer): Buffer =>
+  name === undefined ? Buffer.from(`/proc/self/fd/${fd}`) : bjoin(`/proc/self/fd/${fd}`, name);
 
 /**
  * describeTreeAt is describeTree for trees deeper than PATH_MAX: it walks by
@@ -556,7 +557,20 @@ async function craftSnapshot(repo: Repository, c: Crafted): Promise<string> {
     sources: ['/x'],
     root: node(Buffer.alloc(0), 'dir', { subtree: hashHex(rootTree), ...c.root }),
     scanStartNs: 0n,
-    stats: { files: 0, dirs: 0, symlinks: 0, specials: 0, skipped: 0, bytes: 0, bytesRead: 0, filesReused: 0, newBlobs: 0, newBytes: 0, storedBytes: 0, durationMs: 0 },
+    stats: {
+      files: 0,
+      dirs: 0,
+      symlinks: 0,
+      specials: 0,
+      skipped: 0,
+      bytes: 0,
+      bytesRead: 0,
+      filesReused: 0,
+      newBlobs: 0,
+      newBytes: 0,
+      storedBytes: 0,
+      durationMs: 0,
+    },
     skippedEntries: [],
   });
   await repo.storage.write(`snapshots/${id}`, bytes);
@@ -566,7 +580,8 @@ async function craftSnapshot(repo: Repository, c: Crafted): Promise<string> {
 
 describe('restore of a hostile repository never writes outside its target', () => {
   const EVIL = Buffer.from('evil payload\n');
-  const evilFile = (name: string | Buffer): TreeNode => node(name, 'file', { size: EVIL.length, content: [{ id: hashHex(EVIL), length: EVIL.length }] });
+  const evilFile = (name: string | Buffer): TreeNode =>
+    node(name, 'file', { size: EVIL.length, content: [{ id: hashHex(EVIL), length: EVIL.length }] });
 
   /** Each case gets `outside` (an absolute directory path) and returns the blobs. */
   const cases: Array<[string, (outside: string) => Crafted]> = [
@@ -634,19 +649,21 @@ describe('restore of a hostile repository never writes outside its target', () =
     [
       'a hardlink group whose second name is ".."',
       () => ({
-        trees: [rawTree([{ ...evilFile('..'), linkGroup: 'g' }, { ...evilFile('a'), linkGroup: 'g' }])],
+        trees: [
+          rawTree([
+            { ...evilFile('..'), linkGroup: 'g' },
+            { ...evilFile('a'), linkGroup: 'g' },
+          ]),
+        ],
       }),
     ],
     ['a snapshot root named ".."', () => ({ trees: [rawTree([evilFile('evil')])], root: { name: Buffer.from('..') } })],
-    ['a snapshot root that is a symlink', (outside) => ({ trees: [rawTree([evilFile('evil')])], root: { type: 'symlink', target: Buffer.from(outside) } })],
     [
-      'a directory whose subtree is a data blob',
-      () => ({ trees: [rawTree([node('d', 'dir', { subtree: hashHex(EVIL) })])] }),
+      'a snapshot root that is a symlink',
+      (outside) => ({ trees: [rawTree([evilFile('evil')])], root: { type: 'symlink', target: Buffer.from(outside) } }),
     ],
-    [
-      'a directory whose subtree is missing',
-      () => ({ trees: [rawTree([node('d', 'dir', { subtree: HASH_OF_NOTHING })])] }),
-    ],
+    ['a directory whose subtree is a data blob', () => ({ trees: [rawTree([node('d', 'dir', { subtree: hashHex(EVIL) })])] })],
+    ['a directory whose subtree is missing', () => ({ trees: [rawTree([node('d', 'dir', { subtree: HASH_OF_NOTHING })])] })],
   ];
 
   for (const [what, make] of cases) {
@@ -695,7 +712,14 @@ describe('restore of a hostile repository never writes outside its target', () =
       const inner = rawTree([evilFile('evil')]);
       const id = await craftSnapshot(repo, {
         data: [EVIL],
-        trees: [inner, rawTree([node('a', 'symlink', { target: Buffer.from(outside) }), node('b', 'dir', { subtree: hashHex(inner) }), { ...evilFile('c'), linkGroup: 'g' }])],
+        trees: [
+          inner,
+          rawTree([
+            node('a', 'symlink', { target: Buffer.from(outside) }),
+            node('b', 'dir', { subtree: hashHex(inner) }),
+            { ...evilFile('c'), linkGroup: 'g' },
+          ]),
+        ],
       });
       const target = path.join(work, 'target');
       await repo.restore(id, target);

@@ -40,7 +40,6 @@ function initRepo(dir: string): Promise<Repository> {
   return Repository.init(dir, { chunker: SMALL_CHUNKS, packSize: PACK_SIZE });
 }
 
-
 const join = (dir: Buffer, name: Buffer | string): Buffer => Buffer.concat([dir, Buffer.from('/'), Buffer.from(name)]);
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -444,67 +443,71 @@ describe('incremental snapshots', () => {
       op: fc.constantFrom<Op>('keep', 'keep', 'keep', 'rewrite', 'rename', 'delete', 'append', 'chmod'),
     });
     await fc.assert(
-      fc.asyncProperty(fc.array(fileArb, { minLength: 1, maxLength: 15 }), fc.array(fc.integer({ min: 0, max: 50_000 }), { maxLength: 3 }), async (files, added) => {
-        const work = workDir();
-        const src = path.join(work, 'src');
-        for (const d of ['p/q', 'r']) fs.mkdirSync(path.join(src, d), { recursive: true });
-        const paths = files.map((f, i) => path.join(src, f.dir, `f${i}`));
-        files.forEach((f, i) => fs.writeFileSync(paths[i]!, prng(i + 1, f.size)));
-        await sleep(20);
-        const original = describeTree(src);
-        const repo = await initRepo(path.join(work, 'repo'));
-        try {
-          await settle();
-          const first = await repo.snapshot(src);
-          let expectRead = 0;
-          let expectReused = 0;
-          files.forEach((f, i) => {
-            const p = paths[i]!;
-            switch (f.op) {
-              case 'keep':
-                expectReused++;
-                break;
-              case 'rewrite': {
-                const st = fs.lstatSync(p, { bigint: true });
-                fs.writeFileSync(p, prng(i + 1000, f.size));
-                setTimesNs(p, st.atimeNs, st.mtimeNs);
-                expectRead += f.size;
-                break;
-              }
-              case 'rename':
-                fs.renameSync(p, `${p}-moved`);
-                expectRead += f.size;
-                break;
-              case 'delete':
-                fs.rmSync(p);
-                break;
-              case 'append':
-                fs.appendFileSync(p, 'more');
-                expectRead += f.size + 4;
-                break;
-              case 'chmod':
-                fs.chmodSync(p, 0o600);
-                expectRead += f.size;
-                break;
-            }
-          });
-          added.forEach((n, i) => fs.writeFileSync(path.join(src, 'r', `added${i}`), prng(9000 + i, n)));
-          expectRead += added.reduce((a, b) => a + b, 0);
+      fc.asyncProperty(
+        fc.array(fileArb, { minLength: 1, maxLength: 15 }),
+        fc.array(fc.integer({ min: 0, max: 50_000 }), { maxLength: 3 }),
+        async (files, added) => {
+          const work = workDir();
+          const src = path.join(work, 'src');
+          for (const d of ['p/q', 'r']) fs.mkdirSync(path.join(src, d), { recursive: true });
+          const paths = files.map((f, i) => path.join(src, f.dir, `f${i}`));
+          files.forEach((f, i) => fs.writeFileSync(paths[i]!, prng(i + 1, f.size)));
           await sleep(20);
-          const modified = describeTree(src);
-          await settle();
-          const second = await repo.snapshot(src, { parent: first.id });
-          expect(second.stats.filesReused).toBe(expectReused);
-          expect(second.stats.bytesRead).toBe(expectRead);
-          await repo.restore(second.id, path.join(work, 'dst2'));
-          expect(compareTrees(modified, describeTree(path.join(work, 'dst2')))).toEqual([]);
-          await repo.restore(first.id, path.join(work, 'dst1'));
-          expect(compareTrees(original, describeTree(path.join(work, 'dst1')))).toEqual([]);
-        } finally {
-          await repo.close();
-          fs.rmSync(work, { recursive: true, force: true });
-        }
-      }),
+          const original = describeTree(src);
+          const repo = await initRepo(path.join(work, 'repo'));
+          try {
+            await settle();
+            const first = await repo.snapshot(src);
+            let expectRead = 0;
+            let expectReused = 0;
+            files.forEach((f, i) => {
+              const p = paths[i]!;
+              switch (f.op) {
+                case 'keep':
+                  expectReused++;
+                  break;
+                case 'rewrite': {
+                  const st = fs.lstatSync(p, { bigint: true });
+                  fs.writeFileSync(p, prng(i + 1000, f.size));
+                  setTimesNs(p, st.atimeNs, st.mtimeNs);
+                  expectRead += f.size;
+                  break;
+                }
+                case 'rename':
+                  fs.renameSync(p, `${p}-moved`);
+                  expectRead += f.size;
+                  break;
+                case 'delete':
+                  fs.rmSync(p);
+                  break;
+                case 'append':
+                  fs.appendFileSync(p, 'more');
+                  expectRead += f.size + 4;
+                  break;
+                case 'chmod':
+                  fs.chmodSync(p, 0o600);
+                  expectRead += f.size;
+                  break;
+              }
+            });
+            added.forEach((n, i) => fs.writeFileSync(path.join(src, 'r', `added${i}`), prng(9000 + i, n)));
+            expectRead += added.reduce((a, b) => a + b, 0);
+            await sleep(20);
+            const modified = describeTree(src);
+            await settle();
+            const second = await repo.snapshot(src, { parent: first.id });
+            expect(second.stats.filesReused).toBe(expectReused);
+            expect(second.stats.bytesRead).toBe(expectRead);
+            await repo.restore(second.id, path.join(work, 'dst2'));
+            expect(compareTrees(modified, describeTree(path.join(work, 'dst2')))).toEqual([]);
+            await repo.restore(first.id, path.join(work, 'dst1'));
+            expect(compareTrees(original, describeTree(path.join(work, 'dst1')))).toEqual([]);
+          } finally {
+            await repo.close();
+            fs.rmSync(work, { recursive: true, force: true });
+          }
+        },
+      ),
       { numRuns: 10 },
     );
   });
@@ -839,7 +842,15 @@ describe('sparse files', () => {
       const rfd = fs.openSync(path.join(dst, 'disk.img'), 'r');
       const sfd = fs.openSync(big, 'r');
       try {
-        for (const at of [0, 10 * MiB - 10, 10 * MiB + 100, 300 * MiB + 4000, 700 * MiB + 256 * 1024 - 5, 1000 * MiB + 1, 1024 * MiB - 64]) {
+        for (const at of [
+          0,
+          10 * MiB - 10,
+          10 * MiB + 100,
+          300 * MiB + 4000,
+          700 * MiB + 256 * 1024 - 5,
+          1000 * MiB + 1,
+          1024 * MiB - 64,
+        ]) {
           const a = Buffer.alloc(64);
           const b = Buffer.alloc(64);
           fs.readSync(rfd, a, 0, 64, at);

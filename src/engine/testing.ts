@@ -87,7 +87,8 @@ export function describeTree(root: string): Map<string, EntryDesc> {
     out.set(rel, d);
     if (st.isDirectory()) {
       const names = fs.readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
-      for (const n of names) walk(Buffer.concat([abs, Buffer.from('/'), n]), rel === '' ? n.toString('hex') : `${rel}/${n.toString('hex')}`);
+      for (const n of names)
+        walk(Buffer.concat([abs, Buffer.from('/'), n]), rel === '' ? n.toString('hex') : `${rel}/${n.toString('hex')}`);
     }
   };
   walk(Buffer.from(path.resolve(root)), '');
@@ -105,7 +106,13 @@ export interface CompareOptions {
 export function compareTrees(a: Map<string, EntryDesc>, b: Map<string, EntryDesc>, opts: CompareOptions = {}): string[] {
   const diffs: string[] = [];
   const owners = opts.owners ?? process.getuid?.() === 0;
-  const show = (k: string): string => (k === '' ? '/' : k.split('/').map((h) => JSON.stringify(Buffer.from(h, 'hex').toString())).join('/'));
+  const show = (k: string): string =>
+    k === ''
+      ? '/'
+      : k
+          .split('/')
+          .map((h) => JSON.stringify(Buffer.from(h, 'hex').toString()))
+          .join('/');
   for (const [k, x] of a) {
     const y = b.get(k);
     if (!y) {

@@ -35,7 +35,8 @@ export function validateSpec(spec: DeploymentSpec, checkService?: (svc: ServiceS
     if (!isValidName(svc.name)) bad(`service name "${svc.name}" ${NAME_RULE}`);
     if (seen.has(svc.name)) bad(`service ${svc.name} appears twice`);
     seen.add(svc.name);
-    for (const key of Object.keys(svc.env)) if (key === '' || key.includes('=')) bad(`service ${svc.name}: bad environment variable name "${key}"`);
+    for (const key of Object.keys(svc.env))
+      if (key === '' || key.includes('=')) bad(`service ${svc.name}: bad environment variable name "${key}"`);
     checkService?.(svc, bad);
   }
 }

@@ -127,7 +127,12 @@ describe('isDue', () => {
 });
 
 describe('pruneVictims', () => {
-  const snap = (id: string, createdAt: number, automatic = true, status = 'ready'): RetainedSnapshot => ({ id, automatic, status, createdAt });
+  const snap = (id: string, createdAt: number, automatic = true, status = 'ready'): RetainedSnapshot => ({
+    id,
+    automatic,
+    status,
+    createdAt,
+  });
   const ids = (xs: readonly RetainedSnapshot[]) => xs.map((s) => s.id).sort();
 
   it('prunes nothing up to the retention', () => {

@@ -31,9 +31,13 @@ function refPeriod(tier: 'hourly' | 'daily' | 'weekly' | 'monthly', t: number): 
 
 function reference(snaps: readonly RetentionCandidate[], p: RetentionPolicy): Set<string> {
   const ready = snaps.filter((s) => s.automatic && s.status === 'ready');
-  const newer = (a: RetentionCandidate, b: RetentionCandidate): number => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+  const newer = (a: RetentionCandidate, b: RetentionCandidate): number =>
+    b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
   const kept = new Set<string>();
-  [...ready].sort(newer).slice(0, p.last).forEach((s) => kept.add(s.id));
+  [...ready]
+    .sort(newer)
+    .slice(0, p.last)
+    .forEach((s) => kept.add(s.id));
   for (const tier of ['hourly', 'daily', 'weekly', 'monthly'] as const) {
     const groups = new Map<string, RetentionCandidate[]>();
     for (const s of ready) {
@@ -53,7 +57,9 @@ const snapshotArb = fc.record({
 });
 const historyArb = fc
   .array(snapshotArb, { maxLength: 120 })
-  .map((xs) => xs.map((x, i) => ({ id: `snap-${String(i).padStart(4, '0')}`, automatic: x.automatic, status: x.status, createdAt: T0 + x.offset })));
+  .map((xs) =>
+    xs.map((x, i) => ({ id: `snap-${String(i).padStart(4, '0')}`, automatic: x.automatic, status: x.status, createdAt: T0 + x.offset })),
+  );
 // Dense histories put many snapshots in the same hour and day.
 const denseHistoryArb = fc
   .array(fc.integer({ min: 0, max: 3 * DAY }), { maxLength: 200 })

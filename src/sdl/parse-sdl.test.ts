@@ -309,9 +309,7 @@ describe('parseSdl: valid SDLs', () => {
   });
 
   it('accepts a single {size} mapping as the storage of a profile', () => {
-    const manifest = manifestOf(
-      sdlWith({ 'services.web.params': REMOVE, 'profiles.compute.web.resources.storage': { size: '1Gi' } }),
-    );
+    const manifest = manifestOf(sdlWith({ 'services.web.params': REMOVE, 'profiles.compute.web.resources.storage': { size: '1Gi' } }));
     expect(manifest.services[0]?.volumes).toEqual([]);
   });
 
@@ -331,7 +329,14 @@ describe('parseSdl: valid SDLs', () => {
   });
 
   it('defaults expose.as to the port and accepts udp in any case', () => {
-    const manifest = manifestOf(sdlWith({ 'services.web.expose': [{ port: 53, proto: 'UDP' }, { port: 80, as: 8080 }] }));
+    const manifest = manifestOf(
+      sdlWith({
+        'services.web.expose': [
+          { port: 53, proto: 'UDP' },
+          { port: 80, as: 8080 },
+        ],
+      }),
+    );
     expect(manifest.services[0]?.expose).toEqual([
       { port: 53, as: 53 },
       { port: 80, as: 8080 },
@@ -412,7 +417,12 @@ describe('parseSdl: YAML and document limits', () => {
 
   it('rejects an alias bomb without expanding it', () => {
     const lines = ['version: "2.0"', 'l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
-    for (let i = 1; i <= 9; i++) lines.push(`l${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(', ')}]`);
+    for (let i = 1; i <= 9; i++)
+      lines.push(
+        `l${i}: &l${i} [${Array(9)
+          .fill(`*l${i - 1}`)
+          .join(', ')}]`,
+      );
     const started = Date.now();
     expectOnlyIssue(lines.join('\n'), '', 'YAML aliases expand too much');
     expect(Date.now() - started).toBeLessThan(2000);
@@ -438,15 +448,13 @@ describe('parseSdl: YAML and document limits', () => {
     expectOnlyIssue(text, '', 'YAML syntax error at line 3, column 5');
   });
 
-    it('rejects unknown top-level fields and suggests the likely one', () => {
+  it('rejects unknown top-level fields and suggests the likely one', () => {
     const text = sdlWith({ deployments: { web: {} } });
     expectOnlyIssue(text, 'deployments', 'unknown field (did you mean "deployment"?)');
   });
 
   it('reports every problem at once, not only the first', () => {
-    const issues = issuesOf(
-      sdlWith({ version: '3', 'services.web.image': '', 'services.web.params.storage.data.mount': 'data' }),
-    );
+    const issues = issuesOf(sdlWith({ version: '3', 'services.web.image': '', 'services.web.params.storage.data.mount': 'data' }));
     expect(issues.map((i) => i.path)).toEqual(['version', 'services.web.image', 'services.web.params.storage.data.mount']);
   });
 
@@ -516,9 +524,17 @@ describe('parseSdl: version and services', () => {
   });
 
   it('requires env to be a list of KEY=value strings with valid, unique names', () => {
-    expectOnlyIssue(sdlWith({ 'services.web.env': { FOO: 'bar' } }), 'services.web.env', 'must be a list of KEY=value strings (got a mapping)');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.env': { FOO: 'bar' } }),
+      'services.web.env',
+      'must be a list of KEY=value strings (got a mapping)',
+    );
     expectOnlyIssue(sdlWith({ 'services.web.env': ['FOO'] }), 'services.web.env[0]', 'must be KEY=value');
-    expectOnlyIssue(sdlWith({ 'services.web.env': ['A=1', '1X=2'] }), 'services.web.env[1]', 'variable name "1X" must start with a letter or "_"');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.env': ['A=1', '1X=2'] }),
+      'services.web.env[1]',
+      'variable name "1X" must start with a letter or "_"',
+    );
     expectOnlyIssue(
       sdlWith({ 'services.web.env': ['FOO=1', 'BAR=2', 'FOO=3'] }),
       'services.web.env[2]',
@@ -529,16 +545,32 @@ describe('parseSdl: version and services', () => {
   it('validates expose ports', () => {
     expectOnlyIssue(sdlWith({ 'services.web.expose': [{ port: 0 }] }), 'services.web.expose[0].port', 'must be from 1 to 65535 (got 0)');
     expectOnlyIssue(sdlWith({ 'services.web.expose': [{ port: 65536 }] }), 'services.web.expose[0].port', 'must be from 1 to 65535');
-    expectOnlyIssue(sdlWith({ 'services.web.expose': [{ port: '80' }] }), 'services.web.expose[0].port', 'must be an integer from 1 to 65535');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.expose': [{ port: '80' }] }),
+      'services.web.expose[0].port',
+      'must be an integer from 1 to 65535',
+    );
     expectOnlyIssue(sdlWith({ 'services.web.expose': [{ as: 80 }] }), 'services.web.expose[0].port', 'required');
     expectOnlyIssue(sdlWith({ 'services.web.expose': [{ port: 80, as: 1.5 }] }), 'services.web.expose[0].as', 'must be an integer');
-    expectOnlyIssue(sdlWith({ 'services.web.expose': [{ port: 80, proto: 'sctp' }] }), 'services.web.expose[0].proto', 'must be tcp or udp');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.expose': [{ port: 80, proto: 'sctp' }] }),
+      'services.web.expose[0].proto',
+      'must be tcp or udp',
+    );
     expectOnlyIssue(sdlWith({ 'services.web.expose': [{ port: 80, to: 'global' }] }), 'services.web.expose[0].to', 'must be a list');
-    expectOnlyIssue(sdlWith({ 'services.web.expose': { port: 80 } }), 'services.web.expose', 'must be a list of {port, as, proto, to} entries');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.expose': { port: 80 } }),
+      'services.web.expose',
+      'must be a list of {port, as, proto, to} entries',
+    );
   });
 
   it('rejects unknown fields in a service, suggesting the likely one', () => {
-    expectOnlyIssue(sdlWith({ 'services.web.ports': [80] }), 'services.web.ports', 'unknown field; expected one of: image, command, args, env, expose, params');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.ports': [80] }),
+      'services.web.ports',
+      'unknown field; expected one of: image, command, args, env, expose, params',
+    );
     expectOnlyIssue(sdlWith({ 'services.web.enviroment': [] }), 'services.web.enviroment', 'unknown field');
     expectOnlyIssue(sdlWith({ 'services.web.Args': [] }), 'services.web.Args', 'unknown field (did you mean "args"?)');
     expectOnlyIssue(sdlWith({ 'services.web.params.storge': {} }), 'services.web.params.storge', 'unknown field (did you mean "storage"?)');
@@ -564,9 +596,12 @@ describe('parseSdl: volumes and hooks (params)', () => {
     expectOnlyIssue(sdlWith({ 'services.web.params.storage.data.mount': mount }), 'services.web.params.storage.data.mount', message);
   });
 
-  it.each(['/process', '/system', '/devices', '/data/proc', '/srv/dev'])('accepts the mount path %j, which only looks like a system path', (mount) => {
-    expect(manifestOf(sdlWith({ 'services.web.params.storage.data.mount': mount })).services[0]?.volumes[0]?.mount).toBe(mount);
-  });
+  it.each(['/process', '/system', '/devices', '/data/proc', '/srv/dev'])(
+    'accepts the mount path %j, which only looks like a system path',
+    (mount) => {
+      expect(manifestOf(sdlWith({ 'services.web.params.storage.data.mount': mount })).services[0]?.volumes[0]?.mount).toBe(mount);
+    },
+  );
 
   it('refuses a system mount path with INVALID_SDL naming the path', () => {
     const err = (() => {
@@ -636,13 +671,18 @@ describe('parseSdl: volumes and hooks (params)', () => {
   });
 
   it('only mounts persistent storage', () => {
-    const message = 'storage data of profiles.compute.web is not persistent: only persistent storage (attributes.persistent: true) can be mounted and snapshotted';
+    const message =
+      'storage data of profiles.compute.web is not persistent: only persistent storage (attributes.persistent: true) can be mounted and snapshotted';
     expectOnlyIssue(
       sdlWith({ 'profiles.compute.web.resources.storage.1.attributes': { persistent: false } }),
       'services.web.params.storage.data',
       message,
     );
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.storage.1.attributes': REMOVE }), 'services.web.params.storage.data', message);
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.storage.1.attributes': REMOVE }),
+      'services.web.params.storage.data',
+      message,
+    );
   });
 
   it('requires hooks to be non-empty command lines', () => {
@@ -652,7 +692,11 @@ describe('parseSdl: volumes and hooks (params)', () => {
       'must be a list of strings (got the string "sync"), e.g. [sh, -c, "sync"]',
     );
     expectOnlyIssue(sdlWith({ 'services.web.params.snapshot.post': [] }), 'services.web.params.snapshot.post', 'must not be empty');
-    expectOnlyIssue(sdlWith({ 'services.web.params.snapshot.pre': ['', 'x'] }), 'services.web.params.snapshot.pre[0]', 'must not be empty: it is the program');
+    expectOnlyIssue(
+      sdlWith({ 'services.web.params.snapshot.pre': ['', 'x'] }),
+      'services.web.params.snapshot.pre[0]',
+      'must not be empty: it is the program',
+    );
     expectOnlyIssue(
       sdlWith({ 'services.web.params.snapshot': { before: ['sync'] } }),
       'services.web.params.snapshot.before',
@@ -681,18 +725,49 @@ describe('parseSdl: profiles', () => {
   });
 
   it('validates cpu units and memory size', () => {
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': 0 }), 'profiles.compute.web.resources.cpu.units', 'must be a positive number of CPUs');
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': 'lots' }), 'profiles.compute.web.resources.cpu.units', 'e.g. 0.5 or 500m');
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.cpu.units': 0 }),
+      'profiles.compute.web.resources.cpu.units',
+      'must be a positive number of CPUs',
+    );
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.cpu.units': 'lots' }),
+      'profiles.compute.web.resources.cpu.units',
+      'e.g. 0.5 or 500m',
+    );
     expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu': {} }), 'profiles.compute.web.resources.cpu.units', 'required');
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.memory.size': '1 gig' }), 'profiles.compute.web.resources.memory.size', 'must be a size such as 512Mi');
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.memory.size': '5Mi' }), 'profiles.compute.web.resources.memory.size', 'must be at least 6Mi');
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.memory': {} }), 'profiles.compute.web.resources.memory.size', 'required: e.g. 512Mi');
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': '0.1m' }), 'profiles.compute.web.resources.cpu.units', 'must be from 1m to 1024 CPUs');
-    expectOnlyIssue(sdlWith({ 'profiles.compute.web.resources.cpu.units': 5000 }), 'profiles.compute.web.resources.cpu.units', 'must be from 1m to 1024 CPUs');
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.memory.size': '1 gig' }),
+      'profiles.compute.web.resources.memory.size',
+      'must be a size such as 512Mi',
+    );
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.memory.size': '5Mi' }),
+      'profiles.compute.web.resources.memory.size',
+      'must be at least 6Mi',
+    );
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.memory': {} }),
+      'profiles.compute.web.resources.memory.size',
+      'required: e.g. 512Mi',
+    );
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.cpu.units': '0.1m' }),
+      'profiles.compute.web.resources.cpu.units',
+      'must be from 1m to 1024 CPUs',
+    );
+    expectOnlyIssue(
+      sdlWith({ 'profiles.compute.web.resources.cpu.units': 5000 }),
+      'profiles.compute.web.resources.cpu.units',
+      'must be from 1m to 1024 CPUs',
+    );
   });
 
   it('gives each service the cpu and memory of its profile as limits', () => {
-    expect(manifestOf(sdlWith({ 'profiles.compute.web.resources.cpu.units': '250m', 'profiles.compute.web.resources.memory.size': '6Mi' })).services[0]?.resources).toEqual({
+    expect(
+      manifestOf(sdlWith({ 'profiles.compute.web.resources.cpu.units': '250m', 'profiles.compute.web.resources.memory.size': '6Mi' }))
+        .services[0]?.resources,
+    ).toEqual({
       cpus: 0.25,
       memoryBytes: 6 * MiB,
     });
@@ -723,7 +798,12 @@ describe('parseSdl: profiles', () => {
   it('validates storage entry names: format, uniqueness, one root storage', () => {
     expectOnlyIssue(sdlWith({ [`${storage}.0.name`]: 'Root' }), `${storage}[0].name`, 'volume name must start with a lowercase letter');
     expectOnlyIssue(
-      sdlWith({ [storage]: [{ name: 'data', size: '1Gi', attributes: { persistent: true } }, { name: 'data', size: '2Gi' }] }),
+      sdlWith({
+        [storage]: [
+          { name: 'data', size: '1Gi', attributes: { persistent: true } },
+          { name: 'data', size: '2Gi' },
+        ],
+      }),
       `${storage}[1].name`,
       `duplicate storage name data (also at ${storage}[0])`,
     );
@@ -741,7 +821,11 @@ describe('parseSdl: profiles', () => {
   });
 
   it('validates storage attributes', () => {
-    expectOnlyIssue(sdlWith({ [`${storage}.1.attributes.persistent`]: 'true' }), `${storage}[1].attributes.persistent`, 'must be true or false');
+    expectOnlyIssue(
+      sdlWith({ [`${storage}.1.attributes.persistent`]: 'true' }),
+      `${storage}[1].attributes.persistent`,
+      'must be true or false',
+    );
     expectOnlyIssue(sdlWith({ [`${storage}.1.attributes.class`]: '' }), `${storage}[1].attributes.class`, 'must be a non-empty string');
     expect(issuesOf(sdlWith({ [`${storage}.1.attributes`]: { persistant: true } }))).toContainEqual({
       path: `${storage}[1].attributes.persistant`,
@@ -805,7 +889,11 @@ describe('parseSdl: deployment', () => {
   });
 
   it('rejects unknown placement fields', () => {
-    expectOnlyIssue(sdlWith({ 'deployment.web.dcloud.replicas': 1 }), 'deployment.web.dcloud.replicas', 'unknown field; expected one of: profile, count');
+    expectOnlyIssue(
+      sdlWith({ 'deployment.web.dcloud.replicas': 1 }),
+      'deployment.web.dcloud.replicas',
+      'unknown field; expected one of: profile, count',
+    );
   });
 
   it('without deployment, requires a profile named after each service', () => {
@@ -843,7 +931,9 @@ describe('parseSdlOrThrow and SdlError', () => {
     const err = caught as SdlError;
     expect(err.code).toBe('INVALID_SDL');
     expect(err.status).toBe(400);
-    expect(err.message).toBe('invalid SDL: services.web.image: must be a non-empty image reference without whitespace (got the string "") (and 1 more)');
+    expect(err.message).toBe(
+      'invalid SDL: services.web.image: must be a non-empty image reference without whitespace (got the string "") (and 1 more)',
+    );
     expect(err.details.issues).toEqual([
       { path: 'services.web.image', message: expect.any(String) },
       { path: 'services.web.params.storage.data.mount', message: 'must be an absolute path (got the string "data")' },
@@ -878,9 +968,12 @@ describe('parseSize', () => {
     expect(parseSize(value)).toBe(bytes);
   });
 
-  it.each(['', 'Gi', '1 Gi', '1gi', '1Gb', '1.5', '-1', '1e9', '0x10', 'ten', '1..5Gi', true, null, 1.5, -3, [1]])('rejects %j', (value) => {
-    expect(parseSize(value)).toBeNull();
-  });
+  it.each(['', 'Gi', '1 Gi', '1gi', '1Gb', '1.5', '-1', '1e9', '0x10', 'ten', '1..5Gi', true, null, 1.5, -3, [1]])(
+    'rejects %j',
+    (value) => {
+      expect(parseSize(value)).toBeNull();
+    },
+  );
 
   it('reports sizes beyond safe integers as Infinity', () => {
     expect(parseSize('100Ei')).toBe(Infinity);

@@ -134,11 +134,7 @@ function validateExpose(v: unknown, p: string, issues: Issues): Array<{ port: nu
   return out;
 }
 
-function validateParams(
-  v: unknown,
-  p: string,
-  issues: Issues,
-): { storage: StorageParam[]; hooks: ServiceDraft['hooks'] } | undefined {
+function validateParams(v: unknown, p: string, issues: Issues): { storage: StorageParam[]; hooks: ServiceDraft['hooks'] } | undefined {
   const params = mapping(v, p, issues, 'a mapping with storage and snapshot');
   if (!params) return undefined;
   checkKeys(params, p, issues, ['storage', 'snapshot']);

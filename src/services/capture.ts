@@ -62,7 +62,12 @@ function fromTags(record: SnapshotRecord): CaptureResult {
  * captureDeployment snapshots the deployment's volumes into `repo` (opened
  * by the caller, who closes it) and returns the committed record.
  */
-export async function captureDeployment(ctx: ServiceContext, dep: Deployment, opts: CaptureOptions, repo: Repository): Promise<CaptureResult> {
+export async function captureDeployment(
+  ctx: ServiceContext,
+  dep: Deployment,
+  opts: CaptureOptions,
+  repo: Repository,
+): Promise<CaptureResult> {
   const { runtime } = ctx;
   const tag = `kova:${opts.snapshotId}`;
   const done = (await repo.listSnapshots()).find((s) => s.tags.includes(tag));
@@ -90,9 +95,13 @@ export async function captureDeployment(ctx: ServiceContext, dep: Deployment, op
       if (!svc.hooks.pre || !isRunning(svc.name)) continue;
       const r = await runtime.exec(dep.id, svc.name, svc.hooks.pre, { timeoutMs: HOOK_TIMEOUT_MS });
       if (r.exitCode !== 0) {
-        throw new KovaError('HOOK_FAILED', `pre-snapshot hook of service ${svc.name} exited with ${r.exitCode}: ${tail(r.output) || '(no output)'}`, {
-          status: 500,
-        });
+        throw new KovaError(
+          'HOOK_FAILED',
+          `pre-snapshot hook of service ${svc.name} exited with ${r.exitCode}: ${tail(r.output) || '(no output)'}`,
+          {
+            status: 500,
+          },
+        );
       }
     }
 

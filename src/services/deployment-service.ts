@@ -133,7 +133,10 @@ export class DeploymentService {
       activeDeployment(store, userId, id);
       assertIdle(store, id);
       if (pendingClones(store, id).length > 0) {
-        throw new ConflictError('OPERATION_IN_PROGRESS', `a clone of one of deployment ${id}'s snapshots is in progress; close it when the clone has finished`);
+        throw new ConflictError(
+          'OPERATION_IN_PROGRESS',
+          `a clone of one of deployment ${id}'s snapshots is in progress; close it when the clone has finished`,
+        );
       }
       store.deployments.close(id, clock.now());
       store.snapshots.deleteAll(id);
@@ -223,7 +226,8 @@ export class DeploymentService {
       if (changes.gone.length > 0) await runtime.stop(d.id);
       const s = await this.snapshots.take(snapshotId);
       if (s.status !== 'ready') {
-        if (changes.gone.length > 0) await runtime.start(d.id).catch((err: unknown) => log.error({ err, deployment: d.id }, 'could not restart'));
+        if (changes.gone.length > 0)
+          await runtime.start(d.id).catch((err: unknown) => log.error({ err, deployment: d.id }, 'could not restart'));
         throw new Error(`the before-update snapshot failed, the deployment was not updated: ${s.error ?? 'unknown error'}`);
       }
       captured = changes.gone.length > 0;
@@ -236,7 +240,8 @@ export class DeploymentService {
     store.deployments.updateSdl(d.id, d.name, job.payload.sdl as string, manifest, clock.now());
     await runtime.start(d.id);
     const kept = await removeOrphans(paths, d.id, manifest, new Set(captured ? changes.gone : []));
-    if (kept.length > 0) log.warn({ deployment: d.id, volumes: kept }, 'kept the data of volumes the SDL no longer has (no snapshot holds it)');
+    if (kept.length > 0)
+      log.warn({ deployment: d.id, volumes: kept }, 'kept the data of volumes the SDL no longer has (no snapshot holds it)');
   }
 
   private async restartJob(job: Job): Promise<void> {
@@ -316,7 +321,8 @@ export class DeploymentService {
     }
     const active = new Set(store.deployments.listActive().map((d) => d.id));
     for (const id of await runtime.deployments().catch(() => [])) {
-      if (!active.has(id) && !pending.has(id)) await runtime.remove(id).catch((err: unknown) => log.warn({ err, deployment: id }, 'could not remove'));
+      if (!active.has(id) && !pending.has(id))
+        await runtime.remove(id).catch((err: unknown) => log.warn({ err, deployment: id }, 'could not remove'));
     }
   }
 }

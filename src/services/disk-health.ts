@@ -61,7 +61,8 @@ export class DiskHealth {
     } catch (err) {
       reasons.push(`the data directory's free space cannot be read (${(err as Error).message})`);
     }
-    if (this.lastFull) reasons.push(`a write to the ${this.lastFull.where} failed for lack of space at ${new Date(this.lastFull.at).toISOString()}`);
+    if (this.lastFull)
+      reasons.push(`a write to the ${this.lastFull.where} failed for lack of space at ${new Date(this.lastFull.at).toISOString()}`);
     return { status: reasons.length ? 'degraded' : 'ok', reasons, freeBytes: free };
   }
 }

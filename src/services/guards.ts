@@ -24,9 +24,13 @@ export function activeDeployment(store: Store, userId: string, id: string): Depl
 export function assertIdle(store: Store, deploymentId: string): void {
   const busy = store.jobs.activeFor(deploymentId, OPERATION_KINDS);
   if (busy.length > 0) {
-    throw new ConflictError('OPERATION_IN_PROGRESS', `another operation (${busy[0]!.kind}) is in progress on deployment ${deploymentId}; try again when it has finished`, {
-      operation: busy[0]!.kind,
-    });
+    throw new ConflictError(
+      'OPERATION_IN_PROGRESS',
+      `another operation (${busy[0]!.kind}) is in progress on deployment ${deploymentId}; try again when it has finished`,
+      {
+        operation: busy[0]!.kind,
+      },
+    );
   }
 }
 

@@ -20,7 +20,12 @@ import type { ApiKey } from '../db/api-keys.js';
 import type { Store } from '../db/store.js';
 import type { User } from '../db/users.js';
 
-const scryptAsync = promisify(scrypt) as (pw: Buffer, salt: Buffer, len: number, opts: { N: number; r: number; p: number }) => Promise<Buffer>;
+const scryptAsync = promisify(scrypt) as (
+  pw: Buffer,
+  salt: Buffer,
+  len: number,
+  opts: { N: number; r: number; p: number },
+) => Promise<Buffer>;
 const SCRYPT = { N: 1 << 14, r: 8, p: 1 };
 const TOKEN_RE = /^kova_([a-z2-7]{12})\.([A-Za-z0-9_-]{43})$/;
 const CACHE_MS = 60_000;
@@ -35,7 +40,11 @@ export async function checkSecret(secret: string, stored: string): Promise<boole
   const [alg, n, r, p, salt, hash] = stored.split('$');
   if (alg !== 'scrypt' || !salt || !hash) return false;
   const want = Buffer.from(hash, 'base64');
-  const got = await scryptAsync(Buffer.from(secret), Buffer.from(salt, 'base64'), want.length, { N: Number(n), r: Number(r), p: Number(p) });
+  const got = await scryptAsync(Buffer.from(secret), Buffer.from(salt, 'base64'), want.length, {
+    N: Number(n),
+    r: Number(r),
+    p: Number(p),
+  });
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
@@ -89,7 +98,10 @@ export class KeyService {
   /** ensureUser returns the user with this name, creating it if needed. */
   ensureUser(name: string): User {
     if (!/^[a-z][a-z0-9_-]{0,31}$/.test(name)) {
-      throw new ValidationError('INVALID_USER', 'user names are 1-32 characters: lower-case letters, digits, - and _, starting with a letter');
+      throw new ValidationError(
+        'INVALID_USER',
+        'user names are 1-32 characters: lower-case letters, digits, - and _, starting with a letter',
+      );
     }
     const existing = this.store.users.byName(name);
     if (existing) return existing;
@@ -107,7 +119,9 @@ export class KeyService {
     this.store.tx(() => {
       const active = this.store.apiKeys.list(userId).filter((k) => k.revokedAt === null).length;
       if (active >= this.maxKeysPerUser) {
-        throw new ConflictError('KEY_LIMIT', `a user may have at most ${this.maxKeysPerUser} active API keys; revoke one first`, { max: this.maxKeysPerUser });
+        throw new ConflictError('KEY_LIMIT', `a user may have at most ${this.maxKeysPerUser} active API keys; revoke one first`, {
+          max: this.maxKeysPerUser,
+        });
       }
       this.store.apiKeys.insert(key);
     });

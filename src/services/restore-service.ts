@@ -174,7 +174,8 @@ export class RestoreService {
     const snap = store.snapshots.get(r.snapshotId);
     try {
       if (r.status === 'pending' || r.status === 'restoring') {
-        if (!snap || snap.status !== 'ready' || !snap.engineId) throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
+        if (!snap || snap.status !== 'ready' || !snap.engineId)
+          throw new KovaError('SNAPSHOT_NOT_READY', `snapshot ${r.snapshotId} is no longer available`);
         if (!r.volumes) r = await this.mapNow(r, dep, snap);
         // A staged copy left by a crash is started over: its space counts as free.
         if (r.status === 'restoring' && r.journal.stagingDir) await fs.rm(r.journal.stagingDir, { recursive: true, force: true });
@@ -192,7 +193,10 @@ export class RestoreService {
       this.ctx.disk.written();
       // The old data is in the staging directory now: delete it in the background.
       const staging = r.journal.stagingDir;
-      if (staging) void fs.rm(staging, { recursive: true, force: true }).catch((err: unknown) => this.ctx.log.warn({ err }, 'could not remove old volume data'));
+      if (staging)
+        void fs
+          .rm(staging, { recursive: true, force: true })
+          .catch((err: unknown) => this.ctx.log.warn({ err }, 'could not remove old volume data'));
     } catch (err) {
       if (err instanceof DiskFullError) this.ctx.disk.full('restore target', err, { restore: id, deployment: dep.id });
       const current = store.restores.get(id)!;
@@ -249,7 +253,8 @@ export class RestoreService {
         });
       }
       const s = await this.snapshots.take(safetyId);
-      if (s.status !== 'ready') throw new KovaError('SAFETY_SNAPSHOT_FAILED', `the safety snapshot failed, nothing was changed: ${s.error ?? 'unknown error'}`);
+      if (s.status !== 'ready')
+        throw new KovaError('SAFETY_SNAPSHOT_FAILED', `the safety snapshot failed, nothing was changed: ${s.error ?? 'unknown error'}`);
     }
     store.restores.update(r.id, { status: 'restoring', startedAt: clock.now() });
     return store.restores.get(r.id)!;
@@ -278,7 +283,11 @@ export class RestoreService {
       const currentKeys = new Set(current.map((v) => v.key));
       const lost = mapping.pairs.filter((p) => !inSnapshot.has(p.from) || !currentKeys.has(p.to));
       if (lost.length > 0 || mapping.pairs.length === 0) {
-        throw new KovaError('VOLUMES_CHANGED', `the volumes changed since the restore was requested (${lost.map((p) => `${p.from} -> ${p.to}`).join(', ') || 'nothing to restore'}); nothing was changed`, { status: 409 });
+        throw new KovaError(
+          'VOLUMES_CHANGED',
+          `the volumes changed since the restore was requested (${lost.map((p) => `${p.from} -> ${p.to}`).join(', ') || 'nothing to restore'}); nothing was changed`,
+          { status: 409 },
+        );
       }
       const total = snap.sizeBytes;
       let base = 0;

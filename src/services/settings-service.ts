@@ -47,7 +47,8 @@ export class SettingsService {
     let intervalMs: number | undefined;
     if (input.interval !== undefined) {
       const ms = parseDuration(input.interval);
-      if (ms === null) throw new ValidationError('INVALID_INTERVAL', 'interval must be a whole number with a unit s, m, h or d, like "30m", "6h" or "7d"');
+      if (ms === null)
+        throw new ValidationError('INVALID_INTERVAL', 'interval must be a whole number with a unit s, m, h or d, like "30m", "6h" or "7d"');
       if (ms < config.minSnapshotIntervalMs) {
         throw new ValidationError('INVALID_INTERVAL', `interval must be at least ${formatDuration(config.minSnapshotIntervalMs)}`, {
           minInterval: formatDuration(config.minSnapshotIntervalMs),

@@ -105,22 +105,27 @@ export class SnapshotService {
     try {
       // One open serves the capture, the retention that follows and the size gauge.
       repo = await openRepo(this.ctx.paths, dep.id, true);
-      const r = await captureDeployment(this.ctx, dep, {
-        snapshotId: snapId,
-        label: snap.label,
-        parentEngineId: parent?.engineId ?? null,
-        onProgress: (p) => {
-          const now = Date.now();
-          if (now - last < PROGRESS_EVERY_MS) return;
-          last = now;
-          try {
-            store.snapshots.update(snapId, { progressDone: p.bytesDone, progressTotal: p.bytesTotal });
-          } catch (err) {
-            // Progress is a nicety: a database that cannot write must not fail the capture.
-            this.ctx.log.warn({ err, snapshot: snapId }, 'could not record snapshot progress');
-          }
+      const r = await captureDeployment(
+        this.ctx,
+        dep,
+        {
+          snapshotId: snapId,
+          label: snap.label,
+          parentEngineId: parent?.engineId ?? null,
+          onProgress: (p) => {
+            const now = Date.now();
+            if (now - last < PROGRESS_EVERY_MS) return;
+            last = now;
+            try {
+              store.snapshots.update(snapId, { progressDone: p.bytesDone, progressTotal: p.bytesTotal });
+            } catch (err) {
+              // Progress is a nicety: a database that cannot write must not fail the capture.
+              this.ctx.log.warn({ err, snapshot: snapId }, 'could not record snapshot progress');
+            }
+          },
         },
-      }, repo);
+        repo,
+      );
       const st = r.record.stats;
       // Housekeeping first, so that once the snapshot reads `ready` its job is over
       // and the deployment is free for the next operation. Its failure is not
@@ -131,7 +136,9 @@ export class SnapshotService {
         await this.updateRepoGauge(dep.id, repo);
       } catch (err) {
         this.ctx.log.error({ err, deployment: dep.id }, 'pruning old automatic snapshots failed');
-        warning = [warning, 'older automatic snapshots could not be pruned; they will be retried after the next one'].filter(Boolean).join('; ');
+        warning = [warning, 'older automatic snapshots could not be pruned; they will be retried after the next one']
+          .filter(Boolean)
+          .join('; ');
       }
       store.snapshots.update(snapId, {
         status: 'ready',
@@ -191,7 +198,11 @@ export class SnapshotService {
     store.tx(() => {
       for (const v of victims) store.snapshots.update(v.id, { status: 'deleting' });
     });
-    await this.remove(depId, victims.map((v) => v.id), repo);
+    await this.remove(
+      depId,
+      victims.map((v) => v.id),
+      repo,
+    );
   }
 
   private async deleteJob(job: Job): Promise<void> {

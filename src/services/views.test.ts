@@ -15,7 +15,16 @@ import type { Deployment as DeploymentRow } from '../db/deployments.js';
 import type { Restore as RestoreRow } from '../db/restores.js';
 import type { SnapshotSettings as SettingsRow } from '../db/settings.js';
 import type { Snapshot as SnapshotRow } from '../db/snapshots.js';
-import { PROCESS_ISOLATION_WARNING, apiKeyView, deploymentView, healthView, meView, restoreView, settingsView, snapshotView } from './views.js';
+import {
+  PROCESS_ISOLATION_WARNING,
+  apiKeyView,
+  deploymentView,
+  healthView,
+  meView,
+  restoreView,
+  settingsView,
+  snapshotView,
+} from './views.js';
 
 describe('view types', () => {
   it('are exactly the contract types', () => {
@@ -131,7 +140,11 @@ const views: Array<[string, TSchema, object]> = [
     }),
   ],
   ['API key', ApiKey, apiKeyView(keyRow)],
-  ['me', Me, meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, { version: '0.1.0', runtime: 'docker', minSnapshotIntervalMs: 3600_000 })],
+  [
+    'me',
+    Me,
+    meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, { version: '0.1.0', runtime: 'docker', minSnapshotIntervalMs: 3600_000 }),
+  ],
 ];
 
 describe('response schemas', () => {
@@ -164,7 +177,13 @@ describe('response schemas', () => {
 describe('healthView', () => {
   it('reports container isolation for Docker, and none with a warning for local processes', () => {
     expect(healthView('docker', '1.2.3')).toEqual({ status: 'ok', runtime: 'docker', isolation: 'container', version: '1.2.3' });
-    expect(healthView('process', '1.2.3')).toEqual({ status: 'ok', runtime: 'process', isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version: '1.2.3' });
+    expect(healthView('process', '1.2.3')).toEqual({
+      status: 'ok',
+      runtime: 'process',
+      isolation: 'none',
+      warning: PROCESS_ISOLATION_WARNING,
+      version: '1.2.3',
+    });
     expect(PROCESS_ISOLATION_WARNING).toMatch(/no isolation/);
   });
 });
@@ -172,9 +191,12 @@ describe('healthView', () => {
 describe('settingsView and stored values', () => {
   const base = { deploymentId: 'dep-aaaaaaaaaaaa', enabled: true, intervalMs: 3_600_000, interval: '1h', retention: 7, updatedAt: 0 };
 
-  it.each([253_402_300_800_000, 8.64e15, 9e18, -1, Number.NaN])('shows a due time no client could read (%d) as null instead of throwing', (nextRunAt) => {
-    expect(settingsView({ ...base, nextRunAt }, 3_600_000).nextRunAt).toBeNull();
-  });
+  it.each([253_402_300_800_000, 8.64e15, 9e18, -1, Number.NaN])(
+    'shows a due time no client could read (%d) as null instead of throwing',
+    (nextRunAt) => {
+      expect(settingsView({ ...base, nextRunAt }, 3_600_000).nextRunAt).toBeNull();
+    },
+  );
 
   it('shows the last readable instant and the epoch as they are', () => {
     expect(settingsView({ ...base, nextRunAt: 253_402_300_799_999 }, 3_600_000).nextRunAt).toBe('9999-12-31T23:59:59.999Z');

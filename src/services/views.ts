@@ -40,9 +40,10 @@ export const PROCESS_ISOLATION_WARNING =
  */
 export function healthView(runtime: 'docker' | 'process', version: string, disk: DiskStatus | null = null) {
   const status = disk?.status ?? 'ok';
-  const base = runtime === 'process'
-    ? { status, runtime, isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version }
-    : { status, runtime, isolation: 'container', version };
+  const base =
+    runtime === 'process'
+      ? { status, runtime, isolation: 'none', warning: PROCESS_ISOLATION_WARNING, version }
+      : { status, runtime, isolation: 'container', version };
   return disk ? { ...base, reasons: disk.reasons, freeBytes: disk.freeBytes } : base;
 }
 
@@ -128,16 +129,25 @@ export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
     clonedFrom: d.clonedFrom,
     sdl: d.sdl,
     operation: extras.operation ?? null,
-    services: d.manifest.services.map((s) => ({
-      name: s.name,
-      image: s.image,
-      state: d.status === 'closed' ? 'removed' : (status.get(s.name)?.state ?? 'unknown'),
-      startedAt: status.get(s.name)?.startedAt ?? null,
-      volumes: s.volumes.map((v) => {
-        const used = extras.volumeBytes?.[`${s.name}.${v.name}`];
-        return { name: v.name, mount: v.mount, sizeBytes: v.sizeBytes, size: formatBytes(v.sizeBytes), usedBytes: used ?? null } satisfies Api.Volume;
-      }),
-    }) satisfies Api.Service),
+    services: d.manifest.services.map(
+      (s) =>
+        ({
+          name: s.name,
+          image: s.image,
+          state: d.status === 'closed' ? 'removed' : (status.get(s.name)?.state ?? 'unknown'),
+          startedAt: status.get(s.name)?.startedAt ?? null,
+          volumes: s.volumes.map((v) => {
+            const used = extras.volumeBytes?.[`${s.name}.${v.name}`];
+            return {
+              name: v.name,
+              mount: v.mount,
+              sizeBytes: v.sizeBytes,
+              size: formatBytes(v.sizeBytes),
+              usedBytes: used ?? null,
+            } satisfies Api.Volume;
+          }),
+        }) satisfies Api.Service,
+    ),
     snapshots: extras.snapshots ?? null,
   } satisfies Api.Deployment;
 }

@@ -36,7 +36,11 @@ const put = (service: string, volume: string, file: string) => {
 };
 const tree = () => {
   const root = paths.deploymentVolumes(dep);
-  return fs.readdirSync(root).flatMap((s) => (fs.statSync(path.join(root, s)).isDirectory() ? [s, ...fs.readdirSync(path.join(root, s)).map((v) => `${s}/${v}`)] : [s]));
+  return fs
+    .readdirSync(root)
+    .flatMap((s) =>
+      fs.statSync(path.join(root, s)).isDirectory() ? [s, ...fs.readdirSync(path.join(root, s)).map((v) => `${s}/${v}`)] : [s],
+    );
 };
 
 beforeEach(() => {
@@ -56,7 +60,10 @@ describe('volumeChanges', () => {
   });
 
   it('moves nothing when the rename is ambiguous', () => {
-    const c = volumeChanges(manifest({ a: { data: '/data' }, b: { data: '/data' } }), manifest({ c: { data: '/data' }, d: { data: '/data' } }));
+    const c = volumeChanges(
+      manifest({ a: { data: '/data' }, b: { data: '/data' } }),
+      manifest({ c: { data: '/data' }, d: { data: '/data' } }),
+    );
     expect(c.moves).toEqual([]);
   });
 });

@@ -82,7 +82,11 @@ describe('mapVolumes', () => {
     expect(m.missing).toEqual(['a.data', 'b.data']);
     expect(m.notInSnapshot).toEqual(['c.data', 'd.data']);
     expect(() => assertRestorable('snap-1', m)).toThrow(
-      expect.objectContaining({ code: 'VOLUMES_CHANGED', status: 409, message: expect.stringMatching(/a\.data, b\.data.*not in the snapshot: c\.data, d\.data/) }),
+      expect.objectContaining({
+        code: 'VOLUMES_CHANGED',
+        status: 409,
+        message: expect.stringMatching(/a\.data, b\.data.*not in the snapshot: c\.data, d\.data/),
+      }),
     );
   });
 

@@ -15,7 +15,15 @@ export const chromiumInstalled = (): boolean => fs.existsSync(CHROMIUM);
 export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -69,5 +77,8 @@ export async function isFocused(locator: Locator): Promise<boolean> {
 
 /** datasets returns, for each element, the named data-* attributes. */
 export async function datasets(locator: Locator, ...keys: string[]): Promise<string[][]> {
-  return locator.evaluateAll((els: unknown[], names: string[]) => els.map((el) => names.map((k) => (el as WithDataset).dataset[k] ?? '')), keys);
+  return locator.evaluateAll(
+    (els: unknown[], names: string[]) => els.map((el) => names.map((k) => (el as WithDataset).dataset[k] ?? '')),
+    keys,
+  );
 }

@@ -17,6 +17,10 @@ import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import type { Runtime } from '../../src/runtime/types.js';
 import { Paths } from '../../src/services/paths.js';
 
+/** An API answer as tests read it: the body is parsed JSON, read freely. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read response bodies freely
+type ApiAnswer = { status: number; body: any; res: LightMyRequestResponse };
+
 export interface Harness {
   readonly app: FastifyInstance;
   readonly services: Services;
@@ -30,8 +34,7 @@ export interface Harness {
   /** newUser creates another user and returns a token for them. */
   newUser(name: string): Promise<string>;
   /** api calls the API as `token` (default alice's) and returns status and parsed body. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read response bodies freely
-  api(method: string, url: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any; res: LightMyRequestResponse }>;
+  api(method: string, url: string, body?: unknown, token?: string | null): Promise<ApiAnswer>;
   /** idle waits until no job is queued or running. */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -60,7 +63,16 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const runtime = opts.runtime ? opts.runtime(paths) : new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: 2000 });
   const log = pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' });
   const minSnapshotIntervalMs = opts.minSnapshotIntervalMs ?? 1000;
-  const services = wireServices({ store, runtime, paths, clock, log, minSnapshotIntervalMs, jobConcurrency: 2, maxKeysPerUser: opts.maxKeysPerUser });
+  const services = wireServices({
+    store,
+    runtime,
+    paths,
+    clock,
+    log,
+    minSnapshotIntervalMs,
+    jobConcurrency: 2,
+    maxKeysPerUser: opts.maxKeysPerUser,
+  });
   services.ctx.jobs.start();
   const app = await buildApp({
     keys: services.keys,
@@ -71,7 +83,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     metrics: services.ctx.metrics,
     disk: services.ctx.disk,
     clock,
-    config: { minSnapshotIntervalMs, rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000, runtime: runtime.kind, version: VERSION, metricsToken: METRICS_TOKEN,
+    config: {
+      minSnapshotIntervalMs,
+      rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000,
+      runtime: runtime.kind,
+      version: VERSION,
+      metricsToken: METRICS_TOKEN,
       userRateLimitPerMinute: 100_000,
       signInsPerPrefix: 100_000,
       signInsPerAddress: 100_000,
@@ -87,7 +104,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     const res = await app.inject({
       method: method as 'GET',
       url,
-      headers: { ...(tok ? { authorization: `Bearer ${tok}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        ...(tok ? { authorization: `Bearer ${tok}` } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       payload: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     let parsed: unknown;

@@ -33,7 +33,12 @@ export function ensureBuilt(): void {
   if (mtime(r('dist/cli/main.js')) < serverSrc) {
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
   }
-  const webSrc = Math.max(newestMtime(r('web/src')), newestMtime(r('web/public')), mtime(r('web/index.html')), mtime(r('web/vite.config.ts')));
+  const webSrc = Math.max(
+    newestMtime(r('web/src')),
+    newestMtime(r('web/public')),
+    mtime(r('web/index.html')),
+    mtime(r('web/vite.config.ts')),
+  );
   if (mtime(r('web/dist/index.html')) < webSrc) {
     execFileSync('npm', ['run', 'build:web'], { cwd: ROOT, stdio: 'pipe' });
   }
@@ -169,7 +174,9 @@ export async function startKova(opts: { minSnapshotInterval?: string; extraArgs?
       if (child.exitCode === null) {
         // Close what still runs, so no service outlives the test.
         const list = await api('GET', '/api/v1/deployments').catch(() => null);
-        const active: string[] = (list?.body?.deployments ?? []).filter((d: { status: string }) => d.status === 'active').map((d: { id: string }) => d.id);
+        const active: string[] = (list?.body?.deployments ?? [])
+          .filter((d: { status: string }) => d.status === 'active')
+          .map((d: { id: string }) => d.id);
         for (const id of active) {
           const deadline = Date.now() + 20_000;
           while (Date.now() < deadline) {
@@ -181,7 +188,9 @@ export async function startKova(opts: { minSnapshotInterval?: string; extraArgs?
         const deadline = Date.now() + 20_000;
         while (Date.now() < deadline) {
           const r = await api('GET', '/api/v1/deployments').catch(() => null);
-          const busy = (r?.body?.deployments ?? []).some((d: { status: string; operation: string | null }) => d.status !== 'closed' || d.operation !== null);
+          const busy = (r?.body?.deployments ?? []).some(
+            (d: { status: string; operation: string | null }) => d.status !== 'closed' || d.operation !== null,
+          );
           if (!busy) break;
           await sleep(200);
         }

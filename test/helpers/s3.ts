@@ -44,7 +44,16 @@ export async function startS3(bucket = 'kova-test'): Promise<S3Server> {
     bucket,
     dir,
     storage: (prefix, opts = {}) =>
-      new S3Storage({ bucket, prefix, endpoint, region: 'us-east-1', credentials: S3_CREDENTIALS, baseDelayMs: 10, maxDelayMs: 200, ...opts }),
+      new S3Storage({
+        bucket,
+        prefix,
+        endpoint,
+        region: 'us-east-1',
+        credentials: S3_CREDENTIALS,
+        baseDelayMs: 10,
+        maxDelayMs: 200,
+        ...opts,
+      }),
     env: () => ({
       KOVA_S3_ENDPOINT: endpoint,
       AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
@@ -153,32 +162,29 @@ export async function startProxy(target: string, plan: FaultPlan = {}, seed = 1)
       setTimeout(() => forward(body), delay);
     });
     const forward = (body: Buffer): void => {
-      const up = http.request(
-        { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers },
-        (ur) => {
-          if (truncate && ur.statusCode !== undefined && ur.statusCode < 300) {
-            const parts: Buffer[] = [];
-            ur.on('data', (c: Buffer) => parts.push(c));
-            ur.on('end', () => {
-              const all = Buffer.concat(parts);
-              if (all.length < 2) {
-                res.writeHead(ur.statusCode ?? 502, ur.headers);
-                res.end(all);
-                return;
-              }
-              state.faults++;
+      const up = http.request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+        if (truncate && ur.statusCode !== undefined && ur.statusCode < 300) {
+          const parts: Buffer[] = [];
+          ur.on('data', (c: Buffer) => parts.push(c));
+          ur.on('end', () => {
+            const all = Buffer.concat(parts);
+            if (all.length < 2) {
               res.writeHead(ur.statusCode ?? 502, ur.headers);
-              res.write(all.subarray(0, Math.floor(all.length / 2)));
-              // Close with the promised length unsent.
-              res.socket?.destroy();
-            });
-            return;
-          }
-          if (req.method === 'PUT' && ur.statusCode !== undefined && ur.statusCode < 300) state.uploaded += body.length;
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
-          ur.pipe(res);
-        },
-      );
+              res.end(all);
+              return;
+            }
+            state.faults++;
+            res.writeHead(ur.statusCode ?? 502, ur.headers);
+            res.write(all.subarray(0, Math.floor(all.length / 2)));
+            // Close with the promised length unsent.
+            res.socket?.destroy();
+          });
+          return;
+        }
+        if (req.method === 'PUT' && ur.statusCode !== undefined && ur.statusCode < 300) state.uploaded += body.length;
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
       up.on('error', () => res.destroy());
       up.end(body);
     };

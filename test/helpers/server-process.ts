@@ -78,7 +78,9 @@ export async function freePort(): Promise<number> {
 export function distIsFresh(): boolean {
   const src = path.join(ROOT, 'src');
   const walk = (dir: string): string[] =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    fs
+      .readdirSync(dir, { withFileTypes: true })
+      .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
   for (const f of walk(src)) {
     if (!f.endsWith('.ts') || f.endsWith('.test.ts') || f.endsWith('.d.ts') || path.basename(f) === 'testing.ts') continue;
     const out = path.join(ROOT, 'dist', path.relative(src, f)).replace(/\.ts$/, '.js');
@@ -155,7 +157,10 @@ export async function startKova(opts: StartOptions): Promise<KovaServer> {
   const waitExit = async (timeoutMs = 60_000): Promise<Exit> => {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`kova serve did not exit within ${timeoutMs} ms; output:\n${out.slice(-4000)}`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`kova serve did not exit within ${timeoutMs} ms; output:\n${out.slice(-4000)}`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([exited, timeout]);

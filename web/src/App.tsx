@@ -17,7 +17,11 @@ import { match, usePath } from './router';
 import { type Session, SessionContext } from './session';
 import { type Toast, ToastContext, type ToastTone } from './toast';
 
-type Auth = { state: 'checking' } | { state: 'unreachable'; error: unknown } | { state: 'signed-out'; message: string | null } | { state: 'signed-in'; me: Me };
+type Auth =
+  | { state: 'checking' }
+  | { state: 'unreachable'; error: unknown }
+  | { state: 'signed-out'; message: string | null }
+  | { state: 'signed-in'; me: Me };
 
 const TOAST_MS = 4500;
 

@@ -147,7 +147,8 @@ export const api = {
   restorePlan: async (id: string, snapshotId: string, signal?: AbortSignal) =>
     (await request<{ plan: RestorePlan }>('GET', `${dep(id)}/snapshots/${enc(snapshotId)}/restore-plan`, { signal })).plan,
   cloneSnapshot: async (id: string, snapshotId: string, name: string | null) =>
-    (await request<{ deployment: Deployment }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/clone`, { body: name ? { name } : {} })).deployment,
+    (await request<{ deployment: Deployment }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/clone`, { body: name ? { name } : {} }))
+      .deployment,
 
   listRestores: async (id: string, signal?: AbortSignal) =>
     (await request<{ restores: Restore[] }>('GET', `${dep(id)}/restores`, { signal })).restores,

@@ -14,13 +14,27 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.post<{ Body: Static<typeof CreateDeploymentBody> }>(
     '/api/v1/deployments',
-    { schema: { tags: ['deployments'], summary: 'Create a deployment from an SDL', body: CreateDeploymentBody, response: { 201: one, ...errors } } },
-    async (req, reply) => reply.status(201).send({ success: true, deployment: await view(deps.deployments.create(req.user.id, req.body.sdl, req.body.name)) }),
+    {
+      schema: {
+        tags: ['deployments'],
+        summary: 'Create a deployment from an SDL',
+        body: CreateDeploymentBody,
+        response: { 201: one, ...errors },
+      },
+    },
+    async (req, reply) =>
+      reply.status(201).send({ success: true, deployment: await view(deps.deployments.create(req.user.id, req.body.sdl, req.body.name)) }),
   );
 
   app.get(
     '/api/v1/deployments',
-    { schema: { tags: ['deployments'], summary: 'List your deployments, newest first', response: { 200: ok({ deployments: Type.Array(Deployment) }), ...errors } } },
+    {
+      schema: {
+        tags: ['deployments'],
+        summary: 'List your deployments, newest first',
+        response: { 200: ok({ deployments: Type.Array(Deployment) }), ...errors },
+      },
+    },
     async (req) => ({ success: true, deployments: await Promise.all(deps.deployments.list(req.user.id).map(view)) }),
   );
 
@@ -32,20 +46,39 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.put<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof UpdateDeploymentBody> }>(
     '/api/v1/deployments/:id',
-    { schema: { tags: ['deployments'], summary: 'Update the SDL and restart the services (after a before-update snapshot)', params: DeploymentParams, body: UpdateDeploymentBody, response: { 202: one, ...errors } } },
+    {
+      schema: {
+        tags: ['deployments'],
+        summary: 'Update the SDL and restart the services (after a before-update snapshot)',
+        params: DeploymentParams,
+        body: UpdateDeploymentBody,
+        response: { 202: one, ...errors },
+      },
+    },
     async (req, reply) =>
-      reply.status(202).send({ success: true, deployment: await view(deps.deployments.update(req.user.id, req.params.id, req.body.sdl, req.body.snapshot ?? true)) }),
+      reply.status(202).send({
+        success: true,
+        deployment: await view(deps.deployments.update(req.user.id, req.params.id, req.body.sdl, req.body.snapshot ?? true)),
+      }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/restart',
     { schema: { tags: ['deployments'], summary: 'Restart the services', params: DeploymentParams, response: { 202: one, ...errors } } },
-    async (req, reply) => reply.status(202).send({ success: true, deployment: await view(deps.deployments.restart(req.user.id, req.params.id)) }),
+    async (req, reply) =>
+      reply.status(202).send({ success: true, deployment: await view(deps.deployments.restart(req.user.id, req.params.id)) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/close',
-    { schema: { tags: ['deployments'], summary: 'Close: stop the services, delete the volumes and all snapshots', params: DeploymentParams, response: { 200: one, ...errors } } },
+    {
+      schema: {
+        tags: ['deployments'],
+        summary: 'Close: stop the services, delete the volumes and all snapshots',
+        params: DeploymentParams,
+        response: { 200: one, ...errors },
+      },
+    },
     async (req) => ({ success: true, deployment: await view(deps.deployments.close(req.user.id, req.params.id)) }),
   );
 }

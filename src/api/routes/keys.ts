@@ -25,13 +25,26 @@ export function keyRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.get(
     '/api/v1/api-keys',
-    { schema: { tags: ['api-keys'], summary: 'List your API keys', response: { 200: ok({ apiKeys: Type.Array(ApiKey) }), ...errorResponses } } },
+    {
+      schema: {
+        tags: ['api-keys'],
+        summary: 'List your API keys',
+        response: { 200: ok({ apiKeys: Type.Array(ApiKey) }), ...errorResponses },
+      },
+    },
     async (req) => ({ success: true, apiKeys: deps.keys.list(req.user.id).map(apiKeyView) }),
   );
 
   app.delete<{ Params: Static<typeof KeyParams> }>(
     '/api/v1/api-keys/:prefix',
-    { schema: { tags: ['api-keys'], summary: 'Revoke one of your API keys (effective immediately)', params: KeyParams, response: { 200: ok({}), ...errorResponses } } },
+    {
+      schema: {
+        tags: ['api-keys'],
+        summary: 'Revoke one of your API keys (effective immediately)',
+        params: KeyParams,
+        response: { 200: ok({}), ...errorResponses },
+      },
+    },
     async (req) => {
       deps.keys.revoke(req.params.prefix, req.user.id);
       return { success: true };
@@ -40,7 +53,13 @@ export function keyRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.get(
     '/api/v1/me',
-    { schema: { tags: ['api-keys'], summary: 'Who you are, and server settings the dashboard needs', response: { 200: ok(Me.properties), ...errorResponses } } },
+    {
+      schema: {
+        tags: ['api-keys'],
+        summary: 'Who you are, and server settings the dashboard needs',
+        response: { 200: ok(Me.properties), ...errorResponses },
+      },
+    },
     async (req) => ({ success: true, ...meView(req.user, deps.config) }),
   );
 }

@@ -10,14 +10,27 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
   const min = deps.config.minSnapshotIntervalMs;
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/snapshot-settings',
-    { schema: { tags: ['settings'], summary: 'Get automatic snapshot settings', params: DeploymentParams, response: { 200: ok({ settings: SnapshotSettings }), ...errors } } },
+    {
+      schema: {
+        tags: ['settings'],
+        summary: 'Get automatic snapshot settings',
+        params: DeploymentParams,
+        response: { 200: ok({ settings: SnapshotSettings }), ...errors },
+      },
+    },
     async (req) => ({ success: true, settings: settingsView(deps.settings.get(req.user.id, req.params.id), min) }),
   );
 
   app.put<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(
     '/api/v1/deployments/:id/snapshot-settings',
     {
-      schema: { tags: ['settings'], summary: 'Change automatic snapshot settings', params: DeploymentParams, body: SettingsBody, response: { 200: ok({ settings: SnapshotSettings }), ...errors } },
+      schema: {
+        tags: ['settings'],
+        summary: 'Change automatic snapshot settings',
+        params: DeploymentParams,
+        body: SettingsBody,
+        response: { 200: ok({ settings: SnapshotSettings }), ...errors },
+      },
     },
     async (req) => ({ success: true, settings: settingsView(deps.settings.put(req.user.id, req.params.id, req.body ?? {}), min) }),
   );

@@ -10,25 +10,55 @@ import { CloneBody, CreateSnapshotBody, DeploymentParams, RestoreBody, RestorePa
 export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/snapshots',
-    { schema: { tags: ['snapshots'], summary: "List a deployment's snapshots, newest first", params: DeploymentParams, response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors } } },
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: "List a deployment's snapshots, newest first",
+        params: DeploymentParams,
+        response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors },
+      },
+    },
     async (req) => ({ success: true, snapshots: deps.snapshots.list(req.user.id, req.params.id).map(snapshotView) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof CreateSnapshotBody> }>(
     '/api/v1/deployments/:id/snapshots',
-    { schema: { tags: ['snapshots'], summary: 'Create a snapshot (runs in the background)', params: DeploymentParams, body: CreateSnapshotBody, response: { 202: ok({ snapshot: Snapshot }), ...errors } } },
-    async (req, reply) => reply.status(202).send({ success: true, snapshot: snapshotView(deps.snapshots.create(req.user.id, req.params.id, req.body?.label)) }),
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Create a snapshot (runs in the background)',
+        params: DeploymentParams,
+        body: CreateSnapshotBody,
+        response: { 202: ok({ snapshot: Snapshot }), ...errors },
+      },
+    },
+    async (req, reply) =>
+      reply.status(202).send({ success: true, snapshot: snapshotView(deps.snapshots.create(req.user.id, req.params.id, req.body?.label)) }),
   );
 
   app.get<{ Params: Static<typeof SnapshotParams> }>(
     '/api/v1/deployments/:id/snapshots/:snapshotId',
-    { schema: { tags: ['snapshots'], summary: 'Get one snapshot', params: SnapshotParams, response: { 200: ok({ snapshot: Snapshot }), ...errors } } },
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Get one snapshot',
+        params: SnapshotParams,
+        response: { 200: ok({ snapshot: Snapshot }), ...errors },
+      },
+    },
     async (req) => ({ success: true, snapshot: snapshotView(deps.snapshots.get(req.user.id, req.params.id, req.params.snapshotId)) }),
   );
 
   app.delete<{ Params: Static<typeof SnapshotParams> }>(
     '/api/v1/deployments/:id/snapshots/:snapshotId',
-    { schema: { tags: ['snapshots'], summary: 'Delete a snapshot (its space is reclaimed in the background)', params: SnapshotParams, response: { 200: ok({}), ...errors } } },
+    {
+      schema: {
+        tags: ['snapshots'],
+        summary: 'Delete a snapshot (its space is reclaimed in the background)',
+        params: SnapshotParams,
+        response: { 200: ok({}), ...errors },
+      },
+    },
     async (req) => {
       deps.snapshots.delete(req.user.id, req.params.id, req.params.snapshotId);
       return { success: true };
@@ -40,7 +70,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
     {
       schema: {
         tags: ['restores'],
-        summary: "Where a restore of the snapshot would put each of its volumes, and why it would be refused; changes nothing",
+        summary: 'Where a restore of the snapshot would put each of its volumes, and why it would be refused; changes nothing',
         params: SnapshotParams,
         response: { 200: ok({ plan: RestorePlan }), ...errors },
       },
@@ -53,7 +83,8 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
     {
       schema: {
         tags: ['restores'],
-        summary: "Restore a snapshot: replaces the data of the volumes it holds and restarts the services (409 VOLUMES_CHANGED when some of its volumes can't be matched)",
+        summary:
+          "Restore a snapshot: replaces the data of the volumes it holds and restarts the services (409 VOLUMES_CHANGED when some of its volumes can't be matched)",
         params: SnapshotParams,
         body: RestoreBody,
         response: { 202: ok({ restore: Restore }), ...errors },
@@ -67,13 +98,27 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/restores',
-    { schema: { tags: ['restores'], summary: "List a deployment's restores, newest first", params: DeploymentParams, response: { 200: ok({ restores: Type.Array(Restore) }), ...errors } } },
+    {
+      schema: {
+        tags: ['restores'],
+        summary: "List a deployment's restores, newest first",
+        params: DeploymentParams,
+        response: { 200: ok({ restores: Type.Array(Restore) }), ...errors },
+      },
+    },
     async (req) => ({ success: true, restores: deps.restores.list(req.user.id, req.params.id).map(restoreView) }),
   );
 
   app.get<{ Params: Static<typeof RestoreParams> }>(
     '/api/v1/deployments/:id/restores/:restoreId',
-    { schema: { tags: ['restores'], summary: 'Get one restore', params: RestoreParams, response: { 200: ok({ restore: Restore }), ...errors } } },
+    {
+      schema: {
+        tags: ['restores'],
+        summary: 'Get one restore',
+        params: RestoreParams,
+        response: { 200: ok({ restore: Restore }), ...errors },
+      },
+    },
     async (req) => ({ success: true, restore: restoreView(deps.restores.get(req.user.id, req.params.id, req.params.restoreId)) }),
   );
 

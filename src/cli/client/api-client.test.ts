@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import type { Me } from '../../api/contract.js';
 import { BadResponseError, KovaClient } from './api-client.js';
 
-const answering = (body: unknown): typeof fetch => async () => new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
+const answering =
+  (body: unknown): typeof fetch =>
+  async () =>
+    new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
 
 describe('KovaClient.me', () => {
   const me: Me = { user: { id: 'usr-1', name: 'admin' }, server: { version: '0.1.0', runtime: 'process', minSnapshotInterval: '1h' } };

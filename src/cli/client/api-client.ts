@@ -67,7 +67,9 @@ export class UnreachableError extends KovaError {
   ) {
     super(
       'UNREACHABLE',
-      reason === null ? `cannot reach the Kova server at ${url} (is "kova serve" running?)` : `cannot reach the Kova server at ${url}: ${oneLine(reason)}`,
+      reason === null
+        ? `cannot reach the Kova server at ${url} (is "kova serve" running?)`
+        : `cannot reach the Kova server at ${url}: ${oneLine(reason)}`,
       { status: 503, cause },
     );
     this.name = 'UnreachableError';
@@ -200,7 +202,9 @@ export class KovaClient {
   }
 
   restoreSnapshot(deploymentId: string, snapshotId: string, safetySnapshot: boolean): Promise<Restore> {
-    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore`, 'restore', { safetySnapshot });
+    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore`, 'restore', {
+      safetySnapshot,
+    });
   }
 
   restorePlan(deploymentId: string, snapshotId: string): Promise<RestorePlan> {
@@ -217,7 +221,12 @@ export class KovaClient {
 
   /** cloneSnapshot creates a new deployment whose volumes start from the snapshot. */
   cloneSnapshot(deploymentId: string, snapshotId: string, name?: string): Promise<Deployment> {
-    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/clone`, 'deployment', name === undefined ? {} : { name });
+    return this.pick(
+      'POST',
+      `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/clone`,
+      'deployment',
+      name === undefined ? {} : { name },
+    );
   }
 
   /* automatic snapshot settings */
@@ -295,7 +304,8 @@ export class KovaClient {
     } catch {
       throw new BadResponseError(this.url, res.status, 'the body is not JSON');
     }
-    const env = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as { success?: unknown; error?: unknown }) : null;
+    const env =
+      parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as { success?: unknown; error?: unknown }) : null;
     if (res.ok && env && env.success === true) return env as T;
     if (env && env.success === false && env.error && typeof env.error === 'object') {
       const { code, message } = env.error as { code?: unknown; message?: unknown };

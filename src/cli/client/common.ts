@@ -38,10 +38,17 @@ export function client(ctx: ClientContext, o: ConnectionFlags): Promise<KovaClie
  * confirm asks before a destructive action unless --yes was given; without
  * a terminal to ask on, it refuses (one line, non-zero exit).
  */
-export async function confirm(ctx: ClientContext, o: { yes?: boolean }, opts: { action: string; question: string; warning: readonly string[] }): Promise<void> {
+export async function confirm(
+  ctx: ClientContext,
+  o: { yes?: boolean },
+  opts: { action: string; question: string; warning: readonly string[] },
+): Promise<void> {
   if (o.yes) return;
   if (!ctx.terminal.interactive) {
-    throw new ClientUsageError('CONFIRMATION_REQUIRED', `refusing to ${opts.action} without confirmation: stdin is not a terminal; pass --yes to confirm`);
+    throw new ClientUsageError(
+      'CONFIRMATION_REQUIRED',
+      `refusing to ${opts.action} without confirmation: stdin is not a terminal; pass --yes to confirm`,
+    );
   }
   for (const line of opts.warning) note(ctx.io, line);
   if (!(await ctx.terminal.confirm(`${opts.question} [y/N] `))) {

@@ -61,8 +61,10 @@ export function normalizeUrl(raw: string): string {
   } catch {
     throw new ClientUsageError('INVALID_URL', `the server URL must look like http://host:port, got "${raw}"`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClientUsageError('INVALID_URL', `the server URL must be http:// or https://, got "${raw}"`);
-  if (u.username || u.password) throw new ClientUsageError('INVALID_URL', 'the server URL must not carry credentials; use --token or KOVA_TOKEN');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new ClientUsageError('INVALID_URL', `the server URL must be http:// or https://, got "${raw}"`);
+  if (u.username || u.password)
+    throw new ClientUsageError('INVALID_URL', 'the server URL must not carry credentials; use --token or KOVA_TOKEN');
   const base = u.pathname.replace(/\/+$/, '');
   return `${u.protocol}//${u.host}${base}`;
 }
@@ -71,7 +73,8 @@ export function normalizeUrl(raw: string): string {
 export function checkToken(token: string): string {
   const t = token.trim();
   // Printable ASCII only: anything else cannot be a key and would break the header.
-  if (!/^[!-~]+$/.test(t)) throw new ClientUsageError('INVALID_TOKEN', 'the API token is empty or contains spaces, control or non-ASCII characters');
+  if (!/^[!-~]+$/.test(t))
+    throw new ClientUsageError('INVALID_TOKEN', 'the API token is empty or contains spaces, control or non-ASCII characters');
   return t;
 }
 
@@ -141,7 +144,10 @@ export async function resolveConnection(flags: ConnectionFlags, env: Env = proce
   if (envToken !== undefined) return { url, token: checkToken(envToken), tokenSource: 'env' };
   if (saved && sameUrl(saved.url, url)) return { url, token: checkToken(saved.token), tokenSource: 'config' };
   if (saved) {
-    throw new ClientUsageError('NO_TOKEN', `no API token for ${url} (the saved login is for ${saved.url}): run "kova login --url ${url}" or set KOVA_TOKEN`);
+    throw new ClientUsageError(
+      'NO_TOKEN',
+      `no API token for ${url} (the saved login is for ${saved.url}): run "kova login --url ${url}" or set KOVA_TOKEN`,
+    );
   }
   throw new ClientUsageError('NO_TOKEN', `not logged in: run "kova login" or set KOVA_TOKEN to an API key`);
 }

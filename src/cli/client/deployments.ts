@@ -28,7 +28,11 @@ export function registerDeployments(program: Command, ctx: ClientContext): void 
       if (o.json) return printJson(io, list);
       if (list.length === 0) return println(io, 'no deployments');
       const now = Date.now();
-      table(io, DEPLOYMENT_HEADERS, list.map((d) => deploymentRow(d, now)));
+      table(
+        io,
+        DEPLOYMENT_HEADERS,
+        list.map((d) => deploymentRow(d, now)),
+      );
     });
 
   clientCommand(deployments, 'get', 'show a deployment, its services and volumes')
@@ -47,7 +51,10 @@ export function registerDeployments(program: Command, ctx: ClientContext): void 
       const sdl = await readSdl(o.file);
       const c = await client(ctx, o);
       const d = await c.createDeployment(sdl, o.name);
-      await finishOperation(io, c, d, o, { done: `created deployment ${d.id}`, pending: `deployment ${d.id} is being deployed (--wait waits for it)` });
+      await finishOperation(io, c, d, o, {
+        done: `created deployment ${d.id}`,
+        pending: `deployment ${d.id} is being deployed (--wait waits for it)`,
+      });
     });
 
   clientCommand(deployments, 'update', 'apply a new SDL and restart the services (a before-update snapshot is taken first)')
@@ -71,7 +78,10 @@ export function registerDeployments(program: Command, ctx: ClientContext): void 
     .action(async (id: string, o: CommonOpts & { wait?: boolean }) => {
       const c = await client(ctx, o);
       const d = await c.restartDeployment(id);
-      await finishOperation(io, c, d, o, { done: `restarted deployment ${d.id}`, pending: `deployment ${d.id} is restarting (--wait waits for it)` });
+      await finishOperation(io, c, d, o, {
+        done: `restarted deployment ${d.id}`,
+        pending: `deployment ${d.id} is restarting (--wait waits for it)`,
+      });
     });
 
   clientCommand(deployments, 'close', 'close a deployment: stop its services, delete its volumes and all its snapshots')

@@ -63,7 +63,12 @@ export function printSnapshot(io: Io, s: Snapshot): void {
     ['SIZE', s.sizeBytes === null || s.sizeBytes === undefined ? s.size : `${s.size} (${s.sizeBytes} bytes)`],
     ['FILES', s.files === null || s.files === undefined ? null : String(s.files)],
     ['ADDED', s.storedBytes === null || s.storedBytes === undefined ? null : `${formatBytes(s.storedBytes)} to the store`],
-    ['CONSISTENCY', s.consistency ? `${s.consistency}${s.freezeMs !== null && s.freezeMs !== undefined && s.consistency === 'frozen' ? ` (services paused ${formatElapsed(s.freezeMs)})` : ''}` : null],
+    [
+      'CONSISTENCY',
+      s.consistency
+        ? `${s.consistency}${s.freezeMs !== null && s.freezeMs !== undefined && s.consistency === 'frozen' ? ` (services paused ${formatElapsed(s.freezeMs)})` : ''}`
+        : null,
+    ],
     ['CREATED', at(s.createdAt)],
     ['READY', s.readyAt ? at(s.readyAt) : null],
   ]);
@@ -119,7 +124,9 @@ export function printDeployment(io: Io, d: Deployment): void {
     s.name,
     s.image,
     s.state,
-    s.volumes.map((v) => `${v.name} at ${v.mount} (${v.usedBytes === null ? '' : `${formatBytes(v.usedBytes)} used of `}${v.size})`).join(', ') || '-',
+    s.volumes
+      .map((v) => `${v.name} at ${v.mount} (${v.usedBytes === null ? '' : `${formatBytes(v.usedBytes)} used of `}${v.size})`)
+      .join(', ') || '-',
   ]);
   table(io, ['SERVICE', 'IMAGE', 'STATE', 'VOLUMES'], rows);
 }

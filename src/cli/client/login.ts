@@ -6,7 +6,16 @@ import type { Command } from 'commander';
 import { note, printJson, println } from '../output.js';
 import { KovaClient } from './api-client.js';
 import type { ClientContext } from './common.js';
-import { ClientUsageError, checkToken, configPath, normalizeUrl, readSavedLogin, removeLogin, resolveUrl, saveLogin } from './connection.js';
+import {
+  ClientUsageError,
+  checkToken,
+  configPath,
+  normalizeUrl,
+  readSavedLogin,
+  removeLogin,
+  resolveUrl,
+  saveLogin,
+} from './connection.js';
 
 export function registerLogin(program: Command, ctx: ClientContext): void {
   const { io } = ctx;
@@ -25,7 +34,10 @@ export function registerLogin(program: Command, ctx: ClientContext): void {
       let token = o.token ?? ctx.env.KOVA_TOKEN;
       if (token === undefined || token.trim() === '') {
         if (!ctx.terminal.interactive) {
-          throw new ClientUsageError('NO_TOKEN', 'no API key given: pass --token or set KOVA_TOKEN (or run "kova login" on a terminal to type it)');
+          throw new ClientUsageError(
+            'NO_TOKEN',
+            'no API key given: pass --token or set KOVA_TOKEN (or run "kova login" on a terminal to type it)',
+          );
         }
         token = await ctx.terminal.secret(`API key for ${url}: `);
       }

@@ -35,7 +35,10 @@ export function restorePlanLines(plan: Pick<RestorePlan, 'volumes' | 'untouchedV
 function readySummary(s: Snapshot): string {
   const parts = [s.size];
   if (s.files !== null && s.files !== undefined) parts.push(`${s.files} file${s.files === 1 ? '' : 's'}`);
-  if (s.consistency) parts.push(`${s.consistency}${s.consistency === 'frozen' && typeof s.freezeMs === 'number' ? ` (paused ${formatElapsed(s.freezeMs)})` : ''}`);
+  if (s.consistency)
+    parts.push(
+      `${s.consistency}${s.consistency === 'frozen' && typeof s.freezeMs === 'number' ? ` (paused ${formatElapsed(s.freezeMs)})` : ''}`,
+    );
   if (typeof s.storedBytes === 'number') parts.push(`added ${formatBytes(s.storedBytes)} to the store`);
   return `snapshot ${s.id} is ready: ${parts.join(', ')}${s.warning ? `; warning: ${s.warning}` : ''}`;
 }
@@ -59,7 +62,11 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
       if (o.json) return printJson(io, list);
       if (list.length === 0) return println(io, 'no snapshots');
       const now = Date.now();
-      table(io, SNAPSHOT_HEADERS, list.map((s) => snapshotRow(s, now)));
+      table(
+        io,
+        SNAPSHOT_HEADERS,
+        list.map((s) => snapshotRow(s, now)),
+      );
     });
 
   clientCommand(snapshots, 'create', 'snapshot the volumes of a deployment; prints the snapshot id')

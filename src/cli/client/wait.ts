@@ -84,7 +84,9 @@ export async function waitForRestore(io: Io, c: KovaClient, deploymentId: string
 }
 
 export function restoreFailure(r: Restore): OperationFailedError | null {
-  return r.status === 'failed' ? new OperationFailedError('RESTORE_FAILED', `restore ${r.id} failed: ${r.error ?? 'no reason given'}`) : null;
+  return r.status === 'failed'
+    ? new OperationFailedError('RESTORE_FAILED', `restore ${r.id} failed: ${r.error ?? 'no reason given'}`)
+    : null;
 }
 
 const allRunning = (d: Deployment): boolean => (d.services ?? []).every((s) => s.state === 'running');
@@ -114,7 +116,10 @@ export function deploymentFailure(d: Deployment, what: string): OperationFailedE
   if (d.status !== 'active') return new OperationFailedError('DEPLOYMENT_NOT_ACTIVE', `${what}: deployment ${d.id} is ${d.status}`);
   const down = (d.services ?? []).filter((s) => s.state !== 'running');
   if (down.length === 0) return null;
-  return new OperationFailedError('SERVICES_NOT_RUNNING', `${what}: services of ${d.id} are not running (${down.map((s) => `${s.name} ${s.state}`).join(', ')})`);
+  return new OperationFailedError(
+    'SERVICES_NOT_RUNNING',
+    `${what}: services of ${d.id} are not running (${down.map((s) => `${s.name} ${s.state}`).join(', ')})`,
+  );
 }
 
 /**

@@ -98,7 +98,9 @@ describe('browse', () => {
     const link = await resolvePath(repo, rec.root, [Buffer.from('app'), Buffer.from('data'), Buffer.from('escape')]);
     expect(link.type).toBe('symlink');
     expect(link.target!.toString()).toBe('../../../../etc/passwd');
-    await expect(resolvePath(repo, rec.root, [Buffer.from('app'), Buffer.from('data'), Buffer.from('escape'), Buffer.from('x')])).rejects.toMatchObject({
+    await expect(
+      resolvePath(repo, rec.root, [Buffer.from('app'), Buffer.from('data'), Buffer.from('escape'), Buffer.from('x')]),
+    ).rejects.toMatchObject({
       code: 'PATH_NOT_FOUND',
       message: 'the snapshot has no app/data/escape/x',
     });
@@ -140,7 +142,15 @@ function referenceDiff(a: Map<string, EntryDesc>, b: Map<string, EntryDesc>): Ma
     const y = b.get(k);
     if (!y) out.set(k, 'removed');
     else if (x.type !== y.type) out.set(k, 'type');
-    else if (x.mode !== y.mode || x.uid !== y.uid || x.gid !== y.gid || x.size !== y.size || x.content !== y.content || x.xattrs !== y.xattrs || x.rdev !== y.rdev) {
+    else if (
+      x.mode !== y.mode ||
+      x.uid !== y.uid ||
+      x.gid !== y.gid ||
+      x.size !== y.size ||
+      x.content !== y.content ||
+      x.xattrs !== y.xattrs ||
+      x.rdev !== y.rdev
+    ) {
       out.set(k, 'modified');
     }
   }
@@ -231,7 +241,15 @@ describe('fileBytes', () => {
         return Buffer.concat(parts);
       };
       expect((await read()).equals(whole)).toBe(true);
-      for (const [s, e] of [[0, 1], [1, 2], [262_143, 262_145], [4_999_990, 5_000_010], [whole.length - 3, whole.length], [17, 2_999_999], [whole.length, whole.length]] as const) {
+      for (const [s, e] of [
+        [0, 1],
+        [1, 2],
+        [262_143, 262_145],
+        [4_999_990, 5_000_010],
+        [whole.length - 3, whole.length],
+        [17, 2_999_999],
+        [whole.length, whole.length],
+      ] as const) {
         expect((await read(s, e)).equals(whole.subarray(s, e))).toBe(true);
       }
     }

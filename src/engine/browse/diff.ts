@@ -94,7 +94,12 @@ function sizeOf(n: TreeNode | null): number | null {
  * `after` (usually two snapshots' roots). Either side may be null: an empty
  * directory.
  */
-export async function* diffTrees(src: TreeSource, before: TreeNode | null, after: TreeNode | null, opts: DiffOptions = {}): AsyncGenerator<Change> {
+export async function* diffTrees(
+  src: TreeSource,
+  before: TreeNode | null,
+  after: TreeNode | null,
+  opts: DiffOptions = {},
+): AsyncGenerator<Change> {
   const cursor = opts.after ?? null;
 
   /** Whether anything at or below `path` can sort after the cursor. */

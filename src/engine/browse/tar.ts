@@ -125,10 +125,18 @@ export function entryHeader(f: HeaderFields): Buffer {
     const sign = f.mtimeNs < 0n ? '-' : '';
     records.push(paxRecord('mtime', Buffer.from(`${sign}${sec}.${frac.toString().padStart(9, '0')}`)));
   }
-  const ustar = ustarHeader(f, simpleName ? f.path : Buffer.from('pax-path'), f.linkpath && isAsciiPrintable(f.linkpath) ? f.linkpath : Buffer.alloc(0));
+  const ustar = ustarHeader(
+    f,
+    simpleName ? f.path : Buffer.from('pax-path'),
+    f.linkpath && isAsciiPrintable(f.linkpath) ? f.linkpath : Buffer.alloc(0),
+  );
   if (records.length === 0) return ustar;
   const body = Buffer.concat(records);
-  const x = ustarHeader({ path: Buffer.from('PaxHeader'), type: 'x', mode: 0o644, uid: 0, gid: 0, size: body.length, mtimeNs: 0n }, Buffer.from('PaxHeader'), Buffer.alloc(0));
+  const x = ustarHeader(
+    { path: Buffer.from('PaxHeader'), type: 'x', mode: 0o644, uid: 0, gid: 0, size: body.length, mtimeNs: 0n },
+    Buffer.from('PaxHeader'),
+    Buffer.alloc(0),
+  );
   return Buffer.concat([x, body, pad(body.length), ustar]);
 }
 
@@ -199,7 +207,15 @@ export async function* tarEntries(src: TreeSource & BlobReader, dir: TreeNode, t
     const names = dir.subtree === undefined ? [] : (await src.readTree(dir.subtree)).map((n) => n.name.toString('latin1'));
     let name = OMITTED_NOTE;
     for (let i = 2; names.includes(name); i++) name = `${OMITTED_NOTE.replace('.txt', '')}-${i}.txt`;
-    yield entryHeader({ path: Buffer.concat([top, slash, Buffer.from(name)]), type: '0', mode: 0o444, uid: 0, gid: 0, size: text.length, mtimeNs: dir.mtimeNs });
+    yield entryHeader({
+      path: Buffer.concat([top, slash, Buffer.from(name)]),
+      type: '0',
+      mode: 0o444,
+      uid: 0,
+      gid: 0,
+      size: text.length,
+      mtimeNs: dir.mtimeNs,
+    });
     yield text;
     yield pad(text.length);
   }

@@ -19,7 +19,6 @@ const SEED = '0123456789abcdef';
 
 const gear = resolveGear({ minSize: MIN, avgSize: AVG, maxSize: MAX, seed: SEED });
 
-
 type Kind = 'random' | 'zeros' | 'pattern' | 'sparse-noise' | 'text';
 
 function makeData(kind: Kind, seed: number, length: number): Buffer {
@@ -29,7 +28,7 @@ function makeData(kind: Kind, seed: number, length: number): Buffer {
     case 'zeros':
       return Buffer.alloc(length);
     case 'pattern': {
-      const unit = prng(seed, 1 + (seed >>> 0) % 97);
+      const unit = prng(seed, 1 + ((seed >>> 0) % 97));
       const out = Buffer.alloc(length);
       for (let i = 0; i < length; i += unit.length) unit.copy(out, i);
       return out;

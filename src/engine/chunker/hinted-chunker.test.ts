@@ -40,7 +40,11 @@ function content(chunks: readonly HashedChunk[]): Array<{ id: string | null; len
   return out;
 }
 
-async function hinted(data: Buffer, hints: readonly ChunkHint[], sizes: readonly number[]): Promise<{ chunks: HashedChunk[]; h: HintedChunker }> {
+async function hinted(
+  data: Buffer,
+  hints: readonly ChunkHint[],
+  sizes: readonly number[],
+): Promise<{ chunks: HashedChunk[]; h: HintedChunker }> {
   const h = new HintedChunker(gear, hints);
   const chunks: HashedChunk[] = [];
   for (const p of pieces(data, sizes)) chunks.push(...(await h.pushAsync(Buffer.from(p))));

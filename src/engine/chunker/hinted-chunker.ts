@@ -97,7 +97,8 @@ export function hintsFromContent(
   for (let i = 0; i + 1 < content.length; i++) {
     const c = content[i]!;
     const next = content[i + 1]!;
-    if (c.id !== null && next.id !== null && off >= from && off + c.length <= to) out.push({ offset: off - from, length: c.length, id: c.id });
+    if (c.id !== null && next.id !== null && off >= from && off + c.length <= to)
+      out.push({ offset: off - from, length: c.length, id: c.id });
     off += c.length;
   }
   return out;

@@ -304,9 +304,16 @@ function parseEnvelope(raw: Buffer, location: string): Envelope {
   if (e.kova !== 'encrypted-repository') {
     throw new CorruptionError(`${location}: not an encrypted Kova repository (a plain repository cannot live in object storage)`);
   }
-  if (e.version !== 1 || e.cipher !== 'AES-256-GCM' || e.kdf !== 'HKDF-SHA256' || e.names !== 'AES-256-KWP' || e.segmentBytes !== SEGMENT_BYTES) {
+  if (
+    e.version !== 1 ||
+    e.cipher !== 'AES-256-GCM' ||
+    e.kdf !== 'HKDF-SHA256' ||
+    e.names !== 'AES-256-KWP' ||
+    e.segmentBytes !== SEGMENT_BYTES
+  ) {
     throw new CorruptionError(`${location}: unsupported encrypted repository version or algorithms`);
   }
-  if (typeof e.repositoryId !== 'string' || typeof e.keyCheck !== 'string') throw new CorruptionError(`${location}: config lacks repositoryId or keyCheck`);
+  if (typeof e.repositoryId !== 'string' || typeof e.keyCheck !== 'string')
+    throw new CorruptionError(`${location}: config lacks repositoryId or keyCheck`);
   return e as Envelope;
 }

@@ -108,9 +108,7 @@ describe('encodeTree / decodeTree round trip', () => {
       .uint8Array({ minLength: 1, maxLength: 255 })
       .map((a) => Buffer.from(a.map((b) => (b === 0 || b === 0x2f ? 0x41 : b))))
       .filter(isSafeName);
-    const targetArb = fc
-      .uint8Array({ minLength: 1, maxLength: 300 })
-      .map((a) => Buffer.from(a.map((b) => (b === 0 ? 0x2e : b))));
+    const targetArb = fc.uint8Array({ minLength: 1, maxLength: 300 }).map((a) => Buffer.from(a.map((b) => (b === 0 ? 0x2e : b))));
     const nodeArb = fc.record({
       name: nameArb,
       kind: fc.constantFrom('file', 'dir', 'symlink', 'fifo', 'chardev'),
@@ -174,7 +172,13 @@ describe('encodeTree / decodeTree round trip', () => {
       fileNode('a', { size: 31, content: [{ id: H1, length: 31 }] }),
       fileNode('a', { size: 30, content: [{ id: H2, length: 30 }] }),
       fileNode('a', { size: 30, content: [{ id: null, length: 30 }] }),
-      fileNode('a', { size: 30, content: [{ id: H1, length: 10 }, { id: null, length: 20 }] }),
+      fileNode('a', {
+        size: 30,
+        content: [
+          { id: H1, length: 10 },
+          { id: null, length: 20 },
+        ],
+      }),
       fileNode('a', { xattrs: [] }),
       fileNode('a', { xattrs: [[Buffer.from('user.k'), Buffer.from('v')]] }),
       fileNode('a', { xattrs: [[Buffer.from('user.k'), Buffer.from('w')]] }),
@@ -244,7 +248,9 @@ describe('decodeTree rejects, as CorruptionError', () => {
     expectCorrupt(rawTree([jsonNode(symlinkNode('x', '/tmp/outside')), jsonNode(dirNode('x'))]));
     expectCorrupt(rawTree([jsonNode(dirNode('x')), jsonNode(symlinkNode('x', '/tmp/outside'))]));
     // Same bytes spelled once as a string and once as base64.
-    expectCorrupt(rawTree([jsonNode(fileNode('x')), jsonNode(fileNode('x'), { name: undefined, nameB64: Buffer.from('x').toString('base64') })]));
+    expectCorrupt(
+      rawTree([jsonNode(fileNode('x')), jsonNode(fileNode('x'), { name: undefined, nameB64: Buffer.from('x').toString('base64') })]),
+    );
   });
 
   it('unsorted names', () => {
@@ -253,7 +259,9 @@ describe('decodeTree rejects, as CorruptionError', () => {
     // Byte order, not locale order: "B" (0x42) sorts before "a" (0x61), 0xff after everything.
     expectCorrupt(rawTree([jsonNode(fileNode('a')), jsonNode(fileNode('B'))]));
     expectCorrupt(rawTree([jsonNode(fileNode(Buffer.from([0xff]))), jsonNode(fileNode('z'))]));
-    expect(decodeTree(rawTree([jsonNode(fileNode('B')), jsonNode(fileNode('a')), jsonNode(fileNode(Buffer.from([0xff])))]), 't')).toHaveLength(3);
+    expect(
+      decodeTree(rawTree([jsonNode(fileNode('B')), jsonNode(fileNode('a')), jsonNode(fileNode(Buffer.from([0xff])))]), 't'),
+    ).toHaveLength(3);
   });
 
   it('bad hashes in content and subtrees', () => {
@@ -272,7 +280,17 @@ describe('decodeTree rejects, as CorruptionError', () => {
     expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 0 })]));
     expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 1, content: [] })]));
     expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 0, content: [[H1, 0]] })]));
-    expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, -5], [H2, 15]] })]));
+    expectCorrupt(
+      rawTree([
+        jsonNode(fileNode('f'), {
+          size: 10,
+          content: [
+            [H1, -5],
+            [H2, 15],
+          ],
+        }),
+      ]),
+    );
     expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, 10.5]] })]));
     expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, '10']] })]));
     expectCorrupt(rawTree([jsonNode(fileNode('f'), { size: 10, content: [[H1, 10, 0]] })]));

@@ -81,7 +81,6 @@ export async function writeFull(fd: number, buf: Uint8Array, pos: number): Promi
   }
 }
 
-
 export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;

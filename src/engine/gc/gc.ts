@@ -97,7 +97,12 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
     const readTree = async (id: string): Promise<void> => {
       const loc = where.get(id);
       if (!loc || loc.type !== BlobType.Tree) throw new CorruptionError(`gc refused: tree ${id} is missing; run verify`, { blob: id });
-      const raw = repo.codec.decode(await repo.storage.readAt(packName(loc.pack), loc.offset, loc.length), loc.compression, loc.rawLength, `tree ${id}`);
+      const raw = repo.codec.decode(
+        await repo.storage.readAt(packName(loc.pack), loc.offset, loc.length),
+        loc.compression,
+        loc.rawLength,
+        `tree ${id}`,
+      );
       if (hashHex(raw) !== id) throw new CorruptionError(`gc refused: tree ${id} is damaged; run verify`, { blob: id });
       for (const n of decodeTree(raw, `tree ${id}`)) {
         if (n.subtree !== undefined && !live.has(n.subtree)) {
@@ -145,7 +150,8 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
           for (const e of p.live.sort((a, b) => a.offset - b.offset)) {
             const stored = await repo.storage.readAt(packName(id), e.offset, e.length);
             const raw = repo.codec.decode(stored, e.compression, e.rawLength, `blob ${e.id}`);
-            if (hashHex(raw) !== e.id) throw new CorruptionError(`gc refused: blob ${e.id} in pack ${id} is damaged; run verify`, { blob: e.id });
+            if (hashHex(raw) !== e.id)
+              throw new CorruptionError(`gc refused: blob ${e.id} in pack ${id} is damaged; run verify`, { blob: e.id });
             await writer.add(e.type, e.id, stored, e.compression, e.rawLength);
           }
           remove.push(id);

@@ -38,7 +38,8 @@ export class BlobCodec {
     } catch (err) {
       throw new CorruptionError(`${what}: compressed data is damaged`, { blob: what }, err);
     }
-    if (raw.length !== rawLength) throw new CorruptionError(`${what}: decompressed to ${raw.length} bytes, expected ${rawLength}`, { blob: what });
+    if (raw.length !== rawLength)
+      throw new CorruptionError(`${what}: decompressed to ${raw.length} bytes, expected ${rawLength}`, { blob: what });
     return raw;
   }
 }

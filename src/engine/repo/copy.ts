@@ -147,7 +147,7 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
       }
       for (const [pack, blobs] of byPack) {
         blobs.sort((a, b) => a.loc.offset - b.loc.offset);
-        for (let i = 0; i < blobs.length; ) {
+        for (let i = 0; i < blobs.length;) {
           const from = blobs[i]!.loc.offset;
           let j = i + 1;
           let end = from + blobs[i]!.loc.length;
@@ -161,7 +161,8 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
           for (const b of blobs.slice(i, j)) {
             const stored = buf.subarray(b.loc.offset - from, b.loc.offset - from + b.loc.length);
             const raw = src.codec.decode(stored, b.loc.compression, b.loc.rawLength, `blob ${b.id}`);
-            if (hashHex(raw) !== b.id) throw new CorruptionError(`blob ${b.id} in source pack ${pack} does not match its hash`, { blob: b.id, pack });
+            if (hashHex(raw) !== b.id)
+              throw new CorruptionError(`blob ${b.id} in source pack ${pack} does not match its hash`, { blob: b.id, pack });
             await writer.add(b.loc.type, b.id, stored, b.loc.compression, b.loc.rawLength);
             progress.file(b.loc.rawLength);
             if (pending.length >= checkpointPacks) {

@@ -38,7 +38,8 @@ async function encryptedBackend(location: string, opts: LocationOptions): Promis
 /** openRepository opens the repository at `location`. */
 export async function openRepository(location: string, opts: LocationOptions = {}): Promise<Repository> {
   if (!isS3Location(location)) {
-    if (opts.keyFile) throw new InvalidInputError(`${location} is a local repository: local repositories are not encrypted, drop --key-file`);
+    if (opts.keyFile)
+      throw new InvalidInputError(`${location} is a local repository: local repositories are not encrypted, drop --key-file`);
     return Repository.open(location, opts);
   }
   const { inner, key } = await encryptedBackend(location, opts);
@@ -53,7 +54,8 @@ export async function openRepository(location: string, opts: LocationOptions = {
 /** initRepository creates a repository at `location` (an empty directory or an unused bucket prefix). */
 export async function initRepository(location: string, opts: LocationOptions = {}, init: InitOptions = {}): Promise<Repository> {
   if (!isS3Location(location)) {
-    if (opts.keyFile) throw new InvalidInputError(`${location} is a local repository: local repositories are not encrypted, drop --key-file`);
+    if (opts.keyFile)
+      throw new InvalidInputError(`${location} is a local repository: local repositories are not encrypted, drop --key-file`);
     return Repository.init(location, init);
   }
   const { inner, key } = await encryptedBackend(location, opts);

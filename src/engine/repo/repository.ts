@@ -198,7 +198,8 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     try {
       stored = await this.storage.readAt(packName(loc.pack), loc.offset, loc.length);
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new CorruptionError(`pack ${loc.pack} holding blob ${id} is missing`, { blob: id, pack: loc.pack }, err);
+      if (isErrno(err, 'ENOENT'))
+        throw new CorruptionError(`pack ${loc.pack} holding blob ${id} is missing`, { blob: id, pack: loc.pack }, err);
       throw err;
     }
     const raw = this.codec.decode(stored, loc.compression, loc.rawLength, `blob ${id}`);

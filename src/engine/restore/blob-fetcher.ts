@@ -210,7 +210,13 @@ export class BlobFetcher {
     let cur: Range | null = null;
     for (const e of batch) {
       const end = e.loc.offset + e.loc.length;
-      if (cur && cur.pack === e.loc.pack && e.loc.offset >= cur.end && e.loc.offset - cur.end <= this.o.maxGap && end - cur.start <= this.o.maxRange) {
+      if (
+        cur &&
+        cur.pack === e.loc.pack &&
+        e.loc.offset >= cur.end &&
+        e.loc.offset - cur.end <= this.o.maxGap &&
+        end - cur.start <= this.o.maxRange
+      ) {
         cur.end = end;
         cur.entries.push(e);
       } else {
@@ -244,7 +250,11 @@ export class BlobFetcher {
       buf = await this.src.readAt(packName(range.pack), range.start, range.end - range.start);
     } catch (err) {
       if (isErrno(err, 'ENOENT')) {
-        throw new CorruptionError(`pack ${range.pack} holding blob ${range.entries[0]!.id} is missing`, { blob: range.entries[0]!.id, pack: range.pack }, err);
+        throw new CorruptionError(
+          `pack ${range.pack} holding blob ${range.entries[0]!.id} is missing`,
+          { blob: range.entries[0]!.id, pack: range.pack },
+          err,
+        );
       }
       throw err;
     }

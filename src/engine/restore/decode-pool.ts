@@ -98,7 +98,8 @@ type WorkerResult = { data: ArrayBuffer; length: number } | { fail: 'damaged' | 
 function refusal(b: RangeBlob, kind: 'damaged' | 'length' | 'hash', message?: string): CorruptionError {
   const details = { blob: b.id, pack: b.pack };
   if (kind === 'damaged') return new CorruptionError(`blob ${b.id}: compressed data is damaged (${message ?? ''})`, details);
-  if (kind === 'length') return new CorruptionError(`blob ${b.id}: decompressed to ${message ?? '?'} bytes, expected ${b.rawLength}`, details);
+  if (kind === 'length')
+    return new CorruptionError(`blob ${b.id}: decompressed to ${message ?? '?'} bytes, expected ${b.rawLength}`, details);
   return new CorruptionError(`blob ${b.id} in pack ${b.pack} does not match its hash`, details);
 }
 

@@ -111,7 +111,9 @@ describe('parallel restore', () => {
     const { dir, src, repo, id } = await setup();
     const index = await repo.loadIndex();
     // A raw data blob of a big file, in the middle of the packs.
-    const candidates = [...index.entries()].filter(([, l]) => l.type === BlobType.Data && l.length > 8192 && l.compression === Compression.None);
+    const candidates = [...index.entries()].filter(
+      ([, l]) => l.type === BlobType.Data && l.length > 8192 && l.compression === Compression.None,
+    );
     const [blobId, loc] = candidates[Math.floor(candidates.length / 2)]!;
     const packFile = path.join(dir, 'repo', packName(loc.pack));
     const fd = fs.openSync(packFile, 'r+');
@@ -195,7 +197,14 @@ function memoryPack(blobs: Buffer[], gap = 0): { src: PackSource; ids: string[];
   let at = 0;
   const ids = blobs.map((b) => {
     const id = hashHex(b);
-    locs.set(id, { type: BlobType.Data, compression: Compression.None, pack: 'aa'.repeat(32), offset: at, length: b.length, rawLength: b.length });
+    locs.set(id, {
+      type: BlobType.Data,
+      compression: Compression.None,
+      pack: 'aa'.repeat(32),
+      offset: at,
+      length: b.length,
+      rawLength: b.length,
+    });
     parts.push(b, Buffer.alloc(gap));
     at += b.length + gap;
     return id;
@@ -286,7 +295,14 @@ describe('DecodePool', () => {
     const range = Buffer.concat(stored.map((s) => s.stored));
     let at = 0;
     const blobs = plain.map((p, i) => {
-      const b = { id: hashHex(p), pack: 'bb'.repeat(32), at, length: stored[i]!.stored.length, compression: stored[i]!.compression, rawLength: p.length };
+      const b = {
+        id: hashHex(p),
+        pack: 'bb'.repeat(32),
+        at,
+        length: stored[i]!.stored.length,
+        compression: stored[i]!.compression,
+        rawLength: p.length,
+      };
       at += b.length;
       return b;
     });

@@ -233,7 +233,8 @@ export class Restorer {
       throw this.named(err, `directory /${this.display(rel)}`);
     });
     const small = nodes.filter((n) => n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE);
-    const others = small.length === 0 ? nodes : nodes.filter((n) => !(n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE));
+    const others =
+      small.length === 0 ? nodes : nodes.filter((n) => !(n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE));
     // Both halves run to the end (as WorkBudget.forEach does) before the first failure is thrown.
     const [a, b] = await Promise.allSettled([
       this.failed(this.restoreSmallFiles(dirFd, small, rel)),
@@ -462,7 +463,11 @@ export class Restorer {
   /** named adds the snapshot and the entry to a corruption error's message. */
   private named(err: unknown, what: string): unknown {
     if (!(err instanceof CorruptionError)) return err;
-    return new CorruptionError(`snapshot ${this.snapshot.id}: ${what}: ${err.message}`, { ...err.details, snapshot: this.snapshot.id, entry: what }, err);
+    return new CorruptionError(
+      `snapshot ${this.snapshot.id}: ${what}: ${err.message}`,
+      { ...err.details, snapshot: this.snapshot.id, entry: what },
+      err,
+    );
   }
 
   /** applyMeta sets owner, mode, xattrs and times on an open file or directory. */

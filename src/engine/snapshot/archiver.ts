@@ -30,7 +30,17 @@ import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
 import { type FileContent, FileReader, SMALL_FILE } from './file-reader.js';
 import { type EntryStat, readDirStats } from '../native.js';
-import { type MutableNode, type StatLike, baseNode, devMajor, devMinor, fromBigIntStats, readXattrs, typeOf, unchanged } from './node-stat.js';
+import {
+  type MutableNode,
+  type StatLike,
+  baseNode,
+  devMajor,
+  devMinor,
+  fromBigIntStats,
+  readXattrs,
+  typeOf,
+  unchanged,
+} from './node-stat.js';
 import { scanTotals } from './scanner.js';
 
 /** Decides about one entry that could not be read: skip it, or fail the snapshot. */
@@ -305,13 +315,7 @@ export class Archiver {
     }
   }
 
-  private async captureFile(
-    dirFd: number,
-    name: Buffer,
-    path: string,
-    st: StatLike,
-    parent: TreeNode | undefined,
-  ): Promise<TreeNode> {
+  private async captureFile(dirFd: number, name: Buffer, path: string, st: StatLike, parent: TreeNode | undefined): Promise<TreeNode> {
     const linkKey = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
     if (unchanged(parent, st, this.parentScanStartNs) && parent.content!.every((c) => c.id === null || this.deps.hasBlob(c.id))) {
       const node: MutableNode = { ...parent, name, nlink: st.nlink };

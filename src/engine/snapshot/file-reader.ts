@@ -142,7 +142,13 @@ export class FileReader {
    * Three stages overlap: reading block k+1, chunking and hashing block k on
    * the thread pool, storing block k-1's chunks.
    */
-  private async readExtent(fd: number, from: number, end: number, out: ContentBuilder, previous: readonly ContentRef[] | undefined): Promise<number> {
+  private async readExtent(
+    fd: number,
+    from: number,
+    end: number,
+    out: ContentBuilder,
+    previous: readonly ContentRef[] | undefined,
+  ): Promise<number> {
     const hints = previous ? hintsFromContent(previous, from, end) : [];
     const chunker = hints.length > 0 ? new HintedChunker(this.deps.gear, hints) : new Chunker(this.deps.gear);
     const readAt = (at: number): Promise<[Buffer, number]> => {

@@ -137,7 +137,8 @@ export class SnapshotSession {
     this.assertOpen();
     const started = Date.now();
     const before = { blobs: this.newBlobs, bytes: this.newBytes, stored: this.storedBytes };
-    const sources: Source[] = typeof source === 'string' ? [{ name: null, path: path.resolve(source) }] : source.map((s) => ({ ...s, path: path.resolve(s.path) }));
+    const sources: Source[] =
+      typeof source === 'string' ? [{ name: null, path: path.resolve(source) }] : source.map((s) => ({ ...s, path: path.resolve(s.path) }));
     const archiver = new Archiver(
       {
         gear: this.repo.gear,

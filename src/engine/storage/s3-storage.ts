@@ -123,7 +123,8 @@ class ShortBodyError extends Error {
 function isRetryable(err: unknown): boolean {
   if (err instanceof ShortBodyError) return true;
   const s = status(err);
-  if (s !== undefined) return s >= 500 || s === 429 || s === 408 || (err as SdkError).name === 'RequestTimeout' || (err as SdkError).name === 'BadDigest';
+  if (s !== undefined)
+    return s >= 500 || s === 429 || s === 408 || (err as SdkError).name === 'RequestTimeout' || (err as SdkError).name === 'BadDigest';
   // No HTTP status: the request did not get an answer (reset, refused, timeout, aborted body).
   const e = err as SdkError & { message?: string };
   if (e?.name === 'AbortError') return false;
@@ -217,7 +218,9 @@ export class S3Storage implements Storage {
   }
 
   private async multipart(key: string, body: Buffer): Promise<void> {
-    const created = await this.retry(`create upload ${key}`, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key })));
+    const created = await this.retry(`create upload ${key}`, () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key })),
+    );
     const uploadId = created.UploadId;
     if (!uploadId) throw new Error(`S3 returned no upload id for ${key}`);
     try {
@@ -233,7 +236,15 @@ export class S3Storage implements Storage {
           const sum = md5(part);
           const res = await this.retry(`PUT part ${i + 1} of ${key}`, () =>
             this.client.send(
-              new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: part, ContentLength: part.length, ContentMD5: sum }),
+              new UploadPartCommand({
+                Bucket: this.bucket,
+                Key: key,
+                UploadId: uploadId,
+                PartNumber: i + 1,
+                Body: part,
+                ContentLength: part.length,
+                ContentMD5: sum,
+              }),
             ),
           );
           if (!res.ETag) throw new Error(`S3 returned no ETag for part ${i + 1} of ${key}`);
@@ -242,7 +253,9 @@ export class S3Storage implements Storage {
       };
       await Promise.all([worker(), worker()]);
       await this.retry(`complete upload ${key}`, () =>
-        this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } })),
+        this.client.send(
+          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+        ),
       );
     } catch (err) {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
@@ -353,7 +366,9 @@ export class S3Storage implements Storage {
         );
         for (const u of res.Uploads ?? []) {
           if (!u.Key || !u.UploadId) continue;
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => undefined);
+          await this.client
+            .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))
+            .catch(() => undefined);
           aborted++;
         }
         if (!res.IsTruncated) break;

@@ -87,7 +87,12 @@ export function storageContract(name: string, make: () => Harness | Promise<Harn
     it('rejects with ENOENT for a missing file on read, readAt and size', async () => {
       await s.write('a/present', Buffer.from('x'));
       // Started one at a time: a rejection nobody awaits yet is reported as unhandled.
-      const calls = [() => s.read('a/missing'), () => s.readAt('a/missing', 0, 1), () => s.size('a/missing'), () => s.read('nodir/missing')];
+      const calls = [
+        () => s.read('a/missing'),
+        () => s.readAt('a/missing', 0, 1),
+        () => s.size('a/missing'),
+        () => s.read('nodir/missing'),
+      ];
       for (const call of calls) {
         const err = await rejection(call());
         expect(isErrno(err, 'ENOENT'), String(err)).toBe(true);

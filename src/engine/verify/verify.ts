@@ -82,7 +82,8 @@ export async function verifyRepository(repo: VerifyRepo, opts: VerifyOptions = {
       }
     }
     for (const packId of onDisk) {
-      if (!index.packs.has(packId)) warn('pack-unindexed', `pack ${packId} is not in any index (left by an interrupted operation; gc removes it)`);
+      if (!index.packs.has(packId))
+        warn('pack-unindexed', `pack ${packId} is not in any index (left by an interrupted operation; gc removes it)`);
     }
 
     // Snapshots and the trees they reach.

@@ -234,8 +234,7 @@ export class DockerClient {
           else chunks.push(chunk);
         });
         res.on('error', (err) => finish(transportError(err, this.socketPath, what)));
-        const done = (): void =>
-          finish(null, { statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+        const done = (): void => finish(null, { statusCode: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
         res.on('end', done);
         // A hijacked stream (exec output) ends when the daemon closes the connection: complete then.
         res.on('close', () => {

@@ -55,7 +55,16 @@ export interface DockerRuntimeOptions {
  * below 1024. Gone are, among others, raw sockets (NET_RAW), device nodes
  * (MKNOD), chroot, file capabilities (SETFCAP, SETPCAP) and audit writes.
  */
-export const SERVICE_CAPABILITIES: readonly string[] = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'NET_BIND_SERVICE'];
+export const SERVICE_CAPABILITIES: readonly string[] = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETGID',
+  'SETUID',
+  'NET_BIND_SERVICE',
+];
 
 interface Container {
   readonly id: string;
@@ -110,7 +119,10 @@ export class DockerRuntime implements Runtime {
     });
     for (const image of new Set(spec.services.map((s) => s.image))) await this.ensureImage(image);
     await this.remove(spec.deploymentId);
-    this.known.set(spec.deploymentId, spec.services.map((s) => s.name));
+    this.known.set(
+      spec.deploymentId,
+      spec.services.map((s) => s.name),
+    );
     const created: string[] = [];
     try {
       for (const svc of spec.services) {
@@ -253,7 +265,10 @@ export class DockerRuntime implements Runtime {
   /** list returns the managed containers, all of them or one deployment's. */
   private list(deploymentId?: string): Promise<ContainerSummary[]> {
     this.check();
-    return this.client.listContainers([`${LABEL_MANAGED}=true`, ...(deploymentId === undefined ? [] : [`${LABEL_DEPLOYMENT}=${deploymentId}`])]);
+    return this.client.listContainers([
+      `${LABEL_MANAGED}=true`,
+      ...(deploymentId === undefined ? [] : [`${LABEL_DEPLOYMENT}=${deploymentId}`]),
+    ]);
   }
 
   private async containers(deploymentId: string): Promise<Container[]> {

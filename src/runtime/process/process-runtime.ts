@@ -84,7 +84,10 @@ export class ProcessRuntime implements Runtime {
       if (old) await this.stopAll(old, `create deployment ${id}`);
       await rm(this.store.scratchRoot(id), { recursive: true, force: true });
       await this.store.write({ version: 1, spec, services: {} });
-      this.known.set(id, spec.services.map((s) => s.name));
+      this.known.set(
+        id,
+        spec.services.map((s) => s.name),
+      );
       for (const s of spec.services) this.exits.delete(`${id}/${s.name}`);
     });
   }
@@ -215,7 +218,11 @@ export class ProcessRuntime implements Runtime {
     this.check();
     if (!isValidName(deploymentId)) return null; // never a state file of ours
     const state = await this.store.read(deploymentId);
-    if (state && !this.known.has(deploymentId)) this.known.set(deploymentId, state.spec.services.map((s) => s.name));
+    if (state && !this.known.has(deploymentId))
+      this.known.set(
+        deploymentId,
+        state.spec.services.map((s) => s.name),
+      );
     return state;
   }
 
@@ -241,7 +248,8 @@ export class ProcessRuntime implements Runtime {
     const startTime = pid === undefined ? null : startTimeOf(pid);
     if (pid === undefined || startTime === null) {
       const [err] = pid === undefined ? ((await once(child, 'error')) as [NodeJS.ErrnoException]) : [undefined];
-      const why = err?.code === 'ENOENT' ? 'not found' : err?.code === 'EACCES' ? 'permission denied' : (err?.message ?? 'it vanished at once');
+      const why =
+        err?.code === 'ENOENT' ? 'not found' : err?.code === 'EACCES' ? 'permission denied' : (err?.message ?? 'it vanished at once');
       throw new RuntimeError(`cannot run "${program}": ${why}`, err);
     }
     const key = `${deploymentId}/${svc.name}`;

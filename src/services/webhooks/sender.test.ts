@@ -58,7 +58,9 @@ describe('deliver', () => {
     expect(verifySignature('other', r.body, r.headers['x-kova-signature'] as string)).toBe(false);
     expect(verifySignature('s3cret', `${r.body} `, r.headers['x-kova-signature'] as string)).toBe(false);
     // The documented form: sha256=<hex HMAC of the body>.
-    expect(sign('key', 'The quick brown fox jumps over the lazy dog')).toBe('sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8');
+    expect(sign('key', 'The quick brown fox jumps over the lazy dog')).toBe(
+      'sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8',
+    );
   });
 
   it('reports an error status with the start of the answer, and does not follow redirects', async () => {

@@ -5,7 +5,19 @@ import { Icon, type IconName } from './Icon';
 type Tone = 'info' | 'warning' | 'danger' | 'success';
 const ICONS: Record<Tone, IconName> = { info: 'info', warning: 'alert', danger: 'alert', success: 'check' };
 
-export function Callout({ tone = 'info', title, children, action, role }: { tone?: Tone; title?: ReactNode; children?: ReactNode; action?: ReactNode; role?: 'alert' | 'status' | 'note' }) {
+export function Callout({
+  tone = 'info',
+  title,
+  children,
+  action,
+  role,
+}: {
+  tone?: Tone;
+  title?: ReactNode;
+  children?: ReactNode;
+  action?: ReactNode;
+  role?: 'alert' | 'status' | 'note';
+}) {
   return (
     <div className={`callout callout-${tone}`} role={role}>
       <Icon name={ICONS[tone]} size={18} className="callout-icon" />

@@ -7,7 +7,19 @@ import { DialogActions } from './DialogActions';
 import { FieldError } from './FieldError';
 import { SnapshotName } from './SnapshotName';
 
-export function CloneDialog({ deploymentId, deploymentName, snapshot, onClose, onCloned }: { deploymentId: string; deploymentName: string; snapshot: Snapshot; onClose: () => void; onCloned: (d: Deployment) => void }) {
+export function CloneDialog({
+  deploymentId,
+  deploymentName,
+  snapshot,
+  onClose,
+  onCloned,
+}: {
+  deploymentId: string;
+  deploymentName: string;
+  snapshot: Snapshot;
+  onClose: () => void;
+  onCloned: (d: Deployment) => void;
+}) {
   const id = useId();
   const [name, setName] = useState(`${deploymentName}-clone`);
   const [fieldError, setFieldError] = useState<string | null>(null);
@@ -32,7 +44,12 @@ export function CloneDialog({ deploymentId, deploymentName, snapshot, onClose, o
   };
 
   return (
-    <Dialog title="Clone into a new deployment" onClose={onClose} busy={busy} description={<p>A new deployment with the same SDL starts with this snapshot's data. The original deployment is not touched.</p>}>
+    <Dialog
+      title="Clone into a new deployment"
+      onClose={onClose}
+      busy={busy}
+      description={<p>A new deployment with the same SDL starts with this snapshot's data. The original deployment is not touched.</p>}
+    >
       <form onSubmit={(e) => void submit(e)} noValidate>
         <div className="dialog-body">
           <div className="restore-target">

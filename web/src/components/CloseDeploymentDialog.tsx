@@ -5,7 +5,15 @@ import { Callout } from './Callout';
 import { Dialog } from './Dialog';
 import { DialogActions } from './DialogActions';
 
-export function CloseDeploymentDialog({ deployment, onClose, onClosed }: { deployment: Deployment; onClose: () => void; onClosed: (d: Deployment) => void }) {
+export function CloseDeploymentDialog({
+  deployment,
+  onClose,
+  onClosed,
+}: {
+  deployment: Deployment;
+  onClose: () => void;
+  onClosed: (d: Deployment) => void;
+}) {
   const id = useId();
   const [typed, setTyped] = useState('');
   const [busy, setBusy] = useState(false);
@@ -30,13 +38,22 @@ export function CloseDeploymentDialog({ deployment, onClose, onClosed }: { deplo
       <form onSubmit={(e) => void submit(e)} noValidate>
         <div className="dialog-body">
           <Callout tone="danger" title="This cannot be undone">
-            The services stop, and every volume and every snapshot of <strong>{deployment.name}</strong> is deleted. Clone a snapshot first if you want to keep its data.
+            The services stop, and every volume and every snapshot of <strong>{deployment.name}</strong> is deleted. Clone a snapshot first
+            if you want to keep its data.
           </Callout>
           <div className="field">
             <label htmlFor={`${id}-name`}>
               Type <strong className="mono">{deployment.name}</strong> to confirm
             </label>
-            <input id={`${id}-name`} className="input mono" value={typed} onChange={(e) => setTyped(e.target.value)} autoComplete="off" spellCheck={false} data-autofocus />
+            <input
+              id={`${id}-name`}
+              className="input mono"
+              value={typed}
+              onChange={(e) => setTyped(e.target.value)}
+              autoComplete="off"
+              spellCheck={false}
+              data-autofocus
+            />
           </div>
           {error && (
             <Callout tone="danger" role="alert">

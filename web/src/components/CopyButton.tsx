@@ -14,7 +14,13 @@ export function CopyButton({ value, label }: { value: string; label: string }) {
     }
   };
   return (
-    <button type="button" className="icon-btn icon-btn-sm" onClick={() => void copy()} aria-label={copied ? 'Copied' : label} title={copied ? 'Copied' : label}>
+    <button
+      type="button"
+      className="icon-btn icon-btn-sm"
+      onClick={() => void copy()}
+      aria-label={copied ? 'Copied' : label}
+      title={copied ? 'Copied' : label}
+    >
       <Icon name={copied ? 'check' : 'copy'} size={14} />
     </button>
   );

@@ -7,7 +7,15 @@ import { Dialog } from './Dialog';
 import { DialogActions } from './DialogActions';
 import { FieldError } from './FieldError';
 
-export function CreateSnapshotDialog({ deploymentId, onClose, onCreated }: { deploymentId: string; onClose: () => void; onCreated: (s: Snapshot) => void }) {
+export function CreateSnapshotDialog({
+  deploymentId,
+  onClose,
+  onCreated,
+}: {
+  deploymentId: string;
+  onClose: () => void;
+  onCreated: (s: Snapshot) => void;
+}) {
   const id = useId();
   const [label, setLabel] = useState('');
   const [fieldError, setFieldError] = useState<string | null>(null);
@@ -36,7 +44,12 @@ export function CreateSnapshotDialog({ deploymentId, onClose, onCreated }: { dep
   };
 
   return (
-    <Dialog title="Create snapshot" description="Capture the current state of every volume of this deployment. It runs in the background; the services keep running." onClose={onClose} busy={busy}>
+    <Dialog
+      title="Create snapshot"
+      description="Capture the current state of every volume of this deployment. It runs in the background; the services keep running."
+      onClose={onClose}
+      busy={busy}
+    >
       <form onSubmit={(e) => void submit(e)} noValidate>
         <div className="dialog-body">
           <div className="field">

@@ -6,7 +6,17 @@ import { Dialog } from './Dialog';
 import { DialogActions } from './DialogActions';
 import { SnapshotName } from './SnapshotName';
 
-export function DeleteSnapshotDialog({ deploymentId, snapshot, onClose, onDeleted }: { deploymentId: string; snapshot: Snapshot; onClose: () => void; onDeleted: () => void }) {
+export function DeleteSnapshotDialog({
+  deploymentId,
+  snapshot,
+  onClose,
+  onDeleted,
+}: {
+  deploymentId: string;
+  snapshot: Snapshot;
+  onClose: () => void;
+  onDeleted: () => void;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const confirm = async () => {
@@ -21,7 +31,13 @@ export function DeleteSnapshotDialog({ deploymentId, snapshot, onClose, onDelete
     }
   };
   return (
-    <Dialog title="Delete this snapshot?" tone="danger" onClose={onClose} busy={busy} description={<p>You will no longer be able to restore or clone it. This cannot be undone.</p>}>
+    <Dialog
+      title="Delete this snapshot?"
+      tone="danger"
+      onClose={onClose}
+      busy={busy}
+      description={<p>You will no longer be able to restore or clone it. This cannot be undone.</p>}
+    >
       <div className="dialog-body">
         <div className="restore-target">
           <SnapshotName snapshot={snapshot} />
@@ -33,7 +49,15 @@ export function DeleteSnapshotDialog({ deploymentId, snapshot, onClose, onDelete
           </Callout>
         )}
       </div>
-      <DialogActions busy={busy} onCancel={onClose} label="Delete snapshot" busyLabel="Deleting" tone="danger" onConfirm={() => void confirm()} autofocus="cancel" />
+      <DialogActions
+        busy={busy}
+        onCancel={onClose}
+        label="Delete snapshot"
+        busyLabel="Deleting"
+        tone="danger"
+        onConfirm={() => void confirm()}
+        autofocus="cancel"
+      />
     </Dialog>
   );
 }

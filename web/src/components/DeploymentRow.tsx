@@ -36,10 +36,20 @@ export function DeploymentRow({ deployment: d }: { deployment: Deployment }) {
         </ul>
       </td>
       <td data-label="Volumes" className="cell-usage">
-        {closed ? <span className="muted">deleted</span> : volumes.length === 0 ? <span className="muted">none</span> : <UsageBar used={used} size={size} />}
+        {closed ? (
+          <span className="muted">deleted</span>
+        ) : volumes.length === 0 ? (
+          <span className="muted">none</span>
+        ) : (
+          <UsageBar used={used} size={size} />
+        )}
       </td>
       <td data-label="Last snapshot">
-        {d.snapshots?.lastSnapshotAt ? <RelativeTime iso={d.snapshots.lastSnapshotAt} /> : <span className="muted">{closed ? '—' : 'never'}</span>}
+        {d.snapshots?.lastSnapshotAt ? (
+          <RelativeTime iso={d.snapshots.lastSnapshotAt} />
+        ) : (
+          <span className="muted">{closed ? '—' : 'never'}</span>
+        )}
         {d.snapshots && d.snapshots.count > 0 && (
           <span className="sub">
             {d.snapshots.count} snapshot{d.snapshots.count === 1 ? '' : 's'}

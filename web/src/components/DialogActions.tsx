@@ -19,7 +19,13 @@ interface Props {
 export function DialogActions({ busy, onCancel, label, busyLabel, tone = 'primary', disabled = false, onConfirm, autofocus }: Props) {
   return (
     <div className="dialog-footer">
-      <button type="button" className="btn btn-secondary" onClick={onCancel} disabled={busy} data-autofocus={autofocus === 'cancel' ? true : undefined}>
+      <button
+        type="button"
+        className="btn btn-secondary"
+        onClick={onCancel}
+        disabled={busy}
+        data-autofocus={autofocus === 'cancel' ? true : undefined}
+      >
         Cancel
       </button>
       <button

@@ -5,7 +5,15 @@ import { Callout } from './Callout';
 import { Dialog } from './Dialog';
 import { DialogActions } from './DialogActions';
 
-export function RestartDialog({ deployment, onClose, onRestarted }: { deployment: Deployment; onClose: () => void; onRestarted: (d: Deployment) => void }) {
+export function RestartDialog({
+  deployment,
+  onClose,
+  onRestarted,
+}: {
+  deployment: Deployment;
+  onClose: () => void;
+  onRestarted: (d: Deployment) => void;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const confirm = async () => {
@@ -36,7 +44,14 @@ export function RestartDialog({ deployment, onClose, onRestarted }: { deployment
           </Callout>
         </div>
       )}
-      <DialogActions busy={busy} onCancel={onClose} label="Restart" busyLabel="Restarting" onConfirm={() => void confirm()} autofocus="confirm" />
+      <DialogActions
+        busy={busy}
+        onCancel={onClose}
+        label="Restart"
+        busyLabel="Restarting"
+        onConfirm={() => void confirm()}
+        autofocus="confirm"
+      />
     </Dialog>
   );
 }

@@ -51,7 +51,17 @@ function VolumeChanges({ plan }: { plan: RestorePlan }) {
   );
 }
 
-export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { deploymentId: string; snapshot: Snapshot; onClose: () => void; onStarted: (r: Restore) => void }) {
+export function RestoreDialog({
+  deploymentId,
+  snapshot,
+  onClose,
+  onStarted,
+}: {
+  deploymentId: string;
+  snapshot: Snapshot;
+  onClose: () => void;
+  onStarted: (r: Restore) => void;
+}) {
   const id = useId();
   const [safety, setSafety] = useState(true);
   const [busy, setBusy] = useState(false);
@@ -79,7 +89,13 @@ export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { 
   };
 
   return (
-    <Dialog title="Restore this snapshot?" tone="danger" onClose={onClose} busy={busy} description={<p>Restoring puts the deployment's volumes back to the moment this snapshot was taken.</p>}>
+    <Dialog
+      title="Restore this snapshot?"
+      tone="danger"
+      onClose={onClose}
+      busy={busy}
+      description={<p>Restoring puts the deployment's volumes back to the moment this snapshot was taken.</p>}
+    >
       <div className="dialog-body">
         <div className="restore-target">
           <SnapshotName snapshot={snapshot} />
@@ -96,7 +112,13 @@ export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { 
         </Callout>
         {plan && <VolumeChanges plan={plan} />}
         <label className="check" htmlFor={`${id}-safety`}>
-          <input id={`${id}-safety`} type="checkbox" checked={safety} onChange={(e) => setSafety(e.target.checked)} aria-describedby={`${id}-safety-hint`} />
+          <input
+            id={`${id}-safety`}
+            type="checkbox"
+            checked={safety}
+            onChange={(e) => setSafety(e.target.checked)}
+            aria-describedby={`${id}-safety-hint`}
+          />
           <span>
             <span className="check-label">Take a safety snapshot of the current state first</span>
             <span className="hint" id={`${id}-safety-hint`}>
@@ -110,7 +132,16 @@ export function RestoreDialog({ deploymentId, snapshot, onClose, onStarted }: { 
           </Callout>
         )}
       </div>
-      <DialogActions busy={busy} onCancel={onClose} label="Confirm restore" busyLabel="Starting restore" tone="danger" disabled={plan?.refusal != null} onConfirm={() => void confirm()} autofocus="cancel" />
+      <DialogActions
+        busy={busy}
+        onCancel={onClose}
+        label="Confirm restore"
+        busyLabel="Starting restore"
+        tone="danger"
+        disabled={plan?.refusal != null}
+        onConfirm={() => void confirm()}
+        autofocus="cancel"
+      />
     </Dialog>
   );
 }

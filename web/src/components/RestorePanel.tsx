@@ -14,7 +14,19 @@ import { StatusBadge } from './StatusBadge';
 
 const FINAL: readonly RestoreStatus[] = ['completed', 'failed'];
 
-export function RestorePanel({ deploymentId, initial, snapshots, onFinished, onDismiss }: { deploymentId: string; initial: Restore; snapshots: readonly Snapshot[]; onFinished: (r: Restore) => void; onDismiss: () => void }) {
+export function RestorePanel({
+  deploymentId,
+  initial,
+  snapshots,
+  onFinished,
+  onDismiss,
+}: {
+  deploymentId: string;
+  initial: Restore;
+  snapshots: readonly Snapshot[];
+  onFinished: (r: Restore) => void;
+  onDismiss: () => void;
+}) {
   const res = useResource(
     (signal) => api.getRestore(deploymentId, initial.id, signal),
     [deploymentId, initial.id],
@@ -39,11 +51,17 @@ export function RestorePanel({ deploymentId, initial, snapshots, onFinished, onD
   const total = restore.finishedAt ? Date.parse(restore.finishedAt) - Date.parse(restore.createdAt) : null;
 
   return (
-    <section className={`card restore-panel is-${restore.status}`} aria-labelledby={`restore-${restore.id}`} data-testid="restore-panel" aria-live="polite">
+    <section
+      className={`card restore-panel is-${restore.status}`}
+      aria-labelledby={`restore-${restore.id}`}
+      data-testid="restore-panel"
+      aria-live="polite"
+    >
       <div className="restore-panel-head">
         <div>
           <h3 id={`restore-${restore.id}`}>
-            {restore.status === 'completed' ? 'Restore completed' : restore.status === 'failed' ? 'Restore failed' : 'Restoring snapshot'} <span className="muted">{name}</span>
+            {restore.status === 'completed' ? 'Restore completed' : restore.status === 'failed' ? 'Restore failed' : 'Restoring snapshot'}{' '}
+            <span className="muted">{name}</span>
           </h3>
           <code className="snap-id">{restore.id}</code>
         </div>
@@ -57,7 +75,9 @@ export function RestorePanel({ deploymentId, initial, snapshots, onFinished, onD
         </div>
       </div>
       <RestoreSteps status={restore.status} failedAt={restore.status === 'failed' ? lastActive.current : null} />
-      {restore.status === 'restoring' && restore.progress && <ProgressBar done={restore.progress.bytesDone} total={restore.progress.bytesTotal} label="Restore progress" />}
+      {restore.status === 'restoring' && restore.progress && (
+        <ProgressBar done={restore.progress.bytesDone} total={restore.progress.bytesTotal} label="Restore progress" />
+      )}
       {restore.status === 'completed' && (
         <Callout tone="success" role="status">
           The volumes hold the snapshot's data and the services restarted. Downtime{' '}
@@ -81,7 +101,9 @@ export function RestorePanel({ deploymentId, initial, snapshots, onFinished, onD
               .
             </>
           )}
-          {restore.untouchedVolumes && restore.untouchedVolumes.length > 0 && <> Not in the snapshot, kept as they were: {restore.untouchedVolumes.join(', ')}.</>}
+          {restore.untouchedVolumes && restore.untouchedVolumes.length > 0 && (
+            <> Not in the snapshot, kept as they were: {restore.untouchedVolumes.join(', ')}.</>
+          )}
         </Callout>
       )}
       {restore.status === 'failed' && (

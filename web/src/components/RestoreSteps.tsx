@@ -15,7 +15,8 @@ export function RestoreSteps({ status, failedAt }: { status: RestoreStatus; fail
   return (
     <ol className="steps">
       {STEPS.map((s, i) => {
-        const state = status === 'failed' && i === at ? 'failed' : i < at || status === 'completed' ? 'done' : i === at ? 'current' : 'upcoming';
+        const state =
+          status === 'failed' && i === at ? 'failed' : i < at || status === 'completed' ? 'done' : i === at ? 'current' : 'upcoming';
         return (
           <li key={s.status} className={`step is-${state}`} aria-current={state === 'current' ? 'step' : undefined} title={s.hint}>
             <span className="step-marker" aria-hidden="true">

@@ -19,7 +19,17 @@ export interface SdlEditorProps {
 
 const LINE_PX = 20;
 
-export function SdlEditor({ id, value, onChange, readOnly = false, errorLine = null, describedBy, label, minRows = 12, maxRows = 32 }: SdlEditorProps) {
+export function SdlEditor({
+  id,
+  value,
+  onChange,
+  readOnly = false,
+  errorLine = null,
+  describedBy,
+  label,
+  minRows = 12,
+  maxRows = 32,
+}: SdlEditorProps) {
   const gutter = useRef<HTMLDivElement>(null);
   const area = useRef<HTMLTextAreaElement>(null);
   const count = Math.max(1, value.split('\n').length);

@@ -64,7 +64,16 @@ export function SdlUpdateCard({ deployment, onUpdated }: { deployment: Deploymen
           <Callout tone="info" title="Take a snapshot before you update">
             If the new version misbehaves or migrates data badly, restore the snapshot to get the volumes back as they are now.
           </Callout>
-          <SdlEditor id={`${id}-sdl`} value={text} onChange={setText} errorLine={line} label="SDL" describedBy={sdlError ? `${id}-error` : undefined} minRows={12} maxRows={40} />
+          <SdlEditor
+            id={`${id}-sdl`}
+            value={text}
+            onChange={setText}
+            errorLine={line}
+            label="SDL"
+            describedBy={sdlError ? `${id}-error` : undefined}
+            minRows={12}
+            maxRows={40}
+          />
           {sdlError && <SdlError id={`${id}-error`} message={sdlError} line={line} />}
           <label className="check">
             <input type="checkbox" checked={snapshotFirst} onChange={(e) => setSnapshotFirst(e.target.checked)} />

@@ -31,7 +31,11 @@ export function ServiceCard({ service, closed = false }: { service: Service; clo
                 <span className="volume-name">{v.name}</span>
                 <code className="muted-code">{v.mount}</code>
               </div>
-              {closed ? <span className="muted small">deleted with the deployment</span> : <UsageBar used={v.usedBytes} size={v.sizeBytes} />}
+              {closed ? (
+                <span className="muted small">deleted with the deployment</span>
+              ) : (
+                <UsageBar used={v.usedBytes} size={v.sizeBytes} />
+              )}
             </li>
           ))}
         </ul>

@@ -17,7 +17,10 @@ export interface SnapshotActions {
 
 function consistencyText(s: Snapshot): { text: string; title: string } {
   if (s.consistency === 'frozen')
-    return { text: s.freezeMs === null ? 'Frozen' : `Frozen · ${s.freezeMs} ms`, title: 'Services were paused briefly so every volume was captured at the same moment' };
+    return {
+      text: s.freezeMs === null ? 'Frozen' : `Frozen · ${s.freezeMs} ms`,
+      title: 'Services were paused briefly so every volume was captured at the same moment',
+    };
   if (s.consistency === 'live') return { text: 'Live', title: 'Captured while the services kept writing (crash-consistent)' };
   return { text: '—', title: 'Known when the snapshot is ready' };
 }
@@ -31,7 +34,9 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
       </td>
       <td data-label="Status" className="cell-status">
         <StatusBadge status={s.status} />
-        {s.status === 'creating' && s.progress && <ProgressBar done={s.progress.bytesDone} total={s.progress.bytesTotal} label={`Progress of ${s.label ?? s.id}`} />}
+        {s.status === 'creating' && s.progress && (
+          <ProgressBar done={s.progress.bytesDone} total={s.progress.bytesTotal} label={`Progress of ${s.label ?? s.id}`} />
+        )}
         {s.status === 'failed' && s.error && <p className="cell-error">{s.error}</p>}
         {s.warning && <p className="cell-warning">{s.warning}</p>}
       </td>
@@ -67,13 +72,25 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 <Icon name="restore" size={14} />
                 Restore
               </button>
-              <button type="button" className="icon-btn" onClick={() => actions.onClone(s)} aria-label={`Clone ${s.label ?? s.id} into a new deployment`} title="Clone into a new deployment">
+              <button
+                type="button"
+                className="icon-btn"
+                onClick={() => actions.onClone(s)}
+                aria-label={`Clone ${s.label ?? s.id} into a new deployment`}
+                title="Clone into a new deployment"
+              >
                 <Icon name="copy" />
               </button>
             </>
           )}
           {(s.status === 'ready' || s.status === 'failed') && (
-            <button type="button" className="icon-btn icon-btn-danger" onClick={() => actions.onDelete(s)} aria-label={`Delete ${s.label ?? s.id}`} title="Delete">
+            <button
+              type="button"
+              className="icon-btn icon-btn-danger"
+              onClick={() => actions.onDelete(s)}
+              aria-label={`Delete ${s.label ?? s.id}`}
+              title="Delete"
+            >
               <Icon name="trash" />
             </button>
           )}

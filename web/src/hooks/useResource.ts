@@ -24,7 +24,11 @@ interface State<T> {
   loading: boolean;
 }
 
-export function useResource<T>(load: (signal: AbortSignal) => Promise<T>, deps: readonly unknown[], poll?: (data: T | undefined) => number | null): Resource<T> {
+export function useResource<T>(
+  load: (signal: AbortSignal) => Promise<T>,
+  deps: readonly unknown[],
+  poll?: (data: T | undefined) => number | null,
+): Resource<T> {
   const key = JSON.stringify(deps);
   const [state, setState] = useState<State<T>>({ key, data: undefined, error: null, loading: true });
   const [tick, setTick] = useState(0);

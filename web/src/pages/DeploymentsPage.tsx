@@ -40,7 +40,8 @@ export function DeploymentsPage() {
       ) : deployments.length === 0 ? (
         <div className="card">
           <EmptyState icon="box" title="No deployments yet" action={newButton}>
-            Create a deployment from an SDL file: its services start on this node, and every persistent volume can be snapshotted and restored from here.
+            Create a deployment from an SDL file: its services start on this node, and every persistent volume can be snapshotted and
+            restored from here.
           </EmptyState>
         </div>
       ) : (

@@ -123,7 +123,8 @@ export function NewDeploymentPage() {
               <code>services.&lt;name&gt;</code>
             </dt>
             <dd>
-              Each service: <code>image</code>, and optionally <code>command</code>, <code>args</code>, <code>env</code>, <code>expose</code>.
+              Each service: <code>image</code>, and optionally <code>command</code>, <code>args</code>, <code>env</code>,{' '}
+              <code>expose</code>.
             </dd>
             <dt>
               <code>params.storage.&lt;volume&gt;.mount</code>
@@ -133,7 +134,8 @@ export function NewDeploymentPage() {
               <code>profiles.compute.…storage</code>
             </dt>
             <dd>
-              Each volume's <code>name</code> and <code>size</code>. Only volumes with <code>attributes.persistent: true</code> are kept and snapshotted.
+              Each volume's <code>name</code> and <code>size</code>. Only volumes with <code>attributes.persistent: true</code> are kept and
+              snapshotted.
             </dd>
             <dt>
               <code>params.snapshot.pre / post</code>

@@ -41,7 +41,12 @@ export function OverviewTab({ deployment: d, onChange }: { deployment: Deploymen
           <div className="card-head">
             <h3 id="services-title">Services</h3>
             {active && (
-              <button type="button" className="btn btn-secondary btn-sm" onClick={() => setDialog('restart')} disabled={d.operation !== null}>
+              <button
+                type="button"
+                className="btn btn-secondary btn-sm"
+                onClick={() => setDialog('restart')}
+                disabled={d.operation !== null}
+              >
                 <Icon name="refresh" size={14} /> Restart
               </button>
             )}

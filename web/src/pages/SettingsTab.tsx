@@ -46,7 +46,11 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
   }, [res.data]);
 
   if (!current) {
-    return res.error ? <ErrorState error={res.error} onRetry={res.reload} title="Could not load the settings" /> : <LoadingCard rows={3} label="Loading settings" />;
+    return res.error ? (
+      <ErrorState error={res.error} onRetry={res.reload} title="Could not load the settings" />
+    ) : (
+      <LoadingCard rows={3} label="Loading settings" />
+    );
   }
   const minInterval = current.minInterval || me.server.minSnapshotInterval;
   const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retention.trim() !== String(current.retention);
@@ -82,7 +86,10 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
       <div className="card-head">
         <div>
           <h3 id={`${id}-title`}>Automatic snapshots</h3>
-          <p className="muted small">Taken on a schedule. When more than the retention count exist, the oldest automatic ones are pruned; manual snapshots are never deleted automatically.</p>
+          <p className="muted small">
+            Taken on a schedule. When more than the retention count exist, the oldest automatic ones are pruned; manual snapshots are never
+            deleted automatically.
+          </p>
         </div>
       </div>
 
@@ -107,7 +114,8 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
             Interval
           </label>
           <p className="hint" id={`${id}-interval-hint`}>
-            Time between snapshots: a number and a unit s, m, h or d (30m, 6h, 24h, 7d). Minimum on this server: <strong>{minInterval}</strong>.
+            Time between snapshots: a number and a unit s, m, h or d (30m, 6h, 24h, 7d). Minimum on this server:{' '}
+            <strong>{minInterval}</strong>.
           </p>
         </div>
         <div className="setting-control">

@@ -24,7 +24,11 @@ export function SignInPage({ message, onSignedIn }: { message: string | null; on
       const me = await api.me({ token });
       onSignedIn(token, { user: me.user, server: me.server });
     } catch (err) {
-      setError(err instanceof ApiError && err.status === 401 ? 'This API key was not accepted: it is unknown, malformed or revoked.' : errorMessage(err));
+      setError(
+        err instanceof ApiError && err.status === 401
+          ? 'This API key was not accepted: it is unknown, malformed or revoked.'
+          : errorMessage(err),
+      );
       setBusy(false);
     }
   };

@@ -70,7 +70,8 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
     api.listRestores(id, ctl.signal).then(
       (rs) => {
         const last = rs[0];
-        if (last && (running(last) || (last.finishedAt && Date.now() - Date.parse(last.finishedAt) < RECENT_RESTORE_MS))) setRestore((cur) => cur ?? last);
+        if (last && (running(last) || (last.finishedAt && Date.now() - Date.parse(last.finishedAt) < RECENT_RESTORE_MS)))
+          setRestore((cur) => cur ?? last);
       },
       () => undefined,
     );
@@ -108,11 +109,19 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   return (
     <div className="stack-lg">
       <Callout tone="info" title="Snapshot before risky changes" role="note">
-        Take a snapshot before you update the SDL or run destructive operations such as schema migrations. If something goes wrong, restore it: the volumes go back to exactly that moment.
+        Take a snapshot before you update the SDL or run destructive operations such as schema migrations. If something goes wrong, restore
+        it: the volumes go back to exactly that moment.
       </Callout>
 
       {restore && (
-        <RestorePanel key={restore.id} deploymentId={id} initial={restore} snapshots={snapshots ?? []} onFinished={onRestoreFinished} onDismiss={() => setRestore(null)} />
+        <RestorePanel
+          key={restore.id}
+          deploymentId={id}
+          initial={restore}
+          snapshots={snapshots ?? []}
+          onFinished={onRestoreFinished}
+          onDismiss={() => setRestore(null)}
+        />
       )}
 
       <div className="stats">
@@ -167,7 +176,8 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           )
         ) : snapshots.length === 0 ? (
           <EmptyState icon="camera" title="No snapshots yet" action={createButton}>
-            A snapshot is a point-in-time copy of this deployment's volumes, kept on this node. Create one now, or turn on automatic snapshots in Settings.
+            A snapshot is a point-in-time copy of this deployment's volumes, kept on this node. Create one now, or turn on automatic
+            snapshots in Settings.
           </EmptyState>
         ) : (
           <>
