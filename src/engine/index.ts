@@ -31,3 +31,4 @@ export { fsyncDir } from './fsx/durable.js';
 export { walkEntries } from './fsx/walk.js';
 export { checkSpace, restoreFootprint } from './restore/space.js';
 export { asDiskFull, freeBytes } from './util/disk-space.js';
+export { packSlice } from './verify/verify.js';

@@ -35,7 +35,8 @@ import { type CaptureOptions, type CommitOptions, SnapshotSession } from '../sna
 import type { Source } from '../snapshot/archiver.js';
 import { type RestoreOptions, type RestoreResult, Restorer } from '../restore/restorer.js';
 import { type GcOptions, type GcReport, collectGarbage } from '../gc/gc.js';
-import { type VerifyOptions, type VerifyReport, verifyRepository } from '../verify/verify.js';
+import { affectedSnapshots } from '../verify/affected.js';
+import { type Finding, type VerifyOptions, type VerifyReport, verifyRepository } from '../verify/verify.js';
 
 export interface SnapshotOptions extends Omit<CaptureOptions, 'parent'>, Omit<CommitOptions, 'parent'> {
   /** Id (or unique prefix) of the snapshot to compare against; null for a full read. */
@@ -273,6 +274,18 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
 
   verify(opts: VerifyOptions = {}): Promise<VerifyReport> {
     return verifyRepository(this, opts);
+  }
+
+  /**
+   * affectedBy lists the snapshots that the error findings of a verify
+   * reach (affected.ts), oldest first.
+   */
+  async affectedBy(findings: readonly Finding[]): Promise<string[]> {
+    const index = await this.loadIndex();
+    return affectedSnapshots(
+      { listSnapshots: () => this.listSnapshots(), readTree: (id) => this.readTree(id), packOf: (id) => index.get(id)?.pack },
+      findings,
+    );
   }
 
   async stats(): Promise<RepoStats> {
