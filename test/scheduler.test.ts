@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
+import { Store } from '../src/db/store.js';
 import { Repository } from '../src/engine/index.js';
 import {
   type SnapshotView,
@@ -544,6 +545,56 @@ describe('batched gc', () => {
         expect(gc).toHaveBeenCalledTimes(1);
         expect(await packBytes(second, dep)).toBeLessThan(before - 200 * 1024);
         expect(second.store.gcDue.get(dep)).toBeUndefined();
+      } finally {
+        gc.mockRestore();
+        await second.close();
+      }
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("a gc job interrupted by a restart runs again, and the deployment's services still come up", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-gc-'));
+    const c = new ManualClock(Date.UTC(2026, 0, 8, 0, 0, 0));
+    try {
+      const first = await startHarness({ clock: c, dataDir });
+      let dep: string;
+      let before: number;
+      try {
+        dep = await createDeployment(first);
+        const ids = await snapshotsOfUniqueData(first, dep, 2);
+        before = await packBytes(first, dep);
+        await deleteSnapshot(first, dep, ids[0]!);
+      } finally {
+        await first.close();
+      }
+      // What a crash leaves when it comes after the tick queued the gc and before the gc ran.
+      c.advance(HOUR);
+      const db = Store.open(first.paths.database);
+      try {
+        db.jobs.enqueue(dep, 'gc', {}, c.now());
+      } finally {
+        db.close();
+      }
+
+      // The spy first: the server resumes the job as soon as it starts. The gc
+      // waits until the start-up has brought services up, as a long one would.
+      let release!: () => void;
+      const started = new Promise<void>((r) => (release = r));
+      const realGc = Repository.prototype.gc;
+      const gc = vi.spyOn(Repository.prototype, 'gc').mockImplementation(async function (this: Repository, opts) {
+        await started;
+        return realGc.call(this, opts);
+      });
+      const second = await startHarness({ clock: c, dataDir });
+      try {
+        await second.services.deployments.reconcile();
+        release();
+        await second.idle();
+        expect(gc).toHaveBeenCalledTimes(1);
+        expect(await packBytes(second, dep)).toBeLessThan(before - 200 * 1024);
+        expect((await second.runtime.status(dep)).map((x) => x.state)).toEqual(['running']);
       } finally {
         gc.mockRestore();
         await second.close();
