@@ -468,6 +468,7 @@ describe('batched gc', () => {
     const ids = await snapshotsOfUniqueData(h, dep, 6);
     const before = await packBytes(h, dep);
     const gc = vi.spyOn(Repository.prototype, 'gc');
+    const info = vi.spyOn(h.services.ctx.log, 'info');
     try {
       const firstDelete = clock.now();
       for (const id of ids.slice(0, 5)) {
@@ -507,8 +508,20 @@ describe('batched gc', () => {
       const reclaimed = Number(/^kova_gc_reclaimed_bytes_total (\d+)$/m.exec(metrics)?.[1]);
       expect(reclaimed).toBe(before - after);
       expect(metrics).toContain(`kova_repository_bytes{deployment="${dep}"} ${after}`);
+      expect(info).toHaveBeenCalledWith(
+        expect.objectContaining({
+          deployment: dep,
+          durationMs: expect.any(Number),
+          reclaimedBytes: before - after,
+          packsRepacked: expect.any(Number),
+          repositoryBytes: after,
+          snapshots: 1,
+        }),
+        'garbage collected',
+      );
     } finally {
       gc.mockRestore();
+      info.mockRestore();
     }
     // The snapshot kept restores after the gc.
     expectOk(await h.api('POST', `/api/v1/deployments/${dep}/snapshots/${ids[5]}/restore`, { safetySnapshot: false }), 202);

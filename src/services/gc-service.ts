@@ -59,12 +59,11 @@ export class GcService {
       return;
     }
     const started = clock.now();
-    const t0 = performance.now();
     try {
       const repo = await openRepo(this.ctx.paths, depId, false);
       try {
         const rep = await repo.gc();
-        const seconds = (performance.now() - t0) / 1000;
+        const seconds = (clock.now() - started) / 1000;
         const reclaimed = Math.max(0, rep.bytesBefore - rep.bytesAfter);
         // Jobs of a deployment run one at a time: no delete happened during this gc.
         store.gcDue.clear(depId);
