@@ -617,6 +617,24 @@ describe('batched gc', () => {
     }
   });
 
+  it('a database error while queuing gcs does not hold up the snapshot schedule', async () => {
+    const dep = await createDeployment(h);
+    await putSettings(dep, { enabled: true, interval: '1s' });
+    const dueBy = vi.spyOn(h.store.gcDue, 'dueBy').mockImplementation(() => {
+      throw new Error('SQLITE_IOERR: disk I/O error');
+    });
+    const logged = vi.spyOn(h.services.ctx.log, 'error');
+    try {
+      expect(await runDue(dep)).toBe(1);
+      expect(dueBy).toHaveBeenCalled();
+      expect(logged).toHaveBeenCalledWith(expect.anything(), expect.stringMatching(/could not queue the gcs due/));
+      expect((await automatic(dep)).map((s) => s.status)).toEqual(['ready']);
+    } finally {
+      dueBy.mockRestore();
+      logged.mockRestore();
+    }
+  });
+
   it('logs a failed gc and retries it one interval later, without blocking snapshots', async () => {
     const dep = await createDeployment(h);
     const ids = await snapshotsOfUniqueData(h, dep, 2);

@@ -35,16 +35,25 @@ export class GcService {
     ctx.jobs.register(JobKind.Gc, (job) => this.gcJob(job));
   }
 
-  /** tick queues a gc job for each deployment whose gc is due and has none queued or running; returns how many. */
+  /**
+   * tick queues a gc job for each deployment whose gc is due and has none
+   * queued or running; returns how many. It never throws: a database that
+   * cannot write is logged, and the marks are still due at the next tick,
+   * so the snapshot schedule that shares the tick is never held up.
+   */
   tick(): number {
     const { store, clock } = this.ctx;
     let queued = 0;
-    for (const m of store.gcDue.dueBy(clock.now())) {
-      store.tx(() => {
-        if (store.jobs.activeFor(m.deploymentId, [JobKind.Gc]).length > 0) return;
-        this.ctx.jobs.enqueue(m.deploymentId, JobKind.Gc);
-        queued++;
-      });
+    try {
+      for (const m of store.gcDue.dueBy(clock.now())) {
+        store.tx(() => {
+          if (store.jobs.activeFor(m.deploymentId, [JobKind.Gc]).length > 0) return;
+          this.ctx.jobs.enqueue(m.deploymentId, JobKind.Gc);
+          queued++;
+        });
+      }
+    } catch (err) {
+      this.ctx.log.error({ err }, 'could not queue the gcs due; they are tried again at the next tick');
     }
     return queued;
   }
