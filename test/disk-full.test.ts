@@ -138,7 +138,8 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
     sh('mount', ['-o', 'loop', img, mnt]);
     mounted = true;
     dataDir = path.join(mnt, 'kova');
-    server = await startKova({ dataDir, nodeArgs: ['--unhandled-rejections=strict'] });
+    // A short gc interval: the batched gc after a delete comes within seconds.
+    server = await startKova({ dataDir, nodeArgs: ['--unhandled-rejections=strict'], args: ['--gc-interval', '1s'] });
   }, 120_000);
 
   afterAll(async () => {
@@ -240,6 +241,7 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
 
   it('once space is freed, a snapshot succeeds and /healthz is ok again', async () => {
     const api = server!.api;
+    const freeBefore = free();
     const del = await api('DELETE', `/api/v1/deployments/${depId}/snapshots/${big}`);
     expect(del.status, JSON.stringify(del.body)).toBeLessThan(300);
     await waitFor(
@@ -247,6 +249,8 @@ describe.skipIf(!isRoot)('a full disk (loop-mounted ext4; needs root)', () => {
       120_000,
       'the snapshot to be deleted',
     );
+    // Its 100 MiB come back with the batched gc, one gc interval after the delete.
+    await waitFor(async () => free() > freeBefore + 50 * MiB || null, 120_000, 'the batched gc to reclaim the space');
     const id = await startSnapshot(api, depId, 'after');
     const s = await waitSnapshot(api, depId, id, 180_000);
     expect(s.status, JSON.stringify(s)).toBe('ready');

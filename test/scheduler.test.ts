@@ -4,11 +4,13 @@
  * timer, so no test sleeps for the schedule; h.idle() waits for the jobs a
  * tick queued.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
+import { Store } from '../src/db/store.js';
 import { Repository } from '../src/engine/index.js';
 import {
   type SnapshotView,
@@ -430,5 +432,244 @@ describe('disabling', () => {
     const on = Date.parse((await putSettings(dep, { enabled: true })).nextRunAt!);
     expect(on).toBeGreaterThanOrEqual(now + SECOND);
     expect(on).toBeLessThan(now + SECOND + JITTER_1S);
+  });
+});
+
+describe('batched gc', () => {
+  const HOUR = 3_600_000;
+
+  /** packBytes reads the bytes of a deployment's repository packs. */
+  async function packBytes(hh: Harness, dep: string): Promise<number> {
+    const repo = await Repository.open(hh.paths.repo(dep));
+    try {
+      return (await repo.stats()).packBytes;
+    } finally {
+      await repo.close();
+    }
+  }
+
+  /** snapshotsOfUniqueData takes `n` snapshots, each holding 256 KiB no other one holds; returns their ids, oldest first. */
+  async function snapshotsOfUniqueData(hh: Harness, dep: string, n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      writeVolume(hh, dep, 'blob.bin', randomBytes(256 * 1024));
+      ids.push((await takeSnapshot(hh, dep, `s${i}`)).id);
+    }
+    return ids;
+  }
+
+  async function deleteSnapshot(hh: Harness, dep: string, id: string): Promise<void> {
+    expectOk(await hh.api('DELETE', `/api/v1/deployments/${dep}/snapshots/${id}`));
+    await hh.idle();
+  }
+
+  it('deleting 5 snapshots runs gc zero times until the interval passes, then exactly once, and reclaims the space', async () => {
+    const dep = await createDeployment(h);
+    const ids = await snapshotsOfUniqueData(h, dep, 6);
+    const before = await packBytes(h, dep);
+    const gc = vi.spyOn(Repository.prototype, 'gc');
+    const info = vi.spyOn(h.services.ctx.log, 'info');
+    try {
+      const firstDelete = clock.now();
+      for (const id of ids.slice(0, 5)) {
+        await deleteSnapshot(h, dep, id);
+        clock.advance(60_000);
+        h.services.settings.tick();
+        await h.idle();
+      }
+      expect((await listSnapshots(h, dep)).map((s) => s.id)).toEqual([ids[5]]);
+      expect(gc).not.toHaveBeenCalled();
+      expect(h.store.gcDue.get(dep)).toMatchObject({ since: firstDelete, dueAt: firstDelete + HOUR });
+      expect(await packBytes(h, dep)).toBe(before);
+
+      clock.set(firstDelete + HOUR - 1);
+      h.services.settings.tick();
+      await h.idle();
+      expect(gc).not.toHaveBeenCalled();
+
+      clock.set(firstDelete + HOUR);
+      h.services.settings.tick();
+      h.services.settings.tick();
+      await h.idle();
+      expect(gc).toHaveBeenCalledTimes(1);
+      const after = await packBytes(h, dep);
+      expect(after).toBeLessThan(before - 5 * 200 * 1024);
+      expect(h.store.gcDue.get(dep)).toBeUndefined();
+
+      // Nothing more is due: later ticks collect nothing.
+      clock.advance(2 * HOUR);
+      h.services.settings.tick();
+      await h.idle();
+      expect(gc).toHaveBeenCalledTimes(1);
+
+      // Its cost is reported, and the size gauge follows.
+      const metrics = await h.services.ctx.metrics.render();
+      expect(metrics).toMatch(/^kova_gc_duration_seconds_count 1$/m);
+      const reclaimed = Number(/^kova_gc_reclaimed_bytes_total (\d+)$/m.exec(metrics)?.[1]);
+      expect(reclaimed).toBe(before - after);
+      expect(metrics).toContain(`kova_repository_bytes{deployment="${dep}"} ${after}`);
+      expect(info).toHaveBeenCalledWith(
+        expect.objectContaining({
+          deployment: dep,
+          durationMs: expect.any(Number),
+          reclaimedBytes: before - after,
+          packsRepacked: expect.any(Number),
+          repositoryBytes: after,
+          snapshots: 1,
+        }),
+        'garbage collected',
+      );
+    } finally {
+      gc.mockRestore();
+      info.mockRestore();
+    }
+    // The snapshot kept restores after the gc.
+    expectOk(await h.api('POST', `/api/v1/deployments/${dep}/snapshots/${ids[5]}/restore`, { safetySnapshot: false }), 202);
+    await h.idle();
+    expect(expectOk(await h.api('GET', `/api/v1/deployments/${dep}/restores`)).restores[0].status).toBe('completed');
+  });
+
+  it('runs after a restart between the delete and the due time', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-gc-'));
+    const c = new ManualClock(Date.UTC(2026, 0, 7, 0, 0, 0));
+    try {
+      const first = await startHarness({ clock: c, dataDir });
+      let dep: string;
+      let before: number;
+      try {
+        dep = await createDeployment(first);
+        const ids = await snapshotsOfUniqueData(first, dep, 2);
+        before = await packBytes(first, dep);
+        await deleteSnapshot(first, dep, ids[0]!);
+        // Down before the gc was due: the space is not reclaimed yet, the due mark is in the database.
+        expect(await packBytes(first, dep)).toBe(before);
+        expect(first.store.gcDue.get(dep)?.dueAt).toBe(c.now() + HOUR);
+      } finally {
+        await first.close();
+      }
+
+      c.advance(HOUR);
+      const second = await startHarness({ clock: c, dataDir });
+      const gc = vi.spyOn(Repository.prototype, 'gc');
+      try {
+        await second.services.deployments.reconcile();
+        second.services.settings.tick();
+        await second.idle();
+        expect(gc).toHaveBeenCalledTimes(1);
+        expect(await packBytes(second, dep)).toBeLessThan(before - 200 * 1024);
+        expect(second.store.gcDue.get(dep)).toBeUndefined();
+      } finally {
+        gc.mockRestore();
+        await second.close();
+      }
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("a gc job interrupted by a restart runs again, and the deployment's services still come up", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-gc-'));
+    const c = new ManualClock(Date.UTC(2026, 0, 8, 0, 0, 0));
+    try {
+      const first = await startHarness({ clock: c, dataDir });
+      let dep: string;
+      let before: number;
+      try {
+        dep = await createDeployment(first);
+        const ids = await snapshotsOfUniqueData(first, dep, 2);
+        before = await packBytes(first, dep);
+        await deleteSnapshot(first, dep, ids[0]!);
+      } finally {
+        await first.close();
+      }
+      // What a crash leaves when it comes after the tick queued the gc and before the gc ran.
+      c.advance(HOUR);
+      const db = Store.open(first.paths.database);
+      try {
+        db.jobs.enqueue(dep, 'gc', {}, c.now());
+      } finally {
+        db.close();
+      }
+
+      // The spy first: the server resumes the job as soon as it starts. The gc
+      // waits until the start-up has brought services up, as a long one would.
+      let release!: () => void;
+      const started = new Promise<void>((r) => (release = r));
+      const realGc = Repository.prototype.gc;
+      const gc = vi.spyOn(Repository.prototype, 'gc').mockImplementation(async function (this: Repository, opts) {
+        await started;
+        return realGc.call(this, opts);
+      });
+      const second = await startHarness({ clock: c, dataDir });
+      try {
+        await second.services.deployments.reconcile();
+        release();
+        await second.idle();
+        expect(gc).toHaveBeenCalledTimes(1);
+        expect(await packBytes(second, dep)).toBeLessThan(before - 200 * 1024);
+        expect((await second.runtime.status(dep)).map((x) => x.state)).toEqual(['running']);
+      } finally {
+        gc.mockRestore();
+        await second.close();
+      }
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a database error while queuing gcs does not hold up the snapshot schedule', async () => {
+    const dep = await createDeployment(h);
+    await putSettings(dep, { enabled: true, interval: '1s' });
+    const dueBy = vi.spyOn(h.store.gcDue, 'dueBy').mockImplementation(() => {
+      throw new Error('SQLITE_IOERR: disk I/O error');
+    });
+    const logged = vi.spyOn(h.services.ctx.log, 'error');
+    try {
+      expect(await runDue(dep)).toBe(1);
+      expect(dueBy).toHaveBeenCalled();
+      expect(logged).toHaveBeenCalledWith(expect.anything(), expect.stringMatching(/could not queue the gcs due/));
+      expect((await automatic(dep)).map((s) => s.status)).toEqual(['ready']);
+    } finally {
+      dueBy.mockRestore();
+      logged.mockRestore();
+    }
+  });
+
+  it('logs a failed gc and retries it one interval later, without blocking snapshots', async () => {
+    const dep = await createDeployment(h);
+    const ids = await snapshotsOfUniqueData(h, dep, 2);
+    const before = await packBytes(h, dep);
+    await deleteSnapshot(h, dep, ids[0]!);
+    const gc = vi.spyOn(Repository.prototype, 'gc').mockRejectedValueOnce(new Error('the disk hiccupped'));
+    const logged = vi.spyOn(h.services.ctx.log, 'error');
+    try {
+      clock.advance(HOUR);
+      const failedAt = clock.now();
+      h.services.settings.tick();
+      await h.idle();
+      expect(gc).toHaveBeenCalledTimes(1);
+      expect(logged).toHaveBeenCalledWith(expect.objectContaining({ deployment: dep }), expect.stringMatching(/gc failed/));
+      expect(h.store.gcDue.get(dep)?.dueAt).toBe(failedAt + HOUR);
+      expect(await packBytes(h, dep)).toBe(before);
+
+      // Snapshots go on meanwhile.
+      writeVolume(h, dep, 'blob.bin', 'after the failure');
+      await takeSnapshot(h, dep, 'meanwhile');
+
+      clock.set(failedAt + HOUR - 1);
+      h.services.settings.tick();
+      await h.idle();
+      expect(gc).toHaveBeenCalledTimes(1);
+
+      clock.set(failedAt + HOUR);
+      h.services.settings.tick();
+      await h.idle();
+      expect(gc).toHaveBeenCalledTimes(2);
+      expect(await packBytes(h, dep)).toBeLessThan(before);
+      expect(h.store.gcDue.get(dep)).toBeUndefined();
+    } finally {
+      gc.mockRestore();
+      logged.mockRestore();
+    }
   });
 });

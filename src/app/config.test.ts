@@ -1,4 +1,4 @@
-/** config: the limits and the metrics token file, from flags, environment or defaults. */
+/** config: the limits, the gc interval and the metrics token file, from flags, environment or defaults. */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
@@ -24,7 +24,16 @@ describe('loadConfig', () => {
     });
   });
 
+  it('takes the gc interval from --gc-interval, else KOVA_GC_INTERVAL, else 1h', () => {
+    expect(loadConfig({}, {}).gcIntervalMs).toBe(3_600_000);
+    expect(loadConfig({}, { KOVA_GC_INTERVAL: '10m' }).gcIntervalMs).toBe(600_000);
+    expect(loadConfig({ gcIntervalMs: '30s' }, { KOVA_GC_INTERVAL: '10m' }).gcIntervalMs).toBe(30_000);
+  });
+
   it.each([
+    ['gcIntervalMs', '0s'],
+    ['gcIntervalMs', 'hourly'],
+    ['gcIntervalMs', '400d'],
     ['userRateLimitPerMinute', '0'],
     ['maxKeysPerUser', '0'],
     ['maxKeysPerUser', 'many'],

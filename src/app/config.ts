@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { DEFAULT_LIMITS, USER_LIMIT_FACTOR } from '../api/deps.js';
 import { ValidationError } from '../core/errors.js';
+import { DEFAULT_GC_INTERVAL_MS } from '../services/gc-service.js';
 import { DEFAULT_MAX_KEYS_PER_USER } from '../services/keys.js';
 import { formatDuration, parseDuration } from '../core/units.js';
 import { MAX_INTERVAL_MS } from '../scheduler/policy.js';
@@ -29,6 +30,8 @@ export interface ServerConfig {
   readonly stopTimeoutSec: number;
   /** Smallest automatic snapshot interval users may set. Default 1h. */
   readonly minSnapshotIntervalMs: number;
+  /** How long after the first delete that left garbage a deployment's batched gc runs. Default 1h. */
+  readonly gcIntervalMs: number;
   /** Requests a minute per API key. Default 100. */
   readonly rateLimitPerMinute: number;
   /** Requests a minute per user, all their keys together. Default three times rateLimitPerMinute (300). */
@@ -57,6 +60,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   dockerNetwork: 'KOVA_DOCKER_NETWORK',
   stopTimeoutSec: 'KOVA_STOP_TIMEOUT',
   minSnapshotIntervalMs: 'KOVA_MIN_SNAPSHOT_INTERVAL',
+  gcIntervalMs: 'KOVA_GC_INTERVAL',
   rateLimitPerMinute: 'KOVA_RATE_LIMIT',
   userRateLimitPerMinute: 'KOVA_USER_RATE_LIMIT',
   maxKeysPerUser: 'KOVA_MAX_KEYS_PER_USER',
@@ -97,6 +101,13 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
       'INVALID_CONFIG',
       `min snapshot interval must be at most ${formatDuration(MAX_INTERVAL_MS)}, got "${minInterval}"`,
     );
+  const gcInterval = get('gcIntervalMs') ?? formatDuration(DEFAULT_GC_INTERVAL_MS);
+  const gcMs = parseDuration(gcInterval);
+  if (gcMs === null || gcMs < 1000 || gcMs > MAX_INTERVAL_MS)
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      `gc interval must be a duration from 1s to ${formatDuration(MAX_INTERVAL_MS)}, like 30s, 10m or 1h, got "${gcInterval}"`,
+    );
   return {
     dataDir,
     host: get('host') ?? '127.0.0.1',
@@ -106,6 +117,7 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     dockerNetwork: get('dockerNetwork') ?? 'bridge',
     stopTimeoutSec: int('stop timeout', get('stopTimeoutSec') ?? '10', 0, 3600),
     minSnapshotIntervalMs: minMs,
+    gcIntervalMs: gcMs,
     rateLimitPerMinute,
     userRateLimitPerMinute: int(
       'user rate limit',

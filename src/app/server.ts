@@ -21,6 +21,7 @@ import type { Runtime } from '../runtime/types.js';
 import type { ServiceContext } from '../services/context.js';
 import { DeploymentService } from '../services/deployment-service.js';
 import { DiskHealth } from '../services/disk-health.js';
+import { DEFAULT_GC_INTERVAL_MS, GcService } from '../services/gc-service.js';
 import { KeyService } from '../services/keys.js';
 import { Metrics } from '../services/metrics.js';
 import { Paths } from '../services/paths.js';
@@ -88,6 +89,8 @@ export function wireServices(opts: {
   clock: Clock;
   log: Logger;
   minSnapshotIntervalMs: number;
+  /** Default DEFAULT_GC_INTERVAL_MS. */
+  gcIntervalMs?: number;
   jobConcurrency: number;
   /** Default DEFAULT_MAX_KEYS_PER_USER. */
   maxKeysPerUser?: number;
@@ -103,12 +106,12 @@ export function wireServices(opts: {
     log: opts.log,
     metrics,
     disk: new DiskHealth(opts.paths.dataDir, opts.clock, metrics, opts.log),
-    config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs },
+    config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs, gcIntervalMs: opts.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS },
   };
   const snapshots = new SnapshotService(ctx);
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
-  const settings = new SettingsService(ctx, snapshots);
+  const settings = new SettingsService(ctx, snapshots, new GcService(ctx));
   return {
     ctx,
     keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }),
@@ -180,6 +183,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     clock,
     log,
     minSnapshotIntervalMs: cfg.minSnapshotIntervalMs,
+    gcIntervalMs: cfg.gcIntervalMs,
     jobConcurrency: cfg.jobConcurrency,
     maxKeysPerUser: cfg.maxKeysPerUser,
   });

@@ -20,6 +20,7 @@ export function registerServe(program: Command, io: Io): void {
     .option('--docker-host <url>', 'Docker socket, unix:///path [KOVA_DOCKER_HOST] (default /var/run/docker.sock)')
     .option('--docker-network <mode>', 'network mode of containers [KOVA_DOCKER_NETWORK] (default bridge)')
     .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
+    .option('--gc-interval <duration>', 'batched gc runs this long after the first snapshot delete [KOVA_GC_INTERVAL] (default 1h)')
     .option('--rate-limit <n>', 'requests a minute per API key [KOVA_RATE_LIMIT] (default 100)')
     .option('--user-rate-limit <n>', 'requests a minute per user, all keys together [KOVA_USER_RATE_LIMIT] (default 3 × --rate-limit)')
     .option('--max-keys-per-user <n>', 'active API keys a user may have [KOVA_MAX_KEYS_PER_USER] (default 20)')
@@ -38,6 +39,7 @@ export function registerServe(program: Command, io: Io): void {
         dockerHost: o.dockerHost,
         dockerNetwork: o.dockerNetwork,
         minSnapshotIntervalMs: o.minSnapshotInterval,
+        gcIntervalMs: o.gcInterval,
         rateLimitPerMinute: o.rateLimit,
         userRateLimitPerMinute: o.userRateLimit,
         maxKeysPerUser: o.maxKeysPerUser,

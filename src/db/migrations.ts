@@ -99,4 +99,13 @@ export const MIGRATIONS: readonly string[] = [
   -- Which snapshot volume a restore puts into which current volume (JSON).
   ALTER TABLE restores ADD COLUMN volumes TEXT;
   `,
+  `
+  -- Deployments whose repository holds garbage from deleted snapshots: gc
+  -- runs in a batch at due_at (since: the first delete that made it due).
+  CREATE TABLE gc_due (
+    deployment_id TEXT PRIMARY KEY REFERENCES deployments(id),
+    since INTEGER NOT NULL,
+    due_at INTEGER NOT NULL
+  );
+  `,
 ];

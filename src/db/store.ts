@@ -4,6 +4,7 @@
 import { ApiKeys } from './api-keys.js';
 import { type Db, openDatabase } from './database.js';
 import { Deployments } from './deployments.js';
+import { GcDue } from './gc-due.js';
 import { Jobs } from './jobs.js';
 import { Restores } from './restores.js';
 import { Settings } from './settings.js';
@@ -18,6 +19,7 @@ export class Store {
   readonly restores: Restores;
   readonly settings: Settings;
   readonly jobs: Jobs;
+  readonly gcDue: GcDue;
 
   constructor(readonly db: Db) {
     this.users = new Users(db);
@@ -27,6 +29,7 @@ export class Store {
     this.restores = new Restores(db);
     this.settings = new Settings(db);
     this.jobs = new Jobs(db);
+    this.gcDue = new GcDue(db);
   }
 
   static open(file: string): Store {

@@ -15,6 +15,8 @@ import type { Paths } from './paths.js';
 export interface ServiceConfig {
   /** Smallest interval users may set for automatic snapshots. */
   readonly minSnapshotIntervalMs: number;
+  /** How long after the first delete that left garbage a deployment's batched gc runs (gc-service.ts). */
+  readonly gcIntervalMs: number;
 }
 
 export interface ServiceContext {
@@ -39,6 +41,7 @@ export const JobKind = {
   Restart: 'restart',
   Close: 'close',
   Clone: 'clone',
+  Gc: 'gc',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [

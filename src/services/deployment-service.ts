@@ -301,7 +301,13 @@ export class DeploymentService {
    */
   async reconcile(): Promise<void> {
     const { store, runtime, paths, log } = this.ctx;
-    const pending = new Set(store.jobs.pending().map((j) => j.deploymentId));
+    // A gc job never touches services: it does not bring a deployment up.
+    const pending = new Set(
+      store.jobs
+        .pending()
+        .filter((j) => j.kind !== JobKind.Gc)
+        .map((j) => j.deploymentId),
+    );
     for (const d of store.deployments.listActive()) {
       try {
         const status = await runtime.status(d.id);

@@ -57,6 +57,17 @@ export class Metrics {
     labelNames: ['deployment'] as const,
     registers: [this.registry],
   });
+  readonly gcDuration = new Histogram({
+    name: 'kova_gc_duration_seconds',
+    help: "Time a batched garbage collection of a deployment's repository took.",
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  readonly gcReclaimed = new Counter({
+    name: 'kova_gc_reclaimed_bytes_total',
+    help: 'Bytes of repository packs freed by garbage collection.',
+    registers: [this.registry],
+  });
   readonly httpRequests = new Counter({
     name: 'kova_http_requests_total',
     help: 'HTTP requests, by method and status code.',

@@ -1,6 +1,6 @@
 /**
  * settings-service: automatic snapshot settings, and the scheduler tick that
- * queues due automatic snapshots.
+ * queues due automatic snapshots (and due batched gcs, gc-service.ts).
  *
  * The next run is due one interval after the last automatic snapshot (or
  * after enabling). tick() queues a due snapshot and moves nextRunAt one
@@ -17,6 +17,7 @@ import { formatDuration, parseDuration } from '../core/units.js';
 import type { SnapshotSettings } from '../db/settings.js';
 import { MAX_INTERVAL_MS, boundedSchedule, isDue, nextRunAfter } from '../scheduler/policy.js';
 import { JobKind, type ServiceContext } from './context.js';
+import type { GcService } from './gc-service.js';
 import { activeDeployment } from './guards.js';
 import type { SnapshotService } from './snapshot-service.js';
 
@@ -30,6 +31,7 @@ export class SettingsService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly snapshots: SnapshotService,
+    private readonly gc: GcService,
   ) {}
 
   get(userId: string, depId: string): SnapshotSettings {
@@ -88,10 +90,11 @@ export class SettingsService {
     });
   }
 
-  /** tick queues the automatic snapshots due now; returns how many. */
+  /** tick queues the automatic snapshots due now, and the batched gcs due (gc-service.ts); returns how many snapshots. */
   tick(): number {
     const { store, clock } = this.ctx;
     const now = clock.now();
+    this.gc.tick();
     let queued = 0;
     for (const row of store.settings.enabledList()) {
       const s = bounded(row, now);

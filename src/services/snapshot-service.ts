@@ -3,7 +3,8 @@
  * do the work. A snapshot row is created `creating` together with its job in
  * one transaction; the job captures (capture.ts), then marks it `ready` or
  * `failed`. Deleting marks it `deleting`; its job removes the engine
- * snapshot and collects garbage, then the row.
+ * snapshot, then the row, and marks the deployment's gc due (gc-service.ts
+ * collects the garbage in batches).
  */
 import { ConflictError, DiskFullError, KovaError, NotFoundError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
 import { newId } from '../core/ids.js';
@@ -14,6 +15,7 @@ import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
 import { pruneVictims } from '../scheduler/policy.js';
 import { captureDeployment } from './capture.js';
 import { JobKind, type ServiceContext } from './context.js';
+import { markGcDue } from './gc-service.js';
 import { activeDeployment, assertIdle, pendingClones, sanitize } from './guards.js';
 import { openRepo } from './repos.js';
 
@@ -217,10 +219,14 @@ export class SnapshotService {
 
   /**
    * remove deletes `deleting` snapshots from the repository (null when the
-   * deployment has none), then their rows, then collects garbage.
+   * deployment has none), then their rows. It does not collect garbage: it
+   * marks the deployment's gc due, and the batched gc (gc-service.ts)
+   * reclaims the space later.
    */
   private async remove(depId: string, snapIds: readonly string[], repo: Repository | null): Promise<void> {
     const { store } = this.ctx;
+    // Marked before the first engine delete, so that a crash halfway still leaves the gc due.
+    if (repo && snapIds.some((id) => store.snapshots.get(id)?.engineId)) markGcDue(this.ctx, depId);
     for (const id of snapIds) {
       const s = store.snapshots.get(id);
       if (!s || s.status !== 'deleting') continue;
@@ -231,7 +237,6 @@ export class SnapshotService {
       }
       store.snapshots.delete(id);
     }
-    if (repo) await repo.gc();
   }
 
   /** updateRepoGauge sets the repository-size metric of a deployment from its open repository. */

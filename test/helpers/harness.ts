@@ -47,6 +47,8 @@ export interface HarnessOptions {
   readonly runtime?: (paths: Paths) => Runtime;
   readonly clock?: Clock;
   readonly minSnapshotIntervalMs?: number;
+  /** How long after a delete the batched gc is due (default the product's). */
+  readonly gcIntervalMs?: number;
   readonly rateLimitPerMinute?: number;
   readonly dataDir?: string;
   /** Other limits of the app (default: too high to matter). */
@@ -70,6 +72,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     clock,
     log,
     minSnapshotIntervalMs,
+    gcIntervalMs: opts.gcIntervalMs,
     jobConcurrency: 2,
     maxKeysPerUser: opts.maxKeysPerUser,
   });
