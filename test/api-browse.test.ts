@@ -249,6 +249,15 @@ describe('GET …/archive', () => {
     });
   }
 
+  it('archives the whole snapshot as service/volume directories under the snapshot id', async () => {
+    const r = await get(`${base(dep, snap1)}/archive`);
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-disposition']).toBe(`attachment; filename*=UTF-8''${snap1}-all.tar`);
+    const list = execFileSync('tar', ['-t'], { input: r.rawPayload }).toString().split('\n');
+    expect(list).toContain(`${snap1}/app/data/hello.txt`);
+    expect(list).toContain(`${snap1}/app/data/many/f000`);
+  });
+
   it('refuses a file with 400 NOT_A_DIRECTORY and an unknown format with 400', async () => {
     expectError(await h.api('GET', `${base(dep, snap1)}/archive?path=app/data/hello.txt`), 400, 'NOT_A_DIRECTORY');
     expect((await h.api('GET', `${base(dep, snap1)}/archive?path=app/data&format=zip`)).status).toBe(400);

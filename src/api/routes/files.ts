@@ -150,10 +150,7 @@ export function fileRoutes(app: FastifyInstance, deps: AppDeps): void {
         const { top, stream } = await reader.archive(components, format === 'tar.zst');
         reply
           .header('content-type', format === 'tar' ? 'application/x-tar' : 'application/zstd')
-          .header(
-            'content-disposition',
-            contentDisposition(`${req.params.snapshotId}-${top === req.params.snapshotId ? 'all' : top}.${format}`),
-          );
+          .header('content-disposition', contentDisposition(`${req.params.snapshotId}-${components.length === 0 ? 'all' : top}.${format}`));
         return streamFrom(reply, reader, stream);
       } catch (err) {
         await reader.close();
