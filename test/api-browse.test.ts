@@ -13,6 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeployment, expectError, expectOk, takeSnapshot, volumeDir } from './helpers/api.js';
+import { Repository } from '../src/engine/index.js';
+import { BrowseService } from '../src/services/browse-service.js';
 import { type Harness, startHarness, waitFor } from './helpers/harness.js';
 
 let h: Harness;
@@ -230,6 +232,22 @@ describe('GET …/files/content', () => {
     await waitFor(() => locks().length === 0, 10_000, 'the read lock to be released');
   });
 
+  it('waits a bounded time for a running gc, then answers 409 REPOSITORY_BUSY', async () => {
+    const repo = await Repository.open(h.paths.repo(dep));
+    const gc = await repo.lock('exclusive', 'gc');
+    const browse = new BrowseService(h.services.ctx, { lockWaitMs: 300 });
+    try {
+      await expect(browse.read('nobody', dep, snap1, async () => null)).rejects.toMatchObject({ code: 'DEPLOYMENT_NOT_FOUND' });
+      const userId = h.store.deployments.get(dep)!.userId;
+      await expect(browse.read(userId, dep, snap1, (r) => r.list([], {}))).rejects.toMatchObject({ code: 'REPOSITORY_BUSY', status: 409 });
+    } finally {
+      await gc.release();
+      await repo.close();
+    }
+    const userId = h.store.deployments.get(dep)!.userId;
+    expect((await browse.read(userId, dep, snap1, (r) => r.list([], {}))).entries.map((e) => e.name)).toEqual(['app']);
+  });
+
   it('answers 409 SNAPSHOT_NOT_READY for a snapshot being created', async () => {
     h.store.snapshots.insert({
       id: 'snap-creating01',
@@ -354,5 +372,16 @@ describe('GET …/diff', () => {
     expect(expectOk(await h.api('GET', `${base(dep, snap2)}/diff?against=${snap2}`)).changes).toEqual([]);
     expectError(await h.api('GET', `${base(dep, snap2)}/diff?against=live`), 400, 'LIVE_DIFF_UNSUPPORTED');
     expectError(await h.api('GET', `${base(dep, snap2)}/diff?against=snap-nope`), 404, 'SNAPSHOT_NOT_FOUND');
+  });
+});
+
+describe('OpenAPI', () => {
+  it('describes the four routes, and the JSON answers from the contract', async () => {
+    const doc = (await h.api('GET', '/api/v1/openapi.json', undefined, null)).body;
+    const p = '/api/v1/deployments/{id}/snapshots/{snapshotId}';
+    for (const route of [`${p}/files`, `${p}/files/content`, `${p}/archive`, `${p}/diff`])
+      expect(Object.keys(doc.paths[route] ?? {}), route).toContain('get');
+    expect(JSON.stringify(doc.paths[`${p}/files`].get.responses['200'])).toContain('"nameBase64"');
+    expect(JSON.stringify(doc.paths[`${p}/diff`].get.responses['200'])).toContain('"sizeBefore"');
   });
 });

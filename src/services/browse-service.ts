@@ -11,8 +11,10 @@
  * first dot.
  *
  * Every read holds the repository open under a read lock (gc, which takes
- * the exclusive lock, waits for it); the caller closes the `SnapshotReader`
- * when its answer is sent, or when the response stream ends or is aborted.
+ * the exclusive lock, waits for it; a request waits for a running gc at
+ * most `lockWaitMs`, then answers 409 REPOSITORY_BUSY); the caller closes
+ * the `SnapshotReader` when its answer is sent, or when the response stream
+ * ends or is aborted.
  *
  * Names that are not UTF-8 are shown with U+FFFD in their place and their
  * raw bytes in `nameBase64` (null for UTF-8 names); such paths are reached
@@ -20,24 +22,32 @@
  */
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
-import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
-import {
-  type Repository,
-  type TreeNode,
-  diffTrees,
-  fileBytes,
-  compareNames,
-  listDirectory,
-  resolvePath,
-  tarStream,
-} from '../engine/index.js';
+import { ConflictError, KovaError, NotFoundError, RepoLockedError, ValidationError } from '../core/errors.js';
+import { Repository, type TreeNode, diffTrees, fileBytes, compareNames, listDirectory, resolvePath, tarStream } from '../engine/index.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceContext } from './context.js';
 import { ownedDeployment } from './guards.js';
-import { openRepo } from './repos.js';
 
 /** Listing and diff page sizes: the default, and the most one page may hold. */
 export const BROWSE_LIMITS = { defaultPage: 1000, maxPage: 5000 } as const;
+
+export interface BrowseOptions {
+  /**
+   * How long a request waits for the repository's read lock while gc or a
+   * repair holds it exclusively, before answering 409 REPOSITORY_BUSY.
+   * Default 15 s (a request should not hang for a whole gc).
+   */
+  readonly lockWaitMs?: number;
+}
+
+const DEFAULTS: Required<BrowseOptions> = { lockWaitMs: 15_000 };
+
+/** The repository is held exclusively (gc, repair) for longer than a request waits (HTTP 409). */
+export class RepositoryBusyError extends ConflictError {
+  constructor() {
+    super('REPOSITORY_BUSY', "the deployment's snapshot store is being cleaned up; try again in a minute");
+  }
+}
 
 /** A directory entry as the API shows it. */
 export interface FileEntryView {
@@ -372,7 +382,14 @@ export class SnapshotReader {
 }
 
 export class BrowseService {
-  constructor(private readonly ctx: ServiceContext) {}
+  private readonly opts: Required<BrowseOptions>;
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    opts: BrowseOptions = {},
+  ) {
+    this.opts = { ...DEFAULTS, ...opts };
+  }
 
   private readySnapshot(userId: string, depId: string, snapId: string): Snapshot {
     ownedDeployment(this.ctx.store, userId, depId);
@@ -391,10 +408,12 @@ export class BrowseService {
    */
   async open(userId: string, depId: string, snapId: string): Promise<SnapshotReader> {
     const snap = this.readySnapshot(userId, depId, snapId);
-    const repo = await openRepo(this.ctx.paths, depId, false);
+    const repo = await Repository.open(this.ctx.paths.repo(depId), { lockTimeoutMs: this.opts.lockWaitMs });
     let lock: { release(): Promise<void> } | null = null;
     try {
-      lock = await repo.lock('read', 'browse');
+      lock = await repo.lock('read', 'browse').catch((err: unknown) => {
+        throw err instanceof RepoLockedError ? new RepositoryBusyError() : err;
+      });
       const record = await repo.findSnapshot(snap.engineId!);
       const held = lock;
       return new SnapshotReader(repo, () => held.release(), snap, record.root);
