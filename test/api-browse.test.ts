@@ -155,6 +155,9 @@ describe('GET …/files', () => {
     expectError(await h.api('GET', `${base(dep, snap1)}/files?path=app/data/hello.txt`), 400, 'NOT_A_DIRECTORY');
     expectError(await h.api('GET', `${base(dep, snap1)}/files?path=app/data/../data`), 400, 'INVALID_PATH');
     expectError(await h.api('GET', `${base(dep, snap1)}/files?path=app/data&limit=0`), 400, 'INVALID_LIMIT');
+    expectError(await h.api('GET', `${base(dep, snap1)}/files?path=app/data&limit=ten`), 400, 'INVALID_LIMIT');
+    expectError(await h.api('GET', `${base(dep, snap2)}/diff?against=${snap1}&limit=5001`), 400, 'INVALID_LIMIT');
+    expectError(await h.api('GET', `${base(dep, snap1)}/files?path=app/data&cursor=not%20a%20cursor`), 400, 'INVALID_CURSOR');
   });
 
   it("answers 404 for another user's deployment and an unknown snapshot", async () => {
@@ -246,6 +249,14 @@ describe('GET …/files/content', () => {
     }
     const userId = h.store.deployments.get(dep)!.userId;
     expect((await browse.read(userId, dep, snap1, (r) => r.list([], {}))).entries.map((e) => e.name)).toEqual(['app']);
+  });
+
+  it('answers HEAD with the headers and releases the repository', async () => {
+    const r = await h.app.inject({ method: 'HEAD', url: url(), headers: { authorization: `Bearer ${h.token}` } });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-length']).toBe(String(BIG.length));
+    expect(r.rawPayload.length).toBe(0);
+    await waitFor(() => fs.readdirSync(path.join(h.paths.repo(dep), 'locks')).filter((n) => n !== '.keep').length === 0, 10_000, 'no lock');
   });
 
   it('answers 409 SNAPSHOT_NOT_READY for a snapshot being created', async () => {

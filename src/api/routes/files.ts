@@ -22,9 +22,7 @@ const PathQuery = {
 };
 const PageQuery = {
   cursor: Type.Optional(Type.String({ maxLength: 8192 })),
-  limit: Type.Optional(
-    Type.String({ pattern: '^[0-9]{1,6}$', description: `1 to ${BROWSE_LIMITS.maxPage}; default ${BROWSE_LIMITS.defaultPage}` }),
-  ),
+  limit: Type.Optional(Type.String({ maxLength: 12, description: `1 to ${BROWSE_LIMITS.maxPage}; default ${BROWSE_LIMITS.defaultPage}` })),
 };
 const FilesQuery = Type.Object(
   { ...PathQuery, ...PageQuery, q: Type.Optional(Type.String({ maxLength: 255 })) },
@@ -39,8 +37,8 @@ const DiffQuery = Type.Object({ against: Type.String({ minLength: 1, maxLength: 
 
 function pageLimit(limit: string | undefined): number | undefined {
   if (limit === undefined) return undefined;
-  const n = Number(limit);
-  if (n < 1 || n > BROWSE_LIMITS.maxPage) throw new ValidationError('INVALID_LIMIT', `limit must be 1 to ${BROWSE_LIMITS.maxPage}`);
+  const n = /^[0-9]+$/.test(limit) ? Number(limit) : NaN;
+  if (!(n >= 1 && n <= BROWSE_LIMITS.maxPage)) throw new ValidationError('INVALID_LIMIT', `limit must be 1 to ${BROWSE_LIMITS.maxPage}`);
   return n;
 }
 
