@@ -138,6 +138,7 @@ function buildSecondApp(webDir: string | null = null): ReturnType<typeof buildAp
     deployments: h.services.deployments,
     snapshots: h.services.snapshots,
     restores: h.services.restores,
+    browse: h.services.browse,
     settings: h.services.settings,
     metrics: h.services.ctx.metrics,
     clock: h.clock,

@@ -67,6 +67,7 @@ describe('GET /metrics', () => {
       deployments: h.services.deployments,
       snapshots: h.services.snapshots,
       restores: h.services.restores,
+      browse: h.services.browse,
       settings: h.services.settings,
       metrics: h.services.ctx.metrics,
       clock: h.clock,

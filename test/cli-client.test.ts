@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Deployment, Restore, Snapshot, SnapshotSettings } from '../src/cli/client/api-client.js';
+import type { Deployment, FileChange, FileEntry, Restore, Snapshot, SnapshotSettings } from '../src/cli/client/api-client.js';
 import { RESTORE_SAFETY_NOTE, RESTORE_WARNING } from '../src/cli/client/snapshots.js';
 import { sdlFor } from './helpers/harness.js';
 
@@ -640,5 +640,82 @@ describe('kova client: restore after the volumes changed', () => {
       expect(t.stdout).not.toMatch(/\[y\/N\]/);
     }
     expect((await api<{ restores: Restore[] }>('GET', `/api/v1/deployments/${dep}/restores`)).restores).toEqual([]);
+  });
+});
+
+describe('kova client: browsing snapshots', () => {
+  let dep = '';
+  let snap1 = '';
+  let snap2 = '';
+  const BLOB = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 13 + 5) % 256));
+
+  beforeAll(async () => {
+    const f = path.join(tmp, 'browse.yaml');
+    fs.writeFileSync(f, sdlFor('exec sleep 100000'));
+    dep = (await json<Deployment>(['deployments', 'create', '-f', f, '--wait'])).id;
+    fs.writeFileSync(volumeFile(dep, 'blob.bin'), BLOB);
+    fs.writeFileSync(volumeFile(dep, 'notes.txt'), 'first\n');
+    fs.mkdirSync(volumeFile(dep, 'dir'));
+    for (let i = 0; i < 5; i++) fs.writeFileSync(volumeFile(dep, `dir/f${i}`), `file ${i}\n`);
+    fs.symlinkSync('notes.txt', volumeFile(dep, 'link'));
+    fs.mkdirSync(volumeFile(dep, 'big-dir'));
+    for (let i = 0; i < 1200; i++) fs.writeFileSync(volumeFile(dep, `big-dir/n${String(i).padStart(4, '0')}`), '');
+    snap1 = (await json<Snapshot>(['snapshots', 'create', dep, '--wait'])).id;
+    fs.writeFileSync(volumeFile(dep, 'notes.txt'), 'second version\n');
+    fs.rmSync(volumeFile(dep, 'dir/f0'));
+    snap2 = (await json<Snapshot>(['snapshots', 'create', dep, '--wait'])).id;
+  }, 120_000);
+
+  it('files: a table, --json following cursors, --limit', async () => {
+    const lines = (await ok(['snapshots', 'files', dep, snap1, 'app/data'])).trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^MODE\s+OWNER\s+SIZE\s+MODIFIED\s+NAME$/);
+    expect(lines.find((l) => l.endsWith(' dir/'))).toMatch(/^drwx/);
+    expect(lines.find((l) => l.endsWith('link -> notes.txt'))).toMatch(/^lrwx/);
+    expect(lines.find((l) => l.endsWith(' blob.bin'))).toMatch(/^-rw.*300\.0 KB/);
+
+    expect((await json<FileEntry[]>(['snapshots', 'files', dep, snap1])).map((e) => e.name)).toEqual(['app']);
+    // More entries than one page holds: the CLI follows the server's cursor.
+    const many = await json<FileEntry[]>(['snapshots', 'files', dep, snap1, 'app/data/big-dir']);
+    expect(many.map((e) => e.name)).toEqual(Array.from({ length: 1200 }, (_, i) => `n${String(i).padStart(4, '0')}`));
+    const some = await json<FileEntry[]>(['snapshots', 'files', dep, snap1, 'app/data/dir', '--limit', '3']);
+    expect(some.map((e) => e.name)).toEqual(['f0', 'f1', 'f2']);
+    const all = await json<FileEntry[]>(['snapshots', 'files', dep, snap1, 'app/data/dir']);
+    expect(all.map((e) => [e.name, e.size])).toEqual([0, 1, 2, 3, 4].map((i) => [`f${i}`, 7]));
+
+    expectError(await kova(['snapshots', 'files', dep, snap1, 'app/data/nope']), /^kova: .*\(PATH_NOT_FOUND\)$/);
+    expectError(await kova(['snapshots', 'files', dep, snap1, 'app/data/notes.txt']), /^kova: .*\(NOT_A_DIRECTORY\)$/);
+  });
+
+  it('download: a file to -o or stdout, a directory as tar', async () => {
+    const out = path.join(tmp, 'blob.out');
+    const r = await kova(['snapshots', 'download', dep, snap1, 'app/data/blob.bin', '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(out).equals(BLOB)).toBe(true);
+    expect(await ok(['snapshots', 'download', dep, snap1, 'app/data/notes.txt'])).toBe('first\n');
+
+    for (const format of ['tar', 'tar.zst']) {
+      const tarFile = path.join(tmp, `dir.${format}`);
+      expect((await kova(['snapshots', 'download', dep, snap1, 'app/data/dir', '-o', tarFile, '--format', format])).code).toBe(0);
+      const x = fs.mkdtempSync(path.join(tmp, 'untar-'));
+      execFileSync('tar', [...(format === 'tar.zst' ? ['--zstd'] : []), '-xf', tarFile, '-C', x]);
+      expect(fs.readdirSync(path.join(x, 'dir')).sort()).toEqual(['f0', 'f1', 'f2', 'f3', 'f4']);
+      expect(fs.readFileSync(path.join(x, 'dir', 'f3'), 'utf8')).toBe('file 3\n');
+    }
+
+    const missing = path.join(tmp, 'missing.out');
+    expectError(await kova(['snapshots', 'download', dep, snap1, 'app/data/nope', '-o', missing]), /^kova: .*\(PATH_NOT_FOUND\)$/);
+    expect(fs.existsSync(missing)).toBe(false);
+    expectError(await kova(['snapshots', 'download', dep, snap1, 'app/data/link']), /^kova: .*\(NOT_A_FILE\)$/);
+  });
+
+  it('diff: a table and --json', async () => {
+    const changes = await json<FileChange[]>(['snapshots', 'diff', dep, snap2, '--against', snap1]);
+    expect(changes.map((c) => [c.path, c.change])).toEqual([
+      ['app/data/dir/f0', 'removed'],
+      ['app/data/notes.txt', 'modified'],
+    ]);
+    const lines = (await ok(['snapshots', 'diff', dep, snap2, '--against', snap1])).trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^CHANGE\s+BEFORE\s+AFTER\s+PATH$/);
+    expect(lines[2]).toMatch(/^modified\s+6 B\s+15 B\s+app\/data\/notes\.txt$/);
   });
 });

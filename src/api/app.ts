@@ -28,6 +28,7 @@ import { deploymentRoutes } from './routes/deployments.js';
 import { keyRoutes } from './routes/keys.js';
 import { settingsRoutes } from './routes/settings.js';
 import { snapshotRoutes } from './routes/snapshots.js';
+import { fileRoutes } from './routes/files.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -169,6 +170,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   keyRoutes(app, deps);
   deploymentRoutes(app, deps);
   snapshotRoutes(app, deps);
+  fileRoutes(app, deps);
   settingsRoutes(app, deps);
 
   const webDir = deps.config.webDir;

@@ -128,6 +128,45 @@ export const SnapshotSettings = Type.Object({
 });
 export type SnapshotSettings = Static<typeof SnapshotSettings>;
 
+/* ---- browsing snapshots (routes/files.ts) ----------------------------------------- */
+
+export const FileType = Type.Union([
+  Type.Literal('file'),
+  Type.Literal('dir'),
+  Type.Literal('symlink'),
+  Type.Literal('fifo'),
+  Type.Literal('chardev'),
+  Type.Literal('blockdev'),
+  Type.Literal('socket'),
+]);
+export type FileType = Static<typeof FileType>;
+
+export const FileEntry = Type.Object({
+  name: Type.String({ description: 'Not UTF-8: invalid bytes shown as U+FFFD, the raw name in nameBase64' }),
+  nameBase64: Nullable(Type.String()),
+  type: FileType,
+  size: Type.Integer(),
+  mode: Type.Integer({ description: 'Permission bits (mode & 0o7777)' }),
+  uid: Type.Integer(),
+  gid: Type.Integer(),
+  mtime: Type.String({ description: 'ISO 8601 UTC with nanoseconds' }),
+  target: Nullable(Type.String()),
+  targetBase64: Nullable(Type.String()),
+});
+export type FileEntry = Static<typeof FileEntry>;
+
+export const ChangeKind = Type.Union([Type.Literal('added'), Type.Literal('removed'), Type.Literal('modified'), Type.Literal('type')]);
+export type ChangeKind = Static<typeof ChangeKind>;
+
+export const FileChange = Type.Object({
+  path: Type.String(),
+  pathBase64: Nullable(Type.String()),
+  change: ChangeKind,
+  sizeBefore: Nullable(Type.Integer()),
+  sizeAfter: Nullable(Type.Integer()),
+});
+export type FileChange = Static<typeof FileChange>;
+
 /* ---- deployments ------------------------------------------------------------------ */
 
 export const DeploymentStatus = Type.Union([Type.Literal('active'), Type.Literal('closed')]);

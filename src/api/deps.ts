@@ -4,6 +4,7 @@
  * dir and call it with inject(), without a socket.
  */
 import type { Clock } from '../core/clock.js';
+import type { BrowseService } from '../services/browse-service.js';
 import type { DeploymentService } from '../services/deployment-service.js';
 import type { DiskHealth } from '../services/disk-health.js';
 import type { KeyService } from '../services/keys.js';
@@ -46,6 +47,7 @@ export interface AppDeps {
   readonly deployments: DeploymentService;
   readonly snapshots: SnapshotService;
   readonly restores: RestoreService;
+  readonly browse: BrowseService;
   readonly settings: SettingsService;
   readonly metrics: Metrics;
   /** The data directory's health for /healthz; without it /healthz reports ok. */

@@ -26,6 +26,7 @@ import { KeyService } from '../services/keys.js';
 import { Metrics } from '../services/metrics.js';
 import { Paths } from '../services/paths.js';
 import { RestoreService } from '../services/restore-service.js';
+import { BrowseService } from '../services/browse-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
@@ -41,6 +42,7 @@ export interface Services {
   readonly deployments: DeploymentService;
   readonly snapshots: SnapshotService;
   readonly restores: RestoreService;
+  readonly browse: BrowseService;
   readonly settings: SettingsService;
 }
 
@@ -118,6 +120,7 @@ export function wireServices(opts: {
     deployments,
     snapshots,
     restores,
+    browse: new BrowseService(ctx),
     settings,
   };
 }
@@ -207,6 +210,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       deployments: services.deployments,
       snapshots: services.snapshots,
       restores: services.restores,
+      browse: services.browse,
       settings: services.settings,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,

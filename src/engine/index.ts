@@ -32,3 +32,8 @@ export { walkEntries } from './fsx/walk.js';
 export { checkSpace, restoreFootprint } from './restore/space.js';
 export { asDiskFull, freeBytes } from './util/disk-space.js';
 export { packSlice } from './verify/verify.js';
+export { compareNames, type NodeType, type TreeNode } from './format/tree.js';
+export { PathNotFoundError, listDirectory, resolvePath } from './browse/browse.js';
+export { fileBytes } from './browse/content.js';
+export { type Change, type ChangeKind, diffTrees } from './browse/diff.js';
+export { OMITTED_NOTE, tarStream } from './browse/tar.js';

@@ -82,6 +82,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     deployments: services.deployments,
     snapshots: services.snapshots,
     restores: services.restores,
+    browse: services.browse,
     settings: services.settings,
     metrics: services.ctx.metrics,
     disk: services.ctx.disk,

@@ -11,7 +11,17 @@
  * All three are KovaErrors whose message is one line, so the CLI prints
  * them as `kova: <message>` unchanged.
  */
-import type { Deployment, Me, Restore, RestorePlan, SettingsChange, Snapshot, SnapshotSettings } from '../../api/contract.js';
+import type {
+  Deployment,
+  FileChange,
+  FileEntry,
+  Me,
+  Restore,
+  RestorePlan,
+  SettingsChange,
+  Snapshot,
+  SnapshotSettings,
+} from '../../api/contract.js';
 import { KovaError } from '../../core/errors.js';
 
 /* ---- wire types: the API contract's, shared with the server and the dashboard ---- */
@@ -20,6 +30,8 @@ export type {
   ApiKey,
   Deployment,
   DeploymentStatus,
+  FileChange,
+  FileEntry,
   Me,
   Progress as ApiProgress,
   Restore,
@@ -122,6 +134,13 @@ function causeCode(err: unknown): string | undefined {
     e = (e as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/** query builds a query string from the defined values. */
+function query(values: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) q.set(k, String(v));
+  return q.toString();
 }
 
 /** seg encodes one id as a path segment; an empty one would name another route. */
@@ -239,6 +258,42 @@ export class KovaClient {
     return this.pick('PUT', `/api/v1/deployments/${seg(deploymentId)}/snapshot-settings`, 'settings', change);
   }
 
+  /* browsing snapshots */
+
+  /** listFiles returns one page of a snapshot directory (path "service/volume/..."; "" the root). */
+  async listFiles(
+    deploymentId: string,
+    snapshotId: string,
+    path: string,
+    page: { cursor?: string | null; limit?: number } = {},
+  ): Promise<{ entries: FileEntry[]; cursor: string | null }> {
+    const q = query({ path, cursor: page.cursor ?? undefined, limit: page.limit });
+    const body = await this.request('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/files?${q}`);
+    return { entries: this.field(body, 'entries', 200) as FileEntry[], cursor: (body.cursor as string | null | undefined) ?? null };
+  }
+
+  /** diff returns one page of the changes from snapshot `against` to `snapshotId`. */
+  async diff(
+    deploymentId: string,
+    snapshotId: string,
+    against: string,
+    page: { cursor?: string | null; limit?: number } = {},
+  ): Promise<{ changes: FileChange[]; cursor: string | null }> {
+    const q = query({ against, cursor: page.cursor ?? undefined, limit: page.limit });
+    const body = await this.request('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/diff?${q}`);
+    return { changes: this.field(body, 'changes', 200) as FileChange[], cursor: (body.cursor as string | null | undefined) ?? null };
+  }
+
+  /** downloadFile opens one file of a snapshot as a stream (the answer's body). */
+  downloadFile(deploymentId: string, snapshotId: string, path: string): Promise<Response> {
+    return this.stream(`/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/files/content?${query({ path })}`);
+  }
+
+  /** downloadArchive opens a directory of a snapshot as a tar (or tar.zst) stream. */
+  downloadArchive(deploymentId: string, snapshotId: string, path: string, format: 'tar' | 'tar.zst'): Promise<Response> {
+    return this.stream(`/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/archive?${query({ path, format })}`);
+  }
+
   /* ---- transport ----------------------------------------------------------------- */
 
   private async pick<T>(method: string, path: string, key: string, body?: unknown): Promise<T> {
@@ -277,6 +332,39 @@ export class KovaClient {
     }
   }
 
+  /**
+   * stream sends a GET whose success answer is a byte stream and returns it
+   * unread; the timeout covers the answer's headers only, not the body.
+   * An error answer rejects like request() does.
+   */
+  async stream(path: string): Promise<Response> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DOMException('timeout', 'TimeoutError')), this.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.fetchFn(`${this.url}${path}`, {
+        headers: { authorization: `Bearer ${this.token}` },
+        signal: abort.signal,
+        redirect: 'error',
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (res.ok && res.body) return res;
+    await this.answer(res);
+    throw new BadResponseError(this.url, res.status, 'no body');
+  }
+
+  private unreachable(err: unknown): UnreachableError {
+    const e = err as Error;
+    if (e.name === 'TimeoutError') return new UnreachableError(this.url, `no answer within ${Math.round(this.timeoutMs / 1000)} s`, err);
+    const code = causeCode(err);
+    if (code && code in CONNECT_REASONS) return new UnreachableError(this.url, CONNECT_REASONS[code] ?? null, err);
+    return new UnreachableError(this.url, code ?? (e.cause instanceof Error ? e.cause.message : e.message), err);
+  }
+
   private async once<T>(method: string, path: string, body: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json', authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -290,13 +378,13 @@ export class KovaClient {
         redirect: 'error',
       });
     } catch (err) {
-      const e = err as Error;
-      if (e.name === 'TimeoutError') throw new UnreachableError(this.url, `no answer within ${Math.round(this.timeoutMs / 1000)} s`, err);
-      const code = causeCode(err);
-      if (code && code in CONNECT_REASONS) throw new UnreachableError(this.url, CONNECT_REASONS[code] ?? null, err);
-      throw new UnreachableError(this.url, code ?? (e.cause instanceof Error ? e.cause.message : e.message), err);
+      throw this.unreachable(err);
     }
+    return this.answer<T>(res);
+  }
 
+  /** answer reads a JSON answer: the success body, or the error it carries thrown. */
+  private async answer<T>(res: Response): Promise<T> {
     const text = await res.text().catch(() => '');
     let parsed: unknown;
     try {

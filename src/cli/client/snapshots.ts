@@ -1,11 +1,13 @@
 /**
- * snapshots: `kova snapshots ls|create|get|restore|rm|clone|settings`, a
+ * snapshots: `kova snapshots ls|create|get|restore|rm|clone|settings` (and
+ * files|download|diff, in browse.ts), a
  * deployment's volume snapshots on a Kova server.
  */
 import { type Command, Option } from 'commander';
 import { formatBytes, formatElapsed } from '../../core/units.js';
 import { note, printJson, println, table } from '../output.js';
 import { ApiError, type RestorePlan, type SettingsChange, type Snapshot, type VolumePair } from './api-client.js';
+import { registerBrowse } from './browse.js';
 import { type ClientContext, type CommonOpts, client, clientCommand, confirm } from './common.js';
 import { ClientUsageError } from './connection.js';
 import { SNAPSHOT_HEADERS, ago, printSettings, printSnapshot, snapshotRow } from './format.js';
@@ -186,4 +188,6 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
       if (o.json) return printJson(io, s);
       printSettings(io, s);
     });
+
+  registerBrowse(snapshots, ctx);
 }
