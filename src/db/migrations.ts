@@ -99,4 +99,11 @@ export const MIGRATIONS: readonly string[] = [
   -- Which snapshot volume a restore puts into which current volume (JSON).
   ALTER TABLE restores ADD COLUMN volumes TEXT;
   `,
+  `
+  -- Calendar retention tiers: the newest automatic snapshot of each of the last N hours, days, weeks, months (NULL = not set).
+  ALTER TABLE snapshot_settings ADD COLUMN keep_hourly INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN keep_daily INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN keep_weekly INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN keep_monthly INTEGER;
+  `,
 ];
