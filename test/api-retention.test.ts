@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
 import { describeRetention } from '../src/scheduler/retention.js';
-import { type SnapshotView, createDeployment, expectError, expectOk, listSnapshots, takeSnapshot } from './helpers/api.js';
+import { type SnapshotView, createDeployment, expectError, expectOk, listSnapshots, raw, takeSnapshot } from './helpers/api.js';
 import { type Harness, startHarness } from './helpers/harness.js';
 
 const HOUR = 3_600_000;
@@ -165,5 +165,15 @@ describe('preview and the retention step', () => {
     expectOk(await h.api('PUT', settingsUrl(dep), { retention: 4, keepWeekly: 2 }));
     const p = expectOk(await h.api('POST', previewUrl(dep), {}));
     expect(p).toEqual({ success: true, description: describeRetention({ last: 4, weekly: 2 }), keep: [], prune: [] });
+  });
+
+  it('answers 404 for a deployment that does not exist, and is in the OpenAPI document', async () => {
+    expectError(await h.api('POST', previewUrl('dep-doesnotexist'), {}), 404, 'DEPLOYMENT_NOT_FOUND');
+    const doc = (await raw(h, 'GET', '/api/v1/openapi.json', { token: null })).body;
+    const op = doc.paths['/api/v1/deployments/{id}/snapshot-settings/preview'].post;
+    expect(JSON.stringify(op.requestBody)).toContain('keepMonthly');
+    expect(JSON.stringify(op.responses['200'])).toContain('"prune"');
+    const get = JSON.stringify(doc.paths['/api/v1/deployments/{id}/snapshot-settings'].get.responses['200']);
+    expect(get).toContain('"retentionDescription"');
   });
 });
