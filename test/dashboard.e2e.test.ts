@@ -630,6 +630,7 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     await page.getByRole('button', { name: 'Save settings' }).click();
     await page.getByRole('alert').filter({ hasText: 'keepWeekly must be an integer from 0 to 1000' }).waitFor();
     expect(await weekly.getAttribute('aria-invalid')).toBe('true');
+    expect(await description.innerText()).toBe('Fix the retention fields to see what the new settings keep.');
     await weekly.fill('');
     await page.getByRole('button', { name: 'Save settings' }).click();
     await page.getByText('Automatic snapshots are off.').waitFor();

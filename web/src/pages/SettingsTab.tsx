@@ -265,7 +265,11 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         <div className="setting-text">
           <span className="setting-label">What is kept</span>
           <p className="hint" data-testid="retention-description">
-            {retentionDirty ? (preview?.description ?? 'Checking the new retention…') : current.retentionDescription}
+            {!retentionDirty
+              ? current.retentionDescription
+              : !retentionValid
+                ? 'Fix the retention fields to see what the new settings keep.'
+                : (preview?.description ?? 'Checking the new retention…')}
           </p>
           {retentionDirty && preview && <PruneList preview={preview} enabled={enabled} />}
         </div>
