@@ -506,6 +506,29 @@ describe('kova client: deployments and snapshots', () => {
     expect(await json(['snapshots', 'settings', dep])).toMatchObject({ enabled: false, interval: '6h', retention: 14 });
   });
 
+  it('settings: calendar retention tiers, with the policy in plain words', async () => {
+    const set = await json<SnapshotSettings>(['snapshots', 'settings', dep, '--keep-daily', '7', '--keep-monthly', '12']);
+    expect(set).toMatchObject({ retention: 14, keepHourly: null, keepDaily: 7, keepWeekly: null, keepMonthly: 12 });
+    const text = await ok(['snapshots', 'settings', dep]);
+    expect(text).toMatch(/CALENDAR\s+daily 7, monthly 12\n/);
+    const policy = text.split('\n').find((l) => l.startsWith('POLICY '));
+    expect(policy?.replace(/^POLICY\s+/, '')).toBe(set.retentionDescription);
+    expect(set.retentionDescription).toMatch(/^Keeps the 14 most recent automatic snapshots, and the newest of each of the last 7 days/);
+
+    expect(await json(['snapshots', 'settings', dep, '--keep-daily', 'none', '--keep-hourly', '0'])).toMatchObject({
+      keepHourly: 0,
+      keepDaily: null,
+      keepMonthly: 12,
+    });
+    const [tooMany, notNumber] = await Promise.all([
+      kova(['snapshots', 'settings', dep, '--keep-weekly', '1001']),
+      kova(['snapshots', 'settings', dep, '--keep-hourly', 'lots']),
+    ]);
+    expectError(tooMany, 'kova: keepWeekly must be an integer from 0 to 1000, or null for none (INVALID_RETENTION)');
+    expectError(notNumber, 'kova: --keep-hourly must be a whole number or "none", got "lots"');
+    expect(await json(['snapshots', 'settings', dep])).toMatchObject({ keepHourly: 0, keepDaily: null, keepWeekly: null, keepMonthly: 12 });
+  });
+
   it('clone --wait: a new deployment from the snapshot, running', async () => {
     const c = await json<Deployment>(['snapshots', 'clone', dep, snap, '--name', 'web-copy', '--wait']);
     expect(c).toMatchObject({ id: expect.stringMatching(/^dep-/), name: 'web-copy', status: 'active', clonedFrom: snap, operation: null });

@@ -579,6 +579,67 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     expect(await inPage(page, 'window.__marker')).toBe(43);
   });
 
+  it('Settings: calendar tiers, the policy in plain words, and a preview of the automatic snapshots saving would delete', async () => {
+    // Three ready automatic snapshots to preview against, then the schedule off again.
+    expect(
+      (await api('PUT', `/api/v1/deployments/${depId}/snapshot-settings`, { enabled: true, interval: '1s', retention: 3 })).status,
+    ).toBe(200);
+    type Listed = { id: string; automatic: boolean; status: string };
+    const list = async () => (await api('GET', `/api/v1/deployments/${depId}/snapshots`)).body.snapshots as Listed[];
+    await waitUntil(
+      async () => (await list()).filter((s) => s.automatic && s.status === 'ready').length >= 3,
+      'three automatic snapshots',
+      60_000,
+    );
+    expect((await api('PUT', `/api/v1/deployments/${depId}/snapshot-settings`, { enabled: false })).status).toBe(200);
+    await waitUntil(async () => (await list()).every((s) => s.status === 'ready' || s.status === 'failed'), 'every snapshot to settle');
+
+    await page.goto(`${kova.url}/deployments/${depId}`);
+    await page.getByRole('navigation', { name: 'Deployment sections' }).getByRole('link', { name: 'Settings' }).click();
+    const description = page.getByTestId('retention-description');
+    await description.waitFor();
+    expect(await description.innerText()).toBe(
+      'Keeps the 3 most recent automatic snapshots; older automatic snapshots are deleted. Manual snapshots are never deleted.',
+    );
+    for (const tier of ['Hourly', 'Daily', 'Weekly', 'Monthly']) expect(await page.getByLabel(tier, { exact: true }).inputValue()).toBe('');
+
+    // Retention 1 and one day: the newest is kept, every other automatic snapshot would go.
+    await page.getByLabel('Retention', { exact: true }).fill('1');
+    await page.getByLabel('Daily', { exact: true }).fill('1');
+    const expected = (await api('POST', `/api/v1/deployments/${depId}/snapshot-settings/preview`, { retention: 1, keepDaily: 1 })).body;
+    expect(expected.prune.length).toBeGreaterThanOrEqual(2);
+    const n = expected.prune.length as number;
+    const warning = page
+      .getByRole('status')
+      .filter({ hasText: `Saving will delete ${n} automatic snapshots when the next automatic snapshot is taken:` });
+    await warning.waitFor();
+    await waitUntil(async () => (await description.innerText()) === expected.description, 'the description of the new policy');
+    expect(expected.description).toContain('the newest of the last day (UTC)');
+    const listed = (await datasets(page.getByTestId('retention-prune').locator('li'), 'snapshotId')).map(([id]) => id);
+    expect(listed).toEqual(expected.prune.map((p: { id: string }) => p.id));
+    expect(listed).not.toContain(snapId);
+    expect(await warning.innerText()).toContain('1 automatic snapshot stays; manual snapshots are never deleted.');
+    expect(await warning.innerText()).toContain('Automatic snapshots are off: nothing is deleted until they are turned on.');
+    await screenshot(page, '25b-settings-retention-preview');
+    // The preview deleted nothing.
+    expect((await list()).filter((s) => s.automatic && s.status === 'ready').length).toBe(n + 1);
+
+    // A bad tier is refused at its field; a good one saves and comes back.
+    const weekly = page.getByLabel('Weekly', { exact: true });
+    await weekly.fill('1001');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByRole('alert').filter({ hasText: 'keepWeekly must be an integer from 0 to 1000' }).waitFor();
+    expect(await weekly.getAttribute('aria-invalid')).toBe('true');
+    expect(await description.innerText()).toBe('Fix the retention fields to see what the new settings keep.');
+    await weekly.fill('');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.getByText('Automatic snapshots are off.').waitFor();
+    const after = (await api('GET', `/api/v1/deployments/${depId}/snapshot-settings`)).body.settings;
+    expect(after).toMatchObject({ retention: 1, keepHourly: null, keepDaily: 1, keepWeekly: null, keepMonthly: null });
+    expect(await description.innerText()).toBe(after.retentionDescription);
+    expect(await page.getByRole('status').filter({ hasText: 'Saving will delete' }).count()).toBe(0);
+  });
+
   it('signs out with a message when the key is revoked while signed in', async () => {
     const k = await kova.api('POST', '/api/v1/api-keys', { label: 'to be revoked' });
     expect(k.status).toBe(201);

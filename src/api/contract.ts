@@ -125,6 +125,11 @@ export const SnapshotSettings = Type.Object({
   retention: Type.Integer(),
   nextRunAt: Nullable(Time()),
   minInterval: Type.String({ description: "The server's minimum interval." }),
+  keepHourly: Nullable(Type.Integer(), { description: 'Keep the newest automatic snapshot of each of the last N hours (null: not set).' }),
+  keepDaily: Nullable(Type.Integer(), { description: 'Likewise per day (UTC).' }),
+  keepWeekly: Nullable(Type.Integer(), { description: 'Likewise per ISO week (UTC).' }),
+  keepMonthly: Nullable(Type.Integer(), { description: 'Likewise per month (UTC).' }),
+  retentionDescription: Type.String({ description: 'What the retention policy keeps, in plain words.' }),
 });
 export type SnapshotSettings = Static<typeof SnapshotSettings>;
 
@@ -166,6 +171,27 @@ export const FileChange = Type.Object({
   sizeAfter: Nullable(Type.Integer()),
 });
 export type FileChange = Static<typeof FileChange>;
+
+/* ---- retention preview ------------------------------------------------------------ */
+
+export const KeepReason = Type.Union([
+  Type.Literal('last'),
+  Type.Literal('hourly'),
+  Type.Literal('daily'),
+  Type.Literal('weekly'),
+  Type.Literal('monthly'),
+]);
+
+export const RetentionPreview = Type.Object({
+  description: Type.String({ description: 'What the policy keeps, in plain words.' }),
+  keep: Type.Array(Type.Object({ id: Type.String(), createdAt: Time(), reasons: Type.Array(KeepReason) }), {
+    description: 'Ready automatic snapshots kept, newest first, with the rules that keep each.',
+  }),
+  prune: Type.Array(Type.Object({ id: Type.String(), createdAt: Time() }), {
+    description: 'Ready automatic snapshots the next automatic snapshot deletes, newest first.',
+  }),
+});
+export type RetentionPreview = Static<typeof RetentionPreview>;
 
 /* ---- deployments ------------------------------------------------------------------ */
 

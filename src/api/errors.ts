@@ -8,6 +8,7 @@
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { KovaError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
+import { tierMessage } from '../scheduler/retention.js';
 
 export function errorBody(code: string, message: string): { success: false; error: { code: string; message: string } } {
   return { success: false, error: { code, message } };
@@ -26,6 +27,10 @@ interface ValidationIssue {
  */
 const FIELD_CODES: Readonly<Record<string, { readonly code: string; readonly message: string }>> = {
   '/retention': { code: 'INVALID_RETENTION', message: 'retention must be an integer from 1 to 100' },
+  '/keepHourly': { code: 'INVALID_RETENTION', message: tierMessage('keepHourly') },
+  '/keepDaily': { code: 'INVALID_RETENTION', message: tierMessage('keepDaily') },
+  '/keepWeekly': { code: 'INVALID_RETENTION', message: tierMessage('keepWeekly') },
+  '/keepMonthly': { code: 'INVALID_RETENTION', message: tierMessage('keepMonthly') },
 };
 
 function describeValidation(context: string, issues: readonly ValidationIssue[]): string {

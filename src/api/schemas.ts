@@ -51,11 +51,22 @@ export const RestoreBody = Type.Object(
 
 export const CloneBody = Type.Object({ name: Type.Optional(Type.String()) }, { additionalProperties: false });
 
+/** A calendar retention tier: 0 to 1000, or null to unset. */
+function Tier(periods: string) {
+  return Type.Union([Type.Integer({ minimum: 0, maximum: 1000 }), Type.Null()], {
+    description: `Keep the newest automatic snapshot of each of the last N ${periods}; 0 to 1000, null for none.`,
+  });
+}
+
 export const SettingsBody = Type.Object(
   {
     enabled: Type.Optional(Type.Boolean()),
     interval: Type.Optional(Type.String({ description: 'A duration: 30m, 6h, 24h, 7d.' })),
     retention: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Automatic snapshots kept, 1 to 100.' })),
+    keepHourly: Type.Optional(Tier('hours')),
+    keepDaily: Type.Optional(Tier('days (UTC)')),
+    keepWeekly: Type.Optional(Tier('ISO weeks (UTC)')),
+    keepMonthly: Type.Optional(Tier('months (UTC)')),
   },
   { additionalProperties: false },
 );

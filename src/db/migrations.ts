@@ -108,4 +108,11 @@ export const MIGRATIONS: readonly string[] = [
     due_at INTEGER NOT NULL
   );
   `,
+  `
+  -- Calendar retention tiers: the newest automatic snapshot of each of the last N hours, days, weeks, months (NULL = not set).
+  ALTER TABLE snapshot_settings ADD COLUMN keep_hourly INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN keep_daily INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN keep_weekly INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN keep_monthly INTEGER;
+  `,
 ];

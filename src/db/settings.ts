@@ -8,6 +8,11 @@ export interface SnapshotSettings {
   /** The interval as set ("24h"); null for rows from before it was kept. */
   readonly interval: string | null;
   readonly retention: number;
+  /** Calendar retention tiers (see scheduler/retention); null when not set. */
+  readonly keepHourly: number | null;
+  readonly keepDaily: number | null;
+  readonly keepWeekly: number | null;
+  readonly keepMonthly: number | null;
   /** When the next automatic snapshot is due (null when disabled). */
   readonly nextRunAt: number | null;
   readonly updatedAt: number;
@@ -19,6 +24,10 @@ interface Row {
   interval_ms: number;
   interval_text: string | null;
   retention: number;
+  keep_hourly: number | null;
+  keep_daily: number | null;
+  keep_weekly: number | null;
+  keep_monthly: number | null;
   next_run_at: number | null;
   updated_at: number;
 }
@@ -29,11 +38,24 @@ const toSettings = (r: Row): SnapshotSettings => ({
   intervalMs: r.interval_ms,
   interval: r.interval_text,
   retention: r.retention,
+  keepHourly: r.keep_hourly,
+  keepDaily: r.keep_daily,
+  keepWeekly: r.keep_weekly,
+  keepMonthly: r.keep_monthly,
   nextRunAt: r.next_run_at,
   updatedAt: r.updated_at,
 });
 
-export const DEFAULT_SETTINGS = { enabled: false, intervalMs: 24 * 3_600_000, interval: '24h', retention: 7 } as const;
+export const DEFAULT_SETTINGS = {
+  enabled: false,
+  intervalMs: 24 * 3_600_000,
+  interval: '24h',
+  retention: 7,
+  keepHourly: null,
+  keepDaily: null,
+  keepWeekly: null,
+  keepMonthly: null,
+} as const;
 
 export class Settings extends Table {
   /** get returns the settings, or the defaults when never set. */
@@ -45,13 +67,27 @@ export class Settings extends Table {
   put(s: SnapshotSettings): void {
     this.db
       .prepare(
-        `INSERT INTO snapshot_settings (deployment_id, enabled, interval_ms, interval_text, retention, next_run_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO snapshot_settings (deployment_id, enabled, interval_ms, interval_text, retention,
+           keep_hourly, keep_daily, keep_weekly, keep_monthly, next_run_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (deployment_id) DO UPDATE SET enabled = excluded.enabled, interval_ms = excluded.interval_ms,
-           interval_text = excluded.interval_text, retention = excluded.retention, next_run_at = excluded.next_run_at,
-           updated_at = excluded.updated_at`,
+           interval_text = excluded.interval_text, retention = excluded.retention, keep_hourly = excluded.keep_hourly,
+           keep_daily = excluded.keep_daily, keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly,
+           next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`,
       )
-      .run(s.deploymentId, s.enabled ? 1 : 0, s.intervalMs, s.interval, s.retention, s.nextRunAt, s.updatedAt);
+      .run(
+        s.deploymentId,
+        s.enabled ? 1 : 0,
+        s.intervalMs,
+        s.interval,
+        s.retention,
+        s.keepHourly,
+        s.keepDaily,
+        s.keepWeekly,
+        s.keepMonthly,
+        s.nextRunAt,
+        s.updatedAt,
+      );
   }
 
   setNextRun(deploymentId: string, at: number | null): void {

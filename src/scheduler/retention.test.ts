@@ -5,7 +5,14 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type RetentionCandidate, type RetentionPolicy, describeRetention, periodKey, planRetention } from './retention.js';
+import {
+  type RetentionCandidate,
+  type RetentionPolicy,
+  describeRetention,
+  periodKey,
+  planRetention,
+  retentionPolicy,
+} from './retention.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -141,5 +148,13 @@ describe('describeRetention', () => {
     expect(describeRetention({ last: 1, hourly: 0, daily: 7, weekly: 4, monthly: 1 })).toBe(
       'Keeps the most recent automatic snapshot, and the newest of each of the last 7 days, the newest of each of the last 4 weeks and the newest of the last month (UTC) that had one; older automatic snapshots are deleted. Manual snapshots are never deleted.',
     );
+  });
+});
+
+describe('retentionPolicy', () => {
+  it('takes retention as `last` and unset (null) tiers as absent', () => {
+    const p = retentionPolicy({ retention: 3, keepHourly: null, keepDaily: 7, keepWeekly: 0, keepMonthly: null });
+    expect(p).toEqual({ last: 3, hourly: undefined, daily: 7, weekly: 0, monthly: undefined });
+    expect(describeRetention(p)).toBe(describeRetention({ last: 3, daily: 7 }));
   });
 });

@@ -144,3 +144,31 @@ function joinWords(parts: readonly string[]): string {
   if (parts.length <= 1) return parts.join('');
   return `${parts.slice(0, -1).join(', ')} and ${parts[parts.length - 1]}`;
 }
+
+/** The retention part of a deployment's settings: `retention` is the policy's `last`; null tiers are not set. */
+export interface RetentionSettings {
+  readonly retention: number;
+  readonly keepHourly: number | null;
+  readonly keepDaily: number | null;
+  readonly keepWeekly: number | null;
+  readonly keepMonthly: number | null;
+}
+
+/** The largest count a calendar tier setting takes. */
+export const MAX_TIER = 1000;
+
+/** tierMessage is the INVALID_RETENTION message for a calendar tier setting. */
+export function tierMessage(field: string): string {
+  return `${field} must be an integer from 0 to ${MAX_TIER}, or null for none`;
+}
+
+/** retentionPolicy turns stored settings into the policy planRetention applies. */
+export function retentionPolicy(s: RetentionSettings): RetentionPolicy {
+  return {
+    last: s.retention,
+    hourly: s.keepHourly ?? undefined,
+    daily: s.keepDaily ?? undefined,
+    weekly: s.keepWeekly ?? undefined,
+    monthly: s.keepMonthly ?? undefined,
+  };
+}

@@ -16,6 +16,7 @@ import { ValidationError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/units.js';
 import type { SnapshotSettings } from '../db/settings.js';
 import { MAX_INTERVAL_MS, boundedSchedule, isDue, nextRunAfter } from '../scheduler/policy.js';
+import { type KeepReason, MAX_TIER, describeRetention, planRetention, retentionPolicy, tierMessage } from '../scheduler/retention.js';
 import { JobKind, type ServiceContext } from './context.js';
 import type { GcService } from './gc-service.js';
 import { activeDeployment } from './guards.js';
@@ -25,6 +26,20 @@ export interface SettingsInput {
   readonly enabled?: boolean;
   readonly interval?: string;
   readonly retention?: number;
+  /** Calendar tiers: a count from 0 to MAX_TIER (scheduler/retention), or null to unset; absent leaves it as it is. */
+  readonly keepHourly?: number | null;
+  readonly keepDaily?: number | null;
+  readonly keepWeekly?: number | null;
+  readonly keepMonthly?: number | null;
+}
+
+const TIER_FIELDS = ['keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly'] as const;
+
+/** What a retention policy would keep and prune among a deployment's existing snapshots. */
+export interface RetentionPreview {
+  readonly description: string;
+  readonly keep: ReadonlyArray<{ readonly id: string; readonly createdAt: number; readonly reasons: readonly KeepReason[] }>;
+  readonly prune: ReadonlyArray<{ readonly id: string; readonly createdAt: number }>;
 }
 
 export class SettingsService {
@@ -45,7 +60,42 @@ export class SettingsService {
   }
 
   put(userId: string, depId: string, input: SettingsInput): SnapshotSettings {
-    const { store, clock, config } = this.ctx;
+    const { store, clock } = this.ctx;
+    const intervalMs = this.validate(input);
+    return store.tx(() => {
+      activeDeployment(store, userId, depId);
+      const next = merged(bounded(store.settings.get(depId), clock.now()), input, intervalMs, clock.now());
+      store.settings.put(next);
+      return next;
+    });
+  }
+
+  /**
+   * preview says what `input` (validated as put validates it) would keep and
+   * prune among the deployment's existing ready automatic snapshots, changing
+   * nothing. The next automatic snapshot applies the policy, counting itself
+   * as the most recent.
+   */
+  preview(userId: string, depId: string, input: SettingsInput): RetentionPreview {
+    const { store, clock } = this.ctx;
+    const intervalMs = this.validate(input);
+    activeDeployment(store, userId, depId);
+    const next = merged(this.stored(depId), input, intervalMs, clock.now());
+    const policy = retentionPolicy(next);
+    const plan = planRetention(
+      store.snapshots.list(depId).map((s) => ({ ...s, automatic: s.trigger === 'automatic' })),
+      policy,
+    );
+    return {
+      description: describeRetention(policy),
+      keep: plan.keep.map((k) => ({ id: k.snapshot.id, createdAt: k.snapshot.createdAt, reasons: k.reasons })),
+      prune: plan.prune.map((s) => ({ id: s.id, createdAt: s.createdAt })),
+    };
+  }
+
+  /** validate checks `input` and returns its interval in ms (undefined when not given). */
+  private validate(input: SettingsInput): number | undefined {
+    const { config } = this.ctx;
     let intervalMs: number | undefined;
     if (input.interval !== undefined) {
       const ms = parseDuration(input.interval);
@@ -66,28 +116,13 @@ export class SettingsService {
     if (input.retention !== undefined && !(Number.isInteger(input.retention) && input.retention >= 1 && input.retention <= 100)) {
       throw new ValidationError('INVALID_RETENTION', 'retention must be an integer from 1 to 100');
     }
-    return store.tx(() => {
-      activeDeployment(store, userId, depId);
-      const now = clock.now();
-      const cur = bounded(store.settings.get(depId), now);
-      const enabled = input.enabled ?? cur.enabled;
-      const interval = intervalMs ?? cur.intervalMs;
-      let nextRunAt = cur.nextRunAt;
-      if (!enabled) nextRunAt = null;
-      else if (!cur.enabled || nextRunAt === null) nextRunAt = nextRunAfter(now, depId, interval);
-      else if (interval !== cur.intervalMs) nextRunAt = Math.min(nextRunAt, nextRunAfter(now, depId, interval));
-      const next: SnapshotSettings = {
-        deploymentId: depId,
-        enabled,
-        intervalMs: interval,
-        interval: intervalMs === undefined ? cur.interval : input.interval!,
-        retention: input.retention ?? cur.retention,
-        nextRunAt,
-        updatedAt: now,
-      };
-      store.settings.put(next);
-      return next;
-    });
+    for (const field of TIER_FIELDS) {
+      const v = input[field];
+      if (v !== undefined && v !== null && !(Number.isInteger(v) && v >= 0 && v <= MAX_TIER)) {
+        throw new ValidationError('INVALID_RETENTION', tierMessage(field));
+      }
+    }
+    return intervalMs;
   }
 
   /** tick queues the automatic snapshots due now, and the batched gcs due (gc-service.ts); returns how many snapshots. */
@@ -113,6 +148,29 @@ export class SettingsService {
     }
     return queued;
   }
+}
+
+/** merged is `cur` with the validated `input` applied at `now`: the schedule moves as put documents. */
+function merged(cur: SnapshotSettings, input: SettingsInput, intervalMs: number | undefined, now: number): SnapshotSettings {
+  const enabled = input.enabled ?? cur.enabled;
+  const interval = intervalMs ?? cur.intervalMs;
+  let nextRunAt = cur.nextRunAt;
+  if (!enabled) nextRunAt = null;
+  else if (!cur.enabled || nextRunAt === null) nextRunAt = nextRunAfter(now, cur.deploymentId, interval);
+  else if (interval !== cur.intervalMs) nextRunAt = Math.min(nextRunAt, nextRunAfter(now, cur.deploymentId, interval));
+  return {
+    deploymentId: cur.deploymentId,
+    enabled,
+    intervalMs: interval,
+    interval: intervalMs === undefined ? cur.interval : input.interval!,
+    retention: input.retention ?? cur.retention,
+    keepHourly: input.keepHourly === undefined ? cur.keepHourly : input.keepHourly,
+    keepDaily: input.keepDaily === undefined ? cur.keepDaily : input.keepDaily,
+    keepWeekly: input.keepWeekly === undefined ? cur.keepWeekly : input.keepWeekly,
+    keepMonthly: input.keepMonthly === undefined ? cur.keepMonthly : input.keepMonthly,
+    nextRunAt,
+    updatedAt: now,
+  };
 }
 
 /** bounded applies boundedSchedule to stored settings; the interval text must say the interval, else it is rewritten. */

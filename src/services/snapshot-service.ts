@@ -12,7 +12,7 @@ import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { Job } from '../db/jobs.js';
 import type { Repository } from '../engine/index.js';
 import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
-import { pruneVictims } from '../scheduler/policy.js';
+import { planRetention, retentionPolicy } from '../scheduler/retention.js';
 import { captureDeployment } from './capture.js';
 import { JobKind, type ServiceContext } from './context.js';
 import { markGcDue } from './gc-service.js';
@@ -178,21 +178,23 @@ export class SnapshotService {
   }
 
   /**
-   * applyRetention deletes the oldest ready automatic snapshots beyond the
-   * deployment's retention, counting `justTaken` (an automatic snapshot about
-   * to be marked ready) as ready. Manual ones are never counted or deleted;
-   * failed ones don't count. `repo` is the deployment's repository, open.
+   * applyRetention deletes the ready automatic snapshots the deployment's
+   * retention policy (planRetention: the `retention` most recent plus the
+   * calendar tiers) does not keep, counting `justTaken` (an automatic
+   * snapshot about to be marked ready) as ready. Manual ones are never
+   * counted or deleted; failed ones don't count. `repo` is the deployment's
+   * repository, open.
    */
   async applyRetention(depId: string, justTaken: string, repo: Repository): Promise<void> {
     const { store } = this.ctx;
-    const { retention } = store.settings.get(depId);
+    const policy = retentionPolicy(store.settings.get(depId));
     const all = store.snapshots.list(depId);
     const taken = all.find((s) => s.id === justTaken);
     const victims = [
-      ...pruneVictims(
+      ...planRetention(
         all.map((s) => ({ ...s, automatic: s.trigger === 'automatic', status: s.id === justTaken ? 'ready' : s.status })),
-        retention,
-      ),
+        policy,
+      ).prune,
       // Failed automatic snapshots hold no data; once a newer one succeeded they are only noise.
       ...all.filter((s) => s.trigger === 'automatic' && s.status === 'failed' && taken !== undefined && s.createdAt <= taken.createdAt),
     ];

@@ -85,6 +85,10 @@ const settingsRow: SettingsRow = {
   intervalMs: 6 * 3600_000,
   interval: '6h',
   retention: 14,
+  keepHourly: 24,
+  keepDaily: 7,
+  keepWeekly: 4,
+  keepMonthly: 12,
   nextRunAt: T0 + 3600_000,
   updatedAt: T0,
 };
@@ -189,7 +193,18 @@ describe('healthView', () => {
 });
 
 describe('settingsView and stored values', () => {
-  const base = { deploymentId: 'dep-aaaaaaaaaaaa', enabled: true, intervalMs: 3_600_000, interval: '1h', retention: 7, updatedAt: 0 };
+  const base = {
+    deploymentId: 'dep-aaaaaaaaaaaa',
+    enabled: true,
+    intervalMs: 3_600_000,
+    interval: '1h',
+    retention: 7,
+    updatedAt: 0,
+    keepHourly: null,
+    keepDaily: null,
+    keepWeekly: null,
+    keepMonthly: null,
+  };
 
   it.each([253_402_300_800_000, 8.64e15, 9e18, -1, Number.NaN])(
     'shows a due time no client could read (%d) as null instead of throwing',

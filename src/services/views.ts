@@ -17,7 +17,9 @@ import type { SnapshotSettings } from '../db/settings.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import { describeRetention, retentionPolicy } from '../scheduler/retention.js';
 import type { DiskStatus } from './disk-health.js';
+import type { RetentionPreview } from './settings-service.js';
 import type { VolumeMapping } from './volume-map.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
@@ -107,7 +109,21 @@ export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
     retention: s.retention,
     nextRunAt: s.enabled ? isoOrNull(next) : null,
     minInterval: formatDuration(minIntervalMs),
+    keepHourly: s.keepHourly,
+    keepDaily: s.keepDaily,
+    keepWeekly: s.keepWeekly,
+    keepMonthly: s.keepMonthly,
+    retentionDescription: describeRetention(retentionPolicy(s)),
   } satisfies Api.SnapshotSettings;
+}
+
+/** retentionPreviewView: a preview's times as ISO 8601. */
+export function retentionPreviewView(p: RetentionPreview) {
+  return {
+    description: p.description,
+    keep: p.keep.map((k) => ({ id: k.id, createdAt: iso(k.createdAt), reasons: [...k.reasons] })),
+    prune: p.prune.map((s) => ({ id: s.id, createdAt: iso(s.createdAt) })),
+  } satisfies Api.RetentionPreview;
 }
 
 export interface DeploymentExtras {

@@ -16,6 +16,7 @@ export type {
   Restore,
   RestorePlan,
   RestoreStatus,
+  RetentionPreview,
   Service,
   ServiceState,
   SettingsChange,
@@ -27,7 +28,16 @@ export type {
   Volume,
   VolumePair,
 } from '../../src/api/contract';
-import type { Deployment, Me, Restore, RestorePlan, SettingsChange, Snapshot, SnapshotSettings } from '../../src/api/contract';
+import type {
+  Deployment,
+  Me,
+  Restore,
+  RestorePlan,
+  RetentionPreview,
+  SettingsChange,
+  Snapshot,
+  SnapshotSettings,
+} from '../../src/api/contract';
 
 /** An error answered by the API (or a network failure, status 0). */
 export class ApiError extends Error {
@@ -159,6 +169,8 @@ export const api = {
     (await request<{ settings: SnapshotSettings }>('GET', `${dep(id)}/snapshot-settings`, { signal })).settings,
   putSettings: async (id: string, change: SettingsChange) =>
     (await request<{ settings: SnapshotSettings }>('PUT', `${dep(id)}/snapshot-settings`, { body: change })).settings,
+  previewSettings: async (id: string, change: SettingsChange, signal?: AbortSignal): Promise<RetentionPreview> =>
+    await request<RetentionPreview>('POST', `${dep(id)}/snapshot-settings/preview`, { body: change, signal }),
 };
 
 /** errorMessage turns anything thrown into a sentence for the page. */

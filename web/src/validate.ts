@@ -26,3 +26,17 @@ export function retentionValue(s: string): number | null {
   if (!/^\s*-?\d+\s*$/.test(s)) return null;
   return Number(s);
 }
+
+/** The largest count a calendar retention tier takes (the API's). */
+export const TIER_MAX = 1000;
+
+/**
+ * tierValue parses a calendar tier field: empty is null (not set), an
+ * integer from 0 to TIER_MAX is itself, anything else is undefined (invalid).
+ */
+export function tierValue(s: string): number | null | undefined {
+  if (s.trim() === '') return null;
+  if (!/^\s*\d+\s*$/.test(s)) return undefined;
+  const n = Number(s);
+  return n <= TIER_MAX ? n : undefined;
+}

@@ -1,9 +1,9 @@
 /** routes/settings: automatic snapshot settings of a deployment. */
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { settingsView } from '../../services/views.js';
+import { retentionPreviewView, settingsView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
-import { SnapshotSettings, errorResponses as errors, ok } from '../contract.js';
+import { RetentionPreview, SnapshotSettings, errorResponses as errors, ok } from '../contract.js';
 import { DeploymentParams, SettingsBody } from '../schemas.js';
 
 export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
@@ -33,5 +33,19 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req) => ({ success: true, settings: settingsView(deps.settings.put(req.user.id, req.params.id, req.body ?? {}), min) }),
+  );
+
+  app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(
+    '/api/v1/deployments/:id/snapshot-settings/preview',
+    {
+      schema: {
+        tags: ['settings'],
+        summary: 'Preview what settings would keep and delete among the existing automatic snapshots, changing nothing',
+        params: DeploymentParams,
+        body: SettingsBody,
+        response: { 200: ok(RetentionPreview.properties), ...errors },
+      },
+    },
+    async (req) => ({ success: true, ...retentionPreviewView(deps.settings.preview(req.user.id, req.params.id, req.body ?? {})) }),
   );
 }

@@ -131,11 +131,28 @@ export function printDeployment(io: Io, d: Deployment): void {
   table(io, ['SERVICE', 'IMAGE', 'STATE', 'VOLUMES'], rows);
 }
 
+/** calendarTiers lists the calendar retention tiers set ("daily 7, monthly 12"), or "none". */
+function calendarTiers(s: SnapshotSettings): string {
+  const tiers = (
+    [
+      ['hourly', s.keepHourly],
+      ['daily', s.keepDaily],
+      ['weekly', s.keepWeekly],
+      ['monthly', s.keepMonthly],
+    ] as const
+  )
+    .filter(([, n]) => typeof n === 'number')
+    .map(([name, n]) => `${name} ${n}`);
+  return tiers.length === 0 ? 'none' : tiers.join(', ');
+}
+
 export function printSettings(io: Io, s: SnapshotSettings): void {
   fields(io, [
     ['AUTOMATIC SNAPSHOTS', s.enabled ? 'enabled' : 'disabled'],
     ['INTERVAL', `every ${s.interval}${s.minInterval ? ` (server minimum ${s.minInterval})` : ''}`],
     ['RETENTION', `keep the newest ${s.retention} automatic snapshot${s.retention === 1 ? '' : 's'}`],
+    ['CALENDAR', calendarTiers(s)],
+    ['POLICY', s.retentionDescription ?? null],
     ['NEXT RUN', s.enabled ? (s.nextRunAt ? at(s.nextRunAt) : 'not scheduled') : null],
   ]);
 }

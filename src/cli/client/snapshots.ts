@@ -50,6 +50,32 @@ function parseRetention(v: string): number {
   return Number(v);
 }
 
+/** parseTier reads a calendar tier option: a whole number, or "none" to unset the tier. */
+function parseTier(flag: string, v: string): number | null {
+  if (v.trim().toLowerCase() === 'none') return null;
+  if (!/^\s*\d+\s*$/.test(v)) throw new ClientUsageError('INVALID_RETENTION', `${flag} must be a whole number or "none", got "${v}"`);
+  return Number(v);
+}
+
+interface SettingsOpts {
+  enable?: boolean;
+  disable?: boolean;
+  interval?: string;
+  retention?: string;
+  keepHourly?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+}
+
+/** The calendar tier options of `snapshots settings`, and the settings field each sets. */
+const TIER_OPTIONS = [
+  ['keepHourly', '--keep-hourly', 'hours'],
+  ['keepDaily', '--keep-daily', 'days'],
+  ['keepWeekly', '--keep-weekly', 'weeks'],
+  ['keepMonthly', '--keep-monthly', 'months'],
+] as const;
+
 export function registerSnapshots(program: Command, ctx: ClientContext): void {
   const { io } = ctx;
   const snapshots = program.command('snapshots').alias('snapshot').description("manage a deployment's volume snapshots on a Kova server");
@@ -176,13 +202,21 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
     .addOption(new Option('--enable', 'take automatic snapshots').conflicts('disable'))
     .addOption(new Option('--disable', 'stop taking automatic snapshots'))
     .option('--interval <duration>', 'time between automatic snapshots: 30m, 6h, 24h, 7d')
-    .option('--retention <n>', 'how many automatic snapshots to keep (1-100)')
-    .action(async (depId: string, o: CommonOpts & { enable?: boolean; disable?: boolean; interval?: string; retention?: string }) => {
-      const change: SettingsChange = {};
+    .option('--retention <n>', 'how many of the most recent automatic snapshots to keep (1-100)')
+    .option('--keep-hourly <n>', 'also keep the newest automatic snapshot of each of the last N hours (0-1000, or "none")')
+    .option('--keep-daily <n>', 'also keep the newest of each of the last N days, UTC (0-1000, or "none")')
+    .option('--keep-weekly <n>', 'also keep the newest of each of the last N ISO weeks, UTC (0-1000, or "none")')
+    .option('--keep-monthly <n>', 'also keep the newest of each of the last N months, UTC (0-1000, or "none")')
+    .action(async (depId: string, o: CommonOpts & SettingsOpts) => {
+      const change: { -readonly [K in keyof SettingsChange]: SettingsChange[K] } = {};
       if (o.enable) change.enabled = true;
       if (o.disable) change.enabled = false;
       if (o.interval !== undefined) change.interval = o.interval.trim();
       if (o.retention !== undefined) change.retention = parseRetention(o.retention);
+      for (const [field, flag] of TIER_OPTIONS) {
+        const v = o[field];
+        if (v !== undefined) change[field] = parseTier(flag, v);
+      }
       const c = await client(ctx, o);
       const s = Object.keys(change).length === 0 ? await c.getSettings(depId) : await c.updateSettings(depId, change);
       if (o.json) return printJson(io, s);

@@ -1,6 +1,12 @@
-/** SettingsTab: automatic snapshots: on/off, interval, retention; the server's errors shown at their field. */
+/**
+ * SettingsTab: automatic snapshots: on/off, interval, retention and the
+ * calendar tiers; the server's errors shown at their field. While the
+ * retention fields differ from the saved ones, the server's preview says in
+ * plain words what the new policy keeps and which existing automatic
+ * snapshots it would delete (the newest answer wins; older ones are aborted).
+ */
 import { type FormEvent, useEffect, useId, useState } from 'react';
-import { ApiError, api, errorMessage, type Deployment, type SnapshotSettings } from '../api';
+import { ApiError, api, errorMessage, isAbort, type Deployment, type RetentionPreview, type SnapshotSettings } from '../api';
 import { Callout } from '../components/Callout';
 import { ErrorState } from '../components/ErrorState';
 import { FieldError } from '../components/FieldError';
@@ -11,7 +17,7 @@ import { formatExact } from '../format';
 import { useResource } from '../hooks/useResource';
 import { useSession } from '../session';
 import { useToast } from '../toast';
-import { retentionValue } from '../validate';
+import { TIER_MAX, retentionValue, tierValue } from '../validate';
 import { ClosedNotice } from './ClosedNotice';
 
 export function SettingsTab({ deployment }: { deployment: Deployment }) {
@@ -19,7 +25,28 @@ export function SettingsTab({ deployment }: { deployment: Deployment }) {
   return <SettingsForm deploymentId={deployment.id} />;
 }
 
-interface Errors {
+type TierField = 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly';
+type Tiers = Record<TierField, string>;
+
+/** The calendar tiers, in the order shown, with their label and the period they count. */
+const TIERS: ReadonlyArray<readonly [TierField, string, string]> = [
+  ['keepHourly', 'Hourly', 'hours'],
+  ['keepDaily', 'Daily', 'days'],
+  ['keepWeekly', 'Weekly', 'weeks'],
+  ['keepMonthly', 'Monthly', 'months'],
+];
+
+const tiersOf = (s: SnapshotSettings): Tiers => ({
+  keepHourly: s.keepHourly === null ? '' : String(s.keepHourly),
+  keepDaily: s.keepDaily === null ? '' : String(s.keepDaily),
+  keepWeekly: s.keepWeekly === null ? '' : String(s.keepWeekly),
+  keepMonthly: s.keepMonthly === null ? '' : String(s.keepMonthly),
+});
+
+/** How long typing must pause before the preview is asked for. */
+const PREVIEW_DELAY_MS = 300;
+
+interface Errors extends Partial<Record<TierField, string>> {
   interval?: string;
   retention?: string;
   form?: string;
@@ -36,6 +63,8 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
   const [errors, setErrors] = useState<Errors>({});
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState<SnapshotSettings | null>(null);
+  const [tiers, setTiers] = useState<Tiers>({ keepHourly: '', keepDaily: '', keepWeekly: '', keepMonthly: '' });
+  const [preview, setPreview] = useState<RetentionPreview | null>(null);
 
   const current = saved ?? res.data;
   useEffect(() => {
@@ -43,7 +72,35 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
     setEnabled(res.data.enabled);
     setIntervalText(res.data.interval);
     setRetention(String(res.data.retention));
+    setTiers(tiersOf(res.data));
   }, [res.data]);
+
+  // The retention part of the form, when it is valid and differs from the saved settings: what the preview is asked about.
+  const keepLast = retentionValue(retention);
+  const tierValues = TIERS.map(([f]) => [f, tierValue(tiers[f])] as const);
+  const retentionValid = keepLast !== null && keepLast >= 1 && keepLast <= 100 && tierValues.every(([, v]) => v !== undefined);
+  const retentionDirty =
+    current !== undefined &&
+    (retention.trim() !== String(current.retention) || TIERS.some(([f]) => (tierValue(tiers[f]) ?? null) !== current[f]));
+  const previewKey = retentionValid && retentionDirty ? JSON.stringify([keepLast, ...tierValues.map(([, v]) => v)]) : null;
+  useEffect(() => {
+    setPreview(null);
+    if (previewKey === null) return;
+    const [last, keepHourly, keepDaily, keepWeekly, keepMonthly] = JSON.parse(previewKey) as [number, ...(number | null)[]];
+    const ctl = new AbortController();
+    const timer = setTimeout(() => {
+      api
+        .previewSettings(deploymentId, { retention: last, keepHourly, keepDaily, keepWeekly, keepMonthly }, ctl.signal)
+        .then(setPreview, (err: unknown) => {
+          // Saving answers with the same validation: without a preview, the form still explains.
+          if (!isAbort(err)) setPreview(null);
+        });
+    }, PREVIEW_DELAY_MS);
+    return () => {
+      clearTimeout(timer);
+      ctl.abort();
+    };
+  }, [deploymentId, previewKey]);
 
   if (!current) {
     return res.error ? (
@@ -53,7 +110,7 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
     );
   }
   const minInterval = current.minInterval || me.server.minSnapshotInterval;
-  const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retention.trim() !== String(current.retention);
+  const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retentionDirty;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -61,19 +118,28 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
     const keep = retentionValue(retention);
     if (interval.trim() === '') next.interval = 'Enter an interval, like 6h.';
     if (keep === null) next.retention = 'retention must be an integer from 1 to 100';
+    for (const [f, v] of tierValues) if (v === undefined) next[f] = tierMessage(f);
     setErrors(next);
-    if (next.interval || next.retention) return;
+    if (Object.values(next).some(Boolean)) return;
     setBusy(true);
     try {
-      const s = await api.putSettings(deploymentId, { enabled, interval: interval.trim(), retention: keep ?? undefined });
+      const s = await api.putSettings(deploymentId, {
+        enabled,
+        interval: interval.trim(),
+        retention: keep ?? undefined,
+        ...Object.fromEntries(tierValues),
+      });
       setSaved(s);
       setIntervalText(s.interval);
       setRetention(String(s.retention));
+      setTiers(tiersOf(s));
       toast(s.enabled ? `Automatic snapshots every ${s.interval}, keeping ${s.retention}.` : 'Automatic snapshots are off.', 'success');
     } catch (err) {
       const msg = errorMessage(err);
       const code = err instanceof ApiError ? err.code : '';
+      const tier = TIERS.find(([f]) => msg.startsWith(f));
       if (code === 'INVALID_INTERVAL' || /interval/.test(msg)) setErrors({ interval: msg });
+      else if (tier) setErrors({ [tier[0]]: msg });
       else if (code === 'INVALID_RETENTION' || /retention/.test(msg)) setErrors({ retention: msg });
       else setErrors({ form: msg });
     } finally {
@@ -87,8 +153,8 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         <div>
           <h3 id={`${id}-title`}>Automatic snapshots</h3>
           <p className="muted small">
-            Taken on a schedule. When more than the retention count exist, the oldest automatic ones are pruned; manual snapshots are never
-            deleted automatically.
+            Taken on a schedule. After each one, the automatic snapshots the retention no longer keeps are deleted; manual snapshots are
+            never deleted automatically.
           </p>
         </div>
       </div>
@@ -142,7 +208,7 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
             Retention
           </label>
           <p className="hint" id={`${id}-retention-hint`}>
-            How many automatic snapshots to keep, from 1 to 100.
+            How many of the most recent automatic snapshots to keep, from 1 to 100.
           </p>
         </div>
         <div className="setting-control">
@@ -160,6 +226,52 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
             aria-describedby={`${id}-retention-hint${errors.retention ? ` ${id}-retention-error` : ''}`}
           />
           <FieldError id={`${id}-retention-error`} message={errors.retention} />
+        </div>
+      </div>
+
+      {TIERS.map(([field, label, periods]) => (
+        <div className="setting-row" key={field}>
+          <div className="setting-text">
+            <label htmlFor={`${id}-${field}`} className="setting-label">
+              {label}
+            </label>
+            <p className="hint" id={`${id}-${field}-hint`}>
+              Also keep the newest automatic snapshot of each of the last N {periods} (UTC) that had one. Optional: leave empty for none; 0
+              to {TIER_MAX}.
+            </p>
+          </div>
+          <div className="setting-control">
+            <input
+              id={`${id}-${field}`}
+              className="input input-narrow"
+              inputMode="numeric"
+              placeholder="not set"
+              value={tiers[field]}
+              onChange={(e) => {
+                const v = e.target.value;
+                setTiers((t) => ({ ...t, [field]: v }));
+                setErrors((x) => ({ ...x, [field]: undefined }));
+              }}
+              autoComplete="off"
+              aria-invalid={errors[field] ? true : undefined}
+              aria-describedby={`${id}-${field}-hint${errors[field] ? ` ${id}-${field}-error` : ''}`}
+            />
+            <FieldError id={`${id}-${field}-error`} message={errors[field]} />
+          </div>
+        </div>
+      ))}
+
+      <div className="setting-row setting-row-wide">
+        <div className="setting-text">
+          <span className="setting-label">What is kept</span>
+          <p className="hint" data-testid="retention-description">
+            {!retentionDirty
+              ? current.retentionDescription
+              : !retentionValid
+                ? 'Fix the retention fields to see what the new settings keep.'
+                : (preview?.description ?? 'Checking the new retention…')}
+          </p>
+          {retentionDirty && preview && <PruneList preview={preview} enabled={enabled} />}
         </div>
       </div>
 
@@ -192,6 +304,7 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
             setEnabled(current.enabled);
             setIntervalText(current.interval);
             setRetention(String(current.retention));
+            setTiers(tiersOf(current));
             setErrors({});
           }}
         >
@@ -203,5 +316,41 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         </button>
       </div>
     </form>
+  );
+}
+
+/** tierMessage is the API's message for a tier it would reject. */
+function tierMessage(field: TierField): string {
+  return `${field} must be an integer from 0 to ${TIER_MAX}, or null for none`;
+}
+
+/** PruneList says which existing automatic snapshots the previewed policy would delete, or that none would be. */
+function PruneList({ preview, enabled }: { preview: RetentionPreview; enabled: boolean }) {
+  const n = preview.prune.length;
+  if (n === 0) {
+    return (
+      <Callout tone="info" role="status">
+        No existing automatic snapshot would be deleted: the new retention keeps all {preview.keep.length} of them.
+      </Callout>
+    );
+  }
+  return (
+    <Callout
+      tone="warning"
+      role="status"
+      title={`Saving will delete ${n} automatic snapshot${n === 1 ? '' : 's'} when the next automatic snapshot is taken:`}
+    >
+      <ul className="plain-list" aria-label="Automatic snapshots to be deleted" data-testid="retention-prune">
+        {preview.prune.map((s) => (
+          <li key={s.id} data-snapshot-id={s.id}>
+            <code>{s.id}</code> taken <RelativeTime iso={s.createdAt} /> ({formatExact(s.createdAt)})
+          </li>
+        ))}
+      </ul>
+      <p>
+        {preview.keep.length} automatic snapshot{preview.keep.length === 1 ? ' stays' : 's stay'}; manual snapshots are never deleted.
+        {enabled ? '' : ' Automatic snapshots are off: nothing is deleted until they are turned on.'}
+      </p>
+    </Callout>
   );
 }
