@@ -12,6 +12,15 @@
  * mismatch aborts the restore with an error naming the snapshot and file,
  * and the bad bytes are never written.
  *
+ * Pipeline: directories are walked with bounded parallelism (WorkBudget)
+ * and files are written concurrently; their chunks come from a BlobFetcher
+ * (blob-fetcher.ts), which reads the chunks wanted at the same time as
+ * sorted, merged pack ranges and decompresses and verifies them on worker
+ * threads (decode-pool.ts) within a byte budget. A file takes its chunks in
+ * order: it waits for budget only when it holds none, and looks ahead (up to
+ * LOOKAHEAD_BYTES) only when the budget has room, so waiting files never
+ * hold what others need.
+ *
  * Fidelity: holes stay holes (only data chunks are written, the length is
  * set with ftruncate), hardlinks are restored as links, owners when running
  * as root, then modes (after chown, which clears setuid bits), extended
@@ -30,6 +39,10 @@ import { asDiskFull } from '../util/disk-space.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
 import { checkSpace, restoreFootprint } from './space.js';
+import type { BlobLocation } from '../format/blob.js';
+import type { BlobCodec } from '../repo/codec.js';
+import { BlobFetcher, type FetchOptions, type Lease } from './blob-fetcher.js';
+import { DecodePool, type DecodePoolOptions } from './decode-pool.js';
 
 export interface RestoreOptions {
   readonly onProgress?: ProgressFn;
@@ -44,6 +57,8 @@ export interface RestoreOptions {
    * Default true; a caller that checked already for several restores turns it off.
    */
   readonly checkSpace?: boolean;
+  /** Tuning of the read pipeline (defaults in blob-fetcher.ts and decode-pool.ts). */
+  readonly pipeline?: FetchOptions & DecodePoolOptions;
 }
 
 export interface RestoreResult {
@@ -60,7 +75,49 @@ export interface BlobSource {
   readBlob(id: string): Promise<Buffer>;
 }
 
-const LOOKAHEAD = 3;
+/**
+ * A repository the restore can read whole pack ranges from (Repository is
+ * one); any other BlobSource is read blob by blob.
+ */
+export interface PackedBlobSource extends BlobSource {
+  readonly codec: BlobCodec;
+  readonly storage: { readAt(name: string, offset: number, length: number): Promise<Buffer> };
+  loadIndex(): Promise<{ get(id: string): BlobLocation | undefined }>;
+}
+
+function isPacked(src: BlobSource): src is PackedBlobSource {
+  const s = src as Partial<PackedBlobSource>;
+  return typeof s.loadIndex === 'function' && typeof s.storage?.readAt === 'function' && s.codec !== undefined;
+}
+
+/** The chunks a file asks for: a BlobFetcher, or blob by blob from a plain source. */
+interface ChunkSource {
+  get(id: string): Promise<Lease>;
+  tryGet(id: string): Lease | null;
+  getMany(ids: readonly string[]): Promise<Lease[]>;
+  tryGetMany(ids: readonly string[]): Lease[] | null;
+}
+
+function directSource(src: BlobSource): ChunkSource {
+  const lease = (id: string): Lease => {
+    const data = src.readBlob(id);
+    data.catch(() => undefined); // handled when awaited
+    return { data, release: () => undefined };
+  };
+  return { get: async (id) => lease(id), tryGet: lease, getMany: async (ids) => ids.map(lease), tryGetMany: (ids) => ids.map(lease) };
+}
+
+/** Files up to this size are restored in batches whose chunks are fetched together. */
+const SMALL_FILE = 256 * 1024;
+/** A batch of small files holds at most this many bytes and files. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_FILES = 512;
+
+/** The chunk ids of a file, in order. */
+const chunkIds = (node: TreeNode): string[] => (node.content ?? []).flatMap((c) => (c.id === null ? [] : [c.id]));
+
+/** Bytes of its next chunks a file asks for while it writes the current one. */
+const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
 /** Hardlink sources with longer paths below the target are reached through a held directory. */
 const LINK_PATH_MAX = 3000;
 const IS_ROOT = process.getuid?.() === 0;
@@ -90,6 +147,10 @@ export class Restorer {
   private rootFd = -1;
   /** Directories held open as hardlink sources (see linkSource). */
   private readonly heldDirs: number[] = [];
+  private chunks: ChunkSource | null = null;
+  private fetcher: BlobFetcher | null = null;
+  private decoder: DecodePool | null = null;
+  private failure: { err: unknown } | null = null;
 
   constructor(
     private readonly src: BlobSource,
@@ -118,6 +179,19 @@ export class Restorer {
       await checkSpace('restore', abs, needed);
     }
     await prepareTarget(abs);
+    if (isPacked(this.src)) {
+      const index = await this.src.loadIndex();
+      const storage = this.src.storage;
+      this.decoder = new DecodePool(this.src.codec, this.opts.pipeline);
+      this.fetcher = new BlobFetcher(
+        { locate: (id) => index.get(id), readAt: (name, offset, length) => storage.readAt(name, offset, length) },
+        this.decoder,
+        this.opts.pipeline,
+      );
+      this.chunks = this.fetcher;
+    } else {
+      this.chunks = directSource(this.src);
+    }
     this.rootFd = await fsx.open(abs, fsx.OPEN_DIR);
     try {
       await this.restoreDir(this.rootFd, root.subtree!, []);
@@ -128,6 +202,8 @@ export class Restorer {
     } finally {
       await fsx.close(this.rootFd);
       for (const fd of this.heldDirs.splice(0)) await fsx.close(fd);
+      this.fetcher?.close();
+      await this.decoder?.close();
     }
     this.progress.emit(true);
     return { files: this.files, dirs: this.dirs, bytes: this.progress.bytesDone, skipped: this.skipped };
@@ -137,8 +213,18 @@ export class Restorer {
     return rel.map((b) => b.toString()).join('/');
   }
 
+  /** checkAbort stops work once the restore is cancelled or has failed elsewhere. */
   private checkAbort(): void {
+    if (this.failure) throw this.failure.err;
     if (this.opts.signal?.aborted) throw new KovaError('ABORTED', 'restore was cancelled', { status: 409 });
+  }
+
+  /** failed records the first failure, so that concurrent work stops starting new files. */
+  private failed<T>(p: Promise<T>): Promise<T> {
+    return p.catch((err: unknown) => {
+      this.failure ??= { err };
+      throw err;
+    });
   }
 
   private async restoreDir(dirFd: number, treeId: string, rel: readonly Buffer[]): Promise<void> {
@@ -146,6 +232,60 @@ export class Restorer {
     const nodes = await this.src.readTree(treeId).catch((err: unknown) => {
       throw this.named(err, `directory /${this.display(rel)}`);
     });
+    const small = nodes.filter((n) => n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE);
+    const others =
+      small.length === 0 ? nodes : nodes.filter((n) => !(n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE));
+    // Both halves run to the end (as WorkBudget.forEach does) before the first failure is thrown.
+    const [a, b] = await Promise.allSettled([
+      this.failed(this.restoreSmallFiles(dirFd, small, rel)),
+      this.failed(this.restoreEntries(dirFd, others, rel)),
+    ]);
+    if (a.status === 'rejected') throw a.reason;
+    if (b.status === 'rejected') throw b.reason;
+  }
+
+  /**
+   * restoreSmallFiles restores small files in batches: a batch's chunks are
+   * leased together (one read per pack range), then its files are written
+   * concurrently; the next batch's chunks are requested meanwhile when the
+   * budget has room (never waited for while this batch's leases are held).
+   */
+  private async restoreSmallFiles(dirFd: number, files: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
+    const batches: TreeNode[][] = [];
+    let bytes = Infinity;
+    for (const f of files) {
+      if (bytes + f.size > BATCH_BYTES || batches[batches.length - 1]!.length >= BATCH_FILES) {
+        batches.push([]);
+        bytes = 0;
+      }
+      batches[batches.length - 1]!.push(f);
+      bytes += f.size;
+    }
+    const ids = (batch: readonly TreeNode[]): string[] => batch.flatMap(chunkIds);
+    const chunks = this.chunks!;
+    let next: Lease[] | null = batches.length > 0 ? await chunks.getMany(ids(batches[0]!)) : null;
+    for (let k = 0; k < batches.length; k++) {
+      const leases = next ?? (await chunks.getMany(ids(batches[k]!)));
+      next = k + 1 < batches.length ? chunks.tryGetMany(ids(batches[k + 1]!)) : null;
+      try {
+        this.checkAbort();
+        let at = 0;
+        const given = batches[k]!.map((f) => {
+          const n = chunkIds(f).length;
+          at += n;
+          return leases.slice(at - n, at);
+        });
+        await this.budget.forEach(batches[k]!, (node, i) => this.restoreFile(dirFd, node, [...rel, node.name], given[i]));
+      } catch (err) {
+        for (const l of next ?? []) l.release();
+        throw err;
+      } finally {
+        for (const l of leases) l.release();
+      }
+    }
+  }
+
+  private async restoreEntries(dirFd: number, nodes: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
     await this.budget.forEach(nodes, async (node) => {
       const childRel = [...rel, node.name];
       const p = fsx.at(dirFd, node.name);
@@ -189,7 +329,8 @@ export class Restorer {
     });
   }
 
-  private async restoreFile(dirFd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {
+  /** restoreFile creates and writes one file; `given` are leases of all its chunks, if already taken. */
+  private async restoreFile(dirFd: number, node: TreeNode, rel: readonly Buffer[], given?: Lease[]): Promise<void> {
     this.checkAbort();
     const p = fsx.at(dirFd, node.name);
     if (node.linkGroup !== undefined) {
@@ -215,6 +356,7 @@ export class Restorer {
     }
     let fd: number;
     try {
+      this.checkAbort();
       fd = await fsx.open(p, fsx.OPEN_CREATE, 0o600);
     } catch (err) {
       (announce as ((p: Buffer | null) => void) | null)?.(null);
@@ -226,7 +368,7 @@ export class Restorer {
       const big = node.size > 4 * 1024 * 1024;
       if (big) await this.bigFiles.acquire();
       try {
-        await this.writeContent(fd, node, rel);
+        await this.writeContent(fd, node, rel, given);
       } finally {
         if (big) this.bigFiles.release();
       }
@@ -252,33 +394,67 @@ export class Restorer {
     return fsx.at(fd, name);
   }
 
-  private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {
+  /**
+   * writeContent writes a file's chunks in order. Chunk i is awaited only
+   * once its lease is held; the look-ahead takes leases in file order and
+   * only while the budget has room, so this never waits for budget while
+   * holding a lease.
+   */
+  private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[], given?: Lease[]): Promise<void> {
+    const chunks = this.chunks!;
     const content = node.content ?? [];
-    const reads: Array<Promise<Buffer> | null> = content.map(() => null);
-    const fetch = (i: number): void => {
-      const c = content[i];
-      if (c && c.id !== null && reads[i] === null) {
-        reads[i] = this.src.readBlob(c.id);
-        reads[i]!.catch(() => undefined); // handled when awaited
+    const held: Array<Lease | undefined> = [];
+    let next = 0; // first chunk without a lease
+    if (given) {
+      let g = 0;
+      content.forEach((c, i) => {
+        if (c.id !== null) held[i] = given[g++];
+      });
+      next = content.length;
+    }
+    let ahead = 0; // bytes of leases held past the current chunk
+    const lookAhead = (i: number): void => {
+      while (next < content.length && (next <= i + 1 || ahead < LOOKAHEAD_BYTES)) {
+        const c = content[next]!;
+        if (c.id !== null) {
+          const lease = chunks.tryGet(c.id);
+          if (!lease) return;
+          held[next] = lease;
+          if (next > i) ahead += c.length;
+        }
+        next++;
       }
     };
-    let offset = 0;
-    for (let i = 0; i < content.length; i++) {
-      for (let k = i; k < Math.min(content.length, i + 1 + LOOKAHEAD); k++) fetch(k);
-      const c = content[i]!;
-      if (c.id !== null) {
-        let data: Buffer;
-        try {
-          data = await reads[i]!;
-        } catch (err) {
-          throw this.named(err, `file ${this.display(rel)}`);
+    try {
+      let offset = 0;
+      for (let i = 0; i < content.length; i++) {
+        const c = content[i]!;
+        if (c.id !== null) {
+          if (next <= i) {
+            held[i] = await chunks.get(c.id);
+            next = i + 1;
+          } else {
+            ahead -= c.length;
+          }
+          lookAhead(i);
+          let data: Buffer;
+          try {
+            data = await held[i]!.data;
+          } catch (err) {
+            throw this.named(err, `file ${this.display(rel)}`);
+          }
+          await fsx.writeFull(fd, data, offset);
+          held[i]!.release();
+          held[i] = undefined;
+        } else if (next <= i) {
+          next = i + 1;
         }
-        reads[i] = null;
-        await fsx.writeFull(fd, data, offset);
+        offset += c.length;
+        this.progress.bytes(c.length);
+        this.checkAbort();
       }
-      offset += c.length;
-      this.progress.bytes(c.length);
-      this.checkAbort();
+    } finally {
+      for (const lease of held) lease?.release();
     }
     const last = content[content.length - 1];
     if (last && last.id === null) await fsx.ftruncate(fd, node.size);

@@ -1,0 +1,287 @@
+/**
+ * blob-fetcher: the read side of a restore. Files ask for the blobs they
+ * need; the fetcher gathers the requests made while the main thread runs
+ * (everything asked for before the next turn of the event loop, or up to
+ * `batchBytes`), sorts them by pack and offset, merges neighbours into
+ * ranges (gaps up to `maxGap`, ranges up to `maxRange`), reads each range
+ * once, and hands it to the decoder (decode-pool.ts), which decompresses and
+ * verifies every blob off the main thread.
+ *
+ * Ordering: ranges are read in the order of their batch (pack, then
+ * offset), at most `readers` at a time, so reads of a pack go forward; a
+ * range counts as in flight until it is decoded.
+ *
+ * Verification: a blob's bytes are given out only after the decoder checked
+ * that their BLAKE3 equals the id; otherwise the request fails with
+ * CorruptionError, and so does every request for a blob that is not indexed
+ * or whose pack is missing or short.
+ *
+ * Memory: a request first takes a lease of max(stored, plain) bytes from a
+ * budget of `budgetBytes` (one larger blob may take it whole) and keeps it
+ * until the caller releases it after writing; so plaintext in flight stays
+ * under the budget, and stored bytes under `readers` × (`maxRange` + one
+ * blob). A caller that holds leases must not wait for another one before
+ * it has consumed them (restorer.ts acquires in file order, and only
+ * tries, never waits, for its look-ahead).
+ */
+import { CorruptionError, isErrno } from '../../core/errors.js';
+import type { BlobLocation } from '../format/blob.js';
+import { packName } from '../repo/master-index.js';
+import type { Decoded, Decoder, RangeBlob } from './decode-pool.js';
+
+/** What the fetcher needs from a repository. */
+export interface PackSource {
+  /** Where a blob is stored; undefined when it is not indexed. */
+  locate(id: string): BlobLocation | undefined;
+  /** Exactly `length` bytes of a storage file (rejects when it is missing or short). */
+  readAt(name: string, offset: number, length: number): Promise<Buffer>;
+}
+
+export interface FetchOptions {
+  /** Plaintext bytes in flight at most. Default 64 MiB. */
+  readonly budgetBytes?: number;
+  /** Requests gathered before a batch is sorted and read without waiting for the loop. Default 16 MiB. */
+  readonly batchBytes?: number;
+  /** Bytes between two blobs of a pack that are read rather than skipped. Default 256 KiB. */
+  readonly maxGap?: number;
+  /** Longest single read. Default 8 MiB. */
+  readonly maxRange?: number;
+  /** Ranges read or decoded at once. Default 4. */
+  readonly readers?: number;
+}
+
+const DEFAULTS: Required<FetchOptions> = {
+  budgetBytes: 64 * 1024 * 1024,
+  batchBytes: 16 * 1024 * 1024,
+  maxGap: 256 * 1024,
+  maxRange: 8 * 1024 * 1024,
+  readers: 4,
+};
+
+/** A blob promised to a caller; release() once its bytes are written. */
+export interface Lease {
+  readonly data: Promise<Buffer>;
+  release(): void;
+}
+
+interface Entry {
+  readonly id: string;
+  readonly loc: BlobLocation;
+  readonly data: Promise<Buffer>;
+  resolve(b: Buffer): void;
+  reject(err: unknown): void;
+}
+
+interface Range {
+  readonly pack: string;
+  readonly start: number;
+  end: number;
+  readonly entries: Entry[];
+}
+
+export class BlobFetcher {
+  private readonly o: Required<FetchOptions>;
+  private used = 0;
+  private readonly waiters: Array<{ cost: number; wake: () => void }> = [];
+  /** Requested, not yet settled: a second request for the same blob shares it. */
+  private readonly pending = new Map<string, Entry>();
+  private queued: Entry[] = [];
+  private queuedBytes = 0;
+  private flushScheduled = false;
+  private readonly ranges: Range[] = [];
+  private active = 0;
+  private closed: Error | null = null;
+  /** Counters, for tests and tuning. */
+  readonly stats = { reads: 0, readBytes: 0, blobs: 0, peakBytes: 0 };
+
+  constructor(
+    private readonly src: PackSource,
+    private readonly decoder: Decoder,
+    opts: FetchOptions = {},
+  ) {
+    this.o = { ...DEFAULTS, ...opts };
+  }
+
+  private cost(id: string): number {
+    const loc = this.src.locate(id);
+    return loc ? Math.max(loc.length, loc.rawLength) : 0;
+  }
+
+  /** get waits for room in the budget, then requests the blob. */
+  async get(id: string): Promise<Lease> {
+    return (await this.getMany([id]))[0]!;
+  }
+
+  /** tryGet requests the blob if the budget has room now and nobody waits; else null. */
+  tryGet(id: string): Lease | null {
+    return this.tryGetMany([id])?.[0] ?? null;
+  }
+
+  /**
+   * getMany waits until the budget has room for all of `ids` at once (or is
+   * empty), then requests them together, so they are read as one batch.
+   */
+  async getMany(ids: readonly string[]): Promise<Lease[]> {
+    const costs = ids.map((id) => this.cost(id));
+    const total = costs.reduce((a, b) => a + b, 0);
+    if (!this.fits(total) || this.waiters.length > 0) {
+      await new Promise<void>((wake) => this.waiters.push({ cost: total, wake }));
+    } else {
+      this.take(total);
+    }
+    return ids.map((id, i) => this.lease(id, costs[i]!));
+  }
+
+  /** tryGetMany is getMany when the budget has room now and nobody waits; else null. */
+  tryGetMany(ids: readonly string[]): Lease[] | null {
+    const costs = ids.map((id) => this.cost(id));
+    const total = costs.reduce((a, b) => a + b, 0);
+    if (this.waiters.length > 0 || !this.fits(total)) return null;
+    this.take(total);
+    return ids.map((id, i) => this.lease(id, costs[i]!));
+  }
+
+  private fits(cost: number): boolean {
+    return this.used === 0 || this.used + cost <= this.o.budgetBytes;
+  }
+
+  private take(cost: number): void {
+    this.used += cost;
+    this.stats.peakBytes = Math.max(this.stats.peakBytes, this.used);
+  }
+
+  private give(cost: number): void {
+    this.used -= cost;
+    while (this.waiters.length > 0 && this.fits(this.waiters[0]!.cost)) {
+      const w = this.waiters.shift()!;
+      this.take(w.cost);
+      w.wake();
+    }
+  }
+
+  private lease(id: string, cost: number): Lease {
+    let released = false;
+    const data = this.request(id);
+    data.catch(() => undefined); // the caller sees the error when it awaits
+    return {
+      data,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.give(cost);
+      },
+    };
+  }
+
+  private request(id: string): Promise<Buffer> {
+    if (this.closed) return Promise.reject(this.closed);
+    const shared = this.pending.get(id);
+    if (shared) return shared.data;
+    const loc = this.src.locate(id);
+    if (!loc) return Promise.reject(new CorruptionError(`blob ${id} is not in the index`, { blob: id }));
+    let resolve!: (b: Buffer) => void;
+    let reject!: (err: unknown) => void;
+    const data = new Promise<Buffer>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const entry: Entry = { id, loc, data, resolve, reject };
+    this.pending.set(id, entry);
+    this.queued.push(entry);
+    this.queuedBytes += loc.length;
+    if (this.queuedBytes >= this.o.batchBytes) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+    return data;
+  }
+
+  /** flush sorts the gathered requests by pack and offset and merges them into ranges. */
+  private flush(): void {
+    const batch = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (batch.length === 0) return;
+    batch.sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset));
+    let cur: Range | null = null;
+    for (const e of batch) {
+      const end = e.loc.offset + e.loc.length;
+      if (
+        cur &&
+        cur.pack === e.loc.pack &&
+        e.loc.offset >= cur.end &&
+        e.loc.offset - cur.end <= this.o.maxGap &&
+        end - cur.start <= this.o.maxRange
+      ) {
+        cur.end = end;
+        cur.entries.push(e);
+      } else {
+        cur = { pack: e.loc.pack, start: e.loc.offset, end, entries: [e] };
+        this.ranges.push(cur);
+      }
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.active < this.o.readers && this.ranges.length > 0) {
+      const range = this.ranges.shift()!;
+      this.active++;
+      this.readRange(range)
+        .catch((err: unknown) => {
+          for (const e of range.entries) e.reject(err);
+        })
+        .finally(() => {
+          for (const e of range.entries) if (this.pending.get(e.id) === e) this.pending.delete(e.id);
+          this.active--;
+          this.pump();
+        });
+    }
+  }
+
+  private async readRange(range: Range): Promise<void> {
+    if (this.closed) throw this.closed;
+    let buf: Buffer;
+    try {
+      buf = await this.src.readAt(packName(range.pack), range.start, range.end - range.start);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) {
+        throw new CorruptionError(
+          `pack ${range.pack} holding blob ${range.entries[0]!.id} is missing`,
+          { blob: range.entries[0]!.id, pack: range.pack },
+          err,
+        );
+      }
+      throw err;
+    }
+    this.stats.reads++;
+    this.stats.readBytes += buf.length;
+    const blobs: RangeBlob[] = range.entries.map((e) => ({
+      id: e.id,
+      pack: range.pack,
+      at: e.loc.offset - range.start,
+      length: e.loc.length,
+      compression: e.loc.compression,
+      rawLength: e.loc.rawLength,
+    }));
+    const decoded: Decoded[] = await this.decoder.decode(buf, blobs);
+    range.entries.forEach((e, i) => {
+      const d = decoded[i]!;
+      this.stats.blobs++;
+      if (d instanceof CorruptionError) e.reject(d);
+      else e.resolve(d);
+    });
+  }
+
+  /** close fails every request not yet answered; later requests fail at once. */
+  close(): void {
+    this.closed = new Error('the restore stopped before this blob was read');
+    for (const e of this.queued.splice(0)) e.reject(this.closed);
+    for (const r of this.ranges.splice(0)) for (const e of r.entries) e.reject(this.closed);
+    for (const w of this.waiters.splice(0)) w.wake();
+  }
+}

@@ -1,0 +1,342 @@
+/**
+ * The parallel restore pipeline through a real repository: ranges are read
+ * once and in order, blobs are verified on worker threads (inline decoding
+ * switched off), memory stays within the budget, and corruption, aborts,
+ * many small files, hard links and sparse files behave as in a plain restore.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CorruptionError, KovaError } from '../../core/errors.js';
+import { BlobType } from '../format/blob.js';
+import { Repository } from '../repo/repository.js';
+import { compareTrees, describeTree, prng, tempDir } from '../testing.js';
+import { BlobFetcher, type PackSource } from './blob-fetcher.js';
+import { DecodePool, type Decoder, decodeInline } from './decode-pool.js';
+import { BlobCodec } from '../repo/codec.js';
+import { packName } from '../repo/master-index.js';
+import { Compression, type BlobLocation } from '../format/blob.js';
+import { hashHex } from '../format/hash.js';
+
+const SMALL_CHUNKS = { minSize: 4096, avgSize: 16384, maxSize: 65536 };
+/** Worker threads from the first byte. */
+const THREADS = { inlineBytes: 0, workers: 2 };
+
+const cleanups: string[] = [];
+const repos: Repository[] = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const r of repos.splice(0)) await r.close();
+  for (const d of cleanups.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function workDir(): string {
+  const d = tempDir('kova-pipe-');
+  cleanups.push(d);
+  return d;
+}
+
+function write(root: string, rel: string, data: Buffer): void {
+  const p = path.join(root, rel);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, data);
+}
+
+const text = (seed: number, n: number): Buffer => Buffer.from(prng(seed, n).toString('base64').slice(0, n));
+
+/** A volume with big files (raw and compressible), small ones, a sparse file and hard links. */
+function makeVolume(root: string): void {
+  for (let i = 0; i < 6; i++) write(root, `big/r${i}.bin`, prng(100 + i, 300_000 + i * 7_777));
+  for (let i = 0; i < 4; i++) write(root, `big/t${i}.txt`, text(200 + i, 250_000));
+  for (let i = 0; i < 300; i++) write(root, `small/d${i % 17}/f${i}`, i % 3 === 0 ? text(i, i * 5) : prng(i + 1, (i * 37) % 1500));
+  const fd = fs.openSync(path.join(root, 'sparse.img'), 'w');
+  fs.writeSync(fd, prng(9, 40_000), 0, 40_000, 1 << 20);
+  fs.writeSync(fd, text(9, 30_000), 0, 30_000, 3 << 20);
+  fs.ftruncateSync(fd, 8 << 20);
+  fs.closeSync(fd);
+  fs.mkdirSync(path.join(root, 'links'));
+  for (let i = 0; i < 5; i++) fs.linkSync(path.join(root, `small/d${i}/f${i}`), path.join(root, `links/l${i}`));
+}
+
+async function setup(): Promise<{ dir: string; src: string; repo: Repository; id: string }> {
+  const dir = workDir();
+  const src = path.join(dir, 'src');
+  makeVolume(src);
+  const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+  repos.push(repo);
+  const snap = await repo.snapshot(src);
+  return { dir, src, repo, id: snap.id };
+}
+
+/** Counts storage reads of pack files during `fn`, with their offsets per pack. */
+async function countPackReads(repo: Repository, fn: () => Promise<void>): Promise<Map<string, number[]>> {
+  const reads = new Map<string, number[]>();
+  const orig = repo.storage.readAt.bind(repo.storage);
+  vi.spyOn(repo.storage, 'readAt').mockImplementation((name, offset, length) => {
+    if (name.startsWith('packs/')) reads.set(name, [...(reads.get(name) ?? []), offset]);
+    return orig(name, offset, length);
+  });
+  await fn();
+  return reads;
+}
+
+describe('parallel restore', () => {
+  it('restores exactly on worker threads, reading far fewer ranges than blobs', async () => {
+    const { dir, src, repo, id } = await setup();
+    const index = await repo.loadIndex();
+    const dataBlobs = [...index.entries()].filter(([, l]) => l.type === BlobType.Data).length;
+    const target = path.join(dir, 'out');
+    const reads = await countPackReads(repo, async () => {
+      await repo.restore(id, target, { pipeline: THREADS });
+    });
+    expect(compareTrees(describeTree(src), describeTree(target))).toEqual([]);
+    const total = [...reads.values()].reduce((n, r) => n + r.length, 0);
+    expect(dataBlobs).toBeGreaterThan(300);
+    // Each pack is read in a few ranges, not blob by blob.
+    expect(total).toBeLessThan(dataBlobs / 4);
+    // The sparse file stays sparse.
+    expect(fs.statSync(path.join(target, 'sparse.img')).blocks * 512).toBeLessThan(1 << 20);
+    // Hard links are links again.
+    expect(fs.statSync(path.join(target, 'links/l3')).ino).toBe(fs.statSync(path.join(target, 'small/d3/f3')).ino);
+  });
+
+  it('stays within a small memory budget without deadlocking', async () => {
+    const { dir, src, repo, id } = await setup();
+    const target = path.join(dir, 'out');
+    await repo.restore(id, target, { pipeline: { ...THREADS, budgetBytes: 200_000, batchBytes: 64 * 1024 } });
+    expect(compareTrees(describeTree(src), describeTree(target))).toEqual([]);
+  });
+
+  it('fails on a corrupt blob in the middle, naming the snapshot and file, without writing a wrong byte', async () => {
+    const { dir, src, repo, id } = await setup();
+    const index = await repo.loadIndex();
+    // A raw data blob of a big file, in the middle of the packs.
+    const candidates = [...index.entries()].filter(
+      ([, l]) => l.type === BlobType.Data && l.length > 8192 && l.compression === Compression.None,
+    );
+    const [blobId, loc] = candidates[Math.floor(candidates.length / 2)]!;
+    const packFile = path.join(dir, 'repo', packName(loc.pack));
+    const fd = fs.openSync(packFile, 'r+');
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, loc.offset + 100);
+    b[0] = b[0]! ^ 0x40;
+    fs.writeSync(fd, b, 0, 1, loc.offset + 100);
+    fs.closeSync(fd);
+
+    const target = path.join(dir, 'out');
+    const err = await repo.restore(id, target, { pipeline: THREADS }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect((err as KovaError).code).toBe('REPO_CORRUPT');
+    expect((err as Error).message).toContain(id);
+    expect((err as Error).message).toContain(blobId);
+    expect((err as Error).message).toMatch(/: file (big\/[rt]\d\.(bin|txt)|sparse\.img): blob /);
+    // Whatever was written is a prefix of the original, file by file.
+    const walk = (rel: string): void => {
+      for (const e of fs.readdirSync(path.join(target, rel), { withFileTypes: true })) {
+        const child = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) walk(child);
+        else if (e.isFile()) {
+          const got = fs.readFileSync(path.join(target, child));
+          const want = fs.readFileSync(path.join(src, child));
+          expect(got.equals(want.subarray(0, got.length)), child).toBe(true);
+        }
+      }
+    };
+    walk('');
+  });
+
+  it('stops with ABORTED when the signal fires mid-restore', async () => {
+    const { dir, repo, id } = await setup();
+    const ac = new AbortController();
+    const target = path.join(dir, 'out');
+    const err = await repo
+      .restore(id, target, {
+        pipeline: THREADS,
+        signal: ac.signal,
+        onProgress: (p) => {
+          if (p.bytesDone > 500_000) ac.abort();
+        },
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(KovaError);
+    expect((err as KovaError).code).toBe('ABORTED');
+    // Not everything was written.
+    const restored = fs.readdirSync(path.join(target, 'big')).reduce((n, f) => n + fs.statSync(path.join(target, 'big', f)).size, 0);
+    expect(restored).toBeLessThan(6 * 300_000);
+  });
+
+  it('restores many small files with one read per pack range', async () => {
+    const dir = workDir();
+    const src = path.join(dir, 'src');
+    for (let i = 0; i < 2000; i++) write(src, `d${i % 40}/f${i}`, prng(i + 7, (i * 131) % 1500));
+    const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+    repos.push(repo);
+    const snap = await repo.snapshot(src);
+    const target = path.join(dir, 'out');
+    const reads = await countPackReads(repo, async () => {
+      await repo.restore(snap.id, target, { pipeline: THREADS });
+    });
+    expect(compareTrees(describeTree(src), describeTree(target))).toEqual([]);
+    const total = [...reads.values()].reduce((n, r) => n + r.length, 0);
+    expect(total).toBeLessThan(200);
+  });
+});
+
+/* ---- the fetcher on its own ------------------------------------------------------ */
+
+/** An in-memory pack of raw blobs, with every read recorded. */
+function memoryPack(blobs: Buffer[], gap = 0): { src: PackSource; ids: string[]; reads: Array<[number, number]>; pack: Buffer } {
+  const locs = new Map<string, BlobLocation>();
+  const parts: Buffer[] = [];
+  let at = 0;
+  const ids = blobs.map((b) => {
+    const id = hashHex(b);
+    locs.set(id, {
+      type: BlobType.Data,
+      compression: Compression.None,
+      pack: 'aa'.repeat(32),
+      offset: at,
+      length: b.length,
+      rawLength: b.length,
+    });
+    parts.push(b, Buffer.alloc(gap));
+    at += b.length + gap;
+    return id;
+  });
+  const pack = Buffer.concat(parts);
+  const reads: Array<[number, number]> = [];
+  return {
+    ids,
+    reads,
+    pack,
+    src: {
+      locate: (id) => locs.get(id),
+      readAt: async (name, offset, length) => {
+        expect(name).toBe(packName('aa'.repeat(32)));
+        reads.push([offset, length]);
+        return Buffer.from(pack.subarray(offset, offset + length));
+      },
+    },
+  };
+}
+
+const inline: Decoder = { decode: async (range, blobs) => decodeInline(new BlobCodec(3), range, blobs), close: async () => undefined };
+
+describe('BlobFetcher', () => {
+  it('reads blobs asked for together as one forward range each', async () => {
+    const blobs = Array.from({ length: 50 }, (_, i) => prng(i + 1, 1000 + i));
+    const { src, ids, reads } = memoryPack(blobs, 100);
+    const f = new BlobFetcher(src, inline, { maxRange: 20_000, maxGap: 1000 });
+    // Asked for in reverse order: still read forward.
+    const leases = [...ids].reverse().map((id) => f.tryGet(id)!);
+    const got = await Promise.all(leases.map((l) => l.data));
+    expect(got.reverse().map((b) => b.equals(blobs[got.indexOf(b)]!))).toEqual(blobs.map(() => true));
+    expect(reads.length).toBe(Math.ceil((50 * 1125) / 20_000) + 0);
+    for (let i = 1; i < reads.length; i++) expect(reads[i]![0]).toBeGreaterThan(reads[i - 1]![0]);
+  });
+
+  it('skips gaps wider than maxGap', async () => {
+    const blobs = Array.from({ length: 4 }, (_, i) => prng(i + 1, 1000));
+    const { src, ids, reads } = memoryPack(blobs, 5000);
+    const f = new BlobFetcher(src, inline, { maxGap: 4096 });
+    await Promise.all(ids.map((id) => f.tryGet(id)!.data));
+    expect(reads).toEqual([
+      [0, 1000],
+      [6000, 1000],
+      [12000, 1000],
+      [18000, 1000],
+    ]);
+  });
+
+  it('holds plaintext in flight within the budget; get waits until a lease is released', async () => {
+    const blobs = Array.from({ length: 10 }, (_, i) => prng(i + 1, 1000));
+    const { src, ids } = memoryPack(blobs);
+    const f = new BlobFetcher(src, inline, { budgetBytes: 3000 });
+    const held = ids.slice(0, 3).map((id) => f.tryGet(id)!);
+    expect(f.tryGet(ids[3]!)).toBeNull();
+    let granted = false;
+    const waiting = f.get(ids[3]!).then((l) => {
+      granted = true;
+      return l;
+    });
+    await new Promise((r) => setImmediate(r));
+    expect(granted).toBe(false);
+    held[0]!.release();
+    const lease = await waiting;
+    expect((await lease.data).equals(blobs[3]!)).toBe(true);
+    expect(f.stats.peakBytes).toBeLessThanOrEqual(3000);
+  });
+
+  it('refuses a blob whose bytes do not match its id, and gives out its neighbours', async () => {
+    const blobs = Array.from({ length: 3 }, (_, i) => prng(i + 1, 1000));
+    const { src, ids, pack } = memoryPack(blobs);
+    pack[1500] = pack[1500]! ^ 1;
+    const f = new BlobFetcher(src, inline);
+    const [a, b, c] = ids.map((id) => f.tryGet(id)!.data);
+    await expect(b).rejects.toThrow(/does not match its hash/);
+    expect((await a!).equals(blobs[0]!)).toBe(true);
+    expect((await c!).equals(blobs[2]!)).toBe(true);
+  });
+});
+
+describe('DecodePool', () => {
+  it('verifies on worker threads: good blobs come back, damaged ones are refused', async () => {
+    const codec = new BlobCodec(3);
+    const plain = [text(1, 50_000), prng(2, 20_000), text(3, 40_000), prng(4, 10_000)];
+    const stored = plain.map((p) => codec.encode(p));
+    expect(stored[0]!.compression).toBe(Compression.Zstd);
+    expect(stored[1]!.compression).toBe(Compression.None);
+    const range = Buffer.concat(stored.map((s) => s.stored));
+    let at = 0;
+    const blobs = plain.map((p, i) => {
+      const b = {
+        id: hashHex(p),
+        pack: 'bb'.repeat(32),
+        at,
+        length: stored[i]!.stored.length,
+        compression: stored[i]!.compression,
+        rawLength: p.length,
+      };
+      at += b.length;
+      return b;
+    });
+    // Damage the second (raw) and the third (compressed) blob.
+    range[blobs[1]!.at + 10] = range[blobs[1]!.at + 10]! ^ 1;
+    range[blobs[2]!.at + blobs[2]!.length - 20] = range[blobs[2]!.at + blobs[2]!.length - 20]! ^ 0xff;
+    const pool = new DecodePool(codec, { inlineBytes: 0, workers: 1 });
+    try {
+      const out = await pool.decode(range, blobs);
+      expect(pool.threads).toBe(1);
+      expect((out[0] as Buffer).equals(plain[0]!)).toBe(true);
+      expect(out[1]).toBeInstanceOf(CorruptionError);
+      expect((out[1] as Error).message).toContain(blobs[1]!.id);
+      expect(out[2]).toBeInstanceOf(CorruptionError);
+      expect((out[3] as Buffer).equals(plain[3]!)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("leaves the caller's range buffer intact (a storage may keep what it hands out)", async () => {
+    const plain = prng(5, 40_000);
+    const range = Buffer.from(new ArrayBuffer(plain.length));
+    plain.copy(range);
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      const [out] = await pool.decode(range, [
+        { id: hashHex(plain), pack: 'cc'.repeat(32), at: 0, length: plain.length, compression: Compression.None, rawLength: plain.length },
+      ]);
+      expect((out as Buffer).equals(plain)).toBe(true);
+      expect(range.length).toBe(plain.length);
+      expect(range.equals(plain)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+});
