@@ -12,7 +12,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { buildApp } from '../src/api/app.js';
 import { DEFAULT_LIMITS } from '../src/api/deps.js';
 import { errorBody } from '../src/api/errors.js';
 import { ManualClock } from '../src/core/clock.js';
@@ -132,18 +131,8 @@ describe('every spelling of a protected path is authenticated or not found', () 
 });
 
 /** A second app around the harness's services (routes can still be added to it). */
-function buildSecondApp(webDir: string | null = null): ReturnType<typeof buildApp> {
-  return buildApp({
-    keys: h.services.keys,
-    deployments: h.services.deployments,
-    snapshots: h.services.snapshots,
-    restores: h.services.restores,
-    browse: h.services.browse,
-    settings: h.services.settings,
-    metrics: h.services.ctx.metrics,
-    clock: h.clock,
-    config: { minSnapshotIntervalMs: 1000, rateLimitPerMinute: 100_000, runtime: 'process', version: 'test', webDir },
-  });
+function buildSecondApp(webDir: string | null = null): ReturnType<Harness['buildApp']> {
+  return h.buildApp({ webDir });
 }
 
 describe('deny by default', () => {

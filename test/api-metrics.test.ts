@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/api/app.js';
 import { metricsToken } from '../src/app/server.js';
 import { Metrics } from '../src/services/metrics.js';
 import { expectError, raw } from './helpers/api.js';
@@ -62,17 +61,7 @@ describe('GET /metrics', () => {
   });
 
   it('refuses everyone when the server has no metrics token', async () => {
-    const app = await buildApp({
-      keys: h.services.keys,
-      deployments: h.services.deployments,
-      snapshots: h.services.snapshots,
-      restores: h.services.restores,
-      browse: h.services.browse,
-      settings: h.services.settings,
-      metrics: h.services.ctx.metrics,
-      clock: h.clock,
-      config: { minSnapshotIntervalMs: 1000, rateLimitPerMinute: 100_000, runtime: 'process', version: 'test', metricsToken: null },
-    });
+    const app = await h.buildApp({ metricsToken: null });
     try {
       for (const auth of [undefined, 'Bearer ', `Bearer ${METRICS_TOKEN}`, 'Bearer null']) {
         const r = await app.inject({ method: 'GET', url: '/metrics', headers: auth ? { authorization: auth } : {} });

@@ -35,6 +35,8 @@ export interface Harness {
   newUser(name: string): Promise<string>;
   /** api calls the API as `token` (default alice's) and returns status and parsed body. */
   api(method: string, url: string, body?: unknown, token?: string | null): Promise<ApiAnswer>;
+  /** buildApp builds another app around the same services, its config changed by `config`. */
+  buildApp(config?: Partial<AppConfig>): Promise<FastifyInstance>;
   /** idle waits until no job is queued or running. */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -77,28 +79,31 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     maxKeysPerUser: opts.maxKeysPerUser,
   });
   services.ctx.jobs.start();
-  const app = await buildApp({
-    keys: services.keys,
-    deployments: services.deployments,
-    snapshots: services.snapshots,
-    restores: services.restores,
-    browse: services.browse,
-    settings: services.settings,
-    metrics: services.ctx.metrics,
-    disk: services.ctx.disk,
-    clock,
-    config: {
-      minSnapshotIntervalMs,
-      rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000,
-      runtime: runtime.kind,
-      version: VERSION,
-      metricsToken: METRICS_TOKEN,
-      userRateLimitPerMinute: 100_000,
-      signInsPerPrefix: 100_000,
-      signInsPerAddress: 100_000,
-      ...opts.limits,
-    },
-  });
+  const appConfig: AppConfig = {
+    minSnapshotIntervalMs,
+    rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000,
+    runtime: runtime.kind,
+    version: VERSION,
+    metricsToken: METRICS_TOKEN,
+    userRateLimitPerMinute: 100_000,
+    signInsPerPrefix: 100_000,
+    signInsPerAddress: 100_000,
+    ...opts.limits,
+  };
+  const appWith = (config: Partial<AppConfig> = {}): Promise<FastifyInstance> =>
+    buildApp({
+      keys: services.keys,
+      deployments: services.deployments,
+      snapshots: services.snapshots,
+      restores: services.restores,
+      browse: services.browse,
+      settings: services.settings,
+      metrics: services.ctx.metrics,
+      disk: services.ctx.disk,
+      clock,
+      config: { ...appConfig, ...config },
+    });
+  const app = await appWith();
   const newUser = async (name: string): Promise<string> => {
     const u = services.keys.ensureUser(name);
     return (await services.keys.create(u.id, 'test')).token;
@@ -133,6 +138,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     token,
     newUser,
     api,
+    buildApp: appWith,
     idle: () => services.ctx.jobs.idle(),
     async close() {
       await app.close();
