@@ -1,7 +1,7 @@
 /**
  * routes/files: browsing a ready snapshot without restoring it: directory
  * listings, one file's bytes (with Range), a directory as tar, and the
- * changes between two snapshots. The streaming routes have no JSON schema
+ * changes between two snapshots or from a snapshot to the live volumes. The streaming routes have no JSON schema
  * for their 200 answer; their errors are the usual envelope.
  */
 import type { Readable } from 'node:stream';
@@ -33,7 +33,17 @@ const ArchiveQuery = Type.Object(
   { ...PathQuery, format: Type.Optional(Type.Union([Type.Literal('tar'), Type.Literal('tar.zst')])) },
   { additionalProperties: false },
 );
-const DiffQuery = Type.Object({ against: Type.String({ minLength: 1, maxLength: 64 }), ...PageQuery }, { additionalProperties: false });
+const DiffQuery = Type.Object(
+  {
+    against: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'Another snapshot (the before side), or "live": the volumes as they are now (the after side)',
+    }),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
 
 function pageLimit(limit: string | undefined): number | undefined {
   if (limit === undefined) return undefined;
@@ -162,7 +172,8 @@ export function fileRoutes(app: FastifyInstance, deps: AppDeps): void {
     {
       schema: {
         tags: ['browse'],
-        summary: 'What changed from the snapshot `against` (before) to this one (after), in path order',
+        summary:
+          'What changed from the snapshot `against` (before) to this one (after), or from this one to the live volumes, in path order',
         params: SnapshotParams,
         querystring: DiffQuery,
         response: { 200: ok({ changes: Type.Array(FileChange), cursor: Type.Union([Type.String(), Type.Null()]) }), ...errors },
