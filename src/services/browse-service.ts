@@ -365,13 +365,9 @@ export class SnapshotReader {
   }
 
   /** diff returns one page of the changes from the snapshot `beforeEngineId` to this one. */
-  async diff(
-    beforeEngineId: string,
-    after: readonly Buffer[] | undefined,
-    limit: number,
-  ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
+  async diff(beforeEngineId: string, page: DiffPageOptions): Promise<{ changes: ChangeView[]; cursor: string | null }> {
     const before = this.tree.addRoot((await this.repo.findSnapshot(beforeEngineId)).root);
-    return diffPage(this.tree, before, this.root, { after }, limit);
+    return diffPage(this.tree, before, this.root, {}, page);
   }
 
   /**
@@ -382,8 +378,7 @@ export class SnapshotReader {
    */
   async diffLive(
     volumes: ReadonlyArray<{ key: string; path: string }>,
-    after: readonly Buffer[] | undefined,
-    limit: number,
+    page: DiffPageOptions,
   ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
     const live = new LiveTree(
       volumes.map((v) => ({ name: Buffer.from(v.key), path: v.path })),
@@ -393,7 +388,7 @@ export class SnapshotReader {
     // The live root carries the snapshot root's metadata, as the service levels do: both are virtual.
     const before = tree.addRoot(this.realRoot);
     const now = tree.addRoot({ ...this.realRoot, subtree: live.rootId });
-    return diffPage(tree, before, now, { after, modified: liveModified }, limit);
+    return diffPage(tree, before, now, { modified: liveModified }, page);
   }
 
   /** archive streams a directory as tar (zstd-compressed when asked); its top directory is named `top`. */
@@ -405,18 +400,33 @@ export class SnapshotReader {
   }
 }
 
-/** diffPage collects one page of diffTrees' changes, and the cursor after them (null on the last page). */
+/** Which changes one page of a diff holds, and from where. */
+export interface DiffPageOptions {
+  /** Only changes after this path (a decoded cursor). */
+  readonly after?: readonly Buffer[] | undefined;
+  readonly limit: number;
+  /** Only these kinds of change; all when absent. */
+  readonly kinds?: ReadonlySet<ChangeView['change']> | undefined;
+}
+
+/**
+ * diffPage collects one page of diffTrees' changes (of the kinds asked
+ * for), and the cursor after them: the path of the last one, null on the
+ * last page.
+ */
 async function diffPage(
   tree: VirtualTree,
   before: TreeNode,
   after: TreeNode,
   opts: DiffOptions,
-  limit: number,
+  page: DiffPageOptions,
 ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
+  const { limit, kinds } = page;
   const changes: ChangeView[] = [];
   let last: readonly Buffer[] | null = null;
   let more = false;
-  for await (const c of diffTrees(tree, before, after, opts)) {
+  for await (const c of diffTrees(tree, before, after, { ...opts, after: page.after })) {
+    if (kinds && !kinds.has(c.change)) continue;
     if (changes.length === limit) {
       more = true;
       break;
@@ -484,7 +494,8 @@ export class BrowseService {
   /**
    * diff lists what changed from snapshot `against` (before) to `snapId`
    * (after), one page at a time in path order; `cursor` from the previous
-   * page. Both must be ready snapshots of the deployment. With `against`
+   * page; `kinds` keeps only those kinds of change. Both must be ready
+   * snapshots of the deployment. With `against`
    * "live", it lists what changed from `snapId` (before) to the
    * deployment's volume directories as they are now (after): the
    * deployment must be active; its current SDL's volumes are compared, by
@@ -495,15 +506,19 @@ export class BrowseService {
     depId: string,
     snapId: string,
     against: string,
-    opts: { cursor?: string | undefined; limit?: number | undefined },
+    opts: { cursor?: string | undefined; limit?: number | undefined; kinds?: ReadonlySet<ChangeView['change']> | undefined },
   ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
-    const cursor = opts.cursor === undefined ? undefined : splitBytes(decodeCursor(opts.cursor));
+    const page: DiffPageOptions = {
+      after: opts.cursor === undefined ? undefined : splitBytes(decodeCursor(opts.cursor)),
+      limit: opts.limit ?? BROWSE_LIMITS.defaultPage,
+      kinds: opts.kinds,
+    };
     if (against === 'live') {
       const dep = activeDeployment(this.ctx.store, userId, depId);
       const volumes = volumesOf(dep.manifest).map((v) => ({ key: v.key, path: this.ctx.paths.volume(depId, v) }));
-      return this.read(userId, depId, snapId, (r) => r.diffLive(volumes, cursor, opts.limit ?? BROWSE_LIMITS.defaultPage));
+      return this.read(userId, depId, snapId, (r) => r.diffLive(volumes, page));
     }
     const before = this.readySnapshot(userId, depId, against);
-    return this.read(userId, depId, snapId, (r) => r.diff(before.engineId!, cursor, opts.limit ?? BROWSE_LIMITS.defaultPage));
+    return this.read(userId, depId, snapId, (r) => r.diff(before.engineId!, page));
   }
 }

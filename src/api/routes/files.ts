@@ -9,7 +9,14 @@ import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ValidationError } from '../../core/errors.js';
-import { BROWSE_LIMITS, type SnapshotReader, RangeNotSatisfiableError, parsePath, parseRange } from '../../services/browse-service.js';
+import {
+  BROWSE_LIMITS,
+  type ChangeView,
+  type SnapshotReader,
+  RangeNotSatisfiableError,
+  parsePath,
+  parseRange,
+} from '../../services/browse-service.js';
 import type { AppDeps } from '../deps.js';
 import { FileChange, FileEntry, errorResponses as errors, ok } from '../contract.js';
 import { SnapshotParams } from '../schemas.js';
@@ -40,6 +47,13 @@ const DiffQuery = Type.Object(
       maxLength: 64,
       description: 'Another snapshot (the before side), or "live": the volumes as they are now (the after side)',
     }),
+    change: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        pattern: '^(added|removed|modified|type)(,(added|removed|modified|type))*$',
+        description: 'Only these kinds of change, comma-separated (default: all)',
+      }),
+    ),
     ...PageQuery,
   },
   { additionalProperties: false },
@@ -184,6 +198,7 @@ export function fileRoutes(app: FastifyInstance, deps: AppDeps): void {
       const page = await deps.browse.diff(req.user.id, req.params.id, req.params.snapshotId, q.against, {
         cursor: q.cursor,
         limit: pageLimit(q.limit),
+        kinds: q.change === undefined ? undefined : new Set(q.change.split(',') as ChangeView['change'][]),
       });
       return { success: true, ...page };
     },
