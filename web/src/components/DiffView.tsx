@@ -228,14 +228,16 @@ export function DiffView({
               </tbody>
             </table>
           </div>
-          <div className="list-foot">
-            <span className="muted small">{other === null ? 'The live volumes are read as they are now, each page afresh.' : ''}</span>
-            {more && (
-              <button type="button" className="btn btn-secondary btn-sm" onClick={loadMore} disabled={loadingMore}>
-                {loadingMore && <Spinner />} Load more
-              </button>
-            )}
-          </div>
+          {(more || other === null) && (
+            <div className="list-foot">
+              <span className="muted small">{other === null ? 'The live volumes are read as they are now, each page afresh.' : ''}</span>
+              {more && (
+                <button type="button" className="btn btn-secondary btn-sm" onClick={loadMore} disabled={loadingMore}>
+                  {loadingMore && <Spinner />} Load more
+                </button>
+              )}
+            </div>
+          )}
         </>
       )}
     </section>

@@ -219,7 +219,7 @@ export function FileBrowser({ deploymentId, snapshotId }: { deploymentId: string
             <input
               className="input"
               type="search"
-              placeholder={`Filter ${depth === 0 ? 'services' : depth === 1 ? 'volumes' : 'this folder'} by name`}
+              placeholder="Filter by name"
               value={search}
               onChange={(e) => setSearch(e.target.value)}
             />
@@ -295,7 +295,7 @@ export function FileBrowser({ deploymentId, snapshotId }: { deploymentId: string
                           )}
                         </span>
                       </td>
-                      <td data-label="Size" className="cell-num">
+                      <td data-label="Size" className={e.type === 'file' ? 'cell-num' : 'cell-num is-empty'}>
                         {e.type === 'file' ? formatBytes(e.size) : <span className="muted">—</span>}
                       </td>
                       <td data-label="Mode" className="cell-nowrap">
