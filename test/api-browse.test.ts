@@ -379,9 +379,22 @@ describe('GET …/diff', () => {
     expect(seen).toEqual(all);
   });
 
-  it('is empty against itself, and refuses live and unknown snapshots', async () => {
+  it('keeps only the kinds of change asked for, page by page', async () => {
+    const kinds = (q: string) => h.api('GET', `${base(dep, snap2)}/diff?against=${snap1}${q}`);
+    const added = expectOk(await kinds('&change=added')).changes.map((c: { path: string }) => c.path);
+    expect(added).toEqual(['app/data/sub/becomes-dir/inner', 'app/data/sub/new.txt']);
+    const some = expectOk(await kinds('&change=removed,type')).changes.map((c: { path: string }) => c.path);
+    expect(some).toEqual(['app/data/sub/becomes-dir', 'app/data/sub/gone.txt']);
+    const first = expectOk(await kinds('&change=added&limit=1'));
+    expect(first.changes.map((c: { path: string }) => c.path)).toEqual(['app/data/sub/becomes-dir/inner']);
+    const second = expectOk(await kinds(`&change=added&limit=1&cursor=${encodeURIComponent(first.cursor)}`));
+    expect(second.changes.map((c: { path: string }) => c.path)).toEqual(['app/data/sub/new.txt']);
+    expect(second.cursor).toBeNull();
+    expectError(await kinds('&change=renamed'), 400, 'INVALID_REQUEST');
+  });
+
+  it('is empty against itself, and refuses unknown snapshots', async () => {
     expect(expectOk(await h.api('GET', `${base(dep, snap2)}/diff?against=${snap2}`)).changes).toEqual([]);
-    expectError(await h.api('GET', `${base(dep, snap2)}/diff?against=live`), 400, 'LIVE_DIFF_UNSUPPORTED');
     expectError(await h.api('GET', `${base(dep, snap2)}/diff?against=snap-nope`), 404, 'SNAPSHOT_NOT_FOUND');
   });
 });

@@ -35,5 +35,6 @@ export { packSlice } from './verify/verify.js';
 export { compareNames, type NodeType, type TreeNode } from './format/tree.js';
 export { PathNotFoundError, listDirectory, resolvePath } from './browse/browse.js';
 export { fileBytes } from './browse/content.js';
-export { type Change, type ChangeKind, diffTrees } from './browse/diff.js';
+export { type Change, type ChangeKind, type DiffOptions, diffTrees } from './browse/diff.js';
+export { LiveTree, type LiveTop, liveModified } from './browse/live.js';
 export { OMITTED_NOTE, tarStream } from './browse/tar.js';

@@ -1,7 +1,8 @@
 /**
  * browse-service: reading a ready snapshot without restoring it: listing
  * its directories, streaming one file (whole or a byte range), streaming a
- * directory as tar, and comparing it with another snapshot.
+ * directory as tar, and comparing it with another snapshot or with the
+ * live volume directories.
  *
  * Paths are shown as `service/volume/...`: the repository's root holds one
  * directory per volume named "service.volume", and a virtual tree
@@ -23,10 +24,23 @@
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { ConflictError, KovaError, NotFoundError, RepoLockedError, ValidationError } from '../core/errors.js';
-import { Repository, type TreeNode, diffTrees, fileBytes, compareNames, listDirectory, resolvePath, tarStream } from '../engine/index.js';
+import {
+  type DiffOptions,
+  LiveTree,
+  Repository,
+  type TreeNode,
+  compareNames,
+  diffTrees,
+  fileBytes,
+  listDirectory,
+  liveModified,
+  resolvePath,
+  tarStream,
+} from '../engine/index.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceContext } from './context.js';
-import { ownedDeployment } from './guards.js';
+import { activeDeployment, ownedDeployment } from './guards.js';
+import { volumesOf } from './paths.js';
 
 /** Listing and diff page sizes: the default, and the most one page may hold. */
 export const BROWSE_LIMITS = { defaultPage: 1000, maxPage: 5000 } as const;
@@ -243,7 +257,7 @@ class VirtualTree {
   /** By virtual root id: the real root, and once read, its services' volumes. */
   private readonly roots = new Map<string, { real: TreeNode; services: Map<string, TreeNode[]> | null; list: TreeNode[] }>();
 
-  constructor(private readonly repo: Repository) {}
+  constructor(private readonly repo: { readTree(id: string): Promise<readonly TreeNode[]>; readBlob(id: string): Promise<Buffer> }) {}
 
   /** addRoot returns the virtual root node for a snapshot's real root. */
   addRoot(real: TreeNode): TreeNode {
@@ -300,7 +314,7 @@ export class SnapshotReader {
     private readonly repo: Repository,
     private readonly release: () => Promise<void>,
     readonly snapshot: Snapshot,
-    realRoot: TreeNode,
+    private readonly realRoot: TreeNode,
   ) {
     this.tree = new VirtualTree(repo);
     this.root = this.tree.addRoot(realRoot);
@@ -351,25 +365,30 @@ export class SnapshotReader {
   }
 
   /** diff returns one page of the changes from the snapshot `beforeEngineId` to this one. */
-  async diff(
-    beforeEngineId: string,
-    after: readonly Buffer[] | undefined,
-    limit: number,
-  ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
+  async diff(beforeEngineId: string, page: DiffPageOptions): Promise<{ changes: ChangeView[]; cursor: string | null }> {
     const before = this.tree.addRoot((await this.repo.findSnapshot(beforeEngineId)).root);
-    const changes: ChangeView[] = [];
-    let last: readonly Buffer[] | null = null;
-    let more = false;
-    for await (const c of diffTrees(this.tree, before, this.root, { after })) {
-      if (changes.length === limit) {
-        more = true;
-        break;
-      }
-      const p = shownName(joinPath(c.path));
-      changes.push({ path: p.text, pathBase64: p.base64, change: c.change, sizeBefore: c.sizeBefore, sizeAfter: c.sizeAfter });
-      last = c.path;
-    }
-    return { changes, cursor: more && last ? encodeCursor(joinPath(last)) : null };
+    return diffPage(this.tree, before, this.root, {}, page);
+  }
+
+  /**
+   * diffLive returns one page of the changes from this snapshot (before) to
+   * the live volume directories `volumes` (after), named as in the
+   * snapshot's root ("service.volume"). Only metadata is read on the live
+   * side (see engine/browse/live.ts).
+   */
+  async diffLive(
+    volumes: ReadonlyArray<{ key: string; path: string }>,
+    page: DiffPageOptions,
+  ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
+    const live = new LiveTree(
+      volumes.map((v) => ({ name: Buffer.from(v.key), path: v.path })),
+      this.repo,
+    );
+    const tree = new VirtualTree({ readTree: (id) => live.readTree(id), readBlob: (id) => this.repo.readBlob(id) });
+    // The live root carries the snapshot root's metadata, as the service levels do: both are virtual.
+    const before = tree.addRoot(this.realRoot);
+    const now = tree.addRoot({ ...this.realRoot, subtree: live.rootId });
+    return diffPage(tree, before, now, { modified: liveModified }, page);
   }
 
   /** archive streams a directory as tar (zstd-compressed when asked); its top directory is named `top`. */
@@ -379,6 +398,44 @@ export class SnapshotReader {
     const top = components.length > 0 ? components[components.length - 1]! : Buffer.from(this.snapshot.id);
     return { top: top.toString('utf8'), stream: tarStream(this.tree, dir, { top, zstd }) };
   }
+}
+
+/** Which changes one page of a diff holds, and from where. */
+export interface DiffPageOptions {
+  /** Only changes after this path (a decoded cursor). */
+  readonly after?: readonly Buffer[] | undefined;
+  readonly limit: number;
+  /** Only these kinds of change; all when absent. */
+  readonly kinds?: ReadonlySet<ChangeView['change']> | undefined;
+}
+
+/**
+ * diffPage collects one page of diffTrees' changes (of the kinds asked
+ * for), and the cursor after them: the path of the last one, null on the
+ * last page.
+ */
+async function diffPage(
+  tree: VirtualTree,
+  before: TreeNode,
+  after: TreeNode,
+  opts: DiffOptions,
+  page: DiffPageOptions,
+): Promise<{ changes: ChangeView[]; cursor: string | null }> {
+  const { limit, kinds } = page;
+  const changes: ChangeView[] = [];
+  let last: readonly Buffer[] | null = null;
+  let more = false;
+  for await (const c of diffTrees(tree, before, after, { ...opts, after: page.after })) {
+    if (kinds && !kinds.has(c.change)) continue;
+    if (changes.length === limit) {
+      more = true;
+      break;
+    }
+    const p = shownName(joinPath(c.path));
+    changes.push({ path: p.text, pathBase64: p.base64, change: c.change, sizeBefore: c.sizeBefore, sizeAfter: c.sizeAfter });
+    last = c.path;
+  }
+  return { changes, cursor: more && last ? encodeCursor(joinPath(last)) : null };
 }
 
 export class BrowseService {
@@ -437,23 +494,31 @@ export class BrowseService {
   /**
    * diff lists what changed from snapshot `against` (before) to `snapId`
    * (after), one page at a time in path order; `cursor` from the previous
-   * page. Both must be ready snapshots of the deployment.
+   * page; `kinds` keeps only those kinds of change. Both must be ready
+   * snapshots of the deployment. With `against`
+   * "live", it lists what changed from `snapId` (before) to the
+   * deployment's volume directories as they are now (after): the
+   * deployment must be active; its current SDL's volumes are compared, by
+   * path. Each page walks the live directories afresh.
    */
   async diff(
     userId: string,
     depId: string,
     snapId: string,
     against: string,
-    opts: { cursor?: string | undefined; limit?: number | undefined },
+    opts: { cursor?: string | undefined; limit?: number | undefined; kinds?: ReadonlySet<ChangeView['change']> | undefined },
   ): Promise<{ changes: ChangeView[]; cursor: string | null }> {
+    const page: DiffPageOptions = {
+      after: opts.cursor === undefined ? undefined : splitBytes(decodeCursor(opts.cursor)),
+      limit: opts.limit ?? BROWSE_LIMITS.defaultPage,
+      kinds: opts.kinds,
+    };
     if (against === 'live') {
-      throw new ValidationError(
-        'LIVE_DIFF_UNSUPPORTED',
-        'comparing a snapshot with the live volumes is not supported; give another snapshot id',
-      );
+      const dep = activeDeployment(this.ctx.store, userId, depId);
+      const volumes = volumesOf(dep.manifest).map((v) => ({ key: v.key, path: this.ctx.paths.volume(depId, v) }));
+      return this.read(userId, depId, snapId, (r) => r.diffLive(volumes, page));
     }
     const before = this.readySnapshot(userId, depId, against);
-    const cursor = opts.cursor === undefined ? undefined : splitBytes(decodeCursor(opts.cursor));
-    return this.read(userId, depId, snapId, (r) => r.diff(before.engineId!, cursor, opts.limit ?? BROWSE_LIMITS.defaultPage));
+    return this.read(userId, depId, snapId, (r) => r.diff(before.engineId!, page));
   }
 }

@@ -12,6 +12,7 @@ import { DeploymentPage } from './pages/DeploymentPage';
 import { DeploymentsPage } from './pages/DeploymentsPage';
 import { NewDeploymentPage } from './pages/NewDeploymentPage';
 import { NotFoundPage } from './pages/NotFoundPage';
+import { SnapshotPage } from './pages/SnapshotPage';
 import { SignInPage } from './pages/SignInPage';
 import { match, usePath } from './router';
 import { type Session, SessionContext } from './session';
@@ -113,6 +114,15 @@ export function App() {
           {route.page === 'deployments' && <DeploymentsPage />}
           {route.page === 'new-deployment' && <NewDeploymentPage />}
           {route.page === 'deployment' && <DeploymentPage key={route.id} id={route.id} tab={route.tab} />}
+          {route.page === 'snapshot' && (
+            <SnapshotPage
+              key={`${route.id}/${route.snapshotId}`}
+              id={route.id}
+              snapshotId={route.snapshotId}
+              view={route.view}
+              against={route.against}
+            />
+          )}
           {route.page === 'not-found' && <NotFoundPage />}
         </div>
       </SessionContext.Provider>

@@ -9,8 +9,12 @@
 /* The API's types come from its contract, shared with the server and the CLI (type-only: erased from the bundle). */
 export type {
   ApiKey,
+  ChangeKind,
   Deployment,
   DeploymentStatus,
+  FileChange,
+  FileEntry,
+  FileType,
   Me,
   Progress,
   Restore,
@@ -87,14 +91,14 @@ export function onUnauthorized(handler: (message: string) => void): void {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface RequestOptions {
+export interface RequestOptions {
   body?: unknown;
   /** Use this token instead of the signed-in one (sign-in checks a key before keeping it). */
   token?: string;
   signal?: AbortSignal;
 }
 
-async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+export async function request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
   const bearer = opts.token ?? token;
   const headers: Record<string, string> = { accept: 'application/json' };
   if (bearer) headers.authorization = `Bearer ${bearer}`;

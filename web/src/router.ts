@@ -15,7 +15,7 @@ function subscribe(onChange: () => void): () => void {
   };
 }
 
-const currentPath = () => window.location.pathname;
+const currentPath = () => window.location.pathname + window.location.search;
 
 /** usePath is the current location's path; components re-render when it changes. */
 export function usePath(): string {
@@ -34,15 +34,28 @@ export type Route =
   | { page: 'deployments' }
   | { page: 'new-deployment' }
   | { page: 'deployment'; id: string; tab: 'overview' | 'snapshots' | 'settings' }
+  | { page: 'snapshot'; id: string; snapshotId: string; view: 'files' | 'compare'; against: string | null }
   | { page: 'not-found' };
 
 /** match maps a path to the view it shows. */
-export function match(path: string): Route {
+export function match(location: string): Route {
+  const [path = '', search = ''] = location.split('?', 2);
   const clean = path.replace(/\/+$/, '') || '/';
   if (clean === '/' || clean === '/deployments') return { page: 'deployments' };
   if (clean === '/deployments/new') return { page: 'new-deployment' };
   const m = /^\/deployments\/([^/]+)(?:\/(snapshots|settings))?$/.exec(clean);
   if (m) return { page: 'deployment', id: decodeURIComponent(m[1]!), tab: (m[2] as 'snapshots' | 'settings' | undefined) ?? 'overview' };
+  const s = /^\/deployments\/([^/]+)\/snapshots\/([^/]+)(?:\/(files|compare))?$/.exec(clean);
+  if (s) {
+    const against = new URLSearchParams(search).get('against');
+    return {
+      page: 'snapshot',
+      id: decodeURIComponent(s[1]!),
+      snapshotId: decodeURIComponent(s[2]!),
+      view: s[3] === 'compare' ? 'compare' : 'files',
+      against,
+    };
+  }
   return { page: 'not-found' };
 }
 
@@ -51,4 +64,6 @@ export const paths = {
   newDeployment: () => '/deployments/new',
   deployment: (id: string, tab: 'overview' | 'snapshots' | 'settings' = 'overview') =>
     `/deployments/${encodeURIComponent(id)}${tab === 'overview' ? '' : `/${tab}`}`,
+  snapshot: (id: string, snapshotId: string, view: 'files' | 'compare' = 'files', against?: string) =>
+    `/deployments/${encodeURIComponent(id)}/snapshots/${encodeURIComponent(snapshotId)}${view === 'compare' ? `/compare?against=${encodeURIComponent(against ?? 'live')}` : ''}`,
 };

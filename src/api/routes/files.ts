@@ -1,7 +1,7 @@
 /**
  * routes/files: browsing a ready snapshot without restoring it: directory
  * listings, one file's bytes (with Range), a directory as tar, and the
- * changes between two snapshots. The streaming routes have no JSON schema
+ * changes between two snapshots or from a snapshot to the live volumes. The streaming routes have no JSON schema
  * for their 200 answer; their errors are the usual envelope.
  */
 import type { Readable } from 'node:stream';
@@ -9,7 +9,14 @@ import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ValidationError } from '../../core/errors.js';
-import { BROWSE_LIMITS, type SnapshotReader, RangeNotSatisfiableError, parsePath, parseRange } from '../../services/browse-service.js';
+import {
+  BROWSE_LIMITS,
+  type ChangeView,
+  type SnapshotReader,
+  RangeNotSatisfiableError,
+  parsePath,
+  parseRange,
+} from '../../services/browse-service.js';
 import type { AppDeps } from '../deps.js';
 import { FileChange, FileEntry, errorResponses as errors, ok } from '../contract.js';
 import { SnapshotParams } from '../schemas.js';
@@ -33,7 +40,24 @@ const ArchiveQuery = Type.Object(
   { ...PathQuery, format: Type.Optional(Type.Union([Type.Literal('tar'), Type.Literal('tar.zst')])) },
   { additionalProperties: false },
 );
-const DiffQuery = Type.Object({ against: Type.String({ minLength: 1, maxLength: 64 }), ...PageQuery }, { additionalProperties: false });
+const DiffQuery = Type.Object(
+  {
+    against: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'Another snapshot (the before side), or "live": the volumes as they are now (the after side)',
+    }),
+    change: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        pattern: '^(added|removed|modified|type)(,(added|removed|modified|type))*$',
+        description: 'Only these kinds of change, comma-separated (default: all)',
+      }),
+    ),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+);
 
 function pageLimit(limit: string | undefined): number | undefined {
   if (limit === undefined) return undefined;
@@ -162,7 +186,8 @@ export function fileRoutes(app: FastifyInstance, deps: AppDeps): void {
     {
       schema: {
         tags: ['browse'],
-        summary: 'What changed from the snapshot `against` (before) to this one (after), in path order',
+        summary:
+          'What changed from the snapshot `against` (before) to this one (after), or from this one to the live volumes, in path order',
         params: SnapshotParams,
         querystring: DiffQuery,
         response: { 200: ok({ changes: Type.Array(FileChange), cursor: Type.Union([Type.String(), Type.Null()]) }), ...errors },
@@ -173,6 +198,7 @@ export function fileRoutes(app: FastifyInstance, deps: AppDeps): void {
       const page = await deps.browse.diff(req.user.id, req.params.id, req.params.snapshotId, q.against, {
         cursor: q.cursor,
         limit: pageLimit(q.limit),
+        kinds: q.change === undefined ? undefined : new Set(q.change.split(',') as ChangeView['change'][]),
       });
       return { success: true, ...page };
     },

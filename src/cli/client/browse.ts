@@ -136,10 +136,10 @@ export function registerBrowse(snapshots: Command, ctx: ClientContext): void {
       if (o.output !== undefined) note(io, `saved ${o.output}`);
     });
 
-  clientCommand(snapshots, 'diff', 'list what changed from another snapshot (--against) to this one')
+  clientCommand(snapshots, 'diff', 'list what changed from another snapshot (--against) to this one, or since this one (--against live)')
     .argument(...dep)
     .argument(...snap)
-    .requiredOption('--against <snapshot>', 'the earlier snapshot to compare with')
+    .requiredOption('--against <snapshot>', 'the earlier snapshot to compare with, or "live" for the volumes as they are now')
     .option('--limit <n>', 'list at most n changes (default: all)')
     .action(async (depId: string, snapId: string, o: CommonOpts & { against: string; limit?: string }) => {
       const c = await client(ctx, o);

@@ -36,6 +36,12 @@ export interface Change {
 export interface DiffOptions {
   /** Yield only changes whose path sorts after this one (a cursor). */
   readonly after?: readonly Buffer[] | undefined;
+  /**
+   * Whether two nodes of the same type at the same path differ. Default
+   * isModified (two snapshots: content ids, target, mode, owner, xattrs);
+   * a side with no content ids (the live volumes) brings its own test.
+   */
+  readonly modified?: ((before: TreeNode, after: TreeNode) => boolean) | undefined;
 }
 
 /**
@@ -101,6 +107,7 @@ export async function* diffTrees(
   opts: DiffOptions = {},
 ): AsyncGenerator<Change> {
   const cursor = opts.after ?? null;
+  const modified = opts.modified ?? isModified;
 
   /** Whether anything at or below `path` can sort after the cursor. */
   const reachable = (path: readonly Buffer[]): boolean => {
@@ -154,7 +161,7 @@ export async function* diffTrees(
           for (const k of await children(y)) yield* oneSide(k, [...p, k.name], 'added');
           continue;
         }
-        if (isModified(x, y)) {
+        if (modified(x, y)) {
           const ch: Change = { path: p, change: 'modified', sizeBefore: sizeOf(x), sizeAfter: sizeOf(y), before: x, after: y };
           if (emit(ch)) yield ch;
         }

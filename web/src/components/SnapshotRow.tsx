@@ -1,7 +1,9 @@
 /** SnapshotRow: one snapshot in the table: name, live status, size, trigger, age, consistency, actions. */
 import type { Snapshot } from '../api';
 import { formatBytes, triggerLabel } from '../format';
+import { paths } from '../router';
 import { Icon } from './Icon';
+import { Link } from './Link';
 import { ProgressBar } from './ProgressBar';
 import { RelativeTime } from './RelativeTime';
 import { SnapshotName } from './SnapshotName';
@@ -13,6 +15,8 @@ export interface SnapshotActions {
   onDelete: (s: Snapshot) => void;
   /** Restores are not offered while one runs. */
   restoreDisabled: boolean;
+  /** The deployment, for the links to a snapshot's files and comparison. */
+  deploymentId: string;
 }
 
 function consistencyText(s: Snapshot): { text: string; title: string } {
@@ -72,6 +76,22 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 <Icon name="restore" size={14} />
                 Restore
               </button>
+              <Link
+                to={paths.snapshot(actions.deploymentId, s.id)}
+                className="icon-btn"
+                aria-label={`Browse the files of ${s.label ?? s.id}`}
+                title="Browse files"
+              >
+                <Icon name="folder" />
+              </Link>
+              <Link
+                to={paths.snapshot(actions.deploymentId, s.id, 'compare', 'live')}
+                className="icon-btn"
+                aria-label={`Compare ${s.label ?? s.id} with…`}
+                title="Compare with the live volumes or another snapshot"
+              >
+                <Icon name="compare" />
+              </Link>
               <button
                 type="button"
                 className="icon-btn"

@@ -192,6 +192,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
             <SnapshotTable
               snapshots={snapshots}
               actions={{
+                deploymentId: id,
                 restoreDisabled: running(restore),
                 onRestore: (s) => setDialog({ kind: 'restore', snapshot: s }),
                 onClone: (s) => setDialog({ kind: 'clone', snapshot: s }),
