@@ -34,6 +34,22 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
     throw new Error(`deployment ${depId} stayed busy`);
   }
 
+  const restoreCount = async (): Promise<number> => (await kova.api('GET', `/api/v1/deployments/${depId}/restores`)).body.restores.length;
+
+  /** finished waits for the restore after the first `before` to end (the panel may still show an earlier one's outcome). */
+  async function finished(before: number): Promise<{ status: string; paths: string[] | null; mode: string | null } | undefined> {
+    let latest;
+    for (let i = 0; i < 150; i++) {
+      // Polled gently: the server rate-limits a key, and the page polls too.
+      await new Promise((r) => setTimeout(r, 400));
+      const r = await kova.api('GET', `/api/v1/deployments/${depId}/restores`);
+      if (r.status !== 200) continue;
+      latest = r.body.restores.length > before ? r.body.restores[0] : undefined;
+      if (latest && (latest.status === 'completed' || latest.status === 'failed')) return latest;
+    }
+    return latest;
+  }
+
   const live = (rel: string) => path.join(kova.dataDir, 'volumes', depId, 'app', 'data', rel);
 
   beforeAll(async () => {
@@ -91,7 +107,9 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
       await along.waitFor();
       expect(await along.innerText()).toContain(`app/data/db → app/data/copy-${width}/db`);
       await screenshot(page, `restore-paths-alongside-${width}`);
+      const before = await restoreCount();
       await dialog.getByRole('button', { name: 'Confirm restore' }).click();
+      expect(await finished(before)).toMatchObject({ status: 'completed', mode: 'alongside' });
       const panel = page.getByTestId('restore-panel');
       await panel.getByRole('heading', { name: /Restore (completed|failed)/ }).waitFor({ timeout: 60_000 });
       expect(await panel.innerText()).toContain('Restore completed');
@@ -103,12 +121,13 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
   }
 
   it('replace in place puts back the folder and leaves the rest', async () => {
+    const before = await restoreCount();
     const { page, dialog } = await openDialog(1280);
     await dialog.getByRole('list', { name: 'What is replaced' }).waitFor();
     await dialog.getByRole('button', { name: 'Confirm restore' }).click();
+    expect(await finished(before)).toMatchObject({ status: 'completed', paths: ['app/data/db'], mode: 'replace' });
     const panel = page.getByTestId('restore-panel');
     await panel.getByRole('heading', { name: /Restore (completed|failed)/ }).waitFor({ timeout: 60_000 });
-    expect(await panel.innerText()).toContain('Restore completed');
     expect(fs.readFileSync(live('db/main.db'), 'utf8')).toBe('A');
     expect(fs.existsSync(live('db/added.db'))).toBe(false);
     expect(fs.readFileSync(live('notes.txt'), 'utf8')).toBe('B notes');
