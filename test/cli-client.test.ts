@@ -742,3 +742,70 @@ describe('kova client: browsing snapshots', () => {
     expect(lines[2]).toMatch(/^modified\s+6 B\s+15 B\s+app\/data\/notes\.txt$/);
   });
 });
+
+describe('kova client: restoring selected paths', () => {
+  let dep = '';
+  let snap = '';
+
+  beforeAll(async () => {
+    const f = path.join(tmp, 'paths.yaml');
+    fs.writeFileSync(f, sdlFor('exec sleep 100000'));
+    dep = (await json<Deployment>(['deployments', 'create', '-f', f, '--wait'])).id;
+    fs.writeFileSync(volumeFile(dep, 'notes.txt'), 'first\n');
+    fs.mkdirSync(volumeFile(dep, 'dir'));
+    for (let i = 0; i < 3; i++) fs.writeFileSync(volumeFile(dep, `dir/f${i}`), `file ${i}\n`);
+    snap = (await json<Snapshot>(['snapshots', 'create', dep, '--wait'])).id;
+    fs.writeFileSync(volumeFile(dep, 'notes.txt'), 'second\n');
+    fs.writeFileSync(volumeFile(dep, 'dir/added.txt'), 'added since\n');
+  }, 120_000);
+
+  it.skipIf(!hasScript)('on a terminal, shows exactly what is replaced before asking', async () => {
+    const no = await onTerminal(['snapshots', 'restore', dep, snap, '--path', 'app/data/dir/'], 'n\n');
+    expect(no.code).toBe(1);
+    expect(no.stdout).toContain("This replaces the chosen paths with the snapshot's:");
+    expect(no.stdout).toContain("  - app/data/dir is replaced: the folder becomes exactly the snapshot's");
+    expect(no.stdout).toContain('      removed, not in the snapshot: app/data/dir/added.txt');
+    expect(no.stdout).toContain('  - Everything else is left as it is.');
+    expect(no.stdout).toContain(RESTORE_SAFETY_NOTE);
+    expect(no.stdout).not.toContain(RESTORE_WARNING[1]);
+    expect(no.stdout).toContain(`kova: cancelled: did not restore ${snap}`);
+
+    const along = await onTerminal(['snapshots', 'restore', dep, snap, '--path', 'app/data/dir', '--alongside', 'copy'], 'n\n');
+    expect(along.stdout).toContain('This restores the chosen paths next to the live data:');
+    expect(along.stdout).toContain('  - app/data/dir -> app/data/copy/dir');
+    expect(along.stdout).not.toContain(RESTORE_SAFETY_NOTE);
+  });
+
+  it('--path restores only that path in place; --alongside into a new folder', async () => {
+    const r = await json<Restore>([
+      'snapshots',
+      'restore',
+      dep,
+      snap,
+      '--path',
+      'app/data/notes.txt',
+      '--yes',
+      '--wait',
+      '--no-safety-snapshot',
+    ]);
+    expect(r).toMatchObject({ status: 'completed', paths: ['app/data/notes.txt'], mode: 'replace', into: null });
+    expect(fs.readFileSync(volumeFile(dep, 'notes.txt'), 'utf8')).toBe('first\n');
+    expect(fs.readFileSync(volumeFile(dep, 'dir/added.txt'), 'utf8')).toBe('added since\n');
+
+    const plain = await kova(['snapshots', 'restore', dep, snap, '--path', 'app/data/dir', '--alongside', 'restored', '--yes', '--wait']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(new RegExp(`^restored app/data/dir from ${snap} into ${dep} under restored`));
+    expect(fs.readdirSync(volumeFile(dep, 'restored/dir')).sort()).toEqual(['f0', 'f1', 'f2']);
+    expect(fs.existsSync(volumeFile(dep, 'dir/added.txt'))).toBe(true);
+  });
+
+  it('a path the snapshot lacks, or --alongside without --path: one-line errors, nothing done', async () => {
+    const before = (await api<{ restores: Restore[] }>('GET', `/api/v1/deployments/${dep}/restores`)).restores.length;
+    expectError(
+      await kova(['snapshots', 'restore', dep, snap, '--path', 'app/data/nope', '--yes']),
+      /^kova: the snapshot has no "app\/data\/nope" \(PATH_NOT_FOUND\)$/,
+    );
+    expectError(await kova(['snapshots', 'restore', dep, snap, '--alongside', 'x', '--yes']), /^kova: --alongside needs --path/);
+    expect((await api<{ restores: Restore[] }>('GET', `/api/v1/deployments/${dep}/restores`)).restores).toHaveLength(before);
+  });
+});

@@ -102,6 +102,9 @@ describe('restore after a service rename', () => {
       untouchedVolumes: [],
       missingVolumes: [],
       refusal: null,
+      mode: null,
+      into: null,
+      paths: null,
     });
 
     const rst = await restoreCompleted(h.api, depId, snap.id);

@@ -106,8 +106,31 @@ export const Restore = Type.Object({
     description: 'Which snapshot volume goes into which current volume (null for restores older than this field).',
   }),
   untouchedVolumes: Nullable(Type.Array(Type.String()), { description: 'Current volumes the snapshot does not hold: left as they are.' }),
+  paths: Nullable(Type.Array(Type.String()), {
+    description: 'The paths restored (merged: one inside another is dropped); null for a full restore.',
+  }),
+  mode: Nullable(Type.Union([Type.Literal('replace'), Type.Literal('alongside')]), { description: 'null for a full restore.' }),
+  into: Nullable(Type.String(), { description: 'alongside: the folder, relative to the volume, the paths were restored under.' }),
 });
 export type Restore = Static<typeof Restore>;
+
+export const RestorePlanPath = Type.Object({
+  path: Type.String({ description: 'A chosen path, as the files API shows it: "service/volume/…".' }),
+  volume: Type.String({ description: 'The current volume it goes into, "service.volume".' }),
+  target: Type.String({ description: 'Where it goes: "service/volume/…" (under into when alongside).' }),
+  type: Type.String({ description: 'Its type in the snapshot: file, dir, symlink, …' }),
+  action: Type.Union([Type.Literal('replace'), Type.Literal('create')], {
+    description: "replace: something is there now and is replaced (a folder becomes exactly the snapshot's); create: nothing is there now.",
+  }),
+  live: Nullable(Type.Union([Type.Literal('file'), Type.Literal('dir'), Type.Literal('symlink'), Type.Literal('other')]), {
+    description: "The live entry's type now, null when absent.",
+  }),
+  removed: Type.Array(Type.String(), {
+    description: 'Live entries below a replaced folder that the snapshot lacks: the restore removes them (at most 20 listed).',
+  }),
+  removedMore: Type.Boolean({ description: 'More such entries exist than removed lists.' }),
+});
+export type RestorePlanPath = Static<typeof RestorePlanPath>;
 
 export const RestorePlan = Type.Object({
   volumes: Type.Array(VolumePair),
@@ -116,6 +139,9 @@ export const RestorePlan = Type.Object({
   refusal: Nullable(Type.Object({ code: Type.String(), message: Type.String() }), {
     description: 'Why a restore would be refused (409), or null.',
   }),
+  mode: Nullable(Type.Union([Type.Literal('replace'), Type.Literal('alongside')]), { description: 'null for a full restore.' }),
+  into: Nullable(Type.String()),
+  paths: Nullable(Type.Array(RestorePlanPath), { description: 'What the restore does to each chosen path; null for a full restore.' }),
 });
 export type RestorePlan = Static<typeof RestorePlan>;
 

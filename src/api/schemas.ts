@@ -44,8 +44,41 @@ export const CreateSnapshotBody = Type.Object(
   { additionalProperties: false },
 );
 
+/** The selection of a restore of chosen paths, in a body or (plan) a query. */
+const RestorePaths = {
+  mode: Type.Optional(
+    Type.Union([Type.Literal('replace'), Type.Literal('alongside')], {
+      description: 'With paths: replace them in place (default), or restore them alongside, under into.',
+    }),
+  ),
+  into: Type.Optional(
+    Type.String({ maxLength: 4096, description: 'alongside: a folder of the volume, absent or empty, e.g. "restored-2026-12-05".' }),
+  ),
+};
+
 export const RestoreBody = Type.Object(
-  { safetySnapshot: Type.Optional(Type.Boolean({ description: 'Snapshot the current state first (default true).' })) },
+  {
+    safetySnapshot: Type.Optional(Type.Boolean({ description: 'Snapshot the current state first (default true; never when alongside).' })),
+    paths: Type.Optional(
+      Type.Array(Type.String({ maxLength: 4096 }), {
+        maxItems: 1000,
+        description: 'Restore only these paths, as the files API shows them ("app/data/db/"); without it, everything.',
+      }),
+    ),
+    ...RestorePaths,
+  },
+  { additionalProperties: false },
+);
+
+export const RestorePlanQuery = Type.Object(
+  {
+    paths: Type.Optional(
+      Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 1000 })], {
+        description: 'Repeat for several paths: ?paths=app/data/db&paths=app/data/conf',
+      }),
+    ),
+    ...RestorePaths,
+  },
   { additionalProperties: false },
 );
 

@@ -115,4 +115,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE snapshot_settings ADD COLUMN keep_weekly INTEGER;
   ALTER TABLE snapshot_settings ADD COLUMN keep_monthly INTEGER;
   `,
+  `
+  -- A restore of selected paths: {paths, mode, into, items} (JSON); NULL for a full restore.
+  ALTER TABLE restores ADD COLUMN selection TEXT;
+  `,
 ];

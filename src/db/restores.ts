@@ -21,6 +21,29 @@ export interface RestoreVolumes {
   readonly notInSnapshot: readonly string[];
 }
 
+/** One chosen path of a restore of selected paths, resolved when it is requested. */
+export interface RestoreItem {
+  /** As the browse API shows it: "service/volume/dir/file" (merged, no trailing slash). */
+  readonly path: string;
+  /** Snapshot volume holding it ("service.volume"). */
+  readonly from: string;
+  /** Current volume it goes into ("service.volume"). */
+  readonly to: string;
+  /** Its path inside the volume, "/"-separated; "" for the whole volume. */
+  readonly rel: string;
+}
+
+/** What a restore of selected paths was asked to do (null on a full restore). */
+export interface RestoreSelection {
+  /** The paths as asked, after merging (one inside another is dropped), in the order given. */
+  readonly paths: readonly string[];
+  /** replace: in place, services stopped for the swap; alongside: under `into`, nothing stops. */
+  readonly mode: 'replace' | 'alongside';
+  /** alongside: the folder, relative to the volume, the paths are restored under; null for replace. */
+  readonly into: string | null;
+  readonly items: readonly RestoreItem[];
+}
+
 export interface Restore {
   readonly id: string;
   readonly deploymentId: string;
@@ -30,6 +53,8 @@ export interface Restore {
   readonly safetySnapshotId: string | null;
   /** Null for restores requested before volumes were mapped. */
   readonly volumes: RestoreVolumes | null;
+  /** Null for a full restore. */
+  readonly selection: RestoreSelection | null;
   readonly journal: RestoreJournal;
   readonly createdAt: number;
   readonly startedAt: number | null;
@@ -48,6 +73,7 @@ interface Row {
   safety_snapshot: number;
   safety_snapshot_id: string | null;
   volumes: string | null;
+  selection: string | null;
   journal: string | null;
   created_at: number;
   started_at: number | null;
@@ -66,6 +92,7 @@ const toRestore = (r: Row): Restore => ({
   safetySnapshot: r.safety_snapshot === 1,
   safetySnapshotId: r.safety_snapshot_id,
   volumes: r.volumes ? (JSON.parse(r.volumes) as RestoreVolumes) : null,
+  selection: r.selection ? (JSON.parse(r.selection) as RestoreSelection) : null,
   journal: r.journal ? (JSON.parse(r.journal) as RestoreJournal) : {},
   createdAt: r.created_at,
   startedAt: r.started_at,
@@ -87,20 +114,31 @@ const COLUMNS: Record<string, string> = {
   progressTotal: 'progress_total',
 };
 
-export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'>>;
+export type RestoreUpdate = Partial<Omit<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'selection' | 'createdAt'>>;
 
 /** Columns stored as JSON. */
 const JSON_COLUMNS = new Set(['journal', 'volumes']);
 
 export class Restores extends Table {
   insert(
-    r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'> & { volumes?: RestoreVolumes | null },
+    r: Pick<Restore, 'id' | 'deploymentId' | 'snapshotId' | 'safetySnapshot' | 'createdAt'> & {
+      volumes?: RestoreVolumes | null;
+      selection?: RestoreSelection | null;
+    },
   ): void {
     this.db
       .prepare(
-        "INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, volumes, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        "INSERT INTO restores (id, deployment_id, snapshot_id, status, safety_snapshot, volumes, selection, created_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
       )
-      .run(r.id, r.deploymentId, r.snapshotId, r.safetySnapshot ? 1 : 0, r.volumes ? JSON.stringify(r.volumes) : null, r.createdAt);
+      .run(
+        r.id,
+        r.deploymentId,
+        r.snapshotId,
+        r.safetySnapshot ? 1 : 0,
+        r.volumes ? JSON.stringify(r.volumes) : null,
+        r.selection ? JSON.stringify(r.selection) : null,
+        r.createdAt,
+      );
   }
 
   get(id: string): Restore | undefined {

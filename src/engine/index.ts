@@ -25,7 +25,7 @@ export { LocalStorage } from './storage/local-storage.js';
 export { MemoryStorage } from './storage/memory-storage.js';
 export type { Progress, ProgressFn } from './util/progress.js';
 export { isAlive } from './util/process-identity.js';
-export { native, syncfs, type EntryStat } from './native.js';
+export { native, setTimesNs, syncfs, type EntryStat } from './native.js';
 export * as fsx from './fsx/fsx.js';
 export { fsyncDir } from './fsx/durable.js';
 export { walkEntries } from './fsx/walk.js';

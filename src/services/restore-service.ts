@@ -26,6 +26,19 @@
  * the staged inode, then starts the services. Either way each volume ends
  * entirely old or entirely restored, and the services run.
  *
+ * Selected paths (restore-paths.ts): `replace` goes through the same
+ * steps, but stages only the chosen paths (the restorer reads nothing
+ * else) and, with the services stopped, exchanges each chosen live entry
+ * with its staged one (or renames the staged one in when the live one is
+ * absent), one atomic rename per path, journalled by inode like volumes: a
+ * crash leaves each chosen path entirely old or entirely restored, and the
+ * restore resumes at start-up. `alongside` takes no safety snapshot and
+ * stops nothing: the chosen paths are restored into a temporary folder
+ * `.kova-restore-<restore>` next to `into` inside the volume (`restoring`),
+ * which is renamed to `into` (`swapping`, recorded by inode), so `into`
+ * never holds a half-written restore; a crash before the rename starts the
+ * restore over, after it just completes.
+ *
  * Space: the staged copy needs room next to the live volumes. A restore is
  * refused (INSUFFICIENT_SPACE, 507) when the request is made and again when
  * its job starts, before the safety snapshot and before any service stops,
@@ -36,17 +49,67 @@ import path from 'node:path';
 import { ConflictError, DiskFullError, InsufficientSpaceError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
-import { checkSpace, fsyncDir, native, restoreFootprint, syncfs } from '../engine/index.js';
+import {
+  type Repository,
+  type TreeNode,
+  checkSpace,
+  fsyncDir,
+  native,
+  resolvePath,
+  restoreFootprint,
+  setTimesNs,
+  syncfs,
+} from '../engine/index.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
-import type { Restore, RestoreJournal, RestoreVolumes } from '../db/restores.js';
+import type { Restore, RestoreItem, RestoreJournal, RestoreSelection, RestoreVolumes } from '../db/restores.js';
 import type { Snapshot } from '../db/snapshots.js';
 import { JobKind, type ServiceContext } from './context.js';
 import { activeDeployment, assertIdle, sanitize } from './guards.js';
-import { volumesOf } from './paths.js';
+import { type VolumeRef, volumesOf } from './paths.js';
 import { openRepo } from './repos.js';
 import type { SnapshotService } from './snapshot-service.js';
+import {
+  type LivePlan,
+  type RestoreMode,
+  type SelectionRequest,
+  checkInto,
+  checkLiveAncestors,
+  checkShape,
+  intoParts,
+  livePlan,
+  makeIntoParents,
+  makeLiveAncestors,
+  resolveSelection,
+} from './restore-paths.js';
 import { type SnapshotVolume, type VolumeMapping, assertRestorable, mapVolumes, snapshotVolumes } from './volume-map.js';
+
+/** What the restore plan says about one chosen path. */
+export interface PathPlan extends LivePlan {
+  readonly path: string;
+  /** The current volume it goes into ("service.volume"). */
+  readonly volume: string;
+  /** Where it goes, as shown paths are: "service/volume/…" (under `into` when alongside). */
+  readonly target: string;
+  /** Its type in the snapshot. */
+  readonly type: TreeNode['type'];
+  /** replace: an entry is there now and is exchanged; create: nothing is there now. */
+  readonly action: 'replace' | 'create';
+}
+
+/** A restore plan: where each volume goes, why it would be refused, and for selected paths what each does. */
+export interface RestorePlanResult {
+  readonly mapping: VolumeMapping;
+  readonly refusal: KovaError | null;
+  readonly selection: { readonly mode: RestoreMode; readonly into: string | null; readonly paths: readonly PathPlan[] } | null;
+}
+
+/** The journal key of a chosen path. */
+const itemKey = (it: RestoreItem): string => `${it.to}:${it.rel}`;
+/** The components of an item's path inside its volume. */
+const relParts = (it: RestoreItem): Buffer[] => (it.rel === '' ? [] : it.rel.split('/').map((c) => Buffer.from(c)));
+/** A volume key shown as the browse API shows it: "service/volume". */
+const shownVolume = (key: string): string => key.replace('.', '/');
 
 const PROGRESS_EVERY_MS = 250;
 
@@ -103,10 +166,15 @@ export class RestoreService {
 
   /**
    * plan tells where a restore of the snapshot would put each of its volumes,
-   * and why it would be refused, without doing anything.
+   * and why it would be refused, without doing anything. With selected
+   * paths, it also tells for each what the restore does to the live volume.
+   * An invalid selection throws (400/404); a restore that would be refused
+   * for the state of the deployment (409) is a `refusal`.
    */
-  async plan(userId: string, depId: string, snapId: string): Promise<{ mapping: VolumeMapping; refusal: KovaError | null }> {
+  async plan(userId: string, depId: string, snapId: string, wanted?: SelectionRequest): Promise<RestorePlanResult> {
+    const shape = wanted ? checkShape(wanted) : null;
     const { snap } = this.readySnapshot(userId, depId, snapId);
+    if (shape) return this.planSelection(userId, depId, snapId, shape);
     const inSnapshot = await this.volumesIn(depId, snap.engineId!).catch((err: unknown) => {
       // Its messages may name host paths: a server-side failure, logged and not shown.
       throw new KovaError('INTERNAL_ERROR', 'could not read the snapshot from the repository', { status: 500, cause: err });
@@ -115,11 +183,138 @@ export class RestoreService {
     const mapping = mapVolumes(inSnapshot, volumesOf(dep.manifest));
     try {
       assertRestorable(snapId, mapping);
-      return { mapping, refusal: null };
+      return { mapping, refusal: null, selection: null };
     } catch (err) {
-      if (err instanceof KovaError) return { mapping, refusal: err };
+      if (err instanceof KovaError) return { mapping, refusal: err, selection: null };
       throw err;
     }
+  }
+
+  private async planSelection(
+    userId: string,
+    depId: string,
+    snapId: string,
+    shape: NonNullable<ReturnType<typeof checkShape>>,
+  ): Promise<RestorePlanResult> {
+    const { dep, snap } = this.readySnapshot(userId, depId, snapId);
+    const current = volumesOf(dep.manifest);
+    return this.withSnapshot(depId, snap.engineId!, async (repo, root, inSnapshot) => {
+      const full = mapVolumes(inSnapshot, current);
+      let refusal: KovaError | null = null;
+      let resolved;
+      try {
+        resolved = await resolveSelection(repo, root, snapId, shape, full);
+      } catch (err) {
+        if (!(err instanceof KovaError) || err.status !== 409) throw err;
+        return { mapping: full, refusal: err, selection: { mode: shape.mode, into: shape.into, paths: [] } };
+      }
+      const { selection, nodes } = resolved;
+      const mapping = this.chosenMapping(full, selection, current);
+      const paths: PathPlan[] = [];
+      for (const it of selection.items) {
+        const node = nodes.get(it.path)!;
+        const base = this.ctx.paths.volume(depId, this.volumeRef(current, it.to));
+        if (shape.mode === 'alongside') {
+          const target = [shownVolume(it.to), ...intoParts(shape.into!), ...(it.rel ? [it.rel] : [])].join('/');
+          paths.push({
+            path: it.path,
+            volume: it.to,
+            target,
+            type: node.type,
+            action: 'create',
+            live: null,
+            removed: [],
+            removedMore: false,
+          });
+          continue;
+        }
+        const target = [shownVolume(it.to), ...(it.rel ? [it.rel] : [])].join('/');
+        const live = await livePlan(repo, node, it.rel ? path.join(base, it.rel) : base, target);
+        paths.push({ path: it.path, volume: it.to, target, type: node.type, action: live.live === null ? 'create' : 'replace', ...live });
+      }
+      try {
+        await this.checkLive(dep, selection);
+      } catch (err) {
+        if (!(err instanceof KovaError)) throw err;
+        refusal = err;
+      }
+      return { mapping, refusal, selection: { mode: shape.mode, into: shape.into, paths } };
+    });
+  }
+
+  /** chosenMapping is the mapping restricted to the volumes a selection touches. */
+  private chosenMapping(full: VolumeMapping, selection: RestoreSelection, current: readonly VolumeRef[]): VolumeMapping {
+    const chosen = new Set(selection.items.map((i) => i.to));
+    return {
+      pairs: full.pairs.filter((p) => chosen.has(p.to)),
+      missing: [],
+      notInSnapshot: current.filter((c) => !chosen.has(c.key)).map((c) => c.key),
+    };
+  }
+
+  private volumeRef(current: readonly VolumeRef[], key: string): VolumeRef {
+    const v = current.find((c) => c.key === key);
+    if (!v) {
+      throw new KovaError('VOLUMES_CHANGED', `the volume ${key} is no longer in the deployment; nothing was changed`, { status: 409 });
+    }
+    return v;
+  }
+
+  /**
+   * withSnapshot opens the deployment's repository and hands `fn` the
+   * snapshot's root and its volumes; a repository that can't be read is a
+   * server-side failure (500, its message may name host paths).
+   */
+  private async withSnapshot<T>(
+    depId: string,
+    engineId: string,
+    fn: (repo: Repository, root: TreeNode, volumes: SnapshotVolume[]) => Promise<T>,
+  ): Promise<T> {
+    let repo: Repository;
+    let record;
+    let names: string[];
+    try {
+      repo = await openRepo(this.ctx.paths, depId, false);
+    } catch (err) {
+      throw new KovaError('INTERNAL_ERROR', 'could not read the snapshot from the repository', { status: 500, cause: err });
+    }
+    try {
+      try {
+        record = await repo.findSnapshot(engineId);
+        names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
+      } catch (err) {
+        throw new KovaError('INTERNAL_ERROR', 'could not read the snapshot from the repository', { status: 500, cause: err });
+      }
+      return await fn(repo, record.root, snapshotVolumes(record.tags, names));
+    } finally {
+      await repo.close();
+    }
+  }
+
+  /**
+   * checkLive checks the live side of a selection: for replace, no symlink
+   * or file where a folder leading to a chosen path is; for alongside,
+   * `into` stays in the volume and is absent or empty.
+   */
+  private async checkLive(dep: Deployment, selection: RestoreSelection): Promise<void> {
+    const current = volumesOf(dep.manifest);
+    for (const it of selection.items) {
+      const base = this.ctx.paths.volume(dep.id, this.volumeRef(current, it.to));
+      if (selection.mode === 'alongside') await checkInto(base, selection.into!);
+      else await checkLiveAncestors(base, it.rel, it.path);
+    }
+  }
+
+  /** selectionNodes finds the snapshot node of each chosen path. */
+  private async selectionNodes(repo: Repository, root: TreeNode, selection: RestoreSelection): Promise<TreeNode[]> {
+    const volumes = root.subtree ? await repo.readTree(root.subtree) : [];
+    const out: TreeNode[] = [];
+    for (const it of selection.items) {
+      const volume = volumes.find((v) => v.name.toString() === it.from);
+      if (!volume) throw new KovaError('VOLUMES_CHANGED', `the snapshot has no volume ${it.from}`, { status: 409 });
+      out.push(await resolvePath(repo, volume, relParts(it)));
+    }
+    return out;
   }
 
   /**
@@ -129,7 +324,9 @@ export class RestoreService {
    * that would not fit answers 507 INSUFFICIENT_SPACE; either way nothing is
    * done.
    */
-  async request(userId: string, depId: string, snapId: string, safetySnapshot: boolean): Promise<Restore> {
+  async request(userId: string, depId: string, snapId: string, safetySnapshot: boolean, wanted?: SelectionRequest): Promise<Restore> {
+    const shape = wanted ? checkShape(wanted) : null;
+    if (shape) return this.requestSelection(userId, depId, snapId, safetySnapshot, shape);
     const { store, clock } = this.ctx;
     const first = store.tx(() => {
       const found = this.readySnapshot(userId, depId, snapId);
@@ -165,6 +362,57 @@ export class RestoreService {
     });
   }
 
+  /**
+   * requestSelection starts a restore of selected paths: the paths are
+   * checked against the snapshot (404 PATH_NOT_FOUND) and the live volumes
+   * (409), and the staged copy of the chosen paths against free space (507),
+   * before anything is done. Alongside takes no safety snapshot.
+   */
+  private async requestSelection(
+    userId: string,
+    depId: string,
+    snapId: string,
+    safetySnapshot: boolean,
+    shape: NonNullable<ReturnType<typeof checkShape>>,
+  ): Promise<Restore> {
+    const { store, clock } = this.ctx;
+    const first = store.tx(() => {
+      const found = this.readySnapshot(userId, depId, snapId);
+      assertIdle(store, depId);
+      return found;
+    });
+    const { selection, needed, mapping } = await this.withSnapshot(depId, first.snap.engineId!, async (repo, root, inSnapshot) => {
+      const current = volumesOf(first.dep.manifest);
+      const full = mapVolumes(inSnapshot, current);
+      const resolved = await resolveSelection(repo, root, snapId, shape, full);
+      let bytes = 0;
+      for (const node of resolved.nodes.values()) bytes += await restoreFootprint(repo, node);
+      return { selection: resolved.selection, needed: bytes, mapping: this.chosenMapping(full, resolved.selection, current) };
+    });
+    await this.checkLive(first.dep, selection);
+    await checkSpace('restore', this.ctx.paths.deploymentVolumes(depId), needed);
+    // Again in the transaction that queues the job: the SDL may have changed meanwhile.
+    return store.tx(() => {
+      const { dep } = this.readySnapshot(userId, depId, snapId);
+      assertIdle(store, depId);
+      const current = volumesOf(dep.manifest);
+      for (const it of selection.items) this.volumeRef(current, it.to);
+      const id = newId('rst');
+      const volumes: RestoreVolumes = { pairs: mapping.pairs, notInSnapshot: mapping.notInSnapshot };
+      store.restores.insert({
+        id,
+        deploymentId: depId,
+        snapshotId: snapId,
+        safetySnapshot: shape.mode === 'alongside' ? false : safetySnapshot,
+        volumes,
+        selection,
+        createdAt: clock.now(),
+      });
+      this.ctx.jobs.enqueue(depId, JobKind.Restore, { restoreId: id, snapshotId: snapId });
+      return store.restores.get(id)!;
+    });
+  }
+
   private async restoreJob(job: Job): Promise<void> {
     const { store, clock, metrics } = this.ctx;
     const id = job.payload.restoreId as string;
@@ -179,13 +427,17 @@ export class RestoreService {
         if (!r.volumes) r = await this.mapNow(r, dep, snap);
         // A staged copy left by a crash is started over: its space counts as free.
         if (r.status === 'restoring' && r.journal.stagingDir) await fs.rm(r.journal.stagingDir, { recursive: true, force: true });
-        await this.checkSpace(dep, snap, new Set(r.volumes!.pairs.map((p) => p.from)));
+        await this.checkSpace(dep, snap, new Set(r.volumes!.pairs.map((p) => p.from)), r.selection);
         if (r.status === 'pending') r = await this.safetySnapshot(r, dep);
         faultPoint('restore:restoring');
-        r = await this.stage(r, dep, snap);
+        r = r.selection ? await this.stageSelection(r, dep, snap) : await this.stage(r, dep, snap);
         faultPoint('restore:staged');
       }
-      if (r.status === 'swapping') await this.swap(r, dep);
+      if (r.status === 'swapping') {
+        if (r.selection?.mode === 'alongside') await this.placeAlongside(r, dep);
+        else if (r.selection) await this.swapPaths(r, dep);
+        else await this.swap(r, dep);
+      }
       const done = store.restores.get(id)!;
       metrics.restores.inc({ outcome: 'completed' });
       metrics.restoreDuration.observe((clock.now() - done.createdAt) / 1000);
@@ -204,7 +456,8 @@ export class RestoreService {
       store.restores.update(id, { status: 'failed', error: message, finishedAt: clock.now() });
       metrics.restores.inc({ outcome: 'failed' });
       this.ctx.log.warn({ err, restore: id, deployment: dep.id }, 'restore failed');
-      if (current.status !== 'swapping' && current.journal.stagingDir) {
+      // Alongside, the temporary folder is never part of the live data: it goes whatever the step.
+      if ((current.status !== 'swapping' || current.selection?.mode === 'alongside') && current.journal.stagingDir) {
         await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);
       }
     }
@@ -212,15 +465,25 @@ export class RestoreService {
 
   /**
    * checkSpace refuses the restore when the staged copy of the snapshot
-   * volumes `from` would not fit next to the live ones.
+   * volumes `from` (or of the selected paths) would not fit next to the
+   * live ones.
    */
-  private async checkSpace(dep: Deployment, snap: Snapshot, from: ReadonlySet<string>): Promise<void> {
+  private async checkSpace(
+    dep: Deployment,
+    snap: Snapshot,
+    from: ReadonlySet<string>,
+    selection: RestoreSelection | null = null,
+  ): Promise<void> {
     const repo = await openRepo(this.ctx.paths, dep.id, false);
     let needed = 0;
     try {
       const record = await repo.findSnapshot(snap.engineId!);
-      for (const node of await repo.readTree(record.root.subtree!)) {
-        if (node.type === 'dir' && from.has(node.name.toString())) needed += await restoreFootprint(repo, node);
+      if (selection) {
+        for (const node of await this.selectionNodes(repo, record.root, selection)) needed += await restoreFootprint(repo, node);
+      } else {
+        for (const node of await repo.readTree(record.root.subtree!)) {
+          if (node.type === 'dir' && from.has(node.name.toString())) needed += await restoreFootprint(repo, node);
+        }
       }
     } finally {
       await repo.close();
@@ -362,5 +625,145 @@ export class RestoreService {
     faultPoint('restore:swapped');
     await runtime.start(dep.id);
     store.restores.update(r.id, { status: 'completed', finishedAt: clock.now(), downtimeMs: Math.round(performance.now() - t0) });
+  }
+
+  /**
+   * stageSelection restores the chosen paths: for replace into the staging
+   * directory (one folder per current volume, holding only the chosen paths
+   * and the folders leading to them), for alongside into the temporary
+   * folder next to `into`; then records the staged inodes and flushes.
+   * Nothing live is touched here.
+   */
+  private async stageSelection(r: Restore, dep: Deployment, snap: Snapshot): Promise<Restore> {
+    const { store, paths } = this.ctx;
+    const sel = r.selection!;
+    const current = volumesOf(dep.manifest);
+    const byVolume = new Map<string, RestoreItem[]>();
+    for (const it of sel.items) {
+      this.volumeRef(current, it.to);
+      byVolume.set(it.to, [...(byVolume.get(it.to) ?? []), it]);
+    }
+    let staging: string;
+    if (sel.mode === 'alongside') {
+      const base = paths.volume(dep.id, this.volumeRef(current, sel.items[0]!.to));
+      await checkInto(base, sel.into!);
+      staging = path.join(await makeIntoParents(base, sel.into!), `.kova-restore-${r.id}`);
+    } else {
+      for (const it of sel.items) await checkLiveAncestors(paths.volume(dep.id, this.volumeRef(current, it.to)), it.rel, it.path);
+      staging = paths.staging(dep.id, r.id);
+    }
+    await fs.rm(staging, { recursive: true, force: true });
+    if (sel.mode === 'replace') await fs.mkdir(staging, { recursive: true });
+    store.restores.update(r.id, { journal: { stagingDir: staging } });
+    const staged: Record<string, string> = {};
+    let done = 0;
+    let last = 0;
+    const repo = await openRepo(paths, dep.id, false);
+    try {
+      const record = await repo.findSnapshot(snap.engineId!);
+      for (const [to, items] of byVolume) {
+        const target = sel.mode === 'alongside' ? staging : path.join(staging, to);
+        const whole = items.some((i) => i.rel === '');
+        const res = await repo.restore(record, target, {
+          subpath: items[0]!.from,
+          ...(whole ? {} : { include: items.map(relParts) }),
+          checkSpace: false, // checked for all paths at once, before anything stopped
+          onProgress: (p) => {
+            const now = Date.now();
+            if (now - last < PROGRESS_EVERY_MS) return;
+            last = now;
+            store.restores.update(r.id, { progressDone: done + p.bytesDone, progressTotal: null });
+          },
+        });
+        done += res.bytes;
+        if (sel.mode === 'alongside') staged.into = (await inodeOf(staging))!;
+        else for (const it of items) staged[itemKey(it)] = (await inodeOf(path.join(target, it.rel)))!;
+      }
+    } finally {
+      await repo.close();
+    }
+    const fh = await fs.open(staging, 'r');
+    try {
+      await syncfs(fh.fd);
+    } finally {
+      await fh.close();
+    }
+    const journal: RestoreJournal = { stagingDir: staging, staged };
+    store.restores.update(r.id, { status: 'swapping', journal, progressDone: done, progressTotal: done });
+    return store.restores.get(r.id)!;
+  }
+
+  /**
+   * swapPaths stops the services, exchanges each chosen live entry with its
+   * staged one (or renames the staged one in, creating the folders leading
+   * to it, when the live one is absent), then starts the services. An entry
+   * whose live path already has the staged inode was done before a crash.
+   * A failure puts back what was done, so no path is left half restored.
+   */
+  private async swapPaths(r: Restore, dep: Deployment): Promise<void> {
+    const { store, clock, runtime, paths } = this.ctx;
+    const journal = r.journal;
+    const current = volumesOf(dep.manifest);
+    const t0 = performance.now();
+    store.restores.update(r.id, { journal: { ...journal, swapStartedAt: clock.now() } });
+    await runtime.stop(dep.id);
+    faultPoint('restore:stopped');
+    const done: Array<{ live: string; staged: string; created: boolean }> = [];
+    try {
+      for (const it of r.selection!.items) {
+        const stagedIno = journal.staged?.[itemKey(it)];
+        if (!stagedIno) continue;
+        const base = paths.volume(dep.id, this.volumeRef(current, it.to));
+        const live = it.rel ? path.join(base, it.rel) : base;
+        const stagedVolume = path.join(journal.stagingDir!, it.to);
+        const staged = it.rel ? path.join(stagedVolume, it.rel) : stagedVolume;
+        if ((await inodeOf(live)) === stagedIno) continue; // swapped before a crash
+        await fs.mkdir(it.rel ? base : path.dirname(base), { recursive: true });
+        await makeLiveAncestors(base, stagedVolume, it.rel, it.path);
+        // The folder holding the path keeps its times: only the chosen path changes.
+        const parent = it.rel ? await fs.lstat(path.dirname(live), { bigint: true }) : null;
+        const created = (await inodeOf(live)) === null;
+        if (created) await fs.rename(staged, live);
+        else native.renameExchange(staged, live);
+        done.push({ live, staged, created });
+        if (parent) setTimesNs(path.dirname(live), parent.atimeNs, parent.mtimeNs);
+        await fsyncDir(path.dirname(live));
+        await fsyncDir(path.dirname(staged));
+        faultPoint('restore:swapped-one');
+      }
+    } catch (err) {
+      for (const d of done.reverse()) {
+        try {
+          if (d.created) await fs.rename(d.live, d.staged);
+          else native.renameExchange(d.staged, d.live);
+        } catch (undo) {
+          this.ctx.log.error({ err: undo, restore: r.id }, 'could not undo the restore of a path');
+        }
+      }
+      await runtime.start(dep.id).catch(() => undefined);
+      throw err;
+    }
+    faultPoint('restore:swapped');
+    await runtime.start(dep.id);
+    store.restores.update(r.id, { status: 'completed', finishedAt: clock.now(), downtimeMs: Math.round(performance.now() - t0) });
+  }
+
+  /**
+   * placeAlongside renames the temporary folder to `into` (nothing stops):
+   * `into` must still be absent or empty; already done before a crash when
+   * it has the staged inode.
+   */
+  private async placeAlongside(r: Restore, dep: Deployment): Promise<void> {
+    const { store, clock, paths } = this.ctx;
+    const sel = r.selection!;
+    const base = paths.volume(dep.id, this.volumeRef(volumesOf(dep.manifest), sel.items[0]!.to));
+    const into = path.join(base, ...intoParts(sel.into!));
+    if ((await inodeOf(into)) !== r.journal.staged?.into) {
+      await checkInto(base, sel.into!);
+      await fs.rename(r.journal.stagingDir!, into);
+      await fsyncDir(path.dirname(into));
+    }
+    faultPoint('restore:placed');
+    store.restores.update(r.id, { status: 'completed', finishedAt: clock.now() });
   }
 }

@@ -77,6 +77,12 @@ const restoreRow: RestoreRow = {
   progressDone: 10,
   progressTotal: 20,
   volumes: { pairs: [{ from: 'app.data', to: 'web.data', match: 'mount' }], notInSnapshot: ['web.cache'] },
+  selection: {
+    paths: ['app/data/db'],
+    mode: 'alongside',
+    into: 'restored',
+    items: [{ path: 'app/data/db', from: 'app.data', to: 'web.data', rel: 'db' }],
+  },
 };
 
 const settingsRow: SettingsRow = {

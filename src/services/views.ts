@@ -8,7 +8,6 @@
  */
 import type * as Api from '../api/contract.js';
 import { iso } from '../core/clock.js';
-import type { KovaError } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/units.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Deployment } from '../db/deployments.js';
@@ -20,7 +19,7 @@ import type { ServiceStatus } from '../runtime/types.js';
 import { describeRetention, retentionPolicy } from '../scheduler/retention.js';
 import type { DiskStatus } from './disk-health.js';
 import type { RetentionPreview } from './settings-service.js';
-import type { VolumeMapping } from './volume-map.js';
+import type { RestorePlanResult } from './restore-service.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
@@ -85,15 +84,32 @@ export function restoreView(r: Restore) {
     progress: r.status === 'restoring' ? progress(r.progressDone, r.progressTotal) : null,
     volumes: r.volumes ? r.volumes.pairs.map((v) => ({ ...v })) : null,
     untouchedVolumes: r.volumes ? [...r.volumes.notInSnapshot] : null,
+    paths: r.selection ? [...r.selection.paths] : null,
+    mode: r.selection?.mode ?? null,
+    into: r.selection?.into ?? null,
   } satisfies Api.Restore;
 }
 
-export function restorePlanView(p: { mapping: VolumeMapping; refusal: KovaError | null }) {
+export function restorePlanView(p: RestorePlanResult) {
   return {
     volumes: p.mapping.pairs.map((v) => ({ ...v })),
     untouchedVolumes: [...p.mapping.notInSnapshot],
     missingVolumes: [...p.mapping.missing],
     refusal: p.refusal ? { code: p.refusal.code, message: p.refusal.message } : null,
+    mode: p.selection?.mode ?? null,
+    into: p.selection?.into ?? null,
+    paths: p.selection
+      ? p.selection.paths.map((x) => ({
+          path: x.path,
+          volume: x.volume,
+          target: x.target,
+          type: x.type as string,
+          action: x.action,
+          live: x.live,
+          removed: [...x.removed],
+          removedMore: x.removedMore,
+        }))
+      : null,
   } satisfies Api.RestorePlan;
 }
 

@@ -32,8 +32,16 @@ export type {
   Volume,
   VolumePair,
 } from '../../src/api/contract';
+/** Which paths a restore puts back, and how (see docs/api.md, Restores). */
+export interface RestoreSelection {
+  paths: string[];
+  mode: 'replace' | 'alongside';
+  into?: string;
+}
+
 import type {
   Deployment,
+  FileEntry,
   Me,
   Restore,
   RestorePlan,
@@ -156,10 +164,29 @@ export const api = {
   deleteSnapshot: async (id: string, snapshotId: string) => {
     await request<unknown>('DELETE', `${dep(id)}/snapshots/${enc(snapshotId)}`);
   },
-  restoreSnapshot: async (id: string, snapshotId: string, safetySnapshot: boolean) =>
-    (await request<{ restore: Restore }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/restore`, { body: { safetySnapshot } })).restore,
-  restorePlan: async (id: string, snapshotId: string, signal?: AbortSignal) =>
-    (await request<{ plan: RestorePlan }>('GET', `${dep(id)}/snapshots/${enc(snapshotId)}/restore-plan`, { signal })).plan,
+  restoreSnapshot: async (id: string, snapshotId: string, safetySnapshot: boolean, selection?: RestoreSelection) =>
+    (
+      await request<{ restore: Restore }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/restore`, {
+        body: { safetySnapshot, ...selection },
+      })
+    ).restore,
+  restorePlan: async (id: string, snapshotId: string, signal?: AbortSignal, selection?: RestoreSelection) => {
+    const q = new URLSearchParams();
+    for (const p of selection?.paths ?? []) q.append('paths', p);
+    if (selection) q.set('mode', selection.mode);
+    if (selection?.into !== undefined) q.set('into', selection.into);
+    const query = selection ? `?${q.toString()}` : '';
+    return (await request<{ plan: RestorePlan }>('GET', `${dep(id)}/snapshots/${enc(snapshotId)}/restore-plan${query}`, { signal })).plan;
+  },
+  /** One page of a snapshot folder, for the restore dialog's path picker. */
+  restorePickerEntries: async (id: string, snapshotId: string, path: string, signal?: AbortSignal) =>
+    (
+      await request<{ entries: FileEntry[]; cursor: string | null }>(
+        'GET',
+        `${dep(id)}/snapshots/${enc(snapshotId)}/files?${new URLSearchParams({ path, limit: '200' }).toString()}`,
+        { signal },
+      )
+    ).entries,
   cloneSnapshot: async (id: string, snapshotId: string, name: string | null) =>
     (await request<{ deployment: Deployment }>('POST', `${dep(id)}/snapshots/${enc(snapshotId)}/clone`, { body: name ? { name } : {} }))
       .deployment,

@@ -5,7 +5,15 @@ import type { FastifyInstance } from 'fastify';
 import { deploymentView, restorePlanView, restoreView, snapshotView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
 import { Deployment, Restore, RestorePlan, Snapshot, errorResponses as errors, ok } from '../contract.js';
-import { CloneBody, CreateSnapshotBody, DeploymentParams, RestoreBody, RestoreParams, SnapshotParams } from '../schemas.js';
+import {
+  CloneBody,
+  CreateSnapshotBody,
+  DeploymentParams,
+  RestoreBody,
+  RestoreParams,
+  RestorePlanQuery,
+  SnapshotParams,
+} from '../schemas.js';
 
 export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: Static<typeof DeploymentParams> }>(
@@ -65,17 +73,26 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
   );
 
-  app.get<{ Params: Static<typeof SnapshotParams> }>(
+  app.get<{ Params: Static<typeof SnapshotParams>; Querystring: Static<typeof RestorePlanQuery> }>(
     '/api/v1/deployments/:id/snapshots/:snapshotId/restore-plan',
     {
       schema: {
         tags: ['restores'],
-        summary: 'Where a restore of the snapshot would put each of its volumes, and why it would be refused; changes nothing',
+        summary:
+          'Where a restore of the snapshot (or of the chosen paths) would put each of its volumes, what it replaces, and why it would be refused; changes nothing',
         params: SnapshotParams,
+        querystring: RestorePlanQuery,
         response: { 200: ok({ plan: RestorePlan }), ...errors },
       },
     },
-    async (req) => ({ success: true, plan: restorePlanView(await deps.restores.plan(req.user.id, req.params.id, req.params.snapshotId)) }),
+    async (req) => {
+      const q = req.query;
+      const wanted =
+        q.paths === undefined && q.mode === undefined && q.into === undefined
+          ? undefined
+          : { paths: q.paths === undefined ? undefined : Array.isArray(q.paths) ? q.paths : [q.paths], mode: q.mode, into: q.into };
+      return { success: true, plan: restorePlanView(await deps.restores.plan(req.user.id, req.params.id, req.params.snapshotId, wanted)) };
+    },
   );
 
   app.post<{ Params: Static<typeof SnapshotParams>; Body: Static<typeof RestoreBody> }>(
@@ -84,14 +101,17 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
       schema: {
         tags: ['restores'],
         summary:
-          "Restore a snapshot: replaces the data of the volumes it holds and restarts the services (409 VOLUMES_CHANGED when some of its volumes can't be matched)",
+          "Restore a snapshot: replaces the data of the volumes it holds (or only the chosen paths, in place or alongside under a new folder) and restarts the services (409 VOLUMES_CHANGED when some of its volumes can't be matched)",
         params: SnapshotParams,
         body: RestoreBody,
         response: { 202: ok({ restore: Restore }), ...errors },
       },
     },
     async (req, reply) => {
-      const r = await deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, req.body?.safetySnapshot ?? true);
+      const b = req.body ?? {};
+      const wanted =
+        b.paths === undefined && b.mode === undefined && b.into === undefined ? undefined : { paths: b.paths, mode: b.mode, into: b.into };
+      const r = await deps.restores.request(req.user.id, req.params.id, req.params.snapshotId, b.safetySnapshot ?? true, wanted);
       return reply.status(202).send({ success: true, restore: restoreView(r) });
     },
   );

@@ -220,14 +220,30 @@ export class KovaClient {
     await this.request('DELETE', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}`);
   }
 
-  restoreSnapshot(deploymentId: string, snapshotId: string, safetySnapshot: boolean): Promise<Restore> {
+  /** restoreSnapshot restores everything, or only `selection.paths` (in place, or alongside under `into`). */
+  restoreSnapshot(
+    deploymentId: string,
+    snapshotId: string,
+    safetySnapshot: boolean,
+    selection?: { paths: string[]; mode: 'replace' | 'alongside'; into?: string },
+  ): Promise<Restore> {
     return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore`, 'restore', {
       safetySnapshot,
+      ...selection,
     });
   }
 
-  restorePlan(deploymentId: string, snapshotId: string): Promise<RestorePlan> {
-    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore-plan`, 'plan');
+  restorePlan(
+    deploymentId: string,
+    snapshotId: string,
+    selection?: { paths: string[]; mode: 'replace' | 'alongside'; into?: string },
+  ): Promise<RestorePlan> {
+    const q = new URLSearchParams();
+    for (const p of selection?.paths ?? []) q.append('paths', p);
+    if (selection) q.set('mode', selection.mode);
+    if (selection?.into !== undefined) q.set('into', selection.into);
+    const query = selection ? `?${q.toString()}` : '';
+    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/restore-plan${query}`, 'plan');
   }
 
   getRestore(deploymentId: string, restoreId: string): Promise<Restore> {

@@ -34,6 +34,28 @@ export function restorePlanLines(plan: Pick<RestorePlan, 'volumes' | 'untouchedV
   ];
 }
 
+/** restoreSelectionLines tells, before asking, exactly what a restore of chosen paths does to each. */
+export function restoreSelectionLines(plan: Pick<RestorePlan, 'mode' | 'paths'>): string[] {
+  const paths = plan.paths ?? [];
+  if (plan.mode === 'alongside') {
+    return [
+      'This restores the chosen paths next to the live data:',
+      ...paths.map((p) => `  - ${p.path} -> ${p.target}`),
+      '  - Nothing is replaced and the services keep running.',
+    ];
+  }
+  const lines = ["This replaces the chosen paths with the snapshot's:"];
+  for (const p of paths) {
+    if (p.action === 'create') lines.push(`  - ${p.target} is created (it is not there now)`);
+    else if (p.type === 'dir') lines.push(`  - ${p.target} is replaced: the folder becomes exactly the snapshot's`);
+    else lines.push(`  - ${p.target} is replaced`);
+    for (const r of p.removed) lines.push(`      removed, not in the snapshot: ${r}`);
+    if (p.removedMore) lines.push('      … and more entries not in the snapshot');
+  }
+  lines.push('  - Everything else is left as it is.', '  - The container restarts with the restored data (a few seconds of downtime).');
+  return lines;
+}
+
 function readySummary(s: Snapshot): string {
   const parts = [s.size];
   if (s.files !== null && s.files !== undefined) parts.push(`${s.files} file${s.files === 1 ? '' : 's'}`);
@@ -126,45 +148,84 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
   clientCommand(snapshots, 'restore', "restore a snapshot: replaces all current data in the deployment's volumes and restarts the services")
     .argument(...dep)
     .argument(...snap)
+    .option(
+      '--path <path>',
+      'restore only this path, as `snapshots files` shows it (service/volume/...); repeat for several',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option('--alongside <dir>', 'with --path: restore next to the live data, into this new folder of the volume (nothing stops)')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--no-safety-snapshot', 'do not snapshot the current state first (the restore cannot be undone)')
     .option('--wait', 'wait until the restore has completed (exits non-zero if it fails)')
-    .action(async (depId: string, snapId: string, o: CommonOpts & { yes?: boolean; safetySnapshot: boolean; wait?: boolean }) => {
-      const c = await client(ctx, o);
-      let what = `snapshot ${snapId}`;
-      let plan: RestorePlan | null = null;
-      if (!o.yes && ctx.terminal.interactive) {
-        // Name what is about to be restored (and fail early on a wrong id).
-        const s = await c.getSnapshot(depId, snapId);
-        what = `snapshot ${s.id}${s.label ? ` "${s.label}"` : ''} (${ago(s.createdAt)})`;
-        // Where each volume goes; a refusal is told before asking (the restore would answer the same).
-        plan = await c.restorePlan(depId, snapId).catch(() => null);
-        if (plan?.refusal) throw new ApiError(409, plan.refusal.code, plan.refusal.message);
-      }
-      const mapping = plan ? restorePlanLines(plan) : [];
-      await confirm(ctx, o, {
-        action: `restore ${snapId}`,
-        question: `Restore ${what} into deployment ${depId}?`,
-        warning: [...RESTORE_WARNING, ...mapping, ...(o.safetySnapshot ? [RESTORE_SAFETY_NOTE] : [])],
-      });
-      const started = await c.restoreSnapshot(depId, snapId, o.safetySnapshot);
-      const r = o.wait ? await waitForRestore(io, c, depId, started.id) : started;
-      const failure = o.wait ? restoreFailure(r) : null;
-      if (o.json) printJson(io, r);
-      else {
-        println(io, r.id);
-        if (!o.wait) note(io, `restoring ${snapId} into ${depId}; the services restart when it completes (--wait waits for it)`);
-        else if (!failure) {
-          const downtime = typeof r.downtimeMs === 'number' ? `, downtime ${formatElapsed(r.downtimeMs)}` : '';
-          const undo = r.safetySnapshotId ? `; to undo: kova snapshots restore ${depId} ${r.safetySnapshotId}` : '';
-          note(io, `restored ${r.snapshotId} into ${depId}${downtime}${undo}`);
-          const moved = (r.volumes ?? []).filter((p) => p.from !== p.to);
-          if (moved.length > 0) note(io, `restored into renamed volumes: ${moved.map((p) => `${p.from} -> ${p.to}`).join(', ')}`);
-          if (r.untouchedVolumes?.length) note(io, `not in the snapshot, kept as they were: ${r.untouchedVolumes.join(', ')}`);
+    .action(
+      async (
+        depId: string,
+        snapId: string,
+        o: CommonOpts & { yes?: boolean; safetySnapshot: boolean; wait?: boolean; path?: string[]; alongside?: string },
+      ) => {
+        if (o.alongside !== undefined && !o.path)
+          throw new ClientUsageError('INVALID_RESTORE_MODE', '--alongside needs --path: the paths to restore');
+        const selection = o.path
+          ? {
+              paths: o.path,
+              mode: o.alongside !== undefined ? ('alongside' as const) : ('replace' as const),
+              ...(o.alongside !== undefined ? { into: o.alongside } : {}),
+            }
+          : undefined;
+        const c = await client(ctx, o);
+        let what = `snapshot ${snapId}`;
+        let plan: RestorePlan | null = null;
+        if (!o.yes && ctx.terminal.interactive) {
+          // Name what is about to be restored (and fail early on a wrong id).
+          const s = await c.getSnapshot(depId, snapId);
+          what = `snapshot ${s.id}${s.label ? ` "${s.label}"` : ''} (${ago(s.createdAt)})`;
+          // Where each volume (or path) goes; a refusal is told before asking (the restore would answer the same).
+          // A selection's plan fails as its restore would (unknown path, unsafe folder): shown, nothing asked.
+          plan = selection ? await c.restorePlan(depId, snapId, selection) : await c.restorePlan(depId, snapId).catch(() => null);
+          if (plan?.refusal) throw new ApiError(409, plan.refusal.code, plan.refusal.message);
         }
-      }
-      if (failure) throw failure;
-    });
+        // A selection's plan lists only the chosen volumes: the others are not "missing", just not chosen.
+        const mapping = plan ? restorePlanLines(selection ? { volumes: plan.volumes, untouchedVolumes: [] } : plan) : [];
+        const safety = o.safetySnapshot && selection?.mode !== 'alongside';
+        await confirm(ctx, o, {
+          action: `restore ${snapId}`,
+          question: selection
+            ? `Restore ${selection.paths.length === 1 ? 'this path' : 'these paths'} from ${what} into deployment ${depId}?`
+            : `Restore ${what} into deployment ${depId}?`,
+          warning: [
+            ...(selection && plan ? restoreSelectionLines(plan) : RESTORE_WARNING),
+            ...mapping,
+            ...(safety ? [RESTORE_SAFETY_NOTE] : []),
+          ],
+        });
+        const started = await c.restoreSnapshot(depId, snapId, o.safetySnapshot, selection);
+        const r = o.wait ? await waitForRestore(io, c, depId, started.id) : started;
+        const failure = o.wait ? restoreFailure(r) : null;
+        if (o.json) printJson(io, r);
+        else {
+          println(io, r.id);
+          if (!o.wait) {
+            note(
+              io,
+              selection?.mode === 'alongside'
+                ? `restoring ${r.paths?.join(', ')} from ${snapId} into ${r.into} (--wait waits for it)`
+                : `restoring ${snapId} into ${depId}; the services restart when it completes (--wait waits for it)`,
+            );
+          } else if (!failure) {
+            const downtime = typeof r.downtimeMs === 'number' ? `, downtime ${formatElapsed(r.downtimeMs)}` : '';
+            const undo = r.safetySnapshotId ? `; to undo: kova snapshots restore ${depId} ${r.safetySnapshotId}` : '';
+            const which = r.paths ? `${r.paths.join(', ')} from ${r.snapshotId}` : r.snapshotId;
+            const where = r.mode === 'alongside' ? ` under ${r.into}` : '';
+            note(io, `restored ${which} into ${depId}${where}${downtime}${undo}`);
+            const moved = (r.volumes ?? []).filter((p) => p.from !== p.to);
+            if (moved.length > 0) note(io, `restored into renamed volumes: ${moved.map((p) => `${p.from} -> ${p.to}`).join(', ')}`);
+            if (!r.paths && r.untouchedVolumes?.length)
+              note(io, `not in the snapshot, kept as they were: ${r.untouchedVolumes.join(', ')}`);
+          }
+        }
+        if (failure) throw failure;
+      },
+    );
 
   clientCommand(snapshots, 'rm', 'delete a snapshot')
     .alias('delete')

@@ -1,5 +1,11 @@
 /**
- * restorer: writes a snapshot's tree into an empty directory.
+ * restorer: writes a snapshot's tree, or a selection of its paths, into an
+ * empty directory.
+ *
+ * Selection (`include`): only the chosen entries are restored whole, with
+ * the directories leading to them (with their own metadata, but none of
+ * their other entries); trees outside the chosen paths are never read, nor
+ * the blobs of files outside them.
  *
  * Safety: the target is opened once (never through a symlink) and every
  * entry is created relative to the open descriptor of its parent directory,
@@ -39,6 +45,7 @@ import { asDiskFull } from '../util/disk-space.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
 import { checkSpace, restoreFootprint } from './space.js';
+import { PathNotFoundError, resolvePath, showPath } from '../browse/browse.js';
 import type { BlobLocation } from '../format/blob.js';
 import type { BlobCodec } from '../repo/codec.js';
 import { BlobFetcher, type FetchOptions, type Lease } from './blob-fetcher.js';
@@ -49,6 +56,14 @@ export interface RestoreOptions {
   readonly signal?: AbortSignal;
   /** Restore only this child of the snapshot's root (a named source). */
   readonly subpath?: string;
+  /**
+   * Restore only these entries (name components below the restored root,
+   * after `subpath`) and the directories leading to them. A path below
+   * another chosen one is part of it. A path the snapshot lacks, or one
+   * that continues below something that is not a directory, fails the
+   * restore (PathNotFoundError) before anything is written. Default: all.
+   */
+  readonly include?: readonly (readonly Buffer[])[];
   /** Flush the target's filesystem before returning. Default false. */
   readonly sync?: boolean;
   /**
@@ -105,6 +120,36 @@ function directSource(src: BlobSource): ChunkSource {
     return { data, release: () => undefined };
   };
   return { get: async (id) => lease(id), tryGet: lease, getMany: async (ids) => ids.map(lease), tryGetMany: (ids) => ids.map(lease) };
+}
+
+/**
+ * What to restore below a directory: null for everything, else its chosen
+ * children by name (latin1 of the raw bytes), each with its own selection.
+ */
+type Selection = Map<string, Selection | null> | null;
+
+/** selectionOf builds the selection tree of `paths`; a path below another chosen one is merged into it. */
+export function selectionOf(paths: readonly (readonly Buffer[])[]): Selection {
+  const top: Map<string, Selection | null> = new Map();
+  for (const p of [...paths].sort((a, b) => a.length - b.length)) {
+    if (p.length === 0) return null;
+    let at: Map<string, Selection | null> = top;
+    for (let i = 0; i < p.length; i++) {
+      const key = p[i]!.toString('latin1');
+      if (i === p.length - 1) {
+        at.set(key, null);
+        break;
+      }
+      if (at.has(key) && at.get(key) === null) break; // inside a path chosen whole
+      let next = at.get(key);
+      if (!next) {
+        next = new Map();
+        at.set(key, next);
+      }
+      at = next;
+    }
+  }
+  return top;
 }
 
 /** Files up to this size are restored in batches whose chunks are fetched together. */
@@ -174,8 +219,17 @@ export class Restorer {
       }
       root = child;
     }
+    const selection = this.opts.include ? selectionOf(this.opts.include) : null;
+    const chosen: TreeNode[] = [root];
+    if (this.opts.include) {
+      chosen.length = 0;
+      for (const p of this.opts.include) chosen.push(await resolvePath(this.src, root, p));
+    }
     if (this.opts.checkSpace !== false) {
-      const needed = await restoreFootprint(this.src, root, (err, dir) => this.named(err, `directory /${this.display(dir)}`));
+      let needed = 0;
+      // Chosen entries, one inside another counted twice at worst: a conservative need.
+      for (const node of chosen)
+        needed += await restoreFootprint(this.src, node, (err, dir) => this.named(err, `directory /${this.display(dir)}`));
       await checkSpace('restore', abs, needed);
     }
     await prepareTarget(abs);
@@ -194,7 +248,7 @@ export class Restorer {
     }
     this.rootFd = await fsx.open(abs, fsx.OPEN_DIR);
     try {
-      await this.restoreDir(this.rootFd, root.subtree!, []);
+      await this.restoreDir(this.rootFd, root.subtree!, [], selection);
       await this.applyMeta(this.rootFd, root, abs);
       if (this.opts.sync) await syncfs(this.rootFd);
     } catch (err) {
@@ -227,18 +281,24 @@ export class Restorer {
     });
   }
 
-  private async restoreDir(dirFd: number, treeId: string, rel: readonly Buffer[]): Promise<void> {
+  private async restoreDir(dirFd: number, treeId: string, rel: readonly Buffer[], selection: Selection): Promise<void> {
     this.checkAbort();
-    const nodes = await this.src.readTree(treeId).catch((err: unknown) => {
+    const all = await this.src.readTree(treeId).catch((err: unknown) => {
       throw this.named(err, `directory /${this.display(rel)}`);
     });
-    const small = nodes.filter((n) => n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE);
-    const others =
-      small.length === 0 ? nodes : nodes.filter((n) => !(n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE));
+    let nodes = all;
+    if (selection) {
+      nodes = all.filter((n) => selection.has(n.name.toString('latin1')));
+      // Checked when the restore began (resolvePath): every chosen name is here.
+      if (nodes.length !== selection.size) throw new PathNotFoundError(showPath(rel));
+    }
+    const partial = (n: TreeNode): boolean => selection?.get(n.name.toString('latin1')) != null;
+    const small = nodes.filter((n) => n.type === 'file' && n.linkGroup === undefined && n.size <= SMALL_FILE && !partial(n));
+    const others = small.length === 0 ? nodes : nodes.filter((n) => !small.includes(n));
     // Both halves run to the end (as WorkBudget.forEach does) before the first failure is thrown.
     const [a, b] = await Promise.allSettled([
       this.failed(this.restoreSmallFiles(dirFd, small, rel)),
-      this.failed(this.restoreEntries(dirFd, others, rel)),
+      this.failed(this.restoreEntries(dirFd, others, rel, selection)),
     ]);
     if (a.status === 'rejected') throw a.reason;
     if (b.status === 'rejected') throw b.reason;
@@ -285,16 +345,19 @@ export class Restorer {
     }
   }
 
-  private async restoreEntries(dirFd: number, nodes: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
+  private async restoreEntries(dirFd: number, nodes: readonly TreeNode[], rel: readonly Buffer[], selection: Selection): Promise<void> {
     await this.budget.forEach(nodes, async (node) => {
       const childRel = [...rel, node.name];
       const p = fsx.at(dirFd, node.name);
+      const below = selection?.get(node.name.toString('latin1')) ?? null;
+      // Checked when the restore began (resolvePath): a path continues only below directories.
+      if (below !== null && node.type !== 'dir') throw new PathNotFoundError(showPath(childRel));
       switch (node.type) {
         case 'dir': {
           await fsx.mkdir(p, 0o700);
           const fd = await fsx.open(p, fsx.OPEN_DIR);
           try {
-            await this.restoreDir(fd, node.subtree!, childRel);
+            await this.restoreDir(fd, node.subtree!, childRel, below);
             await this.applyMeta(fd, node, this.display(childRel));
           } finally {
             await fsx.close(fd);
