@@ -151,6 +151,10 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       });
       expect(n.id).toMatch(/^node-[a-z2-7]{12}$/);
       await expect(c.addNode('berlin-1', 'hash-2', 1_001)).rejects.toMatchObject({ code: 'NODE_EXISTS', status: 409 });
+      for (const bad of ['', 'Berlin', 'a b', '-x', 'node-aaaaaaaaaaaa', 'x'.repeat(64), 'ber\u001b[2Jlin']) {
+        await expect(c.addNode(bad, `hash-${bad}`, 1_001)).rejects.toMatchObject({ code: 'INVALID_NODE_NAME', status: 400 });
+      }
+      expect(await c.nodes()).toHaveLength(1);
       expect((await c.nodeByTokenHash('hash-1'))?.id).toBe(n.id);
       expect(await c.nodeByTokenHash('hash-2')).toBeUndefined();
       expect((await c.node('berlin-1'))?.id).toBe(n.id);
