@@ -316,6 +316,28 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       expect(await b.hit('login:1.2.3.4', 60_000, 180_000)).toEqual({ count: 1, ttlMs: 60_000 });
     });
 
+    it('reads the newest document after another replica stored it, and hands out documents nobody can change', async () => {
+      const { url, c: a } = await fresh();
+      const b = await openOn(url);
+      const { user, node, dep } = await placed(a);
+      await a.place('dep-bbbbbbbbbbbb', user.id, node.id, 20);
+      await a.applyState(node.id, [doc(dep, user.id, 1), doc('dep-bbbbbbbbbbbb', user.id, 1)]);
+      expect((await a.deployment(dep))?.state?.version).toBe(1);
+      expect((await b.deployment(dep))?.state?.version).toBe(1);
+      await b.applyState(node.id, [doc(dep, user.id, 2, { status: 'closed' })]);
+      const seen = await a.deployment(dep);
+      expect(seen?.state?.version).toBe(2);
+      expect(seen?.state?.deployment.status).toBe('closed');
+      expect((await a.deploymentsOf(user.id)).map((d) => [d.id, d.state?.version])).toEqual([
+        ['dep-bbbbbbbbbbbb', 1],
+        [dep, 2],
+      ]);
+      expect(() => {
+        (seen!.state!.deployment as { name: string }).name = 'changed';
+      }).toThrow(TypeError);
+      expect((await a.deployment(dep))?.state?.deployment.name).toBe(`web-${dep}`);
+    });
+
     it('reads a deployment with 1,000 snapshots whole', async () => {
       const { c } = await fresh();
       const { user, node, dep } = await placed(c);
