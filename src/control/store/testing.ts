@@ -270,6 +270,35 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       expect(await c.operation('op-nope')).toBeUndefined();
     });
 
+    it("ignores documents in a result about another node's deployments", async () => {
+      const { c } = await fresh();
+      const { user, node, dep } = await placed(c);
+      const other = await c.addNode('n2', 'hash-n2', 13);
+      await c.place('dep-bbbbbbbbbbbb', user.id, other.id, 14);
+      await c.enqueue(op('op-1', user.id, dep, 100), node.id);
+      await c.pending(node.id, 0);
+      const result = { ok: true as const, state: doc(dep, user.id, 3), extraStates: [doc('dep-bbbbbbbbbbbb', user.id, 9)] };
+      expect(await c.finish('op-1', node.id, result, 200)).toBe(true);
+      expect((await c.deployment(dep))?.state?.version).toBe(3);
+      expect((await c.deployment('dep-bbbbbbbbbbbb'))?.state).toBeNull();
+    });
+
+    it('prunes operations a day after they finished', async () => {
+      const { c } = await fresh();
+      const { user, node, dep } = await placed(c);
+      const day = 24 * 3600_000;
+      await c.enqueue(op('op-1', user.id, dep, 1_000), node.id);
+      await c.enqueue(op('op-2', user.id, dep, 1_001), node.id);
+      await c.pending(node.id, 0);
+      await c.finish('op-1', node.id, { ok: true, state: null }, 2_000);
+      await c.enqueue(op('op-3', user.id, dep, 2_000 + day), node.id);
+      expect(await c.operation('op-1')).toBeDefined();
+      await c.enqueue(op('op-4', user.id, dep, 2_001 + day + 60_000), node.id);
+      expect(await c.operation('op-1')).toBeUndefined();
+      // Unfinished ones stay, however old.
+      expect((await c.operation('op-2'))?.status).toBe('delivered');
+    });
+
     it('wakes a long poll and a result waiter on another replica without polling', async () => {
       // A poll interval longer than the test: only a wake can end these waits in time.
       const { url, c: a } = await fresh({ pollMs: 60_000 });
