@@ -45,6 +45,7 @@ describe.skipIf(!available)('operator commands on PostgreSQL', () => {
   });
   afterEach(async () => {
     delete process.env.KOVA_DATABASE_URL;
+    delete process.env.KOVA_MAX_KEYS_PER_USER;
     await catalogue.close();
   });
 
@@ -177,6 +178,15 @@ describe.skipIf(!available)('operator commands on PostgreSQL', () => {
       'kova: give --database or --data-dir, not both\n',
     );
     expect(await catalogue.countUsers()).toBe(1);
+
+    // The cap of KOVA_MAX_KEYS_PER_USER, as for the node's keys.
+    process.env.KOVA_MAX_KEYS_PER_USER = '2';
+    expect(await kova('keys', 'create', '--user', 'ops')).toEqual({
+      code: 1,
+      out: '',
+      err: 'kova: a user may have at most 2 active API keys; revoke one first\n',
+    });
+    expect(await catalogue.keys(user.id)).toHaveLength(2);
   });
 
   it('says where the database should come from when none is given', async () => {

@@ -9,7 +9,7 @@ import type { Catalogue, Role } from '../control/catalogue.js';
 import { ConflictError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { LABEL_TEXT, checkText } from '../core/text.js';
-import { DEFAULT_MAX_KEYS_PER_USER, hashSecret } from '../services/keys.js';
+import { hashSecret } from '../services/keys.js';
 
 /** The user-name rule of KeyService.ensureUser, with the same code. */
 const USER_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
@@ -22,7 +22,7 @@ export interface CreatedKey {
 
 export async function createCatalogueKey(
   c: Catalogue,
-  opts: { user: string; role: Role; label: string | null; now: number },
+  opts: { user: string; role: Role; label: string | null; now: number; maxKeysPerUser: number },
 ): Promise<CreatedKey> {
   if (!USER_NAME.test(opts.user)) {
     throw new ValidationError(
@@ -33,9 +33,9 @@ export async function createCatalogueKey(
   const label = opts.label === null ? null : checkText(opts.label, LABEL_TEXT);
   const user = await c.ensureUser(opts.user, opts.role, opts.now);
   const active = (await c.keys(user.id)).filter((k) => k.revokedAt === null).length;
-  if (active >= DEFAULT_MAX_KEYS_PER_USER) {
-    throw new ConflictError('KEY_LIMIT', `a user may have at most ${DEFAULT_MAX_KEYS_PER_USER} active API keys; revoke one first`, {
-      max: DEFAULT_MAX_KEYS_PER_USER,
+  if (active >= opts.maxKeysPerUser) {
+    throw new ConflictError('KEY_LIMIT', `a user may have at most ${opts.maxKeysPerUser} active API keys; revoke one first`, {
+      max: opts.maxKeysPerUser,
     });
   }
   const prefix = newId('k').slice(2);

@@ -45,9 +45,11 @@ export function registerKeys(program: Command, io: Io): void {
       }
       if (url !== undefined) {
         const { createCatalogueKey } = await import('./keys-database.js');
+        const { maxKeysPerUser } = loadConfig();
         await withCatalogue(url, async (c) => {
           const role: Role = (o.role as Role | undefined) ?? 'user';
-          const r = await createCatalogueKey(c, { user: o.user, role, label: o.label ?? null, now: systemClock.now() });
+          const label = o.label ?? null;
+          const r = await createCatalogueKey(c, { user: o.user, role, label, now: systemClock.now(), maxKeysPerUser });
           if (r.roleKept) note(io, `user ${o.user} exists with role ${r.roleKept}; its role is unchanged`);
           println(io, r.token);
         });
