@@ -33,6 +33,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { iso } from '../core/clock.js';
 import { ConflictError, DiskFullError, InsufficientSpaceError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
@@ -49,6 +50,7 @@ import type { SnapshotService } from './snapshot-service.js';
 import { type SnapshotVolume, type VolumeMapping, assertRestorable, mapVolumes, snapshotVolumes } from './volume-map.js';
 
 const PROGRESS_EVERY_MS = 250;
+const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
 async function inodeOf(p: string): Promise<string | null> {
   try {
@@ -190,6 +192,9 @@ export class RestoreService {
       metrics.restores.inc({ outcome: 'completed' });
       metrics.restoreDuration.observe((clock.now() - done.createdAt) / 1000);
       if (done.downtimeMs !== null) metrics.restoreDowntime.observe(done.downtimeMs / 1000);
+      this.ctx.events?.emit('restore.completed', dep.id, {
+        restore: { id, snapshotId: done.snapshotId, finishedAt: isoOrNull(done.finishedAt), downtimeMs: done.downtimeMs },
+      });
       this.ctx.disk.written();
       // The old data is in the staging directory now: delete it in the background.
       const staging = r.journal.stagingDir;
@@ -204,6 +209,7 @@ export class RestoreService {
       store.restores.update(id, { status: 'failed', error: message, finishedAt: clock.now() });
       metrics.restores.inc({ outcome: 'failed' });
       this.ctx.log.warn({ err, restore: id, deployment: dep.id }, 'restore failed');
+      this.ctx.events?.emit('restore.failed', dep.id, { restore: { id, snapshotId: current.snapshotId, error: message } });
       if (current.status !== 'swapping' && current.journal.stagingDir) {
         await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);
       }
