@@ -13,6 +13,7 @@ import { DeploymentsPage } from './pages/DeploymentsPage';
 import { NewDeploymentPage } from './pages/NewDeploymentPage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { SignInPage } from './pages/SignInPage';
+import { WebhooksPage } from './pages/WebhooksPage';
 import { match, usePath } from './router';
 import { type Session, SessionContext } from './session';
 import { type Toast, ToastContext, type ToastTone } from './toast';
@@ -113,6 +114,7 @@ export function App() {
           {route.page === 'deployments' && <DeploymentsPage />}
           {route.page === 'new-deployment' && <NewDeploymentPage />}
           {route.page === 'deployment' && <DeploymentPage key={route.id} id={route.id} tab={route.tab} />}
+          {route.page === 'webhooks' && <WebhooksPage />}
           {route.page === 'not-found' && <NotFoundPage />}
         </div>
       </SessionContext.Provider>
