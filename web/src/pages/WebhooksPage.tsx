@@ -260,7 +260,7 @@ function AddWebhook({ onAdded }: { onAdded: (r: { webhook: Webhook; secret: stri
 
   return (
     <form
-      className="card card-head-padded stack"
+      className="card webhook-form stack"
       aria-labelledby={`${id}-title`}
       onSubmit={(e) => {
         e.preventDefault();
