@@ -208,6 +208,7 @@ beforeAll(async () => {
       '100000',
       '--stop-timeout',
       '2',
+      '--webhooks-allow-private',
       '--log-level',
       'warn',
     ],
@@ -807,5 +808,30 @@ describe('kova client: restoring selected paths', () => {
     );
     expectError(await kova(['snapshots', 'restore', dep, snap, '--alongside', 'x', '--yes']), /^kova: --alongside needs --path/);
     expect((await api<{ restores: Restore[] }>('GET', `/api/v1/deployments/${dep}/restores`)).restores).toHaveLength(before);
+  });
+});
+
+describe('kova client: webhooks', () => {
+  it('add prints the id and the secret once; list, deliveries and rm', async () => {
+    const added = (await ok(['webhooks', 'add', `${url}/hook`, '--event', 'snapshot.failed', 'restore.completed'])).trimEnd().split('\n');
+    expect(added).toHaveLength(2);
+    const id = added[0]!;
+    expect(id).toMatch(/^whk-/);
+    expect(added[1]).toMatch(/^secret: whsec_/);
+    const list = (await ok(['webhooks', 'list'])).trimEnd().split('\n');
+    expect(list[0]).toMatch(/^ID\s+URL\s+EVENTS\s+CREATED\s+LAST DELIVERY$/);
+    expect(list[1]).toContain(`${id}  ${url}/hook  snapshot.failed,restore.completed`);
+    expect(list.join('\n')).not.toContain('whsec_');
+    const listed = await json<Array<{ id: string; events: string[] }>>(['webhooks', 'list']);
+    expect(listed.find((w) => w.id === id)?.events).toEqual(['snapshot.failed', 'restore.completed']);
+    expect(await ok(['webhooks', 'deliveries', id])).toBe('no deliveries\n');
+    expect(await json(['webhooks', 'deliveries', id])).toEqual([]);
+    expectError(
+      await kova(['webhooks', 'add', `${url}/hook`, '--event', 'snapshot.deleted']),
+      /^kova: unknown event "snapshot.deleted".*\(INVALID_WEBHOOK_EVENT\)$/,
+    );
+    expectError(await kova(['webhooks', 'add', 'ftp://example.com/', '--event', 'snapshot.failed']), /\(INVALID_WEBHOOK_URL\)$/);
+    expect(await ok(['webhooks', 'rm', id])).toBe(`deleted webhook ${id}\n`);
+    expectError(await kova(['webhooks', 'rm', id]), /\(WEBHOOK_NOT_FOUND\)$/);
   });
 });

@@ -29,6 +29,7 @@ import { keyRoutes } from './routes/keys.js';
 import { settingsRoutes } from './routes/settings.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { fileRoutes } from './routes/files.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -172,6 +173,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   snapshotRoutes(app, deps);
   fileRoutes(app, deps);
   settingsRoutes(app, deps);
+  if (deps.webhooks) webhookRoutes(app, deps.webhooks);
 
   const webDir = deps.config.webDir;
   if (webDir && fs.existsSync(webDir)) {

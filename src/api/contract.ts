@@ -25,6 +25,7 @@ import type {
   CreateDeploymentBody,
   CreateKeyBody,
   CreateSnapshotBody,
+  CreateWebhookBody,
   RestoreBody,
   SettingsBody,
   UpdateDeploymentBody,
@@ -260,6 +261,15 @@ export const SnapshotSummary = Type.Object({
 });
 export type SnapshotSummary = Static<typeof SnapshotSummary>;
 
+export const SnapshotHealth = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('failed'), Type.Literal('overdue')], {
+    description: 'failed: the newest finished automatic snapshot failed; overdue: one is missed (due + grace passed, none started).',
+  }),
+  since: Nullable(Time(), { description: 'overdue: the due time missed; failed: when the current run of failures began; null when ok.' }),
+  message: Nullable(Type.String(), { description: 'What is wrong, in plain words (the failure message); null when ok.' }),
+});
+export type SnapshotHealth = Static<typeof SnapshotHealth>;
+
 export const Deployment = Type.Object({
   id: Type.String({ description: 'dep-…' }),
   name: Type.String(),
@@ -274,6 +284,9 @@ export const Deployment = Type.Object({
   }),
   services: Type.Array(Service),
   snapshots: Nullable(SnapshotSummary, { description: 'Ready snapshots; null once closed.' }),
+  snapshotHealth: Nullable(SnapshotHealth, {
+    description: 'Whether automatic snapshots are being taken (always ok while they are off); null once closed.',
+  }),
 });
 export type Deployment = Static<typeof Deployment>;
 
@@ -297,6 +310,35 @@ export const ApiKey = Type.Object({
   revokedAt: Nullable(Time()),
 });
 export type ApiKey = Static<typeof ApiKey>;
+
+/* ---- webhooks -------------------------------------------------------------------- */
+
+export const DeliveryStatus = Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]);
+export type DeliveryStatus = Static<typeof DeliveryStatus>;
+
+export const WebhookDelivery = Type.Object({
+  id: Type.String({ description: 'dlv-…, sent as X-Kova-Delivery (the same on every attempt).' }),
+  eventId: Type.String({ description: "evt-…, the body's id (the same for every webhook the event went to)." }),
+  event: Type.String(),
+  status: DeliveryStatus,
+  attempts: Type.Integer(),
+  responseStatus: Nullable(Type.Integer(), { description: "The last attempt's HTTP status; null when no answer came." }),
+  error: Nullable(Type.String(), { description: 'Why the last attempt failed.' }),
+  createdAt: Time(),
+  lastAttemptAt: Nullable(Time()),
+  nextAttemptAt: Nullable(Time(), { description: 'While pending.' }),
+  finishedAt: Nullable(Time(), { description: 'When it was delivered or given up.' }),
+});
+export type WebhookDelivery = Static<typeof WebhookDelivery>;
+
+export const Webhook = Type.Object({
+  id: Type.String({ description: 'whk-…' }),
+  url: Type.String(),
+  events: Type.Array(Type.String()),
+  createdAt: Time(),
+  lastDelivery: Nullable(WebhookDelivery),
+});
+export type Webhook = Static<typeof Webhook>;
 
 /* ---- envelopes -------------------------------------------------------------------- */
 
@@ -327,3 +369,4 @@ export type RestoreRequest = Static<typeof RestoreBody>;
 export type CloneRequest = Static<typeof CloneBody>;
 export type SettingsChange = Static<typeof SettingsBody>;
 export type CreateKeyRequest = Static<typeof CreateKeyBody>;
+export type CreateWebhookRequest = Static<typeof CreateWebhookBody>;

@@ -12,6 +12,7 @@ import type { Metrics } from '../services/metrics.js';
 import type { RestoreService } from '../services/restore-service.js';
 import type { SettingsService } from '../services/settings-service.js';
 import type { SnapshotService } from '../services/snapshot-service.js';
+import type { WebhookService } from '../services/webhooks/service.js';
 
 /** The API's rate limits, each per minute (see rate-limit.ts). */
 export interface Limits {
@@ -49,6 +50,8 @@ export interface AppDeps {
   readonly restores: RestoreService;
   readonly browse: BrowseService;
   readonly settings: SettingsService;
+  /** Webhooks; without them the /api/v1/webhooks routes are not served. */
+  readonly webhooks?: WebhookService;
   readonly metrics: Metrics;
   /** The data directory's health for /healthz; without it /healthz reports ok. */
   readonly disk?: DiskHealth;

@@ -105,3 +105,25 @@ export const SettingsBody = Type.Object(
 );
 
 export const CreateKeyBody = Type.Object({ label: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false });
+
+export const WebhookParams = Type.Object({ id: Type.String({ maxLength: 64 }) }, { additionalProperties: false });
+
+export const CreateWebhookBody = Type.Object(
+  {
+    url: Type.String({ description: 'http:// or https://, at most 2048 characters.' }),
+    events: Type.Array(Type.String(), {
+      maxItems: 20,
+      description: 'snapshot.failed, snapshot.missed, restore.completed, restore.failed, offsite.failed.',
+    }),
+    secret: Type.Optional(Type.String({ description: 'The signing secret, 16 to 256 printable ASCII characters; generated when absent.' })),
+  },
+  { additionalProperties: false },
+);
+
+export const DeliveriesQuery = Type.Object(
+  {
+    cursor: Type.Optional(Type.String({ maxLength: 32 })),
+    limit: Type.Optional(Type.String({ maxLength: 12, description: '1 to 200; default 50' })),
+  },
+  { additionalProperties: false },
+);

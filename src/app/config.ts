@@ -47,9 +47,14 @@ export interface ServerConfig {
    * same file). Default DATA_DIR/metrics.token, created on first start.
    */
   readonly metricsTokenFile: string;
+  /**
+   * Let webhooks call loopback, private, link-local and reserved addresses.
+   * Default false: such URLs are refused (they would reach the node's own network).
+   */
+  readonly webhooksAllowPrivate: boolean;
 }
 
-export type ConfigInput = Partial<Record<keyof ServerConfig, string | number | undefined>>;
+export type ConfigInput = Partial<Record<keyof ServerConfig, string | number | boolean | undefined>>;
 
 const ENV: Record<keyof ServerConfig, string> = {
   dataDir: 'KOVA_DATA_DIR',
@@ -67,6 +72,7 @@ const ENV: Record<keyof ServerConfig, string> = {
   jobConcurrency: 'KOVA_JOB_CONCURRENCY',
   logLevel: 'KOVA_LOG_LEVEL',
   metricsTokenFile: 'KOVA_METRICS_TOKEN_FILE',
+  webhooksAllowPrivate: 'KOVA_WEBHOOKS_ALLOW_PRIVATE',
 };
 
 /** The environment variable behind each setting, for help texts and docs. */
@@ -77,6 +83,13 @@ function int(name: string, v: string, min: number, max: number): number {
   if (!Number.isInteger(n) || n < min || n > max)
     throw new ValidationError('INVALID_CONFIG', `${name} must be an integer from ${min} to ${max}, got "${v}"`);
   return n;
+}
+
+function bool(name: string, v: string | undefined): boolean {
+  if (v === undefined) return false;
+  if (['1', 'true', 'yes'].includes(v.toLowerCase())) return true;
+  if (['0', 'false', 'no'].includes(v.toLowerCase())) return false;
+  throw new ValidationError('INVALID_CONFIG', `${name} must be true or false, got "${v}"`);
 }
 
 export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -129,5 +142,6 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     jobConcurrency: int('job concurrency', get('jobConcurrency') ?? '2', 1, 64),
     logLevel: get('logLevel') ?? 'info',
     metricsTokenFile: path.resolve(get('metricsTokenFile') ?? path.join(dataDir, 'metrics.token')),
+    webhooksAllowPrivate: bool('webhooks allow private', get('webhooksAllowPrivate')),
   };
 }

@@ -30,6 +30,8 @@ import { BrowseService } from '../services/browse-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
+import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
+import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
 import type { ServerConfig } from './config.js';
 import { ensurePrivateDataDir } from './data-dir.js';
 
@@ -44,6 +46,9 @@ export interface Services {
   readonly restores: RestoreService;
   readonly browse: BrowseService;
   readonly settings: SettingsService;
+  readonly webhooks: WebhookService;
+  /** Sends the webhooks' deliveries; the server starts it, tests call runDue(). */
+  readonly dispatcher: WebhookDispatcher;
 }
 
 export interface RunningServer {
@@ -96,9 +101,14 @@ export function wireServices(opts: {
   jobConcurrency: number;
   /** Default DEFAULT_MAX_KEYS_PER_USER. */
   maxKeysPerUser?: number;
+  /** Webhook rules (private addresses refused, 10 per user unless given) and delivery settings. */
+  webhooks?: WebhookOptions & DispatcherOptions;
 }): Services {
   const metrics = new Metrics();
   const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
+  const webhooks = new WebhookService(opts.store, opts.clock, opts.log, opts.webhooks);
+  const dispatcher = new WebhookDispatcher(opts.store, opts.clock, opts.log, webhooks.options, opts.webhooks);
+  webhooks.onEmitted = () => dispatcher.kick();
   const ctx: ServiceContext = {
     store: opts.store,
     runtime: opts.runtime,
@@ -109,6 +119,7 @@ export function wireServices(opts: {
     metrics,
     disk: new DiskHealth(opts.paths.dataDir, opts.clock, metrics, opts.log),
     config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs, gcIntervalMs: opts.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS },
+    events: webhooks,
   };
   const snapshots = new SnapshotService(ctx);
   const restores = new RestoreService(ctx, snapshots);
@@ -122,6 +133,8 @@ export function wireServices(opts: {
     restores,
     browse: new BrowseService(ctx),
     settings,
+    webhooks,
+    dispatcher,
   };
 }
 
@@ -189,12 +202,15 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     gcIntervalMs: cfg.gcIntervalMs,
     jobConcurrency: cfg.jobConcurrency,
     maxKeysPerUser: cfg.maxKeysPerUser,
+    webhooks: { allowPrivate: cfg.webhooksAllowPrivate },
   });
   const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
 
   const requeued = services.ctx.jobs.start();
   if (requeued > 0) log.warn({ jobs: requeued }, 'resuming jobs interrupted by a restart');
   await services.deployments.reconcile();
+  // Deliveries still pending from before a restart are sent again from here.
+  services.dispatcher.start();
   const tick = setInterval(() => {
     try {
       services.settings.tick();
@@ -212,6 +228,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       restores: services.restores,
       browse: services.browse,
       settings: services.settings,
+      webhooks: services.webhooks,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,
       clock,
@@ -240,6 +257,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       closed = true;
       clearInterval(tick);
       await app.close();
+      await services.dispatcher.stop();
       await services.ctx.jobs.stop();
       await runtime.close();
       store.close();

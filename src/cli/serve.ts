@@ -29,8 +29,12 @@ export function registerServe(program: Command, io: Io): void {
       '--metrics-token-file <file>',
       'bearer token GET /metrics takes [KOVA_METRICS_TOKEN_FILE] (default DATA_DIR/metrics.token, created if missing)',
     )
+    .option(
+      '--webhooks-allow-private',
+      'let webhooks call loopback, private and link-local addresses [KOVA_WEBHOOKS_ALLOW_PRIVATE] (default: refused)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
-    .action(async (o: Record<string, string | undefined>) => {
+    .action(async (o: Record<string, string | boolean | undefined>) => {
       const flags: ConfigInput = {
         dataDir: o.dataDir,
         host: o.host,
@@ -46,6 +50,7 @@ export function registerServe(program: Command, io: Io): void {
         stopTimeoutSec: o.stopTimeout,
         logLevel: o.logLevel,
         metricsTokenFile: o.metricsTokenFile,
+        webhooksAllowPrivate: o.webhooksAllowPrivate,
       };
       // Loaded here, not at the top: client commands need none of the server.
       const { startServer } = await import('../app/server.js');

@@ -119,4 +119,40 @@ export const MIGRATIONS: readonly string[] = [
   -- A restore of selected paths: {paths, mode, into, items} (JSON); NULL for a full restore.
   ALTER TABLE restores ADD COLUMN selection TEXT;
   `,
+  `
+  -- Webhooks: each user's receivers of event notifications, and every
+  -- delivery to them (pending ones are resumed after a restart). The secret
+  -- is kept as given: the server signs each request with it.
+  CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX webhooks_by_user ON webhooks(user_id, created_at);
+  CREATE TABLE webhook_deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    response_status INTEGER,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    last_attempt_at INTEGER,
+    finished_at INTEGER
+  );
+  CREATE INDEX webhook_deliveries_by_hook ON webhook_deliveries(webhook_id, seq);
+  CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);
+  -- Missed automatic snapshots: the due time the scheduler last queued, and
+  -- the due time a snapshot.missed event was last sent for.
+  ALTER TABLE snapshot_settings ADD COLUMN last_due_at INTEGER;
+  ALTER TABLE snapshot_settings ADD COLUMN missed_due_at INTEGER;
+  `,
 ];

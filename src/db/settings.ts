@@ -16,6 +16,10 @@ export interface SnapshotSettings {
   /** When the next automatic snapshot is due (null when disabled). */
   readonly nextRunAt: number | null;
   readonly updatedAt: number;
+  /** The due time the scheduler last queued a snapshot for (null when none since enabling). */
+  readonly lastDueAt?: number | null;
+  /** The due time a snapshot.missed event was last sent for. */
+  readonly missedDueAt?: number | null;
 }
 
 interface Row {
@@ -30,6 +34,8 @@ interface Row {
   keep_monthly: number | null;
   next_run_at: number | null;
   updated_at: number;
+  last_due_at: number | null;
+  missed_due_at: number | null;
 }
 
 const toSettings = (r: Row): SnapshotSettings => ({
@@ -44,6 +50,8 @@ const toSettings = (r: Row): SnapshotSettings => ({
   keepMonthly: r.keep_monthly,
   nextRunAt: r.next_run_at,
   updatedAt: r.updated_at,
+  lastDueAt: r.last_due_at,
+  missedDueAt: r.missed_due_at,
 });
 
 export const DEFAULT_SETTINGS = {
@@ -73,7 +81,8 @@ export class Settings extends Table {
          ON CONFLICT (deployment_id) DO UPDATE SET enabled = excluded.enabled, interval_ms = excluded.interval_ms,
            interval_text = excluded.interval_text, retention = excluded.retention, keep_hourly = excluded.keep_hourly,
            keep_daily = excluded.keep_daily, keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly,
-           next_run_at = excluded.next_run_at, updated_at = excluded.updated_at`,
+           next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
+           last_due_at = CASE WHEN snapshot_settings.enabled = 1 AND excluded.enabled = 1 THEN snapshot_settings.last_due_at END`,
       )
       .run(
         s.deploymentId,
@@ -92,6 +101,16 @@ export class Settings extends Table {
 
   setNextRun(deploymentId: string, at: number | null): void {
     this.q('UPDATE snapshot_settings SET next_run_at = ? WHERE deployment_id = ?').run(at, deploymentId);
+  }
+
+  /** setLastDue records the due time the scheduler just queued a snapshot for. */
+  setLastDue(deploymentId: string, at: number): void {
+    this.q('UPDATE snapshot_settings SET last_due_at = ? WHERE deployment_id = ?').run(at, deploymentId);
+  }
+
+  /** setMissed records that a snapshot.missed event went out for the due time `at`. */
+  setMissed(deploymentId: string, at: number): void {
+    this.q('UPDATE snapshot_settings SET missed_due_at = ? WHERE deployment_id = ?').run(at, deploymentId);
   }
 
   /** enabledList returns the enabled settings of active deployments. */

@@ -145,4 +145,24 @@ export class Snapshots extends Table {
       )
       .get(deploymentId) as { count: number; sizeBytes: number; storedBytes: number };
   }
+
+  /** automaticSince returns a deployment's automatic snapshots created at or after `t`, oldest first. */
+  automaticSince(deploymentId: string, t: number): Snapshot[] {
+    return (
+      this.q("SELECT * FROM snapshots WHERE deployment_id = ? AND trigger = 'automatic' AND created_at >= ? ORDER BY created_at").all(
+        deploymentId,
+        t,
+      ) as Row[]
+    ).map(toSnapshot);
+  }
+
+  /** recentFinishedAutomatic returns a deployment's newest ready or failed automatic snapshots, newest first. */
+  recentFinishedAutomatic(deploymentId: string, limit: number): Snapshot[] {
+    return (
+      this.q(
+        `SELECT * FROM snapshots WHERE deployment_id = ? AND trigger = 'automatic' AND status IN ('ready', 'failed')
+         ORDER BY created_at DESC, rowid DESC LIMIT ?`,
+      ).all(deploymentId, limit) as Row[]
+    ).map(toSnapshot);
+  }
 }

@@ -10,6 +10,7 @@ import { Restores } from './restores.js';
 import { Settings } from './settings.js';
 import { Snapshots } from './snapshots.js';
 import { Users } from './users.js';
+import { Webhooks } from './webhooks.js';
 
 export class Store {
   readonly users: Users;
@@ -20,6 +21,7 @@ export class Store {
   readonly settings: Settings;
   readonly jobs: Jobs;
   readonly gcDue: GcDue;
+  readonly webhooks: Webhooks;
 
   constructor(readonly db: Db) {
     this.users = new Users(db);
@@ -30,6 +32,7 @@ export class Store {
     this.settings = new Settings(db);
     this.jobs = new Jobs(db);
     this.gcDue = new GcDue(db);
+    this.webhooks = new Webhooks(db);
   }
 
   static open(file: string): Store {

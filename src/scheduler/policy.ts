@@ -50,6 +50,18 @@ export function isDue(nextRunAt: number | null, now: number): boolean {
   return nextRunAt !== null && nextRunAt <= now;
 }
 
+/** The shortest grace before an automatic snapshot not taken counts as missed. */
+export const MIN_MISSED_GRACE_MS = 10 * 60_000;
+
+/**
+ * missedGraceMs is how long after its due time an automatic snapshot may
+ * still start before it counts as missed: 10% of the interval, at least
+ * MIN_MISSED_GRACE_MS.
+ */
+export function missedGraceMs(intervalMs: number): number {
+  return Math.max(MIN_MISSED_GRACE_MS, Math.floor(intervalMs / 10));
+}
+
 export interface RetainedSnapshot {
   readonly id: string;
   readonly automatic: boolean;

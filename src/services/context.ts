@@ -11,6 +11,7 @@ import type { Runtime } from '../runtime/types.js';
 import type { DiskHealth } from './disk-health.js';
 import type { Metrics } from './metrics.js';
 import type { Paths } from './paths.js';
+import type { EventSink } from './webhooks/events.js';
 
 export interface ServiceConfig {
   /** Smallest interval users may set for automatic snapshots. */
@@ -29,6 +30,8 @@ export interface ServiceContext {
   readonly metrics: Metrics;
   readonly disk: DiskHealth;
   readonly config: ServiceConfig;
+  /** Where snapshot and restore outcomes are reported for webhooks; none: not reported. */
+  readonly events?: EventSink;
 }
 
 /** Job kinds, and which of them are user-visible operations (one at a time, 409 otherwise). */

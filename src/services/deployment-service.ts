@@ -26,6 +26,7 @@ import { mapVolumes, snapshotVolumes } from './volume-map.js';
 import type { SnapshotService } from './snapshot-service.js';
 import { type DeploymentExtras } from './views.js';
 import { VolumeUsage } from './volume-usage.js';
+import { snapshotHealth } from './snapshot-health.js';
 
 /** validateName applies the user-text rule (core/text.ts) to a deployment name, trimmed and not empty. */
 function validateName(name: unknown, fallback: string): string {
@@ -190,6 +191,7 @@ export class DeploymentService {
       volumeBytes,
       snapshots: { ...stats, lastSnapshotAt: last ? new Date(last.createdAt).toISOString() : null },
       operation,
+      snapshotHealth: snapshotHealth(store, d.id, this.ctx.clock.now()),
     };
   }
 

@@ -46,6 +46,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { iso } from '../core/clock.js';
 import { ConflictError, DiskFullError, InsufficientSpaceError, KovaError, NotFoundError } from '../core/errors.js';
 import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
@@ -112,6 +113,7 @@ const relParts = (it: RestoreItem): Buffer[] => (it.rel === '' ? [] : it.rel.spl
 const shownVolume = (key: string): string => key.replace('.', '/');
 
 const PROGRESS_EVERY_MS = 250;
+const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
 async function inodeOf(p: string): Promise<string | null> {
   try {
@@ -442,6 +444,9 @@ export class RestoreService {
       metrics.restores.inc({ outcome: 'completed' });
       metrics.restoreDuration.observe((clock.now() - done.createdAt) / 1000);
       if (done.downtimeMs !== null) metrics.restoreDowntime.observe(done.downtimeMs / 1000);
+      this.ctx.events?.emit('restore.completed', dep.id, {
+        restore: { id, snapshotId: done.snapshotId, finishedAt: isoOrNull(done.finishedAt), downtimeMs: done.downtimeMs },
+      });
       this.ctx.disk.written();
       // The old data is in the staging directory now: delete it in the background.
       const staging = r.journal.stagingDir;
@@ -456,6 +461,7 @@ export class RestoreService {
       store.restores.update(id, { status: 'failed', error: message, finishedAt: clock.now() });
       metrics.restores.inc({ outcome: 'failed' });
       this.ctx.log.warn({ err, restore: id, deployment: dep.id }, 'restore failed');
+      this.ctx.events?.emit('restore.failed', dep.id, { restore: { id, snapshotId: current.snapshotId, error: message } });
       // Alongside, the temporary folder is never part of the live data: it goes whatever the step.
       if ((current.status !== 'swapping' || current.selection?.mode === 'alongside') && current.journal.stagingDir) {
         await fs.rm(current.journal.stagingDir, { recursive: true, force: true }).catch(() => undefined);

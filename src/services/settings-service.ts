@@ -8,18 +8,23 @@
  * bursts: an overdue deployment gets one catch-up snapshot. A due snapshot
  * that meets another operation waits in the queue for its turn.
  *
+ * A due time that passes by more than the grace with no automatic snapshot
+ * started is reported once as snapshot.missed (snapshot-health.ts).
+ *
  * Intervals are bounded (policy MAX_INTERVAL_MS); settings read from the
  * database pass through boundedSchedule first, so a value stored by an
  * older version can neither break a read nor schedule past the bound.
  */
+import { iso } from '../core/clock.js';
 import { ValidationError } from '../core/errors.js';
 import { formatDuration, parseDuration } from '../core/units.js';
 import type { SnapshotSettings } from '../db/settings.js';
-import { MAX_INTERVAL_MS, boundedSchedule, isDue, nextRunAfter } from '../scheduler/policy.js';
+import { MAX_INTERVAL_MS, boundedSchedule, isDue, missedGraceMs, nextRunAfter } from '../scheduler/policy.js';
 import { type KeepReason, MAX_TIER, describeRetention, planRetention, retentionPolicy, tierMessage } from '../scheduler/retention.js';
 import { JobKind, type ServiceContext } from './context.js';
 import type { GcService } from './gc-service.js';
 import { activeDeployment } from './guards.js';
+import { missedDue } from './snapshot-health.js';
 import type { SnapshotService } from './snapshot-service.js';
 
 export interface SettingsInput {
@@ -134,6 +139,7 @@ export class SettingsService {
     for (const row of store.settings.enabledList()) {
       const s = bounded(row, now);
       if (s.nextRunAt !== row.nextRunAt) store.settings.setNextRun(s.deploymentId, s.nextRunAt);
+      this.reportMissed(s, now);
       if (!isDue(s.nextRunAt, now)) continue;
       store.tx(() => {
         const waiting = store.jobs
@@ -144,9 +150,28 @@ export class SettingsService {
           queued++;
         }
         store.settings.setNextRun(s.deploymentId, nextRunAfter(now, s.deploymentId, s.intervalMs));
+        store.settings.setLastDue(s.deploymentId, s.nextRunAt!);
       });
     }
     return queued;
+  }
+
+  /**
+   * reportMissed sends snapshot.missed once for each missed due time
+   * (snapshot-health.ts), before the tick queues the next snapshot.
+   */
+  private reportMissed(s: SnapshotSettings, now: number): void {
+    const { store, events } = this.ctx;
+    const due = missedDue(store, s, now, s.missedDueAt ?? null);
+    if (due === null) return;
+    store.settings.setMissed(s.deploymentId, due);
+    const last = store.snapshots.recentFinishedAutomatic(s.deploymentId, 1)[0];
+    events?.emit('snapshot.missed', s.deploymentId, {
+      dueAt: iso(due),
+      interval: s.interval ?? formatDuration(s.intervalMs),
+      graceMs: missedGraceMs(s.intervalMs),
+      lastAutomaticSnapshot: last ? { id: last.id, status: last.status, createdAt: iso(last.createdAt) } : null,
+    });
   }
 }
 

@@ -6,6 +6,7 @@
  * snapshot, then the row, and marks the deployment's gc due (gc-service.ts
  * collects the garbage in batches).
  */
+import { iso } from '../core/clock.js';
 import { ConflictError, DiskFullError, KovaError, NotFoundError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { LABEL_TEXT, checkText } from '../core/text.js';
@@ -171,6 +172,10 @@ export class SnapshotService {
       }
       metrics.snapshots.inc({ outcome: 'failed', trigger: snap.trigger });
       this.ctx.log.warn({ err, snapshot: snapId, deployment: dep.id }, 'snapshot failed');
+      const failed = store.snapshots.get(snapId);
+      this.ctx.events?.emit('snapshot.failed', dep.id, {
+        snapshot: { id: snapId, label: snap.label, trigger: snap.trigger, createdAt: iso(snap.createdAt), error: failed?.error ?? null },
+      });
     } finally {
       await repo?.close();
     }

@@ -9,21 +9,25 @@ import type { TSchema } from '@sinclair/typebox';
 import Fastify from 'fastify';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type * as Api from '../api/contract.js';
-import { ApiKey, Deployment, Me, Restore, Snapshot, SnapshotSettings, ok } from '../api/contract.js';
+import { ApiKey, Deployment, Me, Restore, Snapshot, SnapshotSettings, Webhook, WebhookDelivery, ok } from '../api/contract.js';
 import type { ApiKey as ApiKeyRow } from '../db/api-keys.js';
 import type { Deployment as DeploymentRow } from '../db/deployments.js';
 import type { Restore as RestoreRow } from '../db/restores.js';
 import type { SnapshotSettings as SettingsRow } from '../db/settings.js';
 import type { Snapshot as SnapshotRow } from '../db/snapshots.js';
+import type { Delivery as DeliveryRow, Webhook as WebhookRow } from '../db/webhooks.js';
+import type { snapshotHealthView } from './views.js';
 import {
   PROCESS_ISOLATION_WARNING,
   apiKeyView,
+  deliveryView,
   deploymentView,
   healthView,
   meView,
   restoreView,
   settingsView,
   snapshotView,
+  webhookView,
 } from './views.js';
 
 describe('view types', () => {
@@ -34,6 +38,9 @@ describe('view types', () => {
     expectTypeOf<ReturnType<typeof deploymentView>>().toEqualTypeOf<Api.Deployment>();
     expectTypeOf<ReturnType<typeof apiKeyView>>().toEqualTypeOf<Api.ApiKey>();
     expectTypeOf<ReturnType<typeof meView>>().toEqualTypeOf<Api.Me>();
+    expectTypeOf<ReturnType<typeof webhookView>>().toEqualTypeOf<Api.Webhook>();
+    expectTypeOf<ReturnType<typeof deliveryView>>().toEqualTypeOf<Api.WebhookDelivery>();
+    expectTypeOf<ReturnType<typeof snapshotHealthView>>().toEqualTypeOf<Api.SnapshotHealth>();
   });
 });
 
@@ -135,6 +142,32 @@ const keyRow: ApiKeyRow = {
   revokedAt: T0 + 2000,
 };
 
+const hookRow: WebhookRow = {
+  id: 'whk-a1b2c3d4e5f6',
+  userId: 'usr-1',
+  url: 'https://hooks.example.com/kova',
+  events: ['snapshot.failed', 'restore.failed'],
+  secret: 'whsec_never-shown',
+  createdAt: T0,
+};
+
+const deliveryRow: DeliveryRow = {
+  seq: 7,
+  id: 'dlv-a1b2c3d4e5f6',
+  webhookId: hookRow.id,
+  eventId: 'evt-a1b2c3d4e5f6',
+  event: 'snapshot.failed',
+  body: '{}',
+  status: 'pending',
+  attempts: 2,
+  nextAttemptAt: T0 + 60_000,
+  responseStatus: 503,
+  error: 'HTTP 503',
+  createdAt: T0,
+  lastAttemptAt: T0 + 30_000,
+  finishedAt: T0 + 90_000,
+};
+
 const views: Array<[string, TSchema, object]> = [
   ['snapshot', Snapshot, snapshotView(snapshotRow)],
   ['restore', Restore, restoreView(restoreRow)],
@@ -147,9 +180,12 @@ const views: Array<[string, TSchema, object]> = [
       volumeBytes: { 'db.data': 52_428_800 },
       snapshots: { count: 4, sizeBytes: 209_715_200, storedBytes: 62_914_560, lastSnapshotAt: new Date(T0).toISOString() },
       operation: 'snapshot',
+      snapshotHealth: { status: 'failed', since: T0, message: 'a pre hook failed' },
     }),
   ],
   ['API key', ApiKey, apiKeyView(keyRow)],
+  ['webhook', Webhook, webhookView(hookRow, deliveryRow)],
+  ['delivery', WebhookDelivery, deliveryView(deliveryRow)],
   [
     'me',
     Me,

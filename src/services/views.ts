@@ -17,7 +17,9 @@ import type { Snapshot } from '../db/snapshots.js';
 import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
 import { describeRetention, retentionPolicy } from '../scheduler/retention.js';
+import type { Delivery, Webhook } from '../db/webhooks.js';
 import type { DiskStatus } from './disk-health.js';
+import type { SnapshotHealth } from './snapshot-health.js';
 import type { RetentionPreview } from './settings-service.js';
 import type { RestorePlanResult } from './restore-service.js';
 
@@ -147,6 +149,7 @@ export interface DeploymentExtras {
   readonly volumeBytes?: Readonly<Record<string, number>>;
   readonly snapshots?: Api.SnapshotSummary;
   readonly operation?: string | null;
+  readonly snapshotHealth?: SnapshotHealth;
 }
 
 export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
@@ -181,7 +184,39 @@ export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
         }) satisfies Api.Service,
     ),
     snapshots: extras.snapshots ?? null,
+    snapshotHealth: extras.snapshotHealth ? snapshotHealthView(extras.snapshotHealth) : null,
   } satisfies Api.Deployment;
+}
+
+export function snapshotHealthView(h: SnapshotHealth) {
+  return { status: h.status, since: isoOrNull(h.since), message: h.message } satisfies Api.SnapshotHealth;
+}
+
+export function deliveryView(d: Delivery) {
+  return {
+    id: d.id,
+    eventId: d.eventId,
+    event: d.event,
+    status: d.status,
+    attempts: d.attempts,
+    responseStatus: d.responseStatus,
+    error: d.error,
+    createdAt: iso(d.createdAt),
+    lastAttemptAt: isoOrNull(d.lastAttemptAt),
+    nextAttemptAt: d.status === 'pending' ? isoOrNull(d.nextAttemptAt) : null,
+    finishedAt: isoOrNull(d.finishedAt),
+  } satisfies Api.WebhookDelivery;
+}
+
+/** webhookView never carries the secret: it is shown once, in the answer that created the webhook. */
+export function webhookView(w: Webhook, lastDelivery: Delivery | null) {
+  return {
+    id: w.id,
+    url: w.url,
+    events: [...w.events],
+    createdAt: iso(w.createdAt),
+    lastDelivery: lastDelivery ? deliveryView(lastDelivery) : null,
+  } satisfies Api.Webhook;
 }
 
 export function apiKeyView(k: ApiKey) {

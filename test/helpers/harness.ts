@@ -57,6 +57,8 @@ export interface HarnessOptions {
   readonly limits?: Pick<AppConfig, 'userRateLimitPerMinute' | 'signInsPerPrefix' | 'signInsPerAddress'>;
   /** Active keys a user may have (default the product's). */
   readonly maxKeysPerUser?: number;
+  /** Webhook rules and delivery settings (default the product's: private addresses refused). */
+  readonly webhooks?: Parameters<typeof wireServices>[0]['webhooks'];
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -77,6 +79,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     gcIntervalMs: opts.gcIntervalMs,
     jobConcurrency: 2,
     maxKeysPerUser: opts.maxKeysPerUser,
+    webhooks: opts.webhooks,
   });
   services.ctx.jobs.start();
   const appConfig: AppConfig = {
@@ -98,6 +101,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       restores: services.restores,
       browse: services.browse,
       settings: services.settings,
+      webhooks: services.webhooks,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,
       clock,
@@ -142,6 +146,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     idle: () => services.ctx.jobs.idle(),
     async close() {
       await app.close();
+      await services.dispatcher.stop();
       await services.ctx.jobs.stop();
       for (const id of await runtime.deployments()) await runtime.remove(id).catch(() => undefined);
       await runtime.close();

@@ -14,6 +14,7 @@ import { NewDeploymentPage } from './pages/NewDeploymentPage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { SnapshotPage } from './pages/SnapshotPage';
 import { SignInPage } from './pages/SignInPage';
+import { WebhooksPage } from './pages/WebhooksPage';
 import { match, usePath } from './router';
 import { type Session, SessionContext } from './session';
 import { type Toast, ToastContext, type ToastTone } from './toast';
@@ -123,6 +124,7 @@ export function App() {
               against={route.against}
             />
           )}
+          {route.page === 'webhooks' && <WebhooksPage />}
           {route.page === 'not-found' && <NotFoundPage />}
         </div>
       </SessionContext.Provider>

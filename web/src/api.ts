@@ -25,12 +25,15 @@ export type {
   ServiceState,
   SettingsChange,
   Snapshot,
+  SnapshotHealth,
   SnapshotSettings,
   SnapshotStatus,
   SnapshotSummary,
   SnapshotTrigger,
   Volume,
   VolumePair,
+  Webhook,
+  WebhookDelivery,
 } from '../../src/api/contract';
 /** Which paths a restore puts back, and how (see docs/api.md, Restores). */
 export interface RestoreSelection {
@@ -49,6 +52,8 @@ import type {
   SettingsChange,
   Snapshot,
   SnapshotSettings,
+  Webhook,
+  WebhookDelivery,
 } from '../../src/api/contract';
 
 /** An error answered by the API (or a network failure, status 0). */
@@ -202,6 +207,15 @@ export const api = {
     (await request<{ settings: SnapshotSettings }>('PUT', `${dep(id)}/snapshot-settings`, { body: change })).settings,
   previewSettings: async (id: string, change: SettingsChange, signal?: AbortSignal): Promise<RetentionPreview> =>
     await request<RetentionPreview>('POST', `${dep(id)}/snapshot-settings/preview`, { body: change, signal }),
+
+  listWebhooks: async (signal?: AbortSignal) => (await request<{ webhooks: Webhook[] }>('GET', '/webhooks', { signal })).webhooks,
+  createWebhook: async (url: string, events: string[]) =>
+    await request<{ webhook: Webhook; secret: string }>('POST', '/webhooks', { body: { url, events } }),
+  deleteWebhook: async (id: string) => {
+    await request<unknown>('DELETE', `/webhooks/${enc(id)}`);
+  },
+  webhookDeliveries: async (id: string, signal?: AbortSignal) =>
+    await request<{ deliveries: WebhookDelivery[]; cursor: string | null }>('GET', `/webhooks/${enc(id)}/deliveries?limit=50`, { signal }),
 };
 
 /** errorMessage turns anything thrown into a sentence for the page. */

@@ -33,6 +33,7 @@ export function navigate(to: string, opts: { replace?: boolean } = {}): void {
 export type Route =
   | { page: 'deployments' }
   | { page: 'new-deployment' }
+  | { page: 'webhooks' }
   | { page: 'deployment'; id: string; tab: 'overview' | 'snapshots' | 'settings' }
   | { page: 'snapshot'; id: string; snapshotId: string; view: 'files' | 'compare'; against: string | null }
   | { page: 'not-found' };
@@ -43,6 +44,7 @@ export function match(location: string): Route {
   const clean = path.replace(/\/+$/, '') || '/';
   if (clean === '/' || clean === '/deployments') return { page: 'deployments' };
   if (clean === '/deployments/new') return { page: 'new-deployment' };
+  if (clean === '/webhooks') return { page: 'webhooks' };
   const m = /^\/deployments\/([^/]+)(?:\/(snapshots|settings))?$/.exec(clean);
   if (m) return { page: 'deployment', id: decodeURIComponent(m[1]!), tab: (m[2] as 'snapshots' | 'settings' | undefined) ?? 'overview' };
   const s = /^\/deployments\/([^/]+)\/snapshots\/([^/]+)(?:\/(files|compare))?$/.exec(clean);
@@ -62,6 +64,7 @@ export function match(location: string): Route {
 export const paths = {
   deployments: () => '/deployments',
   newDeployment: () => '/deployments/new',
+  webhooks: () => '/webhooks',
   deployment: (id: string, tab: 'overview' | 'snapshots' | 'settings' = 'overview') =>
     `/deployments/${encodeURIComponent(id)}${tab === 'overview' ? '' : `/${tab}`}`,
   snapshot: (id: string, snapshotId: string, view: 'files' | 'compare' = 'files', against?: string) =>

@@ -21,6 +21,8 @@ import type {
   SettingsChange,
   Snapshot,
   SnapshotSettings,
+  Webhook,
+  WebhookDelivery,
 } from '../../api/contract.js';
 import { KovaError } from '../../core/errors.js';
 
@@ -47,6 +49,8 @@ export type {
   SnapshotTrigger,
   Volume as DeploymentVolume,
   VolumePair,
+  Webhook,
+  WebhookDelivery,
 } from '../../api/contract.js';
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -308,6 +312,35 @@ export class KovaClient {
   /** downloadArchive opens a directory of a snapshot as a tar (or tar.zst) stream. */
   downloadArchive(deploymentId: string, snapshotId: string, path: string, format: 'tar' | 'tar.zst'): Promise<Response> {
     return this.stream(`/api/v1/deployments/${seg(deploymentId)}/snapshots/${seg(snapshotId)}/archive?${query({ path, format })}`);
+  }
+
+  /* webhooks */
+
+  listWebhooks(): Promise<Webhook[]> {
+    return this.pick('GET', '/api/v1/webhooks', 'webhooks');
+  }
+
+  /** createWebhook adds a webhook; the answer's secret is shown only this once. */
+  async createWebhook(url: string, events: readonly string[], secret?: string): Promise<{ webhook: Webhook; secret: string }> {
+    const body = await this.request('POST', '/api/v1/webhooks', { url, events, ...(secret === undefined ? {} : { secret }) });
+    return { webhook: this.field(body, 'webhook', 201) as Webhook, secret: this.field(body, 'secret', 201) as string };
+  }
+
+  async deleteWebhook(id: string): Promise<void> {
+    await this.request('DELETE', `/api/v1/webhooks/${seg(id)}`);
+  }
+
+  /** webhookDeliveries returns one page of a webhook's delivery log, newest first. */
+  async webhookDeliveries(
+    id: string,
+    page: { cursor?: string | null; limit?: number } = {},
+  ): Promise<{ deliveries: WebhookDelivery[]; cursor: string | null }> {
+    const q = query({ cursor: page.cursor ?? undefined, limit: page.limit });
+    const body = await this.request('GET', `/api/v1/webhooks/${seg(id)}/deliveries${q ? `?${q}` : ''}`);
+    return {
+      deliveries: this.field(body, 'deliveries', 200) as WebhookDelivery[],
+      cursor: (body.cursor as string | null | undefined) ?? null,
+    };
   }
 
   /* ---- transport ----------------------------------------------------------------- */

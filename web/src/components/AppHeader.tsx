@@ -19,6 +19,9 @@ export function AppHeader({ path }: { path: string }) {
           <Link to="/deployments" aria-current={inDeployments ? 'page' : undefined}>
             Deployments
           </Link>
+          <Link to="/webhooks" aria-current={path.startsWith('/webhooks') ? 'page' : undefined}>
+            Webhooks
+          </Link>
         </nav>
         <div className="header-user">
           <span className="user-chip" title={`Signed in as ${me.user.name} · runtime ${me.server.runtime} · Kova ${me.server.version}`}>

@@ -7,6 +7,7 @@ const TONES: Record<string, Tone> = {
   running: 'green',
   ready: 'green',
   completed: 'green',
+  delivered: 'green',
   creating: 'amber',
   pending: 'amber',
   restoring: 'amber',

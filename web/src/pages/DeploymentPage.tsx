@@ -8,6 +8,7 @@ import { Link } from '../components/Link';
 import { LoadingCard } from '../components/LoadingCard';
 import { RelativeTime } from '../components/RelativeTime';
 import { Skeleton } from '../components/Skeleton';
+import { SnapshotHealthBanner } from '../components/SnapshotHealthBanner';
 import { StatusBadge } from '../components/StatusBadge';
 import { TabNav } from '../components/TabNav';
 import { operationLabel } from '../format';
@@ -98,6 +99,7 @@ export function DeploymentPage({ id, tab }: { id: string; tab: DeploymentTab }) 
           </div>
         </div>
       </div>
+      <SnapshotHealthBanner deployment={d} />
       <TabNav
         label="Deployment sections"
         current={tab}
