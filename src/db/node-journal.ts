@@ -18,8 +18,7 @@ export interface AppliedOperation {
 export class AppliedOperations extends Table {
   get(id: string): AppliedOperation | undefined {
     const r = this.q('SELECT * FROM applied_operations WHERE id = ?').get(id) as
-      | { id: string; kind: string; result: string; applied_at: number }
-      | undefined;
+      { id: string; kind: string; result: string; applied_at: number } | undefined;
     return r && { id: r.id, kind: r.kind, result: JSON.parse(r.result) as unknown, appliedAt: r.applied_at };
   }
 

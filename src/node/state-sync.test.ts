@@ -115,7 +115,12 @@ describe('StateSync', () => {
     const a = userWithDeployment(n, 'usr-a');
     const b = userWithDeployment(n, 'usr-b');
     await plane.sync(n).flush();
-    expect(plane.sent.flat().map((d) => d.deployment.id).sort()).toEqual([a.depId, b.depId].sort());
+    expect(
+      plane.sent
+        .flat()
+        .map((d) => d.deployment.id)
+        .sort(),
+    ).toEqual([a.depId, b.depId].sort());
 
     // A change the control plane never acknowledges (it was unreachable), then a restart.
     plane.ackAll = false;

@@ -121,7 +121,12 @@ export class StateSync {
     for (const d of store.deployments.listActive()) {
       const extras = await this.deployments.extras(d);
       const hash = createHash('sha256')
-        .update(JSON.stringify([(extras.services ?? []).map((s) => [s.name, s.state, s.startedAt]), Object.entries(extras.volumeBytes ?? {}).sort()]))
+        .update(
+          JSON.stringify([
+            (extras.services ?? []).map((s) => [s.name, s.state, s.startedAt]),
+            Object.entries(extras.volumeBytes ?? {}).sort(),
+          ]),
+        )
         .digest('hex')
         .slice(0, 32);
       if (this.versions.get(d.id)?.liveHash !== hash) this.versions.liveChanged(d.id, hash);
