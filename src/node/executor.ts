@@ -66,8 +66,8 @@ export class Executor {
     private readonly sync: StateSync,
     private readonly post: PostResult,
     private readonly log: Logger,
-    /** Called with an error that must stop the node (a refused token). */
-    private readonly onFatal: (err: unknown) => void = () => undefined,
+    /** Called when an operation could not be handled (a refused token among them); it is retried when handed out again. */
+    private readonly onError: (err: unknown) => void = () => undefined,
   ) {
     this.journal = new AppliedOperations(services.ctx.store.db);
   }
@@ -82,7 +82,7 @@ export class Executor {
         .then(() => this.handle(op))
         .catch((err: unknown) => {
           this.inHand.delete(op.id);
-          this.onFatal(err);
+          this.onError(err);
         });
       this.chains.set(key, chain);
       void chain.finally(() => {
