@@ -77,7 +77,7 @@ export class NodeAgent {
     private readonly log: Logger,
     opts: AgentOptions,
   ) {
-    this.opts = { ...AGENT_DEFAULTS, ...opts };
+    this.opts = { ...opts, pollWaitMs: opts.pollWaitMs ?? AGENT_DEFAULTS.pollWaitMs, retryMs: opts.retryMs ?? AGENT_DEFAULTS.retryMs };
     this.done = new Promise<void>((resolve, reject) => {
       this.finish = (err?: unknown) => (err === undefined ? resolve() : reject(err as Error));
     });

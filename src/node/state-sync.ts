@@ -62,7 +62,13 @@ export class StateSync {
     opts: StateSyncOptions = {},
   ) {
     this.versions = new SyncVersions(ctx.store.db);
-    this.opts = { ...STATE_SYNC_DEFAULTS, ...opts };
+    const d = STATE_SYNC_DEFAULTS;
+    this.opts = {
+      progressIntervalMs: opts.progressIntervalMs ?? d.progressIntervalMs,
+      resendAfterMs: opts.resendAfterMs ?? d.resendAfterMs,
+      batchSize: opts.batchSize ?? d.batchSize,
+      pollMs: opts.pollMs ?? d.pollMs,
+    };
   }
 
   /**
