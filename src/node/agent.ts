@@ -56,6 +56,9 @@ export interface AgentOptions {
 
 export const AGENT_DEFAULTS = { pollWaitMs: 20_000, retryMs: 200 } as const;
 const MAX_RETRY_MS = 5_000;
+const DEFAULT_HEARTBEAT_MS = 10_000;
+const MIN_HEARTBEAT_MS = 100;
+const MAX_HEARTBEAT_MS = 10 * 60_000;
 
 export class NodeAgent {
   readonly sync: StateSync;
@@ -141,7 +144,7 @@ export class NodeAgent {
   private scheduleHeartbeat(delayMs: number): void {
     if (this.stopped) return;
     this.heartbeatTimer = setTimeout(() => {
-      void this.heartbeat().finally(() => this.scheduleHeartbeat(this.hello!.heartbeatIntervalMs));
+      void this.heartbeat().finally(() => this.scheduleHeartbeat(heartbeatInterval(this.hello!)));
     }, delayMs);
   }
 
@@ -217,6 +220,13 @@ export class NodeAgent {
     this.halt();
     this.finish();
   }
+}
+
+/** The heartbeat interval of a hello reply, bounded: a missing or absurd value must not turn into a busy loop. */
+export function heartbeatInterval(reply: HelloReply): number {
+  const ms = reply.heartbeatIntervalMs;
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) return DEFAULT_HEARTBEAT_MS;
+  return Math.min(MAX_HEARTBEAT_MS, Math.max(MIN_HEARTBEAT_MS, ms));
 }
 
 function errorText(body: unknown): string {
