@@ -1,8 +1,13 @@
 /** control-client: failover between replicas, backoff while none answers, a refused token is fatal. */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClientClosedError, ControlClient, NodeRejectedError } from './control-client.js';
+import { ClientClosedError, ControlClient, NodeRejectedError, readCa } from './control-client.js';
 
 interface Replica {
   readonly url: string;
@@ -122,5 +127,59 @@ describe('ControlClient', () => {
     await new Promise((r) => setTimeout(r, 50));
     c.close();
     await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
+  });
+
+  it('trusts a self-signed control plane given its certificate (--ca), and only then', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-ca-'));
+    try {
+      const key = path.join(dir, 'key.pem');
+      const cert = path.join(dir, 'cert.pem');
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          key,
+          '-out',
+          cert,
+          '-days',
+          '1',
+          '-subj',
+          '/CN=127.0.0.1',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+        ],
+        { stdio: 'ignore' },
+      );
+      const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"secure":true}');
+      });
+      await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+      open.push({
+        close: () =>
+          new Promise<void>((resolve) => {
+            srv.closeAllConnections();
+            srv.close(() => resolve());
+          }),
+      });
+      const url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+
+      expect(await client([url], { ca: readCa(cert) }).request('GET', '/x')).toMatchObject({ status: 200, body: { secure: true } });
+
+      const reasons: string[] = [];
+      const untrusting = client([url], { onFailure: (_u, reason) => reasons.push(reason) });
+      const pending = untrusting.request('GET', '/x');
+      await new Promise((r) => setTimeout(r, 100));
+      untrusting.close();
+      await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
+      expect(reasons[0]).toMatch(/self-signed|self signed/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
