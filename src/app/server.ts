@@ -36,7 +36,7 @@ import type { ServerConfig } from './config.js';
 import { ensurePrivateDataDir } from './data-dir.js';
 
 export const VERSION = '0.1.0';
-const SCHEDULER_TICK_MS = 1000;
+export const SCHEDULER_TICK_MS = 1000;
 
 export interface Services {
   readonly ctx: ServiceContext;

@@ -9,6 +9,7 @@ import { printable } from '../core/text.js';
 import { type Io, processIo } from './output.js';
 import { registerClient } from './client/register.js';
 import { registerKeys } from './keys.js';
+import { registerNode } from './node.js';
 import { registerNodes } from './nodes.js';
 import { registerRepo } from './repo.js';
 import { registerServe } from './serve.js';
@@ -26,6 +27,7 @@ export function buildProgram(io: Io): Command {
       writeErr: (s) => io.err.write(s),
     });
   registerServe(program, io);
+  registerNode(program, io);
   registerKeys(program, io);
   registerNodes(program, io);
   registerRepo(program, io);

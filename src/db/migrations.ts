@@ -155,4 +155,62 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE snapshot_settings ADD COLUMN last_due_at INTEGER;
   ALTER TABLE snapshot_settings ADD COLUMN missed_due_at INTEGER;
   `,
+  `
+  -- Network mode (kova node): every operation id the node applied, with its result, so a repeat is answered, not re-applied.
+  CREATE TABLE applied_operations (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    result TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  );
+  -- Per deployment, a version that grows with every change to its rows (the triggers below), the version of its
+  -- last change that is not progress alone, the version the control plane acknowledged and a digest of the live part
+  -- (service states, volume bytes) last counted as a change.
+  CREATE TABLE sync_versions (
+    deployment_id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    urgent_version INTEGER NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0,
+    live_hash TEXT
+  );
+  ${syncTriggers()}
+  `,
 ];
+
+/**
+ * syncTriggers: the triggers that bump sync_versions on every change to a
+ * deployment's rows. Changes to progress columns alone bump `version` but
+ * not `urgent_version` (the node throttles those documents).
+ */
+function syncTriggers(): string {
+  const bump = (dep: string, urgent: boolean): string =>
+    `INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (${dep}, 1, 1)
+       ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1${urgent ? ', urgent_version = version + 1' : ''};`;
+  const trigger = (name: string, event: string, table: string, dep: string, urgent = true): string =>
+    `CREATE TRIGGER sync_${name} AFTER ${event} ON ${table} BEGIN ${bump(dep, urgent)} END;`;
+  const rows: Array<[string, string, string]> = [
+    ['deployments', 'deployments', 'id'],
+    ['settings', 'snapshot_settings', 'deployment_id'],
+    ['jobs', 'jobs', 'deployment_id'],
+  ];
+  const out: string[] = [];
+  for (const [name, table, col] of rows) {
+    out.push(trigger(`${name}_insert`, 'INSERT', table, `NEW.${col}`));
+    out.push(trigger(`${name}_update`, 'UPDATE', table, `NEW.${col}`));
+    out.push(trigger(`${name}_delete`, 'DELETE', table, `OLD.${col}`));
+  }
+  const progressed: Array<[string, string]> = [
+    [
+      'snapshots',
+      'label, status, trigger, created_at, ready_at, engine_id, size_bytes, stored_bytes, files, consistency, freeze_ms, error, warning',
+    ],
+    ['restores', 'snapshot_id, status, safety_snapshot, safety_snapshot_id, volumes, journal, started_at, finished_at, downtime_ms, error'],
+  ];
+  for (const [table, columns] of progressed) {
+    out.push(trigger(`${table}_insert`, 'INSERT', table, 'NEW.deployment_id'));
+    out.push(trigger(`${table}_delete`, 'DELETE', table, 'OLD.deployment_id'));
+    out.push(trigger(`${table}_update`, `UPDATE OF ${columns}`, table, 'NEW.deployment_id'));
+    out.push(trigger(`${table}_progress`, 'UPDATE OF progress_done, progress_total', table, 'NEW.deployment_id', false));
+  }
+  return out.join('\n  ');
+}

@@ -13,6 +13,7 @@ import { newId } from '../core/ids.js';
 import { NAME_TEXT, checkText } from '../core/text.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Job } from '../db/jobs.js';
+import type { Store } from '../db/store.js';
 import { Repository } from '../engine/index.js';
 import type { DeploymentSpec } from '../runtime/types.js';
 import { parseSdlOrThrow } from '../sdl/parse-sdl.js';
@@ -57,6 +58,24 @@ export function runtimeSpec(paths: Paths, depId: string, m: Manifest): Deploymen
   };
 }
 
+/** Options of the requests that create a deployment. */
+export interface CreateOptions {
+  /** A pre-assigned id (network mode); default a new one. */
+  readonly id?: string;
+}
+
+/**
+ * claimedId returns the deployment that already has a pre-assigned id when
+ * it is `userId`'s (a repeated request), undefined when the id is free, and
+ * refuses an id another user's deployment has (409 ID_IN_USE).
+ */
+function claimedId(store: Store, userId: string, id: string): Deployment | undefined {
+  const existing = store.deployments.get(id);
+  if (!existing) return undefined;
+  if (existing.userId !== userId) throw new ConflictError('ID_IN_USE', `the id ${id} is already in use`);
+  return existing;
+}
+
 export class DeploymentService {
   private readonly usage = new VolumeUsage();
 
@@ -73,12 +92,22 @@ export class DeploymentService {
 
   /* ---- requests ------------------------------------------------------------------ */
 
-  create(userId: string, sdl: string, name: unknown): Deployment {
+  /**
+   * create records a deployment and queues its deploy job. `opts.id` is an id
+   * chosen elsewhere (the control plane, in network mode): a deployment that
+   * already has it and belongs to `userId` is returned as it is, so a
+   * repeated request creates no twin.
+   */
+  create(userId: string, sdl: string, name: unknown, opts: CreateOptions = {}): Deployment {
     const manifest = parseSdlOrThrow(sdl);
     const { store, clock } = this.ctx;
+    if (opts.id !== undefined) {
+      const existing = claimedId(store, userId, opts.id);
+      if (existing) return existing;
+    }
     const now = clock.now();
     const d: Deployment = {
-      id: newId('dep'),
+      id: opts.id ?? newId('dep'),
       userId,
       name: validateName(name, manifest.services[0]?.name ?? 'deployment'),
       sdl,
@@ -148,16 +177,20 @@ export class DeploymentService {
   }
 
   /** clone creates a deployment with the same SDL whose volumes start from a snapshot. */
-  clone(userId: string, id: string, snapId: string, name: unknown): Deployment {
+  clone(userId: string, id: string, snapId: string, name: unknown, opts: CreateOptions = {}): Deployment {
     const { store, clock } = this.ctx;
     return store.tx(() => {
       const src = activeDeployment(store, userId, id);
+      if (opts.id !== undefined) {
+        const existing = claimedId(store, userId, opts.id);
+        if (existing) return existing;
+      }
       const snap = this.snapshots.get(userId, id, snapId);
       if (snap.status !== 'ready') throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
       const now = clock.now();
       const d: Deployment = {
         ...src,
-        id: newId('dep'),
+        id: opts.id ?? newId('dep'),
         name: validateName(name, `${src.name}-clone`),
         status: 'active',
         clonedFrom: snapId,

@@ -324,12 +324,32 @@ export class RestoreService {
    * volumes are mapped onto the deployment's current ones first; a snapshot
    * volume with nowhere to go answers 409 VOLUMES_CHANGED, and a staged copy
    * that would not fit answers 507 INSUFFICIENT_SPACE; either way nothing is
-   * done.
+   * done. `opts.id` is an id chosen elsewhere (the control plane, in network
+   * mode): a restore of this deployment that already has it is returned as
+   * it is, whatever its state, so a repeated request starts no second one.
    */
-  async request(userId: string, depId: string, snapId: string, safetySnapshot: boolean, wanted?: SelectionRequest): Promise<Restore> {
+  async request(
+    userId: string,
+    depId: string,
+    snapId: string,
+    safetySnapshot: boolean,
+    wanted?: SelectionRequest,
+    opts: { readonly id?: string } = {},
+  ): Promise<Restore> {
     const shape = wanted ? checkShape(wanted) : null;
     if (shape) return this.requestSelection(userId, depId, snapId, safetySnapshot, shape);
     const { store, clock } = this.ctx;
+    // A pre-assigned id (network mode) that already names a restore of this deployment: a repeated request.
+    const repeated = (): Restore | undefined => {
+      if (opts.id === undefined) return undefined;
+      activeDeployment(store, userId, depId);
+      const existing = store.restores.get(opts.id);
+      if (existing && existing.deploymentId === depId) return existing;
+      if (existing) throw new ConflictError('ID_IN_USE', `the id ${opts.id} is already in use`);
+      return undefined;
+    };
+    const before = store.tx(repeated);
+    if (before) return before;
     const first = store.tx(() => {
       const found = this.readySnapshot(userId, depId, snapId);
       assertIdle(store, depId);
@@ -349,6 +369,8 @@ export class RestoreService {
     }
     // Again in the transaction that queues the job: the SDL may have changed meanwhile.
     return store.tx(() => {
+      const again = repeated();
+      if (again) return again;
       const { dep } = this.readySnapshot(userId, depId, snapId);
       assertIdle(store, depId);
       let volumes: RestoreVolumes | null = null;
@@ -357,7 +379,7 @@ export class RestoreService {
         assertRestorable(snapId, mapping);
         volumes = { pairs: mapping.pairs, notInSnapshot: mapping.notInSnapshot };
       }
-      const id = newId('rst');
+      const id = opts.id ?? newId('rst');
       store.restores.insert({ id, deploymentId: depId, snapshotId: snapId, safetySnapshot, volumes, createdAt: clock.now() });
       this.ctx.jobs.enqueue(depId, JobKind.Restore, { restoreId: id, snapshotId: snapId });
       return store.restores.get(id)!;

@@ -47,27 +47,37 @@ export class SnapshotService {
     return s;
   }
 
-  /** create starts a manual snapshot (202: it is `creating`). */
-  create(userId: string, depId: string, label: unknown): Snapshot {
+  /**
+   * create starts a manual snapshot (202: it is `creating`). `opts.id` is an
+   * id chosen elsewhere (the control plane, in network mode): a snapshot of
+   * this deployment that already has it is returned as it is (a repeated
+   * request), and an id used by another deployment is refused (409 ID_IN_USE).
+   */
+  create(userId: string, depId: string, label: unknown, opts: { readonly id?: string } = {}): Snapshot {
     const clean = validateLabel(label);
     const { store } = this.ctx;
     return store.tx(() => {
       activeDeployment(store, userId, depId);
+      if (opts.id !== undefined) {
+        const existing = store.snapshots.get(opts.id);
+        if (existing && existing.deploymentId === depId) return existing;
+        if (existing) throw new ConflictError('ID_IN_USE', `the id ${opts.id} is already in use`);
+      }
       assertIdle(store, depId);
-      return this.enqueue(depId, 'manual', clean);
+      return this.enqueue(depId, 'manual', clean, opts.id);
     });
   }
 
   /** enqueue creates a `creating` snapshot and its job (call inside a transaction). */
-  enqueue(depId: string, trigger: SnapshotTrigger, label: string | null): Snapshot {
-    const s = this.insertRow(depId, trigger, label);
+  enqueue(depId: string, trigger: SnapshotTrigger, label: string | null, id?: string): Snapshot {
+    const s = this.insertRow(depId, trigger, label, id);
     this.ctx.jobs.enqueue(depId, JobKind.Snapshot, { snapshotId: s.id });
     return s;
   }
 
-  /** insertRow creates a `creating` snapshot for a job that will call take() itself. */
-  insertRow(depId: string, trigger: SnapshotTrigger, label: string | null): Snapshot {
-    const s = { id: newId('snap'), deploymentId: depId, label, status: 'creating' as const, trigger, createdAt: this.ctx.clock.now() };
+  /** insertRow creates a `creating` snapshot (id: pre-assigned, default a new one) for a job that will call take() itself. */
+  insertRow(depId: string, trigger: SnapshotTrigger, label: string | null, id: string = newId('snap')): Snapshot {
+    const s = { id, deploymentId: depId, label, status: 'creating' as const, trigger, createdAt: this.ctx.clock.now() };
     this.ctx.store.snapshots.insert(s);
     return this.ctx.store.snapshots.get(s.id)!;
   }

@@ -93,7 +93,7 @@ export function distIsFresh(): boolean {
 let chosen: { program: string; args: string[]; kind: 'dist' | 'source' } | null = null;
 
 /** The command that runs `kova`: the compiled CLI when asked for or up to date (it starts faster), else the sources. */
-function command(): { program: string; args: string[]; kind: 'dist' | 'source' } {
+export function command(): { program: string; args: string[]; kind: 'dist' | 'source' } {
   if (chosen) return chosen;
   const mode = process.env.KOVA_TEST_SERVER ?? 'auto';
   const dist = mode === 'dist' || (mode === 'auto' && distIsFresh());
