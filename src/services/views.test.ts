@@ -141,6 +141,7 @@ const views: Array<[string, TSchema, object]> = [
       volumeBytes: { 'db.data': 52_428_800 },
       snapshots: { count: 4, sizeBytes: 209_715_200, storedBytes: 62_914_560, lastSnapshotAt: new Date(T0).toISOString() },
       operation: 'snapshot',
+      node: { id: 'node-1', name: 'node-a', status: 'online' },
     }),
   ],
   ['API key', ApiKey, apiKeyView(keyRow)],

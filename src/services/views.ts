@@ -131,6 +131,8 @@ export interface DeploymentExtras {
   readonly volumeBytes?: Readonly<Record<string, number>>;
   readonly snapshots?: Api.SnapshotSummary;
   readonly operation?: string | null;
+  /** The node it runs on (network mode only). */
+  readonly node?: Api.DeploymentNode | null;
 }
 
 export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
@@ -165,6 +167,7 @@ export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
         }) satisfies Api.Service,
     ),
     snapshots: extras.snapshots ?? null,
+    node: extras.node ?? null,
   } satisfies Api.Deployment;
 }
 
