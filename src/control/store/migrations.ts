@@ -1,0 +1,122 @@
+/**
+ * migrations: the catalogue's schema, applied when a catalogue opens. Never
+ * edit a released entry; append a new one. Kysely's Migrator records what
+ * ran (kysely_migration); on PostgreSQL the whole run holds a session
+ * advisory lock, so replicas that start together migrate one after the
+ * other and the later ones find nothing left to do.
+ */
+import { type Kysely, type Migration, Migrator, sql } from 'kysely';
+import type { DialectName } from './connection.js';
+
+/** The advisory lock key every replica takes around migrating ('kova' in ASCII). */
+const MIGRATION_LOCK = 0x6b6f7661;
+
+// Migrations see an untyped builder: the typed schema describes the latest version only.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type AnyDb = Kysely<any>;
+
+function migrations(dialect: DialectName): Record<string, Migration> {
+  return {
+    '0001-catalogue': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('users')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('role', 'text', (c) => c.notNull().check(sql`role IN ('admin', 'user')`))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('prefix', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('label', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('api_keys_by_user').on('api_keys').columns(['user_id', 'created_at']).execute();
+        await db.schema
+          .createTable('nodes')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('draining', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_heartbeat_at', 'bigint')
+          .addColumn('capacity', 'text')
+          .addColumn('version', 'text')
+          .addColumn('runtime', 'text')
+          .addColumn('boot_id', 'text')
+          .execute();
+        // No cascade from nodes: a node with a placement cannot be deleted under it (removeNode relies on it).
+        await db.schema
+          .createTable('deployments')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) => c.notNull().references('users.id'))
+          .addColumn('node_id', 'text', (c) => c.notNull().references('nodes.id'))
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('placed', 'active', 'closed')`))
+          .addColumn('version', 'bigint')
+          .addColumn('state', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('deployments_by_user').on('deployments').columns(['user_id', 'created_at']).execute();
+        await db.schema.createIndex('deployments_by_node').on('deployments').columns(['node_id', 'status']).execute();
+        await db.schema
+          .createTable('operations')
+          .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) =>
+            dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          .addColumn('node_id', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('deployment_id', 'text')
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) =>
+            c.notNull().check(sql`status IN ('queued', 'delivered', 'done', 'failed', 'cancelled')`),
+          )
+          .addColumn('result', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('delivered_at', 'bigint')
+          .addColumn('finished_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('operations_by_node').on('operations').columns(['node_id', 'status', 'seq']).execute();
+        await db.schema.createIndex('operations_by_finish').on('operations').column('finished_at').execute();
+        await db.schema
+          .createTable('rate_counters')
+          .addColumn('key', 'text', (c) => c.notNull())
+          .addColumn('window_start', 'bigint', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('rate_counters_pk', ['key', 'window_start'])
+          .execute();
+        await db.schema.createIndex('rate_counters_by_expiry').on('rate_counters').column('expires_at').execute();
+      },
+    },
+  };
+}
+
+async function runMigrator(db: AnyDb, dialect: DialectName): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations(dialect)) } });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error;
+}
+
+/** migrate brings the schema to the latest version (a no-op when it is). */
+export async function migrate(db: AnyDb, dialect: DialectName): Promise<void> {
+  if (dialect === 'sqlite') return runMigrator(db, dialect);
+  await db.connection().execute(async (conn) => {
+    await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`.execute(conn);
+    try {
+      await runMigrator(conn, dialect);
+    } finally {
+      await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
+    }
+  });
+}
+
+/** The number of migrations this program knows (tests compare it with what the database recorded). */
+export const MIGRATION_COUNT = Object.keys(migrations('sqlite')).length;

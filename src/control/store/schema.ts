@@ -1,0 +1,97 @@
+/**
+ * schema: the catalogue's tables as the query builder sees them. Times are
+ * milliseconds since the epoch (BIGINT on PostgreSQL, parsed to numbers);
+ * flags are 0/1 integers and documents are JSON text, the same on both
+ * dialects so one code path reads and writes them.
+ */
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  role: 'admin' | 'user';
+  created_at: number;
+}
+
+/** The same columns as the node's api_keys table (src/db/api-keys.ts). */
+export interface ApiKeysTable {
+  prefix: string;
+  user_id: string;
+  secret_hash: string;
+  label: string | null;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface NodesTable {
+  id: string;
+  name: string;
+  token_hash: string;
+  draining: number;
+  created_at: number;
+  last_heartbeat_at: number | null;
+  /** Capacity as JSON text. */
+  capacity: string | null;
+  version: string | null;
+  runtime: 'docker' | 'process' | null;
+  boot_id: string | null;
+}
+
+/**
+ * `placed` until the node confirms the deployment, then the status of the
+ * document (`active` or `closed`). Placed and active rows count against
+ * the node (it cannot be removed while it has one).
+ */
+export type PlacementStatus = 'placed' | 'active' | 'closed';
+
+/**
+ * deployments keeps each node document whole, as JSON text, with its version
+ * beside it. Documents are replaced whole (the protocol converges by whole
+ * documents) and read whole (GET of a deployment, its snapshots): one row
+ * read and one JSON.parse, a few milliseconds for 1,000 snapshots, where
+ * normalised rows would turn every applyState into deleting and inserting
+ * each snapshot and every read into joins.
+ */
+export interface DeploymentsTable {
+  id: string;
+  user_id: string;
+  node_id: string;
+  status: PlacementStatus;
+  version: number | null;
+  state: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface OperationsTable {
+  /** Ordering: the order operations were recorded in, per database. */
+  seq: Generated<number>;
+  id: string;
+  node_id: string;
+  user_id: string;
+  deployment_id: string | null;
+  kind: string;
+  payload: string;
+  status: 'queued' | 'delivered' | 'done' | 'failed' | 'cancelled';
+  result: string | null;
+  created_at: number;
+  delivered_at: number | null;
+  finished_at: number | null;
+}
+
+export interface RateCountersTable {
+  key: string;
+  window_start: number;
+  count: number;
+  expires_at: number;
+}
+
+export interface Schema {
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  nodes: NodesTable;
+  deployments: DeploymentsTable;
+  operations: OperationsTable;
+  rate_counters: RateCountersTable;
+}
