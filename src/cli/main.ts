@@ -8,6 +8,7 @@ import { KovaError } from '../core/errors.js';
 import { printable } from '../core/text.js';
 import { type Io, processIo } from './output.js';
 import { registerClient } from './client/register.js';
+import { registerControlPlane } from './control-plane.js';
 import { registerKeys } from './keys.js';
 import { registerRepo } from './repo.js';
 import { registerServe } from './serve.js';
@@ -25,6 +26,7 @@ export function buildProgram(io: Io): Command {
       writeErr: (s) => io.err.write(s),
     });
   registerServe(program, io);
+  registerControlPlane(program, io);
   registerKeys(program, io);
   registerRepo(program, io);
   registerClient(program, io);

@@ -13,7 +13,6 @@
  * documents may come more than once (delivery is at least once): a repeat
  * changes nothing and is answered as success, so the node stops resending.
  */
-import { createHash } from 'node:crypto';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../api/errors.js';
@@ -32,16 +31,12 @@ import {
 } from '../network/protocol.js';
 import type { Catalogue, CatalogueNode } from './catalogue.js';
 import type { Dispatcher } from './dispatch.js';
+import { hashNodeToken, isNodeToken } from './store/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     node: CatalogueNode;
   }
-}
-
-/** nodeTokenHash is what the catalogue keeps of a node token: hex SHA-256 of the whole token. */
-export function nodeTokenHash(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
 }
 
 export interface NodeRouteOptions {
@@ -108,7 +103,7 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
         if (req.is404) return;
         const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
         const token = m?.[1];
-        const found = token?.startsWith(NODE_TOKEN_PREFIX) ? await catalogue.nodeByTokenHash(nodeTokenHash(token)) : undefined;
+        const found = token !== undefined && isNodeToken(token) ? await catalogue.nodeByTokenHash(hashNodeToken(token)) : undefined;
         if (!found) {
           return reply
             .status(401)
