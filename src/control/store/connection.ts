@@ -106,27 +106,53 @@ export function connect(url: string, opts: CatalogueOptions = {}): Conn {
       },
     };
   }
-  if (target.file !== ':memory:') {
-    fs.mkdirSync(path.dirname(target.file), { recursive: true, mode: 0o700 });
-    // Created 0600 before SQLite creates it under the umask: the file holds key and token hashes.
-    fs.closeSync(fs.openSync(target.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
-  }
-  const database = new Database(target.file);
-  database.pragma('journal_mode = WAL');
-  database.pragma('foreign_keys = ON');
-  database.pragma('busy_timeout = 5000');
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
-  const wake = localWakeup(target.file);
+  const shared = openSqlite(target.file);
   return {
-    db,
+    db: shared.db,
     dialect: 'sqlite',
-    wake,
+    wake: shared.wake,
     clock,
     pollMs: opts.pollMs ?? DEFAULTS.pollMsSqlite,
     retainFinishedMs,
-    close: async () => {
-      await wake.close();
-      await db.destroy();
+    close: () => shared.release(),
+  };
+}
+
+/**
+ * Catalogues on one SQLite file in one process share its connection: the
+ * driver serialises its queries and transactions, where two connections in
+ * one thread would deadlock (a synchronous busy wait blocks the event loop
+ * the other connection's transaction needs to finish).
+ */
+const sqliteFiles = new Map<string, { db: Kysely<Schema>; wake: Wakeup; users: number }>();
+
+function openSqlite(file: string): { db: Kysely<Schema>; wake: Wakeup; release(): Promise<void> } {
+  let entry = file === ':memory:' ? undefined : sqliteFiles.get(file);
+  if (!entry) {
+    if (file !== ':memory:') {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      // Created 0600 before SQLite creates it under the umask: the file holds key and token hashes.
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
+    }
+    const database = new Database(file);
+    database.pragma('journal_mode = WAL');
+    database.pragma('foreign_keys = ON');
+    database.pragma('busy_timeout = 5000');
+    entry = { db: new Kysely<Schema>({ dialect: new SqliteDialect({ database }) }), wake: localWakeup(), users: 0 };
+    if (file !== ':memory:') sqliteFiles.set(file, entry);
+  }
+  const e = entry;
+  e.users++;
+  let released = false;
+  return {
+    db: e.db,
+    wake: e.wake,
+    release: async () => {
+      if (released || --e.users > 0) return;
+      released = true;
+      if (sqliteFiles.get(file) === e) sqliteFiles.delete(file);
+      await e.wake.close();
+      await e.db.destroy();
     },
   };
 }

@@ -43,12 +43,7 @@ export async function applyStates(
       .where('node_id', '=', nodeId)
       .where((eb) => eb.or([eb('version', 'is', null), eb('version', '<', s.version)]))
       .execute();
-    const held = await db
-      .selectFrom('deployments')
-      .select('version')
-      .where('id', '=', id)
-      .where('node_id', '=', nodeId)
-      .executeTakeFirst();
+    const held = await db.selectFrom('deployments').select('version').where('id', '=', id).where('node_id', '=', nodeId).executeTakeFirst();
     if (held && held.version !== null) acked.push({ deploymentId: id, version: held.version });
   }
   return acked;

@@ -48,7 +48,8 @@ export class DeploymentExistsError extends ConflictError {
 /** Connection-level failures: PostgreSQL down, restarting, refusing or dropping connections; SQLite busy or failing I/O. */
 const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'EAI_AGAIN']);
 const UNAVAILABLE_SQLSTATE = new Set(['57P01', '57P02', '57P03', '53300']);
-const UNAVAILABLE_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed)/;
+const UNAVAILABLE_MESSAGE =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection is closed)/;
 
 export function isUnavailable(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;

@@ -1,9 +1,10 @@
 /**
  * migrations: the catalogue's schema, applied when a catalogue opens. Never
  * edit a released entry; append a new one. Kysely's Migrator records what
- * ran (kysely_migration); on PostgreSQL the whole run holds a session
- * advisory lock, so replicas that start together migrate one after the
- * other and the later ones find nothing left to do.
+ * ran (kysely_migration). On PostgreSQL the whole run holds a session
+ * advisory lock, on SQLite the database's write lock (BEGIN IMMEDIATE), so
+ * replicas that start together migrate one after the other and the later
+ * ones find nothing left to do.
  */
 import { type Kysely, type Migration, Migrator, sql } from 'kysely';
 import type { DialectName } from './connection.js';
@@ -75,9 +76,7 @@ function migrations(dialect: DialectName): Record<string, Migration> {
           .addColumn('deployment_id', 'text')
           .addColumn('kind', 'text', (c) => c.notNull())
           .addColumn('payload', 'text', (c) => c.notNull())
-          .addColumn('status', 'text', (c) =>
-            c.notNull().check(sql`status IN ('queued', 'delivered', 'done', 'failed', 'cancelled')`),
-          )
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('queued', 'delivered', 'done', 'failed', 'cancelled')`))
           .addColumn('result', 'text')
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addColumn('delivered_at', 'bigint')
@@ -99,19 +98,37 @@ function migrations(dialect: DialectName): Record<string, Migration> {
   };
 }
 
-async function runMigrator(db: AnyDb, dialect: DialectName): Promise<void> {
-  const migrator = new Migrator({ db, provider: { getMigrations: () => Promise.resolve(migrations(dialect)) } });
+/** runMigrator applies what is missing; `transactions` false when the caller already holds one. */
+async function runMigrator(db: AnyDb, dialect: DialectName, transactions: boolean): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: () => Promise.resolve(migrations(dialect)) },
+    disableTransactions: !transactions,
+  });
   const { error } = await migrator.migrateToLatest();
   if (error) throw error;
 }
 
 /** migrate brings the schema to the latest version (a no-op when it is). */
 export async function migrate(db: AnyDb, dialect: DialectName): Promise<void> {
-  if (dialect === 'sqlite') return runMigrator(db, dialect);
+  if (dialect === 'sqlite') {
+    // The write lock first (waiting out busy_timeout), so a second process opening the file migrates after.
+    await db.connection().execute(async (conn) => {
+      await sql`BEGIN IMMEDIATE`.execute(conn);
+      try {
+        await runMigrator(conn, dialect, false);
+        await sql`COMMIT`.execute(conn);
+      } catch (err) {
+        await sql`ROLLBACK`.execute(conn).catch(() => undefined);
+        throw err;
+      }
+    });
+    return;
+  }
   await db.connection().execute(async (conn) => {
     await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`.execute(conn);
     try {
-      await runMigrator(conn, dialect);
+      await runMigrator(conn, dialect, true);
     } finally {
       await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.execute(conn);
     }

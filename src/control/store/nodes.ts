@@ -11,10 +11,7 @@ import type { Conn } from './connection.js';
 import { NodeExistsError, NodeInUseError, NodeNotFoundError, isForeignKeyViolation, isUniqueViolation } from './errors.js';
 import type { NodesTable } from './schema.js';
 
-type NodePart = Pick<
-  Catalogue,
-  'addNode' | 'nodes' | 'node' | 'nodeByTokenHash' | 'setDraining' | 'removeNode' | 'hello' | 'heartbeat'
->;
+type NodePart = Pick<Catalogue, 'addNode' | 'nodes' | 'node' | 'nodeByTokenHash' | 'setDraining' | 'removeNode' | 'hello' | 'heartbeat'>;
 
 type Row = NodesTable & { deployments: unknown };
 
@@ -73,7 +70,14 @@ export function nodes({ db }: Conn): NodePart {
       return r && toNode(r);
     },
     async setDraining(id, draining) {
-      mustExist(await db.updateTable('nodes').set({ draining: draining ? 1 : 0 }).where('id', '=', id).executeTakeFirst(), id);
+      mustExist(
+        await db
+          .updateTable('nodes')
+          .set({ draining: draining ? 1 : 0 })
+          .where('id', '=', id)
+          .executeTakeFirst(),
+        id,
+      );
     },
     /**
      * Closed deployments and finished operations of the node go with it. A

@@ -47,7 +47,10 @@ export function operations(conn: Conn): OperationPart {
   const prune = async (now: number): Promise<void> => {
     if (now - lastPrune < DEFAULTS.pruneEveryMs) return;
     lastPrune = now;
-    await db.deleteFrom('operations').where('finished_at', '<', now - conn.retainFinishedMs).execute();
+    await db
+      .deleteFrom('operations')
+      .where('finished_at', '<', now - conn.retainFinishedMs)
+      .execute();
   };
 
   const operation = async (opId: string): Promise<CatalogueOperation | undefined> => {
@@ -134,12 +137,12 @@ export function operations(conn: Conn): OperationPart {
       return cancelled;
     },
     operation,
-    /** A cancelled or unknown operation has no result to wait for: null at once. */
+    /** A cancelled operation has no result to wait for: null at once. */
     async waitResult(opId, timeoutMs) {
       const got = await waitUntil(wake, 'results', opId, { timeoutMs, pollMs }, async () => {
         const op = await operation(opId);
-        if (!op || op.status === 'cancelled') return null;
-        return op.result ?? undefined;
+        if (op?.status === 'cancelled') return null;
+        return op?.result ?? undefined;
       });
       return got ?? null;
     },

@@ -49,7 +49,10 @@ export function users({ db }: Conn): UserPart {
     },
     userByName,
     async countUsers() {
-      const r = await db.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+      const r = await db
+        .selectFrom('users')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow();
       return Number(r.n);
     },
     async insertKey(k) {

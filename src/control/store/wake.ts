@@ -8,7 +8,8 @@
  * PostgreSQL: NOTIFY through the pool, LISTEN on one dedicated client per
  * catalogue that reconnects (with backoff) when PostgreSQL restarts and
  * wakes every waiter after reconnecting. SQLite: an in-process emitter
- * shared by every catalogue on the same file.
+ * shared by every catalogue on the same file, and the poll for other
+ * processes.
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
@@ -42,24 +43,17 @@ function subscribe(emitter: EventEmitter, channel: Channel, key: string, fn: () 
   };
 }
 
-/** One emitter per SQLite file, so catalogues on one file in one process wake each other. */
-const sqliteEmitters = new Map<string, { emitter: EventEmitter; users: number }>();
-
-export function localWakeup(file: string): Wakeup {
-  const shared = file === ':memory:' ? { emitter: newEmitter(), users: 1 } : sqliteEmitters.get(file);
-  const entry = shared ?? { emitter: newEmitter(), users: 0 };
-  if (file !== ':memory:') {
-    entry.users++;
-    sqliteEmitters.set(file, entry);
-  }
+/** In-process wakes for SQLite (connection.ts shares one per file between the catalogues on it). */
+export function localWakeup(): Wakeup {
+  const emitter = newEmitter();
   return {
-    on: (channel, key, fn) => subscribe(entry.emitter, channel, key, fn),
+    on: (channel, key, fn) => subscribe(emitter, channel, key, fn),
     notify: (channel, key) => {
-      entry.emitter.emit(eventName(channel, key));
+      emitter.emit(eventName(channel, key));
       return Promise.resolve();
     },
     close: () => {
-      if (file !== ':memory:' && --entry.users === 0) sqliteEmitters.delete(file);
+      emitter.removeAllListeners();
       return Promise.resolve();
     },
   };
