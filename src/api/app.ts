@@ -52,15 +52,12 @@ export interface BuildOptions {
   readonly logger?: FastifyBaseLogger;
   /** More routes on the same app, registered after the API's (the control plane's node endpoints). */
   readonly routes?: (app: FastifyInstance) => void | Promise<void>;
-  /** close() ends open connections (long polls) instead of waiting for them. Default false. */
-  readonly forceCloseConnections?: boolean;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT,
-    ...(opts.forceCloseConnections ? { forceCloseConnections: true } : {}),
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : `req-${randomBytes(6).toString('hex')}`;

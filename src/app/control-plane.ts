@@ -130,7 +130,7 @@ export async function buildControlPlane(
   cfg: ControlPlaneConfig,
   catalogue: Catalogue,
   opts: ControlPlaneOptions = {},
-): Promise<{ app: FastifyInstance; stop(): void }> {
+): Promise<{ app: FastifyInstance; stop(): Promise<void> }> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova-control-plane' } });
   const clock = opts.clock ?? systemClock;
   const dispatcher = new Dispatcher(catalogue, clock, { waitMs: cfg.waitMs, nodeTimeoutMs: cfg.nodeTimeoutMs }, log);
@@ -181,7 +181,6 @@ export async function buildControlPlane(
     },
     {
       logger: log,
-      forceCloseConnections: true,
       routes: nodeRoutes(catalogue, dispatcher, clock, {
         heartbeatIntervalMs: Math.max(1000, Math.floor(cfg.nodeTimeoutMs / 3)),
         nodeTimeoutMs: cfg.nodeTimeoutMs,
@@ -219,7 +218,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, opts: ControlPl
     async close() {
       if (closed) return;
       closed = true;
-      stop();
+      await stop();
       await app.close();
       await catalogue.close();
     },

@@ -39,6 +39,8 @@ export type Done = Extract<OperationResult, { ok: true }>;
 
 export class Dispatcher {
   private readonly stopping = new AbortController();
+  /** Runs in progress, so stop() can wait for their answers. */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(
     private readonly catalogue: Catalogue,
@@ -58,7 +60,15 @@ export class Dispatcher {
    * back before any node saw it, or failed on the node (it forgets what was
    * prepared for it: a placement).
    */
-  async run(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>): Promise<Done> {
+  run(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>): Promise<Done> {
+    const p = this.runOnce(node, userId, payload, undo);
+    const tracked = p.catch(() => undefined);
+    this.running.add(tracked);
+    void tracked.finally(() => this.running.delete(tracked));
+    return p;
+  }
+
+  private async runOnce(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>): Promise<Done> {
     this.assertReachable(node);
     const op = { id: newId('op'), userId, payload, createdAt: this.clock.now() };
     await this.catalogue.enqueue(op, node.id);
@@ -113,9 +123,14 @@ export class Dispatcher {
     }
   }
 
-  /** stop ends every wait in progress (they answer as on a timeout); call before closing the catalogue. */
-  stop(): void {
-    this.log.debug('ending waits for node results');
+  /**
+   * stop ends every wait in progress (they answer as on a timeout) and
+   * resolves once each has answered; call before closing the app and the
+   * catalogue.
+   */
+  async stop(): Promise<void> {
+    this.log.debug({ waiting: this.running.size }, 'ending waits for node results');
     this.stopping.abort();
+    await Promise.all([...this.running]);
   }
 }

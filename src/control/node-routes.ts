@@ -88,9 +88,9 @@ const NODE_BODY_LIMIT = 16 * 1024 * 1024;
 
 export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: Clock, opts: NodeRouteOptions) {
   return async (app: FastifyInstance): Promise<void> => {
-    // Every long poll ends when the app closes, so shutdown does not wait for them.
+    // Every long poll answers (with what it has) as soon as the app starts closing, so shutdown does not wait for them.
     const closing = new AbortController();
-    app.addHook('onClose', async () => closing.abort());
+    app.addHook('preClose', async () => closing.abort());
 
     await app.register(async (node) => {
       node.decorateRequest('node', null as unknown as CatalogueNode);
