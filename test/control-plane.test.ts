@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { type ControlPlaneConfig, type RunningControlPlane, startControlPlane } from '../src/app/control-plane.js';
+import { type ControlPlaneConfig, type RunningControlPlane, buildControlPlane, startControlPlane } from '../src/app/control-plane.js';
 import { ManualClock } from '../src/core/clock.js';
 import type { Catalogue } from '../src/control/catalogue.js';
 import { CatalogueKeys } from '../src/control/keys.js';
@@ -212,24 +212,25 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
   let root: string;
   let depId: string;
 
-  const start = (url: string): Promise<RunningControlPlane> => {
-    const cfg: ControlPlaneConfig = {
-      databaseUrl: url,
-      host: '127.0.0.1',
-      port: 0,
-      nodeTimeoutMs: 30_000,
-      waitMs: WAIT_MS,
-      minSnapshotIntervalMs: 3600_000,
-      rateLimitPerMinute: 100_000,
-      userRateLimitPerMinute: 100_000,
-      logLevel: 'silent',
-    };
-    return startControlPlane(cfg, { clock, logger: pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' }) });
-  };
+  const config = (url: string): ControlPlaneConfig => ({
+    databaseUrl: url,
+    host: '127.0.0.1',
+    port: 0,
+    nodeTimeoutMs: 30_000,
+    waitMs: WAIT_MS,
+    minSnapshotIntervalMs: 3600_000,
+    rateLimitPerMinute: 100_000,
+    userRateLimitPerMinute: 100_000,
+    logLevel: 'silent',
+  });
+  const logger = pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' });
+  const start = (url: string): Promise<RunningControlPlane> => startControlPlane(config(url), { clock, logger });
+  let dbUrl: string;
 
   beforeAll(async () => {
     cluster = await startPostgres();
     const url = await cluster.createDatabase('control_plane');
+    dbUrl = url;
     [a, b, c] = await Promise.all([start(url), start(url), start(url)]);
     admin = await openCatalogue(url);
     const keys = new CatalogueKeys(admin, clock);
@@ -386,6 +387,28 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       body: { error: { code: 'UNAUTHORIZED' } },
     });
     expect((await call(a.url, 'GET', `${NODE_PATHS.operations}?waitMs=0`, null)).status).toBe(401);
+  });
+
+  it("counts a key's requests across replicas", async () => {
+    const cats = [await openCatalogue(dbUrl), await openCatalogue(dbUrl)];
+    const apps = await Promise.all(
+      cats.map((cat) => buildControlPlane({ ...config(dbUrl), rateLimitPerMinute: 3 }, cat, { clock, logger })),
+    );
+    try {
+      const get = (i: number) =>
+        apps[i]!.app.inject({ method: 'GET', url: '/api/v1/deployments', headers: { authorization: `Bearer ${bob}` } });
+      const statuses = [(await get(0)).statusCode, (await get(1)).statusCode, (await get(0)).statusCode];
+      expect(statuses).toEqual([200, 200, 200]);
+      const over = await get(1);
+      expect(over.statusCode).toBe(429);
+      expect(JSON.parse(over.body).error.code).toBe('RATE_LIMITED');
+    } finally {
+      for (const x of apps) {
+        await x.stop();
+        await x.app.close();
+      }
+      await Promise.all(cats.map((cat) => cat.close()));
+    }
   });
 
   it('answers 501 NOT_AVAILABLE_IN_NETWORK_MODE for browsing, and reports the database in /healthz', async () => {
