@@ -311,6 +311,21 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     expect(await node.poll(b.url, 0)).toEqual([]);
   });
 
+  it('ends a long poll whose node hung up, so it claims nothing meant for the next one', async () => {
+    const hangUp = new AbortController();
+    const poll = fetch(`${a.url}${NODE_PATHS.operations}?waitMs=20000`, {
+      headers: { authorization: `Bearer ${node.token}` },
+      signal: hangUp.signal,
+    }).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 300));
+    hangUp.abort();
+    await poll;
+    // Had the abandoned poll kept waiting, it would take this operation, and it could no longer be withdrawn.
+    const r = await call(b.url, 'POST', `/api/v1/deployments/${depId}/restart`, alice);
+    expect(r).toMatchObject({ status: 503, body: { error: { code: 'NODE_UNAVAILABLE' } } });
+    expect(r.body.error.message).toMatch(/nothing was done/);
+  });
+
   it('forgets the placement of a deployment whose creation was withdrawn', async () => {
     const r = await call(b.url, 'POST', '/api/v1/deployments', alice, { sdl: sdlFor('exec sleep 1000'), name: 'never' });
     expect(r.body.error.code).toBe('NODE_UNAVAILABLE');
@@ -394,9 +409,11 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     const apps = await Promise.all(
       cats.map((cat) => buildControlPlane({ ...config(dbUrl), rateLimitPerMinute: 3 }, cat, { clock, logger })),
     );
+    // A user of its own: keys' counts are shared with this suite's other replicas, in the same window.
+    const carol = await new CatalogueKeys(admin, clock).create((await admin.ensureUser('carol', 'user', clock.now())).id, 'test');
     try {
       const get = (i: number) =>
-        apps[i]!.app.inject({ method: 'GET', url: '/api/v1/deployments', headers: { authorization: `Bearer ${bob}` } });
+        apps[i]!.app.inject({ method: 'GET', url: '/api/v1/deployments', headers: { authorization: `Bearer ${carol.token}` } });
       const statuses = [(await get(0)).statusCode, (await get(1)).statusCode, (await get(0)).statusCode];
       expect(statuses).toEqual([200, 200, 200]);
       const over = await get(1);
