@@ -28,6 +28,18 @@ import { sdlFor } from './helpers/harness.js';
 import { type PostgresCluster, postgresAvailable, startPostgres } from './helpers/postgres.js';
 
 const available = postgresAvailable();
+/** What the fake node answers to the questions (in the API's JSON, as a node does). */
+const PLAN = {
+  volumes: [{ from: 'app.data', to: 'app.data', match: 'name' }],
+  untouchedVolumes: [],
+  missingVolumes: [],
+  refusal: { code: 'NOTHING_TO_RESTORE', message: 'snapshot snap-aaaaaaaaaaaa holds no volume' },
+};
+const PREVIEW = {
+  description: 'the last 2 automatic snapshots',
+  keep: [{ id: 'snap-bbbbbbbbbbbb', createdAt: '2026-01-02T00:00:00.000Z', reasons: ['last'] }],
+  prune: [{ id: 'snap-cccccccccccc', createdAt: '2026-01-01T00:00:00.000Z' }],
+};
 const GB = 1e9;
 const WAIT_MS = 3000;
 
@@ -158,6 +170,28 @@ class FakeNode {
       }
       case 'restart':
         return { ok: true, state: this.put(p.deploymentId, { operation: 'restart' }) };
+      case 'clone': {
+        const src = this.docs.get(p.deploymentId)!.deployment;
+        const d: Deployment = {
+          ...src,
+          id: p.newDeploymentId,
+          name: p.name ?? `${src.name}-clone`,
+          clonedFrom: p.snapshotId,
+          createdAt: now,
+        };
+        return { ok: true, state: this.docs.get(p.deploymentId)!, extraStates: [this.put(d.id, { deployment: d, operation: 'clone' })] };
+      }
+      case 'settings':
+        return {
+          ok: true,
+          state: this.put(p.deploymentId, {
+            settings: { ...this.docs.get(p.deploymentId)!.settings, enabled: p.input.enabled ?? false, retention: p.input.retention ?? 7 },
+          }),
+        };
+      case 'restore-plan':
+        return { ok: true, state: null, value: PLAN };
+      case 'settings-preview':
+        return { ok: true, state: null, value: PREVIEW };
       case 'delete-snapshot':
         return {
           ok: false,
@@ -304,6 +338,46 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     expect(await deleted).toMatchObject({ status: 409, body: { success: false, error: { code: 'SNAPSHOT_BUSY' } } });
   });
 
+  it("clones onto the source deployment's node", async () => {
+    const cloned = call(a.url, 'POST', `/api/v1/deployments/${depId}/snapshots/snap-aaaaaaaaaaaa/clone`, alice, { name: 'copy' });
+    const op = await node.pollFor(b.url, 'clone');
+    await node.answer(b.url, op.id, node.apply(op));
+    const r = await cloned;
+    expect(r.status).toBe(201);
+    expect(r.body.deployment).toMatchObject({ name: 'copy', clonedFrom: 'snap-aaaaaaaaaaaa', node: { name: 'edge-1' } });
+    expect(r.body.deployment.id).toBe(op.payload.kind === 'clone' ? op.payload.newDeploymentId : null);
+    expect((await call(b.url, 'GET', `/api/v1/deployments/${r.body.deployment.id}`, alice)).status).toBe(200);
+    expect((await call(b.url, 'GET', `/api/v1/deployments/${r.body.deployment.id}`, bob)).status).toBe(404);
+  });
+
+  it("answers the node-side questions and settings with the node's answers, in the API's shapes", async () => {
+    const planned = call(a.url, 'GET', `/api/v1/deployments/${depId}/snapshots/snap-aaaaaaaaaaaa/restore-plan`, alice);
+    const q1 = await node.pollFor(b.url, 'restore-plan');
+    await node.answer(b.url, q1.id, node.apply(q1));
+    expect(await planned).toEqual({ status: 200, body: { success: true, plan: PLAN } });
+
+    const previewed = call(b.url, 'POST', `/api/v1/deployments/${depId}/snapshot-settings/preview`, alice, { retention: 2 });
+    const q2 = await node.pollFor(a.url, 'settings-preview');
+    expect(q2.payload).toEqual({ kind: 'settings-preview', deploymentId: depId, input: { retention: 2 } });
+    await node.answer(a.url, q2.id, node.apply(q2));
+    expect(await previewed).toEqual({ status: 200, body: { success: true, ...PREVIEW } });
+
+    const put = call(a.url, 'PUT', `/api/v1/deployments/${depId}/snapshot-settings`, alice, { enabled: true, retention: 3 });
+    const op = await node.pollFor(a.url, 'settings');
+    await node.answer(a.url, op.id, node.apply(op));
+    expect(await put).toMatchObject({ status: 200, body: { success: true, settings: { enabled: true, retention: 3, interval: '24h' } } });
+    expect((await call(b.url, 'GET', `/api/v1/deployments/${depId}/snapshot-settings`, alice)).body.settings).toMatchObject({
+      enabled: true,
+      retention: 3,
+    });
+  });
+
+  it('refuses an invalid SDL itself, before asking the node', async () => {
+    const r = await call(a.url, 'PUT', `/api/v1/deployments/${depId}`, alice, { sdl: 'version: "2.0"\nservices: {}' });
+    expect(r).toMatchObject({ status: 400, body: { error: { code: 'INVALID_SDL' } } });
+    expect(await node.poll(b.url, 0)).toEqual([]);
+  });
+
   it('withdraws an operation the node never collected: 503 NODE_UNAVAILABLE, nothing done', async () => {
     const r = await call(a.url, 'POST', `/api/v1/deployments/${depId}/restart`, alice);
     expect(r).toMatchObject({ status: 503, body: { error: { code: 'NODE_UNAVAILABLE' } } });
@@ -329,8 +403,10 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
   it('forgets the placement of a deployment whose creation was withdrawn', async () => {
     const r = await call(b.url, 'POST', '/api/v1/deployments', alice, { sdl: sdlFor('exec sleep 1000'), name: 'never' });
     expect(r.body.error.code).toBe('NODE_UNAVAILABLE');
-    expect((await call(a.url, 'GET', '/api/v1/deployments', alice)).body.deployments.map((d: { id: string }) => d.id)).toEqual([depId]);
-    expect((await admin.nodes())[0]!.deployments).toBe(1);
+    const names = (await call(a.url, 'GET', '/api/v1/deployments', alice)).body.deployments.map((d: { name: string }) => d.name);
+    expect([...names].sort()).toEqual(['app', 'copy']);
+    // The withdrawn placement is gone: the node counts the two deployments it has.
+    expect((await admin.nodes())[0]!.deployments).toBe(2);
   });
 
   it('refuses to place a deployment no node has room for: 503 NO_NODE_AVAILABLE', async () => {
@@ -355,7 +431,10 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       expect(r.body.error.message).toMatch(/node edge-1 is offline \(it was last seen at \d{4}-/);
       expect(await node.poll(b.url, 0)).toEqual([]);
       const listed = await call(b.url, 'GET', '/api/v1/deployments', alice);
-      expect(listed.body.deployments).toMatchObject([{ id: depId, status: 'active', node: { name: 'edge-1', status: 'offline' } }]);
+      expect(listed.body.deployments.find((d: { id: string }) => d.id === depId)).toMatchObject({
+        status: 'active',
+        node: { name: 'edge-1', status: 'offline' },
+      });
       expect((await call(b.url, 'GET', `/api/v1/deployments/${depId}/snapshots`, alice)).status).toBe(200);
     } finally {
       await node.heartbeat(a.url);
@@ -386,7 +465,7 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
         status: 'online',
         lastHeartbeatAt: expect.stringMatching(/^\d{4}-/),
         capacity: node.capacity,
-        deployments: 1,
+        deployments: 2,
       },
     ]);
     expect(await call(b.url, 'GET', '/api/v1/nodes', alice)).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
