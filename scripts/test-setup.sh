@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the test suites need on a fresh Debian 12 machine (Docker
-# engine, Chromium, busybox for test images, restic for benchmarks, GNU time)
-# and makes sure dockerd is running. Idempotent; needs root (or sudo).
+# engine, Chromium, busybox for test images, restic for benchmarks, GNU time,
+# PostgreSQL for the control plane's catalogue suites: they start their own
+# throwaway cluster) and makes sure dockerd is running. Idempotent; needs
+# root (or sudo).
 set -euo pipefail
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-packages=(docker.io chromium busybox-static restic time zstd xfsprogs)
+packages=(docker.io chromium busybox-static restic time zstd xfsprogs postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,13 +1,17 @@
 /**
- * keys: `kova keys …`, API key administration on this node's database.
+ * keys: `kova keys …`, API key administration on this node's database, and
+ * `keys create --database URL` for a user of the control plane.
  */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../app/config.js';
+import type { Role } from '../control/catalogue.js';
 import { iso, systemClock } from '../core/clock.js';
+import { InvalidInputError } from '../core/errors.js';
 import type { Store } from '../db/store.js';
 import type { KeyService } from '../services/keys.js';
-import { type Io, printJson, println, table } from './output.js';
+import { DATABASE_OPTION, databaseUrl, withCatalogue } from './catalogue.js';
+import { type Io, note, printJson, println, table } from './output.js';
 
 async function withKeys<T>(dataDir: string | undefined, fn: (keys: KeyService, store: Store) => Promise<T> | T): Promise<T> {
   const cfg = loadConfig({ dataDir });
@@ -26,11 +30,32 @@ export function registerKeys(program: Command, io: Io): void {
 
   keys
     .command('create')
-    .description('create a key (and the user if new); prints the key alone')
+    .description('create a key (and the user if new); prints the key on the last line')
     .requiredOption('--user <name>', 'the user the key belongs to')
     .option('--label <text>', 'what the key is for')
+    .option('--role <role>', 'with --database: the role of a new user, admin or user (default user)')
     .option(...dataDir)
-    .action(async (o: { user: string; label?: string; dataDir?: string }) => {
+    .option(...DATABASE_OPTION)
+    .action(async (o: { user: string; label?: string; role?: string; dataDir?: string; database?: string }) => {
+      // --database wins, then --data-dir, then KOVA_DATABASE_URL, then this node's default data directory.
+      if (o.database !== undefined && o.dataDir !== undefined) throw new InvalidInputError('give --database or --data-dir, not both');
+      const url = o.dataDir === undefined ? databaseUrl(o.database) : undefined;
+      if (o.role !== undefined && o.role !== 'admin' && o.role !== 'user') {
+        throw new InvalidInputError(`--role ${o.role}: use admin or user`);
+      }
+      if (url !== undefined) {
+        const { createCatalogueKey } = await import('./keys-database.js');
+        const { maxKeysPerUser } = loadConfig();
+        await withCatalogue(url, async (c) => {
+          const role: Role = (o.role as Role | undefined) ?? 'user';
+          const label = o.label ?? null;
+          const r = await createCatalogueKey(c, { user: o.user, role, label, now: systemClock.now(), maxKeysPerUser });
+          if (r.roleKept) note(io, `user ${o.user} exists with role ${r.roleKept}; its role is unchanged`);
+          println(io, r.token);
+        });
+        return;
+      }
+      if (o.role !== undefined) throw new InvalidInputError("--role needs --database: this node's database has no roles");
       await withKeys(o.dataDir, async (k) => {
         const user = k.ensureUser(o.user);
         const { token } = await k.create(user.id, o.label ?? null);

@@ -10,6 +10,7 @@ import { type Io, processIo } from './output.js';
 import { registerClient } from './client/register.js';
 import { registerControlPlane } from './control-plane.js';
 import { registerKeys } from './keys.js';
+import { registerNodes } from './nodes.js';
 import { registerRepo } from './repo.js';
 import { registerServe } from './serve.js';
 
@@ -28,6 +29,7 @@ export function buildProgram(io: Io): Command {
   registerServe(program, io);
   registerControlPlane(program, io);
   registerKeys(program, io);
+  registerNodes(program, io);
   registerRepo(program, io);
   registerClient(program, io);
   return program;

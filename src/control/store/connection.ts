@@ -37,6 +37,8 @@ export const DEFAULTS = {
   connectTimeoutMs: 5_000,
   reconnectMaxMs: 2_000,
   retainFinishedMs: 24 * 3600_000,
+  /** Parsed deployment documents a catalogue keeps (deployments.ts). */
+  cachedDocuments: 500,
   /** Housekeeping (pruning) runs at most this often per catalogue. */
   pruneEveryMs: 60_000,
 } as const;

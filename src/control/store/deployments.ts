@@ -5,8 +5,16 @@
  * deployment changes nothing and is not acknowledged. Newer versions only:
  * the version condition sits in the UPDATE itself, so two replicas
  * applying documents of one deployment at once keep the newest.
+ *
+ * Reads: a document of 1,000 snapshots is ~400 KB of JSON; fetching and
+ * parsing it on every GET costs tens of milliseconds. A version only grows
+ * and names one content, so each catalogue keeps the documents it parsed
+ * by (id, version): a read fetches the row without its state first and the
+ * state only when this catalogue has not parsed that version yet. The
+ * database stays the only truth (every read asks it for the version).
  */
 import type { Kysely } from 'kysely';
+import { DEFAULTS } from './connection.js';
 import type { DeploymentState } from '../../network/protocol.js';
 import type { Catalogue, CatalogueDeployment } from '../catalogue.js';
 import type { Conn } from './connection.js';
@@ -15,12 +23,41 @@ import type { DeploymentsTable, Schema } from './schema.js';
 
 type DeploymentPart = Pick<Catalogue, 'place' | 'unplace' | 'deployment' | 'deploymentsOf' | 'applyState'>;
 
-const toDeployment = (r: DeploymentsTable): CatalogueDeployment => ({
-  id: r.id,
-  userId: r.user_id,
-  nodeId: r.node_id,
-  state: r.state === null ? null : (JSON.parse(r.state) as DeploymentState),
-});
+type Head = Pick<DeploymentsTable, 'id' | 'user_id' | 'node_id' | 'version'>;
+
+/** Cached documents are shared by every reader: frozen, so a caller that changes one fails loudly instead of changing it for all. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/** Parsed documents by deployment id, least recently read first. */
+class DocumentCache {
+  private readonly docs = new Map<string, DeploymentState>();
+  constructor(private readonly max: number) {}
+
+  get(id: string, version: number): DeploymentState | undefined {
+    const d = this.docs.get(id);
+    if (!d || d.version !== version) return undefined;
+    this.docs.delete(id);
+    this.docs.set(id, d);
+    return d;
+  }
+
+  /** peek returns the document held for `id`, whatever its version. */
+  peek(id: string): DeploymentState | undefined {
+    return this.docs.get(id);
+  }
+
+  set(id: string, d: DeploymentState): void {
+    this.docs.delete(id);
+    this.docs.set(id, d);
+    if (this.docs.size > this.max) this.docs.delete(this.docs.keys().next().value!);
+  }
+}
 
 /**
  * applyStates stores the documents of `nodeId` newer than the ones held, on
@@ -50,6 +87,25 @@ export async function applyStates(
 }
 
 export function deployments({ db, clock }: Conn): DeploymentPart {
+  const cache = new DocumentCache(DEFAULTS.cachedDocuments);
+  const head = () => db.selectFrom('deployments').select(['id', 'user_id', 'node_id', 'version']);
+
+  /** withStates completes rows with their documents: from the cache, the rest in one query. */
+  const withStates = async (rows: Head[]): Promise<CatalogueDeployment[]> => {
+    const missing = rows.filter((r) => r.version !== null && !cache.get(r.id, r.version)).map((r) => r.id);
+    if (missing.length > 0) {
+      const fetched = await db.selectFrom('deployments').select(['id', 'state']).where('id', 'in', missing).execute();
+      for (const f of fetched) if (f.state !== null) cache.set(f.id, deepFreeze(JSON.parse(f.state) as DeploymentState));
+    }
+    return rows.map((r) => ({
+      id: r.id,
+      userId: r.user_id,
+      nodeId: r.node_id,
+      // A document newer than the head (applied in between) is as good: versions only grow.
+      state: r.version === null ? null : (cache.get(r.id, r.version) ?? cache.peek(r.id) ?? null),
+    }));
+  };
+
   return {
     async place(id, userId, nodeId, at) {
       try {
@@ -73,19 +129,17 @@ export function deployments({ db, clock }: Conn): DeploymentPart {
       await db.deleteFrom('deployments').where('id', '=', id).where('state', 'is', null).execute();
     },
     async deployment(id) {
-      const r = await db.selectFrom('deployments').selectAll().where('id', '=', id).executeTakeFirst();
-      return r && toDeployment(r);
+      const r = await head().where('id', '=', id).executeTakeFirst();
+      return r && (await withStates([r]))[0];
     },
     async deploymentsOf(userId) {
-      const rows = await db
-        .selectFrom('deployments')
-        .selectAll()
+      const rows = await head()
         .where('user_id', '=', userId)
         .where('state', 'is not', null)
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
         .execute();
-      return rows.map(toDeployment);
+      return withStates(rows);
     },
     async applyState(nodeId, states) {
       if (states.length === 0) return [];

@@ -18,6 +18,7 @@ import { users } from './users.js';
 export type { CatalogueOptions } from './connection.js';
 export { DEFAULTS, parseTarget } from './connection.js';
 export { DatabaseUnavailableError, DeploymentExistsError, NodeExistsError, NodeInUseError, NodeNotFoundError } from './errors.js';
+export { checkNodeName } from './nodes.js';
 export { hashNodeToken, isNodeToken, newNodeToken } from './tokens.js';
 
 /** openCatalogue opens `url` (postgres://…, postgresql://…, sqlite:PATH, a file path or :memory:). */

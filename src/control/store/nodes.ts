@@ -4,7 +4,8 @@
  * whether it is online is derived on read from the heartbeat time
  * (nodeStatus in catalogue.ts), so no replica has to notice a timeout.
  */
-import { newId } from '../../core/ids.js';
+import { ValidationError } from '../../core/errors.js';
+import { isId, newId } from '../../core/ids.js';
 import type { Capacity } from '../../network/protocol.js';
 import type { Catalogue, CatalogueNode } from '../catalogue.js';
 import type { Conn } from './connection.js';
@@ -27,6 +28,22 @@ const toNode = (r: Row): CatalogueNode => ({
   bootId: r.boot_id,
   deployments: Number(r.deployments),
 });
+
+/**
+ * checkNodeName: 1-63 lower-case letters, digits, '.', '-' and '_', starting
+ * with a letter or digit, and not of the form of a node id (commands take
+ * either).
+ */
+export function checkNodeName(name: string): string {
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) || isId('node', name)) {
+    throw new ValidationError(
+      'INVALID_NODE_NAME',
+      "node names are 1-63 characters: lower-case letters, digits, '.', '-' and '_', starting with a letter or digit (not node-…)",
+      { name },
+    );
+  }
+  return name;
+}
 
 export function nodes({ db }: Conn): NodePart {
   const select = () =>
@@ -52,6 +69,7 @@ export function nodes({ db }: Conn): NodePart {
   };
   return {
     async addNode(name, tokenHash, at) {
+      checkNodeName(name);
       const id = newId('node');
       try {
         await db.insertInto('nodes').values({ id, name, token_hash: tokenHash, draining: 0, created_at: at }).execute();

@@ -151,6 +151,10 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       });
       expect(n.id).toMatch(/^node-[a-z2-7]{12}$/);
       await expect(c.addNode('berlin-1', 'hash-2', 1_001)).rejects.toMatchObject({ code: 'NODE_EXISTS', status: 409 });
+      for (const bad of ['', 'Berlin', 'a b', '-x', 'node-aaaaaaaaaaaa', 'x'.repeat(64), 'ber\u001b[2Jlin']) {
+        await expect(c.addNode(bad, `hash-${bad}`, 1_001)).rejects.toMatchObject({ code: 'INVALID_NODE_NAME', status: 400 });
+      }
+      expect(await c.nodes()).toHaveLength(1);
       expect((await c.nodeByTokenHash('hash-1'))?.id).toBe(n.id);
       expect(await c.nodeByTokenHash('hash-2')).toBeUndefined();
       expect((await c.node('berlin-1'))?.id).toBe(n.id);
@@ -266,6 +270,35 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       expect(await c.operation('op-nope')).toBeUndefined();
     });
 
+    it("ignores documents in a result about another node's deployments", async () => {
+      const { c } = await fresh();
+      const { user, node, dep } = await placed(c);
+      const other = await c.addNode('n2', 'hash-n2', 13);
+      await c.place('dep-bbbbbbbbbbbb', user.id, other.id, 14);
+      await c.enqueue(op('op-1', user.id, dep, 100), node.id);
+      await c.pending(node.id, 0);
+      const result = { ok: true as const, state: doc(dep, user.id, 3), extraStates: [doc('dep-bbbbbbbbbbbb', user.id, 9)] };
+      expect(await c.finish('op-1', node.id, result, 200)).toBe(true);
+      expect((await c.deployment(dep))?.state?.version).toBe(3);
+      expect((await c.deployment('dep-bbbbbbbbbbbb'))?.state).toBeNull();
+    });
+
+    it('prunes operations a day after they finished', async () => {
+      const { c } = await fresh();
+      const { user, node, dep } = await placed(c);
+      const day = 24 * 3600_000;
+      await c.enqueue(op('op-1', user.id, dep, 1_000), node.id);
+      await c.enqueue(op('op-2', user.id, dep, 1_001), node.id);
+      await c.pending(node.id, 0);
+      await c.finish('op-1', node.id, { ok: true, state: null }, 2_000);
+      await c.enqueue(op('op-3', user.id, dep, 2_000 + day), node.id);
+      expect(await c.operation('op-1')).toBeDefined();
+      await c.enqueue(op('op-4', user.id, dep, 2_001 + day + 60_000), node.id);
+      expect(await c.operation('op-1')).toBeUndefined();
+      // Unfinished ones stay, however old.
+      expect((await c.operation('op-2'))?.status).toBe('delivered');
+    });
+
     it('wakes a long poll and a result waiter on another replica without polling', async () => {
       // A poll interval longer than the test: only a wake can end these waits in time.
       const { url, c: a } = await fresh({ pollMs: 60_000 });
@@ -310,6 +343,28 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       expect(counts.map((r) => r.count).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
       // The next window starts again at one.
       expect(await b.hit('login:1.2.3.4', 60_000, 180_000)).toEqual({ count: 1, ttlMs: 60_000 });
+    });
+
+    it('reads the newest document after another replica stored it, and hands out documents nobody can change', async () => {
+      const { url, c: a } = await fresh();
+      const b = await openOn(url);
+      const { user, node, dep } = await placed(a);
+      await a.place('dep-bbbbbbbbbbbb', user.id, node.id, 20);
+      await a.applyState(node.id, [doc(dep, user.id, 1), doc('dep-bbbbbbbbbbbb', user.id, 1)]);
+      expect((await a.deployment(dep))?.state?.version).toBe(1);
+      expect((await b.deployment(dep))?.state?.version).toBe(1);
+      await b.applyState(node.id, [doc(dep, user.id, 2, { status: 'closed' })]);
+      const seen = await a.deployment(dep);
+      expect(seen?.state?.version).toBe(2);
+      expect(seen?.state?.deployment.status).toBe('closed');
+      expect((await a.deploymentsOf(user.id)).map((d) => [d.id, d.state?.version])).toEqual([
+        ['dep-bbbbbbbbbbbb', 1],
+        [dep, 2],
+      ]);
+      expect(() => {
+        (seen!.state!.deployment as { name: string }).name = 'changed';
+      }).toThrow(TypeError);
+      expect((await a.deployment(dep))?.state?.deployment.name).toBe(`web-${dep}`);
     });
 
     it('reads a deployment with 1,000 snapshots whole', async () => {

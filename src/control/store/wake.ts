@@ -19,7 +19,7 @@ export type Channel = 'ops' | 'results';
 export interface Wakeup {
   /** on calls `fn` on every wake of `key` on `channel` (and on a general wake); returns the unsubscriber. */
   on(channel: Channel, key: string, fn: () => void): () => void;
-  /** notify wakes the waiters of `key` on every replica. */
+  /** notify wakes the waiters of `key` on every replica; it never fails (a lost wake only delays a waiter). */
   notify(channel: Channel, key: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -121,9 +121,10 @@ export function pgWakeup(opts: PgWakeupOptions): Wakeup {
 
   return {
     on: (channel, key, fn) => subscribe(emitter, channel, key, fn),
+    // A NOTIFY that fails (PostgreSQL went away right after the write) is not the write failing: waiters still poll.
     notify: async (channel, key) => {
       emitter.emit(eventName(channel, key));
-      await opts.send(PG_CHANNELS[channel], key);
+      await opts.send(PG_CHANNELS[channel], key).catch(() => undefined);
     },
     close: async () => {
       closed = true;
