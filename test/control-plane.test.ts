@@ -245,6 +245,7 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
   let bob: string;
   let root: string;
   let depId: string;
+  let deployOp: Operation;
 
   const config = (url: string): ControlPlaneConfig => ({
     databaseUrl: url,
@@ -288,6 +289,7 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
   it('places a new deployment on the online node and answers with it, from whichever replica the node talks to', async () => {
     const created = call(a.url, 'POST', '/api/v1/deployments', alice, { sdl: sdlFor('exec sleep 1000') });
     const op = await node.pollFor(b.url, 'deploy');
+    deployOp = op;
     expect(op.userId).toBe((await admin.userByName('alice'))!.id);
     expect((await node.answer(b.url, op.id, node.apply(op))).body).toEqual({ success: true, recorded: true });
     const r = await created;
@@ -481,6 +483,21 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       body: { error: { code: 'UNAUTHORIZED' } },
     });
     expect((await call(a.url, 'GET', `${NODE_PATHS.operations}?waitMs=0`, null)).status).toBe(401);
+  });
+
+  it('lets a node touch only its own operations and deployments', async () => {
+    const token = newNodeToken();
+    await admin.addNode('edge-2', hashNodeToken(token), clock.now());
+    const other = new FakeNode(token, () => clock.now());
+    const r = await other.answer(a.url, deployOp.id, { ok: true, state: null });
+    expect(r).toMatchObject({ status: 404, body: { error: { code: 'OPERATION_NOT_FOUND' } } });
+    const before = (await call(b.url, 'GET', `/api/v1/deployments/${depId}`, alice)).body.deployment;
+    const doc = (node.apply(deployOp) as { state: DeploymentState }).state;
+    const state = await call(a.url, 'POST', NODE_PATHS.state, token, {
+      deployments: [{ ...doc, version: 1_000_000, deployment: { ...doc.deployment, name: 'hijacked' } }],
+    });
+    expect(state).toEqual({ status: 200, body: { acked: [] } });
+    expect((await call(b.url, 'GET', `/api/v1/deployments/${depId}`, alice)).body.deployment.name).toBe(before.name);
   });
 
   it("counts a key's requests across replicas", async () => {

@@ -141,7 +141,7 @@ export class ControlBackend {
   private async node(id: string): Promise<CatalogueNode> {
     const n = await this.catalogue.node(id);
     // A node is removed only once it has no active deployment: its deployments stay readable, not writable.
-    if (!n) throw new NodeUnavailableError(`the node deployment's run on (${id}) has been removed`, { nodeId: id });
+    if (!n) throw new NodeUnavailableError(`the node this deployment ran on (${id}) has been removed`, { nodeId: id });
     return n;
   }
 
