@@ -71,7 +71,15 @@ export class Dispatcher {
   private async runOnce(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>): Promise<Done> {
     this.assertReachable(node);
     const op = { id: newId('op'), userId, payload, createdAt: this.clock.now() };
-    await this.catalogue.enqueue(op, node.id);
+    try {
+      await this.catalogue.enqueue(op, node.id);
+    } catch (err) {
+      // Not queued (the database failed): nothing will run, so nothing prepared for it may stay.
+      await undo?.().catch((e: unknown) =>
+        this.log.warn({ err: e, operation: op.id }, 'could not undo what an unqueued operation prepared'),
+      );
+      throw err;
+    }
     let result = await this.wait(op.id);
     if (result === null) {
       if (await this.catalogue.cancel(op.id, this.clock.now())) {
