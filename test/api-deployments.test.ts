@@ -65,6 +65,9 @@ describe('POST /api/v1/deployments', () => {
     await h.idle();
     const got = expectOk(await h.api('GET', base(d.id))).deployment;
     expect(got.services[0].state).toBe('running');
+    // The all-in-one is its own node: no node is named.
+    expect(d.node).toBeNull();
+    expect(got.node).toBeNull();
     expect(fs.statSync(volumeDir(h, d.id)).isDirectory()).toBe(true);
   });
 
@@ -324,6 +327,10 @@ describe('POST /api/v1/deployments/:id/close', () => {
 });
 
 describe('service endpoints', () => {
+  it('has no node list: GET /api/v1/nodes is network mode only (404 NOT_FOUND)', async () => {
+    expectError(await h.api('GET', '/api/v1/nodes'), 404, 'NOT_FOUND');
+  });
+
   it('GET /healthz answers without a token', async () => {
     const r = await raw(h, 'GET', '/healthz', { token: null });
     expect(r.status).toBe(200);

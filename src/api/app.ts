@@ -23,13 +23,14 @@ import { healthView } from '../services/views.js';
 import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
 import { errorBody, handleError } from './errors.js';
 import { type Principal, RateLimitedError } from '../services/keys.js';
-import { apiLimiter, tooMany } from './rate-limit.js';
+import { apiLimiter, clockStore, tooMany } from './rate-limit.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { keyRoutes } from './routes/keys.js';
 import { settingsRoutes } from './routes/settings.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { fileRoutes } from './routes/files.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { nodeRoutes } from './routes/nodes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -50,6 +51,8 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 export interface BuildOptions {
   /** A pino logger for request logs; none when absent (tests). */
   readonly logger?: FastifyBaseLogger;
+  /** More routes on the same app, registered after the API's (the control plane's node endpoints). */
+  readonly routes?: (app: FastifyInstance) => void | Promise<void>;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
@@ -99,7 +102,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   app.setNotFoundHandler((req, reply) => reply.status(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   const c = deps.config;
-  const limiter = await apiLimiter(app, deps.clock, {
+  const limiter = await apiLimiter(app, deps.rateLimitStore ?? clockStore(deps.clock), {
     perKey: c.rateLimitPerMinute,
     perUser: c.userRateLimitPerMinute ?? USER_LIMIT_FACTOR * c.rateLimitPerMinute,
     signInsPerPrefix: c.signInsPerPrefix ?? DEFAULT_LIMITS.signInsPerPrefix,
@@ -147,7 +150,11 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     deps.metrics.httpRequests.inc({ method: req.method, code: String(reply.statusCode) });
   });
 
-  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async () => {
+  app.get('/healthz', { schema: { hide: true }, config: PUBLIC }, async (_req, reply) => {
+    if (deps.health) {
+      const h = await deps.health();
+      return reply.status(h.status).send(h.body);
+    }
     // Degraded (still 200: the process serves) while the data disk is short of space.
     const disk = deps.disk ? await deps.disk.check() : null;
     return healthView(deps.config.runtime, deps.config.version, disk);
@@ -174,6 +181,8 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   fileRoutes(app, deps);
   settingsRoutes(app, deps);
   if (deps.webhooks) webhookRoutes(app, deps.webhooks);
+  if (deps.nodes) nodeRoutes(app, deps.nodes);
+  await opts.routes?.(app);
 
   const webDir = deps.config.webDir;
   if (webDir && fs.existsSync(webDir)) {

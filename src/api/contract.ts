@@ -269,6 +269,35 @@ export const SnapshotHealth = Type.Object({
   message: Nullable(Type.String(), { description: 'What is wrong, in plain words (the failure message); null when ok.' }),
 });
 export type SnapshotHealth = Static<typeof SnapshotHealth>;
+/* ---- nodes (network mode: `kova control-plane`) ---------------------------------- */
+
+export const NodeStatus = Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('draining')]);
+export type NodeStatus = Static<typeof NodeStatus>;
+
+/** The node a deployment runs on, as its deployment shows it. */
+export const DeploymentNode = Type.Object({ id: Type.String({ description: 'node-…' }), name: Type.String(), status: NodeStatus });
+export type DeploymentNode = Static<typeof DeploymentNode>;
+
+export const NodeCapacity = Type.Object({
+  diskFreeBytes: Type.Integer(),
+  diskTotalBytes: Type.Integer(),
+  volumeUsedBytes: Type.Integer(),
+  volumeReservedBytes: Type.Integer({ description: "The sum of the node's volumes' SDL sizes." }),
+  deployments: Type.Integer(),
+  runningServices: Type.Integer(),
+  health: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+});
+export type NodeCapacity = Static<typeof NodeCapacity>;
+
+export const NodeSummary = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  status: NodeStatus,
+  lastHeartbeatAt: Nullable(Time()),
+  capacity: Nullable(NodeCapacity, { description: 'As of the last heartbeat; null before the first.' }),
+  deployments: Type.Integer({ description: 'Active deployments placed on the node.' }),
+});
+export type NodeSummary = Static<typeof NodeSummary>;
 
 export const Deployment = Type.Object({
   id: Type.String({ description: 'dep-…' }),
@@ -287,6 +316,7 @@ export const Deployment = Type.Object({
   snapshotHealth: Nullable(SnapshotHealth, {
     description: 'Whether automatic snapshots are being taken (always ok while they are off); null once closed.',
   }),
+  node: Nullable(DeploymentNode, { description: 'The node it runs on (network mode); null in the all-in-one (`kova serve`).' }),
 });
 export type Deployment = Static<typeof Deployment>;
 

@@ -2,17 +2,88 @@
  * deps: what the HTTP layer needs from the rest of the system. buildApp takes
  * this object, so tests build the app around real services on a temp data
  * dir and call it with inject(), without a socket.
+ *
+ * The routes see the workflows through the narrow interfaces below, whose
+ * methods may answer now or later (`Awaitable`): the all-in-one's services
+ * (`kova serve`) answer synchronously and satisfy them unchanged; the
+ * control plane (src/control/) answers from its catalogue and its nodes,
+ * asynchronously. The routes await every call either way.
  */
+import type { FastifyRateLimitOptions, FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { Clock } from '../core/clock.js';
 import type { BrowseService } from '../services/browse-service.js';
-import type { DeploymentService } from '../services/deployment-service.js';
 import type { DiskHealth } from '../services/disk-health.js';
-import type { KeyService } from '../services/keys.js';
+import type { HashGate, NewKey, Principal } from '../services/keys.js';
 import type { Metrics } from '../services/metrics.js';
-import type { RestoreService } from '../services/restore-service.js';
-import type { SettingsService } from '../services/settings-service.js';
+import type { ApiKey, Deployment } from '../services/models.js';
+import type { SelectionRequest } from '../services/restore-paths.js';
+import type { RestorePlanResult, RestoreService } from '../services/restore-service.js';
+import type { RetentionPreview, SettingsInput, SettingsService } from '../services/settings-service.js';
 import type { SnapshotService } from '../services/snapshot-service.js';
 import type { WebhookService } from '../services/webhooks/service.js';
+import type { DeploymentExtras } from '../services/views.js';
+import type { NodeSummary } from './contract.js';
+
+/** A value now, or a promise of it. */
+export type Awaitable<T> = T | Promise<T>;
+
+// The records the API shows, named through the services (the API does not import the database layer).
+type Snapshot = ReturnType<SnapshotService['get']>;
+type Restore = ReturnType<RestoreService['get']>;
+type SnapshotSettings = ReturnType<SettingsService['get']>;
+
+/** Deployments as the routes use them (src/services/deployment-service.ts in the all-in-one). */
+export interface DeploymentsApi {
+  create(userId: string, sdl: string, name: unknown): Awaitable<Deployment>;
+  /** A user's deployments, newest first. */
+  list(userId: string): Awaitable<Deployment[]>;
+  get(userId: string, id: string): Awaitable<Deployment>;
+  update(userId: string, id: string, sdl: string, snapshot: boolean): Awaitable<Deployment>;
+  restart(userId: string, id: string): Awaitable<Deployment>;
+  close(userId: string, id: string): Awaitable<Deployment>;
+  clone(userId: string, id: string, snapId: string, name: unknown): Awaitable<Deployment>;
+  /** What a deployment's view shows besides its row. */
+  extras(d: Deployment): Awaitable<DeploymentExtras>;
+}
+
+export interface SnapshotsApi {
+  /** A deployment's snapshots, newest first. */
+  list(userId: string, depId: string): Awaitable<Snapshot[]>;
+  get(userId: string, depId: string, snapId: string): Awaitable<Snapshot>;
+  create(userId: string, depId: string, label: unknown): Awaitable<Snapshot>;
+  delete(userId: string, depId: string, snapId: string): Awaitable<void>;
+}
+
+export interface RestoresApi {
+  get(userId: string, depId: string, restoreId: string): Awaitable<Restore>;
+  /** A deployment's restores, newest first. */
+  list(userId: string, depId: string): Awaitable<Restore[]>;
+  plan(userId: string, depId: string, snapId: string, wanted?: SelectionRequest): Awaitable<RestorePlanResult>;
+  request(userId: string, depId: string, snapId: string, safetySnapshot: boolean, wanted?: SelectionRequest): Awaitable<Restore>;
+}
+
+export interface SettingsApi {
+  get(userId: string, depId: string): Awaitable<SnapshotSettings>;
+  put(userId: string, depId: string, input: SettingsInput): Awaitable<SnapshotSettings>;
+  preview(userId: string, depId: string, input: SettingsInput): Awaitable<RetentionPreview>;
+}
+
+export interface KeysApi {
+  /** Who a bearer token belongs to, or null; `gate` runs before each slow check (see services/keys.ts). */
+  authenticate(token: string, gate?: HashGate): Awaitable<Principal | null>;
+  create(userId: string, label: string | null): Awaitable<NewKey>;
+  list(userId: string): Awaitable<ApiKey[]>;
+  revoke(prefixOrToken: string, userId?: string): Awaitable<ApiKey>;
+}
+
+/** Browsing a ready snapshot (routes/files.ts): streams, so these are asynchronous everywhere. */
+export type BrowseApi = Pick<BrowseService, 'open' | 'read' | 'diff'>;
+
+/** The nodes a control plane runs deployments on (network mode only). */
+export interface NodesApi {
+  /** Every node, for an admin (403 FORBIDDEN for anyone else). */
+  list(userId: string): Promise<NodeSummary[]>;
+}
 
 /** The API's rate limits, each per minute (see rate-limit.ts). */
 export interface Limits {
@@ -44,17 +115,23 @@ export interface AppConfig {
 }
 
 export interface AppDeps {
-  readonly keys: KeyService;
-  readonly deployments: DeploymentService;
-  readonly snapshots: SnapshotService;
-  readonly restores: RestoreService;
-  readonly browse: BrowseService;
-  readonly settings: SettingsService;
   /** Webhooks; without them the /api/v1/webhooks routes are not served. */
   readonly webhooks?: WebhookService;
+  readonly keys: KeysApi;
+  readonly deployments: DeploymentsApi;
+  readonly snapshots: SnapshotsApi;
+  readonly restores: RestoresApi;
+  readonly browse: BrowseApi;
+  readonly settings: SettingsApi;
+  /** GET /api/v1/nodes; absent (the all-in-one): the route does not exist (404 NOT_FOUND). */
+  readonly nodes?: NodesApi;
   readonly metrics: Metrics;
   /** The data directory's health for /healthz; without it /healthz reports ok. */
   readonly disk?: DiskHealth;
+  /** Replaces /healthz's answer (the control plane reports its database); status 200 or 503. */
+  readonly health?: () => Promise<{ readonly status: number; readonly body: Readonly<Record<string, unknown>> }>;
+  /** Where rate-limit counts live; default an in-process ClockStore (rate-limit.ts). */
+  readonly rateLimitStore?: new (options: FastifyRateLimitOptions) => FastifyRateLimitStore;
   readonly clock: Clock;
   readonly config: AppConfig;
 }

@@ -4,7 +4,8 @@
  * Anything that is not a deliberate KovaError is logged with its request id
  * and answered as a bare 500: no stack, no host path, no internals. SQLite
  * unable to write (SQLITE_FULL, SQLITE_IOERR) is 503 STORAGE_UNAVAILABLE;
- * 503 and 507 KovaErrors carry their message (space figures, no paths).
+ * 501, 503 and 507 KovaErrors carry their message (space figures, node
+ * names, no paths).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { KovaError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
@@ -43,7 +44,7 @@ function describeValidation(context: string, issues: readonly ValidationIssue[])
 }
 
 /** Server-side statuses whose message is meant for the caller (no host path, no internals). */
-const TOLD_STATUSES = new Set([503, 507]);
+const TOLD_STATUSES = new Set([501, 503, 507]);
 
 export function handleError(err: FastifyError | KovaError | Error, req: FastifyRequest, reply: FastifyReply): FastifyReply {
   // The state database cannot write (disk full, I/O error): nothing changed, retry later.

@@ -11,8 +11,10 @@
  *
  * Over a limit, the answer is 429 RATE_LIMITED with Retry-After (seconds to
  * the end of the window). Counts live in a store: ClockStore keeps them in
- * this process on the injected clock; the plugin's Redis store would share
- * them between several replicas.
+ * this process on the injected clock; the control plane's store
+ * (src/control/rate-limit-store.ts) shares them between its replicas through
+ * its database. Each limit's keys carry its own namespace (`key:`, `user:`,
+ * `signin-prefix:`, `signin-address:`), so one shared store holds them all.
  */
 import rateLimit, { type FastifyRateLimitOptions, type FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -60,18 +62,21 @@ export interface ApiLimiter {
   signIn(req: FastifyRequest, prefix: string): Promise<number>;
 }
 
+/** The store class a limiter counts in (clockStore, or a shared one). */
+export type RateLimitStoreClass = new (options: FastifyRateLimitOptions) => FastifyRateLimitStore;
+
 /** apiLimiter registers @fastify/rate-limit on `app` (no route limited by itself) and returns the API's limiters. */
-export async function apiLimiter(app: FastifyInstance, clock: Clock, limits: Limits): Promise<ApiLimiter> {
-  await app.register(rateLimit, { global: false, store: clockStore(clock), timeWindow: WINDOW_MS });
+export async function apiLimiter(app: FastifyInstance, store: RateLimitStoreClass, limits: Limits): Promise<ApiLimiter> {
+  await app.register(rateLimit, { global: false, store, timeWindow: WINDOW_MS });
   const make = (max: number, key: (req: FastifyRequest) => string): Check =>
     app.createRateLimit({ max, timeWindow: WINDOW_MS, keyGenerator: key }) as unknown as Check;
   // Which key or user a request is counted for, set just before each check.
   const subject = new WeakMap<FastifyRequest, string>();
-  const of = (req: FastifyRequest) => subject.get(req) ?? '';
-  const perKey = make(limits.perKey, of);
-  const perUser = make(limits.perUser, of);
-  const perPrefix = make(limits.signInsPerPrefix, of);
-  const perAddress = make(limits.signInsPerAddress, (req) => req.ip);
+  const of = (ns: string) => (req: FastifyRequest) => `${ns}:${subject.get(req) ?? ''}`;
+  const perKey = make(limits.perKey, of('key'));
+  const perUser = make(limits.perUser, of('user'));
+  const perPrefix = make(limits.signInsPerPrefix, of('signin-prefix'));
+  const perAddress = make(limits.signInsPerAddress, (req) => `signin-address:${req.ip}`);
   // Counts against each limit in turn; stops at the first one exceeded.
   const wait = async (req: FastifyRequest, checks: Array<[Check, string]>): Promise<number> => {
     for (const [check, id] of checks) {

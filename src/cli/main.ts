@@ -8,6 +8,7 @@ import { KovaError } from '../core/errors.js';
 import { printable } from '../core/text.js';
 import { type Io, processIo } from './output.js';
 import { registerClient } from './client/register.js';
+import { registerControlPlane } from './control-plane.js';
 import { registerKeys } from './keys.js';
 import { registerNode } from './node.js';
 import { registerNodes } from './nodes.js';
@@ -28,6 +29,7 @@ export function buildProgram(io: Io): Command {
     });
   registerServe(program, io);
   registerNode(program, io);
+  registerControlPlane(program, io);
   registerKeys(program, io);
   registerNodes(program, io);
   registerRepo(program, io);

@@ -34,6 +34,7 @@ import type { Restore } from '../db/restores.js';
 import type { SnapshotSettings } from '../db/settings.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import type { SelectionRequest } from '../services/restore-paths.js';
 import type { SettingsInput } from '../services/settings-service.js';
 
 /** Bumped when a change is not backward compatible; a replica refuses a node that speaks another. */
@@ -115,6 +116,8 @@ export type OperationPayload =
       readonly restoreId: string;
       readonly snapshotId: string;
       readonly safetySnapshot: boolean;
+      /** Restore only these paths (in place or alongside); absent: everything. */
+      readonly selection?: SelectionRequest;
     }
   /** Clone onto the same node: a new deployment `newDeploymentId` from `snapshotId`. */
   | {
@@ -126,7 +129,7 @@ export type OperationPayload =
     }
   | { readonly kind: 'settings'; readonly deploymentId: string; readonly input: SettingsInput }
   // Questions: they change nothing on the node; their result is the answer.
-  | { readonly kind: 'restore-plan'; readonly deploymentId: string; readonly snapshotId: string }
+  | { readonly kind: 'restore-plan'; readonly deploymentId: string; readonly snapshotId: string; readonly selection?: SelectionRequest }
   | { readonly kind: 'settings-preview'; readonly deploymentId: string; readonly input: SettingsInput };
 
 export type OperationKind = OperationPayload['kind'];

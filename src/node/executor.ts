@@ -114,11 +114,11 @@ export class Executor {
         const value =
           p.kind === 'restore'
             ? restoreView(
-                await this.services.restores.request(op.userId, p.deploymentId, p.snapshotId, p.safetySnapshot, undefined, {
+                await this.services.restores.request(op.userId, p.deploymentId, p.snapshotId, p.safetySnapshot, p.selection, {
                   id: p.restoreId,
                 }),
               )
-            : restorePlanView(await this.services.restores.plan(op.userId, p.deploymentId, p.snapshotId));
+            : restorePlanView(await this.services.restores.plan(op.userId, p.deploymentId, p.snapshotId, p.selection));
         const outcome: Outcome = { ok: true, value };
         this.remember(op, outcome);
         return outcome;

@@ -337,7 +337,6 @@ export class RestoreService {
     opts: { readonly id?: string } = {},
   ): Promise<Restore> {
     const shape = wanted ? checkShape(wanted) : null;
-    if (shape) return this.requestSelection(userId, depId, snapId, safetySnapshot, shape);
     const { store, clock } = this.ctx;
     // A pre-assigned id (network mode) that already names a restore of this deployment: a repeated request.
     const repeated = (): Restore | undefined => {
@@ -350,6 +349,7 @@ export class RestoreService {
     };
     const before = store.tx(repeated);
     if (before) return before;
+    if (shape) return this.requestSelection(userId, depId, snapId, safetySnapshot, shape, opts.id);
     const first = store.tx(() => {
       const found = this.readySnapshot(userId, depId, snapId);
       assertIdle(store, depId);
@@ -398,6 +398,7 @@ export class RestoreService {
     snapId: string,
     safetySnapshot: boolean,
     shape: NonNullable<ReturnType<typeof checkShape>>,
+    presetId?: string,
   ): Promise<Restore> {
     const { store, clock } = this.ctx;
     const first = store.tx(() => {
@@ -421,7 +422,7 @@ export class RestoreService {
       assertIdle(store, depId);
       const current = volumesOf(dep.manifest);
       for (const it of selection.items) this.volumeRef(current, it.to);
-      const id = newId('rst');
+      const id = presetId ?? newId('rst');
       const volumes: RestoreVolumes = { pairs: mapping.pairs, notInSnapshot: mapping.notInSnapshot };
       store.restores.insert({
         id,

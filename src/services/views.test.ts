@@ -181,6 +181,7 @@ const views: Array<[string, TSchema, object]> = [
       snapshots: { count: 4, sizeBytes: 209_715_200, storedBytes: 62_914_560, lastSnapshotAt: new Date(T0).toISOString() },
       operation: 'snapshot',
       snapshotHealth: { status: 'failed', since: T0, message: 'a pre hook failed' },
+      node: { id: 'node-1', name: 'node-a', status: 'online' },
     }),
   ],
   ['API key', ApiKey, apiKeyView(keyRow)],

@@ -150,6 +150,8 @@ export interface DeploymentExtras {
   readonly snapshots?: Api.SnapshotSummary;
   readonly operation?: string | null;
   readonly snapshotHealth?: SnapshotHealth;
+  /** The node it runs on (network mode only). */
+  readonly node?: Api.DeploymentNode | null;
 }
 
 export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
@@ -185,6 +187,7 @@ export function deploymentView(d: Deployment, extras: DeploymentExtras = {}) {
     ),
     snapshots: extras.snapshots ?? null,
     snapshotHealth: extras.snapshotHealth ? snapshotHealthView(extras.snapshotHealth) : null,
+    node: extras.node ?? null,
   } satisfies Api.Deployment;
 }
 

@@ -23,7 +23,9 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req, reply) =>
-      reply.status(201).send({ success: true, deployment: await view(deps.deployments.create(req.user.id, req.body.sdl, req.body.name)) }),
+      reply
+        .status(201)
+        .send({ success: true, deployment: await view(await deps.deployments.create(req.user.id, req.body.sdl, req.body.name)) }),
   );
 
   app.get(
@@ -35,13 +37,13 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ deployments: Type.Array(Deployment) }), ...errors },
       },
     },
-    async (req) => ({ success: true, deployments: await Promise.all(deps.deployments.list(req.user.id).map(view)) }),
+    async (req) => ({ success: true, deployments: await Promise.all((await deps.deployments.list(req.user.id)).map(view)) }),
   );
 
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id',
     { schema: { tags: ['deployments'], summary: 'Get a deployment', params: DeploymentParams, response: { 200: one, ...errors } } },
-    async (req) => ({ success: true, deployment: await view(deps.deployments.get(req.user.id, req.params.id)) }),
+    async (req) => ({ success: true, deployment: await view(await deps.deployments.get(req.user.id, req.params.id)) }),
   );
 
   app.put<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof UpdateDeploymentBody> }>(
@@ -58,7 +60,7 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
     async (req, reply) =>
       reply.status(202).send({
         success: true,
-        deployment: await view(deps.deployments.update(req.user.id, req.params.id, req.body.sdl, req.body.snapshot ?? true)),
+        deployment: await view(await deps.deployments.update(req.user.id, req.params.id, req.body.sdl, req.body.snapshot ?? true)),
       }),
   );
 
@@ -66,7 +68,7 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
     '/api/v1/deployments/:id/restart',
     { schema: { tags: ['deployments'], summary: 'Restart the services', params: DeploymentParams, response: { 202: one, ...errors } } },
     async (req, reply) =>
-      reply.status(202).send({ success: true, deployment: await view(deps.deployments.restart(req.user.id, req.params.id)) }),
+      reply.status(202).send({ success: true, deployment: await view(await deps.deployments.restart(req.user.id, req.params.id)) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams> }>(
@@ -79,6 +81,6 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: one, ...errors },
       },
     },
-    async (req) => ({ success: true, deployment: await view(deps.deployments.close(req.user.id, req.params.id)) }),
+    async (req) => ({ success: true, deployment: await view(await deps.deployments.close(req.user.id, req.params.id)) }),
   );
 }

@@ -32,7 +32,7 @@ export function keyRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ apiKeys: Type.Array(ApiKey) }), ...errorResponses },
       },
     },
-    async (req) => ({ success: true, apiKeys: deps.keys.list(req.user.id).map(apiKeyView) }),
+    async (req) => ({ success: true, apiKeys: (await deps.keys.list(req.user.id)).map(apiKeyView) }),
   );
 
   app.delete<{ Params: Static<typeof KeyParams> }>(
@@ -46,7 +46,7 @@ export function keyRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req) => {
-      deps.keys.revoke(req.params.prefix, req.user.id);
+      await deps.keys.revoke(req.params.prefix, req.user.id);
       return { success: true };
     },
   );

@@ -18,7 +18,7 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ settings: SnapshotSettings }), ...errors },
       },
     },
-    async (req) => ({ success: true, settings: settingsView(deps.settings.get(req.user.id, req.params.id), min) }),
+    async (req) => ({ success: true, settings: settingsView(await deps.settings.get(req.user.id, req.params.id), min) }),
   );
 
   app.put<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(
@@ -32,7 +32,7 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ settings: SnapshotSettings }), ...errors },
       },
     },
-    async (req) => ({ success: true, settings: settingsView(deps.settings.put(req.user.id, req.params.id, req.body ?? {}), min) }),
+    async (req) => ({ success: true, settings: settingsView(await deps.settings.put(req.user.id, req.params.id, req.body ?? {}), min) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(
@@ -46,6 +46,6 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok(RetentionPreview.properties), ...errors },
       },
     },
-    async (req) => ({ success: true, ...retentionPreviewView(deps.settings.preview(req.user.id, req.params.id, req.body ?? {})) }),
+    async (req) => ({ success: true, ...retentionPreviewView(await deps.settings.preview(req.user.id, req.params.id, req.body ?? {})) }),
   );
 }

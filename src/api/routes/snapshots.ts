@@ -26,7 +26,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors },
       },
     },
-    async (req) => ({ success: true, snapshots: deps.snapshots.list(req.user.id, req.params.id).map(snapshotView) }),
+    async (req) => ({ success: true, snapshots: (await deps.snapshots.list(req.user.id, req.params.id)).map(snapshotView) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof CreateSnapshotBody> }>(
@@ -41,7 +41,9 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req, reply) =>
-      reply.status(202).send({ success: true, snapshot: snapshotView(deps.snapshots.create(req.user.id, req.params.id, req.body?.label)) }),
+      reply
+        .status(202)
+        .send({ success: true, snapshot: snapshotView(await deps.snapshots.create(req.user.id, req.params.id, req.body?.label)) }),
   );
 
   app.get<{ Params: Static<typeof SnapshotParams> }>(
@@ -54,7 +56,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ snapshot: Snapshot }), ...errors },
       },
     },
-    async (req) => ({ success: true, snapshot: snapshotView(deps.snapshots.get(req.user.id, req.params.id, req.params.snapshotId)) }),
+    async (req) => ({ success: true, snapshot: snapshotView(await deps.snapshots.get(req.user.id, req.params.id, req.params.snapshotId)) }),
   );
 
   app.delete<{ Params: Static<typeof SnapshotParams> }>(
@@ -68,7 +70,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req) => {
-      deps.snapshots.delete(req.user.id, req.params.id, req.params.snapshotId);
+      await deps.snapshots.delete(req.user.id, req.params.id, req.params.snapshotId);
       return { success: true };
     },
   );
@@ -126,7 +128,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ restores: Type.Array(Restore) }), ...errors },
       },
     },
-    async (req) => ({ success: true, restores: deps.restores.list(req.user.id, req.params.id).map(restoreView) }),
+    async (req) => ({ success: true, restores: (await deps.restores.list(req.user.id, req.params.id)).map(restoreView) }),
   );
 
   app.get<{ Params: Static<typeof RestoreParams> }>(
@@ -139,7 +141,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ restore: Restore }), ...errors },
       },
     },
-    async (req) => ({ success: true, restore: restoreView(deps.restores.get(req.user.id, req.params.id, req.params.restoreId)) }),
+    async (req) => ({ success: true, restore: restoreView(await deps.restores.get(req.user.id, req.params.id, req.params.restoreId)) }),
   );
 
   app.post<{ Params: Static<typeof SnapshotParams>; Body: Static<typeof CloneBody> }>(
@@ -154,7 +156,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (req, reply) => {
-      const d = deps.deployments.clone(req.user.id, req.params.id, req.params.snapshotId, req.body?.name);
+      const d = await deps.deployments.clone(req.user.id, req.params.id, req.params.snapshotId, req.body?.name);
       return reply.status(201).send({ success: true, deployment: deploymentView(d, await deps.deployments.extras(d)) });
     },
   );

@@ -1,0 +1,181 @@
+/**
+ * node-routes: the node side of the protocol (src/network/protocol.ts) on
+ * the control plane's Fastify app, next to /api/v1.
+ *
+ * These routes take a node token and nothing else: they are public to the
+ * API's key check, and their own hook looks the token's SHA-256 up in the
+ * catalogue (the token itself is never stored). A user's API key is no node
+ * token (401 here), and a node token is no API key (401 on /api/v1).
+ *
+ * A node only ever sees and touches its own: the long poll hands it its own
+ * operations, a result for another node's operation is 404, and the
+ * catalogue ignores documents of deployments not placed on it. Results and
+ * documents may come more than once (delivery is at least once): a repeat
+ * changes nothing and is answered as success, so the node stops resending.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { errorBody } from '../api/errors.js';
+import type { Clock } from '../core/clock.js';
+import { KovaError, NotFoundError } from '../core/errors.js';
+import {
+  type DeploymentState,
+  type HelloReply,
+  MAX_POLL_WAIT_MS,
+  NODE_PATHS,
+  NODE_TOKEN_PREFIX,
+  type OperationResult,
+  type OperationsReply,
+  PROTOCOL_VERSION,
+  type StateReply,
+} from '../network/protocol.js';
+import type { Catalogue, CatalogueNode } from './catalogue.js';
+import type { Dispatcher } from './dispatch.js';
+import { hashNodeToken, isNodeToken } from './store/index.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    node: CatalogueNode;
+  }
+}
+
+export interface NodeRouteOptions {
+  readonly heartbeatIntervalMs: number;
+  readonly nodeTimeoutMs: number;
+}
+
+const Int = Type.Integer({ minimum: 0 });
+const HelloBody = Type.Object({
+  protocol: Type.Integer(),
+  version: Type.String({ maxLength: 64 }),
+  runtime: Type.Union([Type.Literal('docker'), Type.Literal('process')]),
+  bootId: Type.String({ minLength: 1, maxLength: 128 }),
+});
+const HeartbeatBody = Type.Object({
+  capacity: Type.Object({
+    diskFreeBytes: Int,
+    diskTotalBytes: Int,
+    volumeUsedBytes: Int,
+    volumeReservedBytes: Int,
+    deployments: Int,
+    runningServices: Int,
+    health: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
+  }),
+});
+const PollQuery = Type.Object({ waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })) }, { additionalProperties: false });
+const OpParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+// A document is checked for what the catalogue keys on; its content is the node's word.
+const StateDoc = Type.Object({
+  deployment: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+  version: Int,
+});
+const ResultBody = Type.Union([
+  Type.Object({
+    ok: Type.Literal(true),
+    state: Type.Union([StateDoc, Type.Null()]),
+    extraStates: Type.Optional(Type.Array(StateDoc)),
+    value: Type.Optional(Type.Unknown()),
+  }),
+  Type.Object({
+    ok: Type.Literal(false),
+    error: Type.Object({ code: Type.String(), message: Type.String(), status: Type.Integer(), details: Type.Optional(Type.Object({})) }),
+  }),
+]);
+const StateBody = Type.Object({ deployments: Type.Array(StateDoc, { maxItems: 1000 }) });
+
+/** Node bodies may be larger than the API's (whole deployment documents). */
+const NODE_BODY_LIMIT = 16 * 1024 * 1024;
+
+export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: Clock, opts: NodeRouteOptions) {
+  return async (app: FastifyInstance): Promise<void> => {
+    // Every long poll answers (with what it has) as soon as the app starts closing, so shutdown does not wait for them.
+    const closing = new AbortController();
+    app.addHook('preClose', async () => closing.abort());
+
+    await app.register(async (node) => {
+      node.decorateRequest('node', null as unknown as CatalogueNode);
+      node.addHook('onRoute', (route) => {
+        route.config = { ...route.config, public: true };
+        route.schema = { ...route.schema, hide: true };
+        route.bodyLimit = NODE_BODY_LIMIT;
+      });
+      node.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        if (req.is404) return;
+        const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+        const token = m?.[1];
+        const found = token !== undefined && isNodeToken(token) ? await catalogue.nodeByTokenHash(hashNodeToken(token)) : undefined;
+        if (!found) {
+          return reply
+            .status(401)
+            .header('www-authenticate', 'Bearer')
+            .send(errorBody('UNAUTHORIZED', `send the node's token: Authorization: Bearer ${NODE_TOKEN_PREFIX}…`));
+        }
+        req.node = found;
+      });
+
+      node.post<{ Body: Static<typeof HelloBody> }>(NODE_PATHS.hello, { schema: { body: HelloBody } }, async (req): Promise<HelloReply> => {
+        if (req.body.protocol !== PROTOCOL_VERSION) {
+          throw new KovaError(
+            'PROTOCOL_MISMATCH',
+            `this control plane speaks node protocol ${PROTOCOL_VERSION}, the node ${req.body.protocol}; upgrade the older one`,
+            { status: 400 },
+          );
+        }
+        await catalogue.hello(req.node.id, { version: req.body.version, runtime: req.body.runtime, bootId: req.body.bootId }, clock.now());
+        return {
+          protocol: PROTOCOL_VERSION,
+          nodeId: req.node.id,
+          name: req.node.name,
+          heartbeatIntervalMs: opts.heartbeatIntervalMs,
+          nodeTimeoutMs: opts.nodeTimeoutMs,
+        };
+      });
+
+      node.post<{ Body: Static<typeof HeartbeatBody> }>(NODE_PATHS.heartbeat, { schema: { body: HeartbeatBody } }, async (req) => {
+        await catalogue.heartbeat(req.node.id, req.body.capacity, clock.now());
+        return { success: true };
+      });
+
+      node.get<{ Querystring: Static<typeof PollQuery> }>(
+        NODE_PATHS.operations,
+        { schema: { querystring: PollQuery } },
+        async (req, reply): Promise<OperationsReply> => {
+          const waitMs = Math.min(Number(req.query.waitMs ?? 0), MAX_POLL_WAIT_MS);
+          // Ends with the client's connection or the app, whichever goes first.
+          const gone = new AbortController();
+          const onClose = (): void => {
+            if (!reply.raw.writableFinished) gone.abort();
+          };
+          reply.raw.once('close', onClose);
+          const onClosing = (): void => gone.abort();
+          closing.signal.addEventListener('abort', onClosing, { once: true });
+          try {
+            return { operations: await catalogue.pending(req.node.id, waitMs, gone.signal) };
+          } finally {
+            reply.raw.off('close', onClose);
+            closing.signal.removeEventListener('abort', onClosing);
+          }
+        },
+      );
+
+      node.post<{ Params: Static<typeof OpParams>; Body: OperationResult }>(
+        '/node/v1/operations/:id/result',
+        { schema: { params: OpParams, body: ResultBody } },
+        async (req) => {
+          const op = await catalogue.operation(req.params.id);
+          if (!op || op.nodeId !== req.node.id) throw new NotFoundError('OPERATION_NOT_FOUND', `operation ${req.params.id} not found`);
+          // The documents first: whoever waits for the result reads them next (dispatch.ts applies them too).
+          if (req.body.ok) await dispatcher.apply(req.node.id, req.body);
+          const recorded = await catalogue.finish(op.id, req.node.id, req.body, clock.now());
+          return { success: true, recorded };
+        },
+      );
+
+      node.post<{ Body: { deployments: DeploymentState[] } }>(
+        NODE_PATHS.state,
+        { schema: { body: StateBody } },
+        async (req): Promise<StateReply> => ({ acked: await catalogue.applyState(req.node.id, req.body.deployments) }),
+      );
+    });
+  };
+}
