@@ -209,7 +209,7 @@ export class ControlBackend {
     const id = newId('dep');
     const label = typeof name === 'string' ? name : (manifest.services[0]?.name ?? 'deployment');
     this.dispatcher.assertReachable(node);
-    await this.catalogue.place(id, userId, node.id, now);
+    await this.catalogue.place(id, userId, node.id, now, needed);
     const r = await this.dispatcher.run(node, userId, { kind: 'deploy', deploymentId: id, name: label, sdl }, () =>
       this.catalogue.unplace(id),
     );
@@ -222,7 +222,8 @@ export class ControlBackend {
     const node = await this.node(src.nodeId);
     this.dispatcher.assertReachable(node);
     const newDeploymentId = newId('dep');
-    await this.catalogue.place(newDeploymentId, userId, node.id, this.clock.now());
+    const reserved = src.state.deployment.manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
+    await this.catalogue.place(newDeploymentId, userId, node.id, this.clock.now(), reserved);
     const payload = {
       kind: 'clone',
       deploymentId: id,

@@ -34,6 +34,12 @@ export interface CatalogueNode {
   readonly bootId: string | null;
   /** Active deployments placed on the node. */
   readonly deployments: number;
+  /**
+   * Bytes of volume storage promised to those deployments (their SDLs'
+   * sizes, recorded when placed): known at once, where the node's own
+   * report of what it promised waits for its next heartbeat.
+   */
+  readonly reservedBytes: number;
 }
 
 /**
@@ -93,8 +99,8 @@ export interface Catalogue {
   heartbeat(id: string, capacity: Capacity, at: number): Promise<void>;
 
   // ---- deployments and their state
-  /** place records that deployment `id` of `userId` lives on `nodeId`, before the node has it. */
-  place(id: string, userId: string, nodeId: string, at: number): Promise<void>;
+  /** place records that deployment `id` of `userId` lives on `nodeId`, with `reservedBytes` of volumes, before the node has it. */
+  place(id: string, userId: string, nodeId: string, at: number, reservedBytes?: number): Promise<void>;
   /** unplace forgets a placement whose creating operation never ran (state still null). */
   unplace(id: string): Promise<void>;
   deployment(id: string): Promise<CatalogueDeployment | undefined>;

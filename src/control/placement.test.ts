@@ -48,6 +48,15 @@ describe('place', () => {
     expect(place([busy, empty], 1 * GB)).toMatchObject({ ok: true, node: { name: 'empty' } });
   });
 
+  it('counts deployments placed since the last heartbeat: equal nodes take turns', () => {
+    const a = { ...node('a', cap()), reservedBytes: 5 * GB };
+    const b = { ...node('b', cap()), reservedBytes: 0 };
+    expect(place([a, b], 5 * GB)).toMatchObject({ ok: true, node: { name: 'b' } });
+    // The node's own report wins when it promised more than the catalogue knows of.
+    const c = { ...node('c', cap({ volumeReservedBytes: 20 * GB })), reservedBytes: 5 * GB };
+    expect(roomOf(c.capacity!, c.reservedBytes)).toBe(100 * GB - 20 * GB - MARGIN_MAX_BYTES);
+  });
+
   it('skips draining, offline, degraded and never-reported nodes', () => {
     const r = place(
       [

@@ -23,11 +23,19 @@ export interface PlacementNode {
   readonly name: string;
   readonly status: NodeStatus;
   readonly capacity: Capacity | null;
+  /** Storage promised to the deployments placed on it, as the catalogue counts it (0 if unknown). */
+  readonly reservedBytes?: number;
 }
 
-/** roomOf is the bytes a node can still promise to new volumes (negative: none). */
-export function roomOf(c: Capacity): number {
-  const promisedUnused = Math.max(0, c.volumeReservedBytes - c.volumeUsedBytes);
+/**
+ * roomOf is the bytes a node can still promise to new volumes (negative:
+ * none). What is promised is the larger of the node's last report and the
+ * catalogue's count, which already holds deployments placed since that
+ * report: two deployments created between two heartbeats are not both
+ * given the same room.
+ */
+export function roomOf(c: Capacity, catalogueReserved = 0): number {
+  const promisedUnused = Math.max(0, Math.max(c.volumeReservedBytes, catalogueReserved) - c.volumeUsedBytes);
   const margin = Math.min(MARGIN_MAX_BYTES, MARGIN_FRACTION * c.diskTotalBytes);
   return c.diskFreeBytes - promisedUnused - margin;
 }
@@ -45,7 +53,7 @@ export function place(nodes: readonly PlacementNode[], neededBytes: number): Pla
   for (const n of nodes) {
     if (n.status !== 'online' || !n.capacity || n.capacity.health !== 'ok') continue;
     online++;
-    const room = roomOf(n.capacity);
+    const room = roomOf(n.capacity, n.reservedBytes);
     largestRoom = largestRoom === null ? room : Math.max(largestRoom, room);
     const roomAfter = room - neededBytes;
     if (roomAfter < 0) continue;

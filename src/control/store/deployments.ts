@@ -107,11 +107,21 @@ export function deployments({ db, clock }: Conn): DeploymentPart {
   };
 
   return {
-    async place(id, userId, nodeId, at) {
+    async place(id, userId, nodeId, at, reservedBytes = 0) {
       try {
         await db
           .insertInto('deployments')
-          .values({ id, user_id: userId, node_id: nodeId, status: 'placed', version: null, state: null, created_at: at, updated_at: at })
+          .values({
+            id,
+            user_id: userId,
+            node_id: nodeId,
+            status: 'placed',
+            version: null,
+            state: null,
+            reserved_bytes: reservedBytes,
+            created_at: at,
+            updated_at: at,
+          })
           .onConflict((oc) => oc.column('id').doNothing())
           .execute();
       } catch (err) {

@@ -60,6 +60,7 @@ function migrations(dialect: DialectName): Record<string, Migration> {
           .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('placed', 'active', 'closed')`))
           .addColumn('version', 'bigint')
           .addColumn('state', 'text')
+          .addColumn('reserved_bytes', 'bigint', (c) => c.notNull().defaultTo(0))
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
           .execute();

@@ -14,7 +14,7 @@ import type { NodesTable } from './schema.js';
 
 type NodePart = Pick<Catalogue, 'addNode' | 'nodes' | 'node' | 'nodeByTokenHash' | 'setDraining' | 'removeNode' | 'hello' | 'heartbeat'>;
 
-type Row = NodesTable & { deployments: unknown };
+type Row = NodesTable & { deployments: unknown; reserved: unknown };
 
 const toNode = (r: Row): CatalogueNode => ({
   id: r.id,
@@ -27,6 +27,7 @@ const toNode = (r: Row): CatalogueNode => ({
   runtime: r.runtime,
   bootId: r.boot_id,
   deployments: Number(r.deployments),
+  reservedBytes: Number(r.reserved ?? 0),
 });
 
 /**
@@ -57,6 +58,14 @@ export function nodes({ db }: Conn): NodePart {
           .where('deployments.status', 'in', ['placed', 'active'])
           .select(eb.fn.countAll().as('n'))
           .as('deployments'),
+      )
+      .select((eb) =>
+        eb
+          .selectFrom('deployments')
+          .whereRef('deployments.node_id', '=', 'nodes.id')
+          .where('deployments.status', 'in', ['placed', 'active'])
+          .select((q) => q.fn.sum<number>('deployments.reserved_bytes').as('r'))
+          .as('reserved'),
       );
   const node = async (idOrName: string): Promise<CatalogueNode | undefined> => {
     const r = await select()

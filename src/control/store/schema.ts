@@ -62,6 +62,8 @@ export interface DeploymentsTable {
   status: PlacementStatus;
   version: number | null;
   state: string | null;
+  /** The volume storage its SDL asks for, recorded when placed (placement counts it). */
+  reserved_bytes: number;
   created_at: number;
   updated_at: number;
 }

@@ -220,12 +220,16 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       expect(held?.state?.deployment.status).toBe('active');
 
       // Confirmed deployments only, newest first; unplace forgets only unconfirmed ones.
-      await c.place('dep-bbbbbbbbbbbb', user.id, node.id, 20);
-      await c.place('dep-cccccccccccc', user.id, node.id, 30);
+      const reservedBefore = (await c.node(node.id))!.reservedBytes;
+      await c.place('dep-bbbbbbbbbbbb', user.id, node.id, 20, 3_000_000_000);
+      await c.place('dep-cccccccccccc', user.id, node.id, 30, 2_000_000_000);
+      // What the placed deployments were promised counts at once, confirmed or not (placement reads it).
+      expect((await c.node(node.id))!.reservedBytes - reservedBefore).toBe(5_000_000_000);
       await c.applyState(node.id, [doc('dep-bbbbbbbbbbbb', user.id, 1)]);
       expect((await c.deploymentsOf(user.id)).map((d) => d.id)).toEqual(['dep-bbbbbbbbbbbb', dep]);
       await c.unplace('dep-cccccccccccc');
       await c.unplace(dep);
+      expect((await c.node(node.id))!.reservedBytes - reservedBefore).toBe(3_000_000_000);
       expect(await c.deployment('dep-cccccccccccc')).toBeUndefined();
       expect((await c.deployment(dep))?.state?.version).toBe(5);
       // Placing the same again is harmless; an id placed elsewhere is refused.
