@@ -12,6 +12,7 @@
 // Each node sends the documents that fell due in one request, every
 // `flushMs` (as state-sync batches them), at most 50 a request. Heartbeats
 // of different nodes are spread over the period too, so the load is even.
+import { setMaxListeners } from 'node:events';
 import { newId } from '../../src/core/ids.js';
 import type { Deployment } from '../../src/db/deployments.js';
 import type { Snapshot } from '../../src/db/snapshots.js';
@@ -46,7 +47,10 @@ type Kind = 'hello' | 'heartbeat' | 'poll' | 'state';
 export const KINDS: readonly Kind[] = ['hello', 'heartbeat', 'poll', 'state'];
 
 export interface KindFigures {
+  /** Requests answered in the window (a long poll counts when it answers). */
   requests: number;
+  /** Requests still waiting for their answer at the end of the window. */
+  inFlight: number;
   errors: number;
   p50Ms: number;
   p99Ms: number;
@@ -94,6 +98,9 @@ const capacity = (deployments: number): Capacity => ({
  */
 export class SimulatedFleet {
   private readonly counts = new Map<Kind, { requests: number; errors: number; lat: number[] }>();
+  private readonly inFlight = new Map<Kind, number>(KINDS.map((k) => [k, 0]));
+  /** Bumped by reset(): an answer to a batch sent before it is not counted after it. */
+  private generation = 0;
   private documents = 0;
   private acked = 0;
   private readonly errorSamples: string[] = [];
@@ -105,6 +112,8 @@ export class SimulatedFleet {
     private readonly opts: Required<FleetOptions>,
     private readonly nodes: SimNode[],
   ) {
+    // Every open request of every node listens on the one signal: hundreds at once are expected.
+    setMaxListeners(0, this.abort.signal);
     this.reset();
   }
 
@@ -150,11 +159,13 @@ export class SimulatedFleet {
     for (const k of KINDS) this.counts.set(k, { requests: 0, errors: 0, lat: [] });
     this.documents = 0;
     this.acked = 0;
+    this.generation++;
   }
 
   private async request(kind: Kind, node: SimNode, method: string, path: string, body?: unknown): Promise<unknown> {
     const c = this.counts.get(kind)!;
     const t = performance.now();
+    this.inFlight.set(kind, this.inFlight.get(kind)! + 1);
     try {
       const res = await fetch(`${this.opts.url}${path}`, {
         method,
@@ -173,6 +184,8 @@ export class SimulatedFleet {
       c.errors++;
       if (this.errorSamples.length < 5) this.errorSamples.push(`${kind}: ${(err as Error).message}`);
       return null;
+    } finally {
+      this.inFlight.set(kind, this.inFlight.get(kind)! - 1);
     }
   }
 
@@ -235,8 +248,9 @@ export class SimulatedFleet {
     for (let i = 0; i < docs.length; i += BATCH) {
       const batch = docs.slice(i, i + BATCH);
       this.documents += batch.length;
+      const generation = this.generation;
       const reply = (await this.request('state', node, 'POST', NODE_PATHS.state, { deployments: batch })) as StateReply | null;
-      if (!reply) continue;
+      if (!reply || generation !== this.generation) continue;
       const held = new Map(reply.acked.map((a) => [a.deploymentId, a.version]));
       for (const d of batch) if (held.get(d.deployment.id) === d.version) this.acked++;
     }
@@ -282,13 +296,18 @@ export class SimulatedFleet {
     });
   }
 
+  /** sleep resolves after `ms`, or at once when the fleet stops. */
   private sleep(ms: number): Promise<void> {
+    const signal = this.abort.signal;
+    if (signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.abort.signal.addEventListener('abort', () => {
-        clearTimeout(t);
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
         resolve();
-      });
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 
@@ -330,7 +349,13 @@ export class SimulatedFleet {
     for (const k of KINDS) {
       const c = this.counts.get(k)!;
       const lat = c.lat.slice().sort((a, b) => a - b);
-      byKind[k] = { requests: c.requests, errors: c.errors, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99) };
+      byKind[k] = {
+        requests: c.requests,
+        inFlight: this.inFlight.get(k)!,
+        errors: c.errors,
+        p50Ms: percentile(lat, 50),
+        p99Ms: percentile(lat, 99),
+      };
     }
     return { byKind, documents: this.documents, acked: this.acked, errorSamples: [...this.errorSamples] };
   }
