@@ -257,6 +257,8 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     rateLimitPerMinute: 100_000,
     userRateLimitPerMinute: 100_000,
     logLevel: 'silent',
+    tlsCertFile: null,
+    tlsKeyFile: null,
   });
   const logger = pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' });
   const start = (url: string): Promise<RunningControlPlane> => startControlPlane(config(url), { clock, logger });

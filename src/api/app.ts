@@ -53,11 +53,14 @@ export interface BuildOptions {
   readonly logger?: FastifyBaseLogger;
   /** More routes on the same app, registered after the API's (the control plane's node endpoints). */
   readonly routes?: (app: FastifyInstance) => void | Promise<void>;
+  /** Serve HTTPS with this PEM certificate (chain) and key instead of HTTP. */
+  readonly https?: { readonly cert: Buffer; readonly key: Buffer } | null;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
     bodyLimit: BODY_LIMIT,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];

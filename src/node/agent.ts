@@ -13,9 +13,10 @@
  * Nothing is closed, deleted or pruned because the control plane cannot be
  * reached.
  *
- * A refused token (NodeRejectedError), a protocol the control plane does
- * not speak or a hello it refuses is fatal: every loop stops and `done`
- * rejects with the error.
+ * A refused token (NodeRejectedError), a certificate the node does not
+ * trust before it ever reached a replica (UntrustedCertificateError), a
+ * protocol the control plane does not speak or a hello it refuses is
+ * fatal: every loop stops and `done` rejects with the error.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -33,7 +34,7 @@ import {
   type StateReply,
 } from '../network/protocol.js';
 import { measureCapacity } from './capacity.js';
-import { ClientClosedError, type ControlClient, NodeRejectedError } from './control-client.js';
+import { ClientClosedError, type ControlClient, NodeRejectedError, UntrustedCertificateError } from './control-client.js';
 import { Executor } from './executor.js';
 import { StateSync, type StateSyncOptions } from './state-sync.js';
 
@@ -187,7 +188,7 @@ export class NodeAgent {
   /** loopError logs an error of a loop; returns true when the loop must end (stopped, or fatal). */
   private loopError(err: unknown, what: string): boolean {
     if (err instanceof ClientClosedError || this.stopped) return true;
-    if (err instanceof NodeRejectedError) {
+    if (err instanceof NodeRejectedError || err instanceof UntrustedCertificateError) {
       this.failed(err);
       return true;
     }
