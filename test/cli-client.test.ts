@@ -385,10 +385,10 @@ describe('kova client: deployments and snapshots', () => {
 
   it('snapshots ls prints a table', async () => {
     const lines = (await ok(['snapshots', 'ls', dep])).trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+LABEL\s+STATUS\s+SIZE\s+TYPE\s+CREATED\s+CONSISTENCY$/);
+    expect(lines[0]).toMatch(/^ID\s+LABEL\s+STATUS\s+SIZE\s+TYPE\s+CREATED\s+CONSISTENCY\s+STORED$/);
     expect(lines).toHaveLength(4);
     const row = lines.find((l) => l.startsWith(snap));
-    expect(row).toMatch(/before-migration\s+ready\s+\d+ B\s+manual\s+\d+s ago\s+(frozen|live)$/);
+    expect(row).toMatch(/before-migration\s+ready\s+\d+ B\s+manual\s+\d+s ago\s+(frozen|live)\s+local$/);
     const text = await ok(['snapshots', 'get', dep, snap]);
     expect(text).toMatch(/^ID\s+snap-/);
     expect(text).toMatch(/\nSTATUS\s+ready\n/);

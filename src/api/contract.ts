@@ -72,6 +72,14 @@ export const Snapshot = Type.Object({
   error: Nullable(Type.String()),
   warning: Nullable(Type.String()),
   progress: Nullable(Progress, { description: 'While creating.' }),
+  offsite: Nullable(
+    Type.Object({
+      status: Type.Union([Type.Literal('pending'), Type.Literal('copying'), Type.Literal('copied'), Type.Literal('failed')]),
+      copiedAt: Nullable(Time()),
+      error: Nullable(Type.String({ description: 'Why the last attempt failed (it is retried).' })),
+    }),
+    { description: 'The off-node copy; null when the server has no off-node target or the snapshot was not queued for one.' },
+  ),
 });
 export type Snapshot = Static<typeof Snapshot>;
 
@@ -157,6 +165,9 @@ export const SnapshotSettings = Type.Object({
   keepWeekly: Nullable(Type.Integer(), { description: 'Likewise per ISO week (UTC).' }),
   keepMonthly: Nullable(Type.Integer(), { description: 'Likewise per month (UTC).' }),
   retentionDescription: Type.String({ description: 'What the retention policy keeps, in plain words.' }),
+  offsite: Nullable(Type.Object({ enabled: Type.Boolean() }), {
+    description: "Off-node copies of this deployment's snapshots; null when the server has no off-node target.",
+  }),
 });
 export type SnapshotSettings = Static<typeof SnapshotSettings>;
 

@@ -100,6 +100,12 @@ export const SettingsBody = Type.Object(
     keepDaily: Type.Optional(Tier('days (UTC)')),
     keepWeekly: Type.Optional(Tier('ISO weeks (UTC)')),
     keepMonthly: Type.Optional(Tier('months (UTC)')),
+    offsite: Type.Optional(
+      Type.Object(
+        { enabled: Type.Optional(Type.Boolean()) },
+        { additionalProperties: false, description: 'Off-node copies (default on when the server has a target).' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

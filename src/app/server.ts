@@ -29,6 +29,9 @@ import { RestoreService } from '../services/restore-service.js';
 import { BrowseService } from '../services/browse-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
+import { type OffsiteOptions, OffsiteService } from '../services/offsite-service.js';
+import { type RecoveryReport, recoverFromOffsite } from '../services/offsite-recovery.js';
+import { type OffsiteTarget, normalizeTarget } from '../services/offsite-target.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
 import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
 import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
@@ -49,6 +52,8 @@ export interface Services {
   readonly webhooks: WebhookService;
   /** Sends the webhooks' deliveries; the server starts it, tests call runDue(). */
   readonly dispatcher: WebhookDispatcher;
+  /** Off-node copies; inert without a target. The server starts it, tests call runDue(). */
+  readonly offsite: OffsiteService;
 }
 
 export interface RunningServer {
@@ -56,6 +61,8 @@ export interface RunningServer {
   readonly services: Services;
   readonly url: string;
   readonly adminKeyFile: string | null;
+  /** What --recover-from brought back; null without it. */
+  readonly recovered: RecoveryReport | null;
   close(): Promise<void>;
 }
 
@@ -103,6 +110,9 @@ export function wireServices(opts: {
   maxKeysPerUser?: number;
   /** Webhook rules (private addresses refused, 10 per user unless given) and delivery settings. */
   webhooks?: WebhookOptions & DispatcherOptions;
+  /** Where off-node copies go; default none. */
+  offsite?: OffsiteTarget | null;
+  offsiteOptions?: OffsiteOptions;
 }): Services {
   const metrics = new Metrics();
   const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
@@ -121,6 +131,8 @@ export function wireServices(opts: {
     config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs, gcIntervalMs: opts.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS },
     events: webhooks,
   };
+  const offsite = new OffsiteService(ctx, opts.offsite ?? null, opts.offsiteOptions);
+  ctx.offsite = offsite;
   const snapshots = new SnapshotService(ctx);
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
@@ -135,6 +147,7 @@ export function wireServices(opts: {
     settings,
     webhooks,
     dispatcher,
+    offsite,
   };
 }
 
@@ -177,7 +190,27 @@ export function metricsToken(file: string): string {
   return token;
 }
 
-export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
+/** offsiteTarget is the configured off-node target: --offsite, else the --recover-from target (copies go on where they came from). */
+export function offsiteTarget(cfg: ServerConfig, s3?: OffsiteTarget['s3'], url = cfg.offsite ?? cfg.recoverFrom): OffsiteTarget | null {
+  if (url === null || cfg.offsiteKeyFile === null) return null;
+  return normalizeTarget({
+    url,
+    keyFile: cfg.offsiteKeyFile,
+    ...(cfg.s3Endpoint ? { s3Endpoint: cfg.s3Endpoint } : {}),
+    ...(s3 ? { s3 } : {}),
+  });
+}
+
+export async function startServer(
+  cfg: ServerConfig,
+  opts: {
+    clock?: Clock;
+    logger?: Logger;
+    offsiteOptions?: OffsiteOptions;
+    /** S3 settings of the off-node target (tests: fewer retries); default the AWS environment and the engine's retries. */
+    offsiteS3?: OffsiteTarget['s3'];
+  } = {},
+): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
   const clock = opts.clock ?? systemClock;
   ensurePrivateDataDir(cfg.dataDir, log);
@@ -203,7 +236,19 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     jobConcurrency: cfg.jobConcurrency,
     maxKeysPerUser: cfg.maxKeysPerUser,
     webhooks: { allowPrivate: cfg.webhooksAllowPrivate },
+    offsite: offsiteTarget(cfg, opts.offsiteS3),
+    offsiteOptions: opts.offsiteOptions,
   });
+  let recovered: RecoveryReport | null = null;
+  if (cfg.recoverFrom !== null && cfg.offsiteKeyFile !== null) {
+    try {
+      recovered = await recoverFromOffsite(store, paths, offsiteTarget(cfg, opts.offsiteS3, cfg.recoverFrom)!, log);
+    } catch (err) {
+      await runtime.close();
+      store.close();
+      throw err;
+    }
+  }
   const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
 
   const requeued = services.ctx.jobs.start();
@@ -211,6 +256,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
   await services.deployments.reconcile();
   // Deliveries still pending from before a restart are sent again from here.
   services.dispatcher.start();
+  services.offsite.start();
   const tick = setInterval(() => {
     try {
       services.settings.tick();
@@ -252,6 +298,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     services,
     url,
     adminKeyFile,
+    recovered,
     async close() {
       if (closed) return;
       closed = true;
@@ -259,6 +306,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       await app.close();
       await services.dispatcher.stop();
       await services.ctx.jobs.stop();
+      await services.offsite.stop();
       await runtime.close();
       store.close();
     },

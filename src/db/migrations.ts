@@ -175,6 +175,41 @@ export const MIGRATIONS: readonly string[] = [
   );
   ${syncTriggers()}
   `,
+  `
+  -- Off-node copies (services/offsite-service.ts). Per snapshot queued for
+  -- copying: its state in the bucket; rows not yet copied are the pending
+  -- copies, resumed after a restart.
+  CREATE TABLE offsite_copies (
+    snapshot_id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'copying', 'copied', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    copied_at INTEGER,
+    error TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX offsite_copies_due ON offsite_copies(status, next_attempt_at);
+  CREATE INDEX offsite_copies_by_deployment ON offsite_copies(deployment_id);
+  -- Snapshot records to delete from a deployment's bucket repository.
+  CREATE TABLE offsite_deletes (
+    deployment_id TEXT NOT NULL,
+    engine_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, engine_id)
+  );
+  -- Batched gc of a deployment's bucket repository, due at due_at.
+  CREATE TABLE offsite_gc_due (
+    deployment_id TEXT PRIMARY KEY,
+    due_at INTEGER NOT NULL
+  );
+  -- A deployment's choice about off-node copies; no row: the default (on when a target is configured).
+  CREATE TABLE offsite_settings (
+    deployment_id TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL
+  );
+  `,
 ];
 
 /**

@@ -24,6 +24,15 @@ export interface Snapshot {
   readonly warning: string | null;
   readonly progressDone: number | null;
   readonly progressTotal: number | null;
+  /** The off-node copy (not a column: filled in by the snapshot service from db/offsite.ts); null or absent: none. */
+  readonly offsite?: SnapshotOffsite | null;
+}
+
+/** Where a snapshot's off-node copy stands. */
+export interface SnapshotOffsite {
+  readonly status: 'pending' | 'copying' | 'copied' | 'failed';
+  readonly copiedAt: number | null;
+  readonly error: string | null;
 }
 
 interface Row {
@@ -81,7 +90,7 @@ const COLUMNS: Record<string, string> = {
   progressTotal: 'progress_total',
 };
 
-export type SnapshotUpdate = Partial<Omit<Snapshot, 'id' | 'deploymentId' | 'label' | 'trigger' | 'createdAt'>>;
+export type SnapshotUpdate = Partial<Omit<Snapshot, 'id' | 'deploymentId' | 'label' | 'trigger' | 'createdAt' | 'offsite'>>;
 
 export class Snapshots extends Table {
   insert(s: Pick<Snapshot, 'id' | 'deploymentId' | 'label' | 'status' | 'trigger' | 'createdAt'>): void {

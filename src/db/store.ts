@@ -6,6 +6,7 @@ import { type Db, openDatabase } from './database.js';
 import { Deployments } from './deployments.js';
 import { GcDue } from './gc-due.js';
 import { Jobs } from './jobs.js';
+import { Offsite } from './offsite.js';
 import { Restores } from './restores.js';
 import { Settings } from './settings.js';
 import { Snapshots } from './snapshots.js';
@@ -22,6 +23,7 @@ export class Store {
   readonly jobs: Jobs;
   readonly gcDue: GcDue;
   readonly webhooks: Webhooks;
+  readonly offsite: Offsite;
 
   constructor(readonly db: Db) {
     this.users = new Users(db);
@@ -33,6 +35,7 @@ export class Store {
     this.jobs = new Jobs(db);
     this.gcDue = new GcDue(db);
     this.webhooks = new Webhooks(db);
+    this.offsite = new Offsite(db);
   }
 
   static open(file: string): Store {

@@ -171,6 +171,7 @@ export class DeploymentService {
       store.deployments.close(id, clock.now());
       store.snapshots.deleteAll(id);
       store.settings.delete(id);
+      this.ctx.offsite?.deploymentClosed(id);
       this.ctx.jobs.enqueue(id, JobKind.Close, {});
       return store.deployments.get(id)!;
     });

@@ -36,7 +36,12 @@ export interface SettingsInput {
   readonly keepDaily?: number | null;
   readonly keepWeekly?: number | null;
   readonly keepMonthly?: number | null;
+  /** Off-node copies of this deployment's snapshots (only when the operator configured a target). */
+  readonly offsite?: { readonly enabled?: boolean };
 }
+
+/** A deployment's settings as the API shows them: with its off-node choice (null without a target). */
+export type SettingsWithOffsite = SnapshotSettings & { readonly offsite?: { readonly enabled: boolean } | null };
 
 const TIER_FIELDS = ['keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly'] as const;
 
@@ -54,9 +59,15 @@ export class SettingsService {
     private readonly gc: GcService,
   ) {}
 
-  get(userId: string, depId: string): SnapshotSettings {
+  get(userId: string, depId: string): SettingsWithOffsite {
     activeDeployment(this.ctx.store, userId, depId);
-    return this.stored(depId);
+    return this.withOffsite(this.stored(depId));
+  }
+
+  /** withOffsite adds the deployment's off-node choice: on unless turned off, when a target is configured. */
+  private withOffsite(s: SnapshotSettings): SettingsWithOffsite {
+    const o = this.ctx.offsite;
+    return { ...s, offsite: o?.configured ? { enabled: o.enabledFor(s.deploymentId) } : null };
   }
 
   /** stored reads a deployment's settings, brought within the rules (see boundedSchedule). */
@@ -64,14 +75,15 @@ export class SettingsService {
     return bounded(this.ctx.store.settings.get(depId), this.ctx.clock.now());
   }
 
-  put(userId: string, depId: string, input: SettingsInput): SnapshotSettings {
+  put(userId: string, depId: string, input: SettingsInput): SettingsWithOffsite {
     const { store, clock } = this.ctx;
     const intervalMs = this.validate(input);
     return store.tx(() => {
       activeDeployment(store, userId, depId);
       const next = merged(bounded(store.settings.get(depId), clock.now()), input, intervalMs, clock.now());
       store.settings.put(next);
-      return next;
+      if (input.offsite?.enabled !== undefined) store.offsite.setEnabled(depId, input.offsite.enabled);
+      return this.withOffsite(next);
     });
   }
 
@@ -120,6 +132,12 @@ export class SettingsService {
     }
     if (input.retention !== undefined && !(Number.isInteger(input.retention) && input.retention >= 1 && input.retention <= 100)) {
       throw new ValidationError('INVALID_RETENTION', 'retention must be an integer from 1 to 100');
+    }
+    if (input.offsite?.enabled !== undefined && !this.ctx.offsite?.configured) {
+      throw new ValidationError(
+        'OFFSITE_NOT_CONFIGURED',
+        'this server has no off-node target (kova serve --offsite): there is nothing to turn on or off',
+      );
     }
     for (const field of TIER_FIELDS) {
       const v = input[field];

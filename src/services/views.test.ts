@@ -66,6 +66,7 @@ const snapshotRow: SnapshotRow = {
   warning: 'hook exited 1',
   progressDone: 1000,
   progressTotal: 5000,
+  offsite: { status: 'failed', copiedAt: T0, error: 'the endpoint answered 503' },
 };
 
 const restoreRow: RestoreRow = {
@@ -171,7 +172,7 @@ const deliveryRow: DeliveryRow = {
 const views: Array<[string, TSchema, object]> = [
   ['snapshot', Snapshot, snapshotView(snapshotRow)],
   ['restore', Restore, restoreView(restoreRow)],
-  ['settings', SnapshotSettings, settingsView(settingsRow, 3600_000)],
+  ['settings', SnapshotSettings, settingsView({ ...settingsRow, offsite: { enabled: true } }, 3600_000)],
   [
     'deployment',
     Deployment,

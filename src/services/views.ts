@@ -68,6 +68,7 @@ export function snapshotView(s: Snapshot) {
     error: s.error,
     warning: s.warning,
     progress: s.status === 'creating' ? progress(s.progressDone, s.progressTotal) : null,
+    offsite: s.offsite ? { status: s.offsite.status, copiedAt: isoOrNull(s.offsite.copiedAt), error: s.offsite.error } : null,
   } satisfies Api.Snapshot;
 }
 
@@ -119,7 +120,7 @@ export function restorePlanView(p: RestorePlanResult) {
 const LAST_ISO_MS = 253_402_300_799_999;
 
 /** settingsView never throws: a due time no client could read (see SettingsService) shows as null. */
-export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
+export function settingsView(s: SnapshotSettings & { readonly offsite?: { readonly enabled: boolean } | null }, minIntervalMs: number) {
   const next = s.nextRunAt !== null && Number.isFinite(s.nextRunAt) && s.nextRunAt >= 0 && s.nextRunAt <= LAST_ISO_MS ? s.nextRunAt : null;
   return {
     enabled: s.enabled,
@@ -132,6 +133,7 @@ export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
     keepWeekly: s.keepWeekly,
     keepMonthly: s.keepMonthly,
     retentionDescription: describeRetention(retentionPolicy(s)),
+    offsite: s.offsite ? { enabled: s.offsite.enabled } : null,
   } satisfies Api.SnapshotSettings;
 }
 

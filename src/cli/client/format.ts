@@ -41,10 +41,21 @@ export function snapshotType(s: Snapshot): string {
   return s.trigger && s.trigger !== 'manual' && s.trigger !== 'automatic' ? `manual (${s.trigger})` : 'manual';
 }
 
-export const SNAPSHOT_HEADERS = ['ID', 'LABEL', 'STATUS', 'SIZE', 'TYPE', 'CREATED', 'CONSISTENCY'] as const;
+export const SNAPSHOT_HEADERS = ['ID', 'LABEL', 'STATUS', 'SIZE', 'TYPE', 'CREATED', 'CONSISTENCY', 'STORED'] as const;
+
+/**
+ * storedWhere says where a ready snapshot is kept: `local`, `local+offsite`
+ * once its off-node copy is complete, or the copy's state while it is not.
+ */
+export function storedWhere(s: Pick<Snapshot, 'status' | 'offsite'>): string {
+  if (s.status !== 'ready') return '';
+  const o = s.offsite;
+  if (!o) return 'local';
+  return o.status === 'copied' ? 'local+offsite' : `local (offsite ${o.status})`;
+}
 
 export function snapshotRow(s: Snapshot, now = Date.now()): string[] {
-  return [s.id, s.label ?? '', s.status, s.size, snapshotType(s), ago(s.createdAt, now), s.consistency ?? ''];
+  return [s.id, s.label ?? '', s.status, s.size, snapshotType(s), ago(s.createdAt, now), s.consistency ?? '', storedWhere(s)];
 }
 
 export function printSnapshot(io: Io, s: Snapshot): void {
@@ -71,6 +82,8 @@ export function printSnapshot(io: Io, s: Snapshot): void {
     ],
     ['CREATED', at(s.createdAt)],
     ['READY', s.readyAt ? at(s.readyAt) : null],
+    ['STORED', storedWhere(s) || null],
+    ['OFFSITE', s.offsite?.copiedAt ? `copied ${at(s.offsite.copiedAt)}` : (s.offsite?.error ?? null)],
   ]);
 }
 

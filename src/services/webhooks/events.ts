@@ -5,7 +5,7 @@
  * snapshot or restore that reports it.
  */
 
-/** Every event a webhook may subscribe to. `offsite.failed` is accepted but nothing reports it yet. */
+/** Every event a webhook may subscribe to. */
 export const WEBHOOK_EVENTS = ['snapshot.failed', 'snapshot.missed', 'restore.completed', 'restore.failed', 'offsite.failed'] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 

@@ -1,4 +1,4 @@
-/** SnapshotRow: one snapshot in the table: name, live status, size, trigger, age, consistency, actions. */
+/** SnapshotRow: one snapshot in the table: name, live status and off-node copy, size, trigger, age, consistency, actions. */
 import type { Snapshot } from '../api';
 import { formatBytes, triggerLabel } from '../format';
 import { paths } from '../router';
@@ -29,6 +29,24 @@ function consistencyText(s: Snapshot): { text: string; title: string } {
   return { text: '—', title: 'Known when the snapshot is ready' };
 }
 
+/** OffsiteBadge: where the snapshot's off-node copy stands (nothing when the server makes none). */
+function OffsiteBadge({ snapshot: s }: { snapshot: Snapshot }) {
+  const o = s.offsite;
+  if (!o || s.status !== 'ready') return null;
+  const text = o.status === 'copied' ? 'Offsite' : o.status === 'failed' ? 'Offsite failed' : 'Copying offsite';
+  const title =
+    o.status === 'copied'
+      ? `Copied off the node${o.copiedAt ? ` at ${new Date(o.copiedAt).toLocaleString()}` : ''}`
+      : o.status === 'failed'
+        ? `The off-node copy failed and is retried: ${o.error ?? 'unknown error'}`
+        : 'Being copied off the node';
+  return (
+    <span className={`badge badge-offsite offsite-${o.status}`} data-offsite={o.status} title={title}>
+      {text}
+    </span>
+  );
+}
+
 export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; actions: SnapshotActions }) {
   const c = consistencyText(s);
   return (
@@ -38,6 +56,7 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
       </td>
       <td data-label="Status" className="cell-status">
         <StatusBadge status={s.status} />
+        <OffsiteBadge snapshot={s} />
         {s.status === 'creating' && s.progress && (
           <ProgressBar done={s.progress.bytesDone} total={s.progress.bytesTotal} label={`Progress of ${s.label ?? s.id}`} />
         )}

@@ -58,6 +58,7 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
   const { me } = useSession();
   const res = useResource((signal) => api.getSettings(deploymentId, signal), [deploymentId]);
   const [enabled, setEnabled] = useState(false);
+  const [offsite, setOffsite] = useState(false);
   const [interval, setIntervalText] = useState('');
   const [retention, setRetention] = useState('');
   const [errors, setErrors] = useState<Errors>({});
@@ -70,6 +71,7 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
   useEffect(() => {
     if (!res.data) return;
     setEnabled(res.data.enabled);
+    setOffsite(res.data.offsite?.enabled ?? false);
     setIntervalText(res.data.interval);
     setRetention(String(res.data.retention));
     setTiers(tiersOf(res.data));
@@ -110,7 +112,8 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
     );
   }
   const minInterval = current.minInterval || me.server.minSnapshotInterval;
-  const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retentionDirty;
+  const offsiteDirty = current.offsite !== null && offsite !== current.offsite.enabled;
+  const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retentionDirty || offsiteDirty;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -128,8 +131,10 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         interval: interval.trim(),
         retention: keep ?? undefined,
         ...Object.fromEntries(tierValues),
+        ...(current.offsite !== null ? { offsite: { enabled: offsite } } : {}),
       });
       setSaved(s);
+      setOffsite(s.offsite?.enabled ?? false);
       setIntervalText(s.interval);
       setRetention(String(s.retention));
       setTiers(tiersOf(s));
@@ -173,6 +178,27 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
           </span>
         </label>
       </div>
+
+      {current.offsite !== null && (
+        <div className="setting-row">
+          <div className="setting-text">
+            <label htmlFor={`${id}-offsite`} className="setting-label">
+              Copy snapshots off the node
+            </label>
+            <p className="hint">
+              {offsite
+                ? 'On: every snapshot is also copied, encrypted, to the off-node storage, so it survives the loss of this node.'
+                : 'Off: snapshots stay on this node only; copies made so far are kept.'}
+            </p>
+          </div>
+          <label className="switch">
+            <input id={`${id}-offsite`} type="checkbox" role="switch" checked={offsite} onChange={(e) => setOffsite(e.target.checked)} />
+            <span className="switch-track" aria-hidden="true">
+              <span className="switch-thumb" />
+            </span>
+          </label>
+        </div>
+      )}
 
       <div className="setting-row">
         <div className="setting-text">
