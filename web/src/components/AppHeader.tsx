@@ -1,5 +1,5 @@
 /** AppHeader: the brand, the main navigation and who is signed in. */
-import { useSession } from '../session';
+import { seesNodes, useSession } from '../session';
 import { Icon } from './Icon';
 import { Link } from './Link';
 
@@ -22,6 +22,11 @@ export function AppHeader({ path }: { path: string }) {
           <Link to="/webhooks" aria-current={path.startsWith('/webhooks') ? 'page' : undefined}>
             Webhooks
           </Link>
+          {seesNodes(me) && (
+            <Link to="/nodes" aria-current={path.startsWith('/nodes') ? 'page' : undefined}>
+              Nodes
+            </Link>
+          )}
         </nav>
         <div className="header-user">
           <span className="user-chip" title={`Signed in as ${me.user.name} · runtime ${me.server.runtime} · Kova ${me.server.version}`}>
