@@ -35,7 +35,7 @@ export function AppHeader({ path }: { path: string }) {
             </span>
             <span className="user-name">{me.user.name}</span>
           </span>
-          <button type="button" className="btn btn-ghost btn-sm" onClick={() => signOut()}>
+          <button type="button" className="btn btn-ghost btn-sm" onClick={() => signOut()} aria-label="Sign out">
             <Icon name="logout" size={15} />
             <span>Sign out</span>
           </button>

@@ -3,11 +3,14 @@
  * tabs: what is still shown (from the catalogue) and what waits for the node.
  */
 import type { Deployment } from '../api';
+import { formatClock } from '../format';
+import { useNow } from '../hooks/useNow';
 import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { Callout } from './Callout';
 import { RelativeTime } from './RelativeTime';
 
 export function NodeOfflineBanner({ deployment: d }: { deployment: Deployment }) {
+  const now = useNow(10_000);
   if (!d.node || nodeUnavailable(d) === null) return null;
   const seen = d.node.lastHeartbeatAt;
   return (
@@ -16,7 +19,7 @@ export function NodeOfflineBanner({ deployment: d }: { deployment: Deployment })
         The node <strong>{d.node.name}</strong>{' '}
         {seen ? (
           <>
-            has not been seen since <RelativeTime iso={seen} />
+            has not been seen since {formatClock(seen, now)} (<RelativeTime iso={seen} past />)
           </>
         ) : (
           'has not been seen yet'

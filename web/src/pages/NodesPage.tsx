@@ -113,7 +113,7 @@ function NodeRow({ node: n }: { node: NodeSummary }) {
         {c?.health === 'degraded' && <span className="sub cell-warning">disk degraded</span>}
       </td>
       <td data-label="Last heartbeat" className="cell-nowrap">
-        {n.lastHeartbeatAt ? <RelativeTime iso={n.lastHeartbeatAt} /> : <span className="muted">never</span>}
+        {n.lastHeartbeatAt ? <RelativeTime iso={n.lastHeartbeatAt} past /> : <span className="muted">never</span>}
       </td>
       <td data-label="Disk" className="cell-usage">
         {c ? (
