@@ -437,7 +437,8 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       const listed = await call(b.url, 'GET', '/api/v1/deployments', alice);
       expect(listed.body.deployments.find((d: { id: string }) => d.id === depId)).toMatchObject({
         status: 'active',
-        node: { name: 'edge-1', status: 'offline' },
+        // When it was last heard from, so users can be told how long it has been gone.
+        node: { name: 'edge-1', status: 'offline', lastHeartbeatAt: new Date(clock.now() - 31_000).toISOString() },
       });
       expect((await call(b.url, 'GET', `/api/v1/deployments/${depId}/snapshots`, alice)).status).toBe(200);
     } finally {
@@ -473,6 +474,17 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       },
     ]);
     expect(await call(b.url, 'GET', '/api/v1/nodes', alice)).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
+  });
+
+  it('tells each caller their role from the catalogue, and that the server is in network mode', async () => {
+    expect((await call(a.url, 'GET', '/api/v1/me', root)).body).toMatchObject({
+      user: { name: 'root', role: 'admin' },
+      server: { mode: 'network' },
+    });
+    expect((await call(b.url, 'GET', '/api/v1/me', alice)).body).toMatchObject({
+      user: { name: 'alice', role: 'user' },
+      server: { mode: 'network' },
+    });
   });
 
   it("keeps node tokens and users' keys apart", async () => {

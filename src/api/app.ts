@@ -19,6 +19,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { isDatabaseUnavailable } from '../core/errors.js';
 import type { User } from '../services/models.js';
+import type { UserRole } from './contract.js';
 import { healthView } from '../services/views.js';
 import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
 import { errorBody, handleError } from './errors.js';
@@ -35,6 +36,8 @@ import { nodeRoutes } from './routes/nodes.js';
 declare module 'fastify' {
   interface FastifyRequest {
     user: User;
+    /** The caller's role, from the key that authenticated them. */
+    role: UserRole;
   }
   interface FastifyContextConfig {
     /** Served without an API key. Routes without it are authenticated. */
@@ -112,6 +115,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     signInsPerAddress: c.signInsPerAddress ?? DEFAULT_LIMITS.signInsPerAddress,
   });
   app.decorateRequest('user', null as unknown as User);
+  app.decorateRequest('role', 'user');
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     // No route matched: the not-found handler answers 404 and runs nothing else.
@@ -144,6 +148,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     const wait = await limiter.request(req, principal.keyPrefix, principal.user.id);
     if (wait > 0) return tooMany(reply, wait, 'requests');
     req.user = principal.user;
+    req.role = principal.role;
   });
   // No body at all is the same as an empty one: every optional-body route accepts it.
   app.addHook('preValidation', async (req) => {

@@ -286,7 +286,12 @@ export const NodeStatus = Type.Union([Type.Literal('online'), Type.Literal('offl
 export type NodeStatus = Static<typeof NodeStatus>;
 
 /** The node a deployment runs on, as its deployment shows it. */
-export const DeploymentNode = Type.Object({ id: Type.String({ description: 'node-…' }), name: Type.String(), status: NodeStatus });
+export const DeploymentNode = Type.Object({
+  id: Type.String({ description: 'node-…' }),
+  name: Type.String(),
+  status: NodeStatus,
+  lastHeartbeatAt: Nullable(Time(), { description: 'When the node was last heard from; null before its first heartbeat.' }),
+});
 export type DeploymentNode = Static<typeof DeploymentNode>;
 
 export const NodeCapacity = Type.Object({
@@ -333,12 +338,24 @@ export type Deployment = Static<typeof Deployment>;
 
 /* ---- identity and API keys -------------------------------------------------------- */
 
+export const UserRole = Type.Union([Type.Literal('admin'), Type.Literal('user')], {
+  description: 'admin: may list the nodes (network mode). In the all-in-one the user named `admin` is the admin.',
+});
+export type UserRole = Static<typeof UserRole>;
+
+export const ServerMode = Type.Union([Type.Literal('all-in-one'), Type.Literal('network')], {
+  description:
+    'network: the server places deployments on nodes (`kova control-plane`, GET /api/v1/nodes exists); all-in-one: `kova serve`.',
+});
+export type ServerMode = Static<typeof ServerMode>;
+
 export const Me = Type.Object({
-  user: Type.Object({ id: Type.String(), name: Type.String() }),
+  user: Type.Object({ id: Type.String(), name: Type.String(), role: UserRole }),
   server: Type.Object({
     version: Type.String(),
     runtime: Type.Union([Type.Literal('docker'), Type.Literal('process')]),
     minSnapshotInterval: Type.String({ description: 'The shortest interval automatic snapshots may have.' }),
+    mode: ServerMode,
   }),
 });
 export type Me = Static<typeof Me>;

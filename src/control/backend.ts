@@ -149,7 +149,14 @@ export class ControlBackend {
   private async extras(d: Deployment): Promise<DeploymentExtras> {
     const cd = await this.catalogue.deployment(d.id);
     const n = cd ? await this.catalogue.node(cd.nodeId) : undefined;
-    const node = n ? { id: n.id, name: n.name, status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs) } : null;
+    const node = n
+      ? {
+          id: n.id,
+          name: n.name,
+          status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs),
+          lastHeartbeatAt: n.lastHeartbeatAt === null ? null : iso(n.lastHeartbeatAt),
+        }
+      : null;
     const s = cd?.state;
     if (!s || d.status !== 'active') return { operation: null, node };
     return { services: s.services, volumeBytes: s.volumeBytes, snapshots: s.snapshotSummary, operation: s.operation, node };

@@ -182,7 +182,7 @@ const views: Array<[string, TSchema, object]> = [
       snapshots: { count: 4, sizeBytes: 209_715_200, storedBytes: 62_914_560, lastSnapshotAt: new Date(T0).toISOString() },
       operation: 'snapshot',
       snapshotHealth: { status: 'failed', since: T0, message: 'a pre hook failed' },
-      node: { id: 'node-1', name: 'node-a', status: 'online' },
+      node: { id: 'node-1', name: 'node-a', status: 'online', lastHeartbeatAt: new Date(T0).toISOString() },
     }),
   ],
   ['API key', ApiKey, apiKeyView(keyRow)],
@@ -191,7 +191,12 @@ const views: Array<[string, TSchema, object]> = [
   [
     'me',
     Me,
-    meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, { version: '0.1.0', runtime: 'docker', minSnapshotIntervalMs: 3600_000 }),
+    meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, 'admin', {
+      version: '0.1.0',
+      runtime: 'docker',
+      minSnapshotIntervalMs: 3600_000,
+      mode: 'network',
+    }),
   ],
 ];
 

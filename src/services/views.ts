@@ -239,11 +239,17 @@ export interface ServerInfo {
   readonly version: string;
   readonly runtime: 'docker' | 'process';
   readonly minSnapshotIntervalMs: number;
+  readonly mode: Api.ServerMode;
 }
 
-export function meView(user: User, server: ServerInfo) {
+export function meView(user: User, role: Api.UserRole, server: ServerInfo) {
   return {
-    user: { id: user.id, name: user.name },
-    server: { version: server.version, runtime: server.runtime, minSnapshotInterval: formatDuration(server.minSnapshotIntervalMs) },
+    user: { id: user.id, name: user.name, role },
+    server: {
+      version: server.version,
+      runtime: server.runtime,
+      minSnapshotInterval: formatDuration(server.minSnapshotIntervalMs),
+      mode: server.mode,
+    },
   } satisfies Api.Me;
 }

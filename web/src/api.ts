@@ -11,11 +11,14 @@ export type {
   ApiKey,
   ChangeKind,
   Deployment,
+  DeploymentNode,
   DeploymentStatus,
   FileChange,
   FileEntry,
   FileType,
   Me,
+  NodeStatus,
+  NodeSummary,
   Progress,
   Restore,
   RestorePlan,
@@ -46,6 +49,7 @@ import type {
   Deployment,
   FileEntry,
   Me,
+  NodeSummary,
   Restore,
   RestorePlan,
   RetentionPreview,
@@ -214,6 +218,9 @@ export const api = {
   deleteWebhook: async (id: string) => {
     await request<unknown>('DELETE', `/webhooks/${enc(id)}`);
   },
+  /** Every node, with its status and capacity (admins, network mode). */
+  listNodes: async (signal?: AbortSignal) => (await request<{ nodes: NodeSummary[] }>('GET', '/nodes', { signal })).nodes,
+
   webhookDeliveries: async (id: string, signal?: AbortSignal) =>
     await request<{ deliveries: WebhookDelivery[]; cursor: string | null }>('GET', `/webhooks/${enc(id)}/deliveries?limit=50`, { signal }),
 };

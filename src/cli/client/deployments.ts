@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { printJson, println, table } from '../output.js';
 import { type ClientContext, type CommonOpts, client, clientCommand, confirm } from './common.js';
-import { DEPLOYMENT_HEADERS, deploymentRow, printDeployment } from './format.js';
+import { deploymentTable, printDeployment } from './format.js';
 import { finishOperation } from './wait.js';
 
 /** readSdl reads an SDL file, or stdin for "-". */
@@ -27,12 +27,8 @@ export function registerDeployments(program: Command, ctx: ClientContext): void 
       const list = await (await client(ctx, o)).listDeployments();
       if (o.json) return printJson(io, list);
       if (list.length === 0) return println(io, 'no deployments');
-      const now = Date.now();
-      table(
-        io,
-        DEPLOYMENT_HEADERS,
-        list.map((d) => deploymentRow(d, now)),
-      );
+      const { headers, rows } = deploymentTable(list);
+      table(io, headers, rows);
     });
 
   clientCommand(deployments, 'get', 'show a deployment, its services and volumes')

@@ -109,7 +109,31 @@ export function deploymentStatus(d: Deployment): string {
   return d.operation ? `${d.status} (${d.operation})` : d.status;
 }
 
+/**
+ * deploymentNode renders the node a deployment runs on (network mode): "node-1 (online)", and
+ * for an offline node when it was last heard from; null when there is none (the all-in-one).
+ */
+export function deploymentNode(d: Deployment, now = Date.now()): string | null {
+  const n = d.node;
+  if (!n) return null;
+  if (n.status !== 'offline') return `${n.name} (${n.status})`;
+  return `${n.name} (offline, ${n.lastHeartbeatAt ? `last seen ${ago(n.lastHeartbeatAt, now)}` : 'never seen'})`;
+}
+
 export const DEPLOYMENT_HEADERS = ['ID', 'NAME', 'STATUS', 'SERVICES', 'SNAPSHOTS', 'CREATED'] as const;
+
+/** deploymentTable: the headers and rows of `kova deployments ls`, with a NODE column when a deployment has a node. */
+export function deploymentTable(list: readonly Deployment[], now = Date.now()): { headers: string[]; rows: string[][] } {
+  const withNodes = list.some((d) => d.node);
+  const headers: string[] = [...DEPLOYMENT_HEADERS];
+  if (withNodes) headers.splice(3, 0, 'NODE');
+  const rows = list.map((d) => {
+    const row = deploymentRow(d, now);
+    if (withNodes) row.splice(3, 0, deploymentNode(d, now) ?? '');
+    return row;
+  });
+  return { headers, rows };
+}
 
 export function deploymentRow(d: Deployment, now = Date.now()): string[] {
   return [d.id, d.name, deploymentStatus(d), servicesSummary(d), d.snapshots ? String(d.snapshots.count) : '', ago(d.createdAt, now)];
@@ -124,6 +148,7 @@ export function printDeployment(io: Io, d: Deployment): void {
     ['ID', d.id],
     ['NAME', d.name],
     ['STATUS', deploymentStatus(d)],
+    ['NODE', deploymentNode(d)],
     ['CLONED FROM', d.clonedFrom],
     ['CREATED', at(d.createdAt)],
     ['UPDATED', d.updatedAt && d.updatedAt !== d.createdAt ? at(d.updatedAt) : null],

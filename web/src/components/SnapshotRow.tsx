@@ -1,6 +1,7 @@
 /** SnapshotRow: one snapshot in the table: name, live status and off-node copy, size, trigger, age, consistency, actions. */
 import type { Snapshot } from '../api';
 import { formatBytes, triggerLabel } from '../format';
+import { NODE_BANNER_ID } from '../nodes';
 import { paths } from '../router';
 import { Icon } from './Icon';
 import { Link } from './Link';
@@ -15,6 +16,8 @@ export interface SnapshotActions {
   onDelete: (s: Snapshot) => void;
   /** Restores are not offered while one runs. */
   restoreDisabled: boolean;
+  /** Why restore, clone and delete cannot run now (the deployment's node is offline), or null. */
+  noNode: string | null;
   /** The deployment, for the links to a snapshot's files and comparison. */
   deploymentId: string;
 }
@@ -49,6 +52,8 @@ function OffsiteBadge({ snapshot: s }: { snapshot: Snapshot }) {
 
 export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; actions: SnapshotActions }) {
   const c = consistencyText(s);
+  const noNode = actions.noNode;
+  const noNodeProps = noNode ? { 'aria-describedby': NODE_BANNER_ID } : {};
   return (
     <tr data-snapshot-id={s.id} data-status={s.status}>
       <td data-label="Snapshot" className="cell-name">
@@ -88,8 +93,9 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 type="button"
                 className="btn btn-secondary btn-sm"
                 onClick={() => actions.onRestore(s)}
-                disabled={actions.restoreDisabled}
-                title={actions.restoreDisabled ? 'A restore is running' : undefined}
+                disabled={actions.restoreDisabled || noNode !== null}
+                title={noNode ?? (actions.restoreDisabled ? 'A restore is running' : undefined)}
+                {...noNodeProps}
                 aria-label={`Restore ${s.label ?? s.id}`}
               >
                 <Icon name="restore" size={14} />
@@ -115,8 +121,10 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 type="button"
                 className="icon-btn"
                 onClick={() => actions.onClone(s)}
+                disabled={noNode !== null}
                 aria-label={`Clone ${s.label ?? s.id} into a new deployment`}
-                title="Clone into a new deployment"
+                title={noNode ?? 'Clone into a new deployment'}
+                {...noNodeProps}
               >
                 <Icon name="copy" />
               </button>
@@ -127,8 +135,10 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
               type="button"
               className="icon-btn icon-btn-danger"
               onClick={() => actions.onDelete(s)}
+              disabled={noNode !== null}
               aria-label={`Delete ${s.label ?? s.id}`}
-              title="Delete"
+              title={noNode ?? 'Delete'}
+              {...noNodeProps}
             >
               <Icon name="trash" />
             </button>

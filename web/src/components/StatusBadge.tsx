@@ -20,6 +20,9 @@ const TONES: Record<string, Tone> = {
   unknown: 'grey',
   missing: 'red',
   failed: 'red',
+  online: 'green',
+  draining: 'amber',
+  offline: 'red',
 };
 
 const BUSY = new Set(['creating', 'pending', 'restoring', 'swapping', 'deleting']);

@@ -14,6 +14,7 @@ import { LoadingCard } from '../components/LoadingCard';
 import { RelativeTime } from '../components/RelativeTime';
 import { Spinner } from '../components/Spinner';
 import { formatExact } from '../format';
+import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { useResource } from '../hooks/useResource';
 import { useSession } from '../session';
 import { useToast } from '../toast';
@@ -22,7 +23,7 @@ import { ClosedNotice } from './ClosedNotice';
 
 export function SettingsTab({ deployment }: { deployment: Deployment }) {
   if (deployment.status !== 'active') return <ClosedNotice what="snapshot settings" />;
-  return <SettingsForm deploymentId={deployment.id} />;
+  return <SettingsForm deploymentId={deployment.id} noNode={nodeUnavailable(deployment)} />;
 }
 
 type TierField = 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly';
@@ -52,7 +53,8 @@ interface Errors extends Partial<Record<TierField, string>> {
   form?: string;
 }
 
-function SettingsForm({ deploymentId }: { deploymentId: string }) {
+/** `noNode`: why saving cannot run now (the node keeps the schedule and is offline), or null. */
+function SettingsForm({ deploymentId, noNode }: { deploymentId: string; noNode: string | null }) {
   const id = useId();
   const toast = useToast();
   const { me } = useSession();
@@ -336,7 +338,12 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         >
           Discard changes
         </button>
-        <button type="submit" className="btn btn-primary" disabled={busy}>
+        <button
+          type="submit"
+          className="btn btn-primary"
+          disabled={busy || noNode !== null}
+          {...(noNode ? { title: noNode, 'aria-describedby': NODE_BANNER_ID } : {})}
+        >
           {busy && <Spinner label="Saving" size={14} />}
           Save settings
         </button>

@@ -22,6 +22,7 @@ import { SnapshotTable } from '../components/SnapshotTable';
 import { errorMessage } from '../api';
 import { formatBytes } from '../format';
 import { useResource } from '../hooks/useResource';
+import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { navigate, paths } from '../router';
 import { useToast } from '../toast';
 import { parseDuration } from '../validate';
@@ -100,8 +101,16 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   const stored = snapshots?.reduce((n, s) => n + (s.storedBytes ?? 0), 0) ?? 0;
   const manual = snapshots?.filter((s) => !s.automatic).length ?? 0;
   const automatic = snapshots?.filter((s) => s.automatic).length ?? 0;
+  // Snapshots are taken, restored, cloned and deleted by the node: not while it is offline (the banner above says why).
+  const noNode = nodeUnavailable(deployment);
   const createButton = (
-    <button type="button" className="btn btn-primary" onClick={() => setDialog({ kind: 'create' })}>
+    <button
+      type="button"
+      className="btn btn-primary"
+      onClick={() => setDialog({ kind: 'create' })}
+      disabled={noNode !== null}
+      {...(noNode ? { title: noNode, 'aria-describedby': NODE_BANNER_ID } : {})}
+    >
       <Icon name="camera" /> Create snapshot
     </button>
   );
@@ -194,6 +203,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
               actions={{
                 deploymentId: id,
                 restoreDisabled: running(restore),
+                noNode,
                 onRestore: (s) => setDialog({ kind: 'restore', snapshot: s }),
                 onClone: (s) => setDialog({ kind: 'clone', snapshot: s }),
                 onDelete: (s) => setDialog({ kind: 'delete', snapshot: s }),
