@@ -34,6 +34,10 @@ const PLAN = {
   untouchedVolumes: [],
   missingVolumes: [],
   refusal: { code: 'NOTHING_TO_RESTORE', message: 'snapshot snap-aaaaaaaaaaaa holds no volume' },
+  // A full restore: no selection of paths.
+  mode: null,
+  into: null,
+  paths: null,
 };
 const PREVIEW = {
   description: 'the last 2 automatic snapshots',
