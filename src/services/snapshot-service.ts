@@ -165,6 +165,10 @@ export class SnapshotService {
           .filter(Boolean)
           .join('; ');
       }
+      // Closed before the snapshot reads `ready`: from then on the job has no I/O
+      // left, so a client that sees `ready` finds the deployment free.
+      await repo.close();
+      repo = null;
       store.tx(() => {
         this.markReady(snapId, dep.id, {
           status: 'ready',
