@@ -72,6 +72,8 @@ export const Snapshot = Type.Object({
   error: Nullable(Type.String()),
   warning: Nullable(Type.String()),
   progress: Nullable(Progress, { description: 'While creating.' }),
+  damaged: Type.Boolean({ description: 'A verification found that part of its data can no longer be read back intact.' }),
+  damagedAt: Nullable(Time('When a verification first found it damaged.')),
 });
 export type Snapshot = Static<typeof Snapshot>;
 
@@ -157,8 +159,54 @@ export const SnapshotSettings = Type.Object({
   keepWeekly: Nullable(Type.Integer(), { description: 'Likewise per ISO week (UTC).' }),
   keepMonthly: Nullable(Type.Integer(), { description: 'Likewise per month (UTC).' }),
   retentionDescription: Type.String({ description: 'What the retention policy keeps, in plain words.' }),
+  verification: Type.Object(
+    {
+      enabled: Type.Boolean(),
+      interval: Type.String({
+        description: 'How often a part of the stored data is checked: every byte is read at least once every 30 days.',
+      }),
+    },
+    { description: 'Scheduled verification of the stored data.' },
+  ),
 });
 export type SnapshotSettings = Static<typeof SnapshotSettings>;
+
+/* ---- verification (routes/verifications.ts) --------------------------------------- */
+
+export const VerificationStatus = Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('ok'), Type.Literal('failed')]);
+export type VerificationStatus = Static<typeof VerificationStatus>;
+
+export const Verification = Type.Object({
+  id: Type.String({ description: 'ver-…' }),
+  trigger: Type.Union([Type.Literal('scheduled'), Type.Literal('manual')]),
+  part: Nullable(Type.Integer(), { description: 'The part of the stored data read, 0 to parts-1; null: all of it.' }),
+  parts: Type.Integer({ description: 'How many parts the data was split into.' }),
+  status: VerificationStatus,
+  createdAt: Time(),
+  startedAt: Nullable(Time()),
+  finishedAt: Nullable(Time()),
+  bytesRead: Type.Integer(),
+  findings: Type.Integer({ description: 'Problems found (0 when ok).' }),
+  problems: Type.Array(Type.Object({ kind: Type.String(), message: Type.String() }), {
+    description: 'The first problems found (at most 20).',
+  }),
+  damagedSnapshots: Type.Array(Type.String(), { description: 'The snapshots the problems reach, now marked damaged.' }),
+  error: Nullable(Type.String({ description: 'Why the check could not run (it then counts as failed).' })),
+});
+export type Verification = Static<typeof Verification>;
+
+export const VerificationSummary = Type.Object({
+  enabled: Type.Boolean(),
+  interval: Type.String(),
+  nextRunAt: Nullable(Time(), { description: 'When the next scheduled check is due (null when disabled or not scheduled yet).' }),
+  nextPart: Type.Integer({ description: 'The part the next check reads.' }),
+  parts: Type.Integer(),
+  lastVerification: Nullable(Verification, { description: 'The newest check, whatever its status.' }),
+  lastFullCheckAt: Nullable(Time(), {
+    description: 'Every byte stored was read back intact at least once since this time, with no problem found since; null when not yet.',
+  }),
+});
+export type VerificationSummary = Static<typeof VerificationSummary>;
 
 /* ---- browsing snapshots (routes/files.ts) ----------------------------------------- */
 

@@ -29,6 +29,7 @@ import { RestoreService } from '../services/restore-service.js';
 import { BrowseService } from '../services/browse-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
+import { VerificationService } from '../services/verification-service.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
 import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
 import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
@@ -46,6 +47,7 @@ export interface Services {
   readonly restores: RestoreService;
   readonly browse: BrowseService;
   readonly settings: SettingsService;
+  readonly verifications: VerificationService;
   readonly webhooks: WebhookService;
   /** Sends the webhooks' deliveries; the server starts it, tests call runDue(). */
   readonly dispatcher: WebhookDispatcher;
@@ -124,7 +126,8 @@ export function wireServices(opts: {
   const snapshots = new SnapshotService(ctx);
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
-  const settings = new SettingsService(ctx, snapshots, new GcService(ctx));
+  const verifications = new VerificationService(ctx);
+  const settings = new SettingsService(ctx, snapshots, new GcService(ctx), verifications);
   return {
     ctx,
     keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }),
@@ -133,6 +136,7 @@ export function wireServices(opts: {
     restores,
     browse: new BrowseService(ctx),
     settings,
+    verifications,
     webhooks,
     dispatcher,
   };
@@ -228,6 +232,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       restores: services.restores,
       browse: services.browse,
       settings: services.settings,
+      verifications: services.verifications,
       webhooks: services.webhooks,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,

@@ -10,6 +10,7 @@ import { Restores } from './restores.js';
 import { Settings } from './settings.js';
 import { Snapshots } from './snapshots.js';
 import { Users } from './users.js';
+import { Verifications } from './verifications.js';
 import { Webhooks } from './webhooks.js';
 
 export class Store {
@@ -22,6 +23,7 @@ export class Store {
   readonly jobs: Jobs;
   readonly gcDue: GcDue;
   readonly webhooks: Webhooks;
+  readonly verifications: Verifications;
 
   constructor(readonly db: Db) {
     this.users = new Users(db);
@@ -33,6 +35,7 @@ export class Store {
     this.jobs = new Jobs(db);
     this.gcDue = new GcDue(db);
     this.webhooks = new Webhooks(db);
+    this.verifications = new Verifications(db);
   }
 
   static open(file: string): Store {

@@ -45,6 +45,7 @@ export const JobKind = {
   Close: 'close',
   Clone: 'clone',
   Gc: 'gc',
+  Verify: 'verify',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [

@@ -12,7 +12,8 @@ import { formatBytes, formatDuration } from '../core/units.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Restore } from '../db/restores.js';
-import type { SnapshotSettings } from '../db/settings.js';
+import { DEFAULT_VERIFICATION, type SnapshotSettings } from '../db/settings.js';
+import type { Verification } from '../db/verifications.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
@@ -22,6 +23,7 @@ import type { DiskStatus } from './disk-health.js';
 import type { SnapshotHealth } from './snapshot-health.js';
 import type { RetentionPreview } from './settings-service.js';
 import type { RestorePlanResult } from './restore-service.js';
+import type { VerificationStatus } from './verification-service.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
@@ -68,6 +70,8 @@ export function snapshotView(s: Snapshot) {
     error: s.error,
     warning: s.warning,
     progress: s.status === 'creating' ? progress(s.progressDone, s.progressTotal) : null,
+    damaged: (s.damagedAt ?? null) !== null,
+    damagedAt: isoOrNull(s.damagedAt ?? null),
   } satisfies Api.Snapshot;
 }
 
@@ -132,7 +136,44 @@ export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
     keepWeekly: s.keepWeekly,
     keepMonthly: s.keepMonthly,
     retentionDescription: describeRetention(retentionPolicy(s)),
+    verification: {
+      enabled: s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled,
+      interval: s.verifyInterval ?? formatDuration(s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs),
+    },
   } satisfies Api.SnapshotSettings;
+}
+
+/** The problems a verification view lists. */
+const PROBLEMS_SHOWN = 20;
+
+export function verificationView(v: Verification) {
+  return {
+    id: v.id,
+    trigger: v.trigger,
+    part: v.part,
+    parts: v.parts,
+    status: v.status,
+    createdAt: iso(v.createdAt),
+    startedAt: isoOrNull(v.startedAt),
+    finishedAt: isoOrNull(v.finishedAt),
+    bytesRead: v.bytesRead,
+    findings: v.findings,
+    problems: v.findingList.slice(0, PROBLEMS_SHOWN).map((f) => ({ kind: f.kind, message: f.message })),
+    damagedSnapshots: [...v.damagedSnapshots],
+    error: v.error,
+  } satisfies Api.Verification;
+}
+
+export function verificationSummaryView(s: VerificationStatus) {
+  return {
+    enabled: s.enabled,
+    interval: s.interval,
+    nextRunAt: isoOrNull(s.nextRunAt),
+    nextPart: s.nextPart,
+    parts: s.parts,
+    lastVerification: s.lastVerification ? verificationView(s.lastVerification) : null,
+    lastFullCheckAt: isoOrNull(s.lastFullCheckAt),
+  } satisfies Api.VerificationSummary;
 }
 
 /** retentionPreviewView: a preview's times as ISO 8601. */
