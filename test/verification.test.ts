@@ -11,7 +11,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
 import { ManualClock } from '../src/core/clock.js';
+import { PassThrough } from 'node:stream';
 import { Repository } from '../src/engine/index.js';
 import { packName } from '../src/engine/repo/master-index.js';
 import { LocalStorage } from '../src/engine/storage/local-storage.js';
@@ -286,5 +288,56 @@ describe('checks on request', () => {
     const off = expectOk(await h.api('PUT', `/api/v1/deployments/${dep}/snapshot-settings`, { verification: { enabled: false } })).settings;
     expect(off.verification).toEqual({ enabled: false, interval: '7d' });
     expect((await summary(dep)).nextRunAt).toBeNull();
+  });
+});
+
+/** kova runs the CLI in this process against the harness's API on loopback. */
+async function kova(apiUrl: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let o = '';
+  let e = '';
+  out.on('data', (b: Buffer) => (o += b.toString()));
+  err.on('data', (b: Buffer) => (e += b.toString()));
+  const code = await main([...args, '--url', apiUrl, '--token', h.token], { out, err });
+  return { code, out: o, err: e };
+}
+
+describe('the CLI', () => {
+  it('kova snapshots verify checks now and kova verifications lists the checks', async () => {
+    const { dep, snaps } = await deploymentWithData();
+    const app = await h.buildApp();
+    const apiUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const first = await kova(apiUrl, 'snapshots', 'verify', dep, '--wait');
+      expect(first.err).toBe('');
+      expect(first.code).toBe(0);
+      expect(first.out).toMatch(/^ver-\S+ ok: part 1\/5, \d+(\.\d)? (KB|MB) read, 0 problem\(s\)\n$/);
+      // Damage every pack: the full check fails, names the damaged snapshots and exits non-zero.
+      for (const p of packsOnDisk(dep)) {
+        const file = path.join(h.paths.repo(dep), packName(p));
+        const buf = fs.readFileSync(file);
+        buf[10]! ^= 0xff;
+        fs.writeFileSync(file, buf);
+      }
+      const full = await kova(apiUrl, 'snapshots', 'verify', dep, '--full', '--wait');
+      expect(full.code).toBe(1);
+      expect(full.out).toMatch(/ failed: part all, /);
+      expect(full.out).toContain(`damaged snapshots: ${snaps.join(', ')}`);
+      expect(full.err).toMatch(/^kova: the check ver-\S+ failed: \d+ problem\(s\)\n$/);
+      const list = await kova(apiUrl, 'verifications', dep);
+      expect(list.code).toBe(0);
+      const lines = list.out.split('\n');
+      expect(lines[0]).toMatch(/^checks every 7d, one part of 5 at a time; next \(part 2\) /);
+      expect(lines[1]).toMatch(/^last check: failed /);
+      expect(lines[2]).toBe('not every byte has been read back yet');
+      expect(lines[3]).toMatch(/^ID\s+STATUS\s+PART/);
+      expect(lines[4]).toMatch(/^ver-\S+\s+failed\s+all\s/);
+      expect(lines[5]).toMatch(/^ver-\S+\s+ok\s+1\/5\s/);
+      const ls = await kova(apiUrl, 'snapshots', 'ls', dep);
+      expect(ls.out).toMatch(/ready DAMAGED/);
+    } finally {
+      await app.close();
+    }
   });
 });
