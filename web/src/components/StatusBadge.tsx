@@ -20,6 +20,7 @@ const TONES: Record<string, Tone> = {
   unknown: 'grey',
   missing: 'red',
   failed: 'red',
+  damaged: 'red',
 };
 
 const BUSY = new Set(['creating', 'pending', 'restoring', 'swapping', 'deleting']);

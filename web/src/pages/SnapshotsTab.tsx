@@ -1,6 +1,7 @@
 /**
  * SnapshotsTab: advice, storage used, the snapshots (statuses update live),
- * and create / restore / clone / delete. While anything runs (a snapshot
+ * where the checks of the stored data stand (with "Check now"), and create /
+ * restore / clone / delete. While anything runs (a snapshot
  * creating or deleting, a restore) it polls every 1.5 s; with automatic
  * snapshots on it polls at about their interval; otherwise now and then.
  */
@@ -19,6 +20,7 @@ import { RelativeTime } from '../components/RelativeTime';
 import { RestoreDialog } from '../components/RestoreDialog';
 import { RestorePanel } from '../components/RestorePanel';
 import { SnapshotTable } from '../components/SnapshotTable';
+import { VerificationLine } from '../components/VerificationLine';
 import { errorMessage } from '../api';
 import { formatBytes } from '../format';
 import { useResource } from '../hooks/useResource';
@@ -55,10 +57,13 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   const autoEvery = settings.data?.enabled ? parseDuration(settings.data.interval) : null;
 
   const list = useResource(
-    (signal) => api.listSnapshots(id, signal),
+    (signal) => api.snapshotsAndVerification(id, signal),
     [id],
-    (snaps) => {
+    (data) => {
+      const snaps = data?.snapshots;
+      const checking = data?.verification?.lastVerification?.status;
       if (running(restore) || snaps?.some((s) => s.status === 'creating' || s.status === 'deleting')) return BUSY_POLL_MS;
+      if (checking === 'queued' || checking === 'running') return BUSY_POLL_MS;
       if (autoEvery !== null) return Math.min(Math.max(autoEvery, BUSY_POLL_MS), IDLE_POLL_MS);
       return IDLE_POLL_MS;
     },
@@ -88,7 +93,8 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
     [reload, onActivity],
   );
 
-  const snapshots = list.data;
+  const snapshots = list.data?.snapshots;
+  const verification = list.data?.verification ?? null;
   // When a snapshot appears, changes status or goes, the header (count, operation) follows.
   const signature = snapshots?.map((s) => `${s.id}:${s.status}`).join(',');
   const seenSignature = useRef<string | undefined>(undefined);
@@ -168,6 +174,9 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           </div>
           {snapshots && snapshots.length > 0 && createButton}
         </div>
+        {verification && snapshots && snapshots.length > 0 && (
+          <VerificationLine deploymentId={id} summary={verification} onStarted={list.reload} />
+        )}
         {snapshots === undefined ? (
           list.error ? (
             <ErrorState error={list.error} onRetry={list.reload} title="Could not load the snapshots" />
@@ -209,7 +218,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           onClose={() => setDialog(null)}
           onCreated={(s) => {
             setDialog(null);
-            if (snapshots) list.set([s, ...snapshots.filter((x) => x.id !== s.id)]);
+            if (list.data) list.set({ ...list.data, snapshots: [s, ...list.data.snapshots.filter((x) => x.id !== s.id)] });
             list.reload();
             onActivity();
             toast(`Snapshot ${s.label ?? s.id} started.`, 'success');
