@@ -54,7 +54,8 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: verification of the stored 
     throw new Error(`timed out waiting for ${what}`);
   }
 
-  const lastCheck = async () => (await kova.api('GET', `/api/v1/deployments/${depId}/snapshots`)).body.verification.lastVerification;
+  const lastCheck = async () =>
+    (await kova.api('GET', `/api/v1/deployments/${depId}/snapshot-settings`)).body.settings.verification.lastVerification;
 
   it('shows the last check and runs one with Check now', async () => {
     const d = await kova.api('POST', '/api/v1/deployments', { sdl: sdlFor('exec sleep 100000'), name: 'shop-db' });

@@ -92,7 +92,7 @@ function countPackReads(): Map<string, number> {
 const url = (dep: string) => `/api/v1/deployments/${dep}/verifications`;
 
 async function summary(dep: string) {
-  return expectOk(await h.api('GET', `/api/v1/deployments/${dep}/snapshots`)).verification as {
+  return expectOk(await h.api('GET', `/api/v1/deployments/${dep}/snapshot-settings`)).settings.verification as {
     enabled: boolean;
     interval: string;
     nextRunAt: string | null;
@@ -119,7 +119,7 @@ describe('scheduled checks', () => {
     const settings = expectOk(
       await h.api('PUT', `/api/v1/deployments/${dep}/snapshot-settings`, { verification: { interval: '10d' } }),
     ).settings;
-    expect(settings.verification).toEqual({ enabled: true, interval: '10d' });
+    expect(settings.verification).toMatchObject({ enabled: true, interval: '10d', parts: 3, nextPart: 0 });
     // The first tick schedules the first check one interval (plus jitter) from now.
     const t0 = clock.now();
     expect(h.services.settings.tick()).toBe(0);
@@ -286,7 +286,7 @@ describe('checks on request', () => {
       'INVALID_INTERVAL',
     );
     const off = expectOk(await h.api('PUT', `/api/v1/deployments/${dep}/snapshot-settings`, { verification: { enabled: false } })).settings;
-    expect(off.verification).toEqual({ enabled: false, interval: '7d' });
+    expect(off.verification).toMatchObject({ enabled: false, interval: '7d', parts: 5, nextRunAt: null });
     expect((await summary(dep)).nextRunAt).toBeNull();
   });
 });

@@ -148,29 +148,6 @@ export const RestorePlan = Type.Object({
 });
 export type RestorePlan = Static<typeof RestorePlan>;
 
-export const SnapshotSettings = Type.Object({
-  enabled: Type.Boolean(),
-  interval: Type.String(),
-  retention: Type.Integer(),
-  nextRunAt: Nullable(Time()),
-  minInterval: Type.String({ description: "The server's minimum interval." }),
-  keepHourly: Nullable(Type.Integer(), { description: 'Keep the newest automatic snapshot of each of the last N hours (null: not set).' }),
-  keepDaily: Nullable(Type.Integer(), { description: 'Likewise per day (UTC).' }),
-  keepWeekly: Nullable(Type.Integer(), { description: 'Likewise per ISO week (UTC).' }),
-  keepMonthly: Nullable(Type.Integer(), { description: 'Likewise per month (UTC).' }),
-  retentionDescription: Type.String({ description: 'What the retention policy keeps, in plain words.' }),
-  verification: Type.Object(
-    {
-      enabled: Type.Boolean(),
-      interval: Type.String({
-        description: 'How often a part of the stored data is checked: every byte is read at least once every 30 days.',
-      }),
-    },
-    { description: 'Scheduled verification of the stored data.' },
-  ),
-});
-export type SnapshotSettings = Static<typeof SnapshotSettings>;
-
 /* ---- verification (routes/verifications.ts) --------------------------------------- */
 
 export const VerificationStatus = Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('ok'), Type.Literal('failed')]);
@@ -195,18 +172,41 @@ export const Verification = Type.Object({
 });
 export type Verification = Static<typeof Verification>;
 
-export const VerificationSummary = Type.Object({
+export const VerificationSummary = Type.Object(
+  {
+    enabled: Type.Boolean(),
+    interval: Type.String({
+      description: 'How often a part of the stored data is checked: every byte is read at least once every 30 days.',
+    }),
+    nextRunAt: Nullable(Time(), { description: 'When the next scheduled check is due (null when disabled or not scheduled yet).' }),
+    nextPart: Type.Integer({ description: 'The part the next check reads.' }),
+    parts: Type.Integer(),
+    lastVerification: Nullable(Verification, { description: 'The newest check, whatever its status.' }),
+    lastFullCheckAt: Nullable(Time(), {
+      description: 'Every byte stored was read back intact at least once since this time, with no problem found since; null when not yet.',
+    }),
+  },
+  {
+    description:
+      'Scheduled verification of the stored data. Where the server does not hold the data (a control plane) the checks are not known: nextRunAt, lastVerification and lastFullCheckAt are null.',
+  },
+);
+export type VerificationSummary = Static<typeof VerificationSummary>;
+
+export const SnapshotSettings = Type.Object({
   enabled: Type.Boolean(),
   interval: Type.String(),
-  nextRunAt: Nullable(Time(), { description: 'When the next scheduled check is due (null when disabled or not scheduled yet).' }),
-  nextPart: Type.Integer({ description: 'The part the next check reads.' }),
-  parts: Type.Integer(),
-  lastVerification: Nullable(Verification, { description: 'The newest check, whatever its status.' }),
-  lastFullCheckAt: Nullable(Time(), {
-    description: 'Every byte stored was read back intact at least once since this time, with no problem found since; null when not yet.',
-  }),
+  retention: Type.Integer(),
+  nextRunAt: Nullable(Time()),
+  minInterval: Type.String({ description: "The server's minimum interval." }),
+  keepHourly: Nullable(Type.Integer(), { description: 'Keep the newest automatic snapshot of each of the last N hours (null: not set).' }),
+  keepDaily: Nullable(Type.Integer(), { description: 'Likewise per day (UTC).' }),
+  keepWeekly: Nullable(Type.Integer(), { description: 'Likewise per ISO week (UTC).' }),
+  keepMonthly: Nullable(Type.Integer(), { description: 'Likewise per month (UTC).' }),
+  retentionDescription: Type.String({ description: 'What the retention policy keeps, in plain words.' }),
+  verification: VerificationSummary,
 });
-export type VerificationSummary = Static<typeof VerificationSummary>;
+export type SnapshotSettings = Static<typeof SnapshotSettings>;
 
 /* ---- browsing snapshots (routes/files.ts) ----------------------------------------- */
 

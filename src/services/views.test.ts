@@ -27,6 +27,7 @@ import type { Deployment as DeploymentRow } from '../db/deployments.js';
 import type { Restore as RestoreRow } from '../db/restores.js';
 import type { SnapshotSettings as SettingsRow } from '../db/settings.js';
 import type { Verification as VerificationRow } from '../db/verifications.js';
+import type { VerificationStatus } from './verification-service.js';
 import type { Snapshot as SnapshotRow } from '../db/snapshots.js';
 import type { Delivery as DeliveryRow, Webhook as WebhookRow } from '../db/webhooks.js';
 import type { snapshotHealthView } from './views.js';
@@ -205,25 +206,23 @@ const verificationRow: VerificationRow = {
   error: 'the repository is locked by gc',
 };
 
+const verificationStatus: VerificationStatus = {
+  enabled: true,
+  intervalMs: 7 * 86_400_000,
+  interval: '7d',
+  nextRunAt: T0 + 86_400_000,
+  nextPart: 3,
+  parts: 5,
+  lastVerification: verificationRow,
+  lastFullCheckAt: T0 - 86_400_000,
+};
+
 const views: Array<[string, TSchema, object]> = [
   ['verification', Verification, verificationView(verificationRow)],
-  [
-    'verification summary',
-    VerificationSummary,
-    verificationSummaryView({
-      enabled: true,
-      intervalMs: 7 * 86_400_000,
-      interval: '7d',
-      nextRunAt: T0 + 86_400_000,
-      nextPart: 3,
-      parts: 5,
-      lastVerification: verificationRow,
-      lastFullCheckAt: T0 - 86_400_000,
-    }),
-  ],
+  ['verification summary', VerificationSummary, verificationSummaryView(verificationStatus)],
   ['snapshot', Snapshot, snapshotView(snapshotRow)],
   ['restore', Restore, restoreView(restoreRow)],
-  ['settings', SnapshotSettings, settingsView(settingsRow, 3600_000)],
+  ['settings', SnapshotSettings, settingsView(settingsRow, 3600_000, verificationStatus)],
   [
     'deployment',
     Deployment,

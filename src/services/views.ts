@@ -23,7 +23,7 @@ import type { DiskStatus } from './disk-health.js';
 import type { SnapshotHealth } from './snapshot-health.js';
 import type { RetentionPreview } from './settings-service.js';
 import type { RestorePlanResult } from './restore-service.js';
-import type { VerificationStatus } from './verification-service.js';
+import { type VerificationStatus, partsFor } from './verification-service.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
@@ -122,8 +122,12 @@ export function restorePlanView(p: RestorePlanResult) {
 /** The last instant an ISO 8601 date with a four-digit year can say (9999-12-31T23:59:59.999Z). */
 const LAST_ISO_MS = 253_402_300_799_999;
 
-/** settingsView never throws: a due time no client could read (see SettingsService) shows as null. */
-export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
+/**
+ * settingsView never throws: a due time no client could read (see SettingsService) shows as null.
+ * `verification` is where the checks stand (VerificationService.status); without it (a server that
+ * does not hold the data) the setting alone is shown.
+ */
+export function settingsView(s: SnapshotSettings, minIntervalMs: number, verification: VerificationStatus | null = null) {
   const next = s.nextRunAt !== null && Number.isFinite(s.nextRunAt) && s.nextRunAt >= 0 && s.nextRunAt <= LAST_ISO_MS ? s.nextRunAt : null;
   return {
     enabled: s.enabled,
@@ -136,10 +140,7 @@ export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
     keepWeekly: s.keepWeekly,
     keepMonthly: s.keepMonthly,
     retentionDescription: describeRetention(retentionPolicy(s)),
-    verification: {
-      enabled: s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled,
-      interval: s.verifyInterval ?? formatDuration(s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs),
-    },
+    verification: verificationSummaryView(verification ?? verificationSetting(s)),
   } satisfies Api.SnapshotSettings;
 }
 
@@ -162,6 +163,21 @@ export function verificationView(v: Verification) {
     damagedSnapshots: [...v.damagedSnapshots],
     error: v.error,
   } satisfies Api.Verification;
+}
+
+/** verificationSetting is a settings row's verification setting alone, with nothing known about its checks. */
+function verificationSetting(s: SnapshotSettings): VerificationStatus {
+  const intervalMs = s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs;
+  return {
+    enabled: s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled,
+    intervalMs,
+    interval: s.verifyInterval ?? formatDuration(intervalMs),
+    nextRunAt: null,
+    nextPart: 0,
+    parts: partsFor(intervalMs),
+    lastVerification: null,
+    lastFullCheckAt: null,
+  };
 }
 
 export function verificationSummaryView(s: VerificationStatus) {

@@ -55,7 +55,6 @@ import type {
   Snapshot,
   SnapshotSettings,
   Verification,
-  VerificationSummary,
   Webhook,
   WebhookDelivery,
 } from '../../src/api/contract';
@@ -168,9 +167,6 @@ export const api = {
 
   listSnapshots: async (id: string, signal?: AbortSignal) =>
     (await request<{ snapshots: Snapshot[] }>('GET', `${dep(id)}/snapshots`, { signal })).snapshots,
-  /** The snapshots and where the verification of the stored data stands (null: the server does not run checks). */
-  snapshotsAndVerification: (id: string, signal?: AbortSignal) =>
-    request<{ snapshots: Snapshot[]; verification: VerificationSummary | null }>('GET', `${dep(id)}/snapshots`, { signal }),
   requestVerification: async (id: string, full = false) =>
     (await request<{ verification: Verification }>('POST', `${dep(id)}/verifications`, { body: full ? { full: true } : {} })).verification,
   createSnapshot: async (id: string, label: string | null) =>

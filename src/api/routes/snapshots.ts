@@ -2,9 +2,9 @@
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { deploymentView, restorePlanView, restoreView, snapshotView, verificationSummaryView } from '../../services/views.js';
+import { deploymentView, restorePlanView, restoreView, snapshotView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
-import { Deployment, Restore, RestorePlan, Snapshot, VerificationSummary, errorResponses as errors, ok } from '../contract.js';
+import { Deployment, Restore, RestorePlan, Snapshot, errorResponses as errors, ok } from '../contract.js';
 import {
   CloneBody,
   CreateSnapshotBody,
@@ -21,24 +21,12 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
     {
       schema: {
         tags: ['snapshots'],
-        summary: "List a deployment's snapshots, newest first, and where the verification of its stored data stands",
+        summary: "List a deployment's snapshots, newest first",
         params: DeploymentParams,
-        response: {
-          200: ok({
-            snapshots: Type.Array(Snapshot),
-            verification: Type.Union([VerificationSummary, Type.Null()], {
-              description: 'Scheduled verification of the stored data; null where this server does not hold the data.',
-            }),
-          }),
-          ...errors,
-        },
+        response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors },
       },
     },
-    async (req) => {
-      const snapshots = (await deps.snapshots.list(req.user.id, req.params.id)).map(snapshotView);
-      const v = deps.verifications ? verificationSummaryView(await deps.verifications.status(req.user.id, req.params.id)) : null;
-      return { success: true, snapshots, verification: v };
-    },
+    async (req) => ({ success: true, snapshots: (await deps.snapshots.list(req.user.id, req.params.id)).map(snapshotView) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof CreateSnapshotBody> }>(

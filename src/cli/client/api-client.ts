@@ -220,9 +220,9 @@ export class KovaClient {
     return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots`, 'snapshot', label === undefined ? {} : { label });
   }
 
-  /** verificationSummary is where the checks of a deployment's stored data stand (null: the server does not run them). */
-  verificationSummary(deploymentId: string): Promise<VerificationSummary | null> {
-    return this.pick('GET', `/api/v1/deployments/${seg(deploymentId)}/snapshots`, 'verification');
+  /** verificationSummary is where the checks of a deployment's stored data stand (the settings' verification). */
+  async verificationSummary(deploymentId: string): Promise<VerificationSummary> {
+    return (await this.getSettings(deploymentId)).verification;
   }
 
   requestVerification(deploymentId: string, full: boolean): Promise<Verification> {

@@ -80,7 +80,7 @@ export function registerVerifications(program: Command, ctx: ClientContext): voi
       const c = await client(ctx, o);
       const [summary, page] = await Promise.all([c.verificationSummary(depId), c.listVerifications(depId, { limit: Number(o.limit) })]);
       if (o.json) return printJson(io, { verification: summary, verifications: page.verifications });
-      if (summary) for (const line of summaryLines(summary)) println(io, line);
+      for (const line of summaryLines(summary)) println(io, line);
       if (page.verifications.length === 0) return println(io, 'no checks yet');
       const now = Date.now();
       table(

@@ -52,18 +52,19 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   const settings = useResource(
     (signal) => api.getSettings(id, signal),
     [id],
-    (s) => (s?.enabled ? Math.max(IDLE_POLL_MS, parseDuration(s.interval) ?? 0) : null),
+    (s) => {
+      const checking = s?.verification.lastVerification?.status;
+      if (checking === 'queued' || checking === 'running') return BUSY_POLL_MS;
+      return s?.enabled ? Math.max(IDLE_POLL_MS, parseDuration(s.interval) ?? 0) : IDLE_POLL_MS;
+    },
   );
   const autoEvery = settings.data?.enabled ? parseDuration(settings.data.interval) : null;
 
   const list = useResource(
-    (signal) => api.snapshotsAndVerification(id, signal),
+    (signal) => api.listSnapshots(id, signal),
     [id],
-    (data) => {
-      const snaps = data?.snapshots;
-      const checking = data?.verification?.lastVerification?.status;
+    (snaps) => {
       if (running(restore) || snaps?.some((s) => s.status === 'creating' || s.status === 'deleting')) return BUSY_POLL_MS;
-      if (checking === 'queued' || checking === 'running') return BUSY_POLL_MS;
       if (autoEvery !== null) return Math.min(Math.max(autoEvery, BUSY_POLL_MS), IDLE_POLL_MS);
       return IDLE_POLL_MS;
     },
@@ -93,8 +94,8 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
     [reload, onActivity],
   );
 
-  const snapshots = list.data?.snapshots;
-  const verification = list.data?.verification ?? null;
+  const snapshots = list.data;
+  const verification = settings.data?.verification ?? null;
   // When a snapshot appears, changes status or goes, the header (count, operation) follows.
   const signature = snapshots?.map((s) => `${s.id}:${s.status}`).join(',');
   const seenSignature = useRef<string | undefined>(undefined);
@@ -103,6 +104,13 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
     if (seenSignature.current !== undefined && seenSignature.current !== signature) onActivity();
     seenSignature.current = signature;
   }, [signature, onActivity]);
+  // A check that finishes may have marked snapshots damaged: the list follows.
+  const checkState = verification?.lastVerification ? `${verification.lastVerification.id}:${verification.lastVerification.status}` : '';
+  const seenCheck = useRef(checkState);
+  useEffect(() => {
+    if (seenCheck.current !== checkState) reload();
+    seenCheck.current = checkState;
+  }, [checkState, reload]);
   const stored = snapshots?.reduce((n, s) => n + (s.storedBytes ?? 0), 0) ?? 0;
   const manual = snapshots?.filter((s) => !s.automatic).length ?? 0;
   const automatic = snapshots?.filter((s) => s.automatic).length ?? 0;
@@ -175,7 +183,14 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           {snapshots && snapshots.length > 0 && createButton}
         </div>
         {verification && snapshots && snapshots.length > 0 && (
-          <VerificationLine deploymentId={id} summary={verification} onStarted={list.reload} />
+          <VerificationLine
+            deploymentId={id}
+            summary={verification}
+            onStarted={() => {
+              settings.reload();
+              list.reload();
+            }}
+          />
         )}
         {snapshots === undefined ? (
           list.error ? (
@@ -218,7 +233,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           onClose={() => setDialog(null)}
           onCreated={(s) => {
             setDialog(null);
-            if (list.data) list.set({ ...list.data, snapshots: [s, ...list.data.snapshots.filter((x) => x.id !== s.id)] });
+            if (snapshots) list.set([s, ...snapshots.filter((x) => x.id !== s.id)]);
             list.reload();
             onActivity();
             toast(`Snapshot ${s.label ?? s.id} started.`, 'success');
