@@ -32,6 +32,7 @@ import { snapshotRoutes } from './routes/snapshots.js';
 import { fileRoutes } from './routes/files.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { verificationRoutes } from './routes/verifications.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -190,6 +191,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   settingsRoutes(app, deps);
   if (deps.webhooks) webhookRoutes(app, deps.webhooks);
   if (deps.nodes) nodeRoutes(app, deps.nodes);
+  if (deps.verifications) verificationRoutes(app, deps.verifications);
   await opts.routes?.(app);
 
   const webDir = deps.config.webDir;

@@ -80,6 +80,8 @@ export const Snapshot = Type.Object({
     }),
     { description: 'The off-node copy; null when the server has no off-node target or the snapshot was not queued for one.' },
   ),
+  damaged: Type.Boolean({ description: 'A verification found that part of its data can no longer be read back intact.' }),
+  damagedAt: Nullable(Time('When a verification first found it damaged.')),
 });
 export type Snapshot = Static<typeof Snapshot>;
 
@@ -154,6 +156,51 @@ export const RestorePlan = Type.Object({
 });
 export type RestorePlan = Static<typeof RestorePlan>;
 
+/* ---- verification (routes/verifications.ts) --------------------------------------- */
+
+export const VerificationStatus = Type.Union([Type.Literal('queued'), Type.Literal('running'), Type.Literal('ok'), Type.Literal('failed')]);
+export type VerificationStatus = Static<typeof VerificationStatus>;
+
+export const Verification = Type.Object({
+  id: Type.String({ description: 'ver-…' }),
+  trigger: Type.Union([Type.Literal('scheduled'), Type.Literal('manual')]),
+  part: Nullable(Type.Integer(), { description: 'The part of the stored data read, 0 to parts-1; null: all of it.' }),
+  parts: Type.Integer({ description: 'How many parts the data was split into.' }),
+  status: VerificationStatus,
+  createdAt: Time(),
+  startedAt: Nullable(Time()),
+  finishedAt: Nullable(Time()),
+  bytesRead: Type.Integer(),
+  findings: Type.Integer({ description: 'Problems found (0 when ok).' }),
+  problems: Type.Array(Type.Object({ kind: Type.String(), message: Type.String() }), {
+    description: 'The first problems found (at most 20).',
+  }),
+  damagedSnapshots: Type.Array(Type.String(), { description: 'The snapshots the problems reach, now marked damaged.' }),
+  error: Nullable(Type.String({ description: 'Why the check could not run (it then counts as failed).' })),
+});
+export type Verification = Static<typeof Verification>;
+
+export const VerificationSummary = Type.Object(
+  {
+    enabled: Type.Boolean(),
+    interval: Type.String({
+      description: 'How often a part of the stored data is checked: every byte is read at least once every 30 days.',
+    }),
+    nextRunAt: Nullable(Time(), { description: 'When the next scheduled check is due (null when disabled or not scheduled yet).' }),
+    nextPart: Type.Integer({ description: 'The part the next check reads.' }),
+    parts: Type.Integer(),
+    lastVerification: Nullable(Verification, { description: 'The newest check, whatever its status.' }),
+    lastFullCheckAt: Nullable(Time(), {
+      description: 'Every byte stored was read back intact at least once since this time, with no problem found since; null when not yet.',
+    }),
+  },
+  {
+    description:
+      'Scheduled verification of the stored data. Where the server does not hold the data (a control plane) the checks are not known: nextRunAt, lastVerification and lastFullCheckAt are null.',
+  },
+);
+export type VerificationSummary = Static<typeof VerificationSummary>;
+
 export const SnapshotSettings = Type.Object({
   enabled: Type.Boolean(),
   interval: Type.String(),
@@ -168,6 +215,7 @@ export const SnapshotSettings = Type.Object({
   offsite: Nullable(Type.Object({ enabled: Type.Boolean() }), {
     description: "Off-node copies of this deployment's snapshots; null when the server has no off-node target.",
   }),
+  verification: VerificationSummary,
 });
 export type SnapshotSettings = Static<typeof SnapshotSettings>;
 

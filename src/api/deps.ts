@@ -20,6 +20,7 @@ import type { SelectionRequest } from '../services/restore-paths.js';
 import type { RestorePlanResult, RestoreService } from '../services/restore-service.js';
 import type { RetentionPreview, SettingsInput, SettingsService } from '../services/settings-service.js';
 import type { SnapshotService } from '../services/snapshot-service.js';
+import type { VerificationService } from '../services/verification-service.js';
 import type { WebhookService } from '../services/webhooks/service.js';
 import type { DeploymentExtras } from '../services/views.js';
 import type { NodeSummary } from './contract.js';
@@ -79,6 +80,9 @@ export interface KeysApi {
 /** Browsing a ready snapshot (routes/files.ts): streams, so these are asynchronous everywhere. */
 export type BrowseApi = Pick<BrowseService, 'open' | 'read' | 'diff'>;
 
+/** Checks of a deployment's stored data (services/verification-service.ts); only where the data is (the all-in-one). */
+export type VerificationsApi = Pick<VerificationService, 'request' | 'list' | 'status'>;
+
 /** The nodes a control plane runs deployments on (network mode only). */
 export interface NodesApi {
   /** Every node, for an admin (403 FORBIDDEN for anyone else). */
@@ -123,6 +127,8 @@ export interface AppDeps {
   readonly restores: RestoresApi;
   readonly browse: BrowseApi;
   readonly settings: SettingsApi;
+  /** The verifications routes and the snapshot list's `verification`; absent: not served (404), and null. */
+  readonly verifications?: VerificationsApi;
   /** GET /api/v1/nodes; absent (the all-in-one): the route does not exist (404 NOT_FOUND). */
   readonly nodes?: NodesApi;
   readonly metrics: Metrics;

@@ -32,6 +32,7 @@ import { SnapshotService } from '../services/snapshot-service.js';
 import { type OffsiteOptions, OffsiteService } from '../services/offsite-service.js';
 import { type RecoveryReport, recoverFromOffsite } from '../services/offsite-recovery.js';
 import { type OffsiteTarget, normalizeTarget } from '../services/offsite-target.js';
+import { VerificationService } from '../services/verification-service.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
 import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
 import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
@@ -49,6 +50,7 @@ export interface Services {
   readonly restores: RestoreService;
   readonly browse: BrowseService;
   readonly settings: SettingsService;
+  readonly verifications: VerificationService;
   readonly webhooks: WebhookService;
   /** Sends the webhooks' deliveries; the server starts it, tests call runDue(). */
   readonly dispatcher: WebhookDispatcher;
@@ -136,7 +138,8 @@ export function wireServices(opts: {
   const snapshots = new SnapshotService(ctx);
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
-  const settings = new SettingsService(ctx, snapshots, new GcService(ctx));
+  const verifications = new VerificationService(ctx);
+  const settings = new SettingsService(ctx, snapshots, new GcService(ctx), verifications);
   return {
     ctx,
     keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }),
@@ -145,6 +148,7 @@ export function wireServices(opts: {
     restores,
     browse: new BrowseService(ctx),
     settings,
+    verifications,
     webhooks,
     dispatcher,
     offsite,
@@ -274,6 +278,7 @@ export async function startServer(
       restores: services.restores,
       browse: services.browse,
       settings: services.settings,
+      verifications: services.verifications,
       webhooks: services.webhooks,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,

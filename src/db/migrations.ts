@@ -210,6 +210,44 @@ export const MIGRATIONS: readonly string[] = [
     enabled INTEGER NOT NULL
   );
   `,
+  `
+  -- Scheduled verification (services/verification-service.ts): each deployment's setting (on by default, weekly),
+  -- where its rotation stands, every check, and the snapshots a failed check found damaged.
+  ALTER TABLE snapshot_settings ADD COLUMN verify_enabled INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE snapshot_settings ADD COLUMN verify_interval_ms INTEGER NOT NULL DEFAULT 604800000;
+  ALTER TABLE snapshot_settings ADD COLUMN verify_interval_text TEXT;
+  CREATE TABLE verification_schedule (
+    deployment_id TEXT PRIMARY KEY REFERENCES deployments(id),
+    next_run_at INTEGER NOT NULL,
+    next_part INTEGER NOT NULL,
+    parts INTEGER NOT NULL
+  );
+  CREATE TABLE verifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    trigger TEXT NOT NULL CHECK (trigger IN ('scheduled', 'manual')),
+    part INTEGER,
+    parts INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'ok', 'failed')),
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    steps_done INTEGER NOT NULL DEFAULT 0,
+    bytes_read INTEGER NOT NULL DEFAULT 0,
+    packs_read INTEGER NOT NULL DEFAULT 0,
+    findings INTEGER NOT NULL DEFAULT 0,
+    finding_list TEXT NOT NULL DEFAULT '[]',
+    damaged_snapshots TEXT NOT NULL DEFAULT '[]',
+    error TEXT
+  );
+  CREATE INDEX verifications_by_deployment ON verifications(deployment_id, seq);
+  ALTER TABLE snapshots ADD COLUMN damaged_at INTEGER;
+  CREATE TRIGGER sync_snapshots_damaged AFTER UPDATE OF damaged_at ON snapshots BEGIN
+    INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (NEW.deployment_id, 1, 1)
+      ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1, urgent_version = version + 1;
+  END;
+  `,
 ];
 
 /**

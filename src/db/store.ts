@@ -11,6 +11,7 @@ import { Restores } from './restores.js';
 import { Settings } from './settings.js';
 import { Snapshots } from './snapshots.js';
 import { Users } from './users.js';
+import { Verifications } from './verifications.js';
 import { Webhooks } from './webhooks.js';
 
 export class Store {
@@ -24,6 +25,7 @@ export class Store {
   readonly gcDue: GcDue;
   readonly webhooks: Webhooks;
   readonly offsite: Offsite;
+  readonly verifications: Verifications;
 
   constructor(readonly db: Db) {
     this.users = new Users(db);
@@ -36,6 +38,7 @@ export class Store {
     this.gcDue = new GcDue(db);
     this.webhooks = new Webhooks(db);
     this.offsite = new Offsite(db);
+    this.verifications = new Verifications(db);
   }
 
   static open(file: string): Store {

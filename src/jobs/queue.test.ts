@@ -92,3 +92,44 @@ describe('JobQueue with a database that cannot write', () => {
     store.close();
   });
 });
+
+describe('JobQueue kinds with maxRunning', () => {
+  it('runs at most maxRunning jobs of the kind at once, and lets the waiting deployment run other jobs', async () => {
+    const store = Store.open(':memory:');
+    store.db.pragma('foreign_keys = OFF');
+    const queue = new JobQueue(store, new ManualClock(0), pino({ level: 'silent' }), 4);
+    let running = 0;
+    let most = 0;
+    const order: string[] = [];
+    const gates: Array<() => void> = [];
+    queue.register(
+      'check',
+      async (job) => {
+        running++;
+        most = Math.max(most, running);
+        order.push(`check ${job.deploymentId}`);
+        await new Promise<void>((r) => gates.push(r));
+        running--;
+      },
+      { maxRunning: 1 },
+    );
+    queue.register('work', async (job) => {
+      order.push(`work ${job.deploymentId}`);
+    });
+    queue.start();
+    queue.enqueue('dep-a', 'check');
+    queue.enqueue('dep-b', 'check');
+    queue.enqueue('dep-b', 'work');
+    await settle();
+    // dep-b's check waits for dep-a's; dep-b's later job does not wait for it.
+    expect(order).toEqual(['check dep-a', 'work dep-b']);
+    gates.shift()!();
+    await settle();
+    expect(order).toEqual(['check dep-a', 'work dep-b', 'check dep-b']);
+    gates.shift()!();
+    await queue.idle();
+    expect(most).toBe(1);
+    await queue.stop();
+    store.close();
+  });
+});

@@ -4,7 +4,10 @@
  * Rules: at most `concurrency` jobs run at once (a global cap), and at most
  * one per deployment (operations on one deployment are serialised: a job
  * waits while an earlier one of the same deployment runs). Jobs start in
- * the order they were queued. A job interrupted by a crash is found
+ * the order they were queued. A kind registered with `maxRunning` has at
+ * most that many of its jobs running at once across all deployments (one
+ * waiting for its kind does not hold up its deployment's other jobs). A job
+ * interrupted by a crash is found
  * `running` at the next start, re-queued, and its handler resumes it: every
  * handler is written to be re-entered.
  *
@@ -21,6 +24,8 @@ export type JobHandler = (job: Job) => Promise<void>;
 
 export class JobQueue {
   private readonly handlers = new Map<string, JobHandler>();
+  private readonly kindLimits = new Map<string, number>();
+  private readonly runningKinds = new Map<string, number>();
   private readonly running = new Map<number, Promise<void>>();
   private readonly busy = new Set<string>();
   private started = false;
@@ -35,8 +40,15 @@ export class JobQueue {
     private readonly concurrency = 2,
   ) {}
 
-  register(kind: string, handler: JobHandler): void {
+  /** register sets the handler of a kind; `maxRunning` caps how many of its jobs run at once (default: no cap but the global one). */
+  register(kind: string, handler: JobHandler, opts: { readonly maxRunning?: number } = {}): void {
     this.handlers.set(kind, handler);
+    if (opts.maxRunning !== undefined) this.kindLimits.set(kind, opts.maxRunning);
+  }
+
+  /** hasQueued tells whether a job of the deployment waits in the queue (a long job checks it to give way). */
+  hasQueued(deploymentId: string): boolean {
+    return this.store.jobs.pending().some((j) => j.deploymentId === deploymentId && j.state === 'queued');
   }
 
   /**
@@ -79,6 +91,8 @@ export class JobQueue {
     for (const job of this.store.jobs.pending()) {
       if (this.running.size >= this.concurrency) break;
       if (job.state !== 'queued' || this.busy.has(job.deploymentId)) continue;
+      const limit = this.kindLimits.get(job.kind);
+      if (limit !== undefined && (this.runningKinds.get(job.kind) ?? 0) >= limit) continue;
       this.run(job);
     }
     if (this.running.size === 0 && this.idleWaiters.length > 0 && this.store.jobs.pending().length === 0) {
@@ -90,6 +104,7 @@ export class JobQueue {
     const handler = this.handlers.get(job.kind);
     this.store.jobs.markRunning(job.id, this.clock.now());
     this.busy.add(job.deploymentId);
+    this.runningKinds.set(job.kind, (this.runningKinds.get(job.kind) ?? 0) + 1);
     const log = this.log.child({ job: job.id, kind: job.kind, deployment: job.deploymentId });
     const p = (async () => {
       if (!handler) throw new Error(`no handler for job kind ${job.kind}`);
@@ -105,6 +120,7 @@ export class JobQueue {
       .catch((err: unknown) => log.error({ err }, 'could not record the end of a job'))
       .finally(() => {
         this.busy.delete(job.deploymentId);
+        this.runningKinds.set(job.kind, (this.runningKinds.get(job.kind) ?? 1) - 1);
         this.running.delete(job.id);
         this.kick();
       });

@@ -61,6 +61,7 @@ export const JobKind = {
   Close: 'close',
   Clone: 'clone',
   Gc: 'gc',
+  Verify: 'verify',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [

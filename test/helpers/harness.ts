@@ -101,6 +101,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       restores: services.restores,
       browse: services.browse,
       settings: services.settings,
+      verifications: services.verifications,
       webhooks: services.webhooks,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,

@@ -33,6 +33,8 @@ export type {
   SnapshotStatus,
   SnapshotSummary,
   SnapshotTrigger,
+  Verification,
+  VerificationSummary,
   Volume,
   VolumePair,
   Webhook,
@@ -56,6 +58,7 @@ import type {
   SettingsChange,
   Snapshot,
   SnapshotSettings,
+  Verification,
   Webhook,
   WebhookDelivery,
 } from '../../src/api/contract';
@@ -168,6 +171,8 @@ export const api = {
 
   listSnapshots: async (id: string, signal?: AbortSignal) =>
     (await request<{ snapshots: Snapshot[] }>('GET', `${dep(id)}/snapshots`, { signal })).snapshots,
+  requestVerification: async (id: string, full = false) =>
+    (await request<{ verification: Verification }>('POST', `${dep(id)}/verifications`, { body: full ? { full: true } : {} })).verification,
   createSnapshot: async (id: string, label: string | null) =>
     (await request<{ snapshot: Snapshot }>('POST', `${dep(id)}/snapshots`, { body: label === null ? {} : { label } })).snapshot,
   deleteSnapshot: async (id: string, snapshotId: string) => {

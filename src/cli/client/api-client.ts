@@ -21,6 +21,8 @@ import type {
   SettingsChange,
   Snapshot,
   SnapshotSettings,
+  Verification,
+  VerificationSummary,
   Webhook,
   WebhookDelivery,
 } from '../../api/contract.js';
@@ -46,6 +48,8 @@ export type {
   SnapshotSettings,
   SnapshotStatus,
   SnapshotSummary,
+  Verification,
+  VerificationSummary,
   SnapshotTrigger,
   Volume as DeploymentVolume,
   VolumePair,
@@ -214,6 +218,27 @@ export class KovaClient {
 
   createSnapshot(deploymentId: string, label?: string): Promise<Snapshot> {
     return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots`, 'snapshot', label === undefined ? {} : { label });
+  }
+
+  /** verificationSummary is where the checks of a deployment's stored data stand (the settings' verification). */
+  async verificationSummary(deploymentId: string): Promise<VerificationSummary> {
+    return (await this.getSettings(deploymentId)).verification;
+  }
+
+  requestVerification(deploymentId: string, full: boolean): Promise<Verification> {
+    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/verifications`, 'verification', full ? { full: true } : {});
+  }
+
+  async listVerifications(
+    deploymentId: string,
+    page: { cursor?: string | null; limit?: number } = {},
+  ): Promise<{ verifications: Verification[]; cursor: string | null }> {
+    const q = query({ cursor: page.cursor ?? undefined, limit: page.limit });
+    const body = await this.request('GET', `/api/v1/deployments/${seg(deploymentId)}/verifications${q ? `?${q}` : ''}`);
+    return {
+      verifications: this.field(body, 'verifications', 200) as Verification[],
+      cursor: (body.cursor as string | null | undefined) ?? null,
+    };
   }
 
   getSnapshot(deploymentId: string, snapshotId: string): Promise<Snapshot> {

@@ -55,7 +55,16 @@ export function storedWhere(s: Pick<Snapshot, 'status' | 'offsite'>): string {
 }
 
 export function snapshotRow(s: Snapshot, now = Date.now()): string[] {
-  return [s.id, s.label ?? '', s.status, s.size, snapshotType(s), ago(s.createdAt, now), s.consistency ?? '', storedWhere(s)];
+  return [
+    s.id,
+    s.label ?? '',
+    s.damaged ? `${s.status} DAMAGED` : s.status,
+    s.size,
+    snapshotType(s),
+    ago(s.createdAt, now),
+    s.consistency ?? '',
+    storedWhere(s),
+  ];
 }
 
 export function printSnapshot(io: Io, s: Snapshot): void {
@@ -70,6 +79,7 @@ export function printSnapshot(io: Io, s: Snapshot): void {
     ['PROGRESS', progress],
     ['ERROR', s.error],
     ['WARNING', s.warning],
+    ['DAMAGED', s.damagedAt ? `a verification found part of its data damaged ${at(s.damagedAt)}` : null],
     ['TYPE', snapshotType(s)],
     ['SIZE', s.sizeBytes === null || s.sizeBytes === undefined ? s.size : `${s.size} (${s.sizeBytes} bytes)`],
     ['FILES', s.files === null || s.files === undefined ? null : String(s.files)],

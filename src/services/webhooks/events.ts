@@ -6,7 +6,14 @@
  */
 
 /** Every event a webhook may subscribe to. */
-export const WEBHOOK_EVENTS = ['snapshot.failed', 'snapshot.missed', 'restore.completed', 'restore.failed', 'offsite.failed'] as const;
+export const WEBHOOK_EVENTS = [
+  'snapshot.failed',
+  'snapshot.missed',
+  'restore.completed',
+  'restore.failed',
+  'offsite.failed',
+  'verification.failed',
+] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export function isWebhookEvent(s: unknown): s is WebhookEvent {

@@ -62,6 +62,12 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
       <td data-label="Status" className="cell-status">
         <StatusBadge status={s.status} />
         <OffsiteBadge snapshot={s} />
+        {s.damaged && (
+          <span className="damaged-mark">
+            <StatusBadge status="damaged" label="Damaged" />
+            <p className="cell-error">A check found part of its data can no longer be read back intact; a restore may fail.</p>
+          </span>
+        )}
         {s.status === 'creating' && s.progress && (
           <ProgressBar done={s.progress.bytesDone} total={s.progress.bytesTotal} label={`Progress of ${s.label ?? s.id}`} />
         )}

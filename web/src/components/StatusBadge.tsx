@@ -23,6 +23,7 @@ const TONES: Record<string, Tone> = {
   online: 'green',
   draining: 'amber',
   offline: 'red',
+  damaged: 'red',
 };
 
 const BUSY = new Set(['creating', 'pending', 'restoring', 'swapping', 'deleting']);

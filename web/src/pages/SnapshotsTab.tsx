@@ -1,6 +1,7 @@
 /**
  * SnapshotsTab: advice, storage used, the snapshots (statuses update live),
- * and create / restore / clone / delete. While anything runs (a snapshot
+ * where the checks of the stored data stand (with "Check now"), and create /
+ * restore / clone / delete. While anything runs (a snapshot
  * creating or deleting, a restore) it polls every 1.5 s; with automatic
  * snapshots on it polls at about their interval; otherwise now and then.
  */
@@ -19,6 +20,7 @@ import { RelativeTime } from '../components/RelativeTime';
 import { RestoreDialog } from '../components/RestoreDialog';
 import { RestorePanel } from '../components/RestorePanel';
 import { SnapshotTable } from '../components/SnapshotTable';
+import { VerificationLine } from '../components/VerificationLine';
 import { errorMessage } from '../api';
 import { formatBytes } from '../format';
 import { useResource } from '../hooks/useResource';
@@ -51,7 +53,11 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   const settings = useResource(
     (signal) => api.getSettings(id, signal),
     [id],
-    (s) => (s?.enabled ? Math.max(IDLE_POLL_MS, parseDuration(s.interval) ?? 0) : null),
+    (s) => {
+      const checking = s?.verification.lastVerification?.status;
+      if (checking === 'queued' || checking === 'running') return BUSY_POLL_MS;
+      return s?.enabled ? Math.max(IDLE_POLL_MS, parseDuration(s.interval) ?? 0) : IDLE_POLL_MS;
+    },
   );
   const autoEvery = settings.data?.enabled ? parseDuration(settings.data.interval) : null;
 
@@ -90,6 +96,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   );
 
   const snapshots = list.data;
+  const verification = settings.data?.verification ?? null;
   // When a snapshot appears, changes status or goes, the header (count, operation) follows.
   const signature = snapshots?.map((s) => `${s.id}:${s.status}`).join(',');
   const seenSignature = useRef<string | undefined>(undefined);
@@ -98,6 +105,13 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
     if (seenSignature.current !== undefined && seenSignature.current !== signature) onActivity();
     seenSignature.current = signature;
   }, [signature, onActivity]);
+  // A check that finishes may have marked snapshots damaged: the list follows.
+  const checkState = verification?.lastVerification ? `${verification.lastVerification.id}:${verification.lastVerification.status}` : '';
+  const seenCheck = useRef(checkState);
+  useEffect(() => {
+    if (seenCheck.current !== checkState) reload();
+    seenCheck.current = checkState;
+  }, [checkState, reload]);
   const stored = snapshots?.reduce((n, s) => n + (s.storedBytes ?? 0), 0) ?? 0;
   const manual = snapshots?.filter((s) => !s.automatic).length ?? 0;
   const automatic = snapshots?.filter((s) => s.automatic).length ?? 0;
@@ -177,6 +191,16 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           </div>
           {snapshots && snapshots.length > 0 && createButton}
         </div>
+        {verification && snapshots && snapshots.length > 0 && (
+          <VerificationLine
+            deploymentId={id}
+            summary={verification}
+            onStarted={() => {
+              settings.reload();
+              list.reload();
+            }}
+          />
+        )}
         {snapshots === undefined ? (
           list.error ? (
             <ErrorState error={list.error} onRetry={list.reload} title="Could not load the snapshots" />
