@@ -76,6 +76,10 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
       await dst.storage.cleanTemp();
       const srcIndex = await src.reloadIndex();
       const dstIndex = await dst.reloadIndex();
+      // The index files from before this copy: only they can name a bad pack
+      // that must be dropped. The checkpoints written below may name a
+      // repaired pack that came out with a bad pack's name.
+      const oldIndexFiles = await dst.indexFiles();
       const records: SnapshotRecord[] = opts.snapshots?.length
         ? await Promise.all(opts.snapshots.map((s) => src.findSnapshot(s)))
         : await src.listSnapshots();
@@ -133,10 +137,14 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
         pending.push(pack);
         bytesSent += pack.size;
       });
+      /** Index files this copy wrote (one may have the name, and so the bytes, of an old one). */
+      const written = new Set<string>();
       const writeIndex = async (packs: readonly IndexedPack[]): Promise<void> => {
         if (packs.length === 0) return;
         const idx = encodeIndex(packs);
-        await dst.storage.write(`index/${hashHex(idx)}`, idx);
+        const name = `index/${hashHex(idx)}`;
+        await dst.storage.write(name, idx);
+        written.add(name);
         bytesSent += idx.length;
       };
       const byPack = new Map<string, Needed[]>();
@@ -176,10 +184,13 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
       }
       await writer.flush();
 
-      // 3. The last index; index files naming bad packs are replaced by ones without them.
+      // 3. The last index; index files from before the copy that name bad
+      // packs are replaced by ones without them.
       const replaced: string[] = [];
       if (bad.size > 0) {
-        for (const name of await dst.indexFiles()) {
+        for (const name of oldIndexFiles) {
+          // Rewritten by this copy with the same bytes: it names only packs this copy wrote or kept.
+          if (written.has(name)) continue;
           let packs: IndexedPack[];
           try {
             packs = decodeIndex(await dst.storage.read(name), name);
@@ -192,7 +203,7 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
         }
       }
       await writeIndex(pending);
-      for (const name of replaced) await dst.storage.remove(name);
+      for (const name of replaced) if (!written.has(name)) await dst.storage.remove(name);
 
       // 4. The records, exactly as in the source (their ids are their hashes).
       const copied: string[] = [];
