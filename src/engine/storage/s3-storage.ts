@@ -123,6 +123,8 @@ class ShortBodyError extends Error {
 function isRetryable(err: unknown): boolean {
   if (err instanceof ShortBodyError) return true;
   const s = status(err);
+  // 501 Not Implemented is the service's final word on a feature it lacks, not a passing fault.
+  if (s === 501 || (err as SdkError).name === 'NotImplemented') return false;
   if (s !== undefined)
     return s >= 500 || s === 429 || s === 408 || (err as SdkError).name === 'RequestTimeout' || (err as SdkError).name === 'BadDigest';
   // No HTTP status: the request did not get an answer (reset, refused, timeout, aborted body).
