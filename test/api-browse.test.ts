@@ -399,6 +399,87 @@ describe('GET …/diff', () => {
   });
 });
 
+describe('a directory of 100,000 entries', () => {
+  const COUNT = 100_000;
+  let bigDep: string;
+  let bigSnap: string;
+  let bigDir: string;
+  /** One file in a hundred holds its own name, the others are empty; a few entries are links and directories. */
+  const nameOf = (i: number) => `e${String(i).padStart(6, '0')}`;
+
+  beforeAll(async () => {
+    bigDep = await createDeployment(h);
+    bigDir = path.join(volumeDir(h, bigDep), 'huge');
+    fs.mkdirSync(bigDir);
+    for (let i = 0; i < COUNT; i++) {
+      const n = nameOf(i);
+      if (i % 10_000 === 1) fs.mkdirSync(path.join(bigDir, n));
+      else if (i % 10_000 === 2) fs.symlinkSync(nameOf(i - 2), path.join(bigDir, n));
+      else fs.writeFileSync(path.join(bigDir, n), i % 100 === 7 ? n : '');
+    }
+    bigSnap = (await takeSnapshot(h, bigDep)).id;
+  }, 300_000);
+
+  it('pages through every entry with the metadata the source has', async () => {
+    const seen: Array<{ name: string }> = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const body = expectOk(await h.api('GET', `${base(bigDep, bigSnap)}/files?path=app/data/huge&limit=5000${q}`));
+      expect(body.entries.length).toBeLessThanOrEqual(5000);
+      seen.push(...body.entries);
+      cursor = body.cursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(COUNT / 5000);
+    const names = fs.readdirSync(bigDir).sort();
+    expect(seen.map((e) => e.name)).toEqual(names);
+    for (const e of seen) {
+      const st = fs.lstatSync(path.join(bigDir, e.name), { bigint: true });
+      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
+      expect(e).toEqual({
+        name: e.name,
+        nameBase64: null,
+        type,
+        size: type === 'file' ? Number(st.size) : 0,
+        mode: Number(st.mode) & 0o7777,
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        mtime: isoOf(st.mtimeNs),
+        target: type === 'symlink' ? fs.readlinkSync(path.join(bigDir, e.name)) : null,
+        targetBase64: null,
+      });
+    }
+  }, 120_000);
+
+  it('finds one name among them, and pages a search', async () => {
+    const one = expectOk(await h.api('GET', `${base(bigDep, bigSnap)}/files?path=app/data/huge&q=E099998`));
+    expect(one.entries.map((e: { name: string }) => e.name)).toEqual([nameOf(99_998)]);
+    const some = expectOk(await h.api('GET', `${base(bigDep, bigSnap)}/files?path=app/data/huge&q=e0999&limit=50`));
+    expect(some.entries.map((e: { name: string }) => e.name)).toEqual(Array.from({ length: 50 }, (_, i) => nameOf(99_900 + i)));
+    expect(some.cursor).not.toBeNull();
+  });
+
+  it('downloads the directory as a tar that extracts to exactly the source', async () => {
+    const r = await get(`${base(bigDep, bigSnap)}/archive?path=app/data/huge&format=tar`);
+    expect(r.statusCode).toBe(200);
+    const out = fs.mkdtempSync(path.join(tmp, 'huge-'));
+    const file = path.join(tmp, 'huge.tar');
+    fs.writeFileSync(file, r.rawPayload);
+    execFileSync('tar', ['-xf', file, '-C', out]);
+    fs.rmSync(file);
+    expect(tree(path.join(out, 'huge'))).toEqual(tree(bigDir));
+    fs.rmSync(out, { recursive: true, force: true });
+  }, 300_000);
+
+  it('streams one file from the middle of it', async () => {
+    const r = await get(`${base(bigDep, bigSnap)}/files/content?path=app/data/huge/${nameOf(54_307)}`);
+    expect(r.statusCode).toBe(200);
+    expect(r.body).toBe(nameOf(54_307));
+  });
+});
+
 describe('OpenAPI', () => {
   it('describes the four routes, and the JSON answers from the contract', async () => {
     const doc = (await h.api('GET', '/api/v1/openapi.json', undefined, null)).body;
