@@ -8,14 +8,18 @@ import { VOLUMES } from './lib/layout.js';
 import type { VolumeName } from './lib/layout.js';
 import { TOOL_GROUPS } from './lib/suite.js';
 import type { Suite, ToolGroup } from './lib/suite.js';
+import { browseSuite } from './suites/browse.js';
 import { engineSuite } from './suites/engine.js';
 import { networkSuite } from './suites/network.js';
+import { offsiteSuite } from './suites/offsite.js';
 import { serviceSuite } from './suites/service.js';
 
 const SUITES: Record<string, Suite> = {
   engine: engineSuite,
   service: serviceSuite,
   network: networkSuite,
+  browse: browseSuite,
+  offsite: offsiteSuite,
 };
 
 const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--minutes M] [--keep]
