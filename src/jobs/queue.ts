@@ -14,6 +14,10 @@
  * Failures of the queue's own bookkeeping (the database cannot write: disk
  * full) are logged and never escape: the job's row then stays as it was
  * (queued, or running until the next start re-queues it).
+ *
+ * Finished rows are kept `KEEP_FINISHED_MS` (a week, for a look at what ran
+ * lately) and then deleted: at start and, after a job ends, at most once an
+ * hour. Nothing reads finished jobs; without this the table only grows.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
@@ -21,6 +25,10 @@ import type { Job } from '../db/jobs.js';
 import type { Store } from '../db/store.js';
 
 export type JobHandler = (job: Job) => Promise<void>;
+
+/** How long finished jobs are kept, and how often they are pruned at most. */
+export const KEEP_FINISHED_MS = 7 * 24 * 3600_000;
+const PRUNE_EVERY_MS = 3600_000;
 
 export class JobQueue {
   private readonly handlers = new Map<string, JobHandler>();
@@ -32,6 +40,7 @@ export class JobQueue {
   private stopping = false;
   private kickPending = false;
   private idleWaiters: Array<() => void> = [];
+  private lastPrune = -Infinity;
 
   constructor(
     private readonly store: Store,
@@ -65,8 +74,21 @@ export class JobQueue {
   start(): number {
     const requeued = this.store.jobs.requeueRunning();
     this.started = true;
+    this.prune();
     this.kick();
     return requeued;
+  }
+
+  /** prune deletes jobs finished more than KEEP_FINISHED_MS ago, at most once every PRUNE_EVERY_MS. */
+  private prune(): void {
+    const now = this.clock.now();
+    if (now - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now;
+    try {
+      this.store.jobs.prune(now - KEEP_FINISHED_MS);
+    } catch (err) {
+      this.log.error({ err }, 'could not delete old finished jobs');
+    }
   }
 
   private kickSoon(): void {
@@ -122,6 +144,7 @@ export class JobQueue {
         this.busy.delete(job.deploymentId);
         this.runningKinds.set(job.kind, (this.runningKinds.get(job.kind) ?? 1) - 1);
         this.running.delete(job.id);
+        this.prune();
         this.kick();
       });
     this.running.set(job.id, p);
