@@ -42,6 +42,24 @@ function isoOf(ns: bigint): string {
   return `${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}.${frac.toString().padStart(9, '0')}Z`;
 }
 
+/** The listing entry the API must give for `name` in the source directory `dir` (a UTF-8 name). */
+function sourceEntry(dir: string, name: string) {
+  const st = fs.lstatSync(path.join(dir, name), { bigint: true });
+  const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
+  return {
+    name,
+    nameBase64: null,
+    type,
+    size: type === 'file' ? Number(st.size) : 0,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: isoOf(st.mtimeNs),
+    target: type === 'symlink' ? fs.readlinkSync(path.join(dir, name)) : null,
+    targetBase64: null,
+  };
+}
+
 beforeAll(async () => {
   h = await startHarness();
   dep = await createDeployment(h);
@@ -95,20 +113,7 @@ describe('GET …/files', () => {
     const byName = new Map(body.entries.map((e: { name: string }) => [e.name, e]));
     for (const raw of rawNames) {
       const name = raw.toString('utf8');
-      const st = fs.lstatSync(path.join(src, name), { bigint: true });
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
-      expect(byName.get(name)).toEqual({
-        name,
-        nameBase64: null,
-        type,
-        size: type === 'file' ? Number(st.size) : 0,
-        mode: Number(st.mode) & 0o7777,
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        mtime: isoOf(st.mtimeNs),
-        target: type === 'symlink' ? fs.readlinkSync(path.join(src, name)) : null,
-        targetBase64: null,
-      });
+      expect(byName.get(name)).toEqual(sourceEntry(src, name));
     }
     expect(byName.get('hello.txt')).toMatchObject({ mode: 0o640, size: 13 });
     expect(byName.get('link-out')).toMatchObject({ type: 'symlink', target: '/etc/passwd' });
@@ -435,22 +440,7 @@ describe('a directory of 100,000 entries', () => {
     expect(pages).toBe(COUNT / 5000);
     const names = fs.readdirSync(bigDir).sort();
     expect(seen.map((e) => e.name)).toEqual(names);
-    for (const e of seen) {
-      const st = fs.lstatSync(path.join(bigDir, e.name), { bigint: true });
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
-      expect(e).toEqual({
-        name: e.name,
-        nameBase64: null,
-        type,
-        size: type === 'file' ? Number(st.size) : 0,
-        mode: Number(st.mode) & 0o7777,
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        mtime: isoOf(st.mtimeNs),
-        target: type === 'symlink' ? fs.readlinkSync(path.join(bigDir, e.name)) : null,
-        targetBase64: null,
-      });
-    }
+    for (const e of seen) expect(e).toEqual(sourceEntry(bigDir, e.name));
   }, 120_000);
 
   it('finds one name among them, and pages a search', async () => {

@@ -150,6 +150,12 @@ export const offsiteSuite: Suite = {
     const resticCopy = `s3:${bucket.endpoint}/${BUCKET}/restic-copy`;
     const resticLocal = join(run, 'restic-local');
     const rc = (repo: string) => `--repo ${sh(repo)} --cache-dir ${sh(join(run, 'restic-cache'))} --cacert ${sh(bucket.cert)}`;
+    /** Runs restic (setup, not measured) with the cache of this run. */
+    const resticSetup = (...args: string[]): void => {
+      execFileSync(RESTIC, [...args, '--cache-dir', join(run, 'restic-cache')], { env: { ...process.env, ...resticEnv }, stdio: 'ignore' });
+    };
+    const resticLocalBackup = (): void =>
+      resticSetup('backup', '--repo', resticLocal, '--host', 'bench', '--compression', 'auto', volume.root);
     const steps: Step[] = [];
     const step = async (tool: Step['tool'], label: string, script: string, env: Record<string, string>, prefix?: string) => {
       const before = prefix ? bucketBytes(bucket.dir, prefix) : 0;
@@ -169,14 +175,7 @@ export const offsiteSuite: Suite = {
       const first = lastJson(await step('kova', 'local snapshot', `${kova} snapshot ${sh(local)} ${sh(volume.root)} --json`, kovaEnv));
       await step('kova', 'copy first snapshot', `${kova} copy ${sh(local)} ${remote} --json`, kovaEnv, 'kova');
       // restic: backup straight to the bucket; a local repository for restic copy.
-      execFileSync(
-        RESTIC,
-        ['init', '--repo', resticRemote, '--cache-dir', join(run, 'restic-cache'), '--cacert', bucket.cert, '--repository-version', '2'],
-        {
-          env: { ...process.env, ...resticEnv },
-          stdio: 'ignore',
-        },
-      );
+      resticSetup('init', '--repo', resticRemote, '--cacert', bucket.cert, '--repository-version', '2');
       await step(
         'restic',
         'backup first to bucket',
@@ -184,49 +183,19 @@ export const offsiteSuite: Suite = {
         resticEnv,
         'restic',
       );
-      execFileSync(RESTIC, ['init', '--repo', resticLocal, '--cache-dir', join(run, 'restic-cache'), '--repository-version', '2'], {
-        env: { ...process.env, ...resticEnv },
-        stdio: 'ignore',
-      });
-      execFileSync(
-        RESTIC,
-        [
-          'backup',
-          '--repo',
-          resticLocal,
-          '--cache-dir',
-          join(run, 'restic-cache'),
-          '--host',
-          'bench',
-          '--compression',
-          'auto',
-          volume.root,
-        ],
-        {
-          env: { ...process.env, ...resticEnv },
-          stdio: 'ignore',
-        },
-      );
-      execFileSync(
-        RESTIC,
-        [
-          'init',
-          '--repo',
-          resticCopy,
-          '--cache-dir',
-          join(run, 'restic-cache'),
-          '--cacert',
-          bucket.cert,
-          '--repository-version',
-          '2',
-          '--copy-chunker-params',
-          '--from-repo',
-          resticLocal,
-        ],
-        {
-          env: { ...process.env, ...resticEnv },
-          stdio: 'ignore',
-        },
+      resticSetup('init', '--repo', resticLocal, '--repository-version', '2');
+      resticLocalBackup();
+      resticSetup(
+        'init',
+        '--repo',
+        resticCopy,
+        '--cacert',
+        bucket.cert,
+        '--repository-version',
+        '2',
+        '--copy-chunker-params',
+        '--from-repo',
+        resticLocal,
       );
       await step(
         'restic',
@@ -261,25 +230,7 @@ export const offsiteSuite: Suite = {
         resticEnv,
         'restic',
       );
-      execFileSync(
-        RESTIC,
-        [
-          'backup',
-          '--repo',
-          resticLocal,
-          '--cache-dir',
-          join(run, 'restic-cache'),
-          '--host',
-          'bench',
-          '--compression',
-          'auto',
-          volume.root,
-        ],
-        {
-          env: { ...process.env, ...resticEnv },
-          stdio: 'ignore',
-        },
-      );
+      resticLocalBackup();
       await step('restic', 'copy incremental', `${RESTIC} copy ${rc(resticCopy)} --from-repo ${sh(resticLocal)}`, resticEnv, 'restic-copy');
 
       // Recovery of the newest snapshot.
