@@ -276,10 +276,11 @@ describe('kova repo copy', () => {
       };
       const opts = { keyFile, s3Endpoint: proxy.endpoint, s3: s3opts };
       const { initRepository } = await import('../src/engine/repo/location.js');
-      const dst = await initRepository(url, opts);
+      // Small packs: many uploads, so each kind of fault is met several times.
+      const dst = await initRepository(url, opts, { packSize: 128 * 1024 });
       const rep = await copySnapshots(repo, dst);
       expect(rep.copied).toEqual([snap.id]);
-      expect(proxy.faults).toBeGreaterThan(3);
+      expect(proxy.faults).toBeGreaterThan(5);
       await dst.close();
       proxy.plan = {};
       // Read back directly (no proxy): complete and verified.
