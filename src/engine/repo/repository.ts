@@ -31,7 +31,7 @@ import { BlobCodec } from './codec.js';
 import { CONFIG_NAME, type InitOptions, type RepoConfig, newConfig, parseConfig } from './config.js';
 import { type LockKind, type RepoLock, acquireLock } from './lock.js';
 import { MasterIndex, packName } from './master-index.js';
-import { type CaptureOptions, type CommitOptions, SnapshotSession } from '../snapshot/session.js';
+import { type CaptureOptions, type CommitOptions, type SessionOptions, SnapshotSession } from '../snapshot/session.js';
 import type { Source } from '../snapshot/archiver.js';
 import { type RestoreOptions, type RestoreResult, Restorer } from '../restore/restorer.js';
 import { type GcOptions, type GcReport, collectGarbage } from '../gc/gc.js';
@@ -228,8 +228,8 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   /* ---- operations ------------------------------------------------------------- */
 
   /** beginSnapshot starts a session (write lock) for captures and one commit. */
-  beginSnapshot(operation = 'snapshot'): Promise<SnapshotSession> {
-    return SnapshotSession.begin(this, operation);
+  beginSnapshot(operation = 'snapshot', opts: SessionOptions = {}): Promise<SnapshotSession> {
+    return SnapshotSession.begin(this, operation, opts);
   }
 
   /** snapshot captures `source` and records it: one capture, one commit. */
