@@ -81,6 +81,10 @@ describe('MasterIndex', () => {
     expect(index.blobCount).toBe(2);
     expect(index.get(id)).toMatchObject({ pack: first, offset: 111 });
     expect(index.packs.get(second)).toEqual({ size: 10, blobs: 2 });
+    // The blob counts where it was first listed.
+    expect(index.locatedIn(first)).toBe(1);
+    expect(index.locatedIn(second)).toBe(1);
+    expect(index.locatedIn(hex())).toBe(0);
   });
 
   it('grows one bucket to thousands of entries and keeps them sorted and findable', () => {

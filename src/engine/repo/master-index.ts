@@ -28,6 +28,8 @@ export class MasterIndex {
   private readonly table = new IdTable(PAYLOAD_BYTES);
   private readonly packIds: string[] = [];
   private readonly packNumbers = new Map<string, number>();
+  /** By pack number: blobs whose (first) location is in that pack. */
+  private readonly located: number[] = [];
   private readonly scratch = Buffer.alloc(ID_BYTES);
   readonly packs = new Map<string, PackInfo>();
 
@@ -48,6 +50,7 @@ export class MasterIndex {
       if (number >= MAX_PACKS) throw new Error(`more than ${MAX_PACKS} packs`);
       this.packIds.push(pack.id);
       this.packNumbers.set(pack.id, number);
+      this.located.push(0);
     }
     for (const b of pack.blobs) {
       if (b.offset > U32 || b.length > U32 || b.rawLength > U32) throw new Error(`blob ${b.id}: offset or length beyond 4 GiB`);
@@ -55,6 +58,7 @@ export class MasterIndex {
       if (!id) throw new Error(`bad blob id ${JSON.stringify(b.id)}`);
       const rec = this.table.insert(id);
       if (!rec) continue;
+      this.located[number]!++;
       const at = rec.at + ID_BYTES;
       rec.buf.writeUInt32LE((number | (b.type << 30) | (b.compression << 31)) >>> 0, at);
       rec.buf.writeUInt32LE(b.offset, at + 4);
@@ -73,6 +77,12 @@ export class MasterIndex {
       length: buf.readUInt32LE(at + ID_BYTES + 8),
       rawLength: buf.readUInt32LE(at + ID_BYTES + 12),
     };
+  }
+
+  /** locatedIn counts the blobs whose location (the first listed) is in pack `packId`. */
+  locatedIn(packId: string): number {
+    const n = this.packNumbers.get(packId);
+    return n === undefined ? 0 : this.located[n]!;
   }
 
   get(id: string): BlobLocation | undefined {
