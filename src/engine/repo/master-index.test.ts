@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type BlobEntry, type BlobLocation, BlobType, Compression } from '../format/blob.js';
-import { decodeIndex, encodeIndex, type IndexedPack } from '../format/index-format.js';
+import { decodeIndex, encodeIndex, indexPacks, type IndexedPack } from '../format/index-format.js';
+import { hash } from '../format/hash.js';
 import { IdSet } from './id-table.js';
 import { MasterIndex } from './master-index.js';
 
@@ -119,6 +120,26 @@ describe('MasterIndex', () => {
     expect([...after.entries()]).toEqual([...before.entries()]);
     expect(after.get(dup.id)).toMatchObject({ pack: packs[0]!.id, offset: dup.offset });
     expect([...after.packs]).toEqual([...before.packs]);
+  });
+});
+
+describe('indexPacks', () => {
+  it('yields pack by pack, and nothing of a file whose last entry is damaged under a valid checksum', () => {
+    const { packs } = randomPacks(3, 10);
+    const buf = encodeIndex(packs);
+    const seen: string[] = [];
+    for (const p of indexPacks(buf, 'index/ok')) seen.push(p.id);
+    expect(seen).toEqual(packs.map((p) => p.id));
+    // An unknown blob type in the very last entry, checksum recomputed.
+    const bad = Buffer.from(buf);
+    const last = bad.length - 32 - 48;
+    bad[last] = 7;
+    hash(bad.subarray(0, bad.length - 32)).copy(bad, bad.length - 32);
+    const yielded: string[] = [];
+    expect(() => {
+      for (const p of indexPacks(bad, 'index/bad')) yielded.push(p.id);
+    }).toThrow(/unknown blob type/);
+    expect(yielded).toEqual([]);
   });
 });
 
