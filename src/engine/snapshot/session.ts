@@ -38,8 +38,12 @@ import { isErrno } from '../../core/errors.js';
 import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
 import type { SkippedEntry } from '../format/snapshot-record.js';
 
-/** Directory entries a session keeps in memory for its next capture (about 300 bytes each). */
-const SESSION_TREE_NODES = 200_000;
+/**
+ * Directory entries a session keeps in memory for its next capture (about
+ * 500 bytes each decoded: 25 MB); trees past it are read again from the
+ * repository, like a parent snapshot's.
+ */
+const SESSION_TREE_NODES = 50_000;
 /** Blob entries an index file of a session lists at most (48 bytes each in the file). */
 const INDEX_BLOBS = 100_000;
 
