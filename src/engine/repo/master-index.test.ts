@@ -157,4 +157,20 @@ describe('IdSet', () => {
     expect(listed).toEqual([...ids].sort());
     expect(() => set.add('xyz')).toThrow(/bad blob id/);
   });
+
+  it('finds every id at once and after merges within one bucket, and refuses duplicates either way', () => {
+    const set = new IdSet();
+    const ids = Array.from({ length: 3000 }, () => `abc${hex(31).slice(1)}`);
+    ids.forEach((id, i) => {
+      expect(set.add(id)).toBe(true);
+      expect(set.has(id)).toBe(true);
+      // An id from long ago (merged into the sorted run) and the previous one (maybe still in the tail).
+      if (i > 0) expect(set.add(ids[i - 1]!)).toBe(false);
+      expect(set.has(ids[i >> 1]!)).toBe(true);
+    });
+    expect(set.size).toBe(ids.length);
+    const listed: string[] = [];
+    set.forEach((id) => listed.push(id));
+    expect(listed).toEqual([...ids].sort());
+  });
 });
