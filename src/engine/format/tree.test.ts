@@ -70,7 +70,14 @@ const jsonNode = (n: TreeNode, patch: Record<string, unknown> = {}): Record<stri
 describe('tree ids', () => {
   it('are the same as the format has always given (new snapshots dedup against existing repositories)', () => {
     const nodes: TreeNode[] = [
-      { ...base('a.txt', 'file'), size: 25, content: [{ id: H1, length: 10 }, { id: null, length: 15 }] },
+      {
+        ...base('a.txt', 'file'),
+        size: 25,
+        content: [
+          { id: H1, length: 10 },
+          { id: null, length: 15 },
+        ],
+      },
       dirNode('dir'),
       symlinkNode('link', 'a.txt'),
       { ...base('x', 'file'), size: 0, content: [], nlink: 2, linkGroup: '1:2', xattrs: [[Buffer.from('user.k'), Buffer.from('v')]] },

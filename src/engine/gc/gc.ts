@@ -158,7 +158,14 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
         if (!live.has(e.id)) continue;
         const loc = locate(e.id)!;
         if (loc.pack !== packId || loc.offset !== e.offset) continue; // another copy is the one kept
-        out.push({ id: e.id, type: loc.type, compression: loc.compression, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+        out.push({
+          id: e.id,
+          type: loc.type,
+          compression: loc.compression,
+          offset: loc.offset,
+          length: loc.length,
+          rawLength: loc.rawLength,
+        });
       }
       if (out.length !== p.liveBlobs) throw misplaced(packId);
       return out.sort((a, b) => a.offset - b.offset);

@@ -26,7 +26,11 @@ function entry(id: string, i: number): BlobEntry {
 }
 
 /** packs of `perPack` random blobs each; returns them with the reference Map (first location wins). */
-function randomPacks(packCount: number, perPack: number, ids: () => string = () => hex()): { packs: IndexedPack[]; ref: Map<string, BlobLocation> } {
+function randomPacks(
+  packCount: number,
+  perPack: number,
+  ids: () => string = () => hex(),
+): { packs: IndexedPack[]; ref: Map<string, BlobLocation> } {
   const packs: IndexedPack[] = [];
   const ref = new Map<string, BlobLocation>();
   let i = 0;

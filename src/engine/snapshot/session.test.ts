@@ -59,7 +59,11 @@ describe('a session adding many blobs', () => {
       for (const p of idx) packs.add(p.id);
     }
     expect(listed).toBe(record.stats.newBlobs);
-    expect([...packs].sort()).toEqual(names(storage, 'packs/').map((n) => n.slice(n.lastIndexOf('/') + 1)).sort());
+    expect([...packs].sort()).toEqual(
+      names(storage, 'packs/')
+        .map((n) => n.slice(n.lastIndexOf('/') + 1))
+        .sort(),
+    );
 
     const reopened = await Repository.openStorage(storage);
     expect((await reopened.verify({ readData: true })).findings).toEqual([]);
