@@ -278,7 +278,9 @@ export class S3Storage implements Storage {
           }),
         );
         if (!res.Body) throw new ShortBodyError(`S3 returned no body for ${key}`);
-        const body = Buffer.from(await res.Body.transformToByteArray());
+        // A view of the collected bytes, not a copy (a range may be 32 MiB).
+        const bytes = await res.Body.transformToByteArray();
+        const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         if (res.ContentLength !== undefined && body.length !== res.ContentLength) {
           throw new ShortBodyError(`S3 body of ${key} has ${body.length} bytes, expected ${res.ContentLength}`);
         }
