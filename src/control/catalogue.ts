@@ -32,6 +32,8 @@ export interface CatalogueNode {
   readonly version: string | null;
   readonly runtime: 'docker' | 'process' | null;
   readonly bootId: string | null;
+  /** The off-node target it copies to, as its last hello named it (targetIdentity); null: none. */
+  readonly offsiteTarget: string | null;
   /** Active deployments placed on the node. */
   readonly deployments: number;
   /**
@@ -95,7 +97,11 @@ export interface Catalogue {
   setDraining(id: string, draining: boolean): Promise<void>;
   /** removeNode deletes a node that has no active deployment (NODE_IN_USE otherwise). */
   removeNode(id: string): Promise<void>;
-  hello(id: string, info: { version: string; runtime: 'docker' | 'process'; bootId: string }, at: number): Promise<void>;
+  hello(
+    id: string,
+    info: { version: string; runtime: 'docker' | 'process'; bootId: string; offsiteTarget?: string | null },
+    at: number,
+  ): Promise<void>;
   heartbeat(id: string, capacity: Capacity, at: number): Promise<void>;
 
   // ---- deployments and their state

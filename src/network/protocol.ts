@@ -31,7 +31,7 @@
 import type { SnapshotSummary } from '../api/contract.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Restore } from '../db/restores.js';
-import type { SnapshotSettings } from '../db/settings.js';
+import type { SettingsWithOffsite } from '../services/settings-service.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceStatus } from '../runtime/types.js';
 import type { SelectionRequest } from '../services/restore-paths.js';
@@ -62,6 +62,12 @@ export interface HelloRequest {
   readonly runtime: 'docker' | 'process';
   /** Changes on every start of the node process: tells the control plane the node restarted. */
   readonly bootId: string;
+  /**
+   * The off-node target the node copies snapshots to, without credentials
+   * (offsite-target.ts, targetIdentity); absent or null: none. A deployment
+   * is recovered only onto a node that names the same target.
+   */
+  readonly offsiteTarget?: string | null;
 }
 
 export interface HelloReply {
@@ -183,9 +189,12 @@ export interface DeploymentState {
   readonly deployment: Deployment;
   /** Grows with every change on the node; the catalogue ignores a document older than the one it has. */
   readonly version: number;
-  readonly settings: SnapshotSettings;
-  /** Every snapshot the node has for the deployment (deleted ones are absent). */
+  /** With `offsite: {enabled}` when the node copies off-node, else `offsite: null`. */
+  readonly settings: SettingsWithOffsite;
+  /** Every snapshot the node has for the deployment (deleted ones are absent), each with its off-node copy. */
   readonly snapshots: readonly Snapshot[];
+  /** The off-node target the snapshots' copies are in (targetIdentity); absent or null: the node makes none. */
+  readonly offsiteTarget?: string | null;
   readonly restores: readonly RestoreState[];
   /** The operation queued or running on the node (deploy, snapshot, restore, …), as deployments show it. */
   readonly operation: string | null;
