@@ -363,6 +363,16 @@ export const NodeSummary = Type.Object({
 });
 export type NodeSummary = Static<typeof NodeSummary>;
 
+/** A recovery on another node (network mode): POST /api/v1/deployments/:id/recover. */
+export const Recovery = Type.Object({
+  operationId: Type.String({ description: 'op-…: the operation the new node carries out, once.' }),
+  snapshotId: Type.String({ description: 'The snapshot the volumes start from.' }),
+  fromNode: Type.Object({ id: Type.String(), name: Nullable(Type.String()) }, { description: 'The node it ran on (name null: removed).' }),
+  toNode: Type.Object({ id: Type.String(), name: Type.String() }, { description: 'The node it runs on now.' }),
+  createdAt: Time(),
+});
+export type Recovery = Static<typeof Recovery>;
+
 export const Deployment = Type.Object({
   id: Type.String({ description: 'dep-…' }),
   name: Type.String(),

@@ -70,6 +70,7 @@ export class ControlBackend {
       restart: (userId, id) => this.onActive(userId, id, { kind: 'restart', deploymentId: id }, (_d, s) => s.deployment),
       close: (userId, id) => this.onActive(userId, id, { kind: 'close', deploymentId: id }, (_d, s) => s.deployment),
       clone: (userId, id, snapId, name) => this.clone(userId, id, snapId, name),
+      recover: (userId, id, snapId) => this.recover(userId, id, snapId),
       extras: (d) => this.extras(d),
     };
     this.snapshots = {
@@ -243,6 +244,107 @@ export class ControlBackend {
     if (!made) throw missing('deployment', newDeploymentId);
     return made.deployment;
   }
+
+  /**
+   * recover runs a deployment whose node is offline or removed on another
+   * node, from its off-node copy. Checks, in order: the caller's active
+   * deployment (404), its node offline or removed (409 NODE_ONLINE), the
+   * snapshot copied off-node (409 SNAPSHOT_NOT_COPIED, NO_OFFSITE_COPY), a
+   * healthy node copying to the same target with room (503
+   * NODE_UNAVAILABLE). Then, in one transaction, the deployment is moved to
+   * that node with the `recover` operation for it and a `forget` for the
+   * old node (handed out when it is back); the request waits for the new
+   * node's answer like any other. If the new node refuses, the move is
+   * undone. Two recoveries at once: the second finds the deployment moved
+   * (409 DEPLOYMENT_MOVED).
+   */
+  private async recover(userId: string, id: string, snapId: string | undefined): Promise<{ deployment: Deployment; recovery: Api.Recovery }> {
+    const d = await this.active(userId, id);
+    const now = this.clock.now();
+    const old = await this.catalogue.node(d.nodeId);
+    const oldStatus = old ? nodeStatus(old, now, this.nodeTimeoutMs) : null;
+    if (old && oldStatus !== 'offline') {
+      throw new ConflictError(
+        'NODE_ONLINE',
+        `deployment ${id} runs on node ${old.name}, which is ${oldStatus}: recovery is for a deployment whose node is offline or removed; to go back to a snapshot, restore it`,
+        { nodeId: old.id, nodeStatus: oldStatus },
+      );
+    }
+    const state = d.state;
+    const copied = newestFirst(state.snapshots.filter((s) => s.status === 'ready' && s.engineId && s.offsite?.status === 'copied'));
+    let chosen: Snapshot | undefined;
+    if (snapId !== undefined) {
+      const s = snapshotIn(state, snapId);
+      chosen = copied.find((x) => x.id === s.id);
+      if (!chosen) {
+        throw new ConflictError(
+          'SNAPSHOT_NOT_COPIED',
+          `snapshot ${snapId} has no off-node copy (${s.offsite ? `its copy is ${s.offsite.status}` : 'none was made'}); choose one whose copy is copied`,
+          { snapshotId: snapId, offsite: s.offsite?.status ?? null },
+        );
+      }
+    } else chosen = copied[0];
+    const target = state.offsiteTarget ?? old?.offsiteTarget ?? null;
+    if (!chosen || !target) {
+      throw new ConflictError('NO_OFFSITE_COPY', `deployment ${id} has no snapshot copied off its node: there is nothing to recover it from`);
+    }
+    const needed = reservedBytes(state.deployment);
+    const nodes = (await this.catalogue.nodes())
+      .filter((n) => n.id !== d.nodeId && n.offsiteTarget === target)
+      .map((n) => ({ ...n, status: nodeStatus(n, now, this.nodeTimeoutMs) }));
+    const placed = place(nodes, needed);
+    if (!placed.ok) {
+      const why =
+        placed.online === 0
+          ? `no other node copying to ${target} is online`
+          : `no online node copying to ${target} has room for its volumes (${(needed / GB).toFixed(1)} GB needed)`;
+      throw new NodeUnavailableError(`cannot recover deployment ${id}: ${why}; try again later`, { neededBytes: needed, offsiteTarget: target });
+    }
+    const node = nodes.find((n) => n.id === placed.node.id)!;
+    const forget = { id: newId('op'), userId, payload: { kind: 'forget', deploymentId: id } as const, createdAt: now };
+    const payload: OperationPayload = {
+      kind: 'recover',
+      deploymentId: id,
+      deployment: state.deployment,
+      settings: state.settings,
+      snapshots: copied,
+      snapshotId: chosen.id,
+    };
+    const operationId = newId('op');
+    let moved = false;
+    const r = await this.dispatcher.run(
+      node,
+      userId,
+      payload,
+      async () => {
+        if (moved) await this.catalogue.moveBack(id, d.nodeId, node.id, old ? [forget.id] : [], this.clock.now());
+      },
+      {
+        id: operationId,
+        enqueue: async (op) => {
+          const ops = [{ op, nodeId: node.id }, ...(old ? [{ op: forget, nodeId: old.id }] : [])];
+          moved = await this.catalogue.move(id, d.nodeId, node.id, needed, ops, now);
+          if (!moved) throw new ConflictError('DEPLOYMENT_MOVED', `deployment ${id} was moved to another node meanwhile`);
+        },
+      },
+    );
+    if (!r.state || r.state.deployment.id !== id) throw missing('deployment', id);
+    return {
+      deployment: r.state.deployment,
+      recovery: {
+        operationId,
+        snapshotId: chosen.id,
+        fromNode: { id: d.nodeId, name: old?.name ?? null },
+        toNode: { id: node.id, name: node.name },
+        createdAt: iso(now),
+      },
+    };
+  }
+}
+
+/** reservedBytes: the volume storage a deployment's SDL asks for. */
+function reservedBytes(d: Deployment): number {
+  return d.manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
 }
 
 /* ---- conversions ----------------------------------------------------------------------- */

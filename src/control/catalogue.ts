@@ -119,6 +119,29 @@ export interface Catalogue {
    */
   applyState(nodeId: string, states: readonly DeploymentState[]): Promise<Array<{ deploymentId: string; version: number }>>;
 
+  /**
+   * move records, in one transaction, that deployment `id` left node `from`
+   * for node `to` (where it holds `reservedBytes`), and the operations that
+   * carry the move out, each for its node. The document held so far stays
+   * readable with version 0, so the new node's first document replaces it;
+   * documents from `from` are refused from then on. False, with nothing
+   * recorded, when the deployment is no longer on `from` (another move won).
+   */
+  move(
+    id: string,
+    from: string,
+    to: string,
+    reservedBytes: number,
+    ops: ReadonlyArray<{ readonly op: Operation; readonly nodeId: string }>,
+    at: number,
+  ): Promise<boolean>;
+  /**
+   * moveBack undoes a move whose recovery did nothing (the new node refused
+   * or never got it): the deployment is on `from` again, and the operations
+   * `withdraw` are cancelled when no node has been handed them yet.
+   */
+  moveBack(id: string, from: string, to: string, withdraw: readonly string[], at: number): Promise<void>;
+
   // ---- operations
   /** enqueue records an operation for a node (and wakes its long poll on every replica). */
   enqueue(op: Operation, nodeId: string): Promise<void>;

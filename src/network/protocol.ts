@@ -34,6 +34,7 @@ import type { Restore } from '../db/restores.js';
 import type { SettingsWithOffsite } from '../services/settings-service.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import type { RecoverRequest } from '../services/offsite-move.js';
 import type { SelectionRequest } from '../services/restore-paths.js';
 import type { SettingsInput } from '../services/settings-service.js';
 
@@ -134,6 +135,14 @@ export type OperationPayload =
       readonly name: string | null;
     }
   | { readonly kind: 'settings'; readonly deploymentId: string; readonly input: SettingsInput }
+  /**
+   * Take over a deployment whose node is offline or gone, from its off-node
+   * copy (services/offsite-move.ts): the deployment, settings and copied
+   * snapshots as the catalogue holds them, and the snapshot to start from.
+   */
+  | ({ readonly kind: 'recover'; readonly deploymentId: string } & RecoverRequest)
+  /** The deployment was recovered on another node: stop its services and forget it, leaving its data on disk. */
+  | { readonly kind: 'forget'; readonly deploymentId: string }
   // Questions: they change nothing on the node; their result is the answer.
   | { readonly kind: 'restore-plan'; readonly deploymentId: string; readonly snapshotId: string; readonly selection?: SelectionRequest }
   | { readonly kind: 'settings-preview'; readonly deploymentId: string; readonly input: SettingsInput };

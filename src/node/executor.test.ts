@@ -181,3 +181,37 @@ describe('Executor', () => {
     expect(most).toBe(1);
   });
 });
+
+describe('forget (the deployment was recovered on another node)', () => {
+  it('stops the services and forgets the rows, leaves volumes and repository on disk, and is harmless twice', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const { n, ex, posted } = setup();
+    const { userId, depId } = userWithDeployment(n);
+    const { paths, runtime } = n.services.ctx;
+    const snap = n.services.snapshots.create(userId, depId, 'kept');
+    const volume = paths.volume(depId, { service: 'app', volume: 'data' });
+    fs.mkdirSync(volume, { recursive: true });
+    fs.writeFileSync(path.join(volume, 'file.txt'), 'still here');
+    fs.mkdirSync(paths.repo(depId), { recursive: true });
+    fs.writeFileSync(path.join(paths.repo(depId), 'marker'), 'repo');
+    const { runtimeSpec } = await import('../services/deployment-service.js');
+    const d = n.store.deployments.get(depId)!;
+    await runtime.create(runtimeSpec(paths, depId, d.manifest));
+    await runtime.start(depId);
+    expect((await runtime.status(depId)).map((s) => s.state)).toEqual(['running']);
+
+    const forget = op(userId, { kind: 'forget', deploymentId: depId });
+    ex.accept([forget]);
+    await ex.idle();
+    expect(posted.at(-1)).toEqual([forget.id, { ok: true, state: null, value: null }]);
+    expect(await runtime.deployments()).not.toContain(depId);
+    expect(n.store.deployments.get(depId)).toBeUndefined();
+    expect(n.store.snapshots.get(snap.id)).toBeUndefined();
+    expect(n.store.jobs.pending().filter((j) => j.deploymentId === depId)).toEqual([]);
+    expect(fs.readFileSync(path.join(volume, 'file.txt'), 'utf8')).toBe('still here');
+    expect(fs.readFileSync(path.join(paths.repo(depId), 'marker'), 'utf8')).toBe('repo');
+    // A repeat with a new id (the node came back twice) finds nothing to forget.
+    expect(await ex.apply(op(userId, { kind: 'forget', deploymentId: depId }))).toEqual({ ok: true, value: null });
+  });
+});

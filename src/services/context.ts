@@ -62,6 +62,8 @@ export const JobKind = {
   Clone: 'clone',
   Gc: 'gc',
   Verify: 'verify',
+  /** Network mode: a deployment moved to this node, pulled from its off-node copy (offsite-move.ts). */
+  Recover: 'recover',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [
@@ -72,4 +74,5 @@ export const OPERATION_KINDS: readonly string[] = [
   JobKind.Restart,
   JobKind.Close,
   JobKind.Clone,
+  JobKind.Recover,
 ];

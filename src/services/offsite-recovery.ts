@@ -109,7 +109,7 @@ export async function recoverFromOffsite(store: Store, paths: Paths, target: Off
 }
 
 /** restoreVolumes fills each volume of a manifest from a local snapshot (volumes mapped as a clone maps them). */
-async function restoreVolumes(paths: Paths, depId: string, manifest: Manifest, engineId: string): Promise<void> {
+export async function restoreVolumes(paths: Paths, depId: string, manifest: Manifest, engineId: string): Promise<void> {
   const repo = await Repository.open(paths.repo(depId));
   try {
     const record = await repo.findSnapshot(engineId);
