@@ -44,7 +44,10 @@ function fillVolume(dir: string, seed: number): void {
   fs.chmodSync(path.join(dir, 'db'), 0o750);
 }
 
-async function snapshots(api: Api, depId: string): Promise<Array<{ id: string; label: string | null; offsite: { status: string } | null }>> {
+async function snapshots(
+  api: Api,
+  depId: string,
+): Promise<Array<{ id: string; label: string | null; offsite: { status: string } | null }>> {
   const r = await api('GET', `/api/v1/deployments/${depId}/snapshots`);
   expectStatus(r, 200, 'list snapshots');
   return r.body.snapshots;

@@ -258,7 +258,11 @@ export class ControlBackend {
    * undone. Two recoveries at once: the second finds the deployment moved
    * (409 DEPLOYMENT_MOVED).
    */
-  private async recover(userId: string, id: string, snapId: string | undefined): Promise<{ deployment: Deployment; recovery: Api.Recovery }> {
+  private async recover(
+    userId: string,
+    id: string,
+    snapId: string | undefined,
+  ): Promise<{ deployment: Deployment; recovery: Api.Recovery }> {
     const d = await this.active(userId, id);
     const now = this.clock.now();
     const old = await this.catalogue.node(d.nodeId);
@@ -286,7 +290,10 @@ export class ControlBackend {
     } else chosen = copied[0];
     const target = state.offsiteTarget ?? old?.offsiteTarget ?? null;
     if (!chosen || !target) {
-      throw new ConflictError('NO_OFFSITE_COPY', `deployment ${id} has no snapshot copied off its node: there is nothing to recover it from`);
+      throw new ConflictError(
+        'NO_OFFSITE_COPY',
+        `deployment ${id} has no snapshot copied off its node: there is nothing to recover it from`,
+      );
     }
     const needed = reservedBytes(state.deployment);
     const nodes = (await this.catalogue.nodes())
@@ -298,7 +305,10 @@ export class ControlBackend {
         placed.online === 0
           ? `no other node copying to ${target} is online`
           : `no online node copying to ${target} has room for its volumes (${(needed / GB).toFixed(1)} GB needed)`;
-      throw new NodeUnavailableError(`cannot recover deployment ${id}: ${why}; try again later`, { neededBytes: needed, offsiteTarget: target });
+      throw new NodeUnavailableError(`cannot recover deployment ${id}: ${why}; try again later`, {
+        neededBytes: needed,
+        offsiteTarget: target,
+      });
     }
     const node = nodes.find((n) => n.id === placed.node.id)!;
     const forget = { id: newId('op'), userId, payload: { kind: 'forget', deploymentId: id } as const, createdAt: now };

@@ -67,13 +67,7 @@ export class Dispatcher {
    * back before any node saw it, or failed on the node (it forgets what was
    * prepared for it: a placement).
    */
-  run(
-    node: CatalogueNode,
-    userId: string,
-    payload: OperationPayload,
-    undo?: () => Promise<void>,
-    opts: RunOptions = {},
-  ): Promise<Done> {
+  run(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>, opts: RunOptions = {}): Promise<Done> {
     const p = this.runOnce(node, userId, payload, undo, opts);
     const tracked = p.catch(() => undefined);
     this.running.add(tracked);

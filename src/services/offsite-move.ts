@@ -86,7 +86,10 @@ export class OffsiteMove {
     }
     const target = this.offsite.target;
     if (!target) {
-      throw new ConflictError('OFFSITE_NOT_CONFIGURED', 'this node has no off-node target (kova node --offsite): it cannot recover deployments');
+      throw new ConflictError(
+        'OFFSITE_NOT_CONFIGURED',
+        'this node has no off-node target (kova node --offsite): it cannot recover deployments',
+      );
     }
     const chosen = r.snapshots.find((s) => s.id === r.snapshotId);
     if (!chosen?.engineId) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${r.snapshotId} not found`);
@@ -154,7 +157,10 @@ export class OffsiteMove {
       try {
         const rep = await copySnapshots(remote, local);
         pulled = new Set((await local.listSnapshots()).map((s) => s.id));
-        log.info({ deployment: d.id, snapshots: rep.copied.length, bytes: rep.rawBytesSent }, 'pulled the repository from the off-node target');
+        log.info(
+          { deployment: d.id, snapshots: rep.copied.length, bytes: rep.rawBytesSent },
+          'pulled the repository from the off-node target',
+        );
       } finally {
         await local.close();
       }
