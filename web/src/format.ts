@@ -86,6 +86,7 @@ const OPERATIONS: Record<string, string> = {
   restart: 'Restarting',
   close: 'Closing',
   clone: 'Cloning',
+  recover: 'Recovering',
 };
 
 export const operationLabel = (op: string): string => OPERATIONS[op] ?? op;
