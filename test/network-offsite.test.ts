@@ -5,7 +5,8 @@
  * snapshots on node A is copied off-node (its copies read `copied` through
  * the control plane); A is killed and its data directory destroyed; `POST
  * …/recover` runs the deployment on B from the copy: volume byte for byte
- * (metadata included), history listed, new snapshots work. The refusals:
+ * (metadata included), history listed, new snapshots work; a clone of a
+ * copied snapshot made while A is offline runs on B. The refusals:
  * an online node, a snapshot without a copy, another user. A started again
  * with the same token does not run the deployment.
  */
@@ -99,6 +100,7 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     // Data and two snapshots on A; each copy reads `copied` through the control plane.
     fillVolume(volA, 1);
     const one = await snapshotReady(alice, depId, 'one');
+    const expectedOne: Map<string, EntryDesc> = describeTree(volA);
     fillVolume(volA, 2);
     fs.writeFileSync(path.join(volA, 'only-in-two.txt'), 'two');
     const two = await snapshotReady(alice, depId, 'two');
@@ -133,6 +135,18 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     const other = await bob('POST', `/api/v1/deployments/${depId}/recover`, {});
     expectStatus(other, 404, "recover another user's deployment");
     expect(other.body.error.code).toBe('DEPLOYMENT_NOT_FOUND');
+
+    // A clone of a copied snapshot while A is offline: made on B from the bucket; without a copy it waits for A.
+    const noCopy = await alice('POST', `/api/v1/deployments/${depId}/snapshots/${local.id}/clone`, { name: 'no-copy' });
+    expectStatus(noCopy, 503, 'clone a snapshot without a copy from an offline node');
+    expect(noCopy.body.error.code).toBe('NODE_UNAVAILABLE');
+    const clone = await alice('POST', `/api/v1/deployments/${depId}/snapshots/${one.id}/clone`, { name: 'from-copy' });
+    expectStatus(clone, 201, 'clone from the off-node copy');
+    const cloneId: string = clone.body.deployment.id;
+    expect(clone.body.deployment).toMatchObject({ name: 'from-copy', clonedFrom: one.id, node: { name: nodeB.name } });
+    await waitRunning(alice, cloneId, 90_000);
+    const cloneDiffs = compareTrees(expectedOne, describeTree(volumeDir(nodeB.dataDir, cloneId)));
+    expect(cloneDiffs, 'the clone on B is snapshot "one", byte for byte and metadata').toEqual([]);
 
     // The default: the newest snapshot whose copy is copied ("two"), on B.
     const rec = await alice('POST', `/api/v1/deployments/${depId}/recover`);
@@ -181,7 +195,7 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     const nodes = await net.admin()('GET', '/api/v1/nodes');
     expect(Object.fromEntries(nodes.body.nodes.map((n: { name: string; deployments: number }) => [n.name, n.deployments]))).toEqual({
       [nodeA.name]: 0,
-      [nodeB.name]: 1,
+      [nodeB.name]: 2,
     });
     // And it is B's now in every respect: a second recovery is refused while B is online.
     const again = await alice('POST', `/api/v1/deployments/${depId}/recover`, {});

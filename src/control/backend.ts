@@ -227,7 +227,11 @@ export class ControlBackend {
 
   private async clone(userId: string, id: string, snapId: string, name: unknown): Promise<Deployment> {
     const src = await this.active(userId, id);
-    const node = await this.node(src.nodeId);
+    const srcNode = await this.catalogue.node(src.nodeId);
+    if (!srcNode || nodeStatus(srcNode, this.clock.now(), this.nodeTimeoutMs) === 'offline') {
+      return this.cloneFromCopy(userId, src, srcNode, snapId, name);
+    }
+    const node = srcNode;
     this.dispatcher.assertReachable(node);
     const newDeploymentId = newId('dep');
     const reserved = src.state.deployment.manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
@@ -243,6 +247,56 @@ export class ControlBackend {
     const made = [r.state, ...(r.extraStates ?? [])].find((s) => s?.deployment.id === newDeploymentId);
     if (!made) throw missing('deployment', newDeploymentId);
     return made.deployment;
+  }
+
+  /**
+   * cloneFromCopy clones a snapshot of a deployment whose node is offline or
+   * removed from the snapshot's off-node copy, onto a node placed as a
+   * recovery places (same target, room for the volumes). Without a copy it
+   * answers as before: 503 NODE_UNAVAILABLE (the snapshot lives only on
+   * that node).
+   */
+  private async cloneFromCopy(
+    userId: string,
+    src: CatalogueDeployment & { state: DeploymentState },
+    srcNode: CatalogueNode | undefined,
+    snapId: string,
+    name: unknown,
+  ): Promise<Deployment> {
+    const s = snapshotIn(src.state, snapId);
+    if (s.status !== 'ready' || !s.engineId) throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${s.status}, not ready`);
+    const target = src.state.offsiteTarget ?? srcNode?.offsiteTarget ?? null;
+    if (s.offsite?.status !== 'copied' || !target) {
+      if (srcNode) throw NodeUnavailableError.offline(srcNode);
+      throw new NodeUnavailableError(`the node this deployment ran on (${src.nodeId}) has been removed`, { nodeId: src.nodeId });
+    }
+    const now = this.clock.now();
+    const needed = reservedBytes(src.state.deployment);
+    const nodes = (await this.catalogue.nodes())
+      .filter((n) => n.id !== src.nodeId && n.offsiteTarget === target)
+      .map((n) => ({ ...n, status: nodeStatus(n, now, this.nodeTimeoutMs) }));
+    const placed = place(nodes, needed);
+    if (!placed.ok) {
+      throw new NodeUnavailableError(
+        `cannot clone snapshot ${snapId} from its off-node copy: no online node copying to ${target} has room for its volumes; try again later`,
+        { neededBytes: needed, offsiteTarget: target },
+      );
+    }
+    const node = nodes.find((n) => n.id === placed.node.id)!;
+    this.dispatcher.assertReachable(node);
+    const newDeploymentId = newId('dep');
+    await this.catalogue.place(newDeploymentId, userId, node.id, now, needed);
+    const payload: OperationPayload = {
+      kind: 'clone-offsite',
+      deploymentId: newDeploymentId,
+      source: src.state.deployment,
+      snapshotId: s.id,
+      engineId: s.engineId,
+      name: typeof name === 'string' ? name : null,
+    };
+    const r = await this.dispatcher.run(node, userId, payload, () => this.catalogue.unplace(newDeploymentId));
+    if (!r.state || r.state.deployment.id !== newDeploymentId) throw missing('deployment', newDeploymentId);
+    return r.state.deployment;
   }
 
   /**

@@ -34,7 +34,7 @@ import type { Restore } from '../db/restores.js';
 import type { SettingsWithOffsite } from '../services/settings-service.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceStatus } from '../runtime/types.js';
-import type { RecoverRequest } from '../services/offsite-move.js';
+import type { OffsiteCloneRequest, RecoverRequest } from '../services/offsite-move.js';
 import type { SelectionRequest } from '../services/restore-paths.js';
 import type { SettingsInput } from '../services/settings-service.js';
 
@@ -141,6 +141,12 @@ export type OperationPayload =
    * snapshots as the catalogue holds them, and the snapshot to start from.
    */
   | ({ readonly kind: 'recover'; readonly deploymentId: string } & RecoverRequest)
+  /**
+   * Clone a snapshot of a deployment whose node is offline, from its
+   * off-node copy: a new deployment `deploymentId` like `source`, whose
+   * volumes start from the snapshot (engine id `engineId`).
+   */
+  | ({ readonly kind: 'clone-offsite'; readonly deploymentId: string } & OffsiteCloneRequest)
   /** The deployment was recovered on another node: stop its services and forget it, leaving its data on disk. */
   | { readonly kind: 'forget'; readonly deploymentId: string }
   // Questions: they change nothing on the node; their result is the answer.

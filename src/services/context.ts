@@ -64,6 +64,8 @@ export const JobKind = {
   Verify: 'verify',
   /** Network mode: a deployment moved to this node, pulled from its off-node copy (offsite-move.ts). */
   Recover: 'recover',
+  /** Network mode: a clone of a snapshot whose deployment's node is offline, from its off-node copy (offsite-move.ts). */
+  CloneOffsite: 'clone-offsite',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [
@@ -75,4 +77,5 @@ export const OPERATION_KINDS: readonly string[] = [
   JobKind.Close,
   JobKind.Clone,
   JobKind.Recover,
+  JobKind.CloneOffsite,
 ];

@@ -20,6 +20,10 @@
  * While it runs the deployment's operation is `recover`, and other
  * operations on it answer 409 OPERATION_IN_PROGRESS.
  *
+ * A clone of a snapshot of a deployment whose node is offline
+ * (`clone-offsite`) is made the same way on the node chosen for it, its
+ * volumes restored straight from the source's bucket repository.
+ *
  * On the node it left (`forget`, queued for when that node is back): its
  * services are stopped and removed and its rows deleted from this node's
  * journal, but its data directory entries (`volumes/<id>`, `repos/<id>`)
@@ -34,8 +38,8 @@ import type { Snapshot } from '../db/snapshots.js';
 import { Repository } from '../engine/index.js';
 import { copySnapshots } from '../engine/repo/copy.js';
 import { JobKind, type ServiceContext } from './context.js';
-import { runtimeSpec } from './deployment-service.js';
-import { restoreVolumes } from './offsite-recovery.js';
+import { runtimeSpec, validateName } from './deployment-service.js';
+import { restoreVolumes, restoreVolumesFrom } from './offsite-recovery.js';
 import type { OffsiteService } from './offsite-service.js';
 import { openDeploymentRepo } from './offsite-target.js';
 
@@ -47,6 +51,16 @@ export interface RecoverRequest {
   readonly snapshots: readonly Snapshot[];
   /** The snapshot whose data the volumes start from. */
   readonly snapshotId: string;
+}
+
+/** What the control plane sends with a clone from an off-node copy (the source's node is offline). */
+export interface OffsiteCloneRequest {
+  /** The deployment cloned, as the catalogue holds it (its SDL is the clone's). */
+  readonly source: Deployment;
+  readonly snapshotId: string;
+  readonly engineId: string;
+  /** The clone's name (default `<source name>-clone`). */
+  readonly name: string | null;
 }
 
 /** The tables holding a deployment's rows on a node, children first. */
@@ -70,6 +84,76 @@ export class OffsiteMove {
     private readonly offsite: OffsiteService,
   ) {
     ctx.jobs.register(JobKind.Recover, (job) => this.recoverJob(job));
+    ctx.jobs.register(JobKind.CloneOffsite, (job) => this.cloneJob(job));
+  }
+
+  /**
+   * cloneFrom records a clone (id `id`) of a snapshot of a deployment on
+   * another node, whose copy is in the bucket, and queues its job: the
+   * volumes are restored straight from the bucket repository (nothing of
+   * the source's history is kept here), then the services start. A repeat
+   * returns the clone as it is.
+   */
+  async cloneFrom(userId: string, id: string, r: OffsiteCloneRequest): Promise<Deployment> {
+    const { store, clock } = this.ctx;
+    const existing = store.deployments.get(id);
+    if (existing) {
+      if (existing.userId !== userId) throw new ConflictError('ID_IN_USE', `the id ${id} is already in use`);
+      return existing;
+    }
+    const target = this.offsite.target;
+    if (!target) {
+      throw new ConflictError('OFFSITE_NOT_CONFIGURED', 'this node has no off-node target (kova node --offsite): it cannot clone from it');
+    }
+    const name = validateName(r.name, `${r.source.name}-clone`);
+    const remote = await openDeploymentRepo(target, r.source.id);
+    try {
+      const there = remote ? new Set((await remote.listSnapshots()).map((x) => x.id)) : new Set<string>();
+      if (!there.has(r.engineId)) {
+        throw new ConflictError('SNAPSHOT_NOT_COPIED', `the off-node target holds no copy of snapshot ${r.snapshotId}`);
+      }
+    } finally {
+      await remote?.close();
+    }
+    const now = clock.now();
+    return store.tx(() => {
+      if (!store.users.get(userId)) store.users.insert({ id: userId, name: userId, createdAt: now });
+      const again = store.deployments.get(id);
+      if (again) return again;
+      const d: Deployment = {
+        ...r.source,
+        id,
+        userId,
+        name,
+        status: 'active',
+        clonedFrom: r.snapshotId,
+        createdAt: now,
+        updatedAt: now,
+        closedAt: null,
+      };
+      store.deployments.insert(d);
+      this.ctx.jobs.enqueue(id, JobKind.CloneOffsite, { sourceDeploymentId: r.source.id, snapshotId: r.snapshotId, engineId: r.engineId });
+      return d;
+    });
+  }
+
+  private async cloneJob(job: Job): Promise<void> {
+    const { store, paths, runtime } = this.ctx;
+    const d = store.deployments.get(job.deploymentId);
+    if (!d || d.status !== 'active') return;
+    const target = this.offsite.target;
+    if (!target) throw new KovaError('OFFSITE_NOT_CONFIGURED', 'this node has no off-node target', { status: 409 });
+    const remote = await openDeploymentRepo(target, job.payload.sourceDeploymentId as string);
+    if (!remote) throw new Error(`the off-node target holds no copy of deployment ${String(job.payload.sourceDeploymentId)}`);
+    try {
+      // A crash may have left a partial copy: start from empty volumes.
+      await fs.rm(paths.deploymentVolumes(d.id), { recursive: true, force: true });
+      await restoreVolumesFrom(remote, paths, d.id, d.manifest, job.payload.engineId as string);
+    } finally {
+      await remote.close();
+    }
+    await runtime.create(runtimeSpec(paths, d.id, d.manifest));
+    await runtime.start(d.id);
   }
 
   /**

@@ -87,6 +87,7 @@ const OPERATIONS: Record<string, string> = {
   close: 'Closing',
   clone: 'Cloning',
   recover: 'Recovering',
+  'clone-offsite': 'Cloning',
 };
 
 export const operationLabel = (op: string): string => OPERATIONS[op] ?? op;
