@@ -131,13 +131,22 @@ describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: r
       p.on('pageerror', (err) => pageErrors.push(String(err)));
       await signIn(p, url(), userKey);
       await p.goto(`${url()}/deployments/${depId}`);
-      await p.getByTestId('node-offline-banner').getByRole('button', { name: 'Recover on another node' }).click();
+      // The banner keeps its text readable: the action goes under it, not beside it.
+      const phoneBanner = p.getByTestId('node-offline-banner');
+      await phoneBanner.waitFor();
+      expect(await pageOverflow(p)).toBeLessThanOrEqual(0);
+      const text = await phoneBanner.locator('.callout-body').boundingBox();
+      const action = await phoneBanner.getByRole('button', { name: 'Recover on another node' }).boundingBox();
+      expect(text!.width, 'the banner text spans the banner').toBeGreaterThan(PHONE.width * 0.6);
+      expect(action!.y, 'the action sits under the text').toBeGreaterThanOrEqual(text!.y + text!.height - 1);
+      await screenshot(p, 'recover-04-node-offline-phone');
+      await phoneBanner.getByRole('button', { name: 'Recover on another node' }).click();
       await p.getByRole('dialog').getByRole('radio').first().waitFor();
       expect(await pageOverflow(p)).toBeLessThanOrEqual(0);
       const box = await p.getByRole('dialog').boundingBox();
       expect(box!.x).toBeGreaterThanOrEqual(0);
       expect(box!.x + box!.width).toBeLessThanOrEqual(PHONE.width);
-      await screenshot(p, 'recover-04-dialog-phone');
+      await screenshot(p, 'recover-05-dialog-phone');
     } finally {
       await phone.close();
     }
@@ -147,11 +156,11 @@ describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: r
     await dialog.waitFor({ state: 'detached' });
     const node = page.getByTestId('deployment-node');
     await node.locator(`[data-node="${other.name}"]`).waitFor({ timeout: STATUS_TIMEOUT_MS });
-    if (await page.getByTestId('recovery-banner').count()) await screenshot(page, 'recover-05-recovering');
+    if (await page.getByTestId('recovery-banner').count()) await screenshot(page, 'recover-06-recovering');
     await page.locator('[data-service="app"] [data-status="running"]').waitFor({ timeout: 90_000 });
     await node.locator(`[data-node="${other.name}"][data-node-status="online"]`).waitFor();
     expect(await page.getByTestId('node-offline-banner').count()).toBe(0);
-    await screenshot(page, 'recover-06-running-elsewhere');
+    await screenshot(page, 'recover-07-running-elsewhere');
     expect(fs.readFileSync(path.join(volumeDir(other.dataDir, depId), 'ledger.txt'), 'utf8')).toBe('balance: 42\n');
 
     // Its snapshot is listed again, copied.
@@ -161,7 +170,7 @@ describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: r
       .click();
     await waitFor(async () => (await page.locator(`[data-offsite="copied"]`).count()) > 0, 30_000, 'the copied badge after recovery');
     await page.getByText('nightly').first().waitFor();
-    await screenshot(page, 'recover-07-snapshots-after');
+    await screenshot(page, 'recover-08-snapshots-after');
     await desktop.close();
     expect(pageErrors).toEqual([]);
   }, 300_000);
