@@ -111,6 +111,20 @@ describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: r
     const banner = page.getByTestId('node-offline-banner');
     await banner.waitFor({ timeout: STATUS_TIMEOUT_MS });
     await screenshot(page, 'recover-02-node-offline');
+    // While the node is offline its copied snapshot can still be cloned (from the copy); deleting it waits for the node.
+    await page.goto(`${url()}/deployments/${depId}/snapshots`);
+    const clone = page.getByRole('button', { name: 'Clone nightly into a new deployment' });
+    await clone.waitFor();
+    expect(await clone.isEnabled()).toBe(true);
+    expect(await clone.getAttribute('title')).toBe('Clone from the off-node copy onto another node');
+    expect(
+      await page
+        .getByRole('button', { name: /^Delete/ })
+        .first()
+        .isDisabled(),
+    ).toBe(true);
+    await page.goto(`${url()}/deployments/${depId}`);
+    await banner.waitFor({ timeout: STATUS_TIMEOUT_MS });
     await banner.getByRole('button', { name: 'Recover on another node' }).click();
     const dialog = page.getByRole('dialog');
     await dialog.getByRole('radio').first().waitFor();
