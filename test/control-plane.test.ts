@@ -487,6 +487,7 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
         lastHeartbeatAt: expect.stringMatching(/^\d{4}-/),
         capacity: node.capacity,
         deployments: 2,
+        offsiteTarget: null,
       },
     ]);
     expect(await call(b.url, 'GET', '/api/v1/nodes', alice)).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
@@ -569,6 +570,16 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     const elsewhere = await fake('rec-elsewhere', 's3://another/place');
     const aliceId = (await admin.userByName('alice'))!.id;
     const oldId = (await admin.node('rec-old'))!.id;
+    // The admin sees which target each node copies to.
+    const listedNodes = (await call(a.url, 'GET', '/api/v1/nodes', root)).body.nodes as Array<{
+      name: string;
+      offsiteTarget: string | null;
+    }>;
+    expect(Object.fromEntries(listedNodes.map((n) => [n.name, n.offsiteTarget]))).toMatchObject({
+      'rec-old': target,
+      'rec-elsewhere': 's3://another/place',
+      'edge-1': null,
+    });
     // A deployment on rec-old, as its documents left it: one snapshot copied off-node, one not.
     const dep = 'dep-recoverxxxx1';
     await admin.place(dep, aliceId, oldId, clock.now());

@@ -360,6 +360,12 @@ export const NodeSummary = Type.Object({
   lastHeartbeatAt: Nullable(Time()),
   capacity: Nullable(NodeCapacity, { description: 'As of the last heartbeat; null before the first.' }),
   deployments: Type.Integer({ description: 'Active deployments placed on the node.' }),
+  offsiteTarget: Type.Optional(
+    Nullable(Type.String(), {
+      description:
+        'The off-node target it copies to (s3:// URL and endpoint origin, no credentials); null: none. Recovery moves deployments only between nodes naming the same.',
+    }),
+  ),
 });
 export type NodeSummary = Static<typeof NodeSummary>;
 

@@ -174,6 +174,7 @@ export class ControlBackend {
       lastHeartbeatAt: n.lastHeartbeatAt === null ? null : iso(n.lastHeartbeatAt),
       capacity: n.capacity ? { ...n.capacity } : null,
       deployments: n.deployments,
+      offsiteTarget: n.offsiteTarget,
     }));
   }
 
