@@ -655,14 +655,32 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       toNode: { name: 'rec-taker' },
     });
     expect(r.body.deployment).toMatchObject({ id: dep, operation: 'recover', node: { name: 'rec-taker', status: 'online' } });
-    const forget = (await old.poll(a.url, 0)).map((o) => o.payload);
-    expect(forget).toEqual([{ kind: 'forget', deploymentId: dep }]);
+    const forget = await old.poll(a.url, 0);
+    expect(forget.map((o) => o.payload)).toEqual([{ kind: 'forget', deploymentId: dep }]);
     const late = await call(a.url, 'POST', NODE_PATHS.state, old.token, { deployments: [state([], 99)] });
     expect(late).toEqual({ status: 200, body: { acked: [] } });
     const listed = await call(b.url, 'GET', `/api/v1/deployments/${dep}/snapshots`, alice);
     expect(listed.body.snapshots.map((x: { id: string; offsite: { status: string } }) => [x.id, x.offsite.status])).toEqual([
       ['snap-copied00002', 'copied'],
     ]);
+    // Its recover job fails on the taker (not running, no operation): a recovery may be asked again, there, without a move.
+    const done = (taker.journal.get(second.id) as { state: DeploymentState }).state;
+    const stuck = { ...done, version: done.version + 1, operation: null, services: [] };
+    expect((await call(a.url, 'POST', NODE_PATHS.state, taker.token, { deployments: [stuck] })).body.acked).toHaveLength(1);
+    const again = recover();
+    const third = await taker.pollFor(a.url, 'recover');
+    await taker.answer(a.url, third.id, taker.apply(third));
+    expect(await again).toMatchObject({
+      status: 202,
+      body: { recovery: { operationId: third.id, fromNode: { name: 'rec-old' }, toNode: { name: 'rec-taker' } } },
+    });
+    expect((await admin.deployment(dep))?.nodeId).toBe((await admin.node('rec-taker'))!.id);
+    // No second forget: only the first, still unanswered, is handed out again.
+    expect((await old.poll(a.url, 0)).map((o) => o.id)).toEqual(forget.map((o) => o.id));
+    // The taker reports its recover job running again: now a restore is what it needs.
+    await call(a.url, 'POST', NODE_PATHS.state, taker.token, {
+      deployments: [{ ...done, version: done.version + 2, operation: 'recover' }],
+    });
     expect(await recover()).toMatchObject({ status: 409, body: { error: { code: 'NODE_ONLINE' } } });
     // The suite's node is online again for what follows.
     expect((await node.heartbeat(a.url)).status).toBe(200);

@@ -251,6 +251,50 @@ export class ControlBackend {
   }
 
   /**
+   * retryRecovery asks the node a failed recovery left the deployment on to
+   * run its recover job again (no move: the deployment is that node's).
+   */
+  private async retryRecovery(
+    userId: string,
+    d: CatalogueDeployment & { state: DeploymentState },
+    node: CatalogueNode,
+    snapId: string | undefined,
+    now: number,
+  ): Promise<{ deployment: Deployment; recovery: Api.Recovery }> {
+    const copied = newestFirst(d.state.snapshots.filter((s) => s.status === 'ready' && s.engineId && s.offsite?.status === 'copied'));
+    const chosen = snapId === undefined ? copied[0] : copied.find((s) => s.id === snapId);
+    if (!chosen) {
+      if (snapId !== undefined) snapshotIn(d.state, snapId);
+      throw new ConflictError(
+        snapId === undefined ? 'NO_OFFSITE_COPY' : 'SNAPSHOT_NOT_COPIED',
+        `deployment ${d.id} has no snapshot copied off-node to recover it from again`,
+      );
+    }
+    const operationId = newId('op');
+    const payload: OperationPayload = {
+      kind: 'recover',
+      deploymentId: d.id,
+      deployment: d.state.deployment,
+      settings: d.state.settings,
+      snapshots: copied,
+      snapshotId: chosen.id,
+    };
+    const r = await this.dispatcher.run(node, userId, payload, undefined, { id: operationId });
+    if (!r.state || r.state.deployment.id !== d.id) throw missing('deployment', d.id);
+    const from = d.movedFrom === null ? undefined : await this.catalogue.node(d.movedFrom);
+    return {
+      deployment: r.state.deployment,
+      recovery: {
+        operationId,
+        snapshotId: chosen.id,
+        fromNode: { id: d.movedFrom ?? node.id, name: from?.name ?? null },
+        toNode: { id: node.id, name: node.name },
+        createdAt: iso(now),
+      },
+    };
+  }
+
+  /**
    * cloneFromCopy clones a snapshot of a deployment whose node is offline or
    * removed from the snapshot's off-node copy, onto a node placed as a
    * recovery places (same target, room for the volumes). Without a copy it
@@ -303,7 +347,9 @@ export class ControlBackend {
   /**
    * recover runs a deployment whose node is offline or removed on another
    * node, from its off-node copy. Checks, in order: the caller's active
-   * deployment (404), its node offline or removed (409 NODE_ONLINE), the
+   * deployment (404), its node offline or removed (409 NODE_ONLINE; but a
+   * deployment a failed recovery left on an online node, not running and
+   * with no operation, is recovered again there: retryRecovery), the
    * snapshot copied off-node (409 SNAPSHOT_NOT_COPIED, NO_OFFSITE_COPY), a
    * healthy node copying to the same target with room (503
    * NODE_UNAVAILABLE). Then, in one transaction, the deployment is moved to
@@ -322,6 +368,7 @@ export class ControlBackend {
     const now = this.clock.now();
     const old = await this.catalogue.node(d.nodeId);
     const oldStatus = old ? nodeStatus(old, now, this.nodeTimeoutMs) : null;
+    if (old && oldStatus !== 'offline' && recoveryFailed(d)) return this.retryRecovery(userId, d, old, snapId, now);
     if (old && oldStatus !== 'offline') {
       throw new ConflictError(
         'NODE_ONLINE',
@@ -405,6 +452,16 @@ export class ControlBackend {
       },
     };
   }
+}
+
+/**
+ * recoveryFailed: the deployment was moved here by a recovery and is not
+ * running, with no operation in progress: its recover job failed (the
+ * bucket stopped answering midway), and a recovery may be asked again.
+ */
+function recoveryFailed(d: CatalogueDeployment & { state: DeploymentState }): boolean {
+  const s = d.state;
+  return d.movedFrom !== null && s.operation === null && !(s.services.length > 0 && s.services.every((x) => x.state === 'running'));
 }
 
 /** reservedBytes: the volume storage a deployment's SDL asks for. */

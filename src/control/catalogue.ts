@@ -59,6 +59,8 @@ export interface CatalogueDeployment {
   readonly id: string;
   readonly userId: string;
   readonly nodeId: string;
+  /** The node it ran on before a recovery moved it here; null: never moved. */
+  readonly movedFrom: string | null;
   /** Null until the node has answered the operation that created it. */
   readonly state: DeploymentState | null;
 }

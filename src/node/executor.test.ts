@@ -215,3 +215,32 @@ describe('forget (the deployment was recovered on another node)', () => {
     expect(await ex.apply(op(userId, { kind: 'forget', deploymentId: depId }))).toEqual({ ok: true, value: null });
   });
 });
+
+describe('recover (a deployment moved here from its off-node copy)', () => {
+  it('queues the recover job again when a repeated request finds the last one failed, and not otherwise', async () => {
+    const { n, ex } = setup(testNode(undefined, undefined, { url: 's3://bucket/net', keyFile: '/unused.key' }));
+    const { userId, depId } = userWithDeployment(n);
+    const d = n.store.deployments.get(depId)!;
+    const snap = n.services.snapshots.create(userId, depId, 'one');
+    n.store.snapshots.update(snap.id, { status: 'ready', engineId: 'e'.repeat(64), readyAt: n.clock.now() });
+    const request = (): Operation =>
+      op(userId, {
+        kind: 'recover',
+        deploymentId: depId,
+        deployment: d,
+        settings: n.store.settings.get(depId),
+        snapshots: [n.store.snapshots.get(snap.id)!],
+        snapshotId: snap.id,
+      });
+    const recoverJobs = () => n.store.jobs.pending().filter((j) => j.kind === 'recover');
+    const jobId = n.store.jobs.enqueue(depId, 'recover', { snapshotId: snap.id, engineId: 'e'.repeat(64) }, n.clock.now());
+    // Still queued: a repeat changes nothing.
+    expect(await ex.apply(request())).toMatchObject({ ok: true, value: { id: depId } });
+    expect(recoverJobs()).toHaveLength(1);
+    // Failed: the next request queues it again, with the snapshot asked for.
+    n.store.jobs.finish(jobId, 'failed', 'the bucket stopped answering', n.clock.now());
+    expect(recoverJobs()).toHaveLength(0);
+    expect(await ex.apply(request())).toMatchObject({ ok: true });
+    expect(recoverJobs().map((j) => j.payload)).toEqual([{ snapshotId: snap.id, engineId: 'e'.repeat(64) }]);
+  });
+});

@@ -158,7 +158,9 @@ export class OffsiteMove {
 
   /**
    * recover records the deployment moved here and queues its recover job.
-   * A repeat (the deployment exists and is `userId`'s) returns it as it is.
+   * A repeat (the deployment exists and is `userId`'s) returns it as it is,
+   * after queueing the recover job again when the last one failed (a retry
+   * of a recovery whose pull or restore did not finish).
    */
   async recover(userId: string, r: RecoverRequest): Promise<Deployment> {
     const { store, clock } = this.ctx;
@@ -166,6 +168,15 @@ export class OffsiteMove {
     const existing = store.deployments.get(id);
     if (existing) {
       if (existing.userId !== userId) throw new ConflictError('ID_IN_USE', `the id ${id} is already in use`);
+      store.tx(() => {
+        const last = store.db
+          .prepare('SELECT state FROM jobs WHERE deployment_id = ? AND kind = ? ORDER BY id DESC LIMIT 1')
+          .get(id, JobKind.Recover) as { state: string } | undefined;
+        const chosen = r.snapshots.find((s) => s.id === r.snapshotId);
+        if (last?.state === 'failed' && chosen?.engineId && existing.status === 'active') {
+          this.ctx.jobs.enqueue(id, JobKind.Recover, { snapshotId: r.snapshotId, engineId: chosen.engineId });
+        }
+      });
       return existing;
     }
     const target = this.offsite.target;

@@ -23,7 +23,7 @@ import type { DeploymentsTable, Schema } from './schema.js';
 
 type DeploymentPart = Pick<Catalogue, 'place' | 'unplace' | 'deployment' | 'deploymentsOf' | 'applyState' | 'move' | 'moveBack'>;
 
-type Head = Pick<DeploymentsTable, 'id' | 'user_id' | 'node_id' | 'version'>;
+type Head = Pick<DeploymentsTable, 'id' | 'user_id' | 'node_id' | 'moved_from' | 'version'>;
 
 /** Cached documents are shared by every reader: frozen, so a caller that changes one fails loudly instead of changing it for all. */
 function deepFreeze<T>(v: T): T {
@@ -88,7 +88,7 @@ export async function applyStates(
 
 export function deployments({ db, clock, wake }: Conn): DeploymentPart {
   const cache = new DocumentCache(DEFAULTS.cachedDocuments);
-  const head = () => db.selectFrom('deployments').select(['id', 'user_id', 'node_id', 'version']);
+  const head = () => db.selectFrom('deployments').select(['id', 'user_id', 'node_id', 'moved_from', 'version']);
 
   /** withStates completes rows with their documents: from the cache, the rest in one query. */
   const withStates = async (rows: Head[]): Promise<CatalogueDeployment[]> => {
@@ -101,6 +101,7 @@ export function deployments({ db, clock, wake }: Conn): DeploymentPart {
       id: r.id,
       userId: r.user_id,
       nodeId: r.node_id,
+      movedFrom: r.moved_from ?? null,
       // A document newer than the head (applied in between) is as good: versions only grow.
       state: r.version === null ? null : (cache.get(r.id, r.version) ?? cache.peek(r.id) ?? null),
     }));

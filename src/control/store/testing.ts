@@ -204,7 +204,7 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       const { c } = await fresh();
       const { user, node, dep } = await placed(c);
       const other = await c.addNode('n2', 'hash-n2', 13);
-      expect(await c.deployment(dep)).toEqual({ id: dep, userId: user.id, nodeId: node.id, state: null });
+      expect(await c.deployment(dep)).toEqual({ id: dep, userId: user.id, nodeId: node.id, movedFrom: null, state: null });
       expect(await c.deploymentsOf(user.id)).toEqual([]);
 
       expect(await c.applyState(node.id, [doc(dep, user.id, 5)])).toEqual([{ deploymentId: dep, version: 5 }]);
@@ -309,7 +309,7 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       // Read as moved on every replica, with the old document still readable.
       for (const r of [c, replica]) {
         const d = await r.deployment(dep);
-        expect(d).toMatchObject({ nodeId: to.id, state: { version: 0 } });
+        expect(d).toMatchObject({ nodeId: to.id, movedFrom: from.id, state: { version: 0 } });
         expect(d?.state?.snapshots).toHaveLength(2);
       }
       expect((await c.node(from.id))?.deployments).toBe(0);
@@ -341,7 +341,7 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
         ),
       ).toBe(true);
       await c.moveBack(dep2, from.id, to.id, ['op-f2'], 202);
-      expect((await c.deployment(dep2))?.nodeId).toBe(from.id);
+      expect(await c.deployment(dep2)).toMatchObject({ nodeId: from.id, movedFrom: null });
       expect((await c.operation('op-f2'))?.status).toBe('cancelled');
       expect(await c.applyState(from.id, [doc(dep2, user.id, 10)])).toEqual([{ deploymentId: dep2, version: 10 }]);
     });
