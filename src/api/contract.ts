@@ -360,8 +360,24 @@ export const NodeSummary = Type.Object({
   lastHeartbeatAt: Nullable(Time()),
   capacity: Nullable(NodeCapacity, { description: 'As of the last heartbeat; null before the first.' }),
   deployments: Type.Integer({ description: 'Active deployments placed on the node.' }),
+  offsiteTarget: Type.Optional(
+    Nullable(Type.String(), {
+      description:
+        'The off-node target it copies to (s3:// URL and endpoint origin, no credentials); null: none. Recovery moves deployments only between nodes naming the same.',
+    }),
+  ),
 });
 export type NodeSummary = Static<typeof NodeSummary>;
+
+/** A recovery on another node (network mode): POST /api/v1/deployments/:id/recover. */
+export const Recovery = Type.Object({
+  operationId: Type.String({ description: 'op-…: the operation the new node carries out, once.' }),
+  snapshotId: Type.String({ description: 'The snapshot the volumes start from.' }),
+  fromNode: Type.Object({ id: Type.String(), name: Nullable(Type.String()) }, { description: 'The node it ran on (name null: removed).' }),
+  toNode: Type.Object({ id: Type.String(), name: Type.String() }, { description: 'The node it runs on now.' }),
+  createdAt: Time(),
+});
+export type Recovery = Static<typeof Recovery>;
 
 export const Deployment = Type.Object({
   id: Type.String({ description: 'dep-…' }),

@@ -23,7 +23,7 @@ import type { SnapshotService } from '../services/snapshot-service.js';
 import type { VerificationService } from '../services/verification-service.js';
 import type { WebhookService } from '../services/webhooks/service.js';
 import type { DeploymentExtras } from '../services/views.js';
-import type { NodeSummary } from './contract.js';
+import type { NodeSummary, Recovery } from './contract.js';
 
 /** A value now, or a promise of it. */
 export type Awaitable<T> = T | Promise<T>;
@@ -43,6 +43,11 @@ export interface DeploymentsApi {
   restart(userId: string, id: string): Awaitable<Deployment>;
   close(userId: string, id: string): Awaitable<Deployment>;
   clone(userId: string, id: string, snapId: string, name: unknown): Awaitable<Deployment>;
+  /**
+   * Network mode: run a deployment whose node is offline or removed on another node, from its off-node copy.
+   * Absent (the all-in-one): POST …/recover does not exist (404 NOT_FOUND).
+   */
+  recover?(userId: string, id: string, snapshotId: string | undefined): Promise<{ deployment: Deployment; recovery: Recovery }>;
   /** What a deployment's view shows besides its row. */
   extras(d: Deployment): Awaitable<DeploymentExtras>;
 }

@@ -155,3 +155,12 @@ export const VerificationsQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+export const RecoverDeploymentBody = Type.Object(
+  {
+    snapshotId: Type.Optional(
+      Type.String({ maxLength: 64, description: 'The snapshot to start from; default the newest whose off-node copy is copied.' }),
+    ),
+  },
+  { additionalProperties: false },
+);

@@ -29,6 +29,7 @@ import { RestoreService } from '../services/restore-service.js';
 import { BrowseService } from '../services/browse-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
+import { OffsiteMove } from '../services/offsite-move.js';
 import { type OffsiteOptions, OffsiteService } from '../services/offsite-service.js';
 import { type RecoveryReport, recoverFromOffsite } from '../services/offsite-recovery.js';
 import { type OffsiteTarget, normalizeTarget } from '../services/offsite-target.js';
@@ -56,6 +57,8 @@ export interface Services {
   readonly dispatcher: WebhookDispatcher;
   /** Off-node copies; inert without a target. The server starts it, tests call runDue(). */
   readonly offsite: OffsiteService;
+  /** Network mode: deployments recovered here from their off-node copies, or forgotten after moving away. */
+  readonly moves: OffsiteMove;
 }
 
 export interface RunningServer {
@@ -152,6 +155,7 @@ export function wireServices(opts: {
     webhooks,
     dispatcher,
     offsite,
+    moves: new OffsiteMove(ctx, offsite),
   };
 }
 

@@ -50,6 +50,7 @@ const HelloBody = Type.Object({
   version: Type.String({ maxLength: 64 }),
   runtime: Type.Union([Type.Literal('docker'), Type.Literal('process')]),
   bootId: Type.String({ minLength: 1, maxLength: 128 }),
+  offsiteTarget: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()])),
 });
 const HeartbeatBody = Type.Object({
   capacity: Type.Object({
@@ -121,7 +122,11 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
             { status: 400 },
           );
         }
-        await catalogue.hello(req.node.id, { version: req.body.version, runtime: req.body.runtime, bootId: req.body.bootId }, clock.now());
+        await catalogue.hello(
+          req.node.id,
+          { version: req.body.version, runtime: req.body.runtime, bootId: req.body.bootId, offsiteTarget: req.body.offsiteTarget ?? null },
+          clock.now(),
+        );
         return {
           protocol: PROTOCOL_VERSION,
           nodeId: req.node.id,

@@ -248,6 +248,11 @@ export const MIGRATIONS: readonly string[] = [
       ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1, urgent_version = version + 1;
   END;
   `,
+  `
+  -- Network mode: a deployment's document carries its snapshots' off-node copies and its off-node
+  -- setting (node/state-sync.ts), so changes to them bump its version like its other rows.
+  ${offsiteSyncTriggers()}
+  `,
 ];
 
 /**
@@ -284,6 +289,29 @@ function syncTriggers(): string {
     out.push(trigger(`${table}_delete`, 'DELETE', table, 'OLD.deployment_id'));
     out.push(trigger(`${table}_update`, `UPDATE OF ${columns}`, table, 'NEW.deployment_id'));
     out.push(trigger(`${table}_progress`, 'UPDATE OF progress_done, progress_total', table, 'NEW.deployment_id', false));
+  }
+  return out.join('\n  ');
+}
+
+/** offsiteSyncTriggers: the triggers that bump sync_versions when a deployment's off-node copies or setting change. */
+function offsiteSyncTriggers(): string {
+  const out: string[] = [];
+  for (const [name, table] of [
+    ['offsite_copies', 'offsite_copies'],
+    ['offsite_settings', 'offsite_settings'],
+  ] as const) {
+    for (const [event, row] of [
+      ['INSERT', 'NEW'],
+      ['UPDATE', 'NEW'],
+      ['DELETE', 'OLD'],
+    ] as const) {
+      out.push(
+        `CREATE TRIGGER sync_${name}_${event.toLowerCase()} AFTER ${event} ON ${table} BEGIN
+    INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (${row}.deployment_id, 1, 1)
+      ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1, urgent_version = version + 1;
+  END;`,
+      );
+    }
   }
   return out.join('\n  ');
 }

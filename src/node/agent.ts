@@ -48,6 +48,8 @@ export class HelloRefusedError extends KovaError {
 export interface AgentOptions {
   readonly version: string;
   readonly runtime: 'docker' | 'process';
+  /** The off-node target the node copies to (targetIdentity), told in hello and in every document; default none. */
+  readonly offsiteTarget?: string | null;
   /** How long a poll asks the replica to hold (capped at MAX_POLL_WAIT_MS). Default 20 s. */
   readonly pollWaitMs?: number;
   /** Pause after a result the control plane did not take, growing to 5 s. Default 200 ms. */
@@ -87,7 +89,13 @@ export class NodeAgent {
     });
     // A caller that only stops the agent must not see an unhandled rejection.
     this.done.catch(() => undefined);
-    this.sync = new StateSync(services.ctx, services.deployments, (docs) => this.sendState(docs), opts.stateSync);
+    this.sync = new StateSync(
+      services.ctx,
+      services.deployments,
+      (docs) => this.sendState(docs),
+      opts.stateSync,
+      opts.offsiteTarget ?? null,
+    );
     this.executor = new Executor(
       services,
       this.sync,
@@ -103,7 +111,13 @@ export class NodeAgent {
   }
 
   private async run(): Promise<void> {
-    const req: HelloRequest = { protocol: PROTOCOL_VERSION, version: this.opts.version, runtime: this.opts.runtime, bootId: this.bootId };
+    const req: HelloRequest = {
+      protocol: PROTOCOL_VERSION,
+      version: this.opts.version,
+      runtime: this.opts.runtime,
+      bootId: this.bootId,
+      offsiteTarget: this.opts.offsiteTarget ?? null,
+    };
     const a = await this.client.request('POST', NODE_PATHS.hello, req);
     const reply = a.body as HelloReply | null;
     if (a.status !== 200 || !reply || typeof reply.nodeId !== 'string') {

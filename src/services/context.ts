@@ -62,6 +62,10 @@ export const JobKind = {
   Clone: 'clone',
   Gc: 'gc',
   Verify: 'verify',
+  /** Network mode: a deployment moved to this node, pulled from its off-node copy (offsite-move.ts). */
+  Recover: 'recover',
+  /** Network mode: a clone of a snapshot whose deployment's node is offline, from its off-node copy (offsite-move.ts). */
+  CloneOffsite: 'clone-offsite',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [
@@ -72,4 +76,6 @@ export const OPERATION_KINDS: readonly string[] = [
   JobKind.Restart,
   JobKind.Close,
   JobKind.Clone,
+  JobKind.Recover,
+  JobKind.CloneOffsite,
 ];

@@ -109,20 +109,31 @@ export async function recoverFromOffsite(store: Store, paths: Paths, target: Off
 }
 
 /** restoreVolumes fills each volume of a manifest from a local snapshot (volumes mapped as a clone maps them). */
-async function restoreVolumes(paths: Paths, depId: string, manifest: Manifest, engineId: string): Promise<void> {
+export async function restoreVolumes(paths: Paths, depId: string, manifest: Manifest, engineId: string): Promise<void> {
   const repo = await Repository.open(paths.repo(depId));
   try {
-    const record = await repo.findSnapshot(engineId);
-    const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
-    const from = new Map(mapVolumes(snapshotVolumes(record.tags, names), volumesOf(manifest)).pairs.map((p) => [p.to, p.from]));
-    for (const v of volumesOf(manifest)) {
-      const target = paths.volume(depId, v);
-      await fs.mkdir(target.slice(0, target.lastIndexOf('/')), { recursive: true });
-      const key = from.get(v.key);
-      if (key !== undefined) await repo.restore(record, target, { subpath: key, sync: true });
-      else await fs.mkdir(target);
-    }
+    await restoreVolumesFrom(repo, paths, depId, manifest, engineId);
   } finally {
     await repo.close();
+  }
+}
+
+/** restoreVolumesFrom fills each volume of a manifest from a snapshot of `repo` (local or in a bucket). */
+export async function restoreVolumesFrom(
+  repo: Repository,
+  paths: Paths,
+  depId: string,
+  manifest: Manifest,
+  engineId: string,
+): Promise<void> {
+  const record = await repo.findSnapshot(engineId);
+  const names = record.root.subtree ? (await repo.readTree(record.root.subtree)).map((n) => n.name.toString()) : [];
+  const from = new Map(mapVolumes(snapshotVolumes(record.tags, names), volumesOf(manifest)).pairs.map((p) => [p.to, p.from]));
+  for (const v of volumesOf(manifest)) {
+    const target = paths.volume(depId, v);
+    await fs.mkdir(target.slice(0, target.lastIndexOf('/')), { recursive: true });
+    const key = from.get(v.key);
+    if (key !== undefined) await repo.restore(record, target, { subpath: key, sync: true });
+    else await fs.mkdir(target);
   }
 }

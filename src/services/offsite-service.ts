@@ -23,7 +23,8 @@
  *
  * The catalogue (offsite-catalogue.ts) is written to the bucket when the
  * database changed and its content differs from the last one written, at
- * most once per catalogueDebounceMs.
+ * most once per catalogueDebounceMs; not on a node of a network (option
+ * `catalogue: false`), where the control plane's database is the catalogue.
  */
 import { iso } from '../core/clock.js';
 import { KovaError } from '../core/errors.js';
@@ -43,6 +44,8 @@ export const OFFSITE_DEFAULTS = {
   retryMaxMs: 3_600_000,
   /** Shortest time between two writes of the catalogue. */
   catalogueDebounceMs: 5000,
+  /** Write the catalogue to the bucket; off on a node of a network, whose catalogue is the control plane's database. */
+  catalogue: true,
 } as const;
 
 export interface OffsiteOptions {
@@ -50,6 +53,7 @@ export interface OffsiteOptions {
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
   readonly catalogueDebounceMs?: number;
+  readonly catalogue?: boolean;
 }
 
 /** retryDelay is the wait after the `attempts`-th failed attempt (1: the first). */
@@ -152,7 +156,7 @@ export class OffsiteService implements OffsiteSink {
         this.running.set(depId, task);
         started.push(task);
       }
-      if (!this.catalogueTask) {
+      if (!this.catalogueTask && this.opts.catalogue) {
         const task = this.writeCatalogue()
           .catch((err: unknown) => log.warn({ err }, 'could not write the catalogue to the off-node target; retried later'))
           .finally(() => (this.catalogueTask = null));
@@ -304,7 +308,7 @@ export class OffsiteService implements OffsiteSink {
 
   /** flushCatalogue writes the catalogue now if it changed (tests, and before a clean stop). */
   async flushCatalogue(): Promise<void> {
-    if (!this.target) return;
+    if (!this.target || !this.opts.catalogue) return;
     await this.catalogueTask;
     this.lastCatalogueAt = -Infinity;
     await this.writeCatalogue();

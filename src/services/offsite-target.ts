@@ -36,6 +36,24 @@ export function normalizeTarget(t: OffsiteTarget): OffsiteTarget {
   return { ...t, url };
 }
 
+/**
+ * targetIdentity names a target without its credentials: its URL, and the
+ * origin of its S3 endpoint when it is not AWS (user and password in an
+ * endpoint URL are left out). Nodes of a network report it to the control
+ * plane, which moves a deployment only between nodes that name the same one.
+ */
+export function targetIdentity(t: Pick<OffsiteTarget, 'url' | 's3Endpoint'>): string {
+  const url = t.url.replace(/\/+$/, '');
+  if (!t.s3Endpoint) return url;
+  let origin: string;
+  try {
+    origin = new URL(t.s3Endpoint).origin;
+  } catch {
+    origin = t.s3Endpoint;
+  }
+  return `${url} at ${origin}`;
+}
+
 export function deploymentLocation(t: OffsiteTarget, depId: string): string {
   return `${t.url}/deployments/${depId}`;
 }

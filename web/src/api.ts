@@ -20,6 +20,7 @@ export type {
   NodeStatus,
   NodeSummary,
   Progress,
+  Recovery,
   Restore,
   RestorePlan,
   RestoreStatus,
@@ -52,6 +53,7 @@ import type {
   FileEntry,
   Me,
   NodeSummary,
+  Recovery,
   Restore,
   RestorePlan,
   RetentionPreview,
@@ -168,6 +170,9 @@ export const api = {
     (await request<{ deployment: Deployment }>('PUT', dep(id), { body: { sdl, snapshot } })).deployment,
   restartDeployment: async (id: string) => (await request<{ deployment: Deployment }>('POST', `${dep(id)}/restart`)).deployment,
   closeDeployment: async (id: string) => (await request<{ deployment: Deployment }>('POST', `${dep(id)}/close`)).deployment,
+  /** Network mode: run a deployment whose node is offline on another node, from a snapshot's off-node copy. */
+  recoverDeployment: async (id: string, snapshotId: string) =>
+    request<{ deployment: Deployment; recovery: Recovery }>('POST', `${dep(id)}/recover`, { body: { snapshotId } }),
 
   listSnapshots: async (id: string, signal?: AbortSignal) =>
     (await request<{ snapshots: Snapshot[] }>('GET', `${dep(id)}/snapshots`, { signal })).snapshots,

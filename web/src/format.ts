@@ -86,6 +86,8 @@ const OPERATIONS: Record<string, string> = {
   restart: 'Restarting',
   close: 'Closing',
   clone: 'Cloning',
+  recover: 'Recovering',
+  'clone-offsite': 'Cloning',
 };
 
 export const operationLabel = (op: string): string => OPERATIONS[op] ?? op;

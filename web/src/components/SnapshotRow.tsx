@@ -54,6 +54,8 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
   const c = consistencyText(s);
   const noNode = actions.noNode;
   const noNodeProps = noNode ? { 'aria-describedby': NODE_BANNER_ID } : {};
+  // Network mode: a snapshot copied off-node can be cloned while its node is offline (onto another node).
+  const fromCopy = s.offsite?.status === 'copied';
   return (
     <tr data-snapshot-id={s.id} data-status={s.status}>
       <td data-label="Snapshot" className="cell-name">
@@ -127,10 +129,12 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 type="button"
                 className="icon-btn"
                 onClick={() => actions.onClone(s)}
-                disabled={noNode !== null}
+                disabled={noNode !== null && !fromCopy}
                 aria-label={`Clone ${s.label ?? s.id} into a new deployment`}
-                title={noNode ?? 'Clone into a new deployment'}
-                {...noNodeProps}
+                title={
+                  noNode === null ? 'Clone into a new deployment' : fromCopy ? 'Clone from the off-node copy onto another node' : noNode
+                }
+                {...(fromCopy ? {} : noNodeProps)}
               >
                 <Icon name="copy" />
               </button>

@@ -109,7 +109,7 @@ export function DeploymentPage({ id, tab }: { id: string; tab: DeploymentTab }) 
           </div>
         </div>
       </div>
-      <NodeOfflineBanner deployment={d} />
+      <NodeOfflineBanner deployment={d} onChange={dep.set} />
       <SnapshotHealthBanner deployment={d} />
       <TabNav
         label="Deployment sections"
