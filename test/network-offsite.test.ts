@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EntryDesc, compareTrees, describeTree, prng, tempDir } from '../src/engine/testing.js';
 import { type Api, createDeployment, expectStatus, getDeployment, snapshotReady, volumeDir, waitRunning } from './helpers/flows.js';
 import { sdlFor, waitFor } from './helpers/harness.js';
-import { type Network, startNetwork } from './helpers/network.js';
+import { type Network, kova, startNetwork } from './helpers/network.js';
 import { postgresAvailable } from './helpers/postgres.js';
 import { S3_CREDENTIALS, type S3Server, startS3 } from './helpers/s3.js';
 import { killServices, serviceLeaders } from './helpers/server-process.js';
@@ -31,6 +31,7 @@ let s3: S3Server;
 let work: string;
 let net: Network;
 let alice: Api;
+let aliceKey: string;
 let bob: Api;
 
 /** fillVolume writes files with varied metadata: modes, an old mtime, a symlink. */
@@ -77,7 +78,8 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
       nodes: 2,
       nodeArgs: ['--offsite', `s3://${s3.bucket}/network`, '--s3-endpoint', s3.endpoint, '--offsite-key-file', keyFile],
     });
-    alice = net.api(await net.userKey('alice'));
+    aliceKey = await net.userKey('alice');
+    alice = net.api(aliceKey);
     bob = net.api(await net.userKey('bob'));
   }, 180_000);
 
@@ -148,16 +150,16 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     const cloneDiffs = compareTrees(expectedOne, describeTree(volumeDir(nodeB.dataDir, cloneId)));
     expect(cloneDiffs, 'the clone on B is snapshot "one", byte for byte and metadata').toEqual([]);
 
-    // The default: the newest snapshot whose copy is copied ("two"), on B.
-    const rec = await alice('POST', `/api/v1/deployments/${depId}/recover`);
-    expectStatus(rec, 202, 'recover');
-    expect(rec.body.recovery).toMatchObject({
+    // The default: the newest snapshot whose copy is copied ("two"), on B; through the CLI, as an operator would.
+    const cli = ['--url', net.replicas[0]!.url, '--token', aliceKey];
+    const rec = JSON.parse(await kova(['deployments', 'recover', depId, '--yes', '--json', ...cli]));
+    expect(rec.recovery).toMatchObject({
       snapshotId: two.id,
       fromNode: { name: nodeA.name },
       toNode: { name: nodeB.name },
       operationId: expect.stringMatching(/^op-/),
     });
-    expect(rec.body.deployment.node.name).toBe(nodeB.name);
+    expect(rec.deployment.node.name).toBe(nodeB.name);
     const moved = await waitFor(
       async () => {
         const d = await getDeployment(alice, depId);
@@ -201,5 +203,6 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     const again = await alice('POST', `/api/v1/deployments/${depId}/recover`, {});
     expectStatus(again, 409, 'recover again');
     expect(again.body.error.code).toBe('NODE_ONLINE');
+    await expect(kova(['deployments', 'recover', depId, '--yes', ...cli])).rejects.toThrow(/online/);
   }, 300_000);
 });

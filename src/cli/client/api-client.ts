@@ -16,6 +16,7 @@ import type {
   FileChange,
   FileEntry,
   Me,
+  Recovery,
   Restore,
   RestorePlan,
   SettingsChange,
@@ -208,6 +209,17 @@ export class KovaClient {
 
   closeDeployment(id: string): Promise<Deployment> {
     return this.pick('POST', `/api/v1/deployments/${seg(id)}/close`, 'deployment', {});
+  }
+
+  /**
+   * recoverDeployment runs a deployment whose node is offline or gone on
+   * another node, from `snapshotId`'s off-node copy (default: the newest
+   * copied snapshot). Network mode only.
+   */
+  async recoverDeployment(id: string, snapshotId?: string): Promise<{ deployment: Deployment; recovery: Recovery }> {
+    const body = snapshotId === undefined ? {} : { snapshotId };
+    const res = await this.request<Record<string, unknown>>('POST', `/api/v1/deployments/${seg(id)}/recover`, body);
+    return { deployment: this.field(res, 'deployment', 202) as Deployment, recovery: this.field(res, 'recovery', 202) as Recovery };
   }
 
   /* snapshots */
