@@ -12,19 +12,17 @@
  * Needs /usr/bin/chromium and PostgreSQL (scripts/test-setup.sh). With
  * CI=true a missing browser fails the suite; elsewhere it is skipped.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../src/engine/testing.js';
 import { CHROMIUM, chromiumInstalled, launchChromium, pageOverflow, screenshot } from './helpers/browser.js';
 import { type Api, createDeployment, snapshotReady, volumeDir, waitRunning } from './helpers/flows.js';
 import { sdlFor, waitFor } from './helpers/harness.js';
 import { ensureBuilt } from './helpers/kova-server.js';
-import { type Network, startNetwork } from './helpers/network.js';
+import type { Network } from './helpers/network.js';
 import { postgresAvailable } from './helpers/postgres.js';
-import { S3_CREDENTIALS, type S3Server, startS3 } from './helpers/s3.js';
+import { type OffsiteNetwork, startOffsiteNetwork } from './helpers/offsite-network.js';
 import { killServices } from './helpers/server-process.js';
 
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
@@ -38,7 +36,6 @@ const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const SDL = sdlFor('sleep 3600');
 const STATUS_TIMEOUT_MS = 30_000;
-const savedEnv = { ...process.env };
 
 async function signIn(page: Page, url: string, key: string): Promise<void> {
   await page.goto(url);
@@ -48,8 +45,7 @@ async function signIn(page: Page, url: string, key: string): Promise<void> {
 }
 
 describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: recover a deployment on another node', () => {
-  let s3: S3Server;
-  let work: string;
+  let offsite: OffsiteNetwork;
   let net: Network;
   let browser: Browser;
   let userKey: string;
@@ -59,18 +55,8 @@ describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: r
 
   beforeAll(async () => {
     ensureBuilt();
-    s3 = await startS3();
-    work = tempDir('kova-recover-e2e-');
-    const keyFile = path.join(work, 'offsite.key');
-    fs.writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
-    process.env.AWS_ACCESS_KEY_ID = S3_CREDENTIALS.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = S3_CREDENTIALS.secretAccessKey;
-    process.env.AWS_REGION = 'us-east-1';
-    net = await startNetwork({
-      replicas: 1,
-      nodes: 2,
-      nodeArgs: ['--offsite', `s3://${s3.bucket}/dash`, '--s3-endpoint', s3.endpoint, '--offsite-key-file', keyFile],
-    });
+    offsite = await startOffsiteNetwork('dash');
+    net = offsite.net;
     userKey = await net.userKey('dana');
     userApi = net.api(userKey);
     browser = await launchChromium();
@@ -78,10 +64,7 @@ describe.skipIf((!HAVE_BROWSER && !IN_CI) || !postgresAvailable())('dashboard: r
 
   afterAll(async () => {
     await browser?.close().catch(() => undefined);
-    await net?.close();
-    await s3?.close();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-    process.env = { ...savedEnv };
+    await offsite?.close();
   }, 120_000);
 
   it('shows the copy, offers recovery when the node is lost, and follows the deployment to the other node', async () => {

@@ -10,25 +10,21 @@
  * an online node, a snapshot without a copy, another user. A started again
  * with the same token does not run the deployment.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EntryDesc, compareTrees, describeTree, prng, tempDir } from '../src/engine/testing.js';
+import { type EntryDesc, compareTrees, describeTree, prng } from '../src/engine/testing.js';
 import { type Api, createDeployment, expectStatus, getDeployment, snapshotReady, volumeDir, waitRunning } from './helpers/flows.js';
 import { sdlFor, waitFor } from './helpers/harness.js';
-import { type Network, kova, startNetwork } from './helpers/network.js';
+import { type Network, kova } from './helpers/network.js';
 import { postgresAvailable } from './helpers/postgres.js';
-import { S3_CREDENTIALS, type S3Server, startS3 } from './helpers/s3.js';
+import { type OffsiteNetwork, startOffsiteNetwork } from './helpers/offsite-network.js';
 import { killServices, serviceLeaders } from './helpers/server-process.js';
 
 const run = postgresAvailable();
 const SDL = sdlFor('sleep 3600');
-const savedEnv = { ...process.env };
-
-let s3: S3Server;
-let work: string;
+let offsite: OffsiteNetwork;
 let net: Network;
 let alice: Api;
 let aliceKey: string;
@@ -65,29 +61,15 @@ async function waitCopied(api: Api, depId: string, snapId: string): Promise<void
 
 describe.skipIf(!run)('network mode: off-node copies and recovery on another node', () => {
   beforeAll(async () => {
-    s3 = await startS3();
-    work = tempDir('kova-net-offsite-');
-    const keyFile = path.join(work, 'offsite.key');
-    fs.writeFileSync(keyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
-    // The nodes are child processes: they take the S3 credentials from the environment.
-    process.env.AWS_ACCESS_KEY_ID = S3_CREDENTIALS.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = S3_CREDENTIALS.secretAccessKey;
-    process.env.AWS_REGION = 'us-east-1';
-    net = await startNetwork({
-      replicas: 1,
-      nodes: 2,
-      nodeArgs: ['--offsite', `s3://${s3.bucket}/network`, '--s3-endpoint', s3.endpoint, '--offsite-key-file', keyFile],
-    });
+    offsite = await startOffsiteNetwork('network');
+    net = offsite.net;
     aliceKey = await net.userKey('alice');
     alice = net.api(aliceKey);
     bob = net.api(await net.userKey('bob'));
   }, 180_000);
 
   afterAll(async () => {
-    await net?.close();
-    await s3?.close();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-    process.env = { ...savedEnv };
+    await offsite?.close();
   }, 120_000);
 
   it('copies on the node, recovers on the other one when it is lost, and keeps the old node away', async () => {
