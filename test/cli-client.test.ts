@@ -504,7 +504,13 @@ describe('kova client: deployments and snapshots', () => {
     expectError(badInterval, /^kova: interval must .* \(INVALID_INTERVAL\)$/);
     expectError(badRetention, /^kova: retention must .* \(INVALID_RETENTION\)$/);
     expectError(notNumber, 'kova: --retention must be a whole number, got "many"');
-    expect(await json(['snapshots', 'settings', dep])).toMatchObject({ enabled: false, interval: '6h', retention: 14 });
+    // This server has no off-node target: there is nothing to turn on, and the CLI says so.
+    expectError(
+      await kova(['snapshots', 'settings', dep, '--offsite', 'on']),
+      /^kova: this server has no off-node target .* \(OFFSITE_NOT_CONFIGURED\)$/,
+    );
+    expect((await kova(['snapshots', 'settings', dep, '--offsite', 'maybe'])).code).not.toBe(0);
+    expect(await json(['snapshots', 'settings', dep])).toMatchObject({ enabled: false, interval: '6h', retention: 14, offsite: null });
   });
 
   it('settings: calendar retention tiers, with the policy in plain words', async () => {

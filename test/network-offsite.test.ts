@@ -96,10 +96,16 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     expect(settings.body.settings.offsite).toEqual({ enabled: true });
 
     // A snapshot taken with copies turned off has none.
-    expectStatus(await alice('PUT', `/api/v1/deployments/${depId}/snapshot-settings`, { offsite: { enabled: false } }), 200, 'copies off');
+    // Copies off for one snapshot, through the CLI as a user would.
+    const cli = ['--url', net.replicas[0]!.url, '--token', aliceKey];
+    expect(JSON.parse(await kova(['snapshots', 'settings', depId, '--offsite', 'off', '--json', ...cli])).offsite).toEqual({
+      enabled: false,
+    });
     fs.writeFileSync(path.join(volA, 'after-two.txt'), 'lost with the node');
     const local = await snapshotReady(alice, depId, 'local-only');
-    expectStatus(await alice('PUT', `/api/v1/deployments/${depId}/snapshot-settings`, { offsite: { enabled: true } }), 200, 'copies on');
+    expect(await kova(['snapshots', 'settings', depId, '--offsite', 'on', ...cli])).toMatch(
+      /OFF-NODE COPIES\s+on: every ready snapshot is copied/,
+    );
     expect((await snapshots(alice, depId)).find((s) => s.id === local.id)?.offsite ?? null).toBeNull();
 
     // While A is online, recovery is refused: a restore is what it needs.
@@ -133,7 +139,6 @@ describe.skipIf(!run)('network mode: off-node copies and recovery on another nod
     expect(cloneDiffs, 'the clone on B is snapshot "one", byte for byte and metadata').toEqual([]);
 
     // The default: the newest snapshot whose copy is copied ("two"), on B; through the CLI, as an operator would.
-    const cli = ['--url', net.replicas[0]!.url, '--token', aliceKey];
     const rec = JSON.parse(await kova(['deployments', 'recover', depId, '--yes', '--json', ...cli]));
     expect(rec.recovery).toMatchObject({
       snapshotId: two.id,

@@ -2,8 +2,8 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import type { Io } from '../output.js';
-import type { Deployment, Snapshot } from './api-client.js';
-import { deploymentTable, printDeployment, printSnapshot, storedWhere } from './format.js';
+import type { Deployment, Snapshot, SnapshotSettings } from './api-client.js';
+import { deploymentTable, printDeployment, printSettings, printSnapshot, storedWhere } from './format.js';
 
 function capture(): { io: Io; text: () => string } {
   const out = new PassThrough();
@@ -86,5 +86,36 @@ describe('storedWhere', () => {
     expect(storedWhere({ ...ready, offsite: { status: 'failed', copiedAt: null, error: 'HTTP 503' } })).toBe('local (offsite failed)');
     expect(storedWhere({ ...ready, offsite: { status: 'copying', copiedAt: null, error: null } })).toBe('local (offsite copying)');
     expect(storedWhere({ status: 'creating', offsite: null })).toBe('');
+  });
+});
+
+describe('printSettings', () => {
+  const settings = (offsite: SnapshotSettings['offsite']): SnapshotSettings =>
+    ({
+      enabled: false,
+      interval: '24h',
+      retention: 7,
+      nextRunAt: null,
+      minInterval: '1m',
+      keepHourly: null,
+      keepDaily: null,
+      keepWeekly: null,
+      keepMonthly: null,
+      retentionDescription: 'Keeps the 7 most recent automatic snapshots.',
+      offsite,
+    }) as unknown as SnapshotSettings;
+
+  it('shows off-node copies only when the server has a target', () => {
+    for (const [offsite, line] of [
+      [{ enabled: true }, 'OFF-NODE COPIES      on: every ready snapshot is copied'],
+      [{ enabled: false }, 'OFF-NODE COPIES      off'],
+    ] as const) {
+      const c = capture();
+      printSettings(c.io, settings(offsite));
+      expect(c.text().split('\n')).toContain(line);
+    }
+    const none = capture();
+    printSettings(none.io, settings(null));
+    expect(none.text()).not.toContain('OFF-NODE');
   });
 });

@@ -202,5 +202,6 @@ export function printSettings(io: Io, s: SnapshotSettings): void {
     ['CALENDAR', calendarTiers(s)],
     ['POLICY', s.retentionDescription ?? null],
     ['NEXT RUN', s.enabled ? (s.nextRunAt ? at(s.nextRunAt) : 'not scheduled') : null],
+    ['OFF-NODE COPIES', s.offsite ? (s.offsite.enabled ? 'on: every ready snapshot is copied' : 'off') : null],
   ]);
 }
