@@ -20,6 +20,7 @@ import type { Catalogue, CatalogueDeployment } from '../catalogue.js';
 import type { Conn } from './connection.js';
 import { DeploymentExistsError, NodeNotFoundError, isForeignKeyViolation } from './errors.js';
 import type { DeploymentsTable, Schema } from './schema.js';
+import { queuedOperationRow } from './operation-row.js';
 
 type DeploymentPart = Pick<Catalogue, 'place' | 'unplace' | 'deployment' | 'deploymentsOf' | 'applyState' | 'move' | 'moveBack'>;
 
@@ -174,22 +175,7 @@ export function deployments({ db, clock, wake }: Conn): DeploymentPart {
           .executeTakeFirst();
         if (Number(r.numUpdatedRows) === 0) return false;
         for (const { op, nodeId } of ops) {
-          await trx
-            .insertInto('operations')
-            .values({
-              id: op.id,
-              node_id: nodeId,
-              user_id: op.userId,
-              deployment_id: op.payload.deploymentId,
-              kind: op.payload.kind,
-              payload: JSON.stringify(op.payload),
-              status: 'queued',
-              result: null,
-              created_at: op.createdAt,
-              delivered_at: null,
-              finished_at: null,
-            })
-            .execute();
+          await trx.insertInto('operations').values(queuedOperationRow(op, nodeId)).execute();
         }
         return true;
       });
