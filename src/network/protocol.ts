@@ -13,6 +13,14 @@
  *   GET  /node/v1/operations?waitMs=N    long poll: operations not yet finished
  *   POST /node/v1/operations/:id/result  the outcome of one operation
  *   POST /node/v1/state                  deployment documents that changed
+ *   POST /node/v1/reads/:id/response     the answer to a snapshot read, streamed
+ *
+ * Snapshot reads (browsing, downloading, comparing) are not operations:
+ * they change nothing, so they are handed out once (to a node that polls
+ * with `reads=1`) and never journalled. The node answers each with its own
+ * BrowseService and uploads the answer to the replica it talks to; the
+ * control plane passes it to the user's request, across replicas through
+ * its database (src/control/relay.ts).
  *
  * Delivery is at least once, application is exactly once: an operation is
  * handed out again until its result is recorded (after a reconnect, a crash
