@@ -124,7 +124,7 @@ export class ReadRelay {
       stopWaiting.abort();
       arrived(h);
     });
-    let answer: Handoff;
+    let answer: (Handoff & { local: boolean }) | undefined;
     try {
       const { pickupMs, answerMs, idleMs } = this.opts;
       await this.catalogue.addRead(
@@ -133,6 +133,11 @@ export class ReadRelay {
         now + pickupMs + answerMs + idleMs,
       );
       answer = await this.awaitAnswer(id, node, local, stopWaiting.signal);
+      // Handed over in this process: the row is no longer needed, and is gone before the user sees a byte.
+      if (answer.local) await this.catalogue.dropRead(id);
+    } catch (err) {
+      answer?.body.destroy();
+      throw err;
     } finally {
       this.waiting.delete(id);
       stopWaiting.abort();
@@ -162,8 +167,14 @@ export class ReadRelay {
   }
 
   /** awaitAnswer waits for the node to take the read, then for its answer: here (in-process) or through the catalogue. */
-  private async awaitAnswer(id: string, node: CatalogueNode, local: Promise<Handoff>, signal: AbortSignal): Promise<Handoff> {
+  private async awaitAnswer(
+    id: string,
+    node: CatalogueNode,
+    arrived: Promise<Handoff>,
+    signal: AbortSignal,
+  ): Promise<Handoff & { local: boolean }> {
     const { pickupMs, answerMs } = this.opts;
+    const local = arrived.then((h) => ({ ...h, local: true }));
     const viaDb = (timeoutMs: number, until: (r: CatalogueRead | undefined) => boolean) =>
       this.catalogue.waitRead(id, timeoutMs, until, signal).then((r) => ({ db: r }));
 
@@ -189,7 +200,7 @@ export class ReadRelay {
       ]);
       if (!('db' in answered)) return answered;
       const r = answered.db;
-      if (r?.response) return { status: r.response.status, meta: r.response.meta, body: this.chunks(id) };
+      if (r?.response) return { status: r.response.status, meta: r.response.meta, body: this.chunks(id), local: false };
       if (r === undefined) {
         why = `node ${node.name} stopped answering the request; try again`;
         break;
@@ -207,7 +218,7 @@ export class ReadRelay {
 
   /** chunks reads a body that crosses replicas, piece by piece, deleting each piece read; destroyed early, it ends the read. */
   private chunks(id: string): Readable {
-    const { catalogue } = this;
+    const { catalogue, log } = this;
     const idleMs = this.opts.idleMs;
     const stop = new AbortController();
     let seq = 0;
@@ -224,12 +235,16 @@ export class ReadRelay {
               return;
             }
             seq++;
-            if (c.last) {
-              ended = true;
-              drop();
-              if (c.data.length > 0) this.push(c.data);
-              this.push(null);
-            } else this.push(c.data);
+            if (!c.last) return void this.push(c.data);
+            ended = true;
+            // Deleted before the stream ends, so the user's answer completes with nothing left behind.
+            void catalogue
+              .dropRead(id)
+              .catch((err: unknown) => log?.warn({ err, read: id }, 'could not delete a relayed read'))
+              .finally(() => {
+                if (c.data.length > 0) this.push(c.data);
+                this.push(null);
+              });
           },
           (err: unknown) => this.destroy(err as Error),
         );
@@ -267,9 +282,8 @@ export class ReadRelay {
           if (!body.readableEnded) reject(new ReadCancelledError(readId));
         });
       });
+      // Both ends are in this process: ask() deletes the row, then passes the body on.
       hand({ status, meta, body });
-      // The row is no longer needed: both ends are in this process.
-      await this.catalogue.dropRead(readId);
       return passed;
     }
     const { idleMs, chunkBytes, window } = this.opts;
