@@ -7,6 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Catalogue } from '../src/control/catalogue.js';
 import { openCatalogue } from '../src/control/store/index.js';
+import { readsSuite } from '../src/control/store/reads-testing.js';
 import { catalogueSuite } from '../src/control/store/testing.js';
 import { type PostgresCluster, postgresAvailable, startPostgres } from './helpers/postgres.js';
 
@@ -24,6 +25,7 @@ describe.skipIf(!available)('PostgreSQL', () => {
   });
 
   catalogueSuite('PostgreSQL', { fresh });
+  readsSuite('PostgreSQL', { fresh });
 
   describe('outages', () => {
     const open: Catalogue[] = [];

@@ -686,9 +686,10 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     expect((await node.heartbeat(a.url)).status).toBe(200);
   });
 
-  it('answers 501 NOT_AVAILABLE_IN_NETWORK_MODE for browsing, and reports the database in /healthz', async () => {
-    const r = await call(a.url, 'GET', `/api/v1/deployments/${depId}/snapshots/snap-aaaaaaaaaaaa/files`, alice);
-    expect(r).toMatchObject({ status: 501, body: { error: { code: 'NOT_AVAILABLE_IN_NETWORK_MODE' } } });
+  it('serves browsing (an unknown snapshot is 404 without asking the node), and reports the database in /healthz', async () => {
+    const r = await call(a.url, 'GET', `/api/v1/deployments/${depId}/snapshots/snap-zzzzzzzzzzzz/files`, alice);
+    expect(r).toMatchObject({ status: 404, body: { error: { code: 'SNAPSHOT_NOT_FOUND' } } });
+    expect(await admin.countReads()).toEqual({ reads: 0, chunks: 0 });
     expect(await call(a.url, 'GET', '/healthz', null)).toMatchObject({ status: 200, body: { status: 'ok', database: 'ok' } });
     await cluster.stop();
     try {

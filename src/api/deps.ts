@@ -11,7 +11,8 @@
  */
 import type { FastifyRateLimitOptions, FastifyRateLimitStore } from '@fastify/rate-limit';
 import type { Clock } from '../core/clock.js';
-import type { BrowseService } from '../services/browse-service.js';
+import type { Readable } from 'node:stream';
+import type { BrowseService, ByteRange, SnapshotReader } from '../services/browse-service.js';
 import type { DiskHealth } from '../services/disk-health.js';
 import type { HashGate, NewKey, Principal } from '../services/keys.js';
 import type { Metrics } from '../services/metrics.js';
@@ -82,8 +83,26 @@ export interface KeysApi {
   revoke(prefixOrToken: string, userId?: string): Awaitable<ApiKey>;
 }
 
+/**
+ * One snapshot held open for one request (routes/files.ts): the
+ * all-in-one's SnapshotReader, or in network mode one whose every call is
+ * answered by the deployment's node (src/control/relay-browse.ts).
+ */
+export interface BrowseReader {
+  list: SnapshotReader['list'];
+  file(
+    components: readonly Buffer[],
+  ): Promise<{ node: { readonly size: number }; name: string; stream(range: ByteRange | null): Readable }>;
+  archive: SnapshotReader['archive'];
+  close(): Promise<void>;
+}
+
 /** Browsing a ready snapshot (routes/files.ts): streams, so these are asynchronous everywhere. */
-export type BrowseApi = Pick<BrowseService, 'open' | 'read' | 'diff'>;
+export interface BrowseApi {
+  open(userId: string, depId: string, snapId: string): Promise<BrowseReader>;
+  read<T>(userId: string, depId: string, snapId: string, fn: (r: BrowseReader) => Promise<T>): Promise<T>;
+  diff: BrowseService['diff'];
+}
 
 /** Checks of a deployment's stored data (services/verification-service.ts); only where the data is (the all-in-one). */
 export type VerificationsApi = Pick<VerificationService, 'request' | 'list' | 'status'>;

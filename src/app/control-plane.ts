@@ -21,6 +21,7 @@ import { DEFAULT_NODE_TIMEOUT_MS, DEFAULT_WAIT_MS, Dispatcher } from '../control
 import { CatalogueKeys } from '../control/keys.js';
 import { nodeRoutes } from '../control/node-routes.js';
 import { catalogueStore } from '../control/rate-limit-store.js';
+import { ReadRelay } from '../control/relay.js';
 import { openCatalogue } from '../control/store/index.js';
 import { MAX_INTERVAL_MS } from '../scheduler/policy.js';
 import { Metrics } from '../services/metrics.js';
@@ -194,7 +195,13 @@ export async function buildControlPlane(
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova-control-plane' } });
   const clock = opts.clock ?? systemClock;
   const dispatcher = new Dispatcher(catalogue, clock, { waitMs: cfg.waitMs, nodeTimeoutMs: cfg.nodeTimeoutMs }, log);
-  const backend = new ControlBackend(catalogue, dispatcher, clock, cfg.nodeTimeoutMs);
+  const backend = new ControlBackend(
+    catalogue,
+    dispatcher,
+    clock,
+    cfg.nodeTimeoutMs,
+    new ReadRelay(catalogue, clock, log, { nodeTimeoutMs: cfg.nodeTimeoutMs }),
+  );
   const health = async () => {
     const base = { role: 'control-plane', version: VERSION };
     let timer: NodeJS.Timeout | undefined;
@@ -245,6 +252,7 @@ export async function buildControlPlane(
       routes: nodeRoutes(catalogue, dispatcher, clock, {
         heartbeatIntervalMs: Math.max(1000, Math.floor(cfg.nodeTimeoutMs / 3)),
         nodeTimeoutMs: cfg.nodeTimeoutMs,
+        relay: backend.relay,
       }),
     },
   );

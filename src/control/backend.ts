@@ -11,7 +11,7 @@
  * the state it returned. A user sees only their own deployments: any other
  * is DEPLOYMENT_NOT_FOUND, exactly like one that does not exist.
  */
-import type { DeploymentsApi, NodesApi, RestoresApi, SettingsApi, SnapshotsApi } from '../api/deps.js';
+import type { BrowseApi, DeploymentsApi, NodesApi, RestoresApi, SettingsApi, SnapshotsApi } from '../api/deps.js';
 import type * as Api from '../api/contract.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
@@ -30,8 +30,10 @@ import { validateLabel } from '../services/snapshot-service.js';
 import type { DeploymentExtras } from '../services/views.js';
 import { type Catalogue, type CatalogueDeployment, type CatalogueNode, nodeStatus } from './catalogue.js';
 import { type Dispatcher, type Done } from './dispatch.js';
-import { ForbiddenError, NoNodeAvailableError, NodeUnavailableError, NotInNetworkModeError } from './errors.js';
+import { ForbiddenError, NoNodeAvailableError, NodeUnavailableError } from './errors.js';
 import { place } from './placement.js';
+import { relayBrowse } from './relay-browse.js';
+import { ReadRelay } from './relay.js';
 
 /** Restores a deployment's list shows, newest first (as the all-in-one's). */
 const RESTORES_LISTED = 50;
@@ -46,19 +48,18 @@ export class ControlBackend {
   readonly restores: RestoresApi;
   readonly settings: SettingsApi;
   readonly nodes: NodesApi;
-  /** Browsing goes through the node's repository: not served by the control plane (501). */
-  readonly browse = {
-    open: (): Promise<never> => Promise.reject(new NotInNetworkModeError('browsing snapshots')),
-    read: (): Promise<never> => Promise.reject(new NotInNetworkModeError('browsing snapshots')),
-    diff: (): Promise<never> => Promise.reject(new NotInNetworkModeError('comparing snapshots')),
-  };
+  /** Browsing, downloading and comparing snapshots: answered by the deployment's node through the relay (relay-browse.ts). */
+  readonly browse: BrowseApi;
 
   constructor(
     private readonly catalogue: Catalogue,
     private readonly dispatcher: Dispatcher,
     private readonly clock: Clock,
     private readonly nodeTimeoutMs: number,
+    /** The relay the node routes take answers for (node-routes.ts `relay`): one per replica. */
+    readonly relay: ReadRelay = new ReadRelay(catalogue, clock, null, { nodeTimeoutMs }),
   ) {
+    this.browse = relayBrowse(relay, (userId, depId, snapId) => this.readable(userId, depId, snapId));
     this.deployments = {
       create: (userId, sdl, name) => this.create(userId, sdl, name),
       list: async (userId) => (await catalogue.deploymentsOf(userId)).flatMap((d) => (d.state ? [d.state.deployment] : [])),
@@ -138,6 +139,21 @@ export class ControlBackend {
     const status = d.state.deployment.status;
     if (status !== 'active') throw new ConflictError('DEPLOYMENT_NOT_ACTIVE', `deployment ${id} is ${status}`);
     return d;
+  }
+
+  /**
+   * readable: the node to read a snapshot of the caller's deployment on,
+   * checked as the all-in-one checks (404 deployment, 404 snapshot, 409
+   * not ready), then online (503 NODE_UNAVAILABLE, nothing asked).
+   */
+  private async readable(userId: string, depId: string, snapId: string): Promise<CatalogueNode> {
+    const d = await this.owned(userId, depId);
+    const snap = snapshotIn(d.state, snapId);
+    if (snap.status !== 'ready' || !snap.engineId)
+      throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${snap.status}, not ready`);
+    const n = await this.node(d.nodeId);
+    this.dispatcher.assertReachable(n);
+    return n;
   }
 
   private async node(id: string): Promise<CatalogueNode> {

@@ -8,7 +8,7 @@
  * Times are milliseconds since the epoch, taken from the caller's clock.
  */
 import type { ApiKey } from '../db/api-keys.js';
-import type { Capacity, DeploymentState, Operation, OperationResult } from '../network/protocol.js';
+import type { Capacity, DeploymentState, Operation, OperationResult, OperationsReply, ReadRequest } from '../network/protocol.js';
 
 export type Role = 'admin' | 'user';
 
@@ -73,6 +73,25 @@ export interface CatalogueOperation extends Operation {
   readonly result: OperationResult | null;
   readonly deliveredAt: number | null;
   readonly finishedAt: number | null;
+}
+
+export type ReadStatus = 'queued' | 'delivered' | 'answered';
+
+/** A read relayed to a node (relay.ts), as the replica waiting for it sees it. */
+export interface CatalogueRead {
+  readonly id: string;
+  readonly nodeId: string;
+  readonly status: ReadStatus;
+  /** Once `answered`: the status the user sees and the answer's meta. */
+  readonly response: { readonly status: number; readonly meta: Readonly<Record<string, unknown>> | null } | null;
+  readonly expiresAt: number;
+}
+
+/** One piece of a relayed answer's body. */
+export interface ReadChunk {
+  readonly data: Buffer;
+  /** The final piece: nothing follows. */
+  readonly last: boolean;
 }
 
 export interface Catalogue {
@@ -159,6 +178,59 @@ export interface Catalogue {
   operation(opId: string): Promise<CatalogueOperation | undefined>;
   /** waitResult resolves with the result once recorded (by any replica), or null after `timeoutMs`. */
   waitResult(opId: string, timeoutMs: number): Promise<OperationResult | null>;
+
+  // ---- reads relayed to nodes (relay.ts): handed out once, never journalled
+  /** addRead records a read for a node (`queued`) and wakes its long poll; expired reads are pruned on the way. */
+  addRead(read: ReadRequest, nodeId: string, expiresAt: number): Promise<void>;
+  /**
+   * poll is `pending` for the node's long poll, and with `reads` also hands
+   * out its queued reads (each once: marked `delivered`). Waits up to
+   * `waitMs` for either to appear.
+   */
+  poll(nodeId: string, waitMs: number, opts: { readonly reads: boolean; readonly signal?: AbortSignal }): Promise<OperationsReply>;
+  /** The read, or undefined once deleted (answered, withdrawn, cancelled or expired). */
+  readRow(id: string): Promise<CatalogueRead | undefined>;
+  /**
+   * waitRead resolves with the read (or undefined once it is deleted) as
+   * soon as `until` holds for it; null after `timeoutMs` or on abort.
+   */
+  waitRead(
+    id: string,
+    timeoutMs: number,
+    until: (r: CatalogueRead | undefined) => boolean,
+    signal?: AbortSignal,
+  ): Promise<CatalogueRead | undefined | null>;
+  /** withdrawRead deletes a read no node has been handed yet; false if one was. */
+  withdrawRead(id: string): Promise<boolean>;
+  /**
+   * answerRead records the node's answer head on a delivered read of that
+   * node (`answered`); false when it is not that node's, not delivered, or
+   * gone (cancelled, expired).
+   */
+  answerRead(
+    id: string,
+    nodeId: string,
+    response: { status: number; meta: Readonly<Record<string, unknown>> | null },
+    expiresAt: number,
+  ): Promise<boolean>;
+  /**
+   * pushChunk stores piece `seq` of an answered read's body once fewer than
+   * `window` pieces wait unread (the reader deletes what it read), pushing
+   * the read's expiry to `expiresAt`. `gone` when the read was deleted
+   * (the user went away), `full` when no room came within `timeoutMs`.
+   */
+  pushChunk(
+    id: string,
+    seq: number,
+    chunk: ReadChunk,
+    opts: { readonly window: number; readonly timeoutMs: number; readonly expiresAt: number; readonly signal?: AbortSignal },
+  ): Promise<'stored' | 'gone' | 'full'>;
+  /** pullChunk takes (reads and deletes) piece `seq`, waiting up to `timeoutMs` for it; `gone` once the read is deleted, null on timeout. */
+  pullChunk(id: string, seq: number, timeoutMs: number, signal?: AbortSignal): Promise<ReadChunk | 'gone' | null>;
+  /** dropRead deletes a read and whatever of its body is stored (idempotent), and wakes whoever waits on it. */
+  dropRead(id: string): Promise<void>;
+  /** Reads still stored, and their chunks (for checks that nothing is left behind). */
+  countReads(): Promise<{ reads: number; chunks: number }>;
 
   // ---- shared rate-limit counters (fixed windows)
   /** hit counts one request for `key` in the window containing `now`; returns the count and ms left. */

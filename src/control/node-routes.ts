@@ -31,6 +31,8 @@ import {
 } from '../network/protocol.js';
 import type { Catalogue, CatalogueNode } from './catalogue.js';
 import type { Dispatcher } from './dispatch.js';
+import type { ReadRelay } from './relay.js';
+import { relayRoutes } from './relay-routes.js';
 import { hashNodeToken, isNodeToken } from './store/index.js';
 
 declare module 'fastify' {
@@ -42,6 +44,8 @@ declare module 'fastify' {
 export interface NodeRouteOptions {
   readonly heartbeatIntervalMs: number;
   readonly nodeTimeoutMs: number;
+  /** Relays snapshot reads to nodes (relay.ts); absent: no reads are handed out and no answers taken. */
+  readonly relay?: ReadRelay;
 }
 
 const Int = Type.Integer({ minimum: 0 });
@@ -63,7 +67,10 @@ const HeartbeatBody = Type.Object({
     health: Type.Union([Type.Literal('ok'), Type.Literal('degraded')]),
   }),
 });
-const PollQuery = Type.Object({ waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })) }, { additionalProperties: false });
+const PollQuery = Type.Object(
+  { waitMs: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$' })), reads: Type.Optional(Type.Literal('1')) },
+  { additionalProperties: false },
+);
 const OpParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 // A document is checked for what the catalogue keys on; its content is the node's word.
 const StateDoc = Type.Object({
@@ -155,7 +162,9 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
           const onClosing = (): void => gone.abort();
           closing.signal.addEventListener('abort', onClosing, { once: true });
           try {
-            return { operations: await catalogue.pending(req.node.id, waitMs, gone.signal) };
+            // A node that answers reads says so (`reads=1`); an older one gets operations only.
+            const reads = req.query.reads === '1' && opts.relay !== undefined;
+            return await catalogue.poll(req.node.id, waitMs, { reads, signal: gone.signal });
           } finally {
             reply.raw.off('close', onClose);
             closing.signal.removeEventListener('abort', onClosing);
@@ -181,6 +190,8 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
         { schema: { body: StateBody } },
         async (req): Promise<StateReply> => ({ acked: await catalogue.applyState(req.node.id, req.body.deployments) }),
       );
+
+      if (opts.relay) relayRoutes(node, opts.relay);
     });
   };
 }

@@ -13,6 +13,14 @@
  *   GET  /node/v1/operations?waitMs=N    long poll: operations not yet finished
  *   POST /node/v1/operations/:id/result  the outcome of one operation
  *   POST /node/v1/state                  deployment documents that changed
+ *   POST /node/v1/reads/:id/response     the answer to a snapshot read, streamed
+ *
+ * Snapshot reads (browsing, downloading, comparing) are not operations:
+ * they change nothing, so they are handed out once (to a node that polls
+ * with `reads=1`) and never journalled. The node answers each with its own
+ * BrowseService and uploads the answer to the replica it talks to; the
+ * control plane passes it to the user's request, across replicas through
+ * its database (src/control/relay.ts).
  *
  * Delivery is at least once, application is exactly once: an operation is
  * handed out again until its result is recorded (after a reconnect, a crash
@@ -47,6 +55,7 @@ export const NODE_PATHS = {
   operations: '/node/v1/operations',
   result: (opId: string) => `/node/v1/operations/${encodeURIComponent(opId)}/result`,
   state: '/node/v1/state',
+  readResponse: (readId: string) => `/node/v1/reads/${encodeURIComponent(readId)}/response`,
 } as const;
 
 /** Node tokens: the prefix tells them apart from users' API keys (`kova_…`) in logs and in errors. */
@@ -168,6 +177,12 @@ export interface Operation {
 export interface OperationsReply {
   /** Unfinished operations for this node, oldest first (possibly handed out before). */
   readonly operations: readonly Operation[];
+  /**
+   * Reads of snapshots waiting for this node (see "reads" below), each
+   * handed out once; only to a node that asked with `?reads=1` (an older
+   * node neither asks nor gets any).
+   */
+  readonly reads?: readonly ReadRequest[];
 }
 
 /** A failure as the API reports it: the control plane answers the user with the same code and status. */
@@ -193,6 +208,66 @@ export type OperationResult =
       readonly value?: unknown;
     }
   | { readonly ok: false; readonly error: WireError };
+
+// ---------------------------------------------------------------- reads
+
+/** The long poll's query flag by which a node says it answers reads. */
+export const READS_QUERY = 'reads=1';
+
+/**
+ * What a user's browse request asks of the deployment's node. Paths are
+ * the components of the shown path, each base64 of its raw bytes (names
+ * need not be UTF-8); cursors are the API's opaque cursors, passed through.
+ */
+export type ReadPayload =
+  /** One page of a directory (JSON answer: `{ entries, cursor }`). */
+  | {
+      readonly kind: 'list';
+      readonly path: readonly string[];
+      readonly cursor?: string;
+      readonly limit?: number;
+      readonly q?: string;
+    }
+  /** A regular file's size and name (JSON answer: `{ size, name }`), before its bytes are asked for. */
+  | { readonly kind: 'stat'; readonly path: readonly string[] }
+  /** A file's bytes, all or `range` (end exclusive). */
+  | { readonly kind: 'content'; readonly path: readonly string[]; readonly range: { readonly start: number; readonly end: number } | null }
+  /** A directory as tar (zstd-compressed with `zstd`); the answer's meta holds `{ top }`, the tar's top directory. */
+  | { readonly kind: 'archive'; readonly path: readonly string[]; readonly zstd: boolean }
+  /** One page of the changes from `against` (a snapshot id, or "live") to the snapshot (JSON answer: `{ changes, cursor }`). */
+  | {
+      readonly kind: 'diff';
+      readonly against: string;
+      readonly cursor?: string;
+      readonly limit?: number;
+      readonly kinds?: ReadonlyArray<'added' | 'removed' | 'modified' | 'type'>;
+    };
+
+export type ReadKind = ReadPayload['kind'];
+
+/**
+ * A read: it changes nothing on the node, so it has no journal and is
+ * handed out once. The node checks, as for any request, that the
+ * deployment is the user's.
+ */
+export interface ReadRequest {
+  /** `read-…`, the id the answer is uploaded under. */
+  readonly id: string;
+  readonly userId: string;
+  readonly deploymentId: string;
+  readonly snapshotId: string;
+  readonly payload: ReadPayload;
+  readonly createdAt: number;
+}
+
+/**
+ * The headers of the node's answer upload (`POST /node/v1/reads/:id/response`,
+ * `Content-Type: application/octet-stream`, body streamed): the status the
+ * user must see, and for an archive the meta `{ top }` (base64url of JSON).
+ * A status of 400 or more comes with a WireError as JSON body; 200 with the
+ * JSON answer (list, stat, diff) or the bytes (content, archive).
+ */
+export const READ_HEADERS = { status: 'kova-read-status', meta: 'kova-read-meta' } as const;
 
 // ---------------------------------------------------------------- state
 

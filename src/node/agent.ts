@@ -2,7 +2,8 @@
  * agent: the node's side of the conversation with the control plane
  * (network/protocol.ts). After `hello` it runs three loops side by side:
  *
- *   operations  long polls for operations and hands them to the executor;
+ *   operations  long polls for operations and hands them to the executor,
+ *               and the snapshot reads it hands out to the read runner (relay.ts);
  *   heartbeat   every heartbeatIntervalMs (from the hello reply): counts a
  *               change of the live part (state-sync) and sends the capacity;
  *   state       sends the documents of deployments that changed (state-sync).
@@ -31,11 +32,13 @@ import {
   type OperationResult,
   type OperationsReply,
   PROTOCOL_VERSION,
+  READS_QUERY,
   type StateReply,
 } from '../network/protocol.js';
 import { measureCapacity } from './capacity.js';
 import { ClientClosedError, type ControlClient, NodeRejectedError, UntrustedCertificateError } from './control-client.js';
 import { Executor } from './executor.js';
+import { ReadRunner } from './relay.js';
 import { StateSync, type StateSyncOptions } from './state-sync.js';
 
 /** The control plane refused the hello, or speaks another protocol. */
@@ -66,6 +69,8 @@ const MAX_HEARTBEAT_MS = 10 * 60_000;
 export class NodeAgent {
   readonly sync: StateSync;
   readonly executor: Executor;
+  /** Answers the snapshot reads the long poll hands out (relay.ts). */
+  readonly reads: ReadRunner;
   /** Changes on every start of the process: tells the control plane the node restarted. */
   readonly bootId = randomUUID();
   /** The hello reply, once the control plane answered. */
@@ -96,6 +101,7 @@ export class NodeAgent {
       opts.stateSync,
       opts.offsiteTarget ?? null,
     );
+    this.reads = new ReadRunner(services.browse, client, log);
     this.executor = new Executor(
       services,
       this.sync,
@@ -143,9 +149,13 @@ export class NodeAgent {
     const waitMs = Math.min(this.opts.pollWaitMs, MAX_POLL_WAIT_MS);
     while (!this.stopped) {
       try {
-        const a = await this.client.request('GET', `${NODE_PATHS.operations}?waitMs=${waitMs}`, undefined, { timeoutMs: waitMs + 10_000 });
-        if (a.status === 200) this.executor.accept((a.body as OperationsReply).operations ?? []);
-        else {
+        const a = await this.client.request('GET', `${NODE_PATHS.operations}?waitMs=${waitMs}&${READS_QUERY}`, undefined, {
+          timeoutMs: waitMs + 10_000,
+        });
+        if (a.status === 200) {
+          this.executor.accept((a.body as OperationsReply).operations ?? []);
+          this.reads.accept((a.body as OperationsReply).reads ?? []);
+        } else {
           this.log.warn({ status: a.status, body: a.body }, 'the control plane did not hand out operations');
           await this.pause(this.opts.retryMs * 5);
         }

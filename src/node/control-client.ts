@@ -26,6 +26,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { type Readable, pipeline } from 'node:stream';
 import { KovaError } from '../core/errors.js';
 
 /** The control plane refused the node's token (or does not know the node). */
@@ -136,12 +137,15 @@ export class ControlClient {
   private readonly controller = new AbortController();
   private readonly httpAgent = new http.Agent({ keepAlive: true });
   private readonly httpsAgent: https.Agent;
+  private readonly uploadHttpAgent = new http.Agent({ keepAlive: false });
+  private readonly uploadHttpsAgent: https.Agent;
   private readonly urls: readonly URL[];
 
   constructor(private readonly opts: ControlClientOptions) {
     if (opts.urls.length === 0) throw new KovaError('INVALID_CONFIG', 'no control-plane URL given', { status: 400 });
     this.urls = opts.urls.map((u) => new URL(u));
     this.httpsAgent = new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) });
+    this.uploadHttpsAgent = new https.Agent({ keepAlive: false, ...(opts.ca ? { ca: opts.ca } : {}) });
   }
 
   /** The URL requests go to now. */
@@ -194,12 +198,68 @@ export class ControlClient {
     }
   }
 
+  /**
+   * upload sends `body` as a stream to the current replica, once: a
+   * stream cannot be sent again, so there is no failover (the caller's
+   * read is simply lost, and its user's request answers 503). Destroying
+   * `body` aborts the upload; the upload ending early destroys `body`.
+   */
+  upload(path: string, headers: Readonly<Record<string, string>>, body: Readable, opts: { timeoutMs?: number } = {}): Promise<Answer> {
+    if (this.rejected) return Promise.reject(this.rejected);
+    if (this.closed) return Promise.reject(new ClientClosedError());
+    const base = this.urls[this.current]!;
+    const url = new URL(path, base);
+    const secure = url.protocol === 'https:';
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    return new Promise<Answer>((resolve, reject) => {
+      const req = (secure ? https : http).request(
+        url,
+        {
+          method: 'POST',
+          // A connection of its own: one answered before its body was all sent must not be reused.
+          agent: secure ? this.uploadHttpsAgent : this.uploadHttpAgent,
+          signal: this.controller.signal,
+          timeout: timeoutMs,
+          headers: {
+            ...headers,
+            authorization: `Bearer ${this.opts.token}`,
+            accept: 'application/json',
+            'content-type': 'application/octet-stream',
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            // Answered before the whole body was taken (the read was cancelled): stop producing and sending it.
+            if (!body.readableEnded) {
+              body.destroy();
+              req.destroy();
+            }
+            resolve({ status: res.statusCode ?? 0, body: parseJson(Buffer.concat(chunks).toString('utf8')), url: base.origin });
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no progress within ${timeoutMs} ms`)));
+      req.on('error', (err) => {
+        body.destroy();
+        reject(err);
+      });
+      pipeline(body, req, (err) => {
+        if (err) req.destroy(err);
+      });
+    });
+  }
+
   /** close makes every pending and later request fail with ClientClosedError. */
   close(): void {
     this.closed = true;
     this.controller.abort();
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.uploadHttpAgent.destroy();
+    this.uploadHttpsAgent.destroy();
   }
 
   private checkAccepted(a: Answer): void {

@@ -9,15 +9,8 @@ import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ValidationError } from '../../core/errors.js';
-import {
-  BROWSE_LIMITS,
-  type ChangeView,
-  type SnapshotReader,
-  RangeNotSatisfiableError,
-  parsePath,
-  parseRange,
-} from '../../services/browse-service.js';
-import type { AppDeps } from '../deps.js';
+import { BROWSE_LIMITS, type ChangeView, RangeNotSatisfiableError, parsePath, parseRange } from '../../services/browse-service.js';
+import type { AppDeps, BrowseReader } from '../deps.js';
 import { FileChange, FileEntry, errorResponses as errors, ok } from '../contract.js';
 import { SnapshotParams } from '../schemas.js';
 
@@ -76,7 +69,7 @@ function contentDisposition(name: string): string {
  * streamFrom sends `stream` and closes the reader once the response is done
  * or aborted (whichever comes first; close is idempotent).
  */
-function streamFrom(reply: FastifyReply, reader: SnapshotReader, stream: Readable): FastifyReply {
+function streamFrom(reply: FastifyReply, reader: BrowseReader, stream: Readable): FastifyReply {
   const close = (): void => void reader.close().catch((err: unknown) => reply.log.warn({ err }, 'closing the snapshot reader failed'));
   stream.once('close', close);
   reply.raw.once('close', () => {

@@ -13,6 +13,7 @@ import { migrate } from './migrations.js';
 import { nodes } from './nodes.js';
 import { operations } from './operations.js';
 import { rates } from './rates.js';
+import { reads } from './reads.js';
 import { users } from './users.js';
 
 export type { CatalogueOptions } from './connection.js';
@@ -30,7 +31,15 @@ export async function openCatalogue(url: string, opts: CatalogueOptions = {}): P
     await conn.close();
     throw toCatalogueError(err);
   }
-  const parts = { ...users(conn), ...nodes(conn), ...deployments(conn), ...operations(conn), ...rates(conn), close: () => conn.close() };
+  const parts = {
+    ...users(conn),
+    ...nodes(conn),
+    ...deployments(conn),
+    ...operations(conn),
+    ...reads(conn),
+    ...rates(conn),
+    close: () => conn.close(),
+  };
   const guarded = {} as Record<string, unknown>;
   for (const [name, fn] of Object.entries(parts) as Array<[string, (...a: unknown[]) => Promise<unknown>]>) {
     guarded[name] = async (...args: unknown[]) => {

@@ -104,6 +104,35 @@ function migrations(dialect: DialectName): Record<string, Migration> {
         await db.schema.alterTable('deployments').addColumn('moved_from', 'text').execute();
       },
     },
+    '0003-reads': {
+      async up(db: AnyDb) {
+        // Browse requests relayed to nodes (relay.ts): short-lived rows, deleted when answered or expired.
+        await db.schema
+          .createTable('reads')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('node_id', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'text', (c) => c.notNull())
+          .addColumn('deployment_id', 'text', (c) => c.notNull())
+          .addColumn('request', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('queued', 'delivered', 'answered')`))
+          .addColumn('response_status', 'integer')
+          .addColumn('response_meta', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('reads_by_node').on('reads').columns(['node_id', 'status']).execute();
+        await db.schema.createIndex('reads_by_expiry').on('reads').column('expires_at').execute();
+        // Deleting a read deletes its chunks, also one a replica is inserting at that moment (the key lock orders them).
+        await db.schema
+          .createTable('read_chunks')
+          .addColumn('read_id', 'text', (c) => c.notNull().references('reads.id').onDelete('cascade'))
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('data', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
+          .addColumn('last', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('read_chunks_pk', ['read_id', 'seq'])
+          .execute();
+      },
+    },
   };
 }
 

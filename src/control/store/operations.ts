@@ -40,8 +40,28 @@ const toOperation = (r: Row): CatalogueOperation => ({
   finishedAt: r.finished_at,
 });
 
+/** takeOperations marks the node's queued operations delivered and returns every delivered one, oldest first. */
+export async function takeOperations(conn: Conn, nodeId: string): Promise<Operation[]> {
+  const { db, clock } = conn;
+  await db
+    .updateTable('operations')
+    .set({ status: 'delivered', delivered_at: clock.now() })
+    .where('node_id', '=', nodeId)
+    .where('status', '=', 'queued')
+    .execute();
+  // Only `delivered`: one queued after the UPDATE waits for the next call, so cancel cannot win on something handed out.
+  const rows = await db
+    .selectFrom('operations')
+    .selectAll()
+    .where('node_id', '=', nodeId)
+    .where('status', '=', 'delivered')
+    .orderBy('seq')
+    .execute();
+  return rows.map(toWire);
+}
+
 export function operations(conn: Conn): OperationPart {
-  const { db, wake, clock, pollMs } = conn;
+  const { db, wake, pollMs } = conn;
   let lastPrune = -Infinity;
 
   /** prune drops finished operations older than the retention, at most once a minute per catalogue. */
@@ -59,24 +79,7 @@ export function operations(conn: Conn): OperationPart {
     return r && toOperation(r);
   };
 
-  /** take marks the node's queued operations delivered and returns every delivered one, oldest first. */
-  const take = async (nodeId: string): Promise<Operation[]> => {
-    await db
-      .updateTable('operations')
-      .set({ status: 'delivered', delivered_at: clock.now() })
-      .where('node_id', '=', nodeId)
-      .where('status', '=', 'queued')
-      .execute();
-    // Only `delivered`: one queued after the UPDATE waits for the next call, so cancel cannot win on something handed out.
-    const rows = await db
-      .selectFrom('operations')
-      .selectAll()
-      .where('node_id', '=', nodeId)
-      .where('status', '=', 'delivered')
-      .orderBy('seq')
-      .execute();
-    return rows.map(toWire);
-  };
+  const take = (nodeId: string): Promise<Operation[]> => takeOperations(conn, nodeId);
 
   return {
     async enqueue(op, nodeId) {

@@ -95,6 +95,36 @@ export interface RateCountersTable {
   expires_at: number;
 }
 
+/**
+ * reads: a user's browse request waiting for, or being answered by, a node
+ * (relay.ts). `queued` until a long poll hands it out, `delivered` until the
+ * node's answer arrives on a replica other than the one waiting (`answered`,
+ * with the status and meta the user sees). Short-lived: the waiting replica
+ * deletes it when done, and anyone deletes it once `expires_at` passed.
+ */
+export interface ReadsTable {
+  id: string;
+  node_id: string;
+  user_id: string;
+  deployment_id: string;
+  /** The ReadRequest as JSON text. */
+  request: string;
+  status: 'queued' | 'delivered' | 'answered';
+  response_status: number | null;
+  /** The answer's meta as JSON text (archive: `{ top }`), null: none. */
+  response_meta: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+/** One piece of an answer's body crossing replicas, in `seq` order; `last` on the final one. Deleted once read. */
+export interface ReadChunksTable {
+  read_id: string;
+  seq: number;
+  data: Buffer;
+  last: number;
+}
+
 export interface Schema {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -102,4 +132,6 @@ export interface Schema {
   deployments: DeploymentsTable;
   operations: OperationsTable;
   rate_counters: RateCountersTable;
+  reads: ReadsTable;
+  read_chunks: ReadChunksTable;
 }

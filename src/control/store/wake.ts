@@ -1,6 +1,7 @@
 /**
  * wake: how a waiter on one replica learns that another wrote what it waits
- * for (an operation for its node, a result for its operation). Wakes are
+ * for (an operation for its node, a result for its operation, the answer
+ * of a relayed read or room for its next chunk). Wakes are
  * hints: a waiter re-reads the database when woken and also every `pollMs`,
  * so a lost wake (a LISTEN connection that was down, another process on the
  * same SQLite file) only delays it.
@@ -14,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 
-export type Channel = 'ops' | 'results';
+export type Channel = 'ops' | 'results' | 'reads';
 
 export interface Wakeup {
   /** on calls `fn` on every wake of `key` on `channel` (and on a general wake); returns the unsubscriber. */
@@ -59,7 +60,7 @@ export function localWakeup(): Wakeup {
   };
 }
 
-const PG_CHANNELS: Record<Channel, string> = { ops: 'kova_ops', results: 'kova_results' };
+const PG_CHANNELS: Record<Channel, string> = { ops: 'kova_ops', results: 'kova_results', reads: 'kova_reads' };
 
 export interface PgWakeupOptions {
   readonly connectionString: string;
