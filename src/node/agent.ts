@@ -7,8 +7,10 @@
  *               change of the live part (state-sync) and sends the capacity;
  *   state       sends the documents of deployments that changed (state-sync).
  *
- * Each loop waits out an unreachable control plane in the client (failover,
- * backoff); nothing on the node waits for it: jobs and the scheduler keep
+ * The control plane is reached through a transport (transport.ts): HTTP to
+ * the replicas of `kova control-plane`, or direct calls in `kova serve`.
+ * Each loop waits out an unreachable control plane in the transport
+ * (failover, backoff); nothing on the node waits for it: jobs and the scheduler keep
  * running, and what changed meanwhile is sent once a replica answers.
  * Nothing is closed, deleted or pruned because the control plane cannot be
  * reached.
@@ -26,16 +28,16 @@ import {
   type HelloReply,
   type HelloRequest,
   MAX_POLL_WAIT_MS,
-  NODE_PATHS,
   type OperationResult,
   type OperationsReply,
   PROTOCOL_VERSION,
   type StateReply,
 } from '../network/protocol.js';
 import { measureCapacity } from './capacity.js';
-import { ClientClosedError, type ControlClient, NodeRejectedError } from './control-client.js';
+import { ClientClosedError, NodeRejectedError } from './control-client.js';
 import { Executor } from './executor.js';
 import { StateSync, type StateSyncOptions } from './state-sync.js';
+import type { ControlTransport } from './transport.js';
 
 /** The control plane refused the hello, or speaks another protocol. */
 export class HelloRefusedError extends KovaError {
@@ -69,6 +71,9 @@ export class NodeAgent {
   hello: HelloReply | null = null;
   /** Resolves once stopped; rejects with the error that stopped the node (a refused token). */
   readonly done: Promise<void>;
+  /** Resolves with the hello reply once the control plane answered it (stays pending if the agent stops first). */
+  readonly connected: Promise<HelloReply>;
+  private connect!: (reply: HelloReply) => void;
   private stopped = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private finish!: (err?: unknown) => void;
@@ -76,13 +81,16 @@ export class NodeAgent {
 
   constructor(
     private readonly services: Services,
-    private readonly client: ControlClient,
+    private readonly client: ControlTransport,
     private readonly log: Logger,
     opts: AgentOptions,
   ) {
     this.opts = { ...opts, pollWaitMs: opts.pollWaitMs ?? AGENT_DEFAULTS.pollWaitMs, retryMs: opts.retryMs ?? AGENT_DEFAULTS.retryMs };
     this.done = new Promise<void>((resolve, reject) => {
       this.finish = (err?: unknown) => (err === undefined ? resolve() : reject(err as Error));
+    });
+    this.connected = new Promise<HelloReply>((resolve) => {
+      this.connect = resolve;
     });
     // A caller that only stops the agent must not see an unhandled rejection.
     this.done.catch(() => undefined);
@@ -103,7 +111,7 @@ export class NodeAgent {
 
   private async run(): Promise<void> {
     const req: HelloRequest = { protocol: PROTOCOL_VERSION, version: this.opts.version, runtime: this.opts.runtime, bootId: this.bootId };
-    const a = await this.client.request('POST', NODE_PATHS.hello, req);
+    const a = await this.client.hello(req);
     const reply = a.body as HelloReply | null;
     if (a.status !== 200 || !reply || typeof reply.nodeId !== 'string') {
       throw new HelloRefusedError(`the control plane at ${a.url} refused the hello (HTTP ${a.status}${errorText(a.body)})`, {
@@ -118,6 +126,7 @@ export class NodeAgent {
     }
     if (this.stopped) return;
     this.hello = reply;
+    this.connect(reply);
     this.log.info({ node: reply.nodeId, name: reply.name, url: a.url }, 'connected to the control plane');
     void this.sync.run((err) => this.loopError(err, 'could not send deployment state'));
     void this.pollLoop();
@@ -128,9 +137,15 @@ export class NodeAgent {
     const waitMs = Math.min(this.opts.pollWaitMs, MAX_POLL_WAIT_MS);
     while (!this.stopped) {
       try {
-        const a = await this.client.request('GET', `${NODE_PATHS.operations}?waitMs=${waitMs}`, undefined, { timeoutMs: waitMs + 10_000 });
-        if (a.status === 200) this.executor.accept((a.body as OperationsReply).operations ?? []);
-        else {
+        const a = await this.client.operations(waitMs);
+        if (a.status === 200) {
+          const ops = (a.body as OperationsReply).operations ?? [];
+          // The control plane hands out what is unfinished at once: operations still in hand come back without
+          // waiting. Poll again once one of them is done (or after retryMs), not in a tight loop.
+          if (this.executor.accept(ops) === 0 && ops.length > 0) {
+            await Promise.race([this.executor.released(), this.pause(this.opts.retryMs)]);
+          }
+        } else {
           this.log.warn({ status: a.status, body: a.body }, 'the control plane did not hand out operations');
           await this.pause(this.opts.retryMs * 5);
         }
@@ -153,7 +168,7 @@ export class NodeAgent {
       await this.sync.checkLive();
       this.sync.poke();
       const capacity = await measureCapacity(this.services.ctx, this.services.deployments);
-      const a = await this.client.request('POST', NODE_PATHS.heartbeat, { capacity });
+      const a = await this.client.heartbeat(capacity);
       if (a.status >= 300) this.log.warn({ status: a.status, body: a.body }, 'the control plane did not take the heartbeat');
     } catch (err) {
       this.loopError(err, 'heartbeat failed');
@@ -161,7 +176,7 @@ export class NodeAgent {
   }
 
   private async sendState(docs: readonly DeploymentState[]): Promise<StateReply['acked']> {
-    const a = await this.client.request('POST', NODE_PATHS.state, { deployments: docs });
+    const a = await this.client.state(docs);
     if (a.status === 200) return (a.body as StateReply).acked ?? [];
     this.log.warn({ status: a.status, body: a.body }, 'the control plane did not take the deployment state');
     return [];
@@ -171,7 +186,7 @@ export class NodeAgent {
   private async postResult(opId: string, result: OperationResult): Promise<void> {
     let wait = this.opts.retryMs;
     for (;;) {
-      const a = await this.client.request('POST', NODE_PATHS.result(opId), result);
+      const a = await this.client.result(opId, result);
       if (a.status >= 200 && a.status < 300) return;
       if (a.status === 404 || a.status === 409) {
         this.log.info({ operation: opId, status: a.status }, 'the control plane no longer waits for this result; dropped');

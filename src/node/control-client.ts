@@ -19,6 +19,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { KovaError } from '../core/errors.js';
+import { type Capacity, type DeploymentState, type HelloRequest, NODE_PATHS, type OperationResult } from '../network/protocol.js';
+import type { Answer, ControlTransport } from './transport.js';
 
 /** The control plane refused the node's token (or does not know the node). */
 export class NodeRejectedError extends KovaError {
@@ -58,13 +60,7 @@ export interface ControlClientOptions {
   readonly random?: () => number;
 }
 
-export interface Answer {
-  readonly status: number;
-  /** Parsed JSON, or null for an empty body or one that is not JSON. */
-  readonly body: unknown;
-  /** The replica that answered. */
-  readonly url: string;
-}
+export type { Answer } from './transport.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_MIN_BACKOFF_MS = 100;
@@ -85,7 +81,7 @@ export function readCa(file: string): Buffer {
   return fs.readFileSync(file);
 }
 
-export class ControlClient {
+export class ControlClient implements ControlTransport {
   private current = 0;
   private closed = false;
   private rejected: NodeRejectedError | null = null;
@@ -103,6 +99,27 @@ export class ControlClient {
   /** The URL requests go to now. */
   get currentUrl(): string {
     return this.urls[this.current]!.origin;
+  }
+
+  hello(req: HelloRequest): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.hello, req);
+  }
+
+  heartbeat(capacity: Capacity): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.heartbeat, { capacity });
+  }
+
+  /** The long poll; its request timeout leaves the replica 10 s beyond the wait. */
+  operations(waitMs: number): Promise<Answer> {
+    return this.request('GET', `${NODE_PATHS.operations}?waitMs=${waitMs}`, undefined, { timeoutMs: waitMs + 10_000 });
+  }
+
+  result(opId: string, result: OperationResult): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.result(opId), result);
+  }
+
+  state(docs: readonly DeploymentState[]): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.state, { deployments: docs });
   }
 
   /**
