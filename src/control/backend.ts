@@ -40,6 +40,17 @@ const newestFirst = <T extends { createdAt: number }>(xs: readonly T[]): T[] => 
 
 const GB = 1e9;
 
+export interface BackendOptions {
+  /**
+   * The one node every new deployment goes to, without weighing capacity
+   * (`kova serve`: its local node decides whether it has room, as it always
+   * did). Default: placement among the online nodes (placement.ts).
+   */
+  readonly onlyNode?: string;
+  /** Whether a deployment's view names its node. Default true; `kova serve` shows `node: null`. */
+  readonly showNode?: boolean;
+}
+
 export class ControlBackend {
   readonly deployments: DeploymentsApi;
   readonly snapshots: SnapshotsApi;
@@ -58,6 +69,7 @@ export class ControlBackend {
     private readonly dispatcher: Dispatcher,
     private readonly clock: Clock,
     private readonly nodeTimeoutMs: number,
+    private readonly opts: BackendOptions = {},
   ) {
     this.deployments = {
       create: (userId, sdl, name) => this.create(userId, sdl, name),
@@ -149,7 +161,8 @@ export class ControlBackend {
   private async extras(d: Deployment): Promise<DeploymentExtras> {
     const cd = await this.catalogue.deployment(d.id);
     const n = cd ? await this.catalogue.node(cd.nodeId) : undefined;
-    const node = n ? { id: n.id, name: n.name, status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs) } : null;
+    const node =
+      n && this.opts.showNode !== false ? { id: n.id, name: n.name, status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs) } : null;
     const s = cd?.state;
     if (!s || d.status !== 'active') return { operation: null, node };
     return { services: s.services, volumeBytes: s.volumeBytes, snapshots: s.snapshotSummary, operation: s.operation, node };
@@ -197,7 +210,9 @@ export class ControlBackend {
     const needed = manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
     const now = this.clock.now();
     const nodes = (await this.catalogue.nodes()).map((n) => ({ ...n, status: nodeStatus(n, now, this.nodeTimeoutMs) }));
-    const chosen = place(nodes, needed);
+    const only = this.opts.onlyNode === undefined ? undefined : nodes.find((n) => n.id === this.opts.onlyNode);
+    if (this.opts.onlyNode !== undefined && !only) throw new NodeUnavailableError(`node ${this.opts.onlyNode} is not registered`, {});
+    const chosen = only ? ({ ok: true, node: only } as const) : place(nodes, needed);
     if (!chosen.ok) {
       const why =
         chosen.online === 0

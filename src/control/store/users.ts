@@ -11,7 +11,17 @@ import type { ApiKeysTable, UsersTable } from './schema.js';
 
 type UserPart = Pick<
   Catalogue,
-  'ensureUser' | 'user' | 'userByName' | 'countUsers' | 'insertKey' | 'key' | 'keys' | 'revokeKey' | 'touchKey'
+  | 'ensureUser'
+  | 'user'
+  | 'userByName'
+  | 'countUsers'
+  | 'insertKey'
+  | 'importUser'
+  | 'importKey'
+  | 'key'
+  | 'keys'
+  | 'revokeKey'
+  | 'touchKey'
 >;
 
 const toUser = (r: UsersTable): CatalogueUser => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at });
@@ -67,6 +77,28 @@ export function users({ db }: Conn): UserPart {
           last_used_at: null,
           revoked_at: null,
         })
+        .execute();
+    },
+    async importUser(u) {
+      await db
+        .insertInto('users')
+        .values({ id: u.id, name: u.name, role: u.role, created_at: u.createdAt })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    },
+    async importKey(k) {
+      await db
+        .insertInto('api_keys')
+        .values({
+          prefix: k.prefix,
+          user_id: k.userId,
+          secret_hash: k.secretHash,
+          label: k.label,
+          created_at: k.createdAt,
+          last_used_at: k.lastUsedAt,
+          revoked_at: k.revokedAt,
+        })
+        .onConflict((oc) => oc.column('prefix').doNothing())
         .execute();
     },
     async key(prefix) {
