@@ -17,7 +17,8 @@
  * - snapshot browsing and webhooks are served by the node's services
  *   directly (they read its repository and its journal);
  * - state documents flow at once: the node sends what changed every
- *   LOCAL_STATE_SYNC.pollMs and right after each operation.
+ *   LOCAL_STATE_SYNC.pollMs and right after each operation; the live part
+ *   (service states, volume bytes) is counted every LOCAL_HEARTBEAT_MS.
  *
  * Upgrade in place: a data directory written before the catalogue existed
  * (users and keys in kova.db) is taken over at the first start: users (the
@@ -130,7 +131,10 @@ export interface LocalControl {
   readonly agent: NodeAgent;
   /** What the API serves, for buildApp (with the caller's metrics, clock and config). */
   readonly deps: Pick<AppDeps, 'keys' | 'deployments' | 'snapshots' | 'restores' | 'browse' | 'settings' | 'webhooks'>;
-  /** settle resolves once every operation handed to the node was answered and every change it holds was sent. */
+  /**
+   * settle resolves once every operation handed to the node was answered
+   * and every change it holds, the live part counted now included, was sent.
+   */
   settle(): Promise<void>;
   /** stop ends the waits for the node's answers, then the agent. Close the catalogue with closeCatalogue() after the app. */
   stop(): Promise<void>;
@@ -188,6 +192,7 @@ export async function startLocalControl(services: Services, opts: LocalControlOp
       },
       async settle() {
         await a.executor.idle();
+        await a.sync.checkLive();
         await a.sync.flush();
       },
       async stop() {

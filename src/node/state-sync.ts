@@ -29,6 +29,7 @@ import type { DeploymentState, RestoreState, StateReply } from '../network/proto
 import type { ServiceContext } from '../services/context.js';
 import type { DeploymentService } from '../services/deployment-service.js';
 import { currentOperation } from '../services/guards.js';
+import { bounded } from '../services/settings-service.js';
 
 /** Sends documents to the control plane; resolves to what it acknowledged. */
 export type SendState = (docs: readonly DeploymentState[]) => Promise<StateReply['acked']>;
@@ -94,7 +95,8 @@ export class StateSync {
       return {
         deployment: d,
         version: this.versions.get(depId)?.version ?? 0,
-        settings: store.settings.get(depId),
+        // As the settings service shows them: a schedule an older version stored past the rules is brought within them.
+        settings: bounded(store.settings.get(depId), this.ctx.clock.now()),
         snapshots: store.snapshots.list(depId),
         restores,
         operation: active ? currentOperation(store, depId) : null,

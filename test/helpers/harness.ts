@@ -121,6 +121,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const newUser = async (name: string): Promise<string> => (await local.keys.create(await ensureUser(name), 'test')).token;
   const token = await newUser('alice');
   const api: Harness['api'] = async (method, url, body, tok = token) => {
+    // What changed on the node (tests arrange state through its store too) reaches the catalogue first.
+    await local.agent.sync.checkLive();
     await local.agent.sync.flush();
     const res = await app.inject({
       method: method as 'GET',
