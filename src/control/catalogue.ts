@@ -86,6 +86,8 @@ export interface Catalogue {
   key(prefix: string): Promise<ApiKey | undefined>;
   /** A user's keys, newest first. */
   keys(userId: string): Promise<ApiKey[]>;
+  /** Every user's keys, newest first (`kova keys list`). */
+  allKeys(): Promise<ApiKey[]>;
   revokeKey(prefix: string, at: number): Promise<boolean>;
   touchKey(prefix: string, at: number): Promise<void>;
 

@@ -20,6 +20,7 @@ type UserPart = Pick<
   | 'importKey'
   | 'key'
   | 'keys'
+  | 'allKeys'
   | 'revokeKey'
   | 'touchKey'
 >;
@@ -113,6 +114,10 @@ export function users({ db }: Conn): UserPart {
         .orderBy('created_at', 'desc')
         .orderBy('prefix')
         .execute();
+      return rows.map(toKey);
+    },
+    async allKeys() {
+      const rows = await db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').orderBy('prefix').execute();
       return rows.map(toKey);
     },
     async revokeKey(prefix, at) {
