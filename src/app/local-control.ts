@@ -14,8 +14,9 @@
  * - the local node is never offline while the process runs, and a request
  *   waits up to LOCAL_WAIT_MS for its answer (a restore plan reads the
  *   repository);
- * - snapshot browsing and webhooks are served by the node's services
- *   directly (they read its repository and its journal);
+ * - snapshot browsing, webhooks and a deployment's snapshot health are
+ *   served by the node's services directly (they read its repository and
+ *   its journal; the health depends on the time, which no document carries);
  * - state documents flow at once: the node sends what changed every
  *   LOCAL_STATE_SYNC.pollMs and right after each operation; the live part
  *   (service states, volume bytes) is counted every LOCAL_HEARTBEAT_MS.
@@ -44,6 +45,7 @@ import { NodeAgent } from '../node/agent.js';
 import { InProcessTransport } from '../node/in-process-transport.js';
 import type { StateSyncOptions } from '../node/state-sync.js';
 import type { HashGate, Principal } from '../services/keys.js';
+import { snapshotHealth } from '../services/snapshot-health.js';
 import type { Services } from './server.js';
 
 /** The catalogue's file in the data directory. */
@@ -183,7 +185,14 @@ export async function startLocalControl(services: Services, opts: LocalControlOp
       agent: a,
       deps: {
         keys: new LocalKeys(keys, store),
-        deployments: backend.deployments,
+        deployments: {
+          ...backend.deployments,
+          // The snapshot health depends on the time, not only on the rows: read where the schedule lives.
+          extras: async (d) => {
+            const extras = await backend.deployments.extras(d);
+            return d.status === 'active' ? { ...extras, snapshotHealth: snapshotHealth(store, d.id, clock.now()) } : extras;
+          },
+        },
         snapshots: backend.snapshots,
         restores: backend.restores,
         settings: backend.settings,
