@@ -8,15 +8,21 @@ import { VOLUMES } from './lib/layout.js';
 import type { VolumeName } from './lib/layout.js';
 import { TOOL_GROUPS } from './lib/suite.js';
 import type { Suite, ToolGroup } from './lib/suite.js';
+import { browseSuite } from './suites/browse.js';
 import { engineSuite } from './suites/engine.js';
+import { networkSuite } from './suites/network.js';
+import { offsiteSuite } from './suites/offsite.js';
 import { serviceSuite } from './suites/service.js';
 
 const SUITES: Record<string, Suite> = {
   engine: engineSuite,
   service: serviceSuite,
+  network: networkSuite,
+  browse: browseSuite,
+  offsite: offsiteSuite,
 };
 
-const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--keep]
+const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--minutes M] [--keep]
 
   --suite NAME   suite to run (default all, one after the other):
 ${Object.entries(SUITES)
@@ -29,6 +35,7 @@ ${Object.entries(SUITES)
                    smallfiles: 500,000 files of 0-1.5 KB in 2,000 directories
                    db: one 8 GiB database-like file, 1% of its 8 KiB pages rewritten before the incremental
   --only GROUPS  comma-separated subset of: ${TOOL_GROUPS.join(', ')} (ref = cp -a and tar|zstd)
+  --minutes M    network suite: how long the simulated nodes are measured (default 5 x --scale)
   --keep         keep repositories and restored trees in <dir>/run afterwards
 
   The work directory is .bench/ in the repository root, or $KOVA_BENCH_DIR.`;
@@ -48,6 +55,7 @@ async function main(): Promise<number> {
           only: { type: 'string' },
           volume: { type: 'string' },
           keep: { type: 'boolean', default: false },
+          minutes: { type: 'string' },
           help: { type: 'boolean', short: 'h', default: false },
         },
       });
@@ -73,10 +81,13 @@ async function main(): Promise<number> {
     if (!VOLUMES.includes(name as VolumeName)) fail(`unknown --volume: ${name}`);
     volumes.push(name as VolumeName);
   }
+  const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
+  if (minutes !== undefined && !(minutes > 0)) fail(`--minutes must be a positive number, got ${values.minutes}`);
   const repoRoot = fileURLToPath(new URL('..', import.meta.url));
   const workDir = resolve(process.env.KOVA_BENCH_DIR ?? resolve(repoRoot, '.bench'));
   let code = 0;
-  for (const name of names) code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, keep: values.keep }));
+  for (const name of names)
+    code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, minutes, keep: values.keep }));
   return code;
 }
 

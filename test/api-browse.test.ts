@@ -42,6 +42,24 @@ function isoOf(ns: bigint): string {
   return `${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}.${frac.toString().padStart(9, '0')}Z`;
 }
 
+/** The listing entry the API must give for `name` in the source directory `dir` (a UTF-8 name). */
+function sourceEntry(dir: string, name: string) {
+  const st = fs.lstatSync(path.join(dir, name), { bigint: true });
+  const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
+  return {
+    name,
+    nameBase64: null,
+    type,
+    size: type === 'file' ? Number(st.size) : 0,
+    mode: Number(st.mode) & 0o7777,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    mtime: isoOf(st.mtimeNs),
+    target: type === 'symlink' ? fs.readlinkSync(path.join(dir, name)) : null,
+    targetBase64: null,
+  };
+}
+
 beforeAll(async () => {
   h = await startHarness();
   dep = await createDeployment(h);
@@ -95,20 +113,7 @@ describe('GET …/files', () => {
     const byName = new Map(body.entries.map((e: { name: string }) => [e.name, e]));
     for (const raw of rawNames) {
       const name = raw.toString('utf8');
-      const st = fs.lstatSync(path.join(src, name), { bigint: true });
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
-      expect(byName.get(name)).toEqual({
-        name,
-        nameBase64: null,
-        type,
-        size: type === 'file' ? Number(st.size) : 0,
-        mode: Number(st.mode) & 0o7777,
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        mtime: isoOf(st.mtimeNs),
-        target: type === 'symlink' ? fs.readlinkSync(path.join(src, name)) : null,
-        targetBase64: null,
-      });
+      expect(byName.get(name)).toEqual(sourceEntry(src, name));
     }
     expect(byName.get('hello.txt')).toMatchObject({ mode: 0o640, size: 13 });
     expect(byName.get('link-out')).toMatchObject({ type: 'symlink', target: '/etc/passwd' });
@@ -396,6 +401,72 @@ describe('GET …/diff', () => {
   it('is empty against itself, and refuses unknown snapshots', async () => {
     expect(expectOk(await h.api('GET', `${base(dep, snap2)}/diff?against=${snap2}`)).changes).toEqual([]);
     expectError(await h.api('GET', `${base(dep, snap2)}/diff?against=snap-nope`), 404, 'SNAPSHOT_NOT_FOUND');
+  });
+});
+
+describe('a directory of 100,000 entries', () => {
+  const COUNT = 100_000;
+  let bigDep: string;
+  let bigSnap: string;
+  let bigDir: string;
+  /** One file in a hundred holds its own name, the others are empty; a few entries are links and directories. */
+  const nameOf = (i: number) => `e${String(i).padStart(6, '0')}`;
+
+  beforeAll(async () => {
+    bigDep = await createDeployment(h);
+    bigDir = path.join(volumeDir(h, bigDep), 'huge');
+    fs.mkdirSync(bigDir);
+    for (let i = 0; i < COUNT; i++) {
+      const n = nameOf(i);
+      if (i % 10_000 === 1) fs.mkdirSync(path.join(bigDir, n));
+      else if (i % 10_000 === 2) fs.symlinkSync(nameOf(i - 2), path.join(bigDir, n));
+      else fs.writeFileSync(path.join(bigDir, n), i % 100 === 7 ? n : '');
+    }
+    bigSnap = (await takeSnapshot(h, bigDep)).id;
+  }, 300_000);
+
+  it('pages through every entry with the metadata the source has', async () => {
+    const seen: Array<{ name: string }> = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
+      const body = expectOk(await h.api('GET', `${base(bigDep, bigSnap)}/files?path=app/data/huge&limit=5000${q}`));
+      expect(body.entries.length).toBeLessThanOrEqual(5000);
+      seen.push(...body.entries);
+      cursor = body.cursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(COUNT / 5000);
+    const names = fs.readdirSync(bigDir).sort();
+    expect(seen.map((e) => e.name)).toEqual(names);
+    for (const e of seen) expect(e).toEqual(sourceEntry(bigDir, e.name));
+  }, 120_000);
+
+  it('finds one name among them, and pages a search', async () => {
+    const one = expectOk(await h.api('GET', `${base(bigDep, bigSnap)}/files?path=app/data/huge&q=E099998`));
+    expect(one.entries.map((e: { name: string }) => e.name)).toEqual([nameOf(99_998)]);
+    const some = expectOk(await h.api('GET', `${base(bigDep, bigSnap)}/files?path=app/data/huge&q=e0999&limit=50`));
+    expect(some.entries.map((e: { name: string }) => e.name)).toEqual(Array.from({ length: 50 }, (_, i) => nameOf(99_900 + i)));
+    expect(some.cursor).not.toBeNull();
+  });
+
+  it('downloads the directory as a tar that extracts to exactly the source', async () => {
+    const r = await get(`${base(bigDep, bigSnap)}/archive?path=app/data/huge&format=tar`);
+    expect(r.statusCode).toBe(200);
+    const out = fs.mkdtempSync(path.join(tmp, 'huge-'));
+    const file = path.join(tmp, 'huge.tar');
+    fs.writeFileSync(file, r.rawPayload);
+    execFileSync('tar', ['-xf', file, '-C', out]);
+    fs.rmSync(file);
+    expect(tree(path.join(out, 'huge'))).toEqual(tree(bigDir));
+    fs.rmSync(out, { recursive: true, force: true });
+  }, 300_000);
+
+  it('streams one file from the middle of it', async () => {
+    const r = await get(`${base(bigDep, bigSnap)}/files/content?path=app/data/huge/${nameOf(54_307)}`);
+    expect(r.statusCode).toBe(200);
+    expect(r.body).toBe(nameOf(54_307));
   });
 });
 

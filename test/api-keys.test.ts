@@ -166,13 +166,19 @@ describe('GET /api/v1/me', () => {
     const body = expectOk(await h.api('GET', '/api/v1/me'));
     expect(body).toEqual({
       success: true,
-      user: { id: expect.stringMatching(/^usr-/), name: 'alice' },
-      server: { version: expect.any(String), runtime: 'process', minSnapshotInterval: '1s' },
+      user: { id: expect.stringMatching(/^usr-/), name: 'alice', role: 'user' },
+      server: { version: expect.any(String), runtime: 'process', minSnapshotInterval: '1s', mode: 'all-in-one' },
     });
     const bob = await h.newUser('bob');
     const other = expectOk(await h.api('GET', '/api/v1/me', undefined, bob));
     expect(other.user.name).toBe('bob');
     expect(other.user.id).not.toBe(body.user.id);
+  });
+
+  it('makes the user named admin (the one kova serve creates) the admin', async () => {
+    const admin = expectOk(await h.api('GET', '/api/v1/me', undefined, await h.newUser('admin')));
+    expect(admin.user).toMatchObject({ name: 'admin', role: 'admin' });
+    expect(admin.server.mode).toBe('all-in-one');
   });
 
   it('needs a token', async () => {

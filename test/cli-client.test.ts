@@ -385,10 +385,10 @@ describe('kova client: deployments and snapshots', () => {
 
   it('snapshots ls prints a table', async () => {
     const lines = (await ok(['snapshots', 'ls', dep])).trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+LABEL\s+STATUS\s+SIZE\s+TYPE\s+CREATED\s+CONSISTENCY$/);
+    expect(lines[0]).toMatch(/^ID\s+LABEL\s+STATUS\s+SIZE\s+TYPE\s+CREATED\s+CONSISTENCY\s+STORED$/);
     expect(lines).toHaveLength(4);
     const row = lines.find((l) => l.startsWith(snap));
-    expect(row).toMatch(/before-migration\s+ready\s+\d+ B\s+manual\s+\d+s ago\s+(frozen|live)$/);
+    expect(row).toMatch(/before-migration\s+ready\s+\d+ B\s+manual\s+\d+s ago\s+(frozen|live)\s+local$/);
     const text = await ok(['snapshots', 'get', dep, snap]);
     expect(text).toMatch(/^ID\s+snap-/);
     expect(text).toMatch(/\nSTATUS\s+ready\n/);
@@ -504,7 +504,13 @@ describe('kova client: deployments and snapshots', () => {
     expectError(badInterval, /^kova: interval must .* \(INVALID_INTERVAL\)$/);
     expectError(badRetention, /^kova: retention must .* \(INVALID_RETENTION\)$/);
     expectError(notNumber, 'kova: --retention must be a whole number, got "many"');
-    expect(await json(['snapshots', 'settings', dep])).toMatchObject({ enabled: false, interval: '6h', retention: 14 });
+    // This server has no off-node target: there is nothing to turn on, and the CLI says so.
+    expectError(
+      await kova(['snapshots', 'settings', dep, '--offsite', 'on']),
+      /^kova: this server has no off-node target .* \(OFFSITE_NOT_CONFIGURED\)$/,
+    );
+    expect((await kova(['snapshots', 'settings', dep, '--offsite', 'maybe'])).code).not.toBe(0);
+    expect(await json(['snapshots', 'settings', dep])).toMatchObject({ enabled: false, interval: '6h', retention: 14, offsite: null });
   });
 
   it('settings: calendar retention tiers, with the policy in plain words', async () => {

@@ -34,6 +34,10 @@ const PLAN = {
   untouchedVolumes: [],
   missingVolumes: [],
   refusal: { code: 'NOTHING_TO_RESTORE', message: 'snapshot snap-aaaaaaaaaaaa holds no volume' },
+  // A full restore: no selection of paths.
+  mode: null,
+  into: null,
+  paths: null,
 };
 const PREVIEW = {
   description: 'the last 2 automatic snapshots',
@@ -66,6 +70,10 @@ async function call(base: string, method: string, path: string, token: string | 
  */
 class FakeNode {
   bootId = 'boot-1';
+  /** The off-node target named in hello (targetIdentity); null: none. */
+  offsiteTarget: string | null = null;
+  /** Answer a recover as a node whose bucket lacks the snapshot. */
+  refuseRecover = false;
   readonly journal = new Map<string, OperationResult>();
   readonly applied: string[] = [];
   private readonly docs = new Map<string, DeploymentState>();
@@ -90,6 +98,7 @@ class FakeNode {
       version: 'test',
       runtime: 'process',
       bootId: this.bootId,
+      offsiteTarget: this.offsiteTarget,
     });
   }
 
@@ -188,6 +197,13 @@ class FakeNode {
             settings: { ...this.docs.get(p.deploymentId)!.settings, enabled: p.input.enabled ?? false, retention: p.input.retention ?? 7 },
           }),
         };
+      case 'recover':
+        if (this.refuseRecover) {
+          return { ok: false, error: { code: 'SNAPSHOT_NOT_COPIED', status: 409, message: `no copy of ${p.snapshotId} in the bucket` } };
+        }
+        return { ok: true, state: this.put(p.deploymentId, { deployment: p.deployment, snapshots: p.snapshots, operation: 'recover' }) };
+      case 'forget':
+        return { ok: true, state: null };
       case 'restore-plan':
         return { ok: true, state: null, value: PLAN };
       case 'settings-preview':
@@ -257,6 +273,8 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     rateLimitPerMinute: 100_000,
     userRateLimitPerMinute: 100_000,
     logLevel: 'silent',
+    tlsCertFile: null,
+    tlsKeyFile: null,
   });
   const logger = pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' });
   const start = (url: string): Promise<RunningControlPlane> => startControlPlane(config(url), { clock, logger });
@@ -435,7 +453,8 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       const listed = await call(b.url, 'GET', '/api/v1/deployments', alice);
       expect(listed.body.deployments.find((d: { id: string }) => d.id === depId)).toMatchObject({
         status: 'active',
-        node: { name: 'edge-1', status: 'offline' },
+        // When it was last heard from, so users can be told how long it has been gone.
+        node: { name: 'edge-1', status: 'offline', lastHeartbeatAt: new Date(clock.now() - 31_000).toISOString() },
       });
       expect((await call(b.url, 'GET', `/api/v1/deployments/${depId}/snapshots`, alice)).status).toBe(200);
     } finally {
@@ -468,9 +487,21 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
         lastHeartbeatAt: expect.stringMatching(/^\d{4}-/),
         capacity: node.capacity,
         deployments: 2,
+        offsiteTarget: null,
       },
     ]);
     expect(await call(b.url, 'GET', '/api/v1/nodes', alice)).toMatchObject({ status: 403, body: { error: { code: 'FORBIDDEN' } } });
+  });
+
+  it('tells each caller their role from the catalogue, and that the server is in network mode', async () => {
+    expect((await call(a.url, 'GET', '/api/v1/me', root)).body).toMatchObject({
+      user: { name: 'root', role: 'admin' },
+      server: { mode: 'network' },
+    });
+    expect((await call(b.url, 'GET', '/api/v1/me', alice)).body).toMatchObject({
+      user: { name: 'alice', role: 'user' },
+      server: { mode: 'network' },
+    });
   });
 
   it("keeps node tokens and users' keys apart", async () => {
@@ -522,6 +553,137 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
       }
       await Promise.all(cats.map((cat) => cat.close()));
     }
+  });
+
+  it('recovers a deployment of an offline node onto a node with the same off-node target, and moves it back when that node refuses', async () => {
+    const target = 's3://bucket/net at http://127.0.0.1:9000';
+    const fake = async (name: string, offsiteTarget: string | null): Promise<FakeNode> => {
+      const token = newNodeToken();
+      await admin.addNode(name, hashNodeToken(token), clock.now());
+      const n = new FakeNode(token, () => clock.now());
+      n.offsiteTarget = offsiteTarget;
+      expect((await n.hello(a.url)).status).toBe(200);
+      expect((await n.heartbeat(a.url)).status).toBe(200);
+      return n;
+    };
+    const old = await fake('rec-old', target);
+    const elsewhere = await fake('rec-elsewhere', 's3://another/place');
+    const aliceId = (await admin.userByName('alice'))!.id;
+    const oldId = (await admin.node('rec-old'))!.id;
+    // The admin sees which target each node copies to.
+    const listedNodes = (await call(a.url, 'GET', '/api/v1/nodes', root)).body.nodes as Array<{
+      name: string;
+      offsiteTarget: string | null;
+    }>;
+    expect(Object.fromEntries(listedNodes.map((n) => [n.name, n.offsiteTarget]))).toMatchObject({
+      'rec-old': target,
+      'rec-elsewhere': 's3://another/place',
+      'edge-1': null,
+    });
+    // A deployment on rec-old, as its documents left it: one snapshot copied off-node, one not.
+    const dep = 'dep-recoverxxxx1';
+    await admin.place(dep, aliceId, oldId, clock.now());
+    const snap = (id: string, createdAt: number, copied: boolean): Snapshot => ({
+      id,
+      deploymentId: dep,
+      label: id,
+      status: 'ready',
+      trigger: 'manual',
+      createdAt,
+      readyAt: createdAt,
+      engineId: id.replace('snap-', 'e'),
+      sizeBytes: 10,
+      storedBytes: 10,
+      files: 1,
+      consistency: 'frozen',
+      freezeMs: 1,
+      error: null,
+      warning: null,
+      progressDone: null,
+      progressTotal: null,
+      offsite: copied ? { status: 'copied', copiedAt: createdAt, error: null } : null,
+    });
+    const base = (node.apply(deployOp) as { state: DeploymentState }).state;
+    const state = (snapshots: Snapshot[], version: number): DeploymentState => ({
+      ...base,
+      deployment: { ...base.deployment, id: dep, userId: aliceId, name: 'moved' },
+      version,
+      snapshots,
+      offsiteTarget: target,
+    });
+    await admin.applyState(oldId, [state([snap('snap-local000001', 2_000, false)], 1)]);
+    const recover = (body: unknown = {}) => call(a.url, 'POST', `/api/v1/deployments/${dep}/recover`, alice, body);
+
+    // Online: a restore is what it needs.
+    expect(await recover()).toMatchObject({ status: 409, body: { error: { code: 'NODE_ONLINE' } } });
+    clock.advance(31_000);
+    for (const n of [node, elsewhere]) expect((await n.heartbeat(a.url)).status).toBe(200);
+    // Offline, but nothing was copied.
+    expect(await recover()).toMatchObject({ status: 409, body: { error: { code: 'NO_OFFSITE_COPY' } } });
+    await admin.applyState(oldId, [state([snap('snap-copied00002', 3_000, true), snap('snap-local000001', 2_000, false)], 2)]);
+    expect(await recover({ snapshotId: 'snap-local000001' })).toMatchObject({
+      status: 409,
+      body: { error: { code: 'SNAPSHOT_NOT_COPIED' } },
+    });
+    // The only online nodes copy elsewhere (or nowhere): none can take it.
+    expect(await recover()).toMatchObject({ status: 503, body: { error: { code: 'NODE_UNAVAILABLE' } } });
+
+    // A node with the same target comes; it refuses (its bucket lacks the snapshot): the deployment stays on rec-old.
+    const taker = await fake('rec-taker', target);
+    taker.refuseRecover = true;
+    const refused = recover();
+    const first = await taker.pollFor(a.url, 'recover');
+    expect(first.payload).toMatchObject({ kind: 'recover', deploymentId: dep, snapshotId: 'snap-copied00002' });
+    expect((first.payload as unknown as { snapshots: Snapshot[] }).snapshots.map((x) => x.id)).toEqual(['snap-copied00002']);
+    await taker.answer(a.url, first.id, taker.apply(first));
+    expect(await refused).toMatchObject({ status: 409, body: { error: { code: 'SNAPSHOT_NOT_COPIED' } } });
+    expect((await admin.deployment(dep))?.nodeId).toBe(oldId);
+    // Its forget was withdrawn before rec-old could see it.
+    expect(await old.poll(a.url, 0)).toEqual([]);
+
+    // Accepted: the deployment is the taker's, rec-old is told to forget it, and its documents are refused.
+    taker.refuseRecover = false;
+    const accepted = recover();
+    const second = await taker.pollFor(a.url, 'recover');
+    await taker.answer(a.url, second.id, taker.apply(second));
+    const r = await accepted;
+    expect(r.status).toBe(202);
+    expect(r.body.recovery).toMatchObject({
+      operationId: second.id,
+      snapshotId: 'snap-copied00002',
+      fromNode: { name: 'rec-old' },
+      toNode: { name: 'rec-taker' },
+    });
+    expect(r.body.deployment).toMatchObject({ id: dep, operation: 'recover', node: { name: 'rec-taker', status: 'online' } });
+    const forget = await old.poll(a.url, 0);
+    expect(forget.map((o) => o.payload)).toEqual([{ kind: 'forget', deploymentId: dep }]);
+    const late = await call(a.url, 'POST', NODE_PATHS.state, old.token, { deployments: [state([], 99)] });
+    expect(late).toEqual({ status: 200, body: { acked: [] } });
+    const listed = await call(b.url, 'GET', `/api/v1/deployments/${dep}/snapshots`, alice);
+    expect(listed.body.snapshots.map((x: { id: string; offsite: { status: string } }) => [x.id, x.offsite.status])).toEqual([
+      ['snap-copied00002', 'copied'],
+    ]);
+    // Its recover job fails on the taker (not running, no operation): a recovery may be asked again, there, without a move.
+    const done = (taker.journal.get(second.id) as { state: DeploymentState }).state;
+    const stuck = { ...done, version: done.version + 1, operation: null, services: [] };
+    expect((await call(a.url, 'POST', NODE_PATHS.state, taker.token, { deployments: [stuck] })).body.acked).toHaveLength(1);
+    const again = recover();
+    const third = await taker.pollFor(a.url, 'recover');
+    await taker.answer(a.url, third.id, taker.apply(third));
+    expect(await again).toMatchObject({
+      status: 202,
+      body: { recovery: { operationId: third.id, fromNode: { name: 'rec-old' }, toNode: { name: 'rec-taker' } } },
+    });
+    expect((await admin.deployment(dep))?.nodeId).toBe((await admin.node('rec-taker'))!.id);
+    // No second forget: only the first, still unanswered, is handed out again.
+    expect((await old.poll(a.url, 0)).map((o) => o.id)).toEqual(forget.map((o) => o.id));
+    // The taker reports its recover job running again: now a restore is what it needs.
+    await call(a.url, 'POST', NODE_PATHS.state, taker.token, {
+      deployments: [{ ...done, version: done.version + 2, operation: 'recover' }],
+    });
+    expect(await recover()).toMatchObject({ status: 409, body: { error: { code: 'NODE_ONLINE' } } });
+    // The suite's node is online again for what follows.
+    expect((await node.heartbeat(a.url)).status).toBe(200);
   });
 
   it('answers 501 NOT_AVAILABLE_IN_NETWORK_MODE for browsing, and reports the database in /healthz', async () => {

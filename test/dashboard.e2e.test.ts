@@ -621,6 +621,31 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard (real server, real browser)'
     expect(await warning.innerText()).toContain('1 automatic snapshot stays; manual snapshots are never deleted.');
     expect(await warning.innerText()).toContain('Automatic snapshots are off: nothing is deleted until they are turned on.');
     await screenshot(page, '25b-settings-retention-preview');
+
+    // The same preview on a phone: the tiers, the policy and the list fit the screen.
+    const phone = await browser.newContext({ viewport: PHONE, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    try {
+      await phone.addInitScript({ content: `localStorage.setItem('kova.apiKey', ${JSON.stringify(kova.adminKey)});` });
+      const p = await phone.newPage();
+      p.on('pageerror', (err) => pageErrors.push(String(err)));
+      await p.goto(`${kova.url}/deployments/${depId}/settings`);
+      await p.getByLabel('Retention', { exact: true }).fill('1');
+      await p.getByLabel('Daily', { exact: true }).fill('1');
+      const phoneWarning = p.getByRole('status').filter({ hasText: `Saving will delete ${n} automatic snapshots` });
+      await phoneWarning.waitFor();
+      await waitUntil(
+        async () => (await p.getByTestId('retention-description').innerText()) === expected.description,
+        'the policy on a phone',
+      );
+      const phoneListed = (await datasets(p.getByTestId('retention-prune').locator('li'), 'snapshotId')).map(([id]) => id);
+      expect(phoneListed).toEqual(listed);
+      expect(await pageOverflow(p)).toBeLessThanOrEqual(0);
+      for (const box of [await phoneWarning.boundingBox(), await p.getByLabel('Monthly', { exact: true }).boundingBox()])
+        expect(box!.x + box!.width).toBeLessThanOrEqual(PHONE.width);
+      await screenshot(p, 'phone-07-settings-retention-preview');
+    } finally {
+      await phone.close();
+    }
     // The preview deleted nothing.
     expect((await list()).filter((s) => s.automatic && s.status === 'ready').length).toBe(n + 1);
 

@@ -164,31 +164,41 @@ describe.skipIf(!run)('network mode under faults', () => {
 
   it('PostgreSQL restarting under load: requests fail cleanly with 503, then succeed again', async () => {
     const statuses: number[] = [];
+    const odd: string[] = [];
     let stop = false;
     const load = (async () => {
       for (let i = 0; !stop; i++) {
-        const r = await alice[i % 2]!('GET', '/api/v1/deployments').catch(() => null);
-        if (r) {
-          statuses.push(r.status);
-          if (r.status === 503) expect(r.body.error.code).toBe('DATABASE_UNAVAILABLE');
+        const r = await alice[i % 2]!('GET', '/api/v1/deployments').catch((err: Error) => ({ status: -1, body: err.message }));
+        statuses.push(r.status);
+        if (r.status !== 200 && !(r.status === 503 && r.body?.error?.code === 'DATABASE_UNAVAILABLE')) {
+          odd.push(`replica ${i % 2}: ${r.status} ${JSON.stringify(r.body)}`);
         }
         await sleep(20);
       }
     })();
-    await sleep(300);
-    await net.pg.stop();
-    await waitFor(() => statuses.slice(-5).length === 5 && statuses.slice(-5).every((s) => s === 503), 30_000, '503 while down');
-    await net.pg.start();
-    await waitFor(async () => {
-      const [a, b] = await Promise.all([alice[0]('GET', '/api/v1/deployments'), alice[1]('GET', '/api/v1/deployments')]);
-      return a.status === 200 && b.status === 200;
-    }, 60_000);
-    stop = true;
-    await load;
-    expect(
-      statuses.filter((s) => s !== 200 && s !== 503),
-      'only 200 or 503',
-    ).toEqual([]);
+    /** What each replica printed, for a failure's message. */
+    const replicas = (): string =>
+      net.replicas
+        .map((r, i) => `replica ${i} (exit ${r.child.exitCode ?? r.child.signalCode ?? 'none'}):\n${r.output().slice(-2000)}`)
+        .join('\n');
+    try {
+      await sleep(300);
+      await net.pg.stop();
+      await waitFor(() => statuses.slice(-5).length === 5 && statuses.slice(-5).every((s) => s === 503), 30_000, '503 while down');
+      await net.pg.start();
+      await waitFor(async () => {
+        const [a, b] = await Promise.all([alice[0]('GET', '/api/v1/deployments'), alice[1]('GET', '/api/v1/deployments')]);
+        return a.status === 200 && b.status === 200;
+      }, 60_000);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nanswers other than 200 or 503 DATABASE_UNAVAILABLE: ${odd.join('; ')}\n${replicas()}`, {
+        cause: err,
+      });
+    } finally {
+      stop = true;
+      await load;
+    }
+    expect(odd, `answers other than 200 or 503 DATABASE_UNAVAILABLE\n${replicas()}`).toEqual([]);
     expect(statuses).toContain(503);
     await net.waitNodes(Object.fromEntries(net.nodes.map((n) => [n.name, 'online'])), 60_000);
   });

@@ -185,7 +185,8 @@ describe('kova repo copy', () => {
     const url = s3url();
     expect((await kova(env(), 'repo', 'copy', dir, url)).code).toBe(0);
     const packObjects = objectFiles(s3).filter((f) => f.includes(`/${url.slice(`s3://${s3.bucket}/`.length)}/packs/`));
-    expect(packObjects.length).toBeGreaterThan(4);
+    // How blobs fall into packs varies from run to run; the test needs three packs (it damages the second, deletes the third).
+    expect(packObjects.length).toBeGreaterThanOrEqual(3);
     // Damage one object in the middle, delete another.
     const damaged = packObjects[1]!;
     const buf = fs.readFileSync(damaged);
@@ -210,7 +211,7 @@ describe('kova repo copy', () => {
     expect(c.code, c.stderr).toBe(0);
     expect((JSON.parse(c.stdout) as { packsRepaired: number }).packsRepaired).toBe(2);
     const v2 = await kova(env(), 'repo', 'verify', url, '--read-data');
-    expect(v2.code, v2.stdout).toBe(0);
+    expect(v2.code, v2.stdout + v2.stderr).toBe(0);
     const t2 = path.join(work, 'restored-c2');
     expect((await kova(env(), 'repo', 'restore', url, snap.id, t2)).code).toBe(0);
     expect(compareTrees(describeTree(vol), describeTree(t2))).toEqual([]);
@@ -275,10 +276,11 @@ describe('kova repo copy', () => {
       };
       const opts = { keyFile, s3Endpoint: proxy.endpoint, s3: s3opts };
       const { initRepository } = await import('../src/engine/repo/location.js');
-      const dst = await initRepository(url, opts);
+      // Small packs: many uploads, so each kind of fault is met several times.
+      const dst = await initRepository(url, opts, { packSize: 128 * 1024 });
       const rep = await copySnapshots(repo, dst);
       expect(rep.copied).toEqual([snap.id]);
-      expect(proxy.faults).toBeGreaterThan(3);
+      expect(proxy.faults).toBeGreaterThan(5);
       await dst.close();
       proxy.plan = {};
       // Read back directly (no proxy): complete and verified.

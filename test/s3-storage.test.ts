@@ -45,6 +45,17 @@ describe('S3Storage', () => {
     await s.close();
   });
 
+  it('takes 501 Not Implemented as final: a service without upload listing costs one request, not a retry series', async () => {
+    // s3rver does not implement listing multipart uploads: it answers 501, as some S3-compatible services do.
+    const retries: string[] = [];
+    const s = s3.storage(prefix(), { onRetry: (w) => retries.push(w) });
+    await s.write('packs/ab/x', bytes(100, 1));
+    expect(await s.cleanTemp()).toBe(0);
+    expect(retries).toEqual([]);
+    expect((await s.read('packs/ab/x')).equals(bytes(100, 1))).toBe(true);
+    await s.close();
+  });
+
   it('parses s3:// locations and refuses bad ones', async () => {
     const { parseS3Url } = await import('../src/engine/storage/s3-storage.js');
     expect(parseS3Url('s3://bucket-1/a/b/')).toEqual({ bucket: 'bucket-1', prefix: 'a/b' });

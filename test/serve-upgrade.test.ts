@@ -108,10 +108,14 @@ describe('kova serve on a data directory of the version before the catalogue', (
       body: JSON.stringify({ label: 'after upgrade' }),
     });
     expect(res.status).toBe(202);
-    await waitFor(async () => {
-      const s = await get(`/api/v1/deployments/${old.dep.id}/snapshots`, old.aliceToken);
-      return s.body.snapshots.find((x: { label: string; status: string }) => x.label === 'after upgrade' && x.status === 'ready');
-    }, 30_000, 'the new snapshot to be ready');
+    await waitFor(
+      async () => {
+        const s = await get(`/api/v1/deployments/${old.dep.id}/snapshots`, old.aliceToken);
+        return s.body.snapshots.find((x: { label: string; status: string }) => x.label === 'after upgrade' && x.status === 'ready');
+      },
+      30_000,
+      'the new snapshot to be ready',
+    );
 
     // A second start changes nothing.
     await server.close();
@@ -119,4 +123,29 @@ describe('kova serve on a data directory of the version before the catalogue', (
     expect((await get('/api/v1/deployments', old.aliceToken)).body.deployments).toHaveLength(2);
     expect((await get(`/api/v1/deployments/${old.dep.id}/snapshots`, old.aliceToken)).body.snapshots).toHaveLength(2);
   }, 90_000);
+
+  it("keeps kova.db's copy of the keys in step on a fresh data directory (what an off-node copy takes along)", async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-mirror-'));
+    const dataDir = path.join(root, 'data');
+    server = await startServer(loadConfig({ dataDir, port: 0, runtime: 'process', logLevel: 'silent' }, {}), { logger: log });
+    const adminToken = fs.readFileSync(server.adminKeyFile!, 'utf8').trim();
+    const journal = server.services.ctx.store;
+    const prefixOf = (token: string) => token.replace(/^kova_/, '').split('.')[0]!;
+    expect(journal.apiKeys.get(prefixOf(adminToken))).toMatchObject({ revokedAt: null });
+
+    const call = async (method: string, url: string, body?: unknown) => {
+      const res = await fetch(`${server!.url}${url}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return { status: res.status, body: (await res.json()) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    };
+    const made = await call('POST', '/api/v1/api-keys', { label: 'ci' });
+    expect(made.status).toBe(201);
+    const prefix = prefixOf(made.body.token);
+    expect(journal.apiKeys.get(prefix)).toMatchObject({ label: 'ci', revokedAt: null });
+    expect((await call('DELETE', `/api/v1/api-keys/${prefix}`)).status).toBeLessThan(300);
+    expect(journal.apiKeys.get(prefix)?.revokedAt).not.toBeNull();
+  }, 60_000);
 });

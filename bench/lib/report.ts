@@ -9,8 +9,8 @@ import type { DiskUsage, Measurement } from './measure.js';
 import type { TreeComparison } from './verify.js';
 import type { MutationStats, VolumeStats } from './volume.js';
 
-export type Step = 'first' | 'incremental' | 'restore' | 'delete+gc';
-export const STEPS: readonly Step[] = ['first', 'incremental', 'restore', 'delete+gc'];
+export type Step = 'first' | 'unchanged' | 'incremental' | 'restore' | 'delete+gc';
+export const STEPS: readonly Step[] = ['first', 'unchanged', 'incremental', 'restore', 'delete+gc'];
 export type ToolName = 'tar|zstd -1' | 'cp -a' | 'restic' | 'kova';
 
 export interface Row {
@@ -68,6 +68,7 @@ export interface EngineResults {
 
 const STEP_LABEL: Record<Step, string> = {
   first: 'first snapshot',
+  unchanged: 'no-change snapshot',
   incremental: 'incremental',
   restore: 'restore',
   'delete+gc': 'delete + gc',

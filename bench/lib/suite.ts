@@ -15,6 +15,8 @@ export interface SuiteOptions {
   only: ReadonlySet<ToolGroup>;
   /** Volumes to measure (suites with a single volume use the first). */
   volumes: readonly VolumeName[];
+  /** Network suite: minutes the simulated nodes are measured (default: 5 times scale). */
+  minutes?: number;
   /** Keep repositories and restored trees after the run. */
   keep: boolean;
 }

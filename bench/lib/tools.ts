@@ -21,8 +21,8 @@ export interface SnapshotTool {
   snapshot(repo: string, source: string, parent?: string): Command;
   parseSnapshot(stdout: string): Snapshot;
   restore(repo: string, id: string, target: string): Command;
-  /** Deletes snapshot `id` and reclaims the space only it used. */
-  deleteAndGc(repo: string, id: string): Command;
+  /** Deletes snapshots `ids` and reclaims the space only they used. */
+  deleteAndGc(repo: string, ids: readonly string[]): Command;
   /** Where the source's root ends up inside a restore target. */
   restoredRoot(target: string, source: string): string;
 }
@@ -66,7 +66,7 @@ export function restic(cacheDir: string): SnapshotTool {
       return { id: summary.snapshot_id, details: summary };
     },
     restore: (repo, id, target) => ({ script: `${RESTIC} restore ${sh(id)} ${common(repo)} --target ${sh(target)}`, env }),
-    deleteAndGc: (repo, id) => ({ script: `${RESTIC} forget ${common(repo)} --prune ${sh(id)}`, env }),
+    deleteAndGc: (repo, ids) => ({ script: `${RESTIC} forget ${common(repo)} --prune ${ids.map(sh).join(' ')}`, env }),
     // restic recreates the absolute source path below the target.
     restoredRoot: (target, source) => join(target, source),
   };
@@ -98,7 +98,7 @@ export function kova(repoRoot: string): SnapshotTool {
       return { id: String(result.id), details: result };
     },
     restore: (repo, id, target) => ({ script: `${cli} restore ${sh(repo)} ${sh(id)} ${sh(target)}` }),
-    deleteAndGc: (repo, id) => ({ script: `${cli} delete ${sh(repo)} ${sh(id)} && ${cli} gc ${sh(repo)}` }),
+    deleteAndGc: (repo, ids) => ({ script: `${ids.map((id) => `${cli} delete ${sh(repo)} ${sh(id)} && `).join('')}${cli} gc ${sh(repo)}` }),
     restoredRoot: (target) => target,
   };
 }

@@ -1,6 +1,6 @@
-// Engine suite: first snapshot, incremental snapshot after a ~1% change, full
-// restore, and deletion of the first snapshot with space reclaimed (restic
-// forget --prune), for `kova repo` and restic side by side on each selected
+// Engine suite: first snapshot, a snapshot with nothing changed, incremental
+// snapshot after a ~1% change, full restore, and deletion of the first two
+// snapshots with space reclaimed (restic forget --prune), for `kova repo` and restic side by side on each selected
 // generated volume (bench/lib/layout.ts), reported volume by volume, with
 // cp -a and tar|zstd -1 as references for the disk's limit.
 import { execFileSync } from 'node:child_process';
@@ -21,9 +21,10 @@ import type { MutationStats } from '../lib/volume.js';
 import { bytes } from '../lib/report.js';
 
 const ORDER =
-  'volume by volume; within one, interleaved by step: tar|zstd, then first snapshots (restic, kova) of the pristine volume; mutation; ' +
+  'volume by volume; within one, interleaved by step: tar|zstd, then first snapshots (restic, kova) of the pristine volume; ' +
+  'no-change snapshots (restic, kova); mutation; ' +
   'incrementals (restic, kova); cp -a of the mutated volume; restores (restic, kova) into empty directories; ' +
-  'delete of the first snapshot + gc (kova) and forget --prune (restic); mutation reverted';
+  'delete of the first two snapshots + gc (kova) and forget --prune (restic); mutation reverted';
 
 function describeMutation(m: MutationStats): string {
   return (
@@ -87,8 +88,9 @@ class EngineRun {
 interface ToolState {
   tool: SnapshotTool;
   repo: string;
-  /** Id of the tool's first snapshot: the one deleted in the delete + gc step. */
+  /** Ids of the tool's first and no-change snapshots: the ones deleted in the delete + gc step. */
   first?: string;
+  unchanged?: string;
   /** Id of the tool's latest snapshot: the incremental's parent, then the one restored. */
   latest?: string;
 }
@@ -202,6 +204,12 @@ async function runVolume(
     }
     return snapshot(s, 'first');
   });
+  // The same volume again: what a snapshot costs when nothing changed.
+  await eachTool(async (s) => {
+    if (!(await snapshot(s, 'unchanged'))) return false;
+    s.unchanged = s.latest;
+    return true;
+  });
 
   // 2. Mutate, incremental snapshots, restores, delete + gc; the volume is reverted even if a step throws.
   const mutation = volume.mutate();
@@ -235,8 +243,9 @@ async function runVolume(
       return true;
     });
 
-    // The first snapshot's data that the second still uses stays; the rest is reclaimed.
-    await eachTool(async (s) => Boolean(await r.step(s.tool.name, 'delete+gc', s.tool.deleteAndGc(s.repo, s.first ?? ''), s.repo)));
+    // The first snapshots' data that the incremental still uses stays; the rest is reclaimed.
+    const deleted = (s: ToolState): string[] => [s.first ?? '', ...(s.unchanged ? [s.unchanged] : [])];
+    await eachTool(async (s) => Boolean(await r.step(s.tool.name, 'delete+gc', s.tool.deleteAndGc(s.repo, deleted(s)), s.repo)));
   } finally {
     volume.unmutate();
   }

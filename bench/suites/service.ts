@@ -5,8 +5,7 @@
 // It runs the real service in this process (SQLite, engine, process runtime)
 // on a scratch data dir and drives it over HTTP. A service keeps appending to
 // its volume during every snapshot and restore, as a live database would.
-import { execFile, execFileSync } from 'node:child_process';
-import { promisify } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { systemClock } from '../../src/core/clock.js';
 import { Store } from '../../src/db/store.js';
 import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
 import { Paths } from '../../src/services/paths.js';
+import { type LatencyFigures, sequentialLatency, wrk } from '../lib/latency.js';
 import { bytes } from '../lib/report.js';
 import type { Suite, SuiteOptions } from '../lib/suite.js';
 
@@ -24,10 +24,11 @@ const MB = 1_000_000;
 const SIZES = [100 * MB, 1000 * MB, 2000 * MB];
 const FILE = 4 * 1024 * 1024;
 const SMALL_FILES = 300;
-const LIST_SNAPSHOTS = 1000;
-const LATENCY_REQUESTS = 2000;
+export const LIST_SNAPSHOTS = 1000;
+export const LATENCY_REQUESTS = 2000;
 
-const SDL = `version: "2.0"
+/** A deployment with one service appending to its one persistent volume (`db`, volume `data`). */
+export const SDL = `version: "2.0"
 services:
   db:
     image: none
@@ -81,50 +82,120 @@ function fillVolume(dir: string, size: number, seed: number): void {
     writeFileSync(join(dir, 'conf', `c${i}.json`), JSON.stringify({ i, seed, note: 'x'.repeat(i % 200) }));
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+/** A running all-in-one service (SQLite, engine, process runtime) on a scratch data dir, served over HTTP. */
+export interface AllInOne {
+  url: string;
+  token: string;
+  paths: Paths;
+  store: Store;
+  services: ReturnType<typeof wireServices>;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- API responses, checked by use
+  call(method: string, path: string, body?: unknown): Promise<any>;
+  /** Polls `fn` every 100 ms until it returns a value (30 minutes at most). */
+  until<T>(fn: () => Promise<T | null>, what: string): Promise<T>;
+  /** Stops serving, ends the services it started and (unless `keep`) removes the data dir. */
+  close(keep: boolean): Promise<void>;
+}
+
+/** startAllInOne runs the service in this process on a fresh `dataDir`, with a user key for `bench`. */
+export async function startAllInOne(dataDir: string): Promise<AllInOne> {
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true });
+  const paths = new Paths(dataDir);
+  const store = Store.open(paths.database);
+  const runtime = new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: 5000 });
+  const log = pino({ level: 'silent' });
+  const services = wireServices({ store, runtime, paths, clock: systemClock, log, minSnapshotIntervalMs: 1000, jobConcurrency: 2 });
+  services.ctx.jobs.start();
+  const app = await buildApp({
+    ...services,
+    metrics: services.ctx.metrics,
+    clock: systemClock,
+    config: { minSnapshotIntervalMs: 1000, rateLimitPerMinute: 100_000_000, runtime: 'process', version: VERSION },
+  });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const token = (await services.keys.create(services.keys.ensureUser('bench').id, 'bench')).token;
+  const call: AllInOne['call'] = async (method, path, body) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const json = (await res.json()) as { success: boolean; error?: { message: string } };
+    if (!json.success) throw new Error(`${method} ${path}: ${json.error?.message}`);
+    return json;
+  };
+  const until = async <T>(fn: () => Promise<T | null>, what: string): Promise<T> => {
+    const deadline = Date.now() + 30 * 60_000;
+    for (;;) {
+      const v = await fn();
+      if (v) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  return {
+    url,
+    token,
+    paths,
+    store,
+    services,
+    call,
+    until,
+    async close(keep) {
+      await app.close();
+      await services.ctx.jobs.stop();
+      for (const id of await runtime.deployments()) await runtime.remove(id).catch(() => undefined);
+      await runtime.close();
+      store.close();
+      if (!keep) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ListFigures extends LatencyFigures {
+  snapshots: number;
+  /** The path measured (GET), and the URL of the server it was measured on. */
+  path: string;
+  url: string;
+}
+
+/**
+ * allInOneListLatency: `GET /api/v1/deployments/:id/snapshots` on a
+ * deployment with 1,000 ready snapshots (rows inserted directly: listing
+ * reads only the database, so taking them for real adds nothing), over
+ * `requests` sequential requests after 50 unmeasured ones.
+ */
+export async function allInOneListLatency(aio: AllInOne, requests = LATENCY_REQUESTS): Promise<ListFigures> {
+  const { call, services, store } = aio;
+  const { deployment } = await call('POST', '/api/v1/deployments', { sdl: SDL, name: 'bench-list' });
+  await services.ctx.jobs.idle();
+  store.tx(() => {
+    for (let i = 0; i < LIST_SNAPSHOTS; i++) {
+      const s = services.snapshots.insertRow(deployment.id, i % 3 === 0 ? 'automatic' : 'manual', i % 3 === 0 ? null : `label-${i}`);
+      store.snapshots.update(s.id, {
+        status: 'ready',
+        sizeBytes: 1e9 + i,
+        storedBytes: 1e6 + i,
+        files: 100,
+        consistency: 'frozen',
+        freezeMs: 20,
+        readyAt: Date.now(),
+      });
+    }
+  });
+  const path = `/api/v1/deployments/${deployment.id}/snapshots`;
+  const figures = await sequentialLatency(async () => {
+    await call('GET', path);
+  }, requests);
+  return { ...figures, snapshots: LIST_SNAPSHOTS, path, url: aio.url };
 }
 
 export const serviceSuite: Suite = {
   description: 'freeze window and restore downtime for 100 MB, 1 GB and 2 GB volumes; GET …/snapshots latency with 1,000 snapshots',
   async run(opts: SuiteOptions): Promise<number> {
-    const dataDir = join(opts.workDir, 'service-run');
-    rmSync(dataDir, { recursive: true, force: true });
-    mkdirSync(dataDir, { recursive: true });
-    const paths = new Paths(dataDir);
-    const store = Store.open(paths.database);
-    const runtime = new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: 5000 });
-    const log = pino({ level: 'silent' });
-    const services = wireServices({ store, runtime, paths, clock: systemClock, log, minSnapshotIntervalMs: 1000, jobConcurrency: 2 });
-    services.ctx.jobs.start();
-    const app = await buildApp({
-      ...services,
-      metrics: services.ctx.metrics,
-      clock: systemClock,
-      config: { minSnapshotIntervalMs: 1000, rateLimitPerMinute: 100_000_000, runtime: 'process', version: VERSION },
-    });
-    const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    const token = (await services.keys.create(services.keys.ensureUser('bench').id, 'bench')).token;
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- API responses, checked by use
-    const call = async (method: string, path: string, body?: unknown): Promise<any> => {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-      const json = (await res.json()) as { success: boolean; error?: { message: string } };
-      if (!json.success) throw new Error(`${method} ${path}: ${json.error?.message}`);
-      return json;
-    };
-    const until = async <T>(fn: () => Promise<T | null>, what: string): Promise<T> => {
-      const deadline = Date.now() + 30 * 60_000;
-      for (;;) {
-        const v = await fn();
-        if (v) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
+    const aio = await startAllInOne(join(opts.workDir, 'service-run'));
+    const { call, until, paths, services } = aio;
     const snapshot = async (dep: string): Promise<{ ms: number; freezeMs: number | null }> => {
       const t0 = performance.now();
       const { snapshot: s } = await call('POST', `/api/v1/deployments/${dep}/snapshots`, {});
@@ -178,51 +249,11 @@ export const serviceSuite: Suite = {
         await services.ctx.jobs.idle();
       }
 
-      // Listing: a deployment with 1,000 ready snapshots (rows inserted directly:
-      // listing reads only the database, so taking them for real adds nothing).
-      const { deployment } = await call('POST', '/api/v1/deployments', { sdl: SDL, name: 'bench-list' });
-      await services.ctx.jobs.idle();
-      store.tx(() => {
-        for (let i = 0; i < LIST_SNAPSHOTS; i++) {
-          const s = services.snapshots.insertRow(deployment.id, i % 3 === 0 ? 'automatic' : 'manual', i % 3 === 0 ? null : `label-${i}`);
-          store.snapshots.update(s.id, {
-            status: 'ready',
-            sizeBytes: 1e9 + i,
-            storedBytes: 1e6 + i,
-            files: 100,
-            consistency: 'frozen',
-            freezeMs: 20,
-            readyAt: Date.now(),
-          });
-        }
-      });
-      const listPath = `/api/v1/deployments/${deployment.id}/snapshots`;
-      for (let i = 0; i < 50; i++) await call('GET', listPath); // warm up
-      const lat: number[] = [];
-      for (let i = 0; i < LATENCY_REQUESTS; i++) {
-        const t = performance.now();
-        await call('GET', listPath);
-        lat.push(performance.now() - t);
-      }
-      lat.sort((a, b) => a - b);
-      const p50 = percentile(lat, 50);
-      const p99 = percentile(lat, 99);
-      let wrk = 'wrk not installed (apt-get install wrk)';
-      let rps: number | null = null;
-      try {
-        // Asynchronously: the server runs in this process and must keep serving.
-        wrk = (
-          await promisify(execFile)(
-            'wrk',
-            ['-t2', '-c16', '-d10s', '--latency', '-H', `Authorization: Bearer ${token}`, `${url}${listPath}`],
-            { encoding: 'utf8' },
-          )
-        ).stdout;
-        const m = /Requests\/sec:\s+([0-9.]+)/.exec(wrk);
-        rps = m ? Number(m[1]) : null;
-      } catch (err) {
-        wrk = `wrk failed: ${(err as Error).message}`;
-      }
+      const list = await allInOneListLatency(aio);
+      const { p50Ms: p50, p99Ms: p99 } = list;
+      // The server runs in this process: wrk runs asynchronously so it keeps serving.
+      const w = await wrk(`${aio.url}${list.path}`, aio.token, { threads: 2, connections: 16, seconds: 10 });
+      const rps = w.rps;
 
       console.log('\n## Service benchmark\n');
       console.log('| volume | first snapshot | freeze | incremental snapshot | freeze | restore | downtime |');
@@ -247,11 +278,11 @@ export const serviceSuite: Suite = {
       console.log(
         `GET …/snapshots with ${LIST_SNAPSHOTS} snapshots: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms (target < 20 ms) ${p99 < 20 ? 'PASS' : 'MISS'} over ${LATENCY_REQUESTS} sequential requests`,
       );
-      const wrkP99 = /99%\s+([0-9.]+\w+)/.exec(wrk)?.[1] ?? 'n/a';
+      const wrkP99 = w.p99 ?? 'n/a';
       console.log(
         `sustained (wrk -t2 -c16 -d10s, same machine): ${rps === null ? 'n/a' : `${rps.toFixed(0)} requests/s, p99 ${wrkP99} under that load`}`,
       );
-      if (rps === null) console.log(wrk);
+      if (rps === null) console.log(w.output);
       const out = join(opts.workDir, `service-results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
       writeFileSync(out, JSON.stringify({ results, list: { snapshots: LIST_SNAPSHOTS, p50, p99, rps } }, null, 2));
       console.log(`results: ${out}`);
@@ -259,12 +290,7 @@ export const serviceSuite: Suite = {
       console.error(err instanceof Error ? err.message : String(err));
       code = 1;
     } finally {
-      await app.close();
-      await services.ctx.jobs.stop();
-      for (const id of await runtime.deployments()) await runtime.remove(id).catch(() => undefined);
-      await runtime.close();
-      store.close();
-      if (!opts.keep) rmSync(dataDir, { recursive: true, force: true });
+      await aio.close(opts.keep);
     }
     return code;
   },

@@ -19,6 +19,7 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { isDatabaseUnavailable } from '../core/errors.js';
 import type { User } from '../services/models.js';
+import type { UserRole } from './contract.js';
 import { healthView } from '../services/views.js';
 import { type AppDeps, DEFAULT_LIMITS, USER_LIMIT_FACTOR } from './deps.js';
 import { errorBody, handleError } from './errors.js';
@@ -31,10 +32,13 @@ import { snapshotRoutes } from './routes/snapshots.js';
 import { fileRoutes } from './routes/files.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { verificationRoutes } from './routes/verifications.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     user: User;
+    /** The caller's role, from the key that authenticated them. */
+    role: UserRole;
   }
   interface FastifyContextConfig {
     /** Served without an API key. Routes without it are authenticated. */
@@ -53,11 +57,14 @@ export interface BuildOptions {
   readonly logger?: FastifyBaseLogger;
   /** More routes on the same app, registered after the API's (the control plane's node endpoints). */
   readonly routes?: (app: FastifyInstance) => void | Promise<void>;
+  /** Serve HTTPS with this PEM certificate (chain) and key instead of HTTP. */
+  readonly https?: { readonly cert: Buffer; readonly key: Buffer } | null;
 }
 
 export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
     bodyLimit: BODY_LIMIT,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -109,6 +116,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     signInsPerAddress: c.signInsPerAddress ?? DEFAULT_LIMITS.signInsPerAddress,
   });
   app.decorateRequest('user', null as unknown as User);
+  app.decorateRequest('role', 'user');
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
     // No route matched: the not-found handler answers 404 and runs nothing else.
@@ -141,6 +149,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
     const wait = await limiter.request(req, principal.keyPrefix, principal.user.id);
     if (wait > 0) return tooMany(reply, wait, 'requests');
     req.user = principal.user;
+    req.role = principal.role;
   });
   // No body at all is the same as an empty one: every optional-body route accepts it.
   app.addHook('preValidation', async (req) => {
@@ -182,6 +191,7 @@ export async function buildApp(deps: AppDeps, opts: BuildOptions = {}): Promise<
   settingsRoutes(app, deps);
   if (deps.webhooks) webhookRoutes(app, deps.webhooks);
   if (deps.nodes) nodeRoutes(app, deps.nodes);
+  if (deps.verifications) verificationRoutes(app, deps.verifications);
   await opts.routes?.(app);
 
   const webDir = deps.config.webDir;

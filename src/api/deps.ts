@@ -20,9 +20,10 @@ import type { SelectionRequest } from '../services/restore-paths.js';
 import type { RestorePlanResult, RestoreService } from '../services/restore-service.js';
 import type { RetentionPreview, SettingsInput, SettingsService } from '../services/settings-service.js';
 import type { SnapshotService } from '../services/snapshot-service.js';
+import type { VerificationService } from '../services/verification-service.js';
 import type { WebhookService } from '../services/webhooks/service.js';
 import type { DeploymentExtras } from '../services/views.js';
-import type { NodeSummary } from './contract.js';
+import type { NodeSummary, Recovery } from './contract.js';
 
 /** A value now, or a promise of it. */
 export type Awaitable<T> = T | Promise<T>;
@@ -42,6 +43,11 @@ export interface DeploymentsApi {
   restart(userId: string, id: string): Awaitable<Deployment>;
   close(userId: string, id: string): Awaitable<Deployment>;
   clone(userId: string, id: string, snapId: string, name: unknown): Awaitable<Deployment>;
+  /**
+   * Network mode: run a deployment whose node is offline or removed on another node, from its off-node copy.
+   * Absent (the all-in-one): POST …/recover does not exist (404 NOT_FOUND).
+   */
+  recover?(userId: string, id: string, snapshotId: string | undefined): Promise<{ deployment: Deployment; recovery: Recovery }>;
   /** What a deployment's view shows besides its row. */
   extras(d: Deployment): Awaitable<DeploymentExtras>;
 }
@@ -78,6 +84,9 @@ export interface KeysApi {
 
 /** Browsing a ready snapshot (routes/files.ts): streams, so these are asynchronous everywhere. */
 export type BrowseApi = Pick<BrowseService, 'open' | 'read' | 'diff'>;
+
+/** Checks of a deployment's stored data (services/verification-service.ts); only where the data is (the all-in-one). */
+export type VerificationsApi = Pick<VerificationService, 'request' | 'list' | 'status'>;
 
 /** The nodes a control plane runs deployments on (network mode only). */
 export interface NodesApi {
@@ -123,6 +132,8 @@ export interface AppDeps {
   readonly restores: RestoresApi;
   readonly browse: BrowseApi;
   readonly settings: SettingsApi;
+  /** The verifications routes and the snapshot list's `verification`; absent: not served (404), and null. */
+  readonly verifications?: VerificationsApi;
   /** GET /api/v1/nodes; absent (the all-in-one): the route does not exist (404 NOT_FOUND). */
   readonly nodes?: NodesApi;
   readonly metrics: Metrics;

@@ -100,6 +100,21 @@ export const SettingsBody = Type.Object(
     keepDaily: Type.Optional(Tier('days (UTC)')),
     keepWeekly: Type.Optional(Tier('ISO weeks (UTC)')),
     keepMonthly: Type.Optional(Tier('months (UTC)')),
+    offsite: Type.Optional(
+      Type.Object(
+        { enabled: Type.Optional(Type.Boolean()) },
+        { additionalProperties: false, description: 'Off-node copies (default on when the server has a target).' },
+      ),
+    ),
+    verification: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          interval: Type.Optional(Type.String({ description: 'A duration from the minimum interval to 30d: 1d, 7d.' })),
+        },
+        { additionalProperties: false, description: 'Scheduled verification of the stored data; absent fields stay as they are.' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -113,7 +128,7 @@ export const CreateWebhookBody = Type.Object(
     url: Type.String({ description: 'http:// or https://, at most 2048 characters.' }),
     events: Type.Array(Type.String(), {
       maxItems: 20,
-      description: 'snapshot.failed, snapshot.missed, restore.completed, restore.failed, offsite.failed.',
+      description: 'snapshot.failed, snapshot.missed, restore.completed, restore.failed, offsite.failed, verification.failed.',
     }),
     secret: Type.Optional(Type.String({ description: 'The signing secret, 16 to 256 printable ASCII characters; generated when absent.' })),
   },
@@ -124,6 +139,28 @@ export const DeliveriesQuery = Type.Object(
   {
     cursor: Type.Optional(Type.String({ maxLength: 32 })),
     limit: Type.Optional(Type.String({ maxLength: 12, description: '1 to 200; default 50' })),
+  },
+  { additionalProperties: false },
+);
+
+export const RequestVerificationBody = Type.Object(
+  { full: Type.Optional(Type.Boolean({ description: 'Read all the data, not only the next part; default false.' })) },
+  { additionalProperties: false },
+);
+
+export const VerificationsQuery = Type.Object(
+  {
+    cursor: Type.Optional(Type.String({ maxLength: 64, description: 'The cursor of the previous page.' })),
+    limit: Type.Optional(Type.String({ maxLength: 12, description: '1 to 200; default 50' })),
+  },
+  { additionalProperties: false },
+);
+
+export const RecoverDeploymentBody = Type.Object(
+  {
+    snapshotId: Type.Optional(
+      Type.String({ maxLength: 64, description: 'The snapshot to start from; default the newest whose off-node copy is copied.' }),
+    ),
   },
   { additionalProperties: false },
 );

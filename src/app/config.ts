@@ -52,6 +52,14 @@ export interface ServerConfig {
    * Default false: such URLs are refused (they would reach the node's own network).
    */
   readonly webhooksAllowPrivate: boolean;
+  /** Off-node copies: s3://BUCKET/PREFIX. Default none (no copies). */
+  readonly offsite: string | null;
+  /** The S3-compatible service of the off-node target. Default AWS S3. */
+  readonly s3Endpoint: string | null;
+  /** The operator's master key file; required with offsite or recoverFrom. */
+  readonly offsiteKeyFile: string | null;
+  /** Recover a lost node from this off-node target on a fresh data dir before serving (offsite-recovery.ts). Default none. */
+  readonly recoverFrom: string | null;
 }
 
 export type ConfigInput = Partial<Record<keyof ServerConfig, string | number | boolean | undefined>>;
@@ -73,6 +81,10 @@ const ENV: Record<keyof ServerConfig, string> = {
   logLevel: 'KOVA_LOG_LEVEL',
   metricsTokenFile: 'KOVA_METRICS_TOKEN_FILE',
   webhooksAllowPrivate: 'KOVA_WEBHOOKS_ALLOW_PRIVATE',
+  offsite: 'KOVA_OFFSITE',
+  s3Endpoint: 'KOVA_S3_ENDPOINT',
+  offsiteKeyFile: 'KOVA_OFFSITE_KEY_FILE',
+  recoverFrom: 'KOVA_RECOVER_FROM',
 };
 
 /** The environment variable behind each setting, for help texts and docs. */
@@ -143,5 +155,34 @@ export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = pro
     logLevel: get('logLevel') ?? 'info',
     metricsTokenFile: path.resolve(get('metricsTokenFile') ?? path.join(dataDir, 'metrics.token')),
     webhooksAllowPrivate: bool('webhooks allow private', get('webhooksAllowPrivate')),
+    ...offsiteConfig(get),
   };
+}
+
+/** offsiteConfig checks the off-node settings: s3:// URLs, an http(s) endpoint, and a key file whenever a target is named. */
+function offsiteConfig(
+  get: (k: keyof ServerConfig) => string | undefined,
+): Pick<ServerConfig, 'offsite' | 's3Endpoint' | 'offsiteKeyFile' | 'recoverFrom'> {
+  const offsite = get('offsite') ?? null;
+  const recoverFrom = get('recoverFrom') ?? null;
+  const s3Endpoint = get('s3Endpoint') ?? null;
+  const keyFile = get('offsiteKeyFile');
+  for (const [name, url] of [
+    ['--offsite', offsite],
+    ['--recover-from', recoverFrom],
+  ] as const) {
+    if (url !== null && !/^s3:\/\/[^/]+/.test(url)) {
+      throw new ValidationError('INVALID_CONFIG', `${name} must be an s3://BUCKET/PREFIX URL, got "${url}"`);
+    }
+  }
+  if (s3Endpoint !== null && !/^https?:\/\/[^/]+/.test(s3Endpoint)) {
+    throw new ValidationError('INVALID_CONFIG', `the S3 endpoint must be an http:// or https:// URL, got "${s3Endpoint}"`);
+  }
+  if ((offsite !== null || recoverFrom !== null) && keyFile === undefined) {
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      'off-node copies are encrypted: give the master key file with --offsite-key-file FILE (or KOVA_OFFSITE_KEY_FILE)',
+    );
+  }
+  return { offsite, s3Endpoint, recoverFrom, offsiteKeyFile: keyFile === undefined ? null : path.resolve(keyFile) };
 }

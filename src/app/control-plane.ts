@@ -5,6 +5,9 @@
  * and dashboard as `kova serve`, and serves. No runtime, no volumes: the
  * nodes (`kova node`) run the deployments.
  */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildApp } from '../api/app.js';
@@ -42,6 +45,10 @@ export interface ControlPlaneConfig {
   readonly userRateLimitPerMinute: number;
   /** pino level. Default info. */
   readonly logLevel: string;
+  /** PEM certificate (with its chain) to serve HTTPS with; null: plain HTTP. Given with tlsKeyFile or not at all. */
+  readonly tlsCertFile: string | null;
+  /** PEM private key of tlsCertFile; null: plain HTTP. */
+  readonly tlsKeyFile: string | null;
 }
 
 export type ControlPlaneInput = Partial<Record<keyof ControlPlaneConfig, string | number | undefined>>;
@@ -56,6 +63,8 @@ const ENV: Record<keyof ControlPlaneConfig, string> = {
   rateLimitPerMinute: 'KOVA_RATE_LIMIT',
   userRateLimitPerMinute: 'KOVA_USER_RATE_LIMIT',
   logLevel: 'KOVA_LOG_LEVEL',
+  tlsCertFile: 'KOVA_TLS_CERT',
+  tlsKeyFile: 'KOVA_TLS_KEY',
 };
 
 function int(name: string, v: string, min: number, max: number): number {
@@ -85,6 +94,13 @@ export function loadControlPlaneConfig(flags: ControlPlaneInput = {}, env: NodeJ
   };
   const databaseUrl = get('databaseUrl');
   if (!databaseUrl) throw new ValidationError('INVALID_CONFIG', 'give the database: --database postgres://… (or KOVA_DATABASE_URL)');
+  const tlsCert = get('tlsCertFile');
+  const tlsKey = get('tlsKeyFile');
+  if (Boolean(tlsCert) !== Boolean(tlsKey))
+    throw new ValidationError(
+      'INVALID_CONFIG',
+      'give both --tls-cert and --tls-key (KOVA_TLS_CERT, KOVA_TLS_KEY) to serve HTTPS, or neither for plain HTTP',
+    );
   const rateLimitPerMinute = int('rate limit', get('rateLimitPerMinute') ?? String(DEFAULT_LIMITS.perKey), 1, 1_000_000);
   return {
     databaseUrl,
@@ -101,7 +117,49 @@ export function loadControlPlaneConfig(flags: ControlPlaneInput = {}, env: NodeJ
       1_000_000_000,
     ),
     logLevel: get('logLevel') ?? 'info',
+    tlsCertFile: tlsCert ? path.resolve(tlsCert) : null,
+    tlsKeyFile: tlsKey ? path.resolve(tlsKey) : null,
   };
+}
+
+/** The PEM certificate and key the control plane serves HTTPS with. */
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/**
+ * readTls reads and checks cfg's certificate and key: null for plain HTTP.
+ * Throws INVALID_CONFIG when a file cannot be read, is not PEM, or the key
+ * is not the certificate's, so a mistake stops the start with one line
+ * instead of a TLS error at the first connection.
+ */
+export function readTls(cfg: Pick<ControlPlaneConfig, 'tlsCertFile' | 'tlsKeyFile'>): TlsFiles | null {
+  if (!cfg.tlsCertFile || !cfg.tlsKeyFile) return null;
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new ValidationError('INVALID_CONFIG', `cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  };
+  const cert = read('--tls-cert', cfg.tlsCertFile);
+  const key = read('--tls-key', cfg.tlsKeyFile);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new ValidationError('INVALID_CONFIG', `--tls-cert ${cfg.tlsCertFile} is not a PEM certificate`);
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ValidationError('INVALID_CONFIG', `--tls-key ${cfg.tlsKeyFile} is not an unencrypted PEM private key`);
+  }
+  if (!x509.checkPrivateKey(privateKey))
+    throw new ValidationError('INVALID_CONFIG', `--tls-key ${cfg.tlsKeyFile} is not the private key of --tls-cert ${cfg.tlsCertFile}`);
+  return { cert, key };
 }
 
 /** How long /healthz waits for the database before calling it unreachable. */
@@ -123,6 +181,8 @@ export interface ControlPlaneOptions {
   /** Sign-in limits (default the API's). */
   readonly signInsPerPrefix?: number;
   readonly signInsPerAddress?: number;
+  /** The certificate and key already read (readTls); default: read from cfg. */
+  readonly tls?: TlsFiles | null;
 }
 
 /** buildControlPlane wires a control plane around an open catalogue, not listening (tests inject or listen). */
@@ -181,6 +241,7 @@ export async function buildControlPlane(
     },
     {
       logger: log,
+      https: opts.tls !== undefined ? opts.tls : readTls(cfg),
       routes: nodeRoutes(catalogue, dispatcher, clock, {
         heartbeatIntervalMs: Math.max(1000, Math.floor(cfg.nodeTimeoutMs / 3)),
         nodeTimeoutMs: cfg.nodeTimeoutMs,
@@ -192,10 +253,12 @@ export async function buildControlPlane(
 
 export async function startControlPlane(cfg: ControlPlaneConfig, opts: ControlPlaneOptions = {}): Promise<RunningControlPlane> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova-control-plane' } });
+  // Before the database: a wrong certificate or key stops the start at once.
+  const tls = readTls(cfg);
   const catalogue = opts.catalogue ?? (await openCatalogue(cfg.databaseUrl, { clock: opts.clock }));
   let built: Awaited<ReturnType<typeof buildControlPlane>>;
   try {
-    built = await buildControlPlane(cfg, catalogue, { ...opts, logger: log });
+    built = await buildControlPlane(cfg, catalogue, { ...opts, logger: log, tls });
   } catch (err) {
     await catalogue.close();
     throw err;
@@ -209,7 +272,7 @@ export async function startControlPlane(cfg: ControlPlaneConfig, opts: ControlPl
     await catalogue.close();
     throw err;
   }
-  log.info({ url }, 'kova control plane is serving');
+  log.info({ url, tls: tls !== null }, 'kova control plane is serving');
   let closed = false;
   return {
     app,

@@ -14,9 +14,14 @@
  * - the local node is never offline while the process runs, and a request
  *   waits up to LOCAL_WAIT_MS for its answer (a restore plan reads the
  *   repository);
- * - snapshot browsing, webhooks and a deployment's snapshot health are
- *   served by the node's services directly (they read its repository and
- *   its journal; the health depends on the time, which no document carries);
+ * - snapshot browsing, verifications, webhooks and a deployment's snapshot
+ *   health are served by the node's services directly (they read its
+ *   repository and its journal; the health depends on the time, which no
+ *   document carries);
+ * - users and API keys live in the catalogue and are copied into the node's
+ *   journal (mirrorKeys) at every start and after every change, so that
+ *   the catalogue document an off-node copy carries holds them and the
+ *   same keys work after `kova serve --recover-from`;
  * - state documents flow at once: the node sends what changed every
  *   LOCAL_STATE_SYNC.pollMs and right after each operation; the live part
  *   (service states, volume bytes) is counted every LOCAL_HEARTBEAT_MS.
@@ -45,6 +50,7 @@ import { NodeAgent } from '../node/agent.js';
 import { InProcessTransport } from '../node/in-process-transport.js';
 import type { StateSyncOptions } from '../node/state-sync.js';
 import type { HashGate, Principal } from '../services/keys.js';
+import { targetIdentity } from '../services/offsite-target.js';
 import { snapshotHealth } from '../services/snapshot-health.js';
 import type { Services } from './server.js';
 
@@ -101,6 +107,29 @@ export async function adoptLocalNode(catalogue: Catalogue, store: Store, clock: 
 }
 
 /**
+ * mirrorKeys copies the catalogue's users and API keys into the node's
+ * journal: keys it lacks are added, keys revoked in the catalogue are
+ * revoked there too. The catalogue is where keys are checked; the journal's
+ * copy is what an off-node catalogue document takes along. Safe to run at
+ * any time and from several processes (each step is one statement that
+ * only adds or revokes).
+ */
+export async function mirrorKeys(catalogue: Catalogue, store: Store): Promise<void> {
+  for (const k of await catalogue.allKeys()) {
+    if (!store.users.get(k.userId)) {
+      const u = await catalogue.user(k.userId);
+      const name = u?.name ?? k.userId;
+      // A journal user of the same name with another id (written before the catalogue existed) keeps its name.
+      const taken = store.users.byName(name) !== undefined;
+      store.users.insert({ id: k.userId, name: taken ? k.userId : name, createdAt: u?.createdAt ?? k.createdAt });
+    }
+    const mine = store.apiKeys.get(k.prefix);
+    if (!mine) store.apiKeys.insert(k);
+    if (k.revokedAt !== null && (mine?.revokedAt ?? null) === null) store.apiKeys.revoke(k.prefix, k.revokedAt);
+  }
+}
+
+/**
  * LocalKeys: API keys checked against the catalogue; a user who signs in is
  * also recorded in the node's journal (same id), where the node-side
  * features the API serves directly (webhooks) keep their rows.
@@ -108,6 +137,7 @@ export async function adoptLocalNode(catalogue: Catalogue, store: Store, clock: 
 class LocalKeys implements KeysApi {
   constructor(
     readonly inner: CatalogueKeys,
+    private readonly catalogue: Catalogue,
     private readonly store: Store,
   ) {}
 
@@ -120,9 +150,17 @@ class LocalKeys implements KeysApi {
     return p;
   }
 
-  create: KeysApi['create'] = (userId, label) => this.inner.create(userId, label);
+  create: KeysApi['create'] = async (userId, label) => {
+    const created = await this.inner.create(userId, label);
+    await mirrorKeys(this.catalogue, this.store);
+    return created;
+  };
   list: KeysApi['list'] = (userId) => this.inner.list(userId);
-  revoke: KeysApi['revoke'] = (prefix, userId) => this.inner.revoke(prefix, userId);
+  revoke: KeysApi['revoke'] = async (prefix, userId) => {
+    const revoked = await this.inner.revoke(prefix, userId);
+    await mirrorKeys(this.catalogue, this.store);
+    return revoked;
+  };
 }
 
 export interface LocalControl {
@@ -132,7 +170,7 @@ export interface LocalControl {
   readonly node: CatalogueNode;
   readonly agent: NodeAgent;
   /** What the API serves, for buildApp (with the caller's metrics, clock and config). */
-  readonly deps: Pick<AppDeps, 'keys' | 'deployments' | 'snapshots' | 'restores' | 'browse' | 'settings' | 'webhooks'>;
+  readonly deps: Pick<AppDeps, 'keys' | 'deployments' | 'snapshots' | 'restores' | 'browse' | 'settings' | 'verifications' | 'webhooks'>;
   /**
    * settle resolves once every operation handed to the node was answered
    * and every change it holds, the live part counted now included, was sent.
@@ -167,10 +205,19 @@ export async function startLocalControl(services: Services, opts: LocalControlOp
   let dispatcher: Dispatcher | null = null;
   try {
     const node = await adoptLocalNode(catalogue, store, clock);
+    // Keys made by `kova keys` while the server was down reach kova.db too.
+    await mirrorKeys(catalogue, store);
     dispatcher = new Dispatcher(catalogue, clock, { waitMs: LOCAL_WAIT_MS, nodeTimeoutMs: NEVER_OFFLINE_MS }, log);
     const side = new NodeSide(catalogue, dispatcher, clock, { heartbeatIntervalMs: LOCAL_HEARTBEAT_MS, nodeTimeoutMs: NEVER_OFFLINE_MS });
-    const transport = new InProcessTransport(side, catalogue, node.id, (err) => log.warn({ err }, 'the local control plane failed; retrying'));
-    agent = new NodeAgent(services, transport, log, { version: opts.version, runtime: runtime.kind, stateSync: LOCAL_STATE_SYNC });
+    const transport = new InProcessTransport(side, catalogue, node.id, (err) =>
+      log.warn({ err }, 'the local control plane failed; retrying'),
+    );
+    agent = new NodeAgent(services, transport, log, {
+      version: opts.version,
+      runtime: runtime.kind,
+      stateSync: LOCAL_STATE_SYNC,
+      offsiteTarget: services.offsite.target ? targetIdentity(services.offsite.target) : null,
+    });
     agent.start();
     await Promise.race([agent.connected, agent.done]);
     await agent.sync.flush();
@@ -184,7 +231,7 @@ export async function startLocalControl(services: Services, opts: LocalControlOp
       node,
       agent: a,
       deps: {
-        keys: new LocalKeys(keys, store),
+        keys: new LocalKeys(keys, catalogue, store),
         deployments: {
           ...backend.deployments,
           // The snapshot health depends on the time, not only on the rows: read where the schedule lives.
@@ -197,6 +244,7 @@ export async function startLocalControl(services: Services, opts: LocalControlOp
         restores: backend.restores,
         settings: backend.settings,
         browse: services.browse,
+        verifications: services.verifications,
         webhooks: services.webhooks,
       },
       async settle() {

@@ -9,6 +9,11 @@
  * database, the services; jobs a crash interrupted resume and deployments
  * are reconciled before the control plane is contacted, so a node that
  * cannot reach it still runs its deployments and automatic snapshots.
+ *
+ * With `--offsite` the node copies its deployments' snapshots to the
+ * operator's bucket as `kova serve` does (offsite-service.ts), each
+ * deployment's repository under PREFIX/deployments/<id>, but writes no
+ * catalogue there: the control plane's database is the catalogue.
  */
 import pino, { type Logger } from 'pino';
 import { type Clock, systemClock } from '../core/clock.js';
@@ -16,10 +21,12 @@ import { Store } from '../db/store.js';
 import { NodeAgent } from '../node/agent.js';
 import { ControlClient, readCa } from '../node/control-client.js';
 import type { StateSyncOptions } from '../node/state-sync.js';
+import type { OffsiteOptions } from '../services/offsite-service.js';
+import { type OffsiteTarget, targetIdentity } from '../services/offsite-target.js';
 import { Paths } from '../services/paths.js';
 import { ensurePrivateDataDir } from './data-dir.js';
 import type { NodeConfig } from './node-config.js';
-import { SCHEDULER_TICK_MS, type Services, VERSION, chooseRuntime, wireServices } from './server.js';
+import { SCHEDULER_TICK_MS, type Services, VERSION, chooseRuntime, offsiteTarget, wireServices } from './server.js';
 
 export interface RunningNode {
   readonly services: Services;
@@ -31,7 +38,15 @@ export interface RunningNode {
 
 export async function startNode(
   cfg: NodeConfig,
-  opts: { clock?: Clock; logger?: Logger; pollWaitMs?: number; stateSync?: StateSyncOptions } = {},
+  opts: {
+    clock?: Clock;
+    logger?: Logger;
+    pollWaitMs?: number;
+    stateSync?: StateSyncOptions;
+    offsiteOptions?: OffsiteOptions;
+    /** S3 settings of the off-node target (tests: fewer retries); default the AWS environment and the engine's retries. */
+    offsiteS3?: OffsiteTarget['s3'];
+  } = {},
 ): Promise<RunningNode> {
   const s = cfg.server;
   const log = opts.logger ?? pino({ level: s.logLevel, base: { service: 'kova-node' } });
@@ -57,10 +72,14 @@ export async function startNode(
     minSnapshotIntervalMs: s.minSnapshotIntervalMs,
     gcIntervalMs: s.gcIntervalMs,
     jobConcurrency: s.jobConcurrency,
+    offsite: s.offsite === null ? null : offsiteTarget({ ...s, recoverFrom: null }, opts.offsiteS3),
+    // The catalogue is the control plane's database: only the deployments' repositories go to the bucket.
+    offsiteOptions: { ...opts.offsiteOptions, catalogue: false },
   });
   const requeued = services.ctx.jobs.start();
   if (requeued > 0) log.warn({ jobs: requeued }, 'resuming jobs interrupted by a restart');
   await services.deployments.reconcile();
+  services.offsite.start();
   const tick = setInterval(() => {
     try {
       services.settings.tick();
@@ -79,11 +98,15 @@ export async function startNode(
   const agent = new NodeAgent(services, client, log, {
     version: VERSION,
     runtime: runtime.kind,
+    offsiteTarget: services.offsite.target ? targetIdentity(services.offsite.target) : null,
     pollWaitMs: opts.pollWaitMs,
     stateSync: opts.stateSync,
   });
   agent.start();
-  log.info({ controlPlanes: cfg.controlPlanes, runtime: runtime.kind, dataDir: s.dataDir }, 'kova node is running');
+  log.info(
+    { controlPlanes: cfg.controlPlanes, runtime: runtime.kind, dataDir: s.dataDir, offsite: services.offsite.target?.url ?? null },
+    'kova node is running',
+  );
 
   let closed = false;
   const close = async (): Promise<void> => {
@@ -92,6 +115,7 @@ export async function startNode(
     clearInterval(tick);
     agent.stop();
     await services.ctx.jobs.stop();
+    await services.offsite.stop();
     await runtime.close();
     store.close();
   };

@@ -32,6 +32,11 @@ import { RestoreService } from '../services/restore-service.js';
 import { BrowseService } from '../services/browse-service.js';
 import { SettingsService } from '../services/settings-service.js';
 import { SnapshotService } from '../services/snapshot-service.js';
+import { OffsiteMove } from '../services/offsite-move.js';
+import { type OffsiteOptions, OffsiteService } from '../services/offsite-service.js';
+import { type RecoveryReport, recoverFromOffsite } from '../services/offsite-recovery.js';
+import { type OffsiteTarget, normalizeTarget } from '../services/offsite-target.js';
+import { VerificationService } from '../services/verification-service.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
 import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
 import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
@@ -50,9 +55,14 @@ export interface Services {
   readonly restores: RestoreService;
   readonly browse: BrowseService;
   readonly settings: SettingsService;
+  readonly verifications: VerificationService;
   readonly webhooks: WebhookService;
   /** Sends the webhooks' deliveries; the server starts it, tests call runDue(). */
   readonly dispatcher: WebhookDispatcher;
+  /** Off-node copies; inert without a target. The server starts it, tests call runDue(). */
+  readonly offsite: OffsiteService;
+  /** Network mode: deployments recovered here from their off-node copies, or forgotten after moving away. */
+  readonly moves: OffsiteMove;
 }
 
 export interface RunningServer {
@@ -63,6 +73,8 @@ export interface RunningServer {
   readonly local: LocalControl;
   readonly url: string;
   readonly adminKeyFile: string | null;
+  /** What --recover-from brought back; null without it. */
+  readonly recovered: RecoveryReport | null;
   close(): Promise<void>;
 }
 
@@ -110,6 +122,9 @@ export function wireServices(opts: {
   maxKeysPerUser?: number;
   /** Webhook rules (private addresses refused, 10 per user unless given) and delivery settings. */
   webhooks?: WebhookOptions & DispatcherOptions;
+  /** Where off-node copies go; default none. */
+  offsite?: OffsiteTarget | null;
+  offsiteOptions?: OffsiteOptions;
 }): Services {
   const metrics = new Metrics();
   const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
@@ -128,10 +143,13 @@ export function wireServices(opts: {
     config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs, gcIntervalMs: opts.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS },
     events: webhooks,
   };
+  const offsite = new OffsiteService(ctx, opts.offsite ?? null, opts.offsiteOptions);
+  ctx.offsite = offsite;
   const snapshots = new SnapshotService(ctx);
   const restores = new RestoreService(ctx, snapshots);
   const deployments = new DeploymentService(ctx, snapshots);
-  const settings = new SettingsService(ctx, snapshots, new GcService(ctx));
+  const verifications = new VerificationService(ctx);
+  const settings = new SettingsService(ctx, snapshots, new GcService(ctx), verifications);
   return {
     ctx,
     keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }),
@@ -140,8 +158,11 @@ export function wireServices(opts: {
     restores,
     browse: new BrowseService(ctx),
     settings,
+    verifications,
     webhooks,
     dispatcher,
+    offsite,
+    moves: new OffsiteMove(ctx, offsite),
   };
 }
 
@@ -156,7 +177,8 @@ export function defaultWebDir(): string | null {
 async function bootstrapAdmin(local: LocalControl, paths: Paths, clock: Clock): Promise<string | null> {
   if ((await local.catalogue.countUsers()) > 0) return null;
   const admin = await local.catalogue.ensureUser('admin', 'admin', clock.now());
-  const { token } = await local.keys.create(admin.id, 'bootstrap');
+  // Through the API's key service: the key is copied into kova.db too (mirrorKeys).
+  const { token } = await local.deps.keys.create(admin.id, 'bootstrap');
   const file = path.join(paths.dataDir, 'admin.key');
   fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return file;
@@ -184,7 +206,27 @@ export function metricsToken(file: string): string {
   return token;
 }
 
-export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logger?: Logger } = {}): Promise<RunningServer> {
+/** offsiteTarget is the configured off-node target: --offsite, else the --recover-from target (copies go on where they came from). */
+export function offsiteTarget(cfg: ServerConfig, s3?: OffsiteTarget['s3'], url = cfg.offsite ?? cfg.recoverFrom): OffsiteTarget | null {
+  if (url === null || cfg.offsiteKeyFile === null) return null;
+  return normalizeTarget({
+    url,
+    keyFile: cfg.offsiteKeyFile,
+    ...(cfg.s3Endpoint ? { s3Endpoint: cfg.s3Endpoint } : {}),
+    ...(s3 ? { s3 } : {}),
+  });
+}
+
+export async function startServer(
+  cfg: ServerConfig,
+  opts: {
+    clock?: Clock;
+    logger?: Logger;
+    offsiteOptions?: OffsiteOptions;
+    /** S3 settings of the off-node target (tests: fewer retries); default the AWS environment and the engine's retries. */
+    offsiteS3?: OffsiteTarget['s3'];
+  } = {},
+): Promise<RunningServer> {
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova' } });
   const clock = opts.clock ?? systemClock;
   ensurePrivateDataDir(cfg.dataDir, log);
@@ -210,7 +252,19 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     jobConcurrency: cfg.jobConcurrency,
     maxKeysPerUser: cfg.maxKeysPerUser,
     webhooks: { allowPrivate: cfg.webhooksAllowPrivate },
+    offsite: offsiteTarget(cfg, opts.offsiteS3),
+    offsiteOptions: opts.offsiteOptions,
   });
+  let recovered: RecoveryReport | null = null;
+  if (cfg.recoverFrom !== null && cfg.offsiteKeyFile !== null) {
+    try {
+      recovered = await recoverFromOffsite(store, paths, offsiteTarget(cfg, opts.offsiteS3, cfg.recoverFrom)!, log);
+    } catch (err) {
+      await runtime.close();
+      store.close();
+      throw err;
+    }
+  }
   const requeued = services.ctx.jobs.start();
   if (requeued > 0) log.warn({ jobs: requeued }, 'resuming jobs interrupted by a restart');
   let local: LocalControl;
@@ -226,6 +280,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
   const adminKeyFile = await bootstrapAdmin(local, paths, clock);
   // Deliveries still pending from before a restart are sent again from here.
   services.dispatcher.start();
+  services.offsite.start();
   const tick = setInterval(() => {
     try {
       services.settings.tick();
@@ -262,6 +317,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
     local,
     url,
     adminKeyFile,
+    recovered,
     async close() {
       if (closed) return;
       closed = true;
@@ -271,6 +327,7 @@ export async function startServer(cfg: ServerConfig, opts: { clock?: Clock; logg
       await app.close();
       await services.dispatcher.stop();
       await services.ctx.jobs.stop();
+      await services.offsite.stop();
       await runtime.close();
       await local.closeCatalogue();
       store.close();

@@ -22,6 +22,8 @@ export function registerControlPlane(program: Command, io: Io): void {
     )
     .option('--rate-limit <n>', 'requests a minute per API key, all replicas together [KOVA_RATE_LIMIT] (default 100)')
     .option('--user-rate-limit <n>', 'requests a minute per user [KOVA_USER_RATE_LIMIT] (default 3 × --rate-limit)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (and chain) [KOVA_TLS_CERT] (with --tls-key)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert [KOVA_TLS_KEY]')
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
     .action(async (o: Record<string, string | undefined>) => {
       const flags: ControlPlaneInput = {
@@ -34,6 +36,8 @@ export function registerControlPlane(program: Command, io: Io): void {
         rateLimitPerMinute: o.rateLimit,
         userRateLimitPerMinute: o.userRateLimit,
         logLevel: o.logLevel,
+        tlsCertFile: o.tlsCert,
+        tlsKeyFile: o.tlsKey,
       };
       // Loaded here, not at the top: client commands need none of the server.
       const { loadControlPlaneConfig, startControlPlane } = await import('../app/control-plane.js');

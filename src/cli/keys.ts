@@ -15,7 +15,8 @@ import { type Io, note, printJson, println, table } from './output.js';
 /**
  * withLocalCatalogue opens this node's catalogue (DATA/control.db, where
  * `kova serve` checks API keys), taking over kova.db's users and keys first
- * if the server has not run since the catalogue exists.
+ * if the server has not run since the catalogue exists; what `fn` changed
+ * is copied into kova.db after it (mirrorKeys), as the server does.
  */
 async function withLocalCatalogue<T>(dataDir: string | undefined, fn: (c: Catalogue, maxKeysPerUser: number) => Promise<T>): Promise<T> {
   const cfg = loadConfig({ dataDir });
@@ -25,7 +26,9 @@ async function withLocalCatalogue<T>(dataDir: string | undefined, fn: (c: Catalo
     const c = await local.openLocalCatalogue(cfg.dataDir, systemClock);
     try {
       await local.adoptLocalNode(c, store, systemClock);
-      return await fn(c, cfg.maxKeysPerUser);
+      const result = await fn(c, cfg.maxKeysPerUser);
+      await local.mirrorKeys(c, store);
+      return result;
     } finally {
       await c.close();
     }

@@ -21,6 +21,12 @@ export function registerNode(program: Command, io: Io): void {
     )
     .option('--docker-host <url>', 'Docker socket, unix:///path [KOVA_DOCKER_HOST] (default /var/run/docker.sock)')
     .option('--docker-network <mode>', 'network mode of containers [KOVA_DOCKER_NETWORK] (default bridge)')
+    .option(
+      '--offsite <url>',
+      "copy every deployment's snapshots to s3://BUCKET/PREFIX, encrypted; every node of a network names the same [KOVA_OFFSITE] (default: none)",
+    )
+    .option('--s3-endpoint <url>', 'S3-compatible service of --offsite [KOVA_S3_ENDPOINT] (default AWS S3)')
+    .option('--offsite-key-file <file>', "the operator's master key for off-node copies [KOVA_OFFSITE_KEY_FILE]")
     .option('--min-snapshot-interval <duration>', 'smallest automatic snapshot interval [KOVA_MIN_SNAPSHOT_INTERVAL] (default 1h)')
     .option('--gc-interval <duration>', 'batched gc runs this long after the first snapshot delete [KOVA_GC_INTERVAL] (default 1h)')
     .option('--stop-timeout <seconds>', 'grace period when stopping services [KOVA_STOP_TIMEOUT] (default 10)')
@@ -34,6 +40,9 @@ export function registerNode(program: Command, io: Io): void {
         runtime: o.runtime,
         dockerHost: o.dockerHost,
         dockerNetwork: o.dockerNetwork,
+        offsite: o.offsite,
+        s3Endpoint: o.s3Endpoint,
+        offsiteKeyFile: o.offsiteKeyFile,
         minSnapshotIntervalMs: o.minSnapshotInterval,
         gcIntervalMs: o.gcInterval,
         stopTimeoutSec: o.stopTimeout,

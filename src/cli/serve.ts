@@ -33,6 +33,13 @@ export function registerServe(program: Command, io: Io): void {
       '--webhooks-allow-private',
       'let webhooks call loopback, private and link-local addresses [KOVA_WEBHOOKS_ALLOW_PRIVATE] (default: refused)',
     )
+    .option('--offsite <url>', 'copy every snapshot and the catalogue to s3://BUCKET/PREFIX, encrypted [KOVA_OFFSITE] (default: none)')
+    .option('--s3-endpoint <url>', 'S3-compatible service of --offsite/--recover-from [KOVA_S3_ENDPOINT] (default AWS S3)')
+    .option('--offsite-key-file <file>', "the operator's master key for off-node copies [KOVA_OFFSITE_KEY_FILE]")
+    .option(
+      '--recover-from <url>',
+      'on a fresh --data-dir, bring a lost node back from s3://BUCKET/PREFIX before serving [KOVA_RECOVER_FROM]; copies then go on there unless --offsite says otherwise',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       const flags: ConfigInput = {
@@ -51,11 +58,20 @@ export function registerServe(program: Command, io: Io): void {
         logLevel: o.logLevel,
         metricsTokenFile: o.metricsTokenFile,
         webhooksAllowPrivate: o.webhooksAllowPrivate,
+        offsite: o.offsite,
+        s3Endpoint: o.s3Endpoint,
+        offsiteKeyFile: o.offsiteKeyFile,
+        recoverFrom: o.recoverFrom,
       };
       // Loaded here, not at the top: client commands need none of the server.
       const { startServer } = await import('../app/server.js');
       const server = await startServer(loadConfig(flags));
       if (server.services.ctx.runtime.kind === 'process') note(io, `WARNING: ${PROCESS_ISOLATION_WARNING}`);
+      if (server.recovered)
+        note(
+          io,
+          `recovered ${server.recovered.users} users, ${server.recovered.deployments} deployments and ${server.recovered.snapshots} snapshots`,
+        );
       if (server.adminKeyFile)
         note(io, `created user "admin"; its API key is in ${server.adminKeyFile} (sign in to the dashboard with it)`);
       note(io, `kova is serving on ${server.url} (dashboard: ${server.url}/)`);

@@ -82,6 +82,7 @@ export class ControlBackend {
       restart: (userId, id) => this.onActive(userId, id, { kind: 'restart', deploymentId: id }, (_d, s) => s.deployment),
       close: (userId, id) => this.onActive(userId, id, { kind: 'close', deploymentId: id }, (_d, s) => s.deployment),
       clone: (userId, id, snapId, name) => this.clone(userId, id, snapId, name),
+      recover: (userId, id, snapId) => this.recover(userId, id, snapId),
       extras: (d) => this.extras(d),
     };
     this.snapshots = {
@@ -162,7 +163,14 @@ export class ControlBackend {
     const cd = await this.catalogue.deployment(d.id);
     const n = cd ? await this.catalogue.node(cd.nodeId) : undefined;
     const node =
-      n && this.opts.showNode !== false ? { id: n.id, name: n.name, status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs) } : null;
+      n && this.opts.showNode !== false
+      ? {
+          id: n.id,
+          name: n.name,
+          status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs),
+          lastHeartbeatAt: n.lastHeartbeatAt === null ? null : iso(n.lastHeartbeatAt),
+        }
+      : null;
     const s = cd?.state;
     if (!s || d.status !== 'active') return { operation: null, node };
     return { services: s.services, volumeBytes: s.volumeBytes, snapshots: s.snapshotSummary, operation: s.operation, node };
@@ -179,6 +187,7 @@ export class ControlBackend {
       lastHeartbeatAt: n.lastHeartbeatAt === null ? null : iso(n.lastHeartbeatAt),
       capacity: n.capacity ? { ...n.capacity } : null,
       deployments: n.deployments,
+      offsiteTarget: n.offsiteTarget,
     }));
   }
 
@@ -234,7 +243,11 @@ export class ControlBackend {
 
   private async clone(userId: string, id: string, snapId: string, name: unknown): Promise<Deployment> {
     const src = await this.active(userId, id);
-    const node = await this.node(src.nodeId);
+    const srcNode = await this.catalogue.node(src.nodeId);
+    if (!srcNode || nodeStatus(srcNode, this.clock.now(), this.nodeTimeoutMs) === 'offline') {
+      return this.cloneFromCopy(userId, src, srcNode, snapId, name);
+    }
+    const node = srcNode;
     this.dispatcher.assertReachable(node);
     const newDeploymentId = newId('dep');
     const reserved = src.state.deployment.manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
@@ -251,6 +264,224 @@ export class ControlBackend {
     if (!made) throw missing('deployment', newDeploymentId);
     return made.deployment;
   }
+
+  /**
+   * retryRecovery asks the node a failed recovery left the deployment on to
+   * run its recover job again (no move: the deployment is that node's).
+   */
+  private async retryRecovery(
+    userId: string,
+    d: CatalogueDeployment & { state: DeploymentState },
+    node: CatalogueNode,
+    snapId: string | undefined,
+    now: number,
+  ): Promise<{ deployment: Deployment; recovery: Api.Recovery }> {
+    const copied = newestFirst(d.state.snapshots.filter((s) => s.status === 'ready' && s.engineId && s.offsite?.status === 'copied'));
+    const chosen = snapId === undefined ? copied[0] : copied.find((s) => s.id === snapId);
+    if (!chosen) {
+      if (snapId !== undefined) snapshotIn(d.state, snapId);
+      throw new ConflictError(
+        snapId === undefined ? 'NO_OFFSITE_COPY' : 'SNAPSHOT_NOT_COPIED',
+        `deployment ${d.id} has no snapshot copied off-node to recover it from again`,
+      );
+    }
+    const operationId = newId('op');
+    const payload: OperationPayload = {
+      kind: 'recover',
+      deploymentId: d.id,
+      deployment: d.state.deployment,
+      settings: d.state.settings,
+      snapshots: copied,
+      snapshotId: chosen.id,
+    };
+    const r = await this.dispatcher.run(node, userId, payload, undefined, { id: operationId });
+    if (!r.state || r.state.deployment.id !== d.id) throw missing('deployment', d.id);
+    const from = d.movedFrom === null ? undefined : await this.catalogue.node(d.movedFrom);
+    return {
+      deployment: r.state.deployment,
+      recovery: {
+        operationId,
+        snapshotId: chosen.id,
+        fromNode: { id: d.movedFrom ?? node.id, name: from?.name ?? null },
+        toNode: { id: node.id, name: node.name },
+        createdAt: iso(now),
+      },
+    };
+  }
+
+  /**
+   * cloneFromCopy clones a snapshot of a deployment whose node is offline or
+   * removed from the snapshot's off-node copy, onto a node placed as a
+   * recovery places (same target, room for the volumes). Without a copy it
+   * answers as before: 503 NODE_UNAVAILABLE (the snapshot lives only on
+   * that node).
+   */
+  private async cloneFromCopy(
+    userId: string,
+    src: CatalogueDeployment & { state: DeploymentState },
+    srcNode: CatalogueNode | undefined,
+    snapId: string,
+    name: unknown,
+  ): Promise<Deployment> {
+    const s = snapshotIn(src.state, snapId);
+    if (s.status !== 'ready' || !s.engineId) throw new ConflictError('SNAPSHOT_NOT_READY', `snapshot ${snapId} is ${s.status}, not ready`);
+    const target = src.state.offsiteTarget ?? srcNode?.offsiteTarget ?? null;
+    if (s.offsite?.status !== 'copied' || !target) {
+      if (srcNode) throw NodeUnavailableError.offline(srcNode);
+      throw new NodeUnavailableError(`the node this deployment ran on (${src.nodeId}) has been removed`, { nodeId: src.nodeId });
+    }
+    const now = this.clock.now();
+    const needed = reservedBytes(src.state.deployment);
+    const nodes = (await this.catalogue.nodes())
+      .filter((n) => n.id !== src.nodeId && n.offsiteTarget === target)
+      .map((n) => ({ ...n, status: nodeStatus(n, now, this.nodeTimeoutMs) }));
+    const placed = place(nodes, needed);
+    if (!placed.ok) {
+      throw new NodeUnavailableError(
+        `cannot clone snapshot ${snapId} from its off-node copy: no online node copying to ${target} has room for its volumes; try again later`,
+        { neededBytes: needed, offsiteTarget: target },
+      );
+    }
+    const node = nodes.find((n) => n.id === placed.node.id)!;
+    this.dispatcher.assertReachable(node);
+    const newDeploymentId = newId('dep');
+    await this.catalogue.place(newDeploymentId, userId, node.id, now, needed);
+    const payload: OperationPayload = {
+      kind: 'clone-offsite',
+      deploymentId: newDeploymentId,
+      source: src.state.deployment,
+      snapshotId: s.id,
+      engineId: s.engineId,
+      name: typeof name === 'string' ? name : null,
+    };
+    const r = await this.dispatcher.run(node, userId, payload, () => this.catalogue.unplace(newDeploymentId));
+    if (!r.state || r.state.deployment.id !== newDeploymentId) throw missing('deployment', newDeploymentId);
+    return r.state.deployment;
+  }
+
+  /**
+   * recover runs a deployment whose node is offline or removed on another
+   * node, from its off-node copy. Checks, in order: the caller's active
+   * deployment (404), its node offline or removed (409 NODE_ONLINE; but a
+   * deployment a failed recovery left on an online node, not running and
+   * with no operation, is recovered again there: retryRecovery), the
+   * snapshot copied off-node (409 SNAPSHOT_NOT_COPIED, NO_OFFSITE_COPY), a
+   * healthy node copying to the same target with room (503
+   * NODE_UNAVAILABLE). Then, in one transaction, the deployment is moved to
+   * that node with the `recover` operation for it and a `forget` for the
+   * old node (handed out when it is back); the request waits for the new
+   * node's answer like any other. If the new node refuses, the move is
+   * undone. Two recoveries at once: the second finds the deployment moved
+   * (409 DEPLOYMENT_MOVED).
+   */
+  private async recover(
+    userId: string,
+    id: string,
+    snapId: string | undefined,
+  ): Promise<{ deployment: Deployment; recovery: Api.Recovery }> {
+    const d = await this.active(userId, id);
+    const now = this.clock.now();
+    const old = await this.catalogue.node(d.nodeId);
+    const oldStatus = old ? nodeStatus(old, now, this.nodeTimeoutMs) : null;
+    if (old && oldStatus !== 'offline' && recoveryFailed(d)) return this.retryRecovery(userId, d, old, snapId, now);
+    if (old && oldStatus !== 'offline') {
+      throw new ConflictError(
+        'NODE_ONLINE',
+        `deployment ${id} runs on node ${old.name}, which is ${oldStatus}: recovery is for a deployment whose node is offline or removed; to go back to a snapshot, restore it`,
+        { nodeId: old.id, nodeStatus: oldStatus },
+      );
+    }
+    const state = d.state;
+    const copied = newestFirst(state.snapshots.filter((s) => s.status === 'ready' && s.engineId && s.offsite?.status === 'copied'));
+    let chosen: Snapshot | undefined;
+    if (snapId !== undefined) {
+      const s = snapshotIn(state, snapId);
+      chosen = copied.find((x) => x.id === s.id);
+      if (!chosen) {
+        throw new ConflictError(
+          'SNAPSHOT_NOT_COPIED',
+          `snapshot ${snapId} has no off-node copy (${s.offsite ? `its copy is ${s.offsite.status}` : 'none was made'}); choose one whose copy is copied`,
+          { snapshotId: snapId, offsite: s.offsite?.status ?? null },
+        );
+      }
+    } else chosen = copied[0];
+    const target = state.offsiteTarget ?? old?.offsiteTarget ?? null;
+    if (!chosen || !target) {
+      throw new ConflictError(
+        'NO_OFFSITE_COPY',
+        `deployment ${id} has no snapshot copied off its node: there is nothing to recover it from`,
+      );
+    }
+    const needed = reservedBytes(state.deployment);
+    const nodes = (await this.catalogue.nodes())
+      .filter((n) => n.id !== d.nodeId && n.offsiteTarget === target)
+      .map((n) => ({ ...n, status: nodeStatus(n, now, this.nodeTimeoutMs) }));
+    const placed = place(nodes, needed);
+    if (!placed.ok) {
+      const why =
+        placed.online === 0
+          ? `no other node copying to ${target} is online`
+          : `no online node copying to ${target} has room for its volumes (${(needed / GB).toFixed(1)} GB needed)`;
+      throw new NodeUnavailableError(`cannot recover deployment ${id}: ${why}; try again later`, {
+        neededBytes: needed,
+        offsiteTarget: target,
+      });
+    }
+    const node = nodes.find((n) => n.id === placed.node.id)!;
+    const forget = { id: newId('op'), userId, payload: { kind: 'forget', deploymentId: id } as const, createdAt: now };
+    const payload: OperationPayload = {
+      kind: 'recover',
+      deploymentId: id,
+      deployment: state.deployment,
+      settings: state.settings,
+      snapshots: copied,
+      snapshotId: chosen.id,
+    };
+    const operationId = newId('op');
+    let moved = false;
+    const r = await this.dispatcher.run(
+      node,
+      userId,
+      payload,
+      async () => {
+        if (moved) await this.catalogue.moveBack(id, d.nodeId, node.id, old ? [forget.id] : [], this.clock.now());
+      },
+      {
+        id: operationId,
+        enqueue: async (op) => {
+          const ops = [{ op, nodeId: node.id }, ...(old ? [{ op: forget, nodeId: old.id }] : [])];
+          moved = await this.catalogue.move(id, d.nodeId, node.id, needed, ops, now);
+          if (!moved) throw new ConflictError('DEPLOYMENT_MOVED', `deployment ${id} was moved to another node meanwhile`);
+        },
+      },
+    );
+    if (!r.state || r.state.deployment.id !== id) throw missing('deployment', id);
+    return {
+      deployment: r.state.deployment,
+      recovery: {
+        operationId,
+        snapshotId: chosen.id,
+        fromNode: { id: d.nodeId, name: old?.name ?? null },
+        toNode: { id: node.id, name: node.name },
+        createdAt: iso(now),
+      },
+    };
+  }
+}
+
+/**
+ * recoveryFailed: the deployment was moved here by a recovery and is not
+ * running, with no operation in progress: its recover job failed (the
+ * bucket stopped answering midway), and a recovery may be asked again.
+ */
+function recoveryFailed(d: CatalogueDeployment & { state: DeploymentState }): boolean {
+  const s = d.state;
+  return d.movedFrom !== null && s.operation === null && !(s.services.length > 0 && s.services.every((x) => x.state === 'running'));
+}
+
+/** reservedBytes: the volume storage a deployment's SDL asks for. */
+function reservedBytes(d: Deployment): number {
+  return d.manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
 }
 
 /* ---- conversions ----------------------------------------------------------------------- */

@@ -32,6 +32,8 @@ export interface CatalogueNode {
   readonly version: string | null;
   readonly runtime: 'docker' | 'process' | null;
   readonly bootId: string | null;
+  /** The off-node target it copies to, as its last hello named it (targetIdentity); null: none. */
+  readonly offsiteTarget: string | null;
   /** Active deployments placed on the node. */
   readonly deployments: number;
   /**
@@ -57,6 +59,8 @@ export interface CatalogueDeployment {
   readonly id: string;
   readonly userId: string;
   readonly nodeId: string;
+  /** The node it ran on before a recovery moved it here; null: never moved. */
+  readonly movedFrom: string | null;
   /** Null until the node has answered the operation that created it. */
   readonly state: DeploymentState | null;
 }
@@ -101,7 +105,11 @@ export interface Catalogue {
   setDraining(id: string, draining: boolean): Promise<void>;
   /** removeNode deletes a node that has no active deployment (NODE_IN_USE otherwise). */
   removeNode(id: string): Promise<void>;
-  hello(id: string, info: { version: string; runtime: 'docker' | 'process'; bootId: string }, at: number): Promise<void>;
+  hello(
+    id: string,
+    info: { version: string; runtime: 'docker' | 'process'; bootId: string; offsiteTarget?: string | null },
+    at: number,
+  ): Promise<void>;
   heartbeat(id: string, capacity: Capacity, at: number): Promise<void>;
 
   // ---- deployments and their state
@@ -118,6 +126,29 @@ export interface Catalogue {
    * acknowledged). Returns the version now held per deployment.
    */
   applyState(nodeId: string, states: readonly DeploymentState[]): Promise<Array<{ deploymentId: string; version: number }>>;
+
+  /**
+   * move records, in one transaction, that deployment `id` left node `from`
+   * for node `to` (where it holds `reservedBytes`), and the operations that
+   * carry the move out, each for its node. The document held so far stays
+   * readable with version 0, so the new node's first document replaces it;
+   * documents from `from` are refused from then on. False, with nothing
+   * recorded, when the deployment is no longer on `from` (another move won).
+   */
+  move(
+    id: string,
+    from: string,
+    to: string,
+    reservedBytes: number,
+    ops: ReadonlyArray<{ readonly op: Operation; readonly nodeId: string }>,
+    at: number,
+  ): Promise<boolean>;
+  /**
+   * moveBack undoes a move whose recovery did nothing (the new node refused
+   * or never got it): the deployment is on `from` again, and the operations
+   * `withdraw` are cancelled when no node has been handed them yet.
+   */
+  moveBack(id: string, from: string, to: string, withdraw: readonly string[], at: number): Promise<void>;
 
   // ---- operations
   /** enqueue records an operation for a node (and wakes its long poll on every replica). */

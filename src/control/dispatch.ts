@@ -20,7 +20,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
 import { newId } from '../core/ids.js';
-import type { DeploymentState, OperationPayload, OperationResult } from '../network/protocol.js';
+import type { DeploymentState, Operation, OperationPayload, OperationResult } from '../network/protocol.js';
 import { type Catalogue, type CatalogueNode, nodeStatus } from './catalogue.js';
 import { NodeUnavailableError, errorFromWire } from './errors.js';
 
@@ -33,6 +33,13 @@ export interface DispatchOptions {
 
 export const DEFAULT_WAIT_MS = 10_000;
 export const DEFAULT_NODE_TIMEOUT_MS = 30_000;
+
+/** How run() records the operation: its id (default a new one), and a replacement for the plain enqueue. */
+export interface RunOptions {
+  readonly id?: string;
+  /** Records the operation together with what it needs (a move, recover.ts), in one transaction. */
+  readonly enqueue?: (op: Operation) => Promise<void>;
+}
 
 /** A successful result, its states applied. */
 export type Done = Extract<OperationResult, { ok: true }>;
@@ -60,19 +67,25 @@ export class Dispatcher {
    * back before any node saw it, or failed on the node (it forgets what was
    * prepared for it: a placement).
    */
-  run(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>): Promise<Done> {
-    const p = this.runOnce(node, userId, payload, undo);
+  run(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>, opts: RunOptions = {}): Promise<Done> {
+    const p = this.runOnce(node, userId, payload, undo, opts);
     const tracked = p.catch(() => undefined);
     this.running.add(tracked);
     void tracked.finally(() => this.running.delete(tracked));
     return p;
   }
 
-  private async runOnce(node: CatalogueNode, userId: string, payload: OperationPayload, undo?: () => Promise<void>): Promise<Done> {
+  private async runOnce(
+    node: CatalogueNode,
+    userId: string,
+    payload: OperationPayload,
+    undo: (() => Promise<void>) | undefined,
+    opts: RunOptions,
+  ): Promise<Done> {
     this.assertReachable(node);
-    const op = { id: newId('op'), userId, payload, createdAt: this.clock.now() };
+    const op = { id: opts.id ?? newId('op'), userId, payload, createdAt: this.clock.now() };
     try {
-      await this.catalogue.enqueue(op, node.id);
+      await (opts.enqueue ? opts.enqueue(op) : this.catalogue.enqueue(op, node.id));
     } catch (err) {
       // Not queued (the database failed): nothing will run, so nothing prepared for it may stay.
       await undo?.().catch((e: unknown) =>

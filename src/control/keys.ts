@@ -86,7 +86,7 @@ export class CatalogueKeys implements KeysApi {
     const user = await this.catalogue.user(key.userId);
     if (!user) return null;
     if (key.lastUsedAt === null || now - key.lastUsedAt > TOUCH_EVERY_MS) await this.catalogue.touchKey(prefix, now);
-    return { user: { id: user.id, name: user.name, createdAt: user.createdAt }, keyPrefix: prefix };
+    return { user: { id: user.id, name: user.name, createdAt: user.createdAt }, role: user.role, keyPrefix: prefix };
   }
 
   /** checkHash is the slow part of authenticate: one scrypt per call. */

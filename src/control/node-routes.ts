@@ -43,6 +43,7 @@ const HelloBody = Type.Object({
   version: Type.String({ maxLength: 64 }),
   runtime: Type.Union([Type.Literal('docker'), Type.Literal('process')]),
   bootId: Type.String({ minLength: 1, maxLength: 128 }),
+  offsiteTarget: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 1024 }), Type.Null()])),
 });
 const HeartbeatBody = Type.Object({
   capacity: Type.Object({

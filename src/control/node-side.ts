@@ -52,7 +52,11 @@ export class NodeSide {
         { status: 400 },
       );
     }
-    await this.catalogue.hello(node.id, { version: req.version, runtime: req.runtime, bootId: req.bootId }, this.clock.now());
+    await this.catalogue.hello(
+      node.id,
+      { version: req.version, runtime: req.runtime, bootId: req.bootId, offsiteTarget: req.offsiteTarget ?? null },
+      this.clock.now(),
+    );
     return {
       protocol: PROTOCOL_VERSION,
       nodeId: node.id,

@@ -175,6 +175,84 @@ export const MIGRATIONS: readonly string[] = [
   );
   ${syncTriggers()}
   `,
+  `
+  -- Off-node copies (services/offsite-service.ts). Per snapshot queued for
+  -- copying: its state in the bucket; rows not yet copied are the pending
+  -- copies, resumed after a restart.
+  CREATE TABLE offsite_copies (
+    snapshot_id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'copying', 'copied', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    copied_at INTEGER,
+    error TEXT,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX offsite_copies_due ON offsite_copies(status, next_attempt_at);
+  CREATE INDEX offsite_copies_by_deployment ON offsite_copies(deployment_id);
+  -- Snapshot records to delete from a deployment's bucket repository.
+  CREATE TABLE offsite_deletes (
+    deployment_id TEXT NOT NULL,
+    engine_id TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    PRIMARY KEY (deployment_id, engine_id)
+  );
+  -- Batched gc of a deployment's bucket repository, due at due_at.
+  CREATE TABLE offsite_gc_due (
+    deployment_id TEXT PRIMARY KEY,
+    due_at INTEGER NOT NULL
+  );
+  -- A deployment's choice about off-node copies; no row: the default (on when a target is configured).
+  CREATE TABLE offsite_settings (
+    deployment_id TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL
+  );
+  `,
+  `
+  -- Scheduled verification (services/verification-service.ts): each deployment's setting (on by default, weekly),
+  -- where its rotation stands, every check, and the snapshots a failed check found damaged.
+  ALTER TABLE snapshot_settings ADD COLUMN verify_enabled INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE snapshot_settings ADD COLUMN verify_interval_ms INTEGER NOT NULL DEFAULT 604800000;
+  ALTER TABLE snapshot_settings ADD COLUMN verify_interval_text TEXT;
+  CREATE TABLE verification_schedule (
+    deployment_id TEXT PRIMARY KEY REFERENCES deployments(id),
+    next_run_at INTEGER NOT NULL,
+    next_part INTEGER NOT NULL,
+    parts INTEGER NOT NULL
+  );
+  CREATE TABLE verifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    trigger TEXT NOT NULL CHECK (trigger IN ('scheduled', 'manual')),
+    part INTEGER,
+    parts INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'ok', 'failed')),
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    steps_done INTEGER NOT NULL DEFAULT 0,
+    bytes_read INTEGER NOT NULL DEFAULT 0,
+    packs_read INTEGER NOT NULL DEFAULT 0,
+    findings INTEGER NOT NULL DEFAULT 0,
+    finding_list TEXT NOT NULL DEFAULT '[]',
+    damaged_snapshots TEXT NOT NULL DEFAULT '[]',
+    error TEXT
+  );
+  CREATE INDEX verifications_by_deployment ON verifications(deployment_id, seq);
+  ALTER TABLE snapshots ADD COLUMN damaged_at INTEGER;
+  CREATE TRIGGER sync_snapshots_damaged AFTER UPDATE OF damaged_at ON snapshots BEGIN
+    INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (NEW.deployment_id, 1, 1)
+      ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1, urgent_version = version + 1;
+  END;
+  `,
+  `
+  -- Network mode: a deployment's document carries its snapshots' off-node copies and its off-node
+  -- setting (node/state-sync.ts), so changes to them bump its version like its other rows.
+  ${offsiteSyncTriggers()}
+  `,
 ];
 
 /**
@@ -211,6 +289,29 @@ function syncTriggers(): string {
     out.push(trigger(`${table}_delete`, 'DELETE', table, 'OLD.deployment_id'));
     out.push(trigger(`${table}_update`, `UPDATE OF ${columns}`, table, 'NEW.deployment_id'));
     out.push(trigger(`${table}_progress`, 'UPDATE OF progress_done, progress_total', table, 'NEW.deployment_id', false));
+  }
+  return out.join('\n  ');
+}
+
+/** offsiteSyncTriggers: the triggers that bump sync_versions when a deployment's off-node copies or setting change. */
+function offsiteSyncTriggers(): string {
+  const out: string[] = [];
+  for (const [name, table] of [
+    ['offsite_copies', 'offsite_copies'],
+    ['offsite_settings', 'offsite_settings'],
+  ] as const) {
+    for (const [event, row] of [
+      ['INSERT', 'NEW'],
+      ['UPDATE', 'NEW'],
+      ['DELETE', 'OLD'],
+    ] as const) {
+      out.push(
+        `CREATE TRIGGER sync_${name}_${event.toLowerCase()} AFTER ${event} ON ${table} BEGIN
+    INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (${row}.deployment_id, 1, 1)
+      ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1, urgent_version = version + 1;
+  END;`,
+      );
+    }
   }
   return out.join('\n  ');
 }

@@ -1,4 +1,4 @@
-/** settings: each deployment's automatic-snapshot settings and next due time. */
+/** settings: each deployment's automatic-snapshot settings and next due time, and its verification setting. */
 import { Table } from './table.js';
 
 export interface SnapshotSettings {
@@ -20,7 +20,15 @@ export interface SnapshotSettings {
   readonly lastDueAt?: number | null;
   /** The due time a snapshot.missed event was last sent for. */
   readonly missedDueAt?: number | null;
+  /** Scheduled verification (services/verification-service.ts); absent: the defaults (DEFAULT_VERIFICATION). */
+  readonly verifyEnabled?: boolean;
+  readonly verifyIntervalMs?: number;
+  /** The verification interval as set ("7d"); null when never set. */
+  readonly verifyInterval?: string | null;
 }
+
+/** Scheduled verification unless set otherwise: on, weekly. */
+export const DEFAULT_VERIFICATION = { enabled: true, intervalMs: 7 * 86_400_000, interval: '7d' } as const;
 
 interface Row {
   deployment_id: string;
@@ -36,6 +44,9 @@ interface Row {
   updated_at: number;
   last_due_at: number | null;
   missed_due_at: number | null;
+  verify_enabled: number;
+  verify_interval_ms: number;
+  verify_interval_text: string | null;
 }
 
 const toSettings = (r: Row): SnapshotSettings => ({
@@ -52,6 +63,9 @@ const toSettings = (r: Row): SnapshotSettings => ({
   updatedAt: r.updated_at,
   lastDueAt: r.last_due_at,
   missedDueAt: r.missed_due_at,
+  verifyEnabled: r.verify_enabled === 1,
+  verifyIntervalMs: r.verify_interval_ms,
+  verifyInterval: r.verify_interval_text,
 });
 
 export const DEFAULT_SETTINGS = {
@@ -63,6 +77,9 @@ export const DEFAULT_SETTINGS = {
   keepDaily: null,
   keepWeekly: null,
   keepMonthly: null,
+  verifyEnabled: DEFAULT_VERIFICATION.enabled,
+  verifyIntervalMs: DEFAULT_VERIFICATION.intervalMs,
+  verifyInterval: null,
 } as const;
 
 export class Settings extends Table {
@@ -76,12 +93,15 @@ export class Settings extends Table {
     this.db
       .prepare(
         `INSERT INTO snapshot_settings (deployment_id, enabled, interval_ms, interval_text, retention,
-           keep_hourly, keep_daily, keep_weekly, keep_monthly, next_run_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           keep_hourly, keep_daily, keep_weekly, keep_monthly, next_run_at, updated_at,
+           verify_enabled, verify_interval_ms, verify_interval_text)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (deployment_id) DO UPDATE SET enabled = excluded.enabled, interval_ms = excluded.interval_ms,
            interval_text = excluded.interval_text, retention = excluded.retention, keep_hourly = excluded.keep_hourly,
            keep_daily = excluded.keep_daily, keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly,
            next_run_at = excluded.next_run_at, updated_at = excluded.updated_at,
+           verify_enabled = excluded.verify_enabled, verify_interval_ms = excluded.verify_interval_ms,
+           verify_interval_text = excluded.verify_interval_text,
            last_due_at = CASE WHEN snapshot_settings.enabled = 1 AND excluded.enabled = 1 THEN snapshot_settings.last_due_at END`,
       )
       .run(
@@ -96,6 +116,9 @@ export class Settings extends Table {
         s.keepMonthly,
         s.nextRunAt,
         s.updatedAt,
+        (s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled) ? 1 : 0,
+        s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs,
+        s.verifyInterval ?? null,
       );
   }
 
@@ -123,6 +146,23 @@ export class Settings extends Table {
         )
         .all() as Row[]
     ).map(toSettings);
+  }
+
+  /**
+   * verificationList returns every active deployment's verification setting
+   * (the defaults for one whose settings were never set), oldest first.
+   */
+  verificationList(): Array<{ deploymentId: string; enabled: boolean; intervalMs: number }> {
+    return (
+      this.q(
+        `SELECT d.id, s.verify_enabled, s.verify_interval_ms FROM deployments d
+         LEFT JOIN snapshot_settings s ON s.deployment_id = d.id WHERE d.status = 'active' ORDER BY d.created_at, d.id`,
+      ).all() as Array<{ id: string; verify_enabled: number | null; verify_interval_ms: number | null }>
+    ).map((r) => ({
+      deploymentId: r.id,
+      enabled: r.verify_enabled === null ? DEFAULT_VERIFICATION.enabled : r.verify_enabled === 1,
+      intervalMs: r.verify_interval_ms ?? DEFAULT_VERIFICATION.intervalMs,
+    }));
   }
 
   delete(deploymentId: string): void {

@@ -24,6 +24,17 @@ export interface Snapshot {
   readonly warning: string | null;
   readonly progressDone: number | null;
   readonly progressTotal: number | null;
+  /** When a verification found damage reaching this snapshot (null: none found); absent in older documents. */
+  readonly damagedAt?: number | null;
+  /** The off-node copy (not a column: filled in by the snapshot service from db/offsite.ts); null or absent: none. */
+  readonly offsite?: SnapshotOffsite | null;
+}
+
+/** Where a snapshot's off-node copy stands. */
+export interface SnapshotOffsite {
+  readonly status: 'pending' | 'copying' | 'copied' | 'failed';
+  readonly copiedAt: number | null;
+  readonly error: string | null;
 }
 
 interface Row {
@@ -44,6 +55,7 @@ interface Row {
   warning: string | null;
   progress_done: number | null;
   progress_total: number | null;
+  damaged_at: number | null;
 }
 
 const toSnapshot = (r: Row): Snapshot => ({
@@ -64,6 +76,7 @@ const toSnapshot = (r: Row): Snapshot => ({
   warning: r.warning,
   progressDone: r.progress_done,
   progressTotal: r.progress_total,
+  damagedAt: r.damaged_at,
 });
 
 const COLUMNS: Record<string, string> = {
@@ -79,9 +92,10 @@ const COLUMNS: Record<string, string> = {
   warning: 'warning',
   progressDone: 'progress_done',
   progressTotal: 'progress_total',
+  damagedAt: 'damaged_at',
 };
 
-export type SnapshotUpdate = Partial<Omit<Snapshot, 'id' | 'deploymentId' | 'label' | 'trigger' | 'createdAt'>>;
+export type SnapshotUpdate = Partial<Omit<Snapshot, 'id' | 'deploymentId' | 'label' | 'trigger' | 'createdAt' | 'offsite'>>;
 
 export class Snapshots extends Table {
   insert(s: Pick<Snapshot, 'id' | 'deploymentId' | 'label' | 'status' | 'trigger' | 'createdAt'>): void {
@@ -126,6 +140,25 @@ export class Snapshots extends Table {
     const sets = keys.map((k) => `${COLUMNS[k]} = ?`).join(', ');
     const values = keys.map((k) => (u as Record<string, unknown>)[k] ?? null);
     this.q(`UPDATE snapshots SET ${sets} WHERE id = ?`).run(...values, id);
+  }
+
+  /**
+   * markDamaged records that a verification at `at` found damage reaching the
+   * deployment's snapshots with these engine ids (a mark already set keeps
+   * its time) and returns those snapshots.
+   */
+  markDamaged(deploymentId: string, engineIds: readonly string[], at: number): Snapshot[] {
+    const out: Snapshot[] = [];
+    for (const engineId of engineIds) {
+      this.q('UPDATE snapshots SET damaged_at = ? WHERE deployment_id = ? AND engine_id = ? AND damaged_at IS NULL').run(
+        at,
+        deploymentId,
+        engineId,
+      );
+      const r = this.q('SELECT * FROM snapshots WHERE deployment_id = ? AND engine_id = ?').get(deploymentId, engineId) as Row | undefined;
+      if (r) out.push(toSnapshot(r));
+    }
+    return out;
   }
 
   delete(id: string): void {

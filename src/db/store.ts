@@ -6,10 +6,12 @@ import { type Db, openDatabase } from './database.js';
 import { Deployments } from './deployments.js';
 import { GcDue } from './gc-due.js';
 import { Jobs } from './jobs.js';
+import { Offsite } from './offsite.js';
 import { Restores } from './restores.js';
 import { Settings } from './settings.js';
 import { Snapshots } from './snapshots.js';
 import { Users } from './users.js';
+import { Verifications } from './verifications.js';
 import { Webhooks } from './webhooks.js';
 
 export class Store {
@@ -22,6 +24,8 @@ export class Store {
   readonly jobs: Jobs;
   readonly gcDue: GcDue;
   readonly webhooks: Webhooks;
+  readonly offsite: Offsite;
+  readonly verifications: Verifications;
 
   constructor(readonly db: Db) {
     this.users = new Users(db);
@@ -33,6 +37,8 @@ export class Store {
     this.jobs = new Jobs(db);
     this.gcDue = new GcDue(db);
     this.webhooks = new Webhooks(db);
+    this.offsite = new Offsite(db);
+    this.verifications = new Verifications(db);
   }
 
   static open(file: string): Store {

@@ -31,9 +31,10 @@
 import type { SnapshotSummary } from '../api/contract.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Restore } from '../db/restores.js';
-import type { SnapshotSettings } from '../db/settings.js';
+import type { SettingsWithOffsite } from '../services/settings-service.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceStatus } from '../runtime/types.js';
+import type { OffsiteCloneRequest, RecoverRequest } from '../services/offsite-move.js';
 import type { SelectionRequest } from '../services/restore-paths.js';
 import type { SettingsInput } from '../services/settings-service.js';
 
@@ -62,6 +63,12 @@ export interface HelloRequest {
   readonly runtime: 'docker' | 'process';
   /** Changes on every start of the node process: tells the control plane the node restarted. */
   readonly bootId: string;
+  /**
+   * The off-node target the node copies snapshots to, without credentials
+   * (offsite-target.ts, targetIdentity); absent or null: none. A deployment
+   * is recovered only onto a node that names the same target.
+   */
+  readonly offsiteTarget?: string | null;
 }
 
 export interface HelloReply {
@@ -128,6 +135,20 @@ export type OperationPayload =
       readonly name: string | null;
     }
   | { readonly kind: 'settings'; readonly deploymentId: string; readonly input: SettingsInput }
+  /**
+   * Take over a deployment whose node is offline or gone, from its off-node
+   * copy (services/offsite-move.ts): the deployment, settings and copied
+   * snapshots as the catalogue holds them, and the snapshot to start from.
+   */
+  | ({ readonly kind: 'recover'; readonly deploymentId: string } & RecoverRequest)
+  /**
+   * Clone a snapshot of a deployment whose node is offline, from its
+   * off-node copy: a new deployment `deploymentId` like `source`, whose
+   * volumes start from the snapshot (engine id `engineId`).
+   */
+  | ({ readonly kind: 'clone-offsite'; readonly deploymentId: string } & OffsiteCloneRequest)
+  /** The deployment was recovered on another node: stop its services and forget it, leaving its data on disk. */
+  | { readonly kind: 'forget'; readonly deploymentId: string }
   // Questions: they change nothing on the node; their result is the answer.
   | { readonly kind: 'restore-plan'; readonly deploymentId: string; readonly snapshotId: string; readonly selection?: SelectionRequest }
   | { readonly kind: 'settings-preview'; readonly deploymentId: string; readonly input: SettingsInput };
@@ -183,9 +204,12 @@ export interface DeploymentState {
   readonly deployment: Deployment;
   /** Grows with every change on the node; the catalogue ignores a document older than the one it has. */
   readonly version: number;
-  readonly settings: SnapshotSettings;
-  /** Every snapshot the node has for the deployment (deleted ones are absent). */
+  /** With `offsite: {enabled}` when the node copies off-node, else `offsite: null`. */
+  readonly settings: SettingsWithOffsite;
+  /** Every snapshot the node has for the deployment (deleted ones are absent), each with its off-node copy. */
   readonly snapshots: readonly Snapshot[];
+  /** The off-node target the snapshots' copies are in (targetIdentity); absent or null: the node makes none. */
+  readonly offsiteTarget?: string | null;
   readonly restores: readonly RestoreState[];
   /** The operation queued or running on the node (deploy, snapshot, restore, …), as deployments show it. */
   readonly operation: string | null;

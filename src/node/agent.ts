@@ -15,9 +15,10 @@
  * Nothing is closed, deleted or pruned because the control plane cannot be
  * reached.
  *
- * A refused token (NodeRejectedError), a protocol the control plane does
- * not speak or a hello it refuses is fatal: every loop stops and `done`
- * rejects with the error.
+ * A refused token (NodeRejectedError), a certificate the node does not
+ * trust before it ever reached a replica (UntrustedCertificateError), a
+ * protocol the control plane does not speak or a hello it refuses is
+ * fatal: every loop stops and `done` rejects with the error.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -34,7 +35,7 @@ import {
   type StateReply,
 } from '../network/protocol.js';
 import { measureCapacity } from './capacity.js';
-import { ClientClosedError, NodeRejectedError } from './control-client.js';
+import { ClientClosedError, NodeRejectedError, UntrustedCertificateError } from './control-client.js';
 import { Executor } from './executor.js';
 import { StateSync, type StateSyncOptions } from './state-sync.js';
 import type { ControlTransport } from './transport.js';
@@ -49,6 +50,8 @@ export class HelloRefusedError extends KovaError {
 export interface AgentOptions {
   readonly version: string;
   readonly runtime: 'docker' | 'process';
+  /** The off-node target the node copies to (targetIdentity), told in hello and in every document; default none. */
+  readonly offsiteTarget?: string | null;
   /** How long a poll asks the replica to hold (capped at MAX_POLL_WAIT_MS). Default 20 s. */
   readonly pollWaitMs?: number;
   /** Pause after a result the control plane did not take, growing to 5 s. Default 200 ms. */
@@ -94,7 +97,13 @@ export class NodeAgent {
     });
     // A caller that only stops the agent must not see an unhandled rejection.
     this.done.catch(() => undefined);
-    this.sync = new StateSync(services.ctx, services.deployments, (docs) => this.sendState(docs), opts.stateSync);
+    this.sync = new StateSync(
+      services.ctx,
+      services.deployments,
+      (docs) => this.sendState(docs),
+      opts.stateSync,
+      opts.offsiteTarget ?? null,
+    );
     this.executor = new Executor(
       services,
       this.sync,
@@ -110,7 +119,13 @@ export class NodeAgent {
   }
 
   private async run(): Promise<void> {
-    const req: HelloRequest = { protocol: PROTOCOL_VERSION, version: this.opts.version, runtime: this.opts.runtime, bootId: this.bootId };
+    const req: HelloRequest = {
+      protocol: PROTOCOL_VERSION,
+      version: this.opts.version,
+      runtime: this.opts.runtime,
+      bootId: this.bootId,
+      offsiteTarget: this.opts.offsiteTarget ?? null,
+    };
     const a = await this.client.hello(req);
     const reply = a.body as HelloReply | null;
     if (a.status !== 200 || !reply || typeof reply.nodeId !== 'string') {
@@ -202,7 +217,7 @@ export class NodeAgent {
   /** loopError logs an error of a loop; returns true when the loop must end (stopped, or fatal). */
   private loopError(err: unknown, what: string): boolean {
     if (err instanceof ClientClosedError || this.stopped) return true;
-    if (err instanceof NodeRejectedError) {
+    if (err instanceof NodeRejectedError || err instanceof UntrustedCertificateError) {
       this.failed(err);
       return true;
     }

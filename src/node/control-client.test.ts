@@ -1,4 +1,4 @@
-/** control-client: failover between replicas, backoff while none answers, a refused token is fatal. */
+/** control-client: failover between replicas, backoff while none answers, a refused token or an untrusted certificate is fatal. */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -6,8 +6,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ClientClosedError, ControlClient, NodeRejectedError, readCa } from './control-client.js';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { ClientClosedError, ControlClient, NodeRejectedError, UntrustedCertificateError, readCa } from './control-client.js';
 
 interface Replica {
   readonly url: string;
@@ -129,57 +129,110 @@ describe('ControlClient', () => {
     await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
   });
 
-  it('trusts a self-signed control plane given its certificate (--ca), and only then', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-ca-'));
-    try {
-      const key = path.join(dir, 'key.pem');
-      const cert = path.join(dir, 'cert.pem');
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-          '-days',
-          '1',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
-      const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (_req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end('{"secure":true}');
-      });
-      await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-      open.push({
-        close: () =>
-          new Promise<void>((resolve) => {
-            srv.closeAllConnections();
-            srv.close(() => resolve());
-          }),
-      });
-      const url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  it('trusts a self-signed control plane given its certificate (--ca), and refuses it without, for good', async () => {
+    const tls = selfSigned('127.0.0.1');
+    const url = await httpsReplica(tls);
 
-      expect(await client([url], { ca: readCa(cert) }).request('GET', '/x')).toMatchObject({ status: 200, body: { secure: true } });
+    expect(await client([url], { ca: readCa(tls.cert) }).request('GET', '/x')).toMatchObject({ status: 200, body: { secure: true } });
 
-      const reasons: string[] = [];
-      const untrusting = client([url], { onFailure: (_u, reason) => reasons.push(reason) });
-      const pending = untrusting.request('GET', '/x');
-      await new Promise((r) => setTimeout(r, 100));
-      untrusting.close();
-      await expect(pending).rejects.toBeInstanceOf(ClientClosedError);
-      expect(reasons[0]).toMatch(/self-signed|self signed/);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const untrusting = client([url]);
+    const err = await untrusting.request('GET', '/x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UntrustedCertificateError);
+    expect((err as UntrustedCertificateError).code).toBe('UNTRUSTED_CERTIFICATE');
+    expect((err as Error).message).toMatch(/self-signed|self signed/);
+    expect((err as Error).message).toContain('--ca FILE');
+    await expect(untrusting.request('GET', '/later')).rejects.toBeInstanceOf(UntrustedCertificateError);
+
+    // A --ca that did not sign it: the message says so.
+    const other = selfSigned('127.0.0.1');
+    const wrong = await client([url], { ca: readCa(other.cert) })
+      .request('GET', '/x')
+      .catch((e: unknown) => e);
+    expect(wrong).toBeInstanceOf(UntrustedCertificateError);
+    expect((wrong as Error).message).toContain('is not the certificate or CA that signed it');
+  });
+
+  it("refuses a certificate that does not name the URL's host, and says so", async () => {
+    const tls = selfSigned('10.9.8.7');
+    const url = await httpsReplica(tls);
+    const err = await client([url], { ca: readCa(tls.cert) })
+      .request('GET', '/x')
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UntrustedCertificateError);
+    expect((err as Error).message).toContain('a host name or IP address the certificate names');
+  });
+
+  it('retries a certificate it stops trusting once a replica has answered', async () => {
+    const good = selfSigned('127.0.0.1');
+    const bad = selfSigned('127.0.0.1');
+    let srv!: https.Server;
+    const url = await httpsReplica(good, (s) => (srv = s));
+    const reasons: string[] = [];
+    const c = client([url], { ca: readCa(good.cert), onFailure: (_u, reason) => reasons.push(reason) });
+    expect((await c.request('GET', '/first')).status).toBe(200);
+    srv.setSecureContext({ key: fs.readFileSync(bad.key), cert: fs.readFileSync(bad.cert) });
+    // New connections only: the keep-alive one would still use the old certificate.
+    srv.closeAllConnections();
+    const pending = c.request('GET', '/retried');
+    const untrusted = (): boolean => reasons.some((r) => /self-signed|self signed/.test(r));
+    for (let i = 0; i < 100 && !untrusted(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(untrusted(), reasons.join('; ')).toBe(true);
+    srv.setSecureContext({ key: fs.readFileSync(good.key), cert: fs.readFileSync(good.cert) });
+    expect(await pending).toMatchObject({ status: 200, body: { secure: true } });
   });
 });
+
+const tmpDirs: string[] = [];
+afterAll(() => {
+  for (const d of tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** selfSigned makes a self-signed certificate for one IP address (openssl). */
+function selfSigned(ip: string): { key: string; cert: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-ca-'));
+  tmpDirs.push(dir);
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${ip}`,
+      '-addext',
+      `subjectAltName=IP:${ip}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key, cert };
+}
+
+/** httpsReplica serves {"secure":true} over TLS on 127.0.0.1 with the given certificate. */
+async function httpsReplica(tls: { key: string; cert: string }, got?: (srv: https.Server) => void): Promise<string> {
+  const srv = https.createServer({ key: fs.readFileSync(tls.key), cert: fs.readFileSync(tls.cert) }, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"secure":true}');
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  got?.(srv);
+  open.push({
+    close: () =>
+      new Promise<void>((resolve) => {
+        srv.closeAllConnections();
+        srv.close(() => resolve());
+      }),
+  });
+  return `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+}

@@ -12,6 +12,14 @@
  * unknown node) is fatal: request() throws NodeRejectedError, and so does
  * every later request, so every loop of the node stops.
  *
+ * A certificate the node does not trust (self-signed without --ca, a name
+ * that does not match the URL, expired) is fatal too as long as no replica
+ * has answered yet: it is a mistake in the node's settings, and retrying
+ * would hide it. request() throws UntrustedCertificateError (and so does
+ * every later request). Once a replica has answered, the same error is
+ * logged and retried like a refused connection: a certificate replaced
+ * badly on the control plane must not stop a running node's snapshots.
+ *
  * Requests from different loops (operations, heartbeats, state) run
  * concurrently and share the current replica.
  */
@@ -30,6 +38,40 @@ export class NodeRejectedError extends KovaError {
       `the control plane at ${url} refused this node (HTTP ${status}${detail ? `: ${detail}` : ''}); check --token / KOVA_NODE_TOKEN`,
       { status: 401, details: { url, status } },
     );
+  }
+}
+
+/** Errors of the TLS handshake that mean the control plane's certificate is not trusted. */
+const UNTRUSTED_CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The control plane's TLS certificate is not trusted by this node (before any replica answered). */
+export class UntrustedCertificateError extends KovaError {
+  constructor(url: string, tlsCode: string, reason: string, opts: { caGiven: boolean; cause?: unknown }) {
+    const hint =
+      tlsCode === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? 'use a control-plane URL with a host name or IP address the certificate names'
+        : tlsCode === 'CERT_HAS_EXPIRED' || tlsCode === 'CERT_NOT_YET_VALID'
+          ? "renew the control plane's certificate"
+          : opts.caGiven
+            ? 'the file given with --ca (KOVA_CONTROL_PLANE_CA) is not the certificate or CA that signed it'
+            : 'give the certificate, or the private CA that signed it, with --ca FILE (KOVA_CONTROL_PLANE_CA)';
+    super('UNTRUSTED_CERTIFICATE', `the control plane at ${url} presented a certificate this node does not trust (${reason}); ${hint}`, {
+      status: 502,
+      details: { url, tlsCode },
+      cause: opts.cause,
+    });
   }
 }
 
@@ -84,7 +126,9 @@ export function readCa(file: string): Buffer {
 export class ControlClient implements ControlTransport {
   private current = 0;
   private closed = false;
-  private rejected: NodeRejectedError | null = null;
+  private rejected: NodeRejectedError | UntrustedCertificateError | null = null;
+  /** Set once any replica answered: from then on, certificate errors are retried. */
+  private answered = false;
   private readonly controller = new AbortController();
   private readonly httpAgent = new http.Agent({ keepAlive: true });
   private readonly httpsAgent: https.Agent;
@@ -137,6 +181,7 @@ export class ControlClient implements ControlTransport {
       const base = this.urls[index]!;
       try {
         const answer = await this.send(base, method, path, body, opts.timeoutMs ?? this.opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+        this.answered = true;
         if (answer.status < 500) {
           this.checkAccepted(answer);
           return answer;
@@ -145,6 +190,14 @@ export class ControlClient implements ControlTransport {
       } catch (err) {
         if (err instanceof NodeRejectedError) throw err;
         if (this.closed) throw new ClientClosedError();
+        const tlsCode = (err as NodeJS.ErrnoException).code;
+        if (!this.answered && tlsCode && UNTRUSTED_CERTIFICATE_CODES.has(tlsCode)) {
+          this.rejected ??= new UntrustedCertificateError(base.origin, tlsCode, (err as Error).message, {
+            caGiven: Boolean(this.opts.ca),
+            cause: err,
+          });
+          throw this.rejected;
+        }
         this.opts.onFailure?.(base.origin, err instanceof Error ? err.message : String(err));
       }
       // Move on, unless another request already did.

@@ -181,3 +181,66 @@ describe('Executor', () => {
     expect(most).toBe(1);
   });
 });
+
+describe('forget (the deployment was recovered on another node)', () => {
+  it('stops the services and forgets the rows, leaves volumes and repository on disk, and is harmless twice', async () => {
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const { n, ex, posted } = setup();
+    const { userId, depId } = userWithDeployment(n);
+    const { paths, runtime } = n.services.ctx;
+    const snap = n.services.snapshots.create(userId, depId, 'kept');
+    const volume = paths.volume(depId, { service: 'app', volume: 'data' });
+    fs.mkdirSync(volume, { recursive: true });
+    fs.writeFileSync(path.join(volume, 'file.txt'), 'still here');
+    fs.mkdirSync(paths.repo(depId), { recursive: true });
+    fs.writeFileSync(path.join(paths.repo(depId), 'marker'), 'repo');
+    const { runtimeSpec } = await import('../services/deployment-service.js');
+    const d = n.store.deployments.get(depId)!;
+    await runtime.create(runtimeSpec(paths, depId, d.manifest));
+    await runtime.start(depId);
+    expect((await runtime.status(depId)).map((s) => s.state)).toEqual(['running']);
+
+    const forget = op(userId, { kind: 'forget', deploymentId: depId });
+    ex.accept([forget]);
+    await ex.idle();
+    expect(posted.at(-1)).toEqual([forget.id, { ok: true, state: null, value: null }]);
+    expect(await runtime.deployments()).not.toContain(depId);
+    expect(n.store.deployments.get(depId)).toBeUndefined();
+    expect(n.store.snapshots.get(snap.id)).toBeUndefined();
+    expect(n.store.jobs.pending().filter((j) => j.deploymentId === depId)).toEqual([]);
+    expect(fs.readFileSync(path.join(volume, 'file.txt'), 'utf8')).toBe('still here');
+    expect(fs.readFileSync(path.join(paths.repo(depId), 'marker'), 'utf8')).toBe('repo');
+    // A repeat with a new id (the node came back twice) finds nothing to forget.
+    expect(await ex.apply(op(userId, { kind: 'forget', deploymentId: depId }))).toEqual({ ok: true, value: null });
+  });
+});
+
+describe('recover (a deployment moved here from its off-node copy)', () => {
+  it('queues the recover job again when a repeated request finds the last one failed, and not otherwise', async () => {
+    const { n, ex } = setup(testNode(undefined, undefined, { url: 's3://bucket/net', keyFile: '/unused.key' }));
+    const { userId, depId } = userWithDeployment(n);
+    const d = n.store.deployments.get(depId)!;
+    const snap = n.services.snapshots.create(userId, depId, 'one');
+    n.store.snapshots.update(snap.id, { status: 'ready', engineId: 'e'.repeat(64), readyAt: n.clock.now() });
+    const request = (): Operation =>
+      op(userId, {
+        kind: 'recover',
+        deploymentId: depId,
+        deployment: d,
+        settings: n.store.settings.get(depId),
+        snapshots: [n.store.snapshots.get(snap.id)!],
+        snapshotId: snap.id,
+      });
+    const recoverJobs = () => n.store.jobs.pending().filter((j) => j.kind === 'recover');
+    const jobId = n.store.jobs.enqueue(depId, 'recover', { snapshotId: snap.id, engineId: 'e'.repeat(64) }, n.clock.now());
+    // Still queued: a repeat changes nothing.
+    expect(await ex.apply(request())).toMatchObject({ ok: true, value: { id: depId } });
+    expect(recoverJobs()).toHaveLength(1);
+    // Failed: the next request queues it again, with the snapshot asked for.
+    n.store.jobs.finish(jobId, 'failed', 'the bucket stopped answering', n.clock.now());
+    expect(recoverJobs()).toHaveLength(0);
+    expect(await ex.apply(request())).toMatchObject({ ok: true });
+    expect(recoverJobs().map((j) => j.payload)).toEqual([{ snapshotId: snap.id, engineId: 'e'.repeat(64) }]);
+  });
+});

@@ -13,7 +13,9 @@
  * - A restore request is asynchronous (it reads the repository before it
  *   queues its job): it is made idempotent by its pre-assigned id (a
  *   restore with that id exists → that restore is the outcome), then
- *   journalled. A restore plan is a question: recomputed until journalled.
+ *   journalled. So are a recovery and a clone from the bucket (they read the
+ *   bucket first; the deployment's id makes a repeat find it) and a forget (forgetting twice
+ *   finds nothing the second time). A restore plan is a question: recomputed until journalled.
  *
  * The services check that the deployment belongs to `op.userId`, as they do
  * for the API; the user row is created on the node when missing. A refusal
@@ -126,6 +128,19 @@ export class Executor {
     const { store, clock } = this.services.ctx;
     const p = op.payload;
     try {
+      if (p.kind === 'recover' || p.kind === 'clone-offsite' || p.kind === 'forget') {
+        let value: unknown = null;
+        if (p.kind === 'recover') {
+          const { kind: _kind, deploymentId: _id, ...request } = p;
+          value = deploymentView(await this.services.moves.recover(op.userId, request));
+        } else if (p.kind === 'clone-offsite') {
+          const { kind: _kind, deploymentId, ...request } = p;
+          value = deploymentView(await this.services.moves.cloneFrom(op.userId, deploymentId, request));
+        } else await this.services.moves.forget(op.userId, p.deploymentId);
+        const outcome: Outcome = { ok: true, value };
+        this.remember(op, outcome);
+        return outcome;
+      }
       if (p.kind === 'restore' || p.kind === 'restore-plan') {
         const value =
           p.kind === 'restore'

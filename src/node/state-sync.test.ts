@@ -198,3 +198,35 @@ describe('StateSync', () => {
     expect(sync.versions.get(depId)!.version).toBe(v2);
   });
 });
+
+describe('off-node copies in documents', () => {
+  it('carry each snapshot’s copy, the deployment’s setting and the target, and a change to either is a new version', async () => {
+    const n = testNode(undefined, undefined, { url: 's3://bucket/net', keyFile: '/unused.key' });
+    nodes.push(n);
+    const plane = fakePlane();
+    const sync = new StateSync(n.services.ctx, n.services.deployments, async () => [], {}, 's3://bucket/net');
+    const { userId, depId } = userWithDeployment(n);
+    const snap = n.services.snapshots.create(userId, depId, 'one');
+    n.store.snapshots.update(snap.id, { status: 'ready', engineId: 'e'.repeat(64), readyAt: n.clock.now() });
+    n.services.ctx.offsite!.snapshotReady(depId, snap.id);
+    let doc = (await sync.document(depId))!;
+    expect(doc.offsiteTarget).toBe('s3://bucket/net');
+    expect(doc.settings.offsite).toEqual({ enabled: true });
+    expect(doc.snapshots.map((s) => s.offsite?.status)).toEqual(['pending']);
+    const before = sync.versions.get(depId)!.version;
+    n.store.offsite.setStatus([snap.id], 'copied', { copiedAt: n.clock.now(), error: null });
+    const afterCopy = sync.versions.get(depId)!.version;
+    expect(afterCopy).toBeGreaterThan(before);
+    n.services.settings.put(userId, depId, { offsite: { enabled: false } });
+    expect(sync.versions.get(depId)!.version).toBeGreaterThan(afterCopy);
+    doc = (await sync.document(depId))!;
+    expect(doc.snapshots[0]!.offsite).toMatchObject({ status: 'copied', error: null });
+    expect(doc.settings.offsite).toEqual({ enabled: false });
+    // A node without a target says so: null, as the all-in-one without --offsite.
+    const plain = start();
+    const other = userWithDeployment(plain);
+    const bare = (await plane.sync(plain).document(other.depId))!;
+    expect(bare.settings.offsite).toBeNull();
+    expect(bare.offsiteTarget).toBeNull();
+  });
+});

@@ -3,7 +3,7 @@
  * by whole documents (network/protocol.ts, DeploymentState).
  *
  * Every change to a deployment's rows (deployment, settings, snapshots,
- * restores, jobs) bumps its version in `sync_versions`, by SQLite triggers
+ * restores, jobs, off-node copies and setting) bumps its version in `sync_versions`, by SQLite triggers
  * (db/migrations.ts), in the transaction that made the change. The live
  * part (service states, volume bytes) is not in the database: checkLive()
  * compares it with the digest last counted, every heartbeat, and bumps the
@@ -25,11 +25,21 @@ import { createHash } from 'node:crypto';
 import type { SnapshotSummary } from '../api/contract.js';
 import { iso } from '../core/clock.js';
 import { SyncVersions, type SyncVersion } from '../db/node-journal.js';
+import type { OffsiteCopy } from '../db/offsite.js';
+import type { Snapshot } from '../db/snapshots.js';
 import type { DeploymentState, RestoreState, StateReply } from '../network/protocol.js';
 import type { ServiceContext } from '../services/context.js';
 import type { DeploymentService } from '../services/deployment-service.js';
 import { currentOperation } from '../services/guards.js';
 import { bounded } from '../services/settings-service.js';
+
+/** withCopies adds each snapshot's off-node copy (null when it was never queued for one), as the API shows it. */
+function withCopies(rows: readonly Snapshot[], copies: ReadonlyMap<string, OffsiteCopy>): Snapshot[] {
+  return rows.map((s) => {
+    const c = copies.get(s.id);
+    return { ...s, offsite: c ? { status: c.status, copiedAt: c.copiedAt, error: c.error } : null };
+  });
+}
 
 /** Sends documents to the control plane; resolves to what it acknowledged. */
 export type SendState = (docs: readonly DeploymentState[]) => Promise<StateReply['acked']>;
@@ -61,6 +71,8 @@ export class StateSync {
     private readonly deployments: DeploymentService,
     private readonly send: SendState,
     opts: StateSyncOptions = {},
+    /** The identity of the node's off-node target (targetIdentity), carried in every document; null: none. */
+    private readonly offsiteTarget: string | null = null,
   ) {
     this.versions = new SyncVersions(ctx.store.db);
     const d = STATE_SYNC_DEFAULTS;
@@ -82,6 +94,7 @@ export class StateSync {
     const first = store.deployments.get(depId);
     if (!first) return null;
     const extras = await this.deployments.extras(first);
+    const offsite = this.ctx.offsite?.configured ? this.ctx.offsite : null;
     return store.tx(() => {
       const d = store.deployments.get(depId)!;
       const restores: RestoreState[] = store.restores.list(depId).map((r) => {
@@ -96,8 +109,12 @@ export class StateSync {
         deployment: d,
         version: this.versions.get(depId)?.version ?? 0,
         // As the settings service shows them: a schedule an older version stored past the rules is brought within them.
-        settings: bounded(store.settings.get(depId), this.ctx.clock.now()),
-        snapshots: store.snapshots.list(depId),
+        settings: {
+          ...bounded(store.settings.get(depId), this.ctx.clock.now()),
+          offsite: offsite ? { enabled: offsite.enabledFor(depId) } : null,
+        },
+        snapshots: offsite ? withCopies(store.snapshots.list(depId), store.offsite.forDeployment(depId)) : store.snapshots.list(depId),
+        offsiteTarget: this.offsiteTarget,
         restores,
         operation: active ? currentOperation(store, depId) : null,
         services: active ? (extras.services ?? []) : [],

@@ -13,6 +13,7 @@ import { type Services, wireServices } from '../app/server.js';
 import { ManualClock } from '../core/clock.js';
 import { Store } from '../db/store.js';
 import { ProcessRuntime } from '../runtime/process/process-runtime.js';
+import type { OffsiteTarget } from '../services/offsite-target.js';
 import { Paths } from '../services/paths.js';
 
 export interface TestNode {
@@ -53,7 +54,12 @@ deployment:
       count: 1
 `;
 
-export function testNode(dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-node-')), clock = new ManualClock(Date.now())): TestNode {
+export function testNode(
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-node-')),
+  clock = new ManualClock(Date.now()),
+  /** An off-node target (its loop is not started: tests drive it, or only look at what is queued). */
+  offsite: OffsiteTarget | null = null,
+): TestNode {
   const paths = new Paths(dataDir);
   const store = Store.open(paths.database);
   const runtime = new ProcessRuntime({ stateDir: paths.runtimeDir, stopTimeoutMs: 1000 });
@@ -65,6 +71,8 @@ export function testNode(dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-n
     log: pino({ level: process.env.KOVA_TEST_LOG ?? 'silent' }),
     minSnapshotIntervalMs: 1000,
     jobConcurrency: 1,
+    offsite,
+    offsiteOptions: { catalogue: false },
   });
   let closed = false;
   const close = async (): Promise<void> => {
@@ -81,7 +89,7 @@ export function testNode(dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kova-n
     dataDir,
     async reopen() {
       await close();
-      return testNode(dataDir, clock);
+      return testNode(dataDir, clock, offsite);
     },
     async close() {
       await close();

@@ -40,6 +40,7 @@ import {
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceContext } from './context.js';
 import { activeDeployment, ownedDeployment } from './guards.js';
+import { TreeCache } from './tree-cache.js';
 import { volumesOf } from './paths.js';
 
 /** Listing and diff page sizes: the default, and the most one page may hold. */
@@ -52,9 +53,11 @@ export interface BrowseOptions {
    * Default 15 s (a request should not hang for a whole gc).
    */
   readonly lockWaitMs?: number;
+  /** Most directory entries kept decoded between requests (tree-cache.ts). Default 250,000. */
+  readonly treeCacheEntries?: number;
 }
 
-const DEFAULTS: Required<BrowseOptions> = { lockWaitMs: 15_000 };
+const DEFAULTS: Required<BrowseOptions> = { lockWaitMs: 15_000, treeCacheEntries: 250_000 };
 
 /** The repository is held exclusively (gc, repair) for longer than a request waits (HTTP 409). */
 export class RepositoryBusyError extends ConflictError {
@@ -315,8 +318,13 @@ export class SnapshotReader {
     private readonly release: () => Promise<void>,
     readonly snapshot: Snapshot,
     private readonly realRoot: TreeNode,
+    trees: TreeCache,
   ) {
-    this.tree = new VirtualTree(repo);
+    const key = repo.location;
+    this.tree = new VirtualTree({
+      readTree: (id) => trees.get(key, id, (i) => repo.readTree(i)),
+      readBlob: (id) => repo.readBlob(id),
+    });
     this.root = this.tree.addRoot(realRoot);
   }
 
@@ -440,12 +448,15 @@ async function diffPage(
 
 export class BrowseService {
   private readonly opts: Required<BrowseOptions>;
+  /** Decoded directories shared by requests (tree-cache.ts). */
+  readonly trees: TreeCache;
 
   constructor(
     private readonly ctx: ServiceContext,
     opts: BrowseOptions = {},
   ) {
     this.opts = { ...DEFAULTS, ...opts };
+    this.trees = new TreeCache({ maxEntries: this.opts.treeCacheEntries });
   }
 
   private readySnapshot(userId: string, depId: string, snapId: string): Snapshot {
@@ -473,7 +484,7 @@ export class BrowseService {
       });
       const record = await repo.findSnapshot(snap.engineId!);
       const held = lock;
-      return new SnapshotReader(repo, () => held.release(), snap, record.root);
+      return new SnapshotReader(repo, () => held.release(), snap, record.root, this.trees);
     } catch (err) {
       await lock?.release();
       await repo.close();

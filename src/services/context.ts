@@ -32,6 +32,22 @@ export interface ServiceContext {
   readonly config: ServiceConfig;
   /** Where snapshot and restore outcomes are reported for webhooks; none: not reported. */
   readonly events?: EventSink;
+  /** Off-node copies (offsite-service.ts); set once by the composition root after the context exists. None: no copies. */
+  offsite?: OffsiteSink;
+}
+
+/** What the snapshot workflows tell the off-node copies (offsite-service.ts). */
+export interface OffsiteSink {
+  /** True when the operator configured a target. */
+  readonly configured: boolean;
+  /** enabledFor tells whether a deployment's snapshots are copied (its setting, default on with a target). */
+  enabledFor(deploymentId: string): boolean;
+  /** snapshotReady queues a snapshot just marked ready for copying (when enabled); call in the transaction that marks it. */
+  snapshotReady(deploymentId: string, snapshotId: string): void;
+  /** snapshotDeleted queues the removal of a snapshot's copy; call in the transaction that deletes its row. */
+  snapshotDeleted(deploymentId: string, snapshotId: string, engineId: string | null): void;
+  /** deploymentClosed drops a closed deployment's pending copies. */
+  deploymentClosed(deploymentId: string): void;
 }
 
 /** Job kinds, and which of them are user-visible operations (one at a time, 409 otherwise). */
@@ -45,6 +61,11 @@ export const JobKind = {
   Close: 'close',
   Clone: 'clone',
   Gc: 'gc',
+  Verify: 'verify',
+  /** Network mode: a deployment moved to this node, pulled from its off-node copy (offsite-move.ts). */
+  Recover: 'recover',
+  /** Network mode: a clone of a snapshot whose deployment's node is offline, from its off-node copy (offsite-move.ts). */
+  CloneOffsite: 'clone-offsite',
 } as const;
 
 export const OPERATION_KINDS: readonly string[] = [
@@ -55,4 +76,6 @@ export const OPERATION_KINDS: readonly string[] = [
   JobKind.Restart,
   JobKind.Close,
   JobKind.Clone,
+  JobKind.Recover,
+  JobKind.CloneOffsite,
 ];

@@ -30,7 +30,7 @@ import { VolumeUsage } from './volume-usage.js';
 import { snapshotHealth } from './snapshot-health.js';
 
 /** validateName applies the user-text rule (core/text.ts) to a deployment name, trimmed and not empty. */
-function validateName(name: unknown, fallback: string): string {
+export function validateName(name: unknown, fallback: string): string {
   if (name === undefined || name === null) return fallback;
   const text = checkText(name, NAME_TEXT).trim();
   if (text === '') throw new ValidationError('INVALID_NAME', `name must be 1-${NAME_TEXT.max} characters`);
@@ -171,6 +171,7 @@ export class DeploymentService {
       store.deployments.close(id, clock.now());
       store.snapshots.deleteAll(id);
       store.settings.delete(id);
+      this.ctx.offsite?.deploymentClosed(id);
       this.ctx.jobs.enqueue(id, JobKind.Close, {});
       return store.deployments.get(id)!;
     });

@@ -12,6 +12,7 @@
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import type { UserRole } from '../api/contract.js';
 import type { Clock } from '../core/clock.js';
 import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
@@ -78,8 +79,13 @@ export interface NewKey {
 
 export interface Principal {
   readonly user: User;
+  /** What the user may do beyond their own deployments (admin: list the nodes, in network mode). */
+  readonly role: UserRole;
   readonly keyPrefix: string;
 }
+
+/** The all-in-one's admin: the user `kova serve` creates on a fresh data dir. Every other user is a plain user. */
+export const ADMIN_USER = 'admin';
 
 export class KeyService {
   private readonly verified = new Map<string, { digest: Buffer; until: number }>();
@@ -156,7 +162,7 @@ export class KeyService {
     const user = this.store.users.get(key.userId);
     if (!user) return null;
     if (key.lastUsedAt === null || now - key.lastUsedAt > 60_000) this.store.apiKeys.touch(prefix, now);
-    return { user, keyPrefix: prefix };
+    return { user, role: user.name === ADMIN_USER ? 'admin' : 'user', keyPrefix: prefix };
   }
 
   /** checkHash is the slow part of authenticate: one scrypt per call. */

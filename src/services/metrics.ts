@@ -51,6 +51,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly offsiteCopies = new Counter({
+    name: 'kova_offsite_copies_total',
+    help: 'Snapshot copies to the off-node target finished, by outcome (copied or failed; a failed attempt is retried).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly repositoryBytes = new Gauge({
     name: 'kova_repository_bytes',
     help: "Bytes stored in each deployment's snapshot repository.",

@@ -1,6 +1,7 @@
 /**
  * settings-service: automatic snapshot settings, and the scheduler tick that
- * queues due automatic snapshots (and due batched gcs, gc-service.ts).
+ * queues due automatic snapshots (and due batched gcs, gc-service.ts, and
+ * due verifications, verification-service.ts).
  *
  * The next run is due one interval after the last automatic snapshot (or
  * after enabling). tick() queues a due snapshot and moves nextRunAt one
@@ -25,6 +26,7 @@ import { JobKind, type ServiceContext } from './context.js';
 import type { GcService } from './gc-service.js';
 import { activeDeployment } from './guards.js';
 import { missedDue } from './snapshot-health.js';
+import { MAX_VERIFY_INTERVAL_MS, type VerificationService } from './verification-service.js';
 import type { SnapshotService } from './snapshot-service.js';
 
 export interface SettingsInput {
@@ -36,7 +38,14 @@ export interface SettingsInput {
   readonly keepDaily?: number | null;
   readonly keepWeekly?: number | null;
   readonly keepMonthly?: number | null;
+  /** Off-node copies of this deployment's snapshots (only when the operator configured a target). */
+  readonly offsite?: { readonly enabled?: boolean };
+  /** Scheduled verification (verification-service.ts); absent fields stay as they are. */
+  readonly verification?: { readonly enabled?: boolean; readonly interval?: string };
 }
+
+/** A deployment's settings as the API shows them: with its off-node choice (null without a target). */
+export type SettingsWithOffsite = SnapshotSettings & { readonly offsite?: { readonly enabled: boolean } | null };
 
 const TIER_FIELDS = ['keepHourly', 'keepDaily', 'keepWeekly', 'keepMonthly'] as const;
 
@@ -52,11 +61,18 @@ export class SettingsService {
     private readonly ctx: ServiceContext,
     private readonly snapshots: SnapshotService,
     private readonly gc: GcService,
+    private readonly verification?: VerificationService,
   ) {}
 
-  get(userId: string, depId: string): SnapshotSettings {
+  get(userId: string, depId: string): SettingsWithOffsite {
     activeDeployment(this.ctx.store, userId, depId);
-    return this.stored(depId);
+    return this.withOffsite(this.stored(depId));
+  }
+
+  /** withOffsite adds the deployment's off-node choice: on unless turned off, when a target is configured. */
+  private withOffsite(s: SnapshotSettings): SettingsWithOffsite {
+    const o = this.ctx.offsite;
+    return { ...s, offsite: o?.configured ? { enabled: o.enabledFor(s.deploymentId) } : null };
   }
 
   /** stored reads a deployment's settings, brought within the rules (see boundedSchedule). */
@@ -64,14 +80,15 @@ export class SettingsService {
     return bounded(this.ctx.store.settings.get(depId), this.ctx.clock.now());
   }
 
-  put(userId: string, depId: string, input: SettingsInput): SnapshotSettings {
+  put(userId: string, depId: string, input: SettingsInput): SettingsWithOffsite {
     const { store, clock } = this.ctx;
-    const intervalMs = this.validate(input);
+    const intervals = this.validate(input);
     return store.tx(() => {
       activeDeployment(store, userId, depId);
-      const next = merged(bounded(store.settings.get(depId), clock.now()), input, intervalMs, clock.now());
+      const next = merged(bounded(store.settings.get(depId), clock.now()), input, intervals, clock.now());
       store.settings.put(next);
-      return next;
+      if (input.offsite?.enabled !== undefined) store.offsite.setEnabled(depId, input.offsite.enabled);
+      return this.withOffsite(next);
     });
   }
 
@@ -83,9 +100,9 @@ export class SettingsService {
    */
   preview(userId: string, depId: string, input: SettingsInput): RetentionPreview {
     const { store, clock } = this.ctx;
-    const intervalMs = this.validate(input);
+    const intervals = this.validate(input);
     activeDeployment(store, userId, depId);
-    const next = merged(this.stored(depId), input, intervalMs, clock.now());
+    const next = merged(this.stored(depId), input, intervals, clock.now());
     const policy = retentionPolicy(next);
     const plan = planRetention(
       store.snapshots.list(depId).map((s) => ({ ...s, automatic: s.trigger === 'automatic' })),
@@ -98,10 +115,28 @@ export class SettingsService {
     };
   }
 
-  /** validate checks `input` and returns its interval in ms (undefined when not given). */
-  private validate(input: SettingsInput): number | undefined {
+  /** validate checks `input` and returns its intervals in ms (undefined when not given). */
+  private validate(input: SettingsInput): Intervals {
     const { config } = this.ctx;
     let intervalMs: number | undefined;
+    let verifyIntervalMs: number | undefined;
+    const v = input.verification?.interval;
+    if (v !== undefined) {
+      const ms = parseDuration(v);
+      if (ms === null)
+        throw new ValidationError(
+          'INVALID_INTERVAL',
+          'verification.interval must be a whole number with a unit s, m, h or d, like "1d" or "7d"',
+        );
+      if (ms < config.minSnapshotIntervalMs || ms > MAX_VERIFY_INTERVAL_MS) {
+        throw new ValidationError(
+          'INVALID_INTERVAL',
+          `verification.interval must be from ${formatDuration(config.minSnapshotIntervalMs)} to ${formatDuration(MAX_VERIFY_INTERVAL_MS)}`,
+          { minInterval: formatDuration(config.minSnapshotIntervalMs), maxInterval: formatDuration(MAX_VERIFY_INTERVAL_MS) },
+        );
+      }
+      verifyIntervalMs = ms;
+    }
     if (input.interval !== undefined) {
       const ms = parseDuration(input.interval);
       if (ms === null)
@@ -121,13 +156,19 @@ export class SettingsService {
     if (input.retention !== undefined && !(Number.isInteger(input.retention) && input.retention >= 1 && input.retention <= 100)) {
       throw new ValidationError('INVALID_RETENTION', 'retention must be an integer from 1 to 100');
     }
+    if (input.offsite?.enabled !== undefined && !this.ctx.offsite?.configured) {
+      throw new ValidationError(
+        'OFFSITE_NOT_CONFIGURED',
+        'this server has no off-node target (kova serve --offsite): there is nothing to turn on or off',
+      );
+    }
     for (const field of TIER_FIELDS) {
       const v = input[field];
       if (v !== undefined && v !== null && !(Number.isInteger(v) && v >= 0 && v <= MAX_TIER)) {
         throw new ValidationError('INVALID_RETENTION', tierMessage(field));
       }
     }
-    return intervalMs;
+    return { intervalMs, verifyIntervalMs };
   }
 
   /** tick queues the automatic snapshots due now, and the batched gcs due (gc-service.ts); returns how many snapshots. */
@@ -135,6 +176,7 @@ export class SettingsService {
     const { store, clock } = this.ctx;
     const now = clock.now();
     this.gc.tick();
+    this.tickVerification();
     let queued = 0;
     for (const row of store.settings.enabledList()) {
       const s = bounded(row, now);
@@ -154,6 +196,15 @@ export class SettingsService {
       });
     }
     return queued;
+  }
+
+  /** tickVerification queues the checks due (verification-service.ts); its failure is logged and holds up nothing. */
+  private tickVerification(): void {
+    try {
+      this.verification?.tick();
+    } catch (err) {
+      this.ctx.log.error({ err }, 'could not queue the verifications due; they are tried again at the next tick');
+    }
   }
 
   /**
@@ -176,7 +227,8 @@ export class SettingsService {
 }
 
 /** merged is `cur` with the validated `input` applied at `now`: the schedule moves as put documents. */
-function merged(cur: SnapshotSettings, input: SettingsInput, intervalMs: number | undefined, now: number): SnapshotSettings {
+function merged(cur: SnapshotSettings, input: SettingsInput, intervals: Intervals, now: number): SnapshotSettings {
+  const { intervalMs, verifyIntervalMs } = intervals;
   const enabled = input.enabled ?? cur.enabled;
   const interval = intervalMs ?? cur.intervalMs;
   let nextRunAt = cur.nextRunAt;
@@ -195,7 +247,16 @@ function merged(cur: SnapshotSettings, input: SettingsInput, intervalMs: number 
     keepMonthly: input.keepMonthly === undefined ? cur.keepMonthly : input.keepMonthly,
     nextRunAt,
     updatedAt: now,
+    verifyEnabled: input.verification?.enabled ?? cur.verifyEnabled,
+    verifyIntervalMs: verifyIntervalMs ?? cur.verifyIntervalMs,
+    verifyInterval: verifyIntervalMs === undefined ? cur.verifyInterval : input.verification!.interval!,
   };
+}
+
+/** The intervals a settings change gives, in ms (undefined: not given). */
+interface Intervals {
+  readonly intervalMs: number | undefined;
+  readonly verifyIntervalMs: number | undefined;
 }
 
 /** bounded applies boundedSchedule to stored settings; the interval text must say the interval, else it is rewritten. */

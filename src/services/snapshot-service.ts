@@ -4,15 +4,18 @@
  * one transaction; the job captures (capture.ts), then marks it `ready` or
  * `failed`. Deleting marks it `deleting`; its job removes the engine
  * snapshot, then the row, and marks the deployment's gc due (gc-service.ts
- * collects the garbage in batches).
+ * collects the garbage in batches). With off-node copies configured, a
+ * snapshot turning ready queues its copy and a deleted one queues the
+ * removal of its copy, each in the same transaction (offsite-service.ts).
  */
 import { iso } from '../core/clock.js';
 import { ConflictError, DiskFullError, KovaError, NotFoundError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { LABEL_TEXT, checkText } from '../core/text.js';
 import type { Job } from '../db/jobs.js';
+import type { OffsiteCopy } from '../db/offsite.js';
 import type { Repository } from '../engine/index.js';
-import type { Snapshot, SnapshotTrigger } from '../db/snapshots.js';
+import type { Snapshot, SnapshotTrigger, SnapshotUpdate } from '../db/snapshots.js';
 import { planRetention, retentionPolicy } from '../scheduler/retention.js';
 import { captureDeployment } from './capture.js';
 import { JobKind, type ServiceContext } from './context.js';
@@ -29,22 +32,31 @@ export function validateLabel(label: unknown): string | null {
   return text.trim() === '' ? null : text;
 }
 
+/** withOffsite adds a snapshot's off-node copy (null when it was never queued for one). */
+function withOffsite(s: Snapshot, c: OffsiteCopy | undefined): Snapshot {
+  return { ...s, offsite: c ? { status: c.status, copiedAt: c.copiedAt, error: c.error } : null };
+}
+
 export class SnapshotService {
   constructor(private readonly ctx: ServiceContext) {
     ctx.jobs.register(JobKind.Snapshot, (job) => this.snapshotJob(job));
     ctx.jobs.register(JobKind.DeleteSnapshot, (job) => this.deleteJob(job));
   }
 
+  /** list returns a deployment's snapshots, newest first, each with its off-node copy. */
   list(userId: string, depId: string): Snapshot[] {
     activeDeployment(this.ctx.store, userId, depId);
-    return this.ctx.store.snapshots.list(depId);
+    const rows = this.ctx.store.snapshots.list(depId);
+    if (!this.ctx.offsite?.configured) return rows;
+    const copies = this.ctx.store.offsite.forDeployment(depId);
+    return rows.map((s) => withOffsite(s, copies.get(s.id)));
   }
 
   get(userId: string, depId: string, snapId: string): Snapshot {
     activeDeployment(this.ctx.store, userId, depId);
     const s = this.ctx.store.snapshots.inDeployment(depId, snapId);
     if (!s) throw new NotFoundError('SNAPSHOT_NOT_FOUND', `snapshot ${snapId} not found`);
-    return s;
+    return this.ctx.offsite?.configured ? withOffsite(s, this.ctx.store.offsite.get(s.id)) : s;
   }
 
   /**
@@ -153,18 +165,24 @@ export class SnapshotService {
           .filter(Boolean)
           .join('; ');
       }
-      store.snapshots.update(snapId, {
-        status: 'ready',
-        readyAt: clock.now(),
-        engineId: r.record.id,
-        sizeBytes: st.bytes,
-        storedBytes: st.storedBytes,
-        files: st.files,
-        consistency: r.consistency,
-        freezeMs: r.freezeMs,
-        warning,
-        progressDone: st.bytes,
-        progressTotal: st.bytes,
+      // Closed before the snapshot reads `ready`: from then on the job has no I/O
+      // left, so a client that sees `ready` finds the deployment free.
+      await repo.close();
+      repo = null;
+      store.tx(() => {
+        this.markReady(snapId, dep.id, {
+          status: 'ready',
+          readyAt: clock.now(),
+          engineId: r.record.id,
+          sizeBytes: st.bytes,
+          storedBytes: st.storedBytes,
+          files: st.files,
+          consistency: r.consistency,
+          freezeMs: r.freezeMs,
+          warning,
+          progressDone: st.bytes,
+          progressTotal: st.bytes,
+        });
       });
       metrics.snapshots.inc({ outcome: 'ready', trigger: snap.trigger });
       this.ctx.disk.written();
@@ -190,6 +208,12 @@ export class SnapshotService {
       await repo?.close();
     }
     return store.snapshots.get(snapId)!;
+  }
+
+  /** markReady records a snapshot as ready and queues its off-node copy (call inside a transaction). */
+  private markReady(snapId: string, depId: string, u: SnapshotUpdate): void {
+    this.ctx.store.snapshots.update(snapId, u);
+    this.ctx.offsite?.snapshotReady(depId, snapId);
   }
 
   /**
@@ -252,7 +276,10 @@ export class SnapshotService {
           if (!(err instanceof KovaError && err.code === 'SNAPSHOT_NOT_FOUND')) throw err;
         });
       }
-      store.snapshots.delete(id);
+      store.tx(() => {
+        store.snapshots.delete(id);
+        this.ctx.offsite?.snapshotDeleted(depId, id, s.engineId);
+      });
     }
   }
 

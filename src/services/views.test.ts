@@ -9,11 +9,25 @@ import type { TSchema } from '@sinclair/typebox';
 import Fastify from 'fastify';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type * as Api from '../api/contract.js';
-import { ApiKey, Deployment, Me, Restore, Snapshot, SnapshotSettings, Webhook, WebhookDelivery, ok } from '../api/contract.js';
+import {
+  ApiKey,
+  Deployment,
+  Me,
+  Restore,
+  Snapshot,
+  SnapshotSettings,
+  Verification,
+  VerificationSummary,
+  Webhook,
+  WebhookDelivery,
+  ok,
+} from '../api/contract.js';
 import type { ApiKey as ApiKeyRow } from '../db/api-keys.js';
 import type { Deployment as DeploymentRow } from '../db/deployments.js';
 import type { Restore as RestoreRow } from '../db/restores.js';
 import type { SnapshotSettings as SettingsRow } from '../db/settings.js';
+import type { Verification as VerificationRow } from '../db/verifications.js';
+import type { VerificationStatus } from './verification-service.js';
 import type { Snapshot as SnapshotRow } from '../db/snapshots.js';
 import type { Delivery as DeliveryRow, Webhook as WebhookRow } from '../db/webhooks.js';
 import type { snapshotHealthView } from './views.js';
@@ -27,6 +41,8 @@ import {
   restoreView,
   settingsView,
   snapshotView,
+  verificationSummaryView,
+  verificationView,
   webhookView,
 } from './views.js';
 
@@ -41,6 +57,8 @@ describe('view types', () => {
     expectTypeOf<ReturnType<typeof webhookView>>().toEqualTypeOf<Api.Webhook>();
     expectTypeOf<ReturnType<typeof deliveryView>>().toEqualTypeOf<Api.WebhookDelivery>();
     expectTypeOf<ReturnType<typeof snapshotHealthView>>().toEqualTypeOf<Api.SnapshotHealth>();
+    expectTypeOf<ReturnType<typeof verificationView>>().toEqualTypeOf<Api.Verification>();
+    expectTypeOf<ReturnType<typeof verificationSummaryView>>().toEqualTypeOf<Api.VerificationSummary>();
   });
 });
 
@@ -66,6 +84,8 @@ const snapshotRow: SnapshotRow = {
   warning: 'hook exited 1',
   progressDone: 1000,
   progressTotal: 5000,
+  offsite: { status: 'failed', copiedAt: T0, error: 'the endpoint answered 503' },
+  damagedAt: T0 + 9000,
 };
 
 const restoreRow: RestoreRow = {
@@ -168,10 +188,42 @@ const deliveryRow: DeliveryRow = {
   finishedAt: T0 + 90_000,
 };
 
+const verificationRow: VerificationRow = {
+  id: 'ver-1',
+  deploymentId: 'dep-1',
+  trigger: 'scheduled',
+  part: 2,
+  parts: 5,
+  status: 'failed',
+  createdAt: T0,
+  startedAt: T0 + 1000,
+  finishedAt: T0 + 60_000,
+  stepsDone: 8,
+  bytesRead: 1_048_576,
+  packsRead: 3,
+  findings: 1,
+  findingList: [{ kind: 'pack-hash', message: 'pack abc does not match its name (damaged)', pack: 'abc' }],
+  damagedSnapshots: ['snap-1'],
+  error: 'the repository is locked by gc',
+};
+
+const verificationStatus: VerificationStatus = {
+  enabled: true,
+  intervalMs: 7 * 86_400_000,
+  interval: '7d',
+  nextRunAt: T0 + 86_400_000,
+  nextPart: 3,
+  parts: 5,
+  lastVerification: verificationRow,
+  lastFullCheckAt: T0 - 86_400_000,
+};
+
 const views: Array<[string, TSchema, object]> = [
+  ['verification', Verification, verificationView(verificationRow)],
+  ['verification summary', VerificationSummary, verificationSummaryView(verificationStatus)],
   ['snapshot', Snapshot, snapshotView(snapshotRow)],
   ['restore', Restore, restoreView(restoreRow)],
-  ['settings', SnapshotSettings, settingsView(settingsRow, 3600_000)],
+  ['settings', SnapshotSettings, settingsView({ ...settingsRow, offsite: { enabled: true } }, 3600_000, verificationStatus)],
   [
     'deployment',
     Deployment,
@@ -181,7 +233,7 @@ const views: Array<[string, TSchema, object]> = [
       snapshots: { count: 4, sizeBytes: 209_715_200, storedBytes: 62_914_560, lastSnapshotAt: new Date(T0).toISOString() },
       operation: 'snapshot',
       snapshotHealth: { status: 'failed', since: T0, message: 'a pre hook failed' },
-      node: { id: 'node-1', name: 'node-a', status: 'online' },
+      node: { id: 'node-1', name: 'node-a', status: 'online', lastHeartbeatAt: new Date(T0).toISOString() },
     }),
   ],
   ['API key', ApiKey, apiKeyView(keyRow)],
@@ -190,7 +242,12 @@ const views: Array<[string, TSchema, object]> = [
   [
     'me',
     Me,
-    meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, { version: '0.1.0', runtime: 'docker', minSnapshotIntervalMs: 3600_000 }),
+    meView({ id: 'usr-1', name: 'admin', createdAt: T0 }, 'admin', {
+      version: '0.1.0',
+      runtime: 'docker',
+      minSnapshotIntervalMs: 3600_000,
+      mode: 'network',
+    }),
   ],
 ];
 

@@ -12,7 +12,8 @@ import { formatBytes, formatDuration } from '../core/units.js';
 import type { ApiKey } from '../db/api-keys.js';
 import type { Deployment } from '../db/deployments.js';
 import type { Restore } from '../db/restores.js';
-import type { SnapshotSettings } from '../db/settings.js';
+import { DEFAULT_VERIFICATION, type SnapshotSettings } from '../db/settings.js';
+import type { Verification } from '../db/verifications.js';
 import type { Snapshot } from '../db/snapshots.js';
 import type { User } from '../db/users.js';
 import type { ServiceStatus } from '../runtime/types.js';
@@ -22,6 +23,7 @@ import type { DiskStatus } from './disk-health.js';
 import type { SnapshotHealth } from './snapshot-health.js';
 import type { RetentionPreview } from './settings-service.js';
 import type { RestorePlanResult } from './restore-service.js';
+import { type VerificationStatus, partsFor } from './verification-service.js';
 
 const isoOrNull = (t: number | null): string | null => (t === null ? null : iso(t));
 
@@ -68,6 +70,9 @@ export function snapshotView(s: Snapshot) {
     error: s.error,
     warning: s.warning,
     progress: s.status === 'creating' ? progress(s.progressDone, s.progressTotal) : null,
+    offsite: s.offsite ? { status: s.offsite.status, copiedAt: isoOrNull(s.offsite.copiedAt), error: s.offsite.error } : null,
+    damaged: (s.damagedAt ?? null) !== null,
+    damagedAt: isoOrNull(s.damagedAt ?? null),
   } satisfies Api.Snapshot;
 }
 
@@ -118,8 +123,16 @@ export function restorePlanView(p: RestorePlanResult) {
 /** The last instant an ISO 8601 date with a four-digit year can say (9999-12-31T23:59:59.999Z). */
 const LAST_ISO_MS = 253_402_300_799_999;
 
-/** settingsView never throws: a due time no client could read (see SettingsService) shows as null. */
-export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
+/**
+ * settingsView never throws: a due time no client could read (see SettingsService) shows as null.
+ * `verification` is where the checks stand (VerificationService.status); without it (a server that
+ * does not hold the data) the setting alone is shown.
+ */
+export function settingsView(
+  s: SnapshotSettings & { readonly offsite?: { readonly enabled: boolean } | null },
+  minIntervalMs: number,
+  verification: VerificationStatus | null = null,
+) {
   const next = s.nextRunAt !== null && Number.isFinite(s.nextRunAt) && s.nextRunAt >= 0 && s.nextRunAt <= LAST_ISO_MS ? s.nextRunAt : null;
   return {
     enabled: s.enabled,
@@ -132,7 +145,57 @@ export function settingsView(s: SnapshotSettings, minIntervalMs: number) {
     keepWeekly: s.keepWeekly,
     keepMonthly: s.keepMonthly,
     retentionDescription: describeRetention(retentionPolicy(s)),
+    offsite: s.offsite ? { enabled: s.offsite.enabled } : null,
+    verification: verificationSummaryView(verification ?? verificationSetting(s)),
   } satisfies Api.SnapshotSettings;
+}
+
+/** The problems a verification view lists. */
+const PROBLEMS_SHOWN = 20;
+
+export function verificationView(v: Verification) {
+  return {
+    id: v.id,
+    trigger: v.trigger,
+    part: v.part,
+    parts: v.parts,
+    status: v.status,
+    createdAt: iso(v.createdAt),
+    startedAt: isoOrNull(v.startedAt),
+    finishedAt: isoOrNull(v.finishedAt),
+    bytesRead: v.bytesRead,
+    findings: v.findings,
+    problems: v.findingList.slice(0, PROBLEMS_SHOWN).map((f) => ({ kind: f.kind, message: f.message })),
+    damagedSnapshots: [...v.damagedSnapshots],
+    error: v.error,
+  } satisfies Api.Verification;
+}
+
+/** verificationSetting is a settings row's verification setting alone, with nothing known about its checks. */
+function verificationSetting(s: SnapshotSettings): VerificationStatus {
+  const intervalMs = s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs;
+  return {
+    enabled: s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled,
+    intervalMs,
+    interval: s.verifyInterval ?? formatDuration(intervalMs),
+    nextRunAt: null,
+    nextPart: 0,
+    parts: partsFor(intervalMs),
+    lastVerification: null,
+    lastFullCheckAt: null,
+  };
+}
+
+export function verificationSummaryView(s: VerificationStatus) {
+  return {
+    enabled: s.enabled,
+    interval: s.interval,
+    nextRunAt: isoOrNull(s.nextRunAt),
+    nextPart: s.nextPart,
+    parts: s.parts,
+    lastVerification: s.lastVerification ? verificationView(s.lastVerification) : null,
+    lastFullCheckAt: isoOrNull(s.lastFullCheckAt),
+  } satisfies Api.VerificationSummary;
 }
 
 /** retentionPreviewView: a preview's times as ISO 8601. */
@@ -237,11 +300,17 @@ export interface ServerInfo {
   readonly version: string;
   readonly runtime: 'docker' | 'process';
   readonly minSnapshotIntervalMs: number;
+  readonly mode: Api.ServerMode;
 }
 
-export function meView(user: User, server: ServerInfo) {
+export function meView(user: User, role: Api.UserRole, server: ServerInfo) {
   return {
-    user: { id: user.id, name: user.name },
-    server: { version: server.version, runtime: server.runtime, minSnapshotInterval: formatDuration(server.minSnapshotIntervalMs) },
+    user: { id: user.id, name: user.name, role },
+    server: {
+      version: server.version,
+      runtime: server.runtime,
+      minSnapshotInterval: formatDuration(server.minSnapshotIntervalMs),
+      mode: server.mode,
+    },
   } satisfies Api.Me;
 }

@@ -4,16 +4,26 @@
  * (`kova node`), each a child process with its own port or data directory,
  * set up with the operator commands (`kova nodes add`, `kova keys create`).
  *
+ * With `tls: true` the replicas serve HTTPS with a self-signed certificate
+ * made here with openssl for the IP address 127.0.0.1 (the address every
+ * URL uses, links included), and the nodes trust it with `--ca`; the test's
+ * own API clients trust it too.
+ *
  * close() stops everything it started, ends the services the nodes' process
- * runtime left running (they outlive their node by design) and removes the
- * temp directories.
+ * runtime left running and removes the Docker containers whose volumes are
+ * in the network's directories (both outlive their node by design), then
+ * removes the temp directories.
  */
 import { type ChildProcess, execFile as execFileCb, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { DockerClient } from '../../src/runtime/docker/docker-client.js';
+import { LABEL_MANAGED } from '../../src/runtime/docker/docker-runtime.js';
 import type { Api, ApiResult } from './flows.js';
 import { type Link, startLink } from './link.js';
 import { type PostgresCluster, startPostgres } from './postgres.js';
@@ -115,23 +125,91 @@ export async function kova(args: readonly string[]): Promise<string> {
 
 const lastLine = (s: string): string => s.trim().split('\n').at(-1)!.trim();
 
-/** apiAs is an Api client for `url` signed in with `key`. */
-export function apiAs(url: () => string, key: string): Api {
+/** request sends one HTTP(S) request, trusting `ca` (a PEM certificate) for https URLs when given. */
+export function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; ca?: Buffer | null } = {},
+): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  const secure = u.protocol === 'https:';
+  return new Promise((resolve, reject) => {
+    const req = (secure ? https : http).request(
+      u,
+      {
+        method: opts.method ?? 'GET',
+        headers: { ...opts.headers, ...(opts.body !== undefined ? { 'content-length': String(Buffer.byteLength(opts.body)) } : {}) },
+        ...(secure && opts.ca ? { ca: opts.ca } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** apiAs is an Api client for `url` signed in with `key` (trusting `ca` for https). */
+export function apiAs(url: () => string, key: string, ca: Buffer | null = null): Api {
   return async (method, p, body) => {
-    const res = await fetch(`${url()}${p}`, {
+    const res = await request(`${url()}${p}`, {
       method,
       headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
+      ca,
     });
-    const text = await res.text();
-    let parsed: unknown = text;
+    let parsed: unknown = res.text;
     try {
-      parsed = text ? JSON.parse(text) : null;
+      parsed = res.text ? JSON.parse(res.text) : null;
     } catch {
       // not JSON: keep the text
     }
     return { status: res.status, body: parsed } as ApiResult;
   };
+}
+
+/** selfSignedCertificate writes cert.pem and key.pem for the IP address 127.0.0.1 into `dir` (openssl). */
+export async function selfSignedCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  await execFile('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
+  return { cert, key };
+}
+
+/** removeContainersUnder force-removes the Kova containers that mount anything under `dir`. */
+async function removeContainersUnder(dir: string): Promise<void> {
+  const docker = new DockerClient();
+  try {
+    const all =
+      (await docker.json<Array<{ Id: string; Mounts?: Array<{ Source?: string }> }>>('GET', '/containers/json', {
+        query: { all: true, filters: JSON.stringify({ label: [`${LABEL_MANAGED}=true`] }) },
+      })) ?? [];
+    const mine = all.filter((c) => (c.Mounts ?? []).some((m) => m.Source?.startsWith(`${dir}${path.sep}`)));
+    await Promise.all(mine.map((c) => docker.removeContainer(c.Id)));
+  } finally {
+    docker.close();
+  }
 }
 
 export interface NetworkOptions {
@@ -142,6 +220,8 @@ export interface NetworkOptions {
   readonly nodeTimeout?: string;
   /** Extra arguments for every node. */
   readonly nodeArgs?: readonly string[];
+  /** Serve the control plane over HTTPS with a self-signed certificate; nodes get --ca. */
+  readonly tls?: boolean;
 }
 
 export interface Network {
@@ -149,6 +229,10 @@ export interface Network {
   readonly databaseUrl: string;
   readonly replicas: ControlPlane[];
   readonly nodes: KovaNode[];
+  /** With tls: the control plane's certificate (PEM file), which nodes are given with --ca; else null. */
+  readonly caFile: string | null;
+  /** The node tokens, by node index. */
+  readonly tokens: readonly string[];
   /** The admin's key, and an API client for it on replica `i` (default 0). */
   readonly adminKey: string;
   admin(i?: number): Api;
@@ -176,12 +260,16 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
     await Promise.allSettled([...replicas, ...nodes].map((p) => p?.stop()));
     await Promise.allSettled(links.flat().map((l) => l.close()));
     for (const n of nodes) if (n) killServices(n.dataDir);
+    if (opts.runtime === 'docker') await removeContainersUnder(root).catch(() => undefined);
     await pg.close().catch(() => undefined);
     fs.rmSync(root, { recursive: true, force: true });
   };
   try {
     const databaseUrl = await pg.createDatabase('kova');
     const db = ['--database', databaseUrl];
+    const tls = opts.tls ? await selfSignedCertificate(root) : null;
+    const ca = tls ? fs.readFileSync(tls.cert) : null;
+    const scheme = tls ? 'https' : 'http';
     const adminKey = lastLine(await kova(['keys', 'create', '--user', 'admin', '--role', 'admin', ...db]));
     const nodeCount = opts.nodes ?? 3;
     for (let i = 0; i < nodeCount; i++) tokens.push(lastLine(await kova(['nodes', 'add', `node-${i + 1}`, ...db])));
@@ -189,7 +277,7 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
 
     const startReplica = async (i: number): Promise<ControlPlane> => {
       const port = ports[i]!;
-      const url = `http://127.0.0.1:${port}`;
+      const url = `${scheme}://127.0.0.1:${port}`;
       const p = spawnKova(
         [
           'control-plane',
@@ -204,13 +292,14 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
           '1000000',
           '--log-level',
           process.env.KOVA_TEST_LOG ?? 'warn',
+          ...(tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : []),
         ],
         `control plane ${i}`,
       );
       const deadline = Date.now() + 60_000;
       for (;;) {
         try {
-          if ((await fetch(`${url}/healthz`)).ok) break;
+          if ((await request(`${url}/healthz`, { ca })).status === 200) break;
         } catch {
           // not listening yet
         }
@@ -233,7 +322,7 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
         [
           'node',
           '--control-plane',
-          mine.map((l) => `http://127.0.0.1:${l.port}`).join(','),
+          mine.map((l) => `${scheme}://127.0.0.1:${l.port}`).join(','),
           '--token',
           tokens[i]!,
           '--data-dir',
@@ -248,6 +337,7 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
           '2',
           '--log-level',
           process.env.KOVA_TEST_LOG ?? 'warn',
+          ...(tls ? ['--ca', tls.cert] : []),
           ...(opts.nodeArgs ?? []),
         ],
         `node ${i + 1}`,
@@ -265,12 +355,14 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
       return n;
     };
 
-    const api = (key: string, i = 0): Api => apiAs(() => replicas[i]!.url, key);
+    const api = (key: string, i = 0): Api => apiAs(() => replicas[i]!.url, key, ca);
     const net: Network = {
       pg,
       databaseUrl,
       replicas,
       nodes,
+      caFile: tls?.cert ?? null,
+      tokens,
       adminKey,
       admin: (i = 0) => api(adminKey, i),
       userKey: async (name) => lastLine(await kova(['keys', 'create', '--user', name, ...db])),
@@ -283,7 +375,7 @@ export async function startNetwork(opts: NetworkOptions = {}): Promise<Network> 
         for (;;) {
           const live = replicas.find((r) => r && r.child.exitCode === null && r.child.signalCode === null);
           if (live) {
-            const r = await apiAs(() => live.url, adminKey)('GET', '/api/v1/nodes').catch(() => null);
+            const r = await apiAs(() => live.url, adminKey, ca)('GET', '/api/v1/nodes').catch(() => null);
             if (r?.status === 200) {
               last = r.body;
               const got = new Map((r.body.nodes as Array<{ name: string; status: string }>).map((n) => [n.name, n.status]));

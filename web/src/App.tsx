@@ -11,6 +11,7 @@ import { Toaster } from './components/Toaster';
 import { DeploymentPage } from './pages/DeploymentPage';
 import { DeploymentsPage } from './pages/DeploymentsPage';
 import { NewDeploymentPage } from './pages/NewDeploymentPage';
+import { NodesPage } from './pages/NodesPage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { SnapshotPage } from './pages/SnapshotPage';
 import { SignInPage } from './pages/SignInPage';
@@ -125,6 +126,7 @@ export function App() {
             />
           )}
           {route.page === 'webhooks' && <WebhooksPage />}
+          {route.page === 'nodes' && <NodesPage />}
           {route.page === 'not-found' && <NotFoundPage />}
         </div>
       </SessionContext.Provider>

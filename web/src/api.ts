@@ -11,12 +11,16 @@ export type {
   ApiKey,
   ChangeKind,
   Deployment,
+  DeploymentNode,
   DeploymentStatus,
   FileChange,
   FileEntry,
   FileType,
   Me,
+  NodeStatus,
+  NodeSummary,
   Progress,
+  Recovery,
   Restore,
   RestorePlan,
   RestoreStatus,
@@ -30,6 +34,8 @@ export type {
   SnapshotStatus,
   SnapshotSummary,
   SnapshotTrigger,
+  Verification,
+  VerificationSummary,
   Volume,
   VolumePair,
   Webhook,
@@ -46,12 +52,15 @@ import type {
   Deployment,
   FileEntry,
   Me,
+  NodeSummary,
+  Recovery,
   Restore,
   RestorePlan,
   RetentionPreview,
   SettingsChange,
   Snapshot,
   SnapshotSettings,
+  Verification,
   Webhook,
   WebhookDelivery,
 } from '../../src/api/contract';
@@ -161,9 +170,14 @@ export const api = {
     (await request<{ deployment: Deployment }>('PUT', dep(id), { body: { sdl, snapshot } })).deployment,
   restartDeployment: async (id: string) => (await request<{ deployment: Deployment }>('POST', `${dep(id)}/restart`)).deployment,
   closeDeployment: async (id: string) => (await request<{ deployment: Deployment }>('POST', `${dep(id)}/close`)).deployment,
+  /** Network mode: run a deployment whose node is offline on another node, from a snapshot's off-node copy. */
+  recoverDeployment: async (id: string, snapshotId: string) =>
+    request<{ deployment: Deployment; recovery: Recovery }>('POST', `${dep(id)}/recover`, { body: { snapshotId } }),
 
   listSnapshots: async (id: string, signal?: AbortSignal) =>
     (await request<{ snapshots: Snapshot[] }>('GET', `${dep(id)}/snapshots`, { signal })).snapshots,
+  requestVerification: async (id: string, full = false) =>
+    (await request<{ verification: Verification }>('POST', `${dep(id)}/verifications`, { body: full ? { full: true } : {} })).verification,
   createSnapshot: async (id: string, label: string | null) =>
     (await request<{ snapshot: Snapshot }>('POST', `${dep(id)}/snapshots`, { body: label === null ? {} : { label } })).snapshot,
   deleteSnapshot: async (id: string, snapshotId: string) => {
@@ -214,6 +228,9 @@ export const api = {
   deleteWebhook: async (id: string) => {
     await request<unknown>('DELETE', `/webhooks/${enc(id)}`);
   },
+  /** Every node, with its status and capacity (admins, network mode). */
+  listNodes: async (signal?: AbortSignal) => (await request<{ nodes: NodeSummary[] }>('GET', '/nodes', { signal })).nodes,
+
   webhookDeliveries: async (id: string, signal?: AbortSignal) =>
     await request<{ deliveries: WebhookDelivery[]; cursor: string | null }>('GET', `/webhooks/${enc(id)}/deliveries?limit=50`, { signal }),
 };

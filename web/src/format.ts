@@ -37,6 +37,17 @@ export function formatRelative(iso: string, now: number): string {
   return new Date(t).toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 }
 
+/** formatClock renders a time briefly: the time of day when it is today, else the day and the time ("Mar 3, 14:05"). */
+export function formatClock(iso: string, now: number): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return iso;
+  const d = new Date(t);
+  const today = d.toDateString() === new Date(now).toDateString();
+  return today
+    ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    : d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
 /** formatExact renders a time in full, with its time zone, for title attributes. */
 export function formatExact(iso: string): string {
   const t = Date.parse(iso);
@@ -75,6 +86,8 @@ const OPERATIONS: Record<string, string> = {
   restart: 'Restarting',
   close: 'Closing',
   clone: 'Cloning',
+  recover: 'Recovering',
+  'clone-offsite': 'Cloning',
 };
 
 export const operationLabel = (op: string): string => OPERATIONS[op] ?? op;

@@ -34,6 +34,7 @@ export type Route =
   | { page: 'deployments' }
   | { page: 'new-deployment' }
   | { page: 'webhooks' }
+  | { page: 'nodes' }
   | { page: 'deployment'; id: string; tab: 'overview' | 'snapshots' | 'settings' }
   | { page: 'snapshot'; id: string; snapshotId: string; view: 'files' | 'compare'; against: string | null }
   | { page: 'not-found' };
@@ -45,6 +46,7 @@ export function match(location: string): Route {
   if (clean === '/' || clean === '/deployments') return { page: 'deployments' };
   if (clean === '/deployments/new') return { page: 'new-deployment' };
   if (clean === '/webhooks') return { page: 'webhooks' };
+  if (clean === '/nodes') return { page: 'nodes' };
   const m = /^\/deployments\/([^/]+)(?:\/(snapshots|settings))?$/.exec(clean);
   if (m) return { page: 'deployment', id: decodeURIComponent(m[1]!), tab: (m[2] as 'snapshots' | 'settings' | undefined) ?? 'overview' };
   const s = /^\/deployments\/([^/]+)\/snapshots\/([^/]+)(?:\/(files|compare))?$/.exec(clean);
@@ -65,6 +67,7 @@ export const paths = {
   deployments: () => '/deployments',
   newDeployment: () => '/deployments/new',
   webhooks: () => '/webhooks',
+  nodes: () => '/nodes',
   deployment: (id: string, tab: 'overview' | 'snapshots' | 'settings' = 'overview') =>
     `/deployments/${encodeURIComponent(id)}${tab === 'overview' ? '' : `/${tab}`}`,
   snapshot: (id: string, snapshotId: string, view: 'files' | 'compare' = 'files', against?: string) =>

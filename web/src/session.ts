@@ -9,6 +9,9 @@ export interface Session {
 
 export const SessionContext = createContext<Session | null>(null);
 
+/** seesNodes: whether the Nodes page is offered: to admins of a server with nodes (network mode). */
+export const seesNodes = (me: Me): boolean => me.user.role === 'admin' && me.server.mode === 'network';
+
 export function useSession(): Session {
   const s = useContext(SessionContext);
   if (!s) throw new Error('useSession outside a signed-in page');

@@ -3,9 +3,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Deployment as DeploymentRow } from '../../services/models.js';
 import { deploymentView } from '../../services/views.js';
-import { Deployment, errorResponses as errors, ok } from '../contract.js';
+import { Deployment, Recovery, errorResponses as errors, ok } from '../contract.js';
 import type { AppDeps } from '../deps.js';
-import { CreateDeploymentBody, DeploymentParams, UpdateDeploymentBody } from '../schemas.js';
+import { CreateDeploymentBody, DeploymentParams, RecoverDeploymentBody, UpdateDeploymentBody } from '../schemas.js';
 
 const one = ok({ deployment: Deployment });
 
@@ -83,4 +83,24 @@ export function deploymentRoutes(app: FastifyInstance, deps: AppDeps): void {
     },
     async (req) => ({ success: true, deployment: await view(await deps.deployments.close(req.user.id, req.params.id)) }),
   );
+
+  const recover = deps.deployments.recover?.bind(deps.deployments);
+  if (recover) {
+    app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof RecoverDeploymentBody> }>(
+      '/api/v1/deployments/:id/recover',
+      {
+        schema: {
+          tags: ['deployments'],
+          summary: 'Run a deployment whose node is offline or removed on another node, from its off-node copy (network mode)',
+          params: DeploymentParams,
+          body: RecoverDeploymentBody,
+          response: { 202: ok({ deployment: Deployment, recovery: Recovery }), ...errors },
+        },
+      },
+      async (req, reply) => {
+        const r = await recover(req.user.id, req.params.id, req.body?.snapshotId);
+        return reply.status(202).send({ success: true, deployment: await view(r.deployment), recovery: r.recovery });
+      },
+    );
+  }
 }

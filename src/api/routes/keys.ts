@@ -60,6 +60,7 @@ export function keyRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok(Me.properties), ...errorResponses },
       },
     },
-    async (req) => ({ success: true, ...meView(req.user, deps.config) }),
+    // Network mode is the server that has nodes: the one that serves GET /api/v1/nodes.
+    async (req) => ({ success: true, ...meView(req.user, req.role, { ...deps.config, mode: deps.nodes ? 'network' : 'all-in-one' }) }),
   );
 }

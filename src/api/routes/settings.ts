@@ -1,4 +1,4 @@
-/** routes/settings: automatic snapshot settings of a deployment. */
+/** routes/settings: automatic snapshot and verification settings of a deployment. */
 import type { Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { retentionPreviewView, settingsView } from '../../services/views.js';
@@ -8,6 +8,9 @@ import { DeploymentParams, SettingsBody } from '../schemas.js';
 
 export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
   const min = deps.config.minSnapshotIntervalMs;
+  /** Where the checks of the stored data stand, on a server that runs them. */
+  const verificationOf = async (userId: string, depId: string) =>
+    deps.verifications ? await deps.verifications.status(userId, depId) : null;
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/snapshot-settings',
     {
@@ -18,7 +21,10 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ settings: SnapshotSettings }), ...errors },
       },
     },
-    async (req) => ({ success: true, settings: settingsView(await deps.settings.get(req.user.id, req.params.id), min) }),
+    async (req) => {
+      const s = await deps.settings.get(req.user.id, req.params.id);
+      return { success: true, settings: settingsView(s, min, await verificationOf(req.user.id, req.params.id)) };
+    },
   );
 
   app.put<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(
@@ -32,7 +38,10 @@ export function settingsRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ settings: SnapshotSettings }), ...errors },
       },
     },
-    async (req) => ({ success: true, settings: settingsView(await deps.settings.put(req.user.id, req.params.id, req.body ?? {}), min) }),
+    async (req) => {
+      const s = await deps.settings.put(req.user.id, req.params.id, req.body ?? {});
+      return { success: true, settings: settingsView(s, min, await verificationOf(req.user.id, req.params.id)) };
+    },
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof SettingsBody> }>(

@@ -12,7 +12,10 @@ const answering =
     new Response(JSON.stringify(body), { status: 200, headers: { 'content-type': 'application/json' } });
 
 describe('KovaClient.me', () => {
-  const me: Me = { user: { id: 'usr-1', name: 'admin' }, server: { version: '0.1.0', runtime: 'process', minSnapshotInterval: '1h' } };
+  const me: Me = {
+    user: { id: 'usr-1', name: 'admin', role: 'admin' },
+    server: { version: '0.1.0', runtime: 'process', minSnapshotInterval: '1h', mode: 'all-in-one' },
+  };
 
   it('returns the user and the server settings', async () => {
     const client = new KovaClient('http://127.0.0.1:1', 'kova_x.y', { fetch: answering({ success: true, ...me }) });

@@ -16,11 +16,14 @@ import type {
   FileChange,
   FileEntry,
   Me,
+  Recovery,
   Restore,
   RestorePlan,
   SettingsChange,
   Snapshot,
   SnapshotSettings,
+  Verification,
+  VerificationSummary,
   Webhook,
   WebhookDelivery,
 } from '../../api/contract.js';
@@ -46,6 +49,8 @@ export type {
   SnapshotSettings,
   SnapshotStatus,
   SnapshotSummary,
+  Verification,
+  VerificationSummary,
   SnapshotTrigger,
   Volume as DeploymentVolume,
   VolumePair,
@@ -206,6 +211,17 @@ export class KovaClient {
     return this.pick('POST', `/api/v1/deployments/${seg(id)}/close`, 'deployment', {});
   }
 
+  /**
+   * recoverDeployment runs a deployment whose node is offline or gone on
+   * another node, from `snapshotId`'s off-node copy (default: the newest
+   * copied snapshot). Network mode only.
+   */
+  async recoverDeployment(id: string, snapshotId?: string): Promise<{ deployment: Deployment; recovery: Recovery }> {
+    const body = snapshotId === undefined ? {} : { snapshotId };
+    const res = await this.request<Record<string, unknown>>('POST', `/api/v1/deployments/${seg(id)}/recover`, body);
+    return { deployment: this.field(res, 'deployment', 202) as Deployment, recovery: this.field(res, 'recovery', 202) as Recovery };
+  }
+
   /* snapshots */
 
   listSnapshots(deploymentId: string): Promise<Snapshot[]> {
@@ -214,6 +230,27 @@ export class KovaClient {
 
   createSnapshot(deploymentId: string, label?: string): Promise<Snapshot> {
     return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/snapshots`, 'snapshot', label === undefined ? {} : { label });
+  }
+
+  /** verificationSummary is where the checks of a deployment's stored data stand (the settings' verification). */
+  async verificationSummary(deploymentId: string): Promise<VerificationSummary> {
+    return (await this.getSettings(deploymentId)).verification;
+  }
+
+  requestVerification(deploymentId: string, full: boolean): Promise<Verification> {
+    return this.pick('POST', `/api/v1/deployments/${seg(deploymentId)}/verifications`, 'verification', full ? { full: true } : {});
+  }
+
+  async listVerifications(
+    deploymentId: string,
+    page: { cursor?: string | null; limit?: number } = {},
+  ): Promise<{ verifications: Verification[]; cursor: string | null }> {
+    const q = query({ cursor: page.cursor ?? undefined, limit: page.limit });
+    const body = await this.request('GET', `/api/v1/deployments/${seg(deploymentId)}/verifications${q ? `?${q}` : ''}`);
+    return {
+      verifications: this.field(body, 'verifications', 200) as Verification[],
+      cursor: (body.cursor as string | null | undefined) ?? null,
+    };
   }
 
   getSnapshot(deploymentId: string, snapshotId: string): Promise<Snapshot> {

@@ -1,12 +1,12 @@
 /**
- * deployments: `kova deployments ls|get|create|update|restart|close`.
+ * deployments: `kova deployments ls|get|create|update|restart|recover|close`.
  */
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
 import { printJson, println, table } from '../output.js';
 import { type ClientContext, type CommonOpts, client, clientCommand, confirm } from './common.js';
-import { DEPLOYMENT_HEADERS, deploymentRow, printDeployment } from './format.js';
-import { finishOperation } from './wait.js';
+import { deploymentTable, printDeployment } from './format.js';
+import { deploymentFailure, finishOperation, waitForDeployment } from './wait.js';
 
 /** readSdl reads an SDL file, or stdin for "-". */
 async function readSdl(file: string): Promise<string> {
@@ -27,12 +27,8 @@ export function registerDeployments(program: Command, ctx: ClientContext): void 
       const list = await (await client(ctx, o)).listDeployments();
       if (o.json) return printJson(io, list);
       if (list.length === 0) return println(io, 'no deployments');
-      const now = Date.now();
-      table(
-        io,
-        DEPLOYMENT_HEADERS,
-        list.map((d) => deploymentRow(d, now)),
-      );
+      const { headers, rows } = deploymentTable(list);
+      table(io, headers, rows);
     });
 
   clientCommand(deployments, 'get', 'show a deployment, its services and volumes')
@@ -82,6 +78,41 @@ export function registerDeployments(program: Command, ctx: ClientContext): void 
         done: `restarted deployment ${d.id}`,
         pending: `deployment ${d.id} is restarting (--wait waits for it)`,
       });
+    });
+
+  clientCommand(
+    deployments,
+    'recover',
+    'network mode: run a deployment whose node is offline or gone on another node, from a snapshot copied off its node',
+  )
+    .argument('<deployment>', 'deployment id')
+    .option('--snapshot <id>', 'the snapshot to start from (default: the newest one whose off-node copy is complete)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option(...wait)
+    .action(async (id: string, o: CommonOpts & { snapshot?: string; yes?: boolean; wait?: boolean }) => {
+      const c = await client(ctx, o);
+      await confirm(ctx, o, {
+        action: `recover deployment ${id}`,
+        question: `Recover deployment ${id} on another node from ${o.snapshot ? `snapshot ${o.snapshot}` : 'its newest copied snapshot'}?`,
+        warning: [
+          'Its volumes start from that snapshot: anything written after it on the lost node is not recovered.',
+          'If the lost node comes back, it stops the deployment there and keeps its data directory for you to remove.',
+        ],
+      });
+      const { deployment, recovery } = await c.recoverDeployment(id, o.snapshot);
+      const final = o.wait ? await waitForDeployment(c, deployment.id) : deployment;
+      const failure = o.wait ? deploymentFailure(final, `recovery of ${id}`) : null;
+      if (o.json) printJson(io, { deployment: final, recovery });
+      else {
+        const from = recovery.fromNode.name ?? `${recovery.fromNode.id} (removed)`;
+        println(io, final.id);
+        println(
+          io,
+          `recovering on node ${recovery.toNode.name} (was ${from}) from snapshot ${recovery.snapshotId}, operation ${recovery.operationId}`,
+        );
+        if (o.wait && !failure) println(io, `recovered deployment ${final.id}; its services are running`);
+      }
+      if (failure) throw failure;
     });
 
   clientCommand(deployments, 'close', 'close a deployment: stop its services, delete its volumes and all its snapshots')

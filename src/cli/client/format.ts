@@ -41,10 +41,30 @@ export function snapshotType(s: Snapshot): string {
   return s.trigger && s.trigger !== 'manual' && s.trigger !== 'automatic' ? `manual (${s.trigger})` : 'manual';
 }
 
-export const SNAPSHOT_HEADERS = ['ID', 'LABEL', 'STATUS', 'SIZE', 'TYPE', 'CREATED', 'CONSISTENCY'] as const;
+export const SNAPSHOT_HEADERS = ['ID', 'LABEL', 'STATUS', 'SIZE', 'TYPE', 'CREATED', 'CONSISTENCY', 'STORED'] as const;
+
+/**
+ * storedWhere says where a ready snapshot is kept: `local`, `local+offsite`
+ * once its off-node copy is complete, or the copy's state while it is not.
+ */
+export function storedWhere(s: Pick<Snapshot, 'status' | 'offsite'>): string {
+  if (s.status !== 'ready') return '';
+  const o = s.offsite;
+  if (!o) return 'local';
+  return o.status === 'copied' ? 'local+offsite' : `local (offsite ${o.status})`;
+}
 
 export function snapshotRow(s: Snapshot, now = Date.now()): string[] {
-  return [s.id, s.label ?? '', s.status, s.size, snapshotType(s), ago(s.createdAt, now), s.consistency ?? ''];
+  return [
+    s.id,
+    s.label ?? '',
+    s.damaged ? `${s.status} DAMAGED` : s.status,
+    s.size,
+    snapshotType(s),
+    ago(s.createdAt, now),
+    s.consistency ?? '',
+    storedWhere(s),
+  ];
 }
 
 export function printSnapshot(io: Io, s: Snapshot): void {
@@ -59,6 +79,7 @@ export function printSnapshot(io: Io, s: Snapshot): void {
     ['PROGRESS', progress],
     ['ERROR', s.error],
     ['WARNING', s.warning],
+    ['DAMAGED', s.damagedAt ? `a verification found part of its data damaged ${at(s.damagedAt)}` : null],
     ['TYPE', snapshotType(s)],
     ['SIZE', s.sizeBytes === null || s.sizeBytes === undefined ? s.size : `${s.size} (${s.sizeBytes} bytes)`],
     ['FILES', s.files === null || s.files === undefined ? null : String(s.files)],
@@ -71,6 +92,8 @@ export function printSnapshot(io: Io, s: Snapshot): void {
     ],
     ['CREATED', at(s.createdAt)],
     ['READY', s.readyAt ? at(s.readyAt) : null],
+    ['STORED', storedWhere(s) || null],
+    ['OFFSITE', s.offsite?.copiedAt ? `copied ${at(s.offsite.copiedAt)}` : (s.offsite?.error ?? null)],
   ]);
 }
 
@@ -96,7 +119,31 @@ export function deploymentStatus(d: Deployment): string {
   return d.operation ? `${d.status} (${d.operation})` : d.status;
 }
 
+/**
+ * deploymentNode renders the node a deployment runs on (network mode): "node-1 (online)", and
+ * for an offline node when it was last heard from; null when there is none (the all-in-one).
+ */
+export function deploymentNode(d: Deployment, now = Date.now()): string | null {
+  const n = d.node;
+  if (!n) return null;
+  if (n.status !== 'offline') return `${n.name} (${n.status})`;
+  return `${n.name} (offline, ${n.lastHeartbeatAt ? `last seen ${ago(n.lastHeartbeatAt, now)}` : 'never seen'})`;
+}
+
 export const DEPLOYMENT_HEADERS = ['ID', 'NAME', 'STATUS', 'SERVICES', 'SNAPSHOTS', 'CREATED'] as const;
+
+/** deploymentTable: the headers and rows of `kova deployments ls`, with a NODE column when a deployment has a node. */
+export function deploymentTable(list: readonly Deployment[], now = Date.now()): { headers: string[]; rows: string[][] } {
+  const withNodes = list.some((d) => d.node);
+  const headers: string[] = [...DEPLOYMENT_HEADERS];
+  if (withNodes) headers.splice(3, 0, 'NODE');
+  const rows = list.map((d) => {
+    const row = deploymentRow(d, now);
+    if (withNodes) row.splice(3, 0, deploymentNode(d, now) ?? '');
+    return row;
+  });
+  return { headers, rows };
+}
 
 export function deploymentRow(d: Deployment, now = Date.now()): string[] {
   return [d.id, d.name, deploymentStatus(d), servicesSummary(d), d.snapshots ? String(d.snapshots.count) : '', ago(d.createdAt, now)];
@@ -111,6 +158,7 @@ export function printDeployment(io: Io, d: Deployment): void {
     ['ID', d.id],
     ['NAME', d.name],
     ['STATUS', deploymentStatus(d)],
+    ['NODE', deploymentNode(d)],
     ['CLONED FROM', d.clonedFrom],
     ['CREATED', at(d.createdAt)],
     ['UPDATED', d.updatedAt && d.updatedAt !== d.createdAt ? at(d.updatedAt) : null],
@@ -154,5 +202,6 @@ export function printSettings(io: Io, s: SnapshotSettings): void {
     ['CALENDAR', calendarTiers(s)],
     ['POLICY', s.retentionDescription ?? null],
     ['NEXT RUN', s.enabled ? (s.nextRunAt ? at(s.nextRunAt) : 'not scheduled') : null],
+    ['OFF-NODE COPIES', s.offsite ? (s.offsite.enabled ? 'on: every ready snapshot is copied' : 'off') : null],
   ]);
 }

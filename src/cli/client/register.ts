@@ -1,6 +1,6 @@
 /**
  * register: the API client commands of `kova` (login, logout, deployments,
- * snapshots, webhooks), which talk to a running `kova serve` over HTTP.
+ * snapshots, webhooks, verifications), which talk to a running `kova serve` over HTTP.
  */
 import type { Command } from 'commander';
 import type { Io } from '../output.js';
@@ -9,6 +9,7 @@ import { registerDeployments } from './deployments.js';
 import { registerLogin } from './login.js';
 import { registerSnapshots } from './snapshots.js';
 import { processTerminal } from './terminal.js';
+import { registerVerifications } from './verifications.js';
 import { registerWebhooks } from './webhooks.js';
 
 export function registerClient(program: Command, io: Io, ctx: Partial<Omit<ClientContext, 'io'>> = {}): void {
@@ -17,4 +18,5 @@ export function registerClient(program: Command, io: Io, ctx: Partial<Omit<Clien
   registerDeployments(program, full);
   registerSnapshots(program, full);
   registerWebhooks(program, full);
+  registerVerifications(program, full);
 }

@@ -88,6 +88,7 @@ interface SettingsOpts {
   keepDaily?: string;
   keepWeekly?: string;
   keepMonthly?: string;
+  offsite?: 'on' | 'off';
 }
 
 /** The calendar tier options of `snapshots settings`, and the settings field each sets. */
@@ -268,6 +269,12 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
     .option('--keep-daily <n>', 'also keep the newest of each of the last N days, UTC (0-1000, or "none")')
     .option('--keep-weekly <n>', 'also keep the newest of each of the last N ISO weeks, UTC (0-1000, or "none")')
     .option('--keep-monthly <n>', 'also keep the newest of each of the last N months, UTC (0-1000, or "none")')
+    .addOption(
+      new Option('--offsite <on|off>', "copy this deployment's snapshots off its node (when the server has an off-node target)").choices([
+        'on',
+        'off',
+      ]),
+    )
     .action(async (depId: string, o: CommonOpts & SettingsOpts) => {
       const change: { -readonly [K in keyof SettingsChange]: SettingsChange[K] } = {};
       if (o.enable) change.enabled = true;
@@ -278,6 +285,7 @@ export function registerSnapshots(program: Command, ctx: ClientContext): void {
         const v = o[field];
         if (v !== undefined) change[field] = parseTier(flag, v);
       }
+      if (o.offsite !== undefined) change.offsite = { enabled: o.offsite === 'on' };
       const c = await client(ctx, o);
       const s = Object.keys(change).length === 0 ? await c.getSettings(depId) : await c.updateSettings(depId, change);
       if (o.json) return printJson(io, s);

@@ -9,7 +9,7 @@ import { type ClientContext, type CommonOpts, client, clientCommand } from './co
 import { ago } from './format.js';
 
 /** The event names the server accepts (docs/api.md); the server checks them. */
-const EVENTS_HELP = 'snapshot.failed, snapshot.missed, restore.completed, restore.failed, offsite.failed';
+const EVENTS_HELP = 'snapshot.failed, snapshot.missed, restore.completed, restore.failed, offsite.failed, verification.failed';
 
 function lastDelivery(w: Webhook, now: number): string {
   const d = w.lastDelivery;

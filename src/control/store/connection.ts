@@ -86,6 +86,10 @@ export function connect(url: string, opts: CatalogueOptions = {}): Conn {
     });
     // An idle connection that PostgreSQL closes (restart, admin shutdown) is dropped by the pool; not a crash.
     pool.on('error', () => undefined);
+    // A connection PostgreSQL closes while it is checked out (between two statements of a transaction)
+    // emits 'error' on its client, which nothing else listens to: without this the process dies. The
+    // statement in flight, or the next one, fails with the connection error (DATABASE_UNAVAILABLE).
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
     const wake = pgWakeup({
       connectionString: target.url,

@@ -20,10 +20,11 @@ import type { Catalogue, CatalogueDeployment } from '../catalogue.js';
 import type { Conn } from './connection.js';
 import { DeploymentExistsError, NodeNotFoundError, isForeignKeyViolation } from './errors.js';
 import type { DeploymentsTable, Schema } from './schema.js';
+import { queuedOperationRow } from './operation-row.js';
 
-type DeploymentPart = Pick<Catalogue, 'place' | 'unplace' | 'deployment' | 'deploymentsOf' | 'applyState'>;
+type DeploymentPart = Pick<Catalogue, 'place' | 'unplace' | 'deployment' | 'deploymentsOf' | 'applyState' | 'move' | 'moveBack'>;
 
-type Head = Pick<DeploymentsTable, 'id' | 'user_id' | 'node_id' | 'version'>;
+type Head = Pick<DeploymentsTable, 'id' | 'user_id' | 'node_id' | 'moved_from' | 'version'>;
 
 /** Cached documents are shared by every reader: frozen, so a caller that changes one fails loudly instead of changing it for all. */
 function deepFreeze<T>(v: T): T {
@@ -86,9 +87,9 @@ export async function applyStates(
   return acked;
 }
 
-export function deployments({ db, clock }: Conn): DeploymentPart {
+export function deployments({ db, clock, wake }: Conn): DeploymentPart {
   const cache = new DocumentCache(DEFAULTS.cachedDocuments);
-  const head = () => db.selectFrom('deployments').select(['id', 'user_id', 'node_id', 'version']);
+  const head = () => db.selectFrom('deployments').select(['id', 'user_id', 'node_id', 'moved_from', 'version']);
 
   /** withStates completes rows with their documents: from the cache, the rest in one query. */
   const withStates = async (rows: Head[]): Promise<CatalogueDeployment[]> => {
@@ -101,6 +102,7 @@ export function deployments({ db, clock }: Conn): DeploymentPart {
       id: r.id,
       userId: r.user_id,
       nodeId: r.node_id,
+      movedFrom: r.moved_from ?? null,
       // A document newer than the head (applied in between) is as good: versions only grow.
       state: r.version === null ? null : (cache.get(r.id, r.version) ?? cache.peek(r.id) ?? null),
     }));
@@ -154,6 +156,49 @@ export function deployments({ db, clock }: Conn): DeploymentPart {
     async applyState(nodeId, states) {
       if (states.length === 0) return [];
       return db.transaction().execute((trx) => applyStates(trx, nodeId, states, clock.now()));
+    },
+    async move(id, from, to, reservedBytes, ops, at) {
+      const moved = await db.transaction().execute(async (trx) => {
+        const row = await trx
+          .selectFrom('deployments')
+          .select(['state'])
+          .where('id', '=', id)
+          .where('node_id', '=', from)
+          .executeTakeFirst();
+        if (!row) return false;
+        const state = row.state === null ? null : JSON.stringify({ ...(JSON.parse(row.state) as DeploymentState), version: 0 });
+        const r = await trx
+          .updateTable('deployments')
+          .set({ node_id: to, moved_from: from, version: 0, state, reserved_bytes: reservedBytes, updated_at: at })
+          .where('id', '=', id)
+          .where('node_id', '=', from)
+          .executeTakeFirst();
+        if (Number(r.numUpdatedRows) === 0) return false;
+        for (const { op, nodeId } of ops) {
+          await trx.insertInto('operations').values(queuedOperationRow(op, nodeId)).execute();
+        }
+        return true;
+      });
+      if (moved) for (const nodeId of new Set(ops.map((o) => o.nodeId))) await wake.notify('ops', nodeId);
+      return moved;
+    },
+    async moveBack(id, from, to, withdraw, at) {
+      await db.transaction().execute(async (trx) => {
+        if (withdraw.length > 0) {
+          await trx
+            .updateTable('operations')
+            .set({ status: 'cancelled', finished_at: at })
+            .where('id', 'in', [...withdraw])
+            .where('status', '=', 'queued')
+            .execute();
+        }
+        await trx
+          .updateTable('deployments')
+          .set({ node_id: from, moved_from: null, updated_at: at })
+          .where('id', '=', id)
+          .where('node_id', '=', to)
+          .execute();
+      });
     },
   };
 }

@@ -96,6 +96,14 @@ function migrations(dialect: DialectName): Record<string, Migration> {
         await db.schema.createIndex('rate_counters_by_expiry').on('rate_counters').column('expires_at').execute();
       },
     },
+    '0002-offsite': {
+      async up(db: AnyDb) {
+        // The off-node target a node copies to (told in hello): recovery moves a deployment only between nodes naming the same.
+        await db.schema.alterTable('nodes').addColumn('offsite_target', 'text').execute();
+        // Where a deployment ran before a recovery moved it: that node is told to forget it, and its documents are refused.
+        await db.schema.alterTable('deployments').addColumn('moved_from', 'text').execute();
+      },
+    },
   };
 }
 

@@ -26,6 +26,7 @@ const toNode = (r: Row): CatalogueNode => ({
   version: r.version,
   runtime: r.runtime,
   bootId: r.boot_id,
+  offsiteTarget: r.offsite_target ?? null,
   deployments: Number(r.deployments),
   reservedBytes: Number(r.reserved ?? 0),
 });
@@ -130,7 +131,13 @@ export function nodes({ db }: Conn): NodePart {
       mustExist(
         await db
           .updateTable('nodes')
-          .set({ version: info.version, runtime: info.runtime, boot_id: info.bootId, last_heartbeat_at: at })
+          .set({
+            version: info.version,
+            runtime: info.runtime,
+            boot_id: info.bootId,
+            offsite_target: info.offsiteTarget ?? null,
+            last_heartbeat_at: at,
+          })
           .where('id', '=', id)
           .executeTakeFirst(),
         id,

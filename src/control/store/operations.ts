@@ -17,6 +17,7 @@ import type { Catalogue, CatalogueOperation } from '../catalogue.js';
 import { DEFAULTS, type Conn } from './connection.js';
 import { applyStates } from './deployments.js';
 import type { OperationsTable } from './schema.js';
+import { queuedOperationRow } from './operation-row.js';
 import { waitUntil } from './wake.js';
 
 type OperationPart = Pick<Catalogue, 'enqueue' | 'pending' | 'finish' | 'cancel' | 'operation' | 'waitResult'>;
@@ -79,22 +80,7 @@ export function operations(conn: Conn): OperationPart {
 
   return {
     async enqueue(op, nodeId) {
-      await db
-        .insertInto('operations')
-        .values({
-          id: op.id,
-          node_id: nodeId,
-          user_id: op.userId,
-          deployment_id: op.payload.deploymentId,
-          kind: op.payload.kind,
-          payload: JSON.stringify(op.payload),
-          status: 'queued',
-          result: null,
-          created_at: op.createdAt,
-          delivered_at: null,
-          finished_at: null,
-        })
-        .execute();
+      await db.insertInto('operations').values(queuedOperationRow(op, nodeId)).execute();
       await wake.notify('ops', nodeId);
       await prune(op.createdAt);
     },

@@ -36,6 +36,8 @@ export interface NodesTable {
   version: string | null;
   runtime: 'docker' | 'process' | null;
   boot_id: string | null;
+  /** The off-node target it copies to (targetIdentity), from its last hello; null: none. */
+  offsite_target: string | null;
 }
 
 /**
@@ -64,6 +66,8 @@ export interface DeploymentsTable {
   state: string | null;
   /** The volume storage its SDL asks for, recorded when placed (placement counts it). */
   reserved_bytes: number;
+  /** The node it ran on before a recovery moved it (null: never moved). */
+  moved_from: string | null;
   created_at: number;
   updated_at: number;
 }

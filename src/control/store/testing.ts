@@ -204,7 +204,7 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       const { c } = await fresh();
       const { user, node, dep } = await placed(c);
       const other = await c.addNode('n2', 'hash-n2', 13);
-      expect(await c.deployment(dep)).toEqual({ id: dep, userId: user.id, nodeId: node.id, state: null });
+      expect(await c.deployment(dep)).toEqual({ id: dep, userId: user.id, nodeId: node.id, movedFrom: null, state: null });
       expect(await c.deploymentsOf(user.id)).toEqual([]);
 
       expect(await c.applyState(node.id, [doc(dep, user.id, 5)])).toEqual([{ deploymentId: dep, version: 5 }]);
@@ -272,6 +272,78 @@ export function catalogueSuite(name: string, target: CatalogueTarget): void {
       expect((await c.pending(node.id, 0)).map((o) => o.id)).toEqual(['op-2']);
       expect(await c.finish('op-3', node.id, result, 303)).toBe(false);
       expect(await c.operation('op-nope')).toBeUndefined();
+    });
+
+    it('moves a deployment to another node with its operations in one step, once, and back', async () => {
+      const { url, c } = await fresh();
+      const replica = await openOn(url);
+      const { user, node: from, dep } = await placed(c);
+      const to = await c.addNode('n2', 'hash-n2', 13);
+      const third = await c.addNode('n3', 'hash-n3', 14);
+      await c.applyState(from.id, [doc(dep, user.id, 40, { snapshots: 2 })]);
+      // A replica that read the document before the move.
+      expect((await replica.deployment(dep))?.state?.version).toBe(40);
+      await c.hello(to.id, { version: '0.1.0', runtime: 'process', bootId: 'b', offsiteTarget: 's3://b/p at http://s3:9000' }, 50);
+      expect((await c.node(to.id))?.offsiteTarget).toBe('s3://b/p at http://s3:9000');
+      expect((await c.node(from.id))?.offsiteTarget).toBeNull();
+
+      const recover = op('op-recover', user.id, dep, 100);
+      const forget = { ...op('op-forget', user.id, dep, 100), payload: { kind: 'forget', deploymentId: dep } as const };
+      expect(
+        await c.move(
+          dep,
+          from.id,
+          to.id,
+          7,
+          [
+            { op: recover, nodeId: to.id },
+            { op: forget, nodeId: from.id },
+          ],
+          100,
+        ),
+      ).toBe(true);
+      // A second move from the old node (another replica, at the same time) finds it gone and records nothing.
+      const late = op('op-late', user.id, dep, 101);
+      expect(await replica.move(dep, from.id, third.id, 7, [{ op: late, nodeId: third.id }], 101)).toBe(false);
+      expect(await c.operation('op-late')).toBeUndefined();
+      // Read as moved on every replica, with the old document still readable.
+      for (const r of [c, replica]) {
+        const d = await r.deployment(dep);
+        expect(d).toMatchObject({ nodeId: to.id, movedFrom: from.id, state: { version: 0 } });
+        expect(d?.state?.snapshots).toHaveLength(2);
+      }
+      expect((await c.node(from.id))?.deployments).toBe(0);
+      expect((await c.node(to.id))?.reservedBytes).toBe(7);
+      expect((await c.pending(to.id, 0)).map((o) => o.id)).toEqual(['op-recover']);
+      expect((await c.pending(from.id, 0)).map((o) => o.id)).toEqual(['op-forget']);
+      // The old node's documents are refused; the new node's first one (a low version of its own) is taken.
+      expect(await c.applyState(from.id, [doc(dep, user.id, 41)])).toEqual([]);
+      expect(await c.applyState(to.id, [doc(dep, user.id, 3)])).toEqual([{ deploymentId: dep, version: 3 }]);
+      expect((await replica.deployment(dep))?.state?.version).toBe(3);
+
+      // Back (the new node refused): on the old node again, its undelivered operations withdrawn.
+      const dep2 = 'dep-bbbbbbbbbbbb';
+      await c.place(dep2, user.id, from.id, 200);
+      await c.applyState(from.id, [doc(dep2, user.id, 9)]);
+      const r2 = op('op-r2', user.id, dep2, 201);
+      const f2 = op('op-f2', user.id, dep2, 201);
+      expect(
+        await c.move(
+          dep2,
+          from.id,
+          to.id,
+          0,
+          [
+            { op: r2, nodeId: to.id },
+            { op: f2, nodeId: from.id },
+          ],
+          201,
+        ),
+      ).toBe(true);
+      await c.moveBack(dep2, from.id, to.id, ['op-f2'], 202);
+      expect(await c.deployment(dep2)).toMatchObject({ nodeId: from.id, movedFrom: null });
+      expect((await c.operation('op-f2'))?.status).toBe('cancelled');
+      expect(await c.applyState(from.id, [doc(dep2, user.id, 10)])).toEqual([{ deploymentId: dep2, version: 10 }]);
     });
 
     it("ignores documents in a result about another node's deployments", async () => {

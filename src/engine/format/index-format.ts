@@ -12,7 +12,7 @@
 import { CorruptionError } from '../../core/errors.js';
 import type { BlobEntry } from './blob.js';
 import { HASH_BYTES, hash } from './hash.js';
-import { ENTRY_BYTES, decodeEntry, encodeEntry } from './pack-format.js';
+import { ENTRY_BYTES, checkEntry, decodeEntry, encodeEntry } from './pack-format.js';
 
 export const INDEX_MAGIC = Buffer.from('KOVAIDX1');
 
@@ -47,6 +47,16 @@ export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
 }
 
 export function decodeIndex(buf: Buffer, where: string): IndexedPack[] {
+  return [...indexPacks(buf, where)];
+}
+
+/**
+ * indexPacks checks an index file whole (magic, checksum, structure, every
+ * entry's type and compression), then yields its packs one by one, so a
+ * reader holds one pack's entries at a time however many blobs the file
+ * lists, and a damaged file yields nothing.
+ */
+export function* indexPacks(buf: Buffer, where: string): Generator<IndexedPack> {
   const fail = (why: string): never => {
     throw new CorruptionError(`${where}: ${why}`, { where });
   };
@@ -54,23 +64,26 @@ export function decodeIndex(buf: Buffer, where: string): IndexedPack[] {
   if (!buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) fail('not an index file');
   const body = buf.subarray(0, buf.length - HASH_BYTES);
   if (!hash(body).equals(buf.subarray(buf.length - HASH_BYTES))) fail('index file checksum mismatch (truncated or damaged)');
-  let at = INDEX_MAGIC.length;
-  const count = body.readUInt32LE(at);
-  at += 4;
-  const packs: IndexedPack[] = [];
+  const count = body.readUInt32LE(INDEX_MAGIC.length);
+  const start = INDEX_MAGIC.length + 4;
+  // First pass: structure and entries, nothing allocated.
+  let at = start;
   for (let i = 0; i < count; i++) {
     if (at + HASH_BYTES + 12 > body.length) fail('index file is truncated');
-    const id = body.toString('hex', at, at + HASH_BYTES);
-    at += HASH_BYTES;
-    const size = Number(body.readBigUInt64LE(at));
-    at += 8;
-    const n = body.readUInt32LE(at);
-    at += 4;
+    const n = body.readUInt32LE(at + HASH_BYTES + 8);
+    at += HASH_BYTES + 12;
     if (at + n * ENTRY_BYTES > body.length) fail('index file is truncated');
-    const blobs: BlobEntry[] = [];
-    for (let j = 0; j < n; j++, at += ENTRY_BYTES) blobs.push(decodeEntry(body, at, where));
-    packs.push({ id, size, blobs });
+    for (let j = 0; j < n; j++, at += ENTRY_BYTES) checkEntry(body, at, where);
   }
   if (at !== body.length) fail('index file has trailing bytes');
-  return packs;
+  at = start;
+  for (let i = 0; i < count; i++) {
+    const id = body.toString('hex', at, at + HASH_BYTES);
+    const size = Number(body.readBigUInt64LE(at + HASH_BYTES));
+    const n = body.readUInt32LE(at + HASH_BYTES + 8);
+    at += HASH_BYTES + 12;
+    const blobs: BlobEntry[] = [];
+    for (let j = 0; j < n; j++, at += ENTRY_BYTES) blobs.push(decodeEntry(body, at, where));
+    yield { id, size, blobs };
+  }
 }

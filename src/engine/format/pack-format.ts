@@ -10,7 +10,7 @@
  * Its name is the BLAKE3 of the whole file.
  */
 import { CorruptionError } from '../../core/errors.js';
-import { type BlobEntry, isBlobType, isCompression } from './blob.js';
+import { type BlobEntry, type BlobType, type Compression, isBlobType, isCompression } from './blob.js';
 import { HASH_BYTES, hash } from './hash.js';
 
 export const PACK_MAGIC = Buffer.from('KOVAPACK');
@@ -39,12 +39,17 @@ export function encodeEntry(e: BlobEntry, out: Buffer, at: number): void {
   if (out.write(e.id, at + 16, HASH_BYTES, 'hex') !== HASH_BYTES) throw new Error(`bad blob id ${e.id}`);
 }
 
-export function decodeEntry(buf: Buffer, at: number, where: string): BlobEntry {
-  const type = buf[at] as number;
-  const compression = buf[at + 1] as number;
-  if (!isBlobType(type) || !isCompression(compression)) {
+/** checkEntry throws unless the entry at `at` has a known type and compression. */
+export function checkEntry(buf: Buffer, at: number, where: string): void {
+  if (!isBlobType(buf[at] as number) || !isCompression(buf[at + 1] as number)) {
     throw new CorruptionError(`${where}: unknown blob type or compression`, { where });
   }
+}
+
+export function decodeEntry(buf: Buffer, at: number, where: string): BlobEntry {
+  checkEntry(buf, at, where);
+  const type = buf[at] as BlobType;
+  const compression = buf[at + 1] as Compression;
   return {
     type,
     compression,

@@ -67,6 +67,25 @@ const jsonNode = (n: TreeNode, patch: Record<string, unknown> = {}): Record<stri
   return o;
 };
 
+describe('tree ids', () => {
+  it('are the same as the format has always given (new snapshots dedup against existing repositories)', () => {
+    const nodes: TreeNode[] = [
+      {
+        ...base('a.txt', 'file'),
+        size: 25,
+        content: [
+          { id: H1, length: 10 },
+          { id: null, length: 15 },
+        ],
+      },
+      dirNode('dir'),
+      symlinkNode('link', 'a.txt'),
+      { ...base('x', 'file'), size: 0, content: [], nlink: 2, linkGroup: '1:2', xattrs: [[Buffer.from('user.k'), Buffer.from('v')]] },
+    ];
+    expect(hashHex(encodeTree(nodes))).toBe('c72cd5b4976fdc19cdd1a703dfe6a5d007eb7c48edab1ffa626fe06a1f762a8e');
+  });
+});
+
 describe('encodeTree / decodeTree round trip', () => {
   it('keeps every field of every node type', () => {
     const nonUtf8Name = Buffer.from([0x66, 0xff, 0xfe, 0x0a, 0x80]);

@@ -19,7 +19,8 @@ import { type BlobEntry, type BlobLocation, BlobType } from '../format/blob.js';
 import { hashHex } from '../format/hash.js';
 import { type IndexedPack, encodeIndex } from '../format/index-format.js';
 import { decodeTree } from '../format/tree.js';
-import { packName } from '../repo/master-index.js';
+import { IdSet } from '../repo/id-table.js';
+import { MasterIndex, packName } from '../repo/master-index.js';
 import { PackWriter } from '../repo/pack-writer.js';
 import type { GcRepo } from '../repo/access.js';
 import { readPackEntries } from './pack-reader.js';
@@ -44,17 +45,31 @@ export interface GcReport {
   readonly bytesAfter: number;
 }
 
+/** What gc knows of one pack on disk: counts only, never its blob list. */
 interface PackState {
   size: number;
-  entries: BlobEntry[];
+  /** Blobs its trailer lists. */
+  blobs: number;
   indexed: boolean;
   liveBytes: number;
-  live: BlobEntry[];
+  /** Live blobs whose chosen copy is in this pack. */
+  liveBlobs: number;
 }
 
-/** Blobs listed per index file written by gc. */
-const BLOBS_PER_INDEX = 200_000;
+const misplaced = (packId: string): CorruptionError =>
+  new CorruptionError(`gc refused: pack ${packId} does not hold the blobs the index places there; run verify`, { pack: packId });
 
+/** Blobs listed per index file written by gc. */
+const BLOBS_PER_INDEX = 100_000;
+
+/**
+ * Memory: gc holds the master index (about 54 bytes per blob), the live set
+ * (about 36 bytes per live blob, id-table.ts), counts per pack, one tree at
+ * a time per level of the walk, and at most BLOBS_PER_INDEX entries of the
+ * index file being written; a pack's blob list is read from its trailer when
+ * needed and dropped after. Repacked blobs are listed until their index is
+ * written.
+ */
 export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promise<GcReport> {
   const repackBelow = opts.repackBelow ?? 0.5;
   const lock = await repo.lock('exclusive', 'gc');
@@ -67,16 +82,17 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
       });
     }
 
-    // 1. Every blob, wherever it is. Indexed copies are preferred.
+    // 1. Every blob, wherever it is. Indexed copies (in packs on disk) are
+    // preferred; copies only a pack's trailer knows of are kept aside.
     const index = await repo.reloadIndex();
     const oldIndexFiles = await repo.indexFiles();
     const onDisk = new Set((await repo.packFiles()).map((n) => n.slice(n.lastIndexOf('/') + 1)));
     const packs = new Map<string, PackState>();
-    const where = new Map<string, BlobLocation>();
-    for (const [id, loc] of index.entries()) {
-      if (!onDisk.has(loc.pack)) continue;
-      where.set(id, loc);
-    }
+    const unindexed = new MasterIndex();
+    const locate = (id: string): BlobLocation | undefined => {
+      const loc = index.get(id);
+      return loc && onDisk.has(loc.pack) ? loc : unindexed.get(id);
+    };
     for (const packId of onDisk) {
       const info = index.packs.get(packId);
       let entries: BlobEntry[];
@@ -86,16 +102,24 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
         if (info) throw err; // an indexed pack we cannot read: stop, verify will say more
         continue; // a damaged leftover nobody references
       }
-      packs.set(packId, { size: await repo.storage.size(packName(packId)), entries, indexed: !!info, liveBytes: 0, live: [] });
+      const size = await repo.storage.size(packName(packId));
+      packs.set(packId, { size, blobs: entries.length, indexed: !!info, liveBytes: 0, liveBlobs: 0 });
+      const unknown: BlobEntry[] = [];
+      let here = 0;
       for (const e of entries) {
-        if (!where.has(e.id)) where.set(e.id, { ...e, pack: packId });
+        const loc = index.get(e.id);
+        if (!loc || !onDisk.has(loc.pack)) unknown.push(e);
+        else if (loc.pack === packId && loc.offset === e.offset) here++;
       }
+      // The index and the pack must agree on where its blobs are, or nothing is touched.
+      if (here !== index.locatedIn(packId)) throw misplaced(packId);
+      if (unknown.length > 0) unindexed.add({ id: packId, size, blobs: unknown });
     }
 
     // 2. Mark.
-    const live = new Set<string>();
+    const live = new IdSet();
     const readTree = async (id: string): Promise<void> => {
-      const loc = where.get(id);
+      const loc = locate(id);
       if (!loc || loc.type !== BlobType.Tree) throw new CorruptionError(`gc refused: tree ${id} is missing; run verify`, { blob: id });
       const raw = repo.codec.decode(
         await repo.storage.readAt(packName(loc.pack), loc.offset, loc.length),
@@ -105,49 +129,66 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
       );
       if (hashHex(raw) !== id) throw new CorruptionError(`gc refused: tree ${id} is damaged; run verify`, { blob: id });
       for (const n of decodeTree(raw, `tree ${id}`)) {
-        if (n.subtree !== undefined && !live.has(n.subtree)) {
-          live.add(n.subtree);
-          await readTree(n.subtree);
-        }
+        if (n.subtree !== undefined && live.add(n.subtree)) await readTree(n.subtree);
         for (const c of n.content ?? []) {
           if (c.id === null || live.has(c.id)) continue;
-          if (!where.has(c.id)) throw new CorruptionError(`gc refused: data blob ${c.id} is missing; run verify`, { blob: c.id });
+          if (!locate(c.id)) throw new CorruptionError(`gc refused: data blob ${c.id} is missing; run verify`, { blob: c.id });
           live.add(c.id);
         }
       }
     };
     for (const s of snapshots) {
       const t = s.root.subtree!;
-      if (!live.has(t)) {
-        live.add(t);
-        await readTree(t);
-      }
+      if (live.add(t)) await readTree(t);
     }
-    for (const id of live) {
-      const loc = where.get(id)!;
+    live.forEach((id) => {
+      const loc = locate(id)!;
       const p = packs.get(loc.pack)!;
-      p.live.push({ id, type: loc.type, compression: loc.compression, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+      p.liveBlobs++;
       p.liveBytes += loc.length;
-    }
+    });
+    /**
+     * liveEntries lists the live blobs whose chosen copy is in `packId`, by
+     * offset, read from its trailer (located as the index says); a pack that
+     * does not hold what the index places there stops gc before it deletes.
+     */
+    const liveEntries = async (packId: string, p: PackState): Promise<BlobEntry[]> => {
+      const out: BlobEntry[] = [];
+      for (const e of await readPackEntries(repo.storage, packId)) {
+        if (!live.has(e.id)) continue;
+        const loc = locate(e.id)!;
+        if (loc.pack !== packId || loc.offset !== e.offset) continue; // another copy is the one kept
+        out.push({
+          id: e.id,
+          type: loc.type,
+          compression: loc.compression,
+          offset: loc.offset,
+          length: loc.length,
+          rawLength: loc.rawLength,
+        });
+      }
+      if (out.length !== p.liveBlobs) throw misplaced(packId);
+      return out.sort((a, b) => a.offset - b.offset);
+    };
     await opts.afterStep?.('marked');
 
     // 3. Repack what is mostly garbage.
-    const keep: IndexedPack[] = [];
+    const keep: string[] = [];
     const remove: string[] = [];
-    const repack: Array<[string, PackState]> = [];
+    const repack: string[] = [];
     for (const [id, p] of packs) {
-      if (p.live.length === 0) remove.push(id);
+      if (p.liveBlobs === 0) remove.push(id);
       // Repack only packs with dead blobs in them: a pack of tiny live blobs is
       // "mostly" header and trailer, and repacking would only rewrite it.
-      else if (p.live.length < p.entries.length && p.liveBytes < repackBelow * p.size) repack.push([id, p]);
-      else keep.push({ id, size: p.size, blobs: p.live.sort((a, b) => a.offset - b.offset) });
+      else if (p.liveBlobs < p.blobs && p.liveBytes < repackBelow * p.size) repack.push(id);
+      else keep.push(id);
     }
     const written: IndexedPack[] = [];
     if (repack.length > 0) {
       const writer = new PackWriter(repo.storage, repo.config.packSize, (pack) => written.push(pack));
       try {
-        for (const [id, p] of repack) {
-          for (const e of p.live.sort((a, b) => a.offset - b.offset)) {
+        for (const id of repack) {
+          for (const e of await liveEntries(id, packs.get(id)!)) {
             const stored = await repo.storage.readAt(packName(id), e.offset, e.length);
             const raw = repo.codec.decode(stored, e.compression, e.rawLength, `blob ${e.id}`);
             if (hashHex(raw) !== e.id)
@@ -164,29 +205,35 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
     }
     await opts.afterStep?.('repacked');
 
-    // 4. New index, then old index files, then old packs.
-    const all = [...keep, ...written];
+    // 4. New index, then old index files, then old packs. Kept packs' live
+    // entries are read pack by pack, an index file's worth at a time.
     const newIndexFiles = new Set<string>();
-    for (let i = 0, blobs = 0, start = 0; i <= all.length; i++) {
-      if (i === all.length || (blobs > 0 && blobs + all[i]!.blobs.length > BLOBS_PER_INDEX)) {
-        if (i > start) {
-          const buf = encodeIndex(all.slice(start, i));
-          const name = `index/${hashHex(buf)}`;
-          await repo.storage.write(name, buf);
-          newIndexFiles.add(name);
-        }
-        start = i;
-        blobs = 0;
-      }
-      if (i < all.length) blobs += all[i]!.blobs.length;
-    }
+    let group: IndexedPack[] = [];
+    let groupBlobs = 0;
+    const writeGroup = async (): Promise<void> => {
+      if (group.length === 0) return;
+      const buf = encodeIndex(group);
+      const name = `index/${hashHex(buf)}`;
+      await repo.storage.write(name, buf);
+      newIndexFiles.add(name);
+      group = [];
+      groupBlobs = 0;
+    };
+    const list = async (pack: IndexedPack): Promise<void> => {
+      if (groupBlobs > 0 && groupBlobs + pack.blobs.length > BLOBS_PER_INDEX) await writeGroup();
+      group.push(pack);
+      groupBlobs += pack.blobs.length;
+    };
+    for (const id of keep) await list({ id, size: packs.get(id)!.size, blobs: await liveEntries(id, packs.get(id)!) });
+    for (const pack of written) await list(pack);
+    await writeGroup();
     await opts.afterStep?.('indexed');
     for (const name of oldIndexFiles) if (!newIndexFiles.has(name)) await repo.storage.remove(name);
     await opts.afterStep?.('old-index-removed');
     // Packs are named by their content: a repacked pack can come out identical
     // to one being removed (a leftover of an interrupted gc). Never delete what
     // the new index lists.
-    const listed = new Set(all.map((p) => p.id));
+    const listed = new Set([...keep, ...written.map((p) => p.id)]);
     for (const id of remove) {
       if (listed.has(id)) continue;
       try {
@@ -199,12 +246,12 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
     await repo.reloadIndex();
 
     const bytesBefore = [...packs.values()].reduce((n, p) => n + p.size, 0);
-    const bytesAfter = all.reduce((n, p) => n + p.size, 0);
+    const bytesAfter = keep.reduce((n, id) => n + packs.get(id)!.size, 0) + written.reduce((n, p) => n + p.size, 0);
     return {
       snapshots: snapshots.length,
       liveBlobs: live.size,
       packsBefore: packs.size,
-      packsAfter: all.length,
+      packsAfter: keep.length + written.length,
       packsDeleted: remove.filter((id) => !listed.has(id)).length,
       packsRepacked: repack.length,
       bytesBefore,

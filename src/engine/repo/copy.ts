@@ -7,8 +7,10 @@
  *      the destination does not hold in a pack that exists (and, with
  *      checkDestination, whose bytes match its name);
  *   2. read them from the source's packs, a range of adjacent blobs at a
- *      time, check each against its id (BLAKE3 of the plaintext) and add the
- *      stored bytes, unchanged, to new packs in the destination;
+ *      time (a few ranges ahead, so a bucket's round trips overlap), check
+ *      each against its id (BLAKE3 of the plaintext) and add the stored
+ *      bytes, unchanged, to new packs in the destination (several packs
+ *      uploading at once);
  *   3. every `checkpointPacks` packs, write an index file for the packs
  *      written so far, so a copy killed midway resumes from there;
  *   4. write the last index file (and, when packs were found missing or
@@ -60,6 +62,10 @@ export const COPY_DEFAULTS = {
   maxGap: 256 * 1024,
   /** Largest single read from a source pack. */
   maxRead: 32 * 1024 * 1024,
+  /** Reads started ahead of the one being handled (memory: up to this many times maxRead). */
+  readAhead: 2,
+  /** Destination packs written at once. */
+  packsInFlight: 4,
 } as const;
 
 interface Needed {
@@ -76,6 +82,10 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
       await dst.storage.cleanTemp();
       const srcIndex = await src.reloadIndex();
       const dstIndex = await dst.reloadIndex();
+      // The index files from before this copy: only they can name a bad pack
+      // that must be dropped. The checkpoints written below may name a
+      // repaired pack that came out with a bad pack's name.
+      const oldIndexFiles = await dst.indexFiles();
       const records: SnapshotRecord[] = opts.snapshots?.length
         ? await Promise.all(opts.snapshots.map((s) => src.findSnapshot(s)))
         : await src.listSnapshots();
@@ -129,14 +139,23 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
       progress.emit(true);
       let bytesSent = 0;
       let pending: IndexedPack[] = [];
-      const writer = new PackWriter(dst.storage, dst.config.packSize, (pack) => {
-        pending.push(pack);
-        bytesSent += pack.size;
-      });
+      const writer = new PackWriter(
+        dst.storage,
+        dst.config.packSize,
+        (pack) => {
+          pending.push(pack);
+          bytesSent += pack.size;
+        },
+        COPY_DEFAULTS.packsInFlight,
+      );
+      /** Index files this copy wrote (one may have the name, and so the bytes, of an old one). */
+      const written = new Set<string>();
       const writeIndex = async (packs: readonly IndexedPack[]): Promise<void> => {
         if (packs.length === 0) return;
         const idx = encodeIndex(packs);
-        await dst.storage.write(`index/${hashHex(idx)}`, idx);
+        const name = `index/${hashHex(idx)}`;
+        await dst.storage.write(name, idx);
+        written.add(name);
         bytesSent += idx.length;
       };
       const byPack = new Map<string, Needed[]>();
@@ -145,6 +164,8 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
         if (!l) byPack.set(b.loc.pack, (l = []));
         l.push(b);
       }
+      // The reads, in order: adjacent blobs of one source pack in one range.
+      const reads: { pack: string; from: number; end: number; blobs: Needed[] }[] = [];
       for (const [pack, blobs] of byPack) {
         blobs.sort((a, b) => a.loc.offset - b.loc.offset);
         for (let i = 0; i < blobs.length;) {
@@ -157,29 +178,48 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
             end = Math.max(end, next.offset + next.length);
             j++;
           }
-          const buf = await src.storage.readAt(packName(pack), from, end - from);
-          for (const b of blobs.slice(i, j)) {
-            const stored = buf.subarray(b.loc.offset - from, b.loc.offset - from + b.loc.length);
-            const raw = src.codec.decode(stored, b.loc.compression, b.loc.rawLength, `blob ${b.id}`);
-            if (hashHex(raw) !== b.id)
-              throw new CorruptionError(`blob ${b.id} in source pack ${pack} does not match its hash`, { blob: b.id, pack });
-            await writer.add(b.loc.type, b.id, stored, b.loc.compression, b.loc.rawLength);
-            progress.file(b.loc.rawLength);
-            if (pending.length >= checkpointPacks) {
-              const done = pending;
-              pending = [];
-              await writeIndex(done);
-            }
-          }
+          reads.push({ pack, from, end, blobs: blobs.slice(i, j) });
           i = j;
+        }
+      }
+      // Reads run ahead of the writes (a bucket answers each request after a
+      // round trip), up to readAhead ranges; each is handled in order.
+      const inFlight: Promise<Buffer>[] = [];
+      const start = (k: number): void => {
+        const r = reads[k];
+        if (!r) return;
+        const p = src.storage.readAt(packName(r.pack), r.from, r.end - r.from);
+        p.catch(() => undefined); // awaited below, in order; never left unhandled if the copy fails first
+        inFlight.push(p);
+      };
+      for (let k = 0; k < COPY_DEFAULTS.readAhead; k++) start(k);
+      for (let k = 0; k < reads.length; k++) {
+        const { pack, from, blobs } = reads[k]!;
+        const buf = await inFlight.shift()!;
+        start(k + COPY_DEFAULTS.readAhead);
+        for (const b of blobs) {
+          const stored = buf.subarray(b.loc.offset - from, b.loc.offset - from + b.loc.length);
+          const raw = src.codec.decode(stored, b.loc.compression, b.loc.rawLength, `blob ${b.id}`);
+          if (hashHex(raw) !== b.id)
+            throw new CorruptionError(`blob ${b.id} in source pack ${pack} does not match its hash`, { blob: b.id, pack });
+          await writer.add(b.loc.type, b.id, stored, b.loc.compression, b.loc.rawLength);
+          progress.file(b.loc.rawLength);
+          if (pending.length >= checkpointPacks) {
+            const done = pending;
+            pending = [];
+            await writeIndex(done);
+          }
         }
       }
       await writer.flush();
 
-      // 3. The last index; index files naming bad packs are replaced by ones without them.
+      // 3. The last index; index files from before the copy that name bad
+      // packs are replaced by ones without them.
       const replaced: string[] = [];
       if (bad.size > 0) {
-        for (const name of await dst.indexFiles()) {
+        for (const name of oldIndexFiles) {
+          // Rewritten by this copy with the same bytes: it names only packs this copy wrote or kept.
+          if (written.has(name)) continue;
           let packs: IndexedPack[];
           try {
             packs = decodeIndex(await dst.storage.read(name), name);
@@ -192,7 +232,7 @@ export async function copySnapshots(src: Repository, dst: Repository, opts: Copy
         }
       }
       await writeIndex(pending);
-      for (const name of replaced) await dst.storage.remove(name);
+      for (const name of replaced) if (!written.has(name)) await dst.storage.remove(name);
 
       // 4. The records, exactly as in the source (their ids are their hashes).
       const copied: string[] = [];

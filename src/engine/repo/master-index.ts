@@ -3,50 +3,102 @@
  * index files and extended as packs are written. A blob may be listed more
  * than once (GC writes its new index before removing old ones); the first
  * location wins, and every listed copy is valid until its pack is deleted.
- * Memory is about 150 bytes per blob: a million blobs (≈250 GB of data in
- * the default 256 KiB chunks) fit in 150 MB.
+ *
+ * Memory: entries live in an IdTable (id-table.ts) as 48-byte records (id,
+ * pack number with type and compression bits, offset, length, raw length)
+ * plus about 12% slack, so about 54 bytes per blob: a million blobs (≈250 GB
+ * of data in the default 256 KiB chunks, or a million small files) take
+ * 54 MB. Packs are listed once each, by number.
  */
-import type { BlobLocation } from '../format/blob.js';
+import type { BlobLocation, BlobType, Compression } from '../format/blob.js';
 import type { IndexedPack } from '../format/index-format.js';
+import { ID_BYTES, IdTable, idBytes } from './id-table.js';
 
 export interface PackInfo {
   readonly size: number;
   readonly blobs: number;
 }
 
+/** Payload: pack number | type << 30 | compression << 31, offset, length, raw length (u32 each). */
+const PAYLOAD_BYTES = 16;
+const MAX_PACKS = 1 << 30;
+const U32 = 0xffffffff;
+
 export class MasterIndex {
-  private readonly blobs = new Map<string, BlobLocation>();
+  private readonly table = new IdTable(PAYLOAD_BYTES);
+  private readonly packIds: string[] = [];
+  private readonly packNumbers = new Map<string, number>();
+  /** By pack number: blobs whose (first) location is in that pack. */
+  private readonly located: number[] = [];
+  private readonly scratch = Buffer.alloc(ID_BYTES);
   readonly packs = new Map<string, PackInfo>();
 
   get blobCount(): number {
-    return this.blobs.size;
+    return this.table.size;
+  }
+
+  /** Bytes the blob entries take (records and slack). */
+  get allocatedBytes(): number {
+    return this.table.allocatedBytes;
   }
 
   add(pack: IndexedPack): void {
     this.packs.set(pack.id, { size: pack.size, blobs: pack.blobs.length });
+    let number = this.packNumbers.get(pack.id);
+    if (number === undefined) {
+      number = this.packIds.length;
+      if (number >= MAX_PACKS) throw new Error(`more than ${MAX_PACKS} packs`);
+      this.packIds.push(pack.id);
+      this.packNumbers.set(pack.id, number);
+      this.located.push(0);
+    }
     for (const b of pack.blobs) {
-      if (this.blobs.has(b.id)) continue;
-      this.blobs.set(b.id, {
-        type: b.type,
-        compression: b.compression,
-        pack: pack.id,
-        offset: b.offset,
-        length: b.length,
-        rawLength: b.rawLength,
-      });
+      if (b.offset > U32 || b.length > U32 || b.rawLength > U32) throw new Error(`blob ${b.id}: offset or length beyond 4 GiB`);
+      const id = idBytes(b.id, this.scratch);
+      if (!id) throw new Error(`bad blob id ${JSON.stringify(b.id)}`);
+      const rec = this.table.insert(id);
+      if (!rec) continue;
+      this.located[number]!++;
+      const at = rec.at + ID_BYTES;
+      rec.buf.writeUInt32LE((number | (b.type << 30) | (b.compression << 31)) >>> 0, at);
+      rec.buf.writeUInt32LE(b.offset, at + 4);
+      rec.buf.writeUInt32LE(b.length, at + 8);
+      rec.buf.writeUInt32LE(b.rawLength, at + 12);
     }
   }
 
+  private location(buf: Buffer, at: number): BlobLocation {
+    const word = buf.readUInt32LE(at + ID_BYTES);
+    return {
+      type: ((word >>> 30) & 1) as BlobType,
+      compression: (word >>> 31) as Compression,
+      pack: this.packIds[word & (MAX_PACKS - 1)]!,
+      offset: buf.readUInt32LE(at + ID_BYTES + 4),
+      length: buf.readUInt32LE(at + ID_BYTES + 8),
+      rawLength: buf.readUInt32LE(at + ID_BYTES + 12),
+    };
+  }
+
+  /** locatedIn counts the blobs whose location (the first listed) is in pack `packId`. */
+  locatedIn(packId: string): number {
+    const n = this.packNumbers.get(packId);
+    return n === undefined ? 0 : this.located[n]!;
+  }
+
   get(id: string): BlobLocation | undefined {
-    return this.blobs.get(id);
+    const b = idBytes(id, this.scratch);
+    const rec = b && this.table.find(b);
+    return rec ? this.location(rec.buf, rec.at) : undefined;
   }
 
   has(id: string): boolean {
-    return this.blobs.has(id);
+    const b = idBytes(id, this.scratch);
+    return b !== null && this.table.has(b);
   }
 
-  entries(): IterableIterator<[string, BlobLocation]> {
-    return this.blobs.entries();
+  /** entries lists every blob once, in id order. The index must not change meanwhile. */
+  *entries(): IterableIterator<[string, BlobLocation]> {
+    for (const { buf, at } of this.table.records()) yield [buf.toString('hex', at, at + ID_BYTES), this.location(buf, at)];
   }
 }
 

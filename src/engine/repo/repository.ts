@@ -20,7 +20,7 @@ import {
 import { type GearConfig, resolveGear } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import { hashHex } from '../format/hash.js';
-import { decodeIndex } from '../format/index-format.js';
+import { indexPacks } from '../format/index-format.js';
 import { type SnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
 import { type TreeNode, decodeTree } from '../format/tree.js';
 import { fsyncDir } from '../fsx/durable.js';
@@ -31,7 +31,7 @@ import { BlobCodec } from './codec.js';
 import { CONFIG_NAME, type InitOptions, type RepoConfig, newConfig, parseConfig } from './config.js';
 import { type LockKind, type RepoLock, acquireLock } from './lock.js';
 import { MasterIndex, packName } from './master-index.js';
-import { type CaptureOptions, type CommitOptions, SnapshotSession } from '../snapshot/session.js';
+import { type CaptureOptions, type CommitOptions, type SessionOptions, SnapshotSession } from '../snapshot/session.js';
 import type { Source } from '../snapshot/archiver.js';
 import { type RestoreOptions, type RestoreResult, Restorer } from '../restore/restorer.js';
 import { type GcOptions, type GcReport, collectGarbage } from '../gc/gc.js';
@@ -147,7 +147,7 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
         const buf = await this.storage.read(name);
         const id = name.slice('index/'.length);
         if (hashHex(buf) !== id) throw new CorruptionError(`${name}: index file checksum mismatch (truncated or damaged)`);
-        for (const p of decodeIndex(buf, name)) index.add(p);
+        for (const p of indexPacks(buf, name)) index.add(p);
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue;
         problems.push({ file: name, message: err instanceof Error ? err.message : String(err) });
@@ -228,8 +228,8 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   /* ---- operations ------------------------------------------------------------- */
 
   /** beginSnapshot starts a session (write lock) for captures and one commit. */
-  beginSnapshot(operation = 'snapshot'): Promise<SnapshotSession> {
-    return SnapshotSession.begin(this, operation);
+  beginSnapshot(operation = 'snapshot', opts: SessionOptions = {}): Promise<SnapshotSession> {
+    return SnapshotSession.begin(this, operation, opts);
   }
 
   /** snapshot captures `source` and records it: one capture, one commit. */

@@ -5,15 +5,20 @@
  * short pass while the containers are frozen) before one result becomes a
  * snapshot.
  *
- * Crash safety, in order: packs are written and made durable; then one index
- * file lists them; then the snapshot record is written. Until the record
+ * Crash safety, in order: packs are written and made durable; then index
+ * files list them (one per `indexBlobs` blobs, written as packs are done, the
+ * last at commit); then the snapshot record is written. Until the record
  * exists nothing refers to the new data, so a crash at any point leaves every
  * earlier snapshot as it was; gc reclaims the leftovers.
+ *
+ * Memory: the session keeps the ids of its packs and about `indexBlobs`
+ * blob entries not yet in an index file, so a snapshot that adds millions
+ * of blobs holds no per-blob list besides the master index (master-index.ts).
  *
  * Failure: a capture or commit that fails rejects with one error (the first
  * failed write when a write failed; ENOSPC becomes DiskFullError). A session
  * that ends without a snapshot record (failed, or aborted) removes what it
- * wrote, index file first, then its packs, so the repository is as before.
+ * wrote, index files first, then its packs, so the repository is as before.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -29,11 +34,23 @@ import { PackWriter } from '../repo/pack-writer.js';
 import type { SessionRepo } from '../repo/access.js';
 import { packName } from '../repo/master-index.js';
 import { asDiskFull } from '../util/disk-space.js';
+import { isErrno } from '../../core/errors.js';
 import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
 import type { SkippedEntry } from '../format/snapshot-record.js';
 
-/** Directory entries a session keeps in memory for its next capture (about 300 bytes each). */
-const SESSION_TREE_NODES = 200_000;
+/**
+ * Directory entries a session keeps in memory for its next capture (about
+ * 500 bytes each decoded: 25 MB); trees past it are read again from the
+ * repository, like a parent snapshot's.
+ */
+const SESSION_TREE_NODES = 50_000;
+/** Blob entries an index file of a session lists at most (48 bytes each in the file). */
+const INDEX_BLOBS = 100_000;
+
+export interface SessionOptions {
+  /** Blobs listed per index file (the session holds at most this many entries unindexed). Default INDEX_BLOBS. */
+  readonly indexBlobs?: number;
+}
 
 /** The result of one capture: a snapshot that is not (yet) recorded. */
 export interface Draft {
@@ -60,7 +77,13 @@ export interface CaptureOptions extends Omit<ArchiveOptions, 'parent'> {
 
 export class SnapshotSession {
   private readonly pending = new Set<string>();
-  private readonly written: IndexedPack[] = [];
+  /** Ids of the packs this session wrote, for removal if it ends without a record. */
+  private readonly packIds: string[] = [];
+  /** Packs written (durable) and not listed in an index file yet, and their blob count. */
+  private unindexed: IndexedPack[] = [];
+  private unindexedBlobs = 0;
+  /** The index file being written, if any (one at a time). */
+  private indexWrite: Promise<void> | null = null;
   private readonly writer: PackWriter;
   private readonly compressor: CompressPool;
   /**
@@ -74,25 +97,28 @@ export class SnapshotSession {
   private newBytes = 0;
   private storedBytes = 0;
   private closed = false;
-  /** The index file commit() wrote, until the snapshot record is written. */
-  private indexName: string | null = null;
+  /** The index files this session wrote, until the snapshot record is written. */
+  private readonly indexNames: string[] = [];
   private committed = false;
 
   private constructor(
     private readonly repo: SessionRepo,
     private readonly lock: RepoLock,
     private readonly index: MasterIndex,
+    private readonly indexBlobs: number,
   ) {
     this.writer = new PackWriter(repo.storage, repo.config.packSize, (pack) => {
       this.index.add(pack);
-      this.written.push(pack);
+      this.packIds.push(pack.id);
+      this.unindexed.push(pack);
+      this.unindexedBlobs += pack.blobs.length;
       for (const b of pack.blobs) this.pending.delete(b.id);
     });
     this.compressor = new CompressPool(repo.codec, repo.config.compressionLevel);
   }
 
   /** begin takes the write lock, removes leftovers of crashed writers and loads the index. */
-  static async begin(repo: SessionRepo, operation = 'snapshot'): Promise<SnapshotSession> {
+  static async begin(repo: SessionRepo, operation = 'snapshot', opts: SessionOptions = {}): Promise<SnapshotSession> {
     let lock: RepoLock;
     try {
       lock = await repo.lock('write', operation);
@@ -102,7 +128,7 @@ export class SnapshotSession {
     try {
       await repo.storage.cleanTemp();
       const index = await repo.reloadIndex();
-      return new SnapshotSession(repo, lock, index);
+      return new SnapshotSession(repo, lock, index, Math.max(1, opts.indexBlobs ?? INDEX_BLOBS));
     } catch (err) {
       await lock.release();
       throw await asDiskFull(err, 'repository', repo.location);
@@ -125,8 +151,33 @@ export class SnapshotSession {
     const added = this.writer.add(type, id, stored, compression, raw.length);
     release?.();
     await added;
+    if (this.unindexedBlobs >= this.indexBlobs) await this.writeIndex();
     return id;
   };
+
+  /**
+   * writeIndex lists the packs written so far and not yet indexed in a new
+   * index file (their blobs are in the master index already). One index
+   * file is written at a time; a caller arriving meanwhile waits for it.
+   */
+  private async writeIndex(): Promise<void> {
+    while (this.indexWrite) await this.indexWrite;
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    this.unindexedBlobs = 0;
+    const write = async (): Promise<void> => {
+      const idx = encodeIndex(packs);
+      const name = `index/${hashHex(idx)}`;
+      // Listed before the write: a file that may exist is removed on failure.
+      this.indexNames.push(name);
+      await this.repo.storage.write(name, idx);
+    };
+    this.indexWrite = write().finally(() => {
+      this.indexWrite = null;
+    });
+    await this.indexWrite;
+  }
 
   /**
    * capture snapshots `source` (a directory, or named directories that become
@@ -187,11 +238,7 @@ export class SnapshotSession {
     this.assertOpen();
     try {
       await this.writer.flush();
-      if (this.written.length > 0) {
-        const idx = encodeIndex(this.written);
-        this.indexName = `index/${hashHex(idx)}`;
-        await this.repo.storage.write(this.indexName, idx);
-      }
+      await this.writeIndex();
       const { id, bytes } = encodeSnapshotRecord({
         time: (opts.time ?? new Date()).toISOString(),
         label: opts.label ?? null,
@@ -240,17 +287,20 @@ export class SnapshotSession {
 
   private async removeWritten(): Promise<void> {
     await this.writer.discard();
-    if (this.written.length === 0 && this.indexName === null) return;
+    while (this.indexWrite) await this.indexWrite.catch(() => undefined);
+    if (this.packIds.length === 0 && this.indexNames.length === 0) return;
     // The repository's cached index lists the packs about to go.
     this.repo.forgetIndex();
-    if (this.indexName !== null) {
+    for (const name of this.indexNames.splice(0)) {
       try {
-        await this.repo.storage.remove(this.indexName);
-      } catch {
-        return; // the index may still list the packs: they stay, for gc to judge
+        await this.repo.storage.remove(name);
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) continue;
+        return; // an index may still list the packs: they stay, for gc to judge
       }
     }
-    for (const p of this.written.splice(0)) await this.repo.storage.remove(packName(p.id)).catch(() => undefined);
+    this.unindexed = [];
+    for (const id of this.packIds.splice(0)) await this.repo.storage.remove(packName(id)).catch(() => undefined);
   }
 
   private async close(): Promise<void> {

@@ -123,6 +123,8 @@ class ShortBodyError extends Error {
 function isRetryable(err: unknown): boolean {
   if (err instanceof ShortBodyError) return true;
   const s = status(err);
+  // 501 Not Implemented is the service's final word on a feature it lacks, not a passing fault.
+  if (s === 501 || (err as SdkError).name === 'NotImplemented') return false;
   if (s !== undefined)
     return s >= 500 || s === 429 || s === 408 || (err as SdkError).name === 'RequestTimeout' || (err as SdkError).name === 'BadDigest';
   // No HTTP status: the request did not get an answer (reset, refused, timeout, aborted body).
@@ -276,7 +278,9 @@ export class S3Storage implements Storage {
           }),
         );
         if (!res.Body) throw new ShortBodyError(`S3 returned no body for ${key}`);
-        const body = Buffer.from(await res.Body.transformToByteArray());
+        // A view of the collected bytes, not a copy (a range may be 32 MiB).
+        const bytes = await res.Body.transformToByteArray();
+        const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         if (res.ContentLength !== undefined && body.length !== res.ContentLength) {
           throw new ShortBodyError(`S3 body of ${key} has ${body.length} bytes, expected ${res.ContentLength}`);
         }

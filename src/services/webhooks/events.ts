@@ -5,8 +5,15 @@
  * snapshot or restore that reports it.
  */
 
-/** Every event a webhook may subscribe to. `offsite.failed` is accepted but nothing reports it yet. */
-export const WEBHOOK_EVENTS = ['snapshot.failed', 'snapshot.missed', 'restore.completed', 'restore.failed', 'offsite.failed'] as const;
+/** Every event a webhook may subscribe to. */
+export const WEBHOOK_EVENTS = [
+  'snapshot.failed',
+  'snapshot.missed',
+  'restore.completed',
+  'restore.failed',
+  'offsite.failed',
+  'verification.failed',
+] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export function isWebhookEvent(s: unknown): s is WebhookEvent {

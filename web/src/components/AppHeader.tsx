@@ -1,5 +1,5 @@
 /** AppHeader: the brand, the main navigation and who is signed in. */
-import { useSession } from '../session';
+import { seesNodes, useSession } from '../session';
 import { Icon } from './Icon';
 import { Link } from './Link';
 
@@ -22,6 +22,11 @@ export function AppHeader({ path }: { path: string }) {
           <Link to="/webhooks" aria-current={path.startsWith('/webhooks') ? 'page' : undefined}>
             Webhooks
           </Link>
+          {seesNodes(me) && (
+            <Link to="/nodes" aria-current={path.startsWith('/nodes') ? 'page' : undefined}>
+              Nodes
+            </Link>
+          )}
         </nav>
         <div className="header-user">
           <span className="user-chip" title={`Signed in as ${me.user.name} · runtime ${me.server.runtime} · Kova ${me.server.version}`}>
@@ -30,7 +35,7 @@ export function AppHeader({ path }: { path: string }) {
             </span>
             <span className="user-name">{me.user.name}</span>
           </span>
-          <button type="button" className="btn btn-ghost btn-sm" onClick={() => signOut()}>
+          <button type="button" className="btn btn-ghost btn-sm" onClick={() => signOut()} aria-label="Sign out">
             <Icon name="logout" size={15} />
             <span>Sign out</span>
           </button>

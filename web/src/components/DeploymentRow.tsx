@@ -1,13 +1,15 @@
-/** DeploymentRow: one deployment in the list: name, status, services, volume usage, last snapshot. */
+/** DeploymentRow: one deployment in the list: name, status, its node (network mode), services, volume usage, last snapshot. */
 import type { Deployment } from '../api';
 import { operationLabel } from '../format';
 import { paths } from '../router';
 import { Link } from './Link';
+import { NodeBadge } from './NodeBadge';
 import { RelativeTime } from './RelativeTime';
 import { StatusBadge } from './StatusBadge';
 import { UsageBar } from './UsageBar';
 
-export function DeploymentRow({ deployment: d }: { deployment: Deployment }) {
+/** `showNode`: the list has a Node column (some deployment runs on a node). */
+export function DeploymentRow({ deployment: d, showNode }: { deployment: Deployment; showNode: boolean }) {
   const volumes = d.services.flatMap((s) => s.volumes);
   const size = volumes.reduce((n, v) => n + v.sizeBytes, 0);
   const known = volumes.filter((v) => v.usedBytes !== null);
@@ -25,6 +27,11 @@ export function DeploymentRow({ deployment: d }: { deployment: Deployment }) {
         <StatusBadge status={d.status} />
         {d.operation && <span className="sub op">{operationLabel(d.operation)}…</span>}
       </td>
+      {showNode && (
+        <td data-label="Node" className="cell-node">
+          {d.node ? <NodeBadge node={d.node} /> : <span className="muted">—</span>}
+        </td>
+      )}
       <td data-label="Services">
         <ul className="chips">
           {d.services.map((s) => (

@@ -4,6 +4,7 @@
  */
 import { type FormEvent, useId, useState } from 'react';
 import { ApiError, api, errorMessage, type Deployment } from '../api';
+import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { errorPath, sdlErrorLine } from '../sdl';
 import { Callout } from './Callout';
 import { Icon } from './Icon';
@@ -20,6 +21,8 @@ export function SdlUpdateCard({ deployment, onUpdated }: { deployment: Deploymen
   const [sdlError, setSdlError] = useState<string | null>(null);
   const [formError, setFormError] = useState<string | null>(null);
   const active = deployment.status === 'active';
+  const noNode = nodeUnavailable(deployment);
+  const noNodeProps = noNode ? { title: noNode, 'aria-describedby': NODE_BANNER_ID } : {};
   const path = sdlError ? errorPath(sdlError) : null;
   const line = path ? sdlErrorLine(text, path) : null;
 
@@ -54,7 +57,7 @@ export function SdlUpdateCard({ deployment, onUpdated }: { deployment: Deploymen
           <p className="muted small">The SDL this deployment runs. Saving a change restarts the services.</p>
         </div>
         {active && !editing && (
-          <button type="button" className="btn btn-secondary btn-sm" onClick={start}>
+          <button type="button" className="btn btn-secondary btn-sm" onClick={start} disabled={noNode !== null} {...noNodeProps}>
             <Icon name="edit" size={14} /> Update SDL
           </button>
         )}
@@ -91,7 +94,12 @@ export function SdlUpdateCard({ deployment, onUpdated }: { deployment: Deploymen
             <button type="button" className="btn btn-secondary" onClick={() => setEditing(false)} disabled={busy}>
               Cancel
             </button>
-            <button type="submit" className="btn btn-primary" disabled={busy || text === deployment.sdl}>
+            <button
+              type="submit"
+              className="btn btn-primary"
+              disabled={busy || text === deployment.sdl || noNode !== null}
+              {...noNodeProps}
+            >
               {busy && <Spinner label="Saving" size={14} />}
               Save and restart
             </button>

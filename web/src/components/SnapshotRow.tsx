@@ -1,6 +1,7 @@
-/** SnapshotRow: one snapshot in the table: name, live status, size, trigger, age, consistency, actions. */
+/** SnapshotRow: one snapshot in the table: name, live status and off-node copy, size, trigger, age, consistency, actions. */
 import type { Snapshot } from '../api';
 import { formatBytes, triggerLabel } from '../format';
+import { NODE_BANNER_ID } from '../nodes';
 import { paths } from '../router';
 import { Icon } from './Icon';
 import { Link } from './Link';
@@ -15,6 +16,8 @@ export interface SnapshotActions {
   onDelete: (s: Snapshot) => void;
   /** Restores are not offered while one runs. */
   restoreDisabled: boolean;
+  /** Why restore, clone and delete cannot run now (the deployment's node is offline), or null. */
+  noNode: string | null;
   /** The deployment, for the links to a snapshot's files and comparison. */
   deploymentId: string;
 }
@@ -29,8 +32,30 @@ function consistencyText(s: Snapshot): { text: string; title: string } {
   return { text: '—', title: 'Known when the snapshot is ready' };
 }
 
+/** OffsiteBadge: where the snapshot's off-node copy stands (nothing when the server makes none). */
+function OffsiteBadge({ snapshot: s }: { snapshot: Snapshot }) {
+  const o = s.offsite;
+  if (!o || s.status !== 'ready') return null;
+  const text = o.status === 'copied' ? 'Offsite' : o.status === 'failed' ? 'Offsite failed' : 'Copying offsite';
+  const title =
+    o.status === 'copied'
+      ? `Copied off the node${o.copiedAt ? ` at ${new Date(o.copiedAt).toLocaleString()}` : ''}`
+      : o.status === 'failed'
+        ? `The off-node copy failed and is retried: ${o.error ?? 'unknown error'}`
+        : 'Being copied off the node';
+  return (
+    <span className={`badge badge-offsite offsite-${o.status}`} data-offsite={o.status} title={title}>
+      {text}
+    </span>
+  );
+}
+
 export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; actions: SnapshotActions }) {
   const c = consistencyText(s);
+  const noNode = actions.noNode;
+  const noNodeProps = noNode ? { 'aria-describedby': NODE_BANNER_ID } : {};
+  // Network mode: a snapshot copied off-node can be cloned while its node is offline (onto another node).
+  const fromCopy = s.offsite?.status === 'copied';
   return (
     <tr data-snapshot-id={s.id} data-status={s.status}>
       <td data-label="Snapshot" className="cell-name">
@@ -38,6 +63,13 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
       </td>
       <td data-label="Status" className="cell-status">
         <StatusBadge status={s.status} />
+        <OffsiteBadge snapshot={s} />
+        {s.damaged && (
+          <span className="damaged-mark">
+            <StatusBadge status="damaged" label="Damaged" />
+            <p className="cell-error">A check found part of its data can no longer be read back intact; a restore may fail.</p>
+          </span>
+        )}
         {s.status === 'creating' && s.progress && (
           <ProgressBar done={s.progress.bytesDone} total={s.progress.bytesTotal} label={`Progress of ${s.label ?? s.id}`} />
         )}
@@ -69,8 +101,9 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 type="button"
                 className="btn btn-secondary btn-sm"
                 onClick={() => actions.onRestore(s)}
-                disabled={actions.restoreDisabled}
-                title={actions.restoreDisabled ? 'A restore is running' : undefined}
+                disabled={actions.restoreDisabled || noNode !== null}
+                title={noNode ?? (actions.restoreDisabled ? 'A restore is running' : undefined)}
+                {...noNodeProps}
                 aria-label={`Restore ${s.label ?? s.id}`}
               >
                 <Icon name="restore" size={14} />
@@ -96,8 +129,12 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
                 type="button"
                 className="icon-btn"
                 onClick={() => actions.onClone(s)}
+                disabled={noNode !== null && !fromCopy}
                 aria-label={`Clone ${s.label ?? s.id} into a new deployment`}
-                title="Clone into a new deployment"
+                title={
+                  noNode === null ? 'Clone into a new deployment' : fromCopy ? 'Clone from the off-node copy onto another node' : noNode
+                }
+                {...(fromCopy ? {} : noNodeProps)}
               >
                 <Icon name="copy" />
               </button>
@@ -108,8 +145,10 @@ export function SnapshotRow({ snapshot: s, actions }: { snapshot: Snapshot; acti
               type="button"
               className="icon-btn icon-btn-danger"
               onClick={() => actions.onDelete(s)}
+              disabled={noNode !== null}
               aria-label={`Delete ${s.label ?? s.id}`}
-              title="Delete"
+              title={noNode ?? 'Delete'}
+              {...noNodeProps}
             >
               <Icon name="trash" />
             </button>

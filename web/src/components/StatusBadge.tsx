@@ -20,6 +20,10 @@ const TONES: Record<string, Tone> = {
   unknown: 'grey',
   missing: 'red',
   failed: 'red',
+  online: 'green',
+  draining: 'amber',
+  offline: 'red',
+  damaged: 'red',
 };
 
 const BUSY = new Set(['creating', 'pending', 'restoring', 'swapping', 'deleting']);

@@ -6,6 +6,8 @@ import { ErrorState } from '../components/ErrorState';
 import { Icon } from '../components/Icon';
 import { Link } from '../components/Link';
 import { LoadingCard } from '../components/LoadingCard';
+import { NodeBadge } from '../components/NodeBadge';
+import { NodeOfflineBanner } from '../components/NodeOfflineBanner';
 import { RelativeTime } from '../components/RelativeTime';
 import { Skeleton } from '../components/Skeleton';
 import { SnapshotHealthBanner } from '../components/SnapshotHealthBanner';
@@ -20,11 +22,14 @@ import { SnapshotsTab } from './SnapshotsTab';
 
 export type DeploymentTab = 'overview' | 'snapshots' | 'settings';
 
+const NODE_POLL_MS = 4000;
+
 export function DeploymentPage({ id, tab }: { id: string; tab: DeploymentTab }) {
   const dep = useResource(
     (signal) => api.getDeployment(id, signal),
     [id],
-    (d) => (d?.operation ? (tab === 'overview' ? 2000 : 4000) : 15_000),
+    // A deployment on a node is polled more often: the node's going offline or coming back shows within seconds.
+    (d) => (d?.operation ? (tab === 'overview' ? 2000 : 4000) : d?.node ? NODE_POLL_MS : 15_000),
   );
   const d = dep.data;
 
@@ -91,6 +96,11 @@ export function DeploymentPage({ id, tab }: { id: string; tab: DeploymentTab }) 
             <span className="meta">
               created <RelativeTime iso={d.createdAt} />
             </span>
+            {d.node && (
+              <span className="meta" data-testid="deployment-node">
+                on node <NodeBadge node={d.node} />
+              </span>
+            )}
             {d.clonedFrom && (
               <span className="meta">
                 cloned from snapshot <code>{d.clonedFrom}</code>
@@ -99,6 +109,7 @@ export function DeploymentPage({ id, tab }: { id: string; tab: DeploymentTab }) 
           </div>
         </div>
       </div>
+      <NodeOfflineBanner deployment={d} onChange={dep.set} />
       <SnapshotHealthBanner deployment={d} />
       <TabNav
         label="Deployment sections"

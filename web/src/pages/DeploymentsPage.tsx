@@ -16,6 +16,7 @@ export function DeploymentsPage() {
     (ds) => (ds?.some((d) => d.operation !== null) ? 2000 : 15_000),
   );
   const deployments = list.data ? [...list.data].sort((a, b) => Number(a.status === 'closed') - Number(b.status === 'closed')) : undefined;
+  const withNodes = deployments?.some((d) => d.node !== null) ?? false;
   const newButton = (
     <Link to={paths.newDeployment()} className="btn btn-primary">
       <Icon name="plus" /> New deployment
@@ -27,7 +28,11 @@ export function DeploymentsPage() {
       <div className="page-head">
         <div>
           <h1>Deployments</h1>
-          <p className="muted">Services with persistent volumes on this node, and the snapshots that protect them.</p>
+          <p className="muted">
+            {withNodes
+              ? 'Services with persistent volumes, the node each runs on, and the snapshots that protect them.'
+              : 'Services with persistent volumes on this node, and the snapshots that protect them.'}
+          </p>
         </div>
         {deployments && deployments.length > 0 && newButton}
       </div>
@@ -51,6 +56,7 @@ export function DeploymentsPage() {
               <tr>
                 <th scope="col">Deployment</th>
                 <th scope="col">Status</th>
+                {withNodes && <th scope="col">Node</th>}
                 <th scope="col">Services</th>
                 <th scope="col">Volume usage</th>
                 <th scope="col">Last snapshot</th>
@@ -58,7 +64,7 @@ export function DeploymentsPage() {
             </thead>
             <tbody>
               {deployments.map((d) => (
-                <DeploymentRow key={d.id} deployment={d} />
+                <DeploymentRow key={d.id} deployment={d} showNode={withNodes} />
               ))}
             </tbody>
           </table>

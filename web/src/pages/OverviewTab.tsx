@@ -11,6 +11,7 @@ import { SdlUpdateCard } from '../components/SdlUpdateCard';
 import { ServiceCard } from '../components/ServiceCard';
 import { Spinner } from '../components/Spinner';
 import { formatBytes, operationLabel } from '../format';
+import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { paths } from '../router';
 import { useToast } from '../toast';
 
@@ -19,6 +20,9 @@ export function OverviewTab({ deployment: d, onChange }: { deployment: Deploymen
   const [dialog, setDialog] = useState<'restart' | 'close' | null>(null);
   const active = d.status === 'active';
   const snaps = d.snapshots;
+  // Restart, update and close run on the node: not while it is offline (the banner above says why).
+  const noNode = nodeUnavailable(d);
+  const noNodeProps = noNode ? { title: noNode, 'aria-describedby': NODE_BANNER_ID } : {};
 
   return (
     <div className="stack-lg">
@@ -45,7 +49,8 @@ export function OverviewTab({ deployment: d, onChange }: { deployment: Deploymen
                 type="button"
                 className="btn btn-secondary btn-sm"
                 onClick={() => setDialog('restart')}
-                disabled={d.operation !== null}
+                disabled={d.operation !== null || noNode !== null}
+                {...noNodeProps}
               >
                 <Icon name="refresh" size={14} /> Restart
               </button>
@@ -97,7 +102,13 @@ export function OverviewTab({ deployment: d, onChange }: { deployment: Deploymen
               <h3 id="danger-title">Close deployment</h3>
               <p className="muted small">Stops the services and deletes their volumes and every snapshot. This cannot be undone.</p>
             </div>
-            <button type="button" className="btn btn-danger-outline" onClick={() => setDialog('close')}>
+            <button
+              type="button"
+              className="btn btn-danger-outline"
+              onClick={() => setDialog('close')}
+              disabled={noNode !== null}
+              {...noNodeProps}
+            >
               <Icon name="power" size={15} /> Close deployment
             </button>
           </div>

@@ -14,6 +14,7 @@ import { LoadingCard } from '../components/LoadingCard';
 import { RelativeTime } from '../components/RelativeTime';
 import { Spinner } from '../components/Spinner';
 import { formatExact } from '../format';
+import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { useResource } from '../hooks/useResource';
 import { useSession } from '../session';
 import { useToast } from '../toast';
@@ -22,7 +23,7 @@ import { ClosedNotice } from './ClosedNotice';
 
 export function SettingsTab({ deployment }: { deployment: Deployment }) {
   if (deployment.status !== 'active') return <ClosedNotice what="snapshot settings" />;
-  return <SettingsForm deploymentId={deployment.id} />;
+  return <SettingsForm deploymentId={deployment.id} noNode={nodeUnavailable(deployment)} />;
 }
 
 type TierField = 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly';
@@ -52,12 +53,14 @@ interface Errors extends Partial<Record<TierField, string>> {
   form?: string;
 }
 
-function SettingsForm({ deploymentId }: { deploymentId: string }) {
+/** `noNode`: why saving cannot run now (the node keeps the schedule and is offline), or null. */
+function SettingsForm({ deploymentId, noNode }: { deploymentId: string; noNode: string | null }) {
   const id = useId();
   const toast = useToast();
   const { me } = useSession();
   const res = useResource((signal) => api.getSettings(deploymentId, signal), [deploymentId]);
   const [enabled, setEnabled] = useState(false);
+  const [offsite, setOffsite] = useState(false);
   const [interval, setIntervalText] = useState('');
   const [retention, setRetention] = useState('');
   const [errors, setErrors] = useState<Errors>({});
@@ -70,6 +73,7 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
   useEffect(() => {
     if (!res.data) return;
     setEnabled(res.data.enabled);
+    setOffsite(res.data.offsite?.enabled ?? false);
     setIntervalText(res.data.interval);
     setRetention(String(res.data.retention));
     setTiers(tiersOf(res.data));
@@ -110,7 +114,8 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
     );
   }
   const minInterval = current.minInterval || me.server.minSnapshotInterval;
-  const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retentionDirty;
+  const offsiteDirty = current.offsite !== null && offsite !== current.offsite.enabled;
+  const dirty = enabled !== current.enabled || interval.trim() !== current.interval || retentionDirty || offsiteDirty;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
@@ -128,8 +133,10 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         interval: interval.trim(),
         retention: keep ?? undefined,
         ...Object.fromEntries(tierValues),
+        ...(current.offsite !== null ? { offsite: { enabled: offsite } } : {}),
       });
       setSaved(s);
+      setOffsite(s.offsite?.enabled ?? false);
       setIntervalText(s.interval);
       setRetention(String(s.retention));
       setTiers(tiersOf(s));
@@ -173,6 +180,27 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
           </span>
         </label>
       </div>
+
+      {current.offsite !== null && (
+        <div className="setting-row">
+          <div className="setting-text">
+            <label htmlFor={`${id}-offsite`} className="setting-label">
+              Copy snapshots off the node
+            </label>
+            <p className="hint">
+              {offsite
+                ? 'On: every snapshot is also copied, encrypted, to the off-node storage, so it survives the loss of this node.'
+                : 'Off: snapshots stay on this node only; copies made so far are kept.'}
+            </p>
+          </div>
+          <label className="switch">
+            <input id={`${id}-offsite`} type="checkbox" role="switch" checked={offsite} onChange={(e) => setOffsite(e.target.checked)} />
+            <span className="switch-track" aria-hidden="true">
+              <span className="switch-thumb" />
+            </span>
+          </label>
+        </div>
+      )}
 
       <div className="setting-row">
         <div className="setting-text">
@@ -310,7 +338,12 @@ function SettingsForm({ deploymentId }: { deploymentId: string }) {
         >
           Discard changes
         </button>
-        <button type="submit" className="btn btn-primary" disabled={busy}>
+        <button
+          type="submit"
+          className="btn btn-primary"
+          disabled={busy || noNode !== null}
+          {...(noNode ? { title: noNode, 'aria-describedby': NODE_BANNER_ID } : {})}
+        >
           {busy && <Spinner label="Saving" size={14} />}
           Save settings
         </button>

@@ -1,6 +1,7 @@
 /**
  * SnapshotsTab: advice, storage used, the snapshots (statuses update live),
- * and create / restore / clone / delete. While anything runs (a snapshot
+ * where the checks of the stored data stand (with "Check now"), and create /
+ * restore / clone / delete. While anything runs (a snapshot
  * creating or deleting, a restore) it polls every 1.5 s; with automatic
  * snapshots on it polls at about their interval; otherwise now and then.
  */
@@ -19,9 +20,11 @@ import { RelativeTime } from '../components/RelativeTime';
 import { RestoreDialog } from '../components/RestoreDialog';
 import { RestorePanel } from '../components/RestorePanel';
 import { SnapshotTable } from '../components/SnapshotTable';
+import { VerificationLine } from '../components/VerificationLine';
 import { errorMessage } from '../api';
 import { formatBytes } from '../format';
 import { useResource } from '../hooks/useResource';
+import { NODE_BANNER_ID, nodeUnavailable } from '../nodes';
 import { navigate, paths } from '../router';
 import { useToast } from '../toast';
 import { parseDuration } from '../validate';
@@ -50,7 +53,11 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   const settings = useResource(
     (signal) => api.getSettings(id, signal),
     [id],
-    (s) => (s?.enabled ? Math.max(IDLE_POLL_MS, parseDuration(s.interval) ?? 0) : null),
+    (s) => {
+      const checking = s?.verification.lastVerification?.status;
+      if (checking === 'queued' || checking === 'running') return BUSY_POLL_MS;
+      return s?.enabled ? Math.max(IDLE_POLL_MS, parseDuration(s.interval) ?? 0) : IDLE_POLL_MS;
+    },
   );
   const autoEvery = settings.data?.enabled ? parseDuration(settings.data.interval) : null;
 
@@ -89,6 +96,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
   );
 
   const snapshots = list.data;
+  const verification = settings.data?.verification ?? null;
   // When a snapshot appears, changes status or goes, the header (count, operation) follows.
   const signature = snapshots?.map((s) => `${s.id}:${s.status}`).join(',');
   const seenSignature = useRef<string | undefined>(undefined);
@@ -97,11 +105,26 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
     if (seenSignature.current !== undefined && seenSignature.current !== signature) onActivity();
     seenSignature.current = signature;
   }, [signature, onActivity]);
+  // A check that finishes may have marked snapshots damaged: the list follows.
+  const checkState = verification?.lastVerification ? `${verification.lastVerification.id}:${verification.lastVerification.status}` : '';
+  const seenCheck = useRef(checkState);
+  useEffect(() => {
+    if (seenCheck.current !== checkState) reload();
+    seenCheck.current = checkState;
+  }, [checkState, reload]);
   const stored = snapshots?.reduce((n, s) => n + (s.storedBytes ?? 0), 0) ?? 0;
   const manual = snapshots?.filter((s) => !s.automatic).length ?? 0;
   const automatic = snapshots?.filter((s) => s.automatic).length ?? 0;
+  // Snapshots are taken, restored, cloned and deleted by the node: not while it is offline (the banner above says why).
+  const noNode = nodeUnavailable(deployment);
   const createButton = (
-    <button type="button" className="btn btn-primary" onClick={() => setDialog({ kind: 'create' })}>
+    <button
+      type="button"
+      className="btn btn-primary"
+      onClick={() => setDialog({ kind: 'create' })}
+      disabled={noNode !== null}
+      {...(noNode ? { title: noNode, 'aria-describedby': NODE_BANNER_ID } : {})}
+    >
       <Icon name="camera" /> Create snapshot
     </button>
   );
@@ -168,6 +191,16 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
           </div>
           {snapshots && snapshots.length > 0 && createButton}
         </div>
+        {verification && snapshots && snapshots.length > 0 && (
+          <VerificationLine
+            deploymentId={id}
+            summary={verification}
+            onStarted={() => {
+              settings.reload();
+              list.reload();
+            }}
+          />
+        )}
         {snapshots === undefined ? (
           list.error ? (
             <ErrorState error={list.error} onRetry={list.reload} title="Could not load the snapshots" />
@@ -194,6 +227,7 @@ function ActiveSnapshots({ deployment, onActivity }: { deployment: Deployment; o
               actions={{
                 deploymentId: id,
                 restoreDisabled: running(restore),
+                noNode,
                 onRestore: (s) => setDialog({ kind: 'restore', snapshot: s }),
                 onClone: (s) => setDialog({ kind: 'clone', snapshot: s }),
                 onDelete: (s) => setDialog({ kind: 'delete', snapshot: s }),

@@ -1,0 +1,207 @@
+/**
+ * id-table: a compact table of 32-byte blob ids, each with a small fixed
+ * payload, for the index and for gc's set of live blobs.
+ *
+ * Layout: 4,096 buckets chosen by the first 12 bits of the id (BLAKE3 ids
+ * are uniform, so buckets fill evenly). A bucket is one Buffer of records
+ * (id, then `payloadBytes`): a run sorted by id, then a short unsorted tail
+ * of the latest insertions (at most TAIL records), merged into the run when
+ * full. A record costs its own bytes plus about 12% slack and no JS object
+ * (48 bytes for an index entry instead of about 150 for a Map of hex
+ * strings), and there are only 4,096 buffers whatever the count, so the
+ * allocator's overhead per buffer does not add up. Lookup is a binary search
+ * of the run and a scan of the tail; growth copies one bucket, never the
+ * whole table, so there is no transient doubling.
+ *
+ * Not thread-safe, and nothing is ever removed: a table lives as long as the
+ * index or the gc run that built it.
+ */
+
+export const ID_BYTES = 32;
+const BUCKET_BITS = 12;
+const BUCKETS = 1 << BUCKET_BITS;
+/** Unsorted records a bucket takes before they are merged into its sorted run. */
+const TAIL = 32;
+
+/** A place in the table: the bucket's buffer and the record's offset there (valid until the next insert). */
+export interface RecordRef {
+  readonly buf: Buffer;
+  readonly at: number;
+}
+
+const bucketOf = (id: Buffer): number => (id[0]! << 4) | (id[1]! >>> 4);
+
+/** compare orders two records' ids (at `a` in `x`, at `b` in `y`), four bytes at a time. */
+function compare(x: Buffer, a: number, y: Buffer, b: number): number {
+  for (let k = 0; k < ID_BYTES; k += 4) {
+    const p = x.readUInt32BE(a + k);
+    const q = y.readUInt32BE(b + k);
+    if (p !== q) return p < q ? -1 : 1;
+  }
+  return 0;
+}
+
+export class IdTable {
+  private readonly buckets: (Buffer | null)[] = new Array<Buffer | null>(BUCKETS).fill(null);
+  /** Records of each bucket's sorted run, and of its unsorted tail after it. */
+  private readonly sorted = new Uint32Array(BUCKETS);
+  private readonly tail = new Uint32Array(BUCKETS);
+  private count = 0;
+  readonly recordBytes: number;
+
+  constructor(readonly payloadBytes: number) {
+    this.recordBytes = ID_BYTES + payloadBytes;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Bytes held by the buckets (records and slack). */
+  get allocatedBytes(): number {
+    let n = 0;
+    for (const b of this.buckets) if (b) n += b.length;
+    return n;
+  }
+
+  /** search returns the index of `id` in its bucket, or -1. */
+  private search(bucket: number, id: Buffer): number {
+    const buf = this.buckets[bucket];
+    if (!buf) return -1;
+    const rec = this.recordBytes;
+    const key = id.readUInt32BE(0);
+    let lo = 0;
+    let hi = this.sorted[bucket]!;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = mid * rec;
+      const word = buf.readUInt32BE(at);
+      const c = key < word ? -1 : key > word ? 1 : compare(id, 0, buf, at);
+      if (c === 0) return mid;
+      if (c < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    const end = this.sorted[bucket]! + this.tail[bucket]!;
+    for (let i = this.sorted[bucket]!; i < end; i++) {
+      if (buf.readUInt32BE(i * rec) === key && compare(id, 0, buf, i * rec) === 0) return i;
+    }
+    return -1;
+  }
+
+  /** merge sorts a bucket's tail into its run (backwards, in place, through a copy of the tail). */
+  private merge(bucket: number): void {
+    const t = this.tail[bucket]!;
+    if (t === 0) return;
+    const buf = this.buckets[bucket]!;
+    const rec = this.recordBytes;
+    const s = this.sorted[bucket]!;
+    const tail = Buffer.from(buf.subarray(s * rec, (s + t) * rec));
+    const order = Array.from({ length: t }, (_, i) => i).sort((a, b) => compare(tail, a * rec, tail, b * rec));
+    let i = s - 1; // last of the run
+    let j = t - 1; // last of the sorted tail
+    for (let out = s + t - 1; j >= 0; out--) {
+      const tj = order[j]! * rec;
+      if (i >= 0 && compare(buf, i * rec, tail, tj) > 0) {
+        buf.copy(buf, out * rec, i * rec, (i + 1) * rec);
+        i--;
+      } else {
+        tail.copy(buf, out * rec, tj, tj + rec);
+        j--;
+      }
+    }
+    this.sorted[bucket] = s + t;
+    this.tail[bucket] = 0;
+  }
+
+  /** find returns where `id` (32 bytes) is recorded, or null. */
+  find(id: Buffer): RecordRef | null {
+    const bucket = bucketOf(id);
+    const i = this.search(bucket, id);
+    return i < 0 ? null : { buf: this.buckets[bucket]!, at: i * this.recordBytes };
+  }
+
+  has(id: Buffer): boolean {
+    return this.search(bucketOf(id), id) >= 0;
+  }
+
+  /**
+   * insert records `id` unless present. It returns the new record, whose
+   * payload (zeroed) the caller fills at `at + ID_BYTES` before the next
+   * insert, or null when the id was there already (its record is left as it was).
+   */
+  insert(id: Buffer): RecordRef | null {
+    if (id.length !== ID_BYTES) throw new Error(`blob id must be ${ID_BYTES} bytes, got ${id.length}`);
+    const bucket = bucketOf(id);
+    if (this.search(bucket, id) >= 0) return null;
+    if (this.tail[bucket]! >= TAIL) this.merge(bucket);
+    const rec = this.recordBytes;
+    const n = this.sorted[bucket]! + this.tail[bucket]!;
+    let buf = this.buckets[bucket];
+    if (!buf || (n + 1) * rec > buf.length) {
+      const records = n + Math.max(TAIL, n >>> 3);
+      const grown = Buffer.allocUnsafeSlow(records * rec);
+      if (buf) buf.copy(grown, 0, 0, n * rec);
+      this.buckets[bucket] = grown;
+      buf = grown;
+    }
+    const at = n * rec;
+    id.copy(buf, at);
+    buf.fill(0, at + ID_BYTES, at + rec);
+    this.tail[bucket] = this.tail[bucket]! + 1;
+    this.count++;
+    return { buf, at };
+  }
+
+  /** records yields every record, in id order. The table must not change meanwhile. */
+  *records(): IterableIterator<RecordRef> {
+    const rec = this.recordBytes;
+    for (let b = 0; b < BUCKETS; b++) {
+      const buf = this.buckets[b];
+      if (!buf) continue;
+      this.merge(b);
+      const end = this.sorted[b]! * rec;
+      for (let at = 0; at < end; at += rec) yield { buf, at };
+    }
+  }
+
+  /** forEach visits every record, in id order. The table must not change meanwhile. */
+  forEach(fn: (buf: Buffer, at: number) => void): void {
+    for (const { buf, at } of this.records()) fn(buf, at);
+  }
+}
+
+/** IdSet is a set of blob ids (hex), 32 bytes each plus slack. */
+export class IdSet {
+  private readonly table = new IdTable(0);
+  private readonly scratch = Buffer.alloc(ID_BYTES);
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** add adds `id` and tells whether it was new. */
+  add(id: string): boolean {
+    const b = idBytes(id, this.scratch);
+    if (!b) throw new Error(`bad blob id ${JSON.stringify(id)}`);
+    return this.table.insert(b) !== null;
+  }
+
+  has(id: string): boolean {
+    const b = idBytes(id, this.scratch);
+    return b !== null && this.table.has(b);
+  }
+
+  /** forEach visits every id (hex), in id order. */
+  forEach(fn: (id: string) => void): void {
+    this.table.forEach((buf, at) => fn(buf.toString('hex', at, at + ID_BYTES)));
+  }
+}
+
+/**
+ * idBytes writes a 64-digit hex id into `into` (a 32-byte scratch buffer)
+ * and returns it, or null when `id` is not 64 hex digits (no blob has it).
+ */
+export function idBytes(id: string, into: Buffer): Buffer | null {
+  if (id.length !== 2 * ID_BYTES || into.write(id, 0, ID_BYTES, 'hex') !== ID_BYTES) return null;
+  return into;
+}

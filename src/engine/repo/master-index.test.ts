@@ -1,0 +1,180 @@
+/**
+ * The compact master index and id set (id-table.ts): every lookup answers
+ * as a plain Map of the same entries would, the first location of a blob
+ * listed twice wins, buckets grow without losing or reordering entries, and
+ * an index written to an index file and read back gives the same lookups.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { type BlobEntry, type BlobLocation, BlobType, Compression } from '../format/blob.js';
+import { decodeIndex, encodeIndex, indexPacks, type IndexedPack } from '../format/index-format.js';
+import { hash } from '../format/hash.js';
+import { IdSet } from './id-table.js';
+import { MasterIndex } from './master-index.js';
+
+const hex = (n = 32): string => randomBytes(n).toString('hex');
+
+function entry(id: string, i: number): BlobEntry {
+  return {
+    id,
+    type: i % 3 === 0 ? BlobType.Tree : BlobType.Data,
+    compression: i % 2 === 0 ? Compression.Zstd : Compression.None,
+    offset: 16 + i * 1000,
+    length: 1 + (i % 5000),
+    rawLength: 1 + ((i * 7) % 70000),
+  };
+}
+
+/** packs of `perPack` random blobs each; returns them with the reference Map (first location wins). */
+function randomPacks(
+  packCount: number,
+  perPack: number,
+  ids: () => string = () => hex(),
+): { packs: IndexedPack[]; ref: Map<string, BlobLocation> } {
+  const packs: IndexedPack[] = [];
+  const ref = new Map<string, BlobLocation>();
+  let i = 0;
+  for (let p = 0; p < packCount; p++) {
+    const id = hex();
+    const blobs = Array.from({ length: perPack }, () => entry(ids(), i++));
+    packs.push({ id, size: 1_000_000 + p, blobs });
+    for (const b of blobs) {
+      if (ref.has(b.id)) continue;
+      const { id: _id, ...rest } = b;
+      ref.set(b.id, { ...rest, pack: id });
+    }
+  }
+  return { packs, ref };
+}
+
+describe('MasterIndex', () => {
+  it('answers every lookup as a Map of the same entries does', () => {
+    const { packs, ref } = randomPacks(20, 1000);
+    const index = new MasterIndex();
+    for (const p of packs) index.add(p);
+    expect(index.blobCount).toBe(ref.size);
+    for (const [id, loc] of ref) {
+      expect(index.has(id)).toBe(true);
+      expect(index.get(id)).toEqual(loc);
+    }
+    for (let k = 0; k < 1000; k++) {
+      const absent = hex();
+      expect(index.has(absent)).toBe(false);
+      expect(index.get(absent)).toBeUndefined();
+    }
+    expect(index.packs.get(packs[3]!.id)).toEqual({ size: packs[3]!.size, blobs: 1000 });
+  });
+
+  it('never matches a malformed id', () => {
+    const index = new MasterIndex();
+    const id = hex();
+    index.add({ id: hex(), size: 100, blobs: [entry(id, 1)] });
+    expect(index.has(id)).toBe(true);
+    expect(index.has(id.slice(0, 63))).toBe(false);
+    expect(index.has(`${id.slice(0, 62)}zz`)).toBe(false);
+    expect(index.has(`${id}00`)).toBe(false);
+    expect(index.get('')).toBeUndefined();
+  });
+
+  it('keeps the first location of a blob listed twice', () => {
+    const id = hex();
+    const first = hex();
+    const second = hex();
+    const index = new MasterIndex();
+    index.add({ id: first, size: 10, blobs: [{ ...entry(id, 1), offset: 111 }] });
+    index.add({ id: second, size: 10, blobs: [{ ...entry(id, 2), offset: 222 }, entry(hex(), 3)] });
+    expect(index.blobCount).toBe(2);
+    expect(index.get(id)).toMatchObject({ pack: first, offset: 111 });
+    expect(index.packs.get(second)).toEqual({ size: 10, blobs: 2 });
+    // The blob counts where it was first listed.
+    expect(index.locatedIn(first)).toBe(1);
+    expect(index.locatedIn(second)).toBe(1);
+    expect(index.locatedIn(hex())).toBe(0);
+  });
+
+  it('grows one bucket to thousands of entries and keeps them sorted and findable', () => {
+    // All ids share their first two bytes: one bucket takes every entry.
+    const { packs, ref } = randomPacks(5, 1000, () => `abcd${hex(30)}`);
+    const index = new MasterIndex();
+    for (const p of packs) index.add(p);
+    expect(index.blobCount).toBe(5000);
+    for (const [id, loc] of ref) expect(index.get(id)).toEqual(loc);
+    const listed = [...index.entries()].map(([id]) => id);
+    expect(listed).toEqual([...ref.keys()].sort());
+  });
+
+  it('stores a blob at an offset and lengths up to 4 GiB, and refuses more', () => {
+    const index = new MasterIndex();
+    const id = hex();
+    const big = { ...entry(id, 0), offset: 0xffffffff, length: 0xfffffff0, rawLength: 0xffffffff };
+    index.add({ id: hex(), size: 1, blobs: [big] });
+    expect(index.get(id)).toMatchObject({ offset: 0xffffffff, length: 0xfffffff0, rawLength: 0xffffffff });
+    expect(() => index.add({ id: hex(), size: 1, blobs: [{ ...entry(hex(), 0), offset: 2 ** 32 }] })).toThrow(/4 GiB/);
+  });
+
+  it('gives the same lookups after a round trip through an index file', () => {
+    const { packs } = randomPacks(8, 500);
+    // A blob in two packs: the file keeps both, the index the first.
+    const dup = packs[0]!.blobs[7]!;
+    packs[5] = { ...packs[5]!, blobs: [...packs[5]!.blobs, { ...dup, offset: 999_999 }] };
+    const before = new MasterIndex();
+    for (const p of packs) before.add(p);
+    const after = new MasterIndex();
+    for (const p of decodeIndex(encodeIndex(packs), 'index/test')) after.add(p);
+    expect([...after.entries()]).toEqual([...before.entries()]);
+    expect(after.get(dup.id)).toMatchObject({ pack: packs[0]!.id, offset: dup.offset });
+    expect([...after.packs]).toEqual([...before.packs]);
+  });
+});
+
+describe('indexPacks', () => {
+  it('yields pack by pack, and nothing of a file whose last entry is damaged under a valid checksum', () => {
+    const { packs } = randomPacks(3, 10);
+    const buf = encodeIndex(packs);
+    const seen: string[] = [];
+    for (const p of indexPacks(buf, 'index/ok')) seen.push(p.id);
+    expect(seen).toEqual(packs.map((p) => p.id));
+    // An unknown blob type in the very last entry, checksum recomputed.
+    const bad = Buffer.from(buf);
+    const last = bad.length - 32 - 48;
+    bad[last] = 7;
+    hash(bad.subarray(0, bad.length - 32)).copy(bad, bad.length - 32);
+    const yielded: string[] = [];
+    expect(() => {
+      for (const p of indexPacks(bad, 'index/bad')) yielded.push(p.id);
+    }).toThrow(/unknown blob type/);
+    expect(yielded).toEqual([]);
+  });
+});
+
+describe('IdSet', () => {
+  it('adds, finds and lists ids, each once', () => {
+    const set = new IdSet();
+    const ids = Array.from({ length: 20_000 }, () => hex());
+    for (const id of ids) expect(set.add(id)).toBe(true);
+    for (const id of ids.slice(0, 100)) expect(set.add(id)).toBe(false);
+    expect(set.size).toBe(ids.length);
+    for (const id of ids) expect(set.has(id)).toBe(true);
+    for (let k = 0; k < 1000; k++) expect(set.has(hex())).toBe(false);
+    const listed: string[] = [];
+    set.forEach((id) => listed.push(id));
+    expect(listed).toEqual([...ids].sort());
+    expect(() => set.add('xyz')).toThrow(/bad blob id/);
+  });
+
+  it('finds every id at once and after merges within one bucket, and refuses duplicates either way', () => {
+    const set = new IdSet();
+    const ids = Array.from({ length: 3000 }, () => `abc${hex(31).slice(1)}`);
+    ids.forEach((id, i) => {
+      expect(set.add(id)).toBe(true);
+      expect(set.has(id)).toBe(true);
+      // An id from long ago (merged into the sorted run) and the previous one (maybe still in the tail).
+      if (i > 0) expect(set.add(ids[i - 1]!)).toBe(false);
+      expect(set.has(ids[i >> 1]!)).toBe(true);
+    });
+    expect(set.size).toBe(ids.length);
+    const listed: string[] = [];
+    set.forEach((id) => listed.push(id));
+    expect(listed).toEqual([...ids].sort());
+  });
+});
