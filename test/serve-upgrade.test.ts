@@ -147,5 +147,9 @@ describe('kova serve on a data directory of the version before the catalogue', (
     expect(journal.apiKeys.get(prefix)).toMatchObject({ label: 'ci', revokedAt: null });
     expect((await call('DELETE', `/api/v1/api-keys/${prefix}`)).status).toBeLessThan(300);
     expect(journal.apiKeys.get(prefix)?.revokedAt).not.toBeNull();
+
+    // One node that is never offline: there is nowhere to recover to, and the route is not served.
+    const recover = await call('POST', '/api/v1/deployments/dep_whatever/recover', {});
+    expect(recover).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND' } } });
   }, 60_000);
 });

@@ -36,7 +36,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AppDeps, KeysApi } from '../api/deps.js';
+import type { AppDeps, DeploymentsApi, KeysApi } from '../api/deps.js';
 import type { Clock } from '../core/clock.js';
 import { ControlBackend } from '../control/backend.js';
 import type { Catalogue, CatalogueNode } from '../control/catalogue.js';
@@ -104,6 +104,12 @@ export async function adoptLocalNode(catalogue: Catalogue, store: Store, clock: 
     versions.resend(d.id);
   }
   return node;
+}
+
+/** The one node is never offline, so there is no other node to recover on: the route is not served (404), as before. */
+function withoutRecover(d: DeploymentsApi): DeploymentsApi {
+  const { recover: _recover, ...rest } = d;
+  return rest;
 }
 
 /**
@@ -233,7 +239,7 @@ export async function startLocalControl(services: Services, opts: LocalControlOp
       deps: {
         keys: new LocalKeys(keys, catalogue, store),
         deployments: {
-          ...backend.deployments,
+          ...withoutRecover(backend.deployments),
           // The snapshot health depends on the time, not only on the rows: read where the schedule lives.
           extras: async (d) => {
             const extras = await backend.deployments.extras(d);
