@@ -117,7 +117,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       config: { ...appConfig, ...config },
     });
   const app = await appWith();
-  const ensureUser = async (name: string): Promise<string> => (await local.catalogue.ensureUser(name, 'user', clock.now())).id;
+  // As kova serve and kova keys do: the user named admin is an admin.
+  const ensureUser = async (name: string): Promise<string> =>
+    (await local.catalogue.ensureUser(name, name === 'admin' ? 'admin' : 'user', clock.now())).id;
   const newUser = async (name: string): Promise<string> => (await local.keys.create(await ensureUser(name), 'test')).token;
   const token = await newUser('alice');
   const api: Harness['api'] = async (method, url, body, tok = token) => {
