@@ -84,7 +84,7 @@ describe('every spelling of a protected path is authenticated or not found', () 
   it.each(VARIANTS)(
     'GET %s without a key: %d over a socket, %d through inject(); the handler never runs',
     async (url, overSocketStatus, injectStatus) => {
-      const list = vi.spyOn(h.services.deployments, 'list');
+      const list = vi.spyOn(h.local.deps.deployments, 'list');
       const r = await raw(h, 'GET', url, { token: null });
       expectError(r, injectStatus, code(injectStatus));
       const s = await overSocket('GET', url);
@@ -205,7 +205,7 @@ describe('sign-in attempts are limited before scrypt runs', () => {
 
   it('answers 80 parallel wrong secrets for one key with 429 beyond 10, computing at most 10 scrypts', async () => {
     const victim = await s.newUser('victim');
-    const scrypts = vi.spyOn(s.services.keys, 'checkHash');
+    const scrypts = vi.spyOn(s.keys, 'checkHash');
     const rs = await Promise.all(Array.from({ length: 80 }, (_, i) => from('10.0.0.1', wrongSecret(victim, i))));
     const statuses = rs.map((r) => r.statusCode);
     expect(statuses.filter((c) => c === 401)).toHaveLength(DEFAULT_LIMITS.signInsPerPrefix);
@@ -224,12 +224,12 @@ describe('sign-in attempts are limited before scrypt runs', () => {
   });
 
   it('makes a prefix that no key has cost one scrypt, like a wrong secret or a revoked key', async () => {
-    const u = s.services.keys.ensureUser('revoked');
-    const { token, key } = await s.services.keys.create(u.id, null);
-    s.services.keys.revoke(key.prefix, u.id);
+    const u = await s.ensureUser('revoked');
+    const { token, key } = await s.keys.create(u, null);
+    await s.keys.revoke(key.prefix, u);
     const good = await s.newUser('scrypted');
     for (const t of [unknownPrefix(1), wrongSecret(good, 1), token]) {
-      const scrypts = vi.spyOn(s.services.keys, 'checkHash');
+      const scrypts = vi.spyOn(s.keys, 'checkHash');
       expect((await from('10.0.1.1', t)).statusCode).toBe(401);
       expect(scrypts).toHaveBeenCalledTimes(1);
       vi.restoreAllMocks();
@@ -254,8 +254,8 @@ describe('sign-in attempts are limited before scrypt runs', () => {
   });
 
   it('limits each user across all their keys, besides each key', async () => {
-    const user = s.services.keys.ensureUser('manykeys');
-    const keys = await Promise.all([1, 2, 3].map(async (i) => (await s.services.keys.create(user.id, `k${i}`)).token));
+    const user = await s.ensureUser('manykeys');
+    const keys = await Promise.all([1, 2, 3].map(async (i) => (await s.keys.create(user, `k${i}`)).token));
     for (let i = 0; i < 5; i++) expect((await from('10.0.3.1', keys[0]!)).statusCode).toBe(200);
     expect((await from('10.0.3.1', keys[0]!)).statusCode).toBe(429);
     for (let i = 0; i < 3; i++) expect((await from('10.0.3.1', keys[1]!)).statusCode).toBe(200);

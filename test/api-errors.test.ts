@@ -81,10 +81,10 @@ describe('401 UNAUTHORIZED', () => {
   });
 
   it('rejects a revoked key on its very next request', async () => {
-    const u = h.services.keys.ensureUser('revokee');
-    const { token, key } = await h.services.keys.create(u.id, 'soon revoked');
+    const u = await h.ensureUser('revokee');
+    const { token, key } = await h.keys.create(u, 'soon revoked');
     expect((await raw(h, 'GET', '/api/v1/me', { token })).status).toBe(200);
-    h.services.keys.revoke(key.prefix, u.id);
+    await h.keys.revoke(key.prefix, u);
     expectError(await raw(h, 'GET', '/api/v1/me', { token }), 401, 'UNAUTHORIZED');
     expectError(await raw(h, 'GET', '/api/v1/deployments', { token }), 401, 'UNAUTHORIZED');
   });
@@ -307,7 +307,7 @@ describe('404 for unknown routes', () => {
 describe('500 INTERNAL_ERROR', () => {
   it('answers an unexpected error without its message, stack or any host path', async () => {
     const leak = new Error(`EACCES: permission denied, open '${h.dataDir}/kova.db'`);
-    vi.spyOn(h.services.deployments, 'list').mockImplementation(() => {
+    vi.spyOn(h.local.deps.deployments, 'list').mockImplementation(() => {
       throw leak;
     });
     const r = await raw(h, 'GET', '/api/v1/deployments', { headers: { 'x-request-id': 'trace-500' } });
@@ -323,7 +323,7 @@ describe('500 INTERNAL_ERROR', () => {
   });
 
   it('answers an unexpected error in a route with a path parameter the same way', async () => {
-    vi.spyOn(h.services.snapshots, 'list').mockImplementation(() => {
+    vi.spyOn(h.local.deps.snapshots, 'list').mockImplementation(() => {
       throw new TypeError(`Cannot read properties of undefined (reading 'id') at ${h.dataDir}/repos`);
     });
     const dep = await createDeployment(h);
@@ -336,7 +336,7 @@ describe('500 INTERNAL_ERROR', () => {
 
   it('answers a deliberate error with status 500 without a host path', async () => {
     const path = `${h.dataDir}/repos/dep-aaaaaaaaaaaa/index/0001`;
-    vi.spyOn(h.services.snapshots, 'list').mockImplementation(() => {
+    vi.spyOn(h.local.deps.snapshots, 'list').mockImplementation(() => {
       throw new KovaError('REPO_CORRUPT', `index file ${path} is damaged`, { status: 500 });
     });
     const dep = await createDeployment(h);
@@ -347,7 +347,7 @@ describe('500 INTERNAL_ERROR', () => {
   });
 
   it('keeps serving after an internal error', async () => {
-    vi.spyOn(h.services.deployments, 'list').mockImplementationOnce(() => {
+    vi.spyOn(h.local.deps.deployments, 'list').mockImplementationOnce(() => {
       throw new Error('boom');
     });
     expectError(await h.api('GET', '/api/v1/deployments'), 500, 'INTERNAL_ERROR');
@@ -386,9 +386,9 @@ describe('429 RATE_LIMITED', () => {
   });
 
   it('counts per key: another key, even of the same user, has its own budget', async () => {
-    const user = rl.services.keys.ensureUser('twokeys');
-    const a = (await rl.services.keys.create(user.id, 'a')).token;
-    const b = (await rl.services.keys.create(user.id, 'b')).token;
+    const user = await rl.ensureUser('twokeys');
+    const a = (await rl.keys.create(user, 'a')).token;
+    const b = (await rl.keys.create(user, 'b')).token;
     for (let i = 0; i < 5; i++) expect((await rl.api('GET', '/api/v1/me', undefined, a)).status).toBe(200);
     expectError(await rl.api('GET', '/api/v1/me', undefined, a), 429, 'RATE_LIMITED');
     expect((await rl.api('GET', '/api/v1/me', undefined, b)).status).toBe(200);

@@ -195,13 +195,9 @@ export async function buildControlPlane(
   const log = opts.logger ?? pino({ level: cfg.logLevel, base: { service: 'kova-control-plane' } });
   const clock = opts.clock ?? systemClock;
   const dispatcher = new Dispatcher(catalogue, clock, { waitMs: cfg.waitMs, nodeTimeoutMs: cfg.nodeTimeoutMs }, log);
-  const backend = new ControlBackend(
-    catalogue,
-    dispatcher,
-    clock,
-    cfg.nodeTimeoutMs,
-    new ReadRelay(catalogue, clock, log, { nodeTimeoutMs: cfg.nodeTimeoutMs }),
-  );
+  const backend = new ControlBackend(catalogue, dispatcher, clock, cfg.nodeTimeoutMs, {
+    relay: new ReadRelay(catalogue, clock, log, { nodeTimeoutMs: cfg.nodeTimeoutMs }),
+  });
   const health = async () => {
     const base = { role: 'control-plane', version: VERSION };
     let timer: NodeJS.Timeout | undefined;

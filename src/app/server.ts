@@ -1,7 +1,10 @@
 /**
- * server: the composition root. Opens the database, picks the runtime,
- * wires services, jobs, scheduler and HTTP API, recovers what a crash
- * interrupted, and serves.
+ * server: the composition root of `kova serve`, the control plane plus one
+ * local node in one process (local-control.ts). Picks the runtime, opens
+ * the node's journal (kova.db), wires the node's services, jobs and
+ * scheduler, recovers what a crash interrupted, starts the local control
+ * plane (catalogue in control.db, the node's agent over the in-process
+ * transport) and serves the HTTP API over the control plane's backend.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -39,6 +42,7 @@ import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/
 import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
 import type { ServerConfig } from './config.js';
 import { ensurePrivateDataDir } from './data-dir.js';
+import { type LocalControl, startLocalControl } from './local-control.js';
 
 export const VERSION = '0.1.0';
 export const SCHEDULER_TICK_MS = 1000;
@@ -63,7 +67,10 @@ export interface Services {
 
 export interface RunningServer {
   readonly app: FastifyInstance;
+  /** The local node's services. */
   readonly services: Services;
+  /** The control plane around it (catalogue, keys, the node's agent). */
+  readonly local: LocalControl;
   readonly url: string;
   readonly adminKeyFile: string | null;
   /** What --recover-from brought back; null without it. */
@@ -166,11 +173,12 @@ export function defaultWebDir(): string | null {
   return fs.existsSync(path.join(dir, 'index.html')) ? dir : null;
 }
 
-/** bootstrapAdmin creates user "admin" and a key on a fresh data dir; returns the key file. */
-async function bootstrapAdmin(store: Store, keys: KeyService, paths: Paths): Promise<string | null> {
-  if (store.users.count() > 0) return null;
-  const admin = keys.ensureUser('admin');
-  const { token } = await keys.create(admin.id, 'bootstrap');
+/** bootstrapAdmin creates user "admin" (role admin) and a key on a fresh data dir; returns the key file. */
+async function bootstrapAdmin(local: LocalControl, paths: Paths, clock: Clock): Promise<string | null> {
+  if ((await local.catalogue.countUsers()) > 0) return null;
+  const admin = await local.catalogue.ensureUser('admin', 'admin', clock.now());
+  // Through the API's key service: the key is copied into kova.db too (mirrorKeys).
+  const { token } = await local.deps.keys.create(admin.id, 'bootstrap');
   const file = path.join(paths.dataDir, 'admin.key');
   fs.writeFileSync(file, `${token}\n`, { mode: 0o600 });
   return file;
@@ -257,11 +265,19 @@ export async function startServer(
       throw err;
     }
   }
-  const adminKeyFile = await bootstrapAdmin(store, services.keys, paths);
-
   const requeued = services.ctx.jobs.start();
   if (requeued > 0) log.warn({ jobs: requeued }, 'resuming jobs interrupted by a restart');
-  await services.deployments.reconcile();
+  let local: LocalControl;
+  try {
+    await services.deployments.reconcile();
+    local = await startLocalControl(services, { clock, log, version: VERSION, maxKeysPerUser: cfg.maxKeysPerUser });
+  } catch (err) {
+    await services.ctx.jobs.stop();
+    await runtime.close();
+    store.close();
+    throw err;
+  }
+  const adminKeyFile = await bootstrapAdmin(local, paths, clock);
   // Deliveries still pending from before a restart are sent again from here.
   services.dispatcher.start();
   services.offsite.start();
@@ -276,14 +292,7 @@ export async function startServer(
 
   const app = await buildApp(
     {
-      keys: services.keys,
-      deployments: services.deployments,
-      snapshots: services.snapshots,
-      restores: services.restores,
-      browse: services.browse,
-      settings: services.settings,
-      verifications: services.verifications,
-      webhooks: services.webhooks,
+      ...local.deps,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,
       clock,
@@ -305,6 +314,7 @@ export async function startServer(
   return {
     app,
     services,
+    local,
     url,
     adminKeyFile,
     recovered,
@@ -312,11 +322,14 @@ export async function startServer(
       if (closed) return;
       closed = true;
       clearInterval(tick);
+      // Requests waiting for the node answer first (503), then the app stops taking requests.
+      await local.stop();
       await app.close();
       await services.dispatcher.stop();
       await services.ctx.jobs.stop();
       await services.offsite.stop();
       await runtime.close();
+      await local.closeCatalogue();
       store.close();
     },
   };

@@ -1,31 +1,44 @@
 /**
- * keys: `kova keys …`, API key administration on this node's database, and
- * `keys create --database URL` for a user of the control plane.
+ * keys: `kova keys …`, API key administration in this data directory's
+ * catalogue (control.db, what `kova serve` checks), and `keys create
+ * --database URL` for a user of a network-mode control plane.
  */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../app/config.js';
-import type { Role } from '../control/catalogue.js';
+import type { Catalogue, Role } from '../control/catalogue.js';
 import { iso, systemClock } from '../core/clock.js';
-import { InvalidInputError } from '../core/errors.js';
-import type { Store } from '../db/store.js';
-import type { KeyService } from '../services/keys.js';
+import { InvalidInputError, NotFoundError } from '../core/errors.js';
 import { DATABASE_OPTION, databaseUrl, withCatalogue } from './catalogue.js';
 import { type Io, note, printJson, println, table } from './output.js';
 
-async function withKeys<T>(dataDir: string | undefined, fn: (keys: KeyService, store: Store) => Promise<T> | T): Promise<T> {
+/**
+ * withLocalCatalogue opens this node's catalogue (DATA/control.db, where
+ * `kova serve` checks API keys), taking over kova.db's users and keys first
+ * if the server has not run since the catalogue exists; what `fn` changed
+ * is copied into kova.db after it (mirrorKeys), as the server does.
+ */
+async function withLocalCatalogue<T>(dataDir: string | undefined, fn: (c: Catalogue, maxKeysPerUser: number) => Promise<T>): Promise<T> {
   const cfg = loadConfig({ dataDir });
-  const [{ Store }, { KeyService }] = await Promise.all([import('../db/store.js'), import('../services/keys.js')]);
+  const [{ Store }, local] = await Promise.all([import('../db/store.js'), import('../app/local-control.js')]);
   const store = Store.open(path.join(cfg.dataDir, 'kova.db'));
   try {
-    return await fn(new KeyService(store, systemClock, { maxKeysPerUser: cfg.maxKeysPerUser }), store);
+    const c = await local.openLocalCatalogue(cfg.dataDir, systemClock);
+    try {
+      await local.adoptLocalNode(c, store, systemClock);
+      const result = await fn(c, cfg.maxKeysPerUser);
+      await local.mirrorKeys(c, store);
+      return result;
+    } finally {
+      await c.close();
+    }
   } finally {
     store.close();
   }
 }
 
 export function registerKeys(program: Command, io: Io): void {
-  const keys = program.command('keys').description("manage API keys in this node's database");
+  const keys = program.command('keys').description("manage the API keys kova serve checks (this data directory's catalogue)");
   const dataDir = ['--data-dir <dir>', 'data directory [KOVA_DATA_DIR] (default ./.kova)'] as const;
 
   keys
@@ -33,7 +46,7 @@ export function registerKeys(program: Command, io: Io): void {
     .description('create a key (and the user if new); prints the key on the last line')
     .requiredOption('--user <name>', 'the user the key belongs to')
     .option('--label <text>', 'what the key is for')
-    .option('--role <role>', 'with --database: the role of a new user, admin or user (default user)')
+    .option('--role <role>', 'the role of a new user, admin or user (default user; admin for the user named admin)')
     .option(...dataDir)
     .option(...DATABASE_OPTION)
     .action(async (o: { user: string; label?: string; role?: string; dataDir?: string; database?: string }) => {
@@ -55,11 +68,13 @@ export function registerKeys(program: Command, io: Io): void {
         });
         return;
       }
-      if (o.role !== undefined) throw new InvalidInputError("--role needs --database: this node's database has no roles");
-      await withKeys(o.dataDir, async (k) => {
-        const user = k.ensureUser(o.user);
-        const { token } = await k.create(user.id, o.label ?? null);
-        println(io, token);
+      const { createCatalogueKey } = await import('./keys-database.js');
+      await withLocalCatalogue(o.dataDir, async (c, maxKeysPerUser) => {
+        // As at the upgrade: the user named admin is an admin.
+        const role: Role = (o.role as Role | undefined) ?? (o.user === 'admin' ? 'admin' : 'user');
+        const r = await createCatalogueKey(c, { user: o.user, role, label: o.label ?? null, now: systemClock.now(), maxKeysPerUser });
+        if (r.roleKept) note(io, `user ${o.user} exists with role ${r.roleKept}; its role is unchanged`);
+        println(io, r.token);
       });
     });
 
@@ -69,10 +84,14 @@ export function registerKeys(program: Command, io: Io): void {
     .option('--json', 'print JSON')
     .option(...dataDir)
     .action(async (o: { json?: boolean; dataDir?: string }) => {
-      await withKeys(o.dataDir, (_k, store) => {
-        const rows = store.apiKeys.list().map((key) => ({
+      await withLocalCatalogue(o.dataDir, async (c) => {
+        const names = new Map<string, string>();
+        for (const key of await c.allKeys()) {
+          if (!names.has(key.userId)) names.set(key.userId, (await c.user(key.userId))?.name ?? key.userId);
+        }
+        const rows = (await c.allKeys()).map((key) => ({
           prefix: key.prefix,
-          user: store.users.get(key.userId)?.name ?? key.userId,
+          user: names.get(key.userId) ?? key.userId,
           label: key.label,
           createdAt: iso(key.createdAt),
           lastUsedAt: key.lastUsedAt === null ? null : iso(key.lastUsedAt),
@@ -94,9 +113,12 @@ export function registerKeys(program: Command, io: Io): void {
     .argument('<prefix>', 'the key prefix shown by "keys list"')
     .option(...dataDir)
     .action(async (prefix: string, o: { dataDir?: string }) => {
-      await withKeys(o.dataDir, (k) => {
-        const key = k.revoke(prefix);
-        println(io, `revoked key ${key.prefix}`);
+      await withLocalCatalogue(o.dataDir, async (c) => {
+        const p = prefix.replace(/^kova_/, '').split('.')[0] ?? '';
+        const candidates = (await c.allKeys()).filter((k) => k.prefix.startsWith(p) && p.length >= 4);
+        if (candidates.length !== 1) throw new NotFoundError('API_KEY_NOT_FOUND', `no API key with prefix ${p}`);
+        await c.revokeKey(candidates[0]!.prefix, systemClock.now());
+        println(io, `revoked key ${candidates[0]!.prefix}`);
       });
     });
 }

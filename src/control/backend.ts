@@ -42,6 +42,19 @@ const newestFirst = <T extends { createdAt: number }>(xs: readonly T[]): T[] => 
 
 const GB = 1e9;
 
+export interface BackendOptions {
+  /**
+   * The one node every new deployment goes to, without weighing capacity
+   * (`kova serve`: its local node decides whether it has room, as it always
+   * did). Default: placement among the online nodes (placement.ts).
+   */
+  readonly onlyNode?: string;
+  /** Whether a deployment's view names its node. Default true; `kova serve` shows `node: null`. */
+  readonly showNode?: boolean;
+  /** The relay the node routes take answers for (node-routes.ts `relay`): one per replica. Default one without a logger. */
+  readonly relay?: ReadRelay;
+}
+
 export class ControlBackend {
   readonly deployments: DeploymentsApi;
   readonly snapshots: SnapshotsApi;
@@ -50,16 +63,18 @@ export class ControlBackend {
   readonly nodes: NodesApi;
   /** Browsing, downloading and comparing snapshots: answered by the deployment's node through the relay (relay-browse.ts). */
   readonly browse: BrowseApi;
+  /** The relay the node routes take answers for (node-routes.ts `relay`): one per replica. */
+  readonly relay: ReadRelay;
 
   constructor(
     private readonly catalogue: Catalogue,
     private readonly dispatcher: Dispatcher,
     private readonly clock: Clock,
     private readonly nodeTimeoutMs: number,
-    /** The relay the node routes take answers for (node-routes.ts `relay`): one per replica. */
-    readonly relay: ReadRelay = new ReadRelay(catalogue, clock, null, { nodeTimeoutMs }),
+    private readonly opts: BackendOptions = {},
   ) {
-    this.browse = relayBrowse(relay, (userId, depId, snapId) => this.readable(userId, depId, snapId));
+    this.relay = opts.relay ?? new ReadRelay(catalogue, clock, null, { nodeTimeoutMs });
+    this.browse = relayBrowse(this.relay, (userId, depId, snapId) => this.readable(userId, depId, snapId));
     this.deployments = {
       create: (userId, sdl, name) => this.create(userId, sdl, name),
       list: async (userId) => (await catalogue.deploymentsOf(userId)).flatMap((d) => (d.state ? [d.state.deployment] : [])),
@@ -166,14 +181,15 @@ export class ControlBackend {
   private async extras(d: Deployment): Promise<DeploymentExtras> {
     const cd = await this.catalogue.deployment(d.id);
     const n = cd ? await this.catalogue.node(cd.nodeId) : undefined;
-    const node = n
-      ? {
-          id: n.id,
-          name: n.name,
-          status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs),
-          lastHeartbeatAt: n.lastHeartbeatAt === null ? null : iso(n.lastHeartbeatAt),
-        }
-      : null;
+    const node =
+      n && this.opts.showNode !== false
+        ? {
+            id: n.id,
+            name: n.name,
+            status: nodeStatus(n, this.clock.now(), this.nodeTimeoutMs),
+            lastHeartbeatAt: n.lastHeartbeatAt === null ? null : iso(n.lastHeartbeatAt),
+          }
+        : null;
     const s = cd?.state;
     if (!s || d.status !== 'active') return { operation: null, node };
     return { services: s.services, volumeBytes: s.volumeBytes, snapshots: s.snapshotSummary, operation: s.operation, node };
@@ -222,7 +238,9 @@ export class ControlBackend {
     const needed = manifest.services.reduce((sum, s) => sum + s.volumes.reduce((n, v) => n + v.sizeBytes, 0), 0);
     const now = this.clock.now();
     const nodes = (await this.catalogue.nodes()).map((n) => ({ ...n, status: nodeStatus(n, now, this.nodeTimeoutMs) }));
-    const chosen = place(nodes, needed);
+    const only = this.opts.onlyNode === undefined ? undefined : nodes.find((n) => n.id === this.opts.onlyNode);
+    if (this.opts.onlyNode !== undefined && !only) throw new NodeUnavailableError(`node ${this.opts.onlyNode} is not registered`, {});
+    const chosen = only ? ({ ok: true, node: only } as const) : place(nodes, needed);
     if (!chosen.ok) {
       const why =
         chosen.online === 0

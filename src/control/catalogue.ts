@@ -102,9 +102,15 @@ export interface Catalogue {
   userByName(name: string): Promise<CatalogueUser | undefined>;
   countUsers(): Promise<number>;
   insertKey(k: Omit<ApiKey, 'lastUsedAt' | 'revokedAt'>): Promise<void>;
+  /** importUser records a user with its id as given, unless one with that id or name exists (an upgrade copies users so). */
+  importUser(u: CatalogueUser): Promise<void>;
+  /** importKey records a key as it is (times, revocation included), unless its prefix exists. */
+  importKey(k: ApiKey): Promise<void>;
   key(prefix: string): Promise<ApiKey | undefined>;
   /** A user's keys, newest first. */
   keys(userId: string): Promise<ApiKey[]>;
+  /** Every user's keys, newest first (`kova keys list`). */
+  allKeys(): Promise<ApiKey[]>;
   revokeKey(prefix: string, at: number): Promise<boolean>;
   touchKey(prefix: string, at: number): Promise<void>;
 

@@ -27,6 +27,7 @@ const TOUCH_EVERY_MS = 60_000;
 export class CatalogueKeys implements KeysApi {
   private readonly verified = new Map<string, { digest: Buffer; until: number }>();
   private dummyHash: Promise<string> | null = null;
+  private readonly creating = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly catalogue: Catalogue,
@@ -34,7 +35,22 @@ export class CatalogueKeys implements KeysApi {
     private readonly maxKeysPerUser = DEFAULT_MAX_KEYS_PER_USER,
   ) {}
 
-  async create(userId: string, label: string | null): Promise<NewKey> {
+  /**
+   * create issues a key. Creations for one user are serialised in this
+   * process, so parallel requests cannot all pass the cap before any is
+   * inserted.
+   */
+  create(userId: string, label: string | null): Promise<NewKey> {
+    const run = (this.creating.get(userId) ?? Promise.resolve()).then(() => this.createNow(userId, label));
+    const settled = run.catch(() => undefined);
+    this.creating.set(userId, settled);
+    void settled.then(() => {
+      if (this.creating.get(userId) === settled) this.creating.delete(userId);
+    });
+    return run;
+  }
+
+  private async createNow(userId: string, label: string | null): Promise<NewKey> {
     const clean = label === null ? null : checkText(label, LABEL_TEXT);
     const active = (await this.catalogue.keys(userId)).filter((k) => k.revokedAt === null).length;
     if (active >= this.maxKeysPerUser) {
@@ -62,7 +78,7 @@ export class CatalogueKeys implements KeysApi {
     if (!ok) {
       await gate?.(prefix);
       this.dummyHash ??= hashSecret(randomBytes(32).toString('base64url'));
-      ok = await checkSecret(secret, key?.secretHash ?? (await this.dummyHash));
+      ok = await this.checkHash(secret, key?.secretHash ?? (await this.dummyHash));
       if (!key || key.revokedAt !== null) return null;
       if (ok) this.verified.set(prefix, { digest, until: now + CACHE_MS });
     }
@@ -71,6 +87,11 @@ export class CatalogueKeys implements KeysApi {
     if (!user) return null;
     if (key.lastUsedAt === null || now - key.lastUsedAt > TOUCH_EVERY_MS) await this.catalogue.touchKey(prefix, now);
     return { user: { id: user.id, name: user.name, createdAt: user.createdAt }, role: user.role, keyPrefix: prefix };
+  }
+
+  /** checkHash is the slow part of authenticate: one scrypt per call. */
+  checkHash(secret: string, stored: string): Promise<boolean> {
+    return checkSecret(secret, stored);
   }
 
   list(userId: string): Promise<ApiKey[]> {

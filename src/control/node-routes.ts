@@ -7,30 +7,26 @@
  * catalogue (the token itself is never stored). A user's API key is no node
  * token (401 here), and a node token is no API key (401 on /api/v1).
  *
- * A node only ever sees and touches its own: the long poll hands it its own
- * operations, a result for another node's operation is 404, and the
- * catalogue ignores documents of deployments not placed on it. Results and
- * documents may come more than once (delivery is at least once): a repeat
- * changes nothing and is answered as success, so the node stops resending.
+ * What each endpoint does is node-side.ts (shared with the in-process
+ * transport of `kova serve`); here only the token and the bodies' shape are
+ * checked.
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../api/errors.js';
 import type { Clock } from '../core/clock.js';
-import { KovaError, NotFoundError } from '../core/errors.js';
 import {
   type DeploymentState,
   type HelloReply,
-  MAX_POLL_WAIT_MS,
   NODE_PATHS,
   NODE_TOKEN_PREFIX,
   type OperationResult,
   type OperationsReply,
-  PROTOCOL_VERSION,
   type StateReply,
 } from '../network/protocol.js';
 import type { Catalogue, CatalogueNode } from './catalogue.js';
 import type { Dispatcher } from './dispatch.js';
+import { NodeSide, type NodeSideOptions } from './node-side.js';
 import type { ReadRelay } from './relay.js';
 import { relayRoutes } from './relay-routes.js';
 import { hashNodeToken, isNodeToken } from './store/index.js';
@@ -41,9 +37,7 @@ declare module 'fastify' {
   }
 }
 
-export interface NodeRouteOptions {
-  readonly heartbeatIntervalMs: number;
-  readonly nodeTimeoutMs: number;
+export interface NodeRouteOptions extends NodeSideOptions {
   /** Relays snapshot reads to nodes (relay.ts); absent: no reads are handed out and no answers taken. */
   readonly relay?: ReadRelay;
 }
@@ -95,6 +89,7 @@ const StateBody = Type.Object({ deployments: Type.Array(StateDoc, { maxItems: 10
 const NODE_BODY_LIMIT = 16 * 1024 * 1024;
 
 export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: Clock, opts: NodeRouteOptions) {
+  const side = new NodeSide(catalogue, dispatcher, clock, opts);
   return async (app: FastifyInstance): Promise<void> => {
     // Every long poll answers (with what it has) as soon as the app starts closing, so shutdown does not wait for them.
     const closing = new AbortController();
@@ -121,38 +116,18 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
         req.node = found;
       });
 
-      node.post<{ Body: Static<typeof HelloBody> }>(NODE_PATHS.hello, { schema: { body: HelloBody } }, async (req): Promise<HelloReply> => {
-        if (req.body.protocol !== PROTOCOL_VERSION) {
-          throw new KovaError(
-            'PROTOCOL_MISMATCH',
-            `this control plane speaks node protocol ${PROTOCOL_VERSION}, the node ${req.body.protocol}; upgrade the older one`,
-            { status: 400 },
-          );
-        }
-        await catalogue.hello(
-          req.node.id,
-          { version: req.body.version, runtime: req.body.runtime, bootId: req.body.bootId, offsiteTarget: req.body.offsiteTarget ?? null },
-          clock.now(),
-        );
-        return {
-          protocol: PROTOCOL_VERSION,
-          nodeId: req.node.id,
-          name: req.node.name,
-          heartbeatIntervalMs: opts.heartbeatIntervalMs,
-          nodeTimeoutMs: opts.nodeTimeoutMs,
-        };
-      });
+      node.post<{ Body: Static<typeof HelloBody> }>(NODE_PATHS.hello, { schema: { body: HelloBody } }, (req): Promise<HelloReply> =>
+        side.hello(req.node, req.body),
+      );
 
-      node.post<{ Body: Static<typeof HeartbeatBody> }>(NODE_PATHS.heartbeat, { schema: { body: HeartbeatBody } }, async (req) => {
-        await catalogue.heartbeat(req.node.id, req.body.capacity, clock.now());
-        return { success: true };
-      });
+      node.post<{ Body: Static<typeof HeartbeatBody> }>(NODE_PATHS.heartbeat, { schema: { body: HeartbeatBody } }, (req) =>
+        side.heartbeat(req.node, req.body.capacity),
+      );
 
       node.get<{ Querystring: Static<typeof PollQuery> }>(
         NODE_PATHS.operations,
         { schema: { querystring: PollQuery } },
         async (req, reply): Promise<OperationsReply> => {
-          const waitMs = Math.min(Number(req.query.waitMs ?? 0), MAX_POLL_WAIT_MS);
           // Ends with the client's connection or the app, whichever goes first.
           const gone = new AbortController();
           const onClose = (): void => {
@@ -164,7 +139,7 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
           try {
             // A node that answers reads says so (`reads=1`); an older one gets operations only.
             const reads = req.query.reads === '1' && opts.relay !== undefined;
-            return await catalogue.poll(req.node.id, waitMs, { reads, signal: gone.signal });
+            return await side.operations(req.node, Number(req.query.waitMs ?? 0), { reads, signal: gone.signal });
           } finally {
             reply.raw.off('close', onClose);
             closing.signal.removeEventListener('abort', onClosing);
@@ -175,20 +150,13 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
       node.post<{ Params: Static<typeof OpParams>; Body: OperationResult }>(
         '/node/v1/operations/:id/result',
         { schema: { params: OpParams, body: ResultBody } },
-        async (req) => {
-          const op = await catalogue.operation(req.params.id);
-          if (!op || op.nodeId !== req.node.id) throw new NotFoundError('OPERATION_NOT_FOUND', `operation ${req.params.id} not found`);
-          // The documents first: whoever waits for the result reads them next (dispatch.ts applies them too).
-          if (req.body.ok) await dispatcher.apply(req.node.id, req.body);
-          const recorded = await catalogue.finish(op.id, req.node.id, req.body, clock.now());
-          return { success: true, recorded };
-        },
+        (req) => side.result(req.node, req.params.id, req.body),
       );
 
       node.post<{ Body: { deployments: DeploymentState[] } }>(
         NODE_PATHS.state,
         { schema: { body: StateBody } },
-        async (req): Promise<StateReply> => ({ acked: await catalogue.applyState(req.node.id, req.body.deployments) }),
+        (req): Promise<StateReply> => side.state(req.node, req.body.deployments),
       );
 
       if (opts.relay) relayRoutes(node, opts.relay);

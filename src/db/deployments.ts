@@ -68,6 +68,11 @@ export class Deployments extends Table {
     return (this.q('SELECT * FROM deployments WHERE user_id = ? ORDER BY created_at DESC, id').all(userId) as Row[]).map(toDeployment);
   }
 
+  /** list returns every deployment, closed ones included, oldest first. */
+  list(): Deployment[] {
+    return (this.q('SELECT * FROM deployments ORDER BY created_at, id').all() as Row[]).map(toDeployment);
+  }
+
   listActive(): Deployment[] {
     return (this.q("SELECT * FROM deployments WHERE status = 'active' ORDER BY created_at").all() as Row[]).map(toDeployment);
   }

@@ -69,6 +69,18 @@ export class SyncVersions extends Table {
     this.q('UPDATE sync_versions SET acked = max(acked, ?) WHERE deployment_id = ?').run(version, deploymentId);
   }
 
+  /**
+   * resend marks a deployment's document as not acknowledged (creating its
+   * row if it has none), so the next flush sends it: for a catalogue that
+   * has never held it.
+   */
+  resend(deploymentId: string): void {
+    this.q(
+      `INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (?, 1, 1)
+       ON CONFLICT (deployment_id) DO UPDATE SET acked = 0, urgent_version = version`,
+    ).run(deploymentId);
+  }
+
   /** liveChanged records a new digest of the live part and bumps the version (an urgent change). */
   liveChanged(deploymentId: string, hash: string): void {
     this.q(

@@ -30,6 +30,11 @@ export class Users extends Table {
     return r && toUser(r);
   }
 
+  /** list returns every user, oldest first. */
+  list(): User[] {
+    return (this.q('SELECT * FROM users ORDER BY created_at, id').all() as Row[]).map(toUser);
+  }
+
   count(): number {
     return (this.q('SELECT count(*) AS n FROM users').get() as { n: number }).n;
   }

@@ -8,8 +8,10 @@
  *               change of the live part (state-sync) and sends the capacity;
  *   state       sends the documents of deployments that changed (state-sync).
  *
- * Each loop waits out an unreachable control plane in the client (failover,
- * backoff); nothing on the node waits for it: jobs and the scheduler keep
+ * The control plane is reached through a transport (transport.ts): HTTP to
+ * the replicas of `kova control-plane`, or direct calls in `kova serve`.
+ * Each loop waits out an unreachable control plane in the transport
+ * (failover, backoff); nothing on the node waits for it: jobs and the scheduler keep
  * running, and what changed meanwhile is sent once a replica answers.
  * Nothing is closed, deleted or pruned because the control plane cannot be
  * reached.
@@ -28,18 +30,17 @@ import {
   type HelloReply,
   type HelloRequest,
   MAX_POLL_WAIT_MS,
-  NODE_PATHS,
   type OperationResult,
   type OperationsReply,
   PROTOCOL_VERSION,
-  READS_QUERY,
   type StateReply,
 } from '../network/protocol.js';
 import { measureCapacity } from './capacity.js';
-import { ClientClosedError, type ControlClient, NodeRejectedError, UntrustedCertificateError } from './control-client.js';
+import { ClientClosedError, NodeRejectedError, UntrustedCertificateError } from './control-client.js';
 import { Executor } from './executor.js';
 import { ReadRunner } from './relay.js';
 import { StateSync, type StateSyncOptions } from './state-sync.js';
+import type { ControlTransport } from './transport.js';
 
 /** The control plane refused the hello, or speaks another protocol. */
 export class HelloRefusedError extends KovaError {
@@ -69,14 +70,17 @@ const MAX_HEARTBEAT_MS = 10 * 60_000;
 export class NodeAgent {
   readonly sync: StateSync;
   readonly executor: Executor;
-  /** Answers the snapshot reads the long poll hands out (relay.ts). */
-  readonly reads: ReadRunner;
+  /** Answers the snapshot reads the long poll hands out (relay.ts); null over a transport that hands out none. */
+  readonly reads: ReadRunner | null;
   /** Changes on every start of the process: tells the control plane the node restarted. */
   readonly bootId = randomUUID();
   /** The hello reply, once the control plane answered. */
   hello: HelloReply | null = null;
   /** Resolves once stopped; rejects with the error that stopped the node (a refused token). */
   readonly done: Promise<void>;
+  /** Resolves with the hello reply once the control plane answered it (stays pending if the agent stops first). */
+  readonly connected: Promise<HelloReply>;
+  private connect!: (reply: HelloReply) => void;
   private stopped = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private finish!: (err?: unknown) => void;
@@ -84,13 +88,16 @@ export class NodeAgent {
 
   constructor(
     private readonly services: Services,
-    private readonly client: ControlClient,
+    private readonly client: ControlTransport,
     private readonly log: Logger,
     opts: AgentOptions,
   ) {
     this.opts = { ...opts, pollWaitMs: opts.pollWaitMs ?? AGENT_DEFAULTS.pollWaitMs, retryMs: opts.retryMs ?? AGENT_DEFAULTS.retryMs };
     this.done = new Promise<void>((resolve, reject) => {
       this.finish = (err?: unknown) => (err === undefined ? resolve() : reject(err as Error));
+    });
+    this.connected = new Promise<HelloReply>((resolve) => {
+      this.connect = resolve;
     });
     // A caller that only stops the agent must not see an unhandled rejection.
     this.done.catch(() => undefined);
@@ -101,7 +108,8 @@ export class NodeAgent {
       opts.stateSync,
       opts.offsiteTarget ?? null,
     );
-    this.reads = new ReadRunner(services.browse, client, log);
+    const upload = client.upload?.bind(client);
+    this.reads = upload ? new ReadRunner(services.browse, { upload }, log) : null;
     this.executor = new Executor(
       services,
       this.sync,
@@ -124,7 +132,7 @@ export class NodeAgent {
       bootId: this.bootId,
       offsiteTarget: this.opts.offsiteTarget ?? null,
     };
-    const a = await this.client.request('POST', NODE_PATHS.hello, req);
+    const a = await this.client.hello(req);
     const reply = a.body as HelloReply | null;
     if (a.status !== 200 || !reply || typeof reply.nodeId !== 'string') {
       throw new HelloRefusedError(`the control plane at ${a.url} refused the hello (HTTP ${a.status}${errorText(a.body)})`, {
@@ -139,6 +147,7 @@ export class NodeAgent {
     }
     if (this.stopped) return;
     this.hello = reply;
+    this.connect(reply);
     this.log.info({ node: reply.nodeId, name: reply.name, url: a.url }, 'connected to the control plane');
     void this.sync.run((err) => this.loopError(err, 'could not send deployment state'));
     void this.pollLoop();
@@ -149,12 +158,16 @@ export class NodeAgent {
     const waitMs = Math.min(this.opts.pollWaitMs, MAX_POLL_WAIT_MS);
     while (!this.stopped) {
       try {
-        const a = await this.client.request('GET', `${NODE_PATHS.operations}?waitMs=${waitMs}&${READS_QUERY}`, undefined, {
-          timeoutMs: waitMs + 10_000,
-        });
+        const a = await this.client.operations(waitMs);
         if (a.status === 200) {
-          this.executor.accept((a.body as OperationsReply).operations ?? []);
-          this.reads.accept((a.body as OperationsReply).reads ?? []);
+          const reply = a.body as OperationsReply;
+          const ops = reply.operations ?? [];
+          this.reads?.accept(reply.reads ?? []);
+          // The control plane hands out what is unfinished at once: operations still in hand come back without
+          // waiting. Poll again once one of them is done (or after retryMs), not in a tight loop.
+          if (this.executor.accept(ops) === 0 && ops.length > 0) {
+            await Promise.race([this.executor.released(), this.pause(this.opts.retryMs)]);
+          }
         } else {
           this.log.warn({ status: a.status, body: a.body }, 'the control plane did not hand out operations');
           await this.pause(this.opts.retryMs * 5);
@@ -178,7 +191,7 @@ export class NodeAgent {
       await this.sync.checkLive();
       this.sync.poke();
       const capacity = await measureCapacity(this.services.ctx, this.services.deployments);
-      const a = await this.client.request('POST', NODE_PATHS.heartbeat, { capacity });
+      const a = await this.client.heartbeat(capacity);
       if (a.status >= 300) this.log.warn({ status: a.status, body: a.body }, 'the control plane did not take the heartbeat');
     } catch (err) {
       this.loopError(err, 'heartbeat failed');
@@ -186,7 +199,7 @@ export class NodeAgent {
   }
 
   private async sendState(docs: readonly DeploymentState[]): Promise<StateReply['acked']> {
-    const a = await this.client.request('POST', NODE_PATHS.state, { deployments: docs });
+    const a = await this.client.state(docs);
     if (a.status === 200) return (a.body as StateReply).acked ?? [];
     this.log.warn({ status: a.status, body: a.body }, 'the control plane did not take the deployment state');
     return [];
@@ -196,7 +209,7 @@ export class NodeAgent {
   private async postResult(opId: string, result: OperationResult): Promise<void> {
     let wait = this.opts.retryMs;
     for (;;) {
-      const a = await this.client.request('POST', NODE_PATHS.result(opId), result);
+      const a = await this.client.result(opId, result);
       if (a.status >= 200 && a.status < 300) return;
       if (a.status === 404 || a.status === 409) {
         this.log.info({ operation: opId, status: a.status }, 'the control plane no longer waits for this result; dropped');

@@ -28,6 +28,15 @@ import http from 'node:http';
 import https from 'node:https';
 import { type Readable, pipeline } from 'node:stream';
 import { KovaError } from '../core/errors.js';
+import {
+  type Capacity,
+  type DeploymentState,
+  type HelloRequest,
+  NODE_PATHS,
+  type OperationResult,
+  READS_QUERY,
+} from '../network/protocol.js';
+import type { Answer, ControlTransport } from './transport.js';
 
 /** The control plane refused the node's token (or does not know the node). */
 export class NodeRejectedError extends KovaError {
@@ -101,13 +110,7 @@ export interface ControlClientOptions {
   readonly random?: () => number;
 }
 
-export interface Answer {
-  readonly status: number;
-  /** Parsed JSON, or null for an empty body or one that is not JSON. */
-  readonly body: unknown;
-  /** The replica that answered. */
-  readonly url: string;
-}
+export type { Answer } from './transport.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_MIN_BACKOFF_MS = 100;
@@ -128,7 +131,7 @@ export function readCa(file: string): Buffer {
   return fs.readFileSync(file);
 }
 
-export class ControlClient {
+export class ControlClient implements ControlTransport {
   private current = 0;
   private closed = false;
   private rejected: NodeRejectedError | UntrustedCertificateError | null = null;
@@ -151,6 +154,28 @@ export class ControlClient {
   /** The URL requests go to now. */
   get currentUrl(): string {
     return this.urls[this.current]!.origin;
+  }
+
+  hello(req: HelloRequest): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.hello, req);
+  }
+
+  heartbeat(capacity: Capacity): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.heartbeat, { capacity });
+  }
+
+  /** The long poll; its request timeout leaves the replica 10 s beyond the wait. */
+  operations(waitMs: number): Promise<Answer> {
+    // This node answers snapshot reads (relay.ts): it says so, and gets them with its operations.
+    return this.request('GET', `${NODE_PATHS.operations}?waitMs=${waitMs}&${READS_QUERY}`, undefined, { timeoutMs: waitMs + 10_000 });
+  }
+
+  result(opId: string, result: OperationResult): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.result(opId), result);
+  }
+
+  state(docs: readonly DeploymentState[]): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.state, { deployments: docs });
   }
 
   /**

@@ -62,6 +62,7 @@ export class Executor {
   readonly journal: AppliedOperations;
   private readonly inHand = new Set<string>();
   private readonly chains = new Map<string, Promise<void>>();
+  private releaseWaiters: Array<() => void> = [];
 
   constructor(
     private readonly services: Services,
@@ -74,16 +75,18 @@ export class Executor {
     this.journal = new AppliedOperations(services.ctx.store.db);
   }
 
-  /** accept queues the operations of a poll (oldest first) that are not in hand already. */
-  accept(ops: readonly Operation[]): void {
+  /** accept queues the operations of a poll (oldest first) that are not in hand already; returns how many were new. */
+  accept(ops: readonly Operation[]): number {
+    let fresh = 0;
     for (const op of ops) {
       if (this.inHand.has(op.id)) continue;
+      fresh++;
       this.inHand.add(op.id);
       const key = op.payload.deploymentId;
       const chain = (this.chains.get(key) ?? Promise.resolve())
         .then(() => this.handle(op))
         .catch((err: unknown) => {
-          this.inHand.delete(op.id);
+          this.release(op.id);
           this.onError(err);
         });
       this.chains.set(key, chain);
@@ -91,6 +94,19 @@ export class Executor {
         if (this.chains.get(key) === chain) this.chains.delete(key);
       });
     }
+    return fresh;
+  }
+
+  /** released resolves the next time an operation leaves the hand (its result taken, or its handling failed). */
+  released(): Promise<void> {
+    return new Promise((resolve) => this.releaseWaiters.push(resolve));
+  }
+
+  private release(opId: string): void {
+    this.inHand.delete(opId);
+    const waiters = this.releaseWaiters;
+    this.releaseWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** idle resolves once every accepted operation was applied and its result posted. */
@@ -102,7 +118,7 @@ export class Executor {
     const outcome = await this.apply(op);
     this.sync.poke();
     await this.post(op.id, await this.result(op, outcome));
-    this.inHand.delete(op.id);
+    this.release(op.id);
   }
 
   /** apply applies an operation once: a repeated id gets the journalled outcome and changes nothing. */

@@ -20,7 +20,7 @@ import type { BrowseApi } from '../api/deps.js';
 import { KovaError, ValidationError } from '../core/errors.js';
 import { NODE_PATHS, READ_HEADERS, type ReadRequest, type WireError } from '../network/protocol.js';
 import type { ChangeView } from '../services/browse-service.js';
-import type { ControlClient } from './control-client.js';
+import type { ControlTransport } from './transport.js';
 
 /** How long an upload may make no progress (a user reading slowly holds it) before it is given up. */
 export const UPLOAD_IDLE_MS = 120_000;
@@ -52,7 +52,7 @@ export class ReadRunner {
 
   constructor(
     private readonly browse: BrowseApi,
-    private readonly client: ControlClient,
+    private readonly client: Required<Pick<ControlTransport, 'upload'>>,
     private readonly log: Logger,
   ) {}
 

@@ -31,6 +31,7 @@ import type { DeploymentState, RestoreState, StateReply } from '../network/proto
 import type { ServiceContext } from '../services/context.js';
 import type { DeploymentService } from '../services/deployment-service.js';
 import { currentOperation } from '../services/guards.js';
+import { bounded } from '../services/settings-service.js';
 
 /** withCopies adds each snapshot's off-node copy (null when it was never queued for one), as the API shows it. */
 function withCopies(rows: readonly Snapshot[], copies: ReadonlyMap<string, OffsiteCopy>): Snapshot[] {
@@ -107,7 +108,11 @@ export class StateSync {
       return {
         deployment: d,
         version: this.versions.get(depId)?.version ?? 0,
-        settings: { ...store.settings.get(depId), offsite: offsite ? { enabled: offsite.enabledFor(depId) } : null },
+        // As the settings service shows them: a schedule an older version stored past the rules is brought within them.
+        settings: {
+          ...bounded(store.settings.get(depId), this.ctx.clock.now()),
+          offsite: offsite ? { enabled: offsite.enabledFor(depId) } : null,
+        },
         snapshots: offsite ? withCopies(store.snapshots.list(depId), store.offsite.forDeployment(depId)) : store.snapshots.list(depId),
         offsiteTarget: this.offsiteTarget,
         restores,

@@ -260,7 +260,7 @@ interface Intervals {
 }
 
 /** bounded applies boundedSchedule to stored settings; the interval text must say the interval, else it is rewritten. */
-function bounded(s: SnapshotSettings, now: number): SnapshotSettings {
+export function bounded(s: SnapshotSettings, now: number): SnapshotSettings {
   const b = boundedSchedule(s.deploymentId, s.intervalMs, s.nextRunAt, now);
   const textOk = s.interval === null || parseDuration(s.interval) === b.intervalMs;
   if (b.intervalMs === s.intervalMs && b.nextRunAt === s.nextRunAt && textOk) return s;

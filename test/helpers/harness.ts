@@ -1,7 +1,12 @@
 /**
- * harness: a complete Kova service for tests, in a temp data dir, with the
- * real database, engine and a real runtime (process by default), driven
- * through app.inject() (no socket) and a manual clock for the scheduler.
+ * harness: a complete Kova service for tests, in a temp data dir, wired as
+ * `kova serve` wires it (src/app/server.ts, local-control.ts): the local
+ * node's services over the real journal, engine and a real runtime
+ * (process by default), its agent over the in-process transport, and the
+ * API over the control plane's backend and catalogue (DATA/control.db);
+ * driven through app.inject() (no socket) and a manual clock for the
+ * scheduler. Tests may arrange state through `store` and `services` (the
+ * node's): api() and idle() send what changed to the catalogue first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,7 +15,9 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.js';
 import type { AppConfig } from '../../src/api/deps.js';
+import { type LocalControl, startLocalControl } from '../../src/app/local-control.js';
 import { VERSION, wireServices, type Services } from '../../src/app/server.js';
+import type { CatalogueKeys } from '../../src/control/keys.js';
 import { ManualClock, type Clock } from '../../src/core/clock.js';
 import { Store } from '../../src/db/store.js';
 import { ProcessRuntime } from '../../src/runtime/process/process-runtime.js';
@@ -23,7 +30,12 @@ type ApiAnswer = { status: number; body: any; res: LightMyRequestResponse };
 
 export interface Harness {
   readonly app: FastifyInstance;
+  /** The local node's services (their store is the node's journal). */
   readonly services: Services;
+  /** The control plane around the node: catalogue, keys, agent. */
+  readonly local: LocalControl;
+  /** Users' API keys, as the API checks them (the catalogue's). */
+  readonly keys: CatalogueKeys;
   readonly store: Store;
   readonly runtime: Runtime;
   readonly paths: Paths;
@@ -33,11 +45,13 @@ export interface Harness {
   readonly token: string;
   /** newUser creates another user and returns a token for them. */
   newUser(name: string): Promise<string>;
+  /** ensureUser returns the id of the user with this name in the catalogue, creating it. */
+  ensureUser(name: string): Promise<string>;
   /** api calls the API as `token` (default alice's) and returns status and parsed body. */
   api(method: string, url: string, body?: unknown, token?: string | null): Promise<ApiAnswer>;
   /** buildApp builds another app around the same services, its config changed by `config`. */
   buildApp(config?: Partial<AppConfig>): Promise<FastifyInstance>;
-  /** idle waits until no job is queued or running. */
+  /** idle waits until no job is queued or running, and the catalogue holds what they changed. */
   idle(): Promise<void>;
   close(): Promise<void>;
 }
@@ -82,6 +96,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     webhooks: opts.webhooks,
   });
   services.ctx.jobs.start();
+  const local = await startLocalControl(services, { clock, log, version: VERSION, maxKeysPerUser: opts.maxKeysPerUser });
   const appConfig: AppConfig = {
     minSnapshotIntervalMs,
     rateLimitPerMinute: opts.rateLimitPerMinute ?? 100_000,
@@ -95,26 +110,22 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   };
   const appWith = (config: Partial<AppConfig> = {}): Promise<FastifyInstance> =>
     buildApp({
-      keys: services.keys,
-      deployments: services.deployments,
-      snapshots: services.snapshots,
-      restores: services.restores,
-      browse: services.browse,
-      settings: services.settings,
-      verifications: services.verifications,
-      webhooks: services.webhooks,
+      ...local.deps,
       metrics: services.ctx.metrics,
       disk: services.ctx.disk,
       clock,
       config: { ...appConfig, ...config },
     });
   const app = await appWith();
-  const newUser = async (name: string): Promise<string> => {
-    const u = services.keys.ensureUser(name);
-    return (await services.keys.create(u.id, 'test')).token;
-  };
+  // As kova serve and kova keys do: the user named admin is an admin.
+  const ensureUser = async (name: string): Promise<string> =>
+    (await local.catalogue.ensureUser(name, name === 'admin' ? 'admin' : 'user', clock.now())).id;
+  const newUser = async (name: string): Promise<string> => (await local.keys.create(await ensureUser(name), 'test')).token;
   const token = await newUser('alice');
   const api: Harness['api'] = async (method, url, body, tok = token) => {
+    // What changed on the node (tests arrange state through its store too) reaches the catalogue first.
+    await local.agent.sync.checkLive();
+    await local.agent.sync.flush();
     const res = await app.inject({
       method: method as 'GET',
       url,
@@ -135,6 +146,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   return {
     app,
     services,
+    local,
+    keys: local.keys,
     store,
     runtime,
     paths,
@@ -142,15 +155,21 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     dataDir,
     token,
     newUser,
+    ensureUser,
     api,
     buildApp: appWith,
-    idle: () => services.ctx.jobs.idle(),
+    async idle() {
+      await services.ctx.jobs.idle();
+      await local.settle();
+    },
     async close() {
+      await local.stop();
       await app.close();
       await services.dispatcher.stop();
       await services.ctx.jobs.stop();
       for (const id of await runtime.deployments()) await runtime.remove(id).catch(() => undefined);
       await runtime.close();
+      await local.closeCatalogue();
       store.close();
       if (!opts.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },

@@ -22,11 +22,17 @@ describe('toCatalogueError', () => {
     ['a pool timeout', new Error('timeout exceeded when trying to connect')],
     ['every address refused', new AggregateError([withCode('ECONNREFUSED'), withCode('ECONNREFUSED')])],
     ['SQLite busy', withCode('SQLITE_BUSY')],
-    ['SQLite I/O error', withCode('SQLITE_IOERR_WRITE')],
   ])('wraps %s as DATABASE_UNAVAILABLE 503, keeping the cause', (_name, err) => {
     const wrapped = toCatalogueError(err);
     expect(wrapped).toBeInstanceOf(DatabaseUnavailableError);
     expect(wrapped).toMatchObject({ code: 'DATABASE_UNAVAILABLE', status: 503, cause: err });
+  });
+
+  it.each([
+    ['SQLite disk full', withCode('SQLITE_FULL')],
+    ['SQLite I/O error', withCode('SQLITE_IOERR_WRITE')],
+  ])('wraps %s as STORAGE_UNAVAILABLE 503 (the all-in-one catalogue on a full disk), keeping the cause', (_name, err) => {
+    expect(toCatalogueError(err)).toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503, cause: err });
   });
 
   it.each([

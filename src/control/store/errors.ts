@@ -3,7 +3,7 @@
  * connection failure into DATABASE_UNAVAILABLE (HTTP 503), so the API
  * answers cleanly while PostgreSQL restarts and recovers once it is back.
  */
-import { ConflictError, KovaError, NotFoundError } from '../../core/errors.js';
+import { ConflictError, KovaError, NotFoundError, StorageUnavailableError } from '../../core/errors.js';
 
 /** The catalogue's database cannot be reached right now; nothing was changed, retry later (HTTP 503). */
 export class DatabaseUnavailableError extends KovaError {
@@ -62,9 +62,21 @@ export function isUnavailable(err: unknown): boolean {
   return err instanceof Error && UNAVAILABLE_MESSAGE.test(err.message);
 }
 
-/** toCatalogueError keeps KovaErrors, wraps connection failures, and passes anything else (a bug) through. */
+/** A SQLite catalogue that cannot write: its disk is full or failing. */
+function cannotWrite(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR'));
+}
+
+/**
+ * toCatalogueError keeps KovaErrors, wraps connection failures, and passes
+ * anything else (a bug) through. A SQLite catalogue (kova serve's
+ * control.db) that cannot write is STORAGE_UNAVAILABLE, the code the
+ * all-in-one has always answered for its full disk.
+ */
 export function toCatalogueError(err: unknown): unknown {
   if (err instanceof KovaError) return err;
+  if (cannotWrite(err)) return new StorageUnavailableError(err);
   return isUnavailable(err) ? new DatabaseUnavailableError(err) : err;
 }
 

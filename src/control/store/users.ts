@@ -11,7 +11,18 @@ import type { ApiKeysTable, UsersTable } from './schema.js';
 
 type UserPart = Pick<
   Catalogue,
-  'ensureUser' | 'user' | 'userByName' | 'countUsers' | 'insertKey' | 'key' | 'keys' | 'revokeKey' | 'touchKey'
+  | 'ensureUser'
+  | 'user'
+  | 'userByName'
+  | 'countUsers'
+  | 'insertKey'
+  | 'importUser'
+  | 'importKey'
+  | 'key'
+  | 'keys'
+  | 'allKeys'
+  | 'revokeKey'
+  | 'touchKey'
 >;
 
 const toUser = (r: UsersTable): CatalogueUser => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at });
@@ -69,6 +80,28 @@ export function users({ db }: Conn): UserPart {
         })
         .execute();
     },
+    async importUser(u) {
+      await db
+        .insertInto('users')
+        .values({ id: u.id, name: u.name, role: u.role, created_at: u.createdAt })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    },
+    async importKey(k) {
+      await db
+        .insertInto('api_keys')
+        .values({
+          prefix: k.prefix,
+          user_id: k.userId,
+          secret_hash: k.secretHash,
+          label: k.label,
+          created_at: k.createdAt,
+          last_used_at: k.lastUsedAt,
+          revoked_at: k.revokedAt,
+        })
+        .onConflict((oc) => oc.column('prefix').doNothing())
+        .execute();
+    },
     async key(prefix) {
       const r = await db.selectFrom('api_keys').selectAll().where('prefix', '=', prefix).executeTakeFirst();
       return r && toKey(r);
@@ -81,6 +114,10 @@ export function users({ db }: Conn): UserPart {
         .orderBy('created_at', 'desc')
         .orderBy('prefix')
         .execute();
+      return rows.map(toKey);
+    },
+    async allKeys() {
+      const rows = await db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').orderBy('prefix').execute();
       return rows.map(toKey);
     },
     async revokeKey(prefix, at) {
