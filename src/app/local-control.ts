@@ -52,7 +52,7 @@ import type { StateSyncOptions } from '../node/state-sync.js';
 import type { HashGate, Principal } from '../services/keys.js';
 import { targetIdentity } from '../services/offsite-target.js';
 import { snapshotHealth } from '../services/snapshot-health.js';
-import type { Services } from './server.js';
+import type { Services } from '../services/wire.js';
 
 /** The catalogue's file in the data directory. */
 export const CONTROL_DB = 'control.db';

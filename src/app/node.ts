@@ -26,7 +26,8 @@ import { type OffsiteTarget, targetIdentity } from '../services/offsite-target.j
 import { Paths } from '../services/paths.js';
 import { ensurePrivateDataDir } from './data-dir.js';
 import type { NodeConfig } from './node-config.js';
-import { SCHEDULER_TICK_MS, type Services, VERSION, chooseRuntime, offsiteTarget, wireServices } from './server.js';
+import { type Services, wireServices } from '../services/wire.js';
+import { SCHEDULER_TICK_MS, VERSION, chooseRuntime, offsiteTarget } from './server.js';
 
 export interface RunningNode {
   readonly services: Services;

@@ -16,54 +16,22 @@ import { buildApp } from '../api/app.js';
 import { type Clock, systemClock } from '../core/clock.js';
 import { KovaError, ValidationError, isErrno } from '../core/errors.js';
 import { Store } from '../db/store.js';
-import { JobQueue } from '../jobs/queue.js';
 import { DEFAULT_DOCKER_SOCKET } from '../runtime/docker/docker-client.js';
 import { DockerRuntime } from '../runtime/docker/docker-runtime.js';
 import { ProcessRuntime } from '../runtime/process/process-runtime.js';
 import type { Runtime } from '../runtime/types.js';
-import type { ServiceContext } from '../services/context.js';
-import { DeploymentService } from '../services/deployment-service.js';
-import { DiskHealth } from '../services/disk-health.js';
-import { DEFAULT_GC_INTERVAL_MS, GcService } from '../services/gc-service.js';
-import { KeyService } from '../services/keys.js';
-import { Metrics } from '../services/metrics.js';
 import { Paths } from '../services/paths.js';
-import { RestoreService } from '../services/restore-service.js';
-import { BrowseService } from '../services/browse-service.js';
-import { SettingsService } from '../services/settings-service.js';
-import { SnapshotService } from '../services/snapshot-service.js';
-import { OffsiteMove } from '../services/offsite-move.js';
-import { type OffsiteOptions, OffsiteService } from '../services/offsite-service.js';
+import type { OffsiteOptions } from '../services/offsite-service.js';
 import { type RecoveryReport, recoverFromOffsite } from '../services/offsite-recovery.js';
 import { type OffsiteTarget, normalizeTarget } from '../services/offsite-target.js';
-import { VerificationService } from '../services/verification-service.js';
 import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
-import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
-import { type WebhookOptions, WebhookService } from '../services/webhooks/service.js';
 import type { ServerConfig } from './config.js';
 import { ensurePrivateDataDir } from './data-dir.js';
 import { type LocalControl, startLocalControl } from './local-control.js';
+import { type Services, wireServices } from '../services/wire.js';
 
 export const VERSION = '0.1.0';
 export const SCHEDULER_TICK_MS = 1000;
-
-export interface Services {
-  readonly ctx: ServiceContext;
-  readonly keys: KeyService;
-  readonly deployments: DeploymentService;
-  readonly snapshots: SnapshotService;
-  readonly restores: RestoreService;
-  readonly browse: BrowseService;
-  readonly settings: SettingsService;
-  readonly verifications: VerificationService;
-  readonly webhooks: WebhookService;
-  /** Sends the webhooks' deliveries; the server starts it, tests call runDue(). */
-  readonly dispatcher: WebhookDispatcher;
-  /** Off-node copies; inert without a target. The server starts it, tests call runDue(). */
-  readonly offsite: OffsiteService;
-  /** Network mode: deployments recovered here from their off-node copies, or forgotten after moving away. */
-  readonly moves: OffsiteMove;
-}
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -105,65 +73,6 @@ export async function chooseRuntime(cfg: ServerConfig, paths: Paths, log: Logger
   if (cfg.runtime === 'docker') return new DockerRuntime(dockerOpts);
   if (await DockerRuntime.available(dockerOpts)) return new DockerRuntime(dockerOpts);
   throw new RuntimeUnavailableError(cfg.dockerHost ?? DEFAULT_DOCKER_SOCKET);
-}
-
-/** wireServices builds every service around a store and runtime (also used by tests). */
-export function wireServices(opts: {
-  store: Store;
-  runtime: Runtime;
-  paths: Paths;
-  clock: Clock;
-  log: Logger;
-  minSnapshotIntervalMs: number;
-  /** Default DEFAULT_GC_INTERVAL_MS. */
-  gcIntervalMs?: number;
-  jobConcurrency: number;
-  /** Default DEFAULT_MAX_KEYS_PER_USER. */
-  maxKeysPerUser?: number;
-  /** Webhook rules (private addresses refused, 10 per user unless given) and delivery settings. */
-  webhooks?: WebhookOptions & DispatcherOptions;
-  /** Where off-node copies go; default none. */
-  offsite?: OffsiteTarget | null;
-  offsiteOptions?: OffsiteOptions;
-}): Services {
-  const metrics = new Metrics();
-  const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
-  const webhooks = new WebhookService(opts.store, opts.clock, opts.log, opts.webhooks);
-  const dispatcher = new WebhookDispatcher(opts.store, opts.clock, opts.log, webhooks.options, opts.webhooks);
-  webhooks.onEmitted = () => dispatcher.kick();
-  const ctx: ServiceContext = {
-    store: opts.store,
-    runtime: opts.runtime,
-    clock: opts.clock,
-    paths: opts.paths,
-    jobs,
-    log: opts.log,
-    metrics,
-    disk: new DiskHealth(opts.paths.dataDir, opts.clock, metrics, opts.log),
-    config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs, gcIntervalMs: opts.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS },
-    events: webhooks,
-  };
-  const offsite = new OffsiteService(ctx, opts.offsite ?? null, opts.offsiteOptions);
-  ctx.offsite = offsite;
-  const snapshots = new SnapshotService(ctx);
-  const restores = new RestoreService(ctx, snapshots);
-  const deployments = new DeploymentService(ctx, snapshots);
-  const verifications = new VerificationService(ctx);
-  const settings = new SettingsService(ctx, snapshots, new GcService(ctx), verifications);
-  return {
-    ctx,
-    keys: new KeyService(opts.store, opts.clock, { maxKeysPerUser: opts.maxKeysPerUser }),
-    deployments,
-    snapshots,
-    restores,
-    browse: new BrowseService(ctx),
-    settings,
-    verifications,
-    webhooks,
-    dispatcher,
-    offsite,
-    moves: new OffsiteMove(ctx, offsite),
-  };
 }
 
 /** webDir finds the built dashboard (web/dist) next to the package. */

@@ -23,7 +23,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Services } from '../app/server.js';
+import type { Services } from '../services/wire.js';
 import { KovaError } from '../core/errors.js';
 import {
   type DeploymentState,

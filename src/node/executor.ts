@@ -32,7 +32,7 @@ import type { Logger } from 'pino';
 import { KovaError, StorageUnavailableError, isDatabaseUnavailable } from '../core/errors.js';
 import { AppliedOperations } from '../db/node-journal.js';
 import type { Operation, OperationResult, WireError } from '../network/protocol.js';
-import type { Services } from '../app/server.js';
+import type { Services } from '../services/wire.js';
 import { deploymentView, restorePlanView, restoreView, retentionPreviewView, settingsView, snapshotView } from '../services/views.js';
 import type { StateSync } from './state-sync.js';
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { type Services, wireServices } from '../app/server.js';
+import { type Services, wireServices } from '../services/wire.js';
 import { ManualClock } from '../core/clock.js';
 import { Store } from '../db/store.js';
 import { ProcessRuntime } from '../runtime/process/process-runtime.js';
