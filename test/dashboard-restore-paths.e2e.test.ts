@@ -24,17 +24,20 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
   let kova: KovaServer;
   let browser: Browser;
   let depId: string;
+  /** The test's own polling uses a key of its own: the server limits requests per key, and the page needs the admin key's. */
+  let pollKey: string;
 
   async function idle(): Promise<void> {
-    for (let i = 0; i < 600; i++) {
-      const d = await kova.api('GET', `/api/v1/deployments/${depId}`);
-      if (d.body.deployment.operation === null) return;
-      await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 300; i++) {
+      const d = await kova.api('GET', `/api/v1/deployments/${depId}`, undefined, pollKey);
+      if (d.status === 200 && d.body.deployment.operation === null) return;
+      await new Promise((r) => setTimeout(r, 200));
     }
     throw new Error(`deployment ${depId} stayed busy`);
   }
 
-  const restoreCount = async (): Promise<number> => (await kova.api('GET', `/api/v1/deployments/${depId}/restores`)).body.restores.length;
+  const restoreCount = async (): Promise<number> =>
+    (await kova.api('GET', `/api/v1/deployments/${depId}/restores`, undefined, pollKey)).body.restores.length;
 
   /** finished waits for the restore after the first `before` to end (the panel may still show an earlier one's outcome). */
   async function finished(before: number): Promise<{ status: string; paths: string[] | null; mode: string | null } | undefined> {
@@ -42,7 +45,7 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
     for (let i = 0; i < 150; i++) {
       // Polled gently: the server rate-limits a key, and the page polls too.
       await new Promise((r) => setTimeout(r, 400));
-      const r = await kova.api('GET', `/api/v1/deployments/${depId}/restores`);
+      const r = await kova.api('GET', `/api/v1/deployments/${depId}/restores`, undefined, pollKey);
       if (r.status !== 200) continue;
       latest = r.body.restores.length > before ? r.body.restores[0] : undefined;
       if (latest && (latest.status === 'completed' || latest.status === 'failed')) return latest;
@@ -55,6 +58,9 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
   beforeAll(async () => {
     ensureBuilt();
     kova = await startKova({ minSnapshotInterval: '1s' });
+    const made = await kova.api('POST', '/api/v1/api-keys', { label: 'test polling' });
+    expect(made.status).toBe(201);
+    pollKey = made.body.token as string;
     browser = await launchChromium();
     const d = await kova.api('POST', '/api/v1/deployments', { sdl: sdlFor('exec sleep 100000') });
     expect(d.status).toBe(201);
@@ -108,6 +114,8 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: restore selected files and 
       expect(await along.innerText()).toContain(`app/data/db → app/data/copy-${width}/db`);
       await screenshot(page, `restore-paths-alongside-${width}`);
       const before = await restoreCount();
+      // Nothing refused the plan (if something did, its message is the failure).
+      expect(await dialog.getByRole('alert').allInnerTexts()).toEqual([]);
       await dialog.getByRole('button', { name: 'Confirm restore' }).click();
       expect(await finished(before)).toMatchObject({ status: 'completed', mode: 'alongside' });
       const panel = page.getByTestId('restore-panel');
