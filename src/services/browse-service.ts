@@ -24,6 +24,7 @@
  * raw bytes in `nameBase64` (null for UTF-8 names); such paths are reached
  * with `pathBase64`. Cursors are opaque (base64url of raw bytes).
  */
+import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
@@ -128,15 +129,6 @@ export class RangeNotSatisfiableError extends KovaError {
 
 const SLASH = 0x2f;
 
-function isUtf8(b: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(b);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** shownName is a raw name as JSON shows it, and its base64 when it is not UTF-8. */
 export function shownName(raw: Buffer): { text: string; base64: string | null } {
   return { text: raw.toString('utf8'), base64: isUtf8(raw) ? null : raw.toString('base64') };
@@ -199,8 +191,26 @@ function decodeCursor(cursor: string): Buffer {
   return Buffer.from(cursor, 'base64url');
 }
 
+/** The last whole second isoNs rendered, and its text: a directory's files often share their second. */
+let lastSecond = NaN;
+let lastSecondText = '';
+
+function isoSecond(sec: number): string {
+  if (sec !== lastSecond) {
+    lastSecondText = new Date(sec * 1000).toISOString().slice(0, 19);
+    lastSecond = sec;
+  }
+  return lastSecondText;
+}
+
 /** isoNs renders nanoseconds since the epoch as ISO 8601 UTC with 9 fractional digits. */
 export function isoNs(ns: bigint): string {
+  if (ns >= 0n) {
+    // Split the decimal digits: cheaper than bigint division, and listings render thousands.
+    const digits = ns.toString().padStart(10, '0');
+    const cut = digits.length - 9;
+    return `${isoSecond(Number(digits.slice(0, cut)))}.${digits.slice(cut)}Z`;
+  }
   const NS = 1_000_000_000n;
   let sec = ns / NS;
   let frac = ns % NS;
