@@ -11,23 +11,27 @@
  * are. Service names never contain a dot, so a root entry splits at its
  * first dot.
  *
- * Every read holds the repository open under a read lock (gc, which takes
- * the exclusive lock, waits for it; a request waits for a running gc at
- * most `lockWaitMs`, then answers 409 REPOSITORY_BUSY); the caller closes
- * the `SnapshotReader` when its answer is sent, or when the response stream
- * ends or is aborted.
+ * Every read holds the repository open under a read lock, one shared by
+ * the requests reading the same repository at the same time (open-repos.ts;
+ * gc, which takes the exclusive lock, waits for it; a request waits for a
+ * running gc at most `lockWaitMs`, then answers 409 REPOSITORY_BUSY); the
+ * caller closes the `SnapshotReader` when its answer is sent, or when the
+ * response stream ends or is aborted. Repositories and their indexes stay
+ * open between requests (open-repos.ts), decoded directories too
+ * (tree-cache.ts).
  *
  * Names that are not UTF-8 are shown with U+FFFD in their place and their
  * raw bytes in `nameBase64` (null for UTF-8 names); such paths are reached
  * with `pathBase64`. Cursors are opaque (base64url of raw bytes).
  */
+import { isUtf8 } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
-import { ConflictError, KovaError, NotFoundError, RepoLockedError, ValidationError } from '../core/errors.js';
+import { ConflictError, KovaError, NotFoundError, ValidationError } from '../core/errors.js';
 import {
   type DiffOptions,
   LiveTree,
-  Repository,
+  type Repository,
   type TreeNode,
   compareNames,
   diffTrees,
@@ -40,6 +44,7 @@ import {
 import type { Snapshot } from '../db/snapshots.js';
 import type { ServiceContext } from './context.js';
 import { activeDeployment, ownedDeployment } from './guards.js';
+import { type RepoLease, OpenRepos } from './open-repos.js';
 import { TreeCache } from './tree-cache.js';
 import { volumesOf } from './paths.js';
 
@@ -55,9 +60,11 @@ export interface BrowseOptions {
   readonly lockWaitMs?: number;
   /** Most directory entries kept decoded between requests (tree-cache.ts). Default 250,000. */
   readonly treeCacheEntries?: number;
+  /** Most bytes of index kept for repositories no request reads (open-repos.ts). Default 128 MiB. */
+  readonly indexCacheBytes?: number;
 }
 
-const DEFAULTS: Required<BrowseOptions> = { lockWaitMs: 15_000, treeCacheEntries: 250_000 };
+const DEFAULTS: Required<BrowseOptions> = { lockWaitMs: 15_000, treeCacheEntries: 250_000, indexCacheBytes: 128 * 1024 * 1024 };
 
 /** The repository is held exclusively (gc, repair) for longer than a request waits (HTTP 409). */
 export class RepositoryBusyError extends ConflictError {
@@ -122,15 +129,6 @@ export class RangeNotSatisfiableError extends KovaError {
 
 const SLASH = 0x2f;
 
-function isUtf8(b: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(b);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** shownName is a raw name as JSON shows it, and its base64 when it is not UTF-8. */
 export function shownName(raw: Buffer): { text: string; base64: string | null } {
   return { text: raw.toString('utf8'), base64: isUtf8(raw) ? null : raw.toString('base64') };
@@ -193,8 +191,26 @@ function decodeCursor(cursor: string): Buffer {
   return Buffer.from(cursor, 'base64url');
 }
 
+/** The last whole second isoNs rendered, and its text: a directory's files often share their second. */
+let lastSecond = NaN;
+let lastSecondText = '';
+
+function isoSecond(sec: number): string {
+  if (sec !== lastSecond) {
+    lastSecondText = new Date(sec * 1000).toISOString().slice(0, 19);
+    lastSecond = sec;
+  }
+  return lastSecondText;
+}
+
 /** isoNs renders nanoseconds since the epoch as ISO 8601 UTC with 9 fractional digits. */
 export function isoNs(ns: bigint): string {
+  if (ns >= 0n) {
+    // Split the decimal digits: cheaper than bigint division, and listings render thousands.
+    const digits = ns.toString().padStart(10, '0');
+    const cut = digits.length - 9;
+    return `${isoSecond(Number(digits.slice(0, cut)))}.${digits.slice(cut)}Z`;
+  }
   const NS = 1_000_000_000n;
   let sec = ns / NS;
   let frac = ns % NS;
@@ -312,18 +328,21 @@ class VirtualTree {
  */
 export class SnapshotReader {
   private closed = false;
+  private readonly repo: Repository;
 
   constructor(
-    private readonly repo: Repository,
-    private readonly release: () => Promise<void>,
+    private readonly lease: RepoLease,
     readonly snapshot: Snapshot,
     private readonly realRoot: TreeNode,
     trees: TreeCache,
   ) {
+    const repo = lease.repo;
+    this.repo = repo;
     const key = repo.location;
     this.tree = new VirtualTree({
-      readTree: (id) => trees.get(key, id, (i) => repo.readTree(i)),
-      readBlob: (id) => repo.readBlob(id),
+      // The service's tree cache keeps what it decodes: the repository's own need not.
+      readTree: (id) => trees.get(key, id, (i) => lease.retry(() => repo.readTree(i, { cache: false }))),
+      readBlob: (id) => lease.retry(() => repo.readBlob(id)),
     });
     this.root = this.tree.addRoot(realRoot);
   }
@@ -335,11 +354,7 @@ export class SnapshotReader {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    try {
-      await this.release();
-    } finally {
-      await this.repo.close();
-    }
+    await this.lease.release();
   }
 
   async resolve(components: readonly Buffer[]): Promise<TreeNode> {
@@ -450,6 +465,8 @@ export class BrowseService {
   private readonly opts: Required<BrowseOptions>;
   /** Decoded directories shared by requests (tree-cache.ts). */
   readonly trees: TreeCache;
+  /** Repositories kept open between requests, with their indexes and shared read locks (open-repos.ts). */
+  readonly repos: OpenRepos;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -457,6 +474,11 @@ export class BrowseService {
   ) {
     this.opts = { ...DEFAULTS, ...opts };
     this.trees = new TreeCache({ maxEntries: this.opts.treeCacheEntries });
+    this.repos = new OpenRepos({
+      lockWaitMs: this.opts.lockWaitMs,
+      maxIndexBytes: this.opts.indexCacheBytes,
+      busy: () => new RepositoryBusyError(),
+    });
   }
 
   private readySnapshot(userId: string, depId: string, snapId: string): Snapshot {
@@ -476,18 +498,12 @@ export class BrowseService {
    */
   async open(userId: string, depId: string, snapId: string): Promise<SnapshotReader> {
     const snap = this.readySnapshot(userId, depId, snapId);
-    const repo = await Repository.open(this.ctx.paths.repo(depId), { lockTimeoutMs: this.opts.lockWaitMs });
-    let lock: { release(): Promise<void> } | null = null;
+    const lease = await this.repos.acquire(this.ctx.paths.repo(depId));
     try {
-      lock = await repo.lock('read', 'browse').catch((err: unknown) => {
-        throw err instanceof RepoLockedError ? new RepositoryBusyError() : err;
-      });
-      const record = await repo.findSnapshot(snap.engineId!);
-      const held = lock;
-      return new SnapshotReader(repo, () => held.release(), snap, record.root, this.trees);
+      const record = await lease.repo.findSnapshot(snap.engineId!);
+      return new SnapshotReader(lease, snap, record.root, this.trees);
     } catch (err) {
-      await lock?.release();
-      await repo.close();
+      await lease.release();
       throw err;
     }
   }

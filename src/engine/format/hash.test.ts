@@ -8,7 +8,7 @@ import { blake3 } from '@noble/hashes/blake3.js';
 import { describe, expect, it } from 'vitest';
 import { native, hashMany } from '../native.js';
 import { prng } from '../testing.js';
-import { hash, hashHex } from './hash.js';
+import { hash, hashHex, isHashHex } from './hash.js';
 
 const reference = (b: Uint8Array): string => Buffer.from(blake3(b)).toString('hex');
 
@@ -102,5 +102,34 @@ describe('hash (BLAKE3)', () => {
     }
     expect(seen.has('portable')).toBe(true);
     expect(native.hashKernel()).toBe([...seen][0]);
+  });
+});
+
+describe('isHashHex', () => {
+  it('accepts exactly 64 lower-case hex digits, as /^[0-9a-f]{64}$/ does', () => {
+    const good = hashHex(Buffer.from('x'));
+    expect(isHashHex(good)).toBe(true);
+    expect(isHashHex('0123456789abcdef'.repeat(4))).toBe(true);
+    const bad: unknown[] = [
+      good.toUpperCase(),
+      good.slice(1),
+      `${good}0`,
+      `${good.slice(0, 63)}g`,
+      `${good.slice(0, 63)}/`, // the code points around the digit and letter ranges
+      `${good.slice(0, 63)}:`,
+      `${good.slice(0, 63)}\``,
+      `${good.slice(0, 32)}\n${good.slice(33)}`,
+      `${good.slice(0, 63)}\u0661`, // a digit of another script
+      '',
+      null,
+      undefined,
+      64,
+      [good],
+    ];
+    for (const s of bad) expect(isHashHex(s), JSON.stringify(s)).toBe(false);
+    for (let c = 0; c < 0x180; c++) {
+      const s = `${good.slice(0, 40)}${String.fromCharCode(c)}${good.slice(41)}`;
+      expect(isHashHex(s), String(c)).toBe(/^[0-9a-f]{64}$/.test(s));
+    }
   });
 });

@@ -8,7 +8,17 @@ import { describe, expect, it } from 'vitest';
 import { CorruptionError } from '../../core/errors.js';
 import { hashHex } from './hash.js';
 import { encodeSnapshotRecord, decodeSnapshotRecord, type NewSnapshotRecord } from './snapshot-record.js';
-import { type TreeNode, decodeTree, encodeTree, isSafeName, nodeToJson, sameNode, sameNodes } from './tree.js';
+import {
+  type TreeNode,
+  decodeCanonical,
+  decodeTree,
+  decodeTreeJson,
+  encodeTree,
+  isSafeName,
+  nodeToJson,
+  sameNode,
+  sameNodes,
+} from './tree.js';
 
 const H1 = hashHex(Buffer.from('one'));
 const H2 = hashHex(Buffer.from('two'));
@@ -229,6 +239,120 @@ describe('encodeTree / decodeTree round trip', () => {
   it('accepts a name of exactly 255 bytes and an empty tree', () => {
     expect(decodeTree(encodeTree([fileNode('x'.repeat(255))]), 't')).toHaveLength(1);
     expect(decodeTree(encodeTree([]), 't')).toEqual([]);
+  });
+});
+
+/** What the general decoder makes of `buf`: its nodes, or the fact that it refuses it. */
+function general(buf: Buffer): TreeNode[] | 'refused' {
+  try {
+    return decodeTreeJson(buf, 'general');
+  } catch (err) {
+    expect(err).toBeInstanceOf(CorruptionError);
+    return 'refused';
+  }
+}
+
+describe('decodeCanonical: encodeTree layout read from the bytes', () => {
+  /** One node of each kind the fast reader takes, hostile names included. */
+  const kinds = (): TreeNode[] =>
+    [
+      fileNode('hard-1', { nlink: 2, linkGroup: '64769:12345' }),
+      fileNode('hard-2', { nlink: 2, linkGroup: '64769:12345' }),
+      { ...fileNode('empty'), size: 0, content: [] },
+      fileNode('sparse', { size: 1 << 30, content: [{ id: null, length: 1 << 30 }] }),
+      dirNode('dir', H2),
+      symlinkNode('link', '../../etc/passwd'),
+      symlinkNode('link-raw', Buffer.from([0x2f, 0x65, 0xc3, 0x28, 0xff])),
+      { ...base('blk', 'blockdev'), rdevMajor: 8, rdevMinor: 1 },
+      { ...base('chr', 'chardev'), rdevMajor: 0xffffffff, rdevMinor: 0 },
+      { ...base('fifo', 'fifo'), mode: 0o1600, mtimeNs: -1_234_567_890n, ctimeNs: 0n, ino: 0n },
+      { ...base('sock', 'socket') },
+      fileNode(Buffer.from([0x66, 0xff, 0xfe, 0x0a, 0x80])), // not UTF-8: nameB64
+      fileNode('日本語-ünïcödé-😀'), // UTF-8, written as is
+      fileNode(Buffer.alloc(255, 0x61), { mode: 0o7777, uid: 0xffffffff, gid: 0xffffffff }),
+    ].sort((a, b) => Buffer.compare(a.name, b.name));
+
+  it('reads every kind of node as the general decoder does, and a directory of 10,000 entries', () => {
+    const nodes = kinds();
+    const buf = encodeTree(nodes);
+    expect(decodeCanonical(buf)).toEqual(nodes);
+    expect(decodeCanonical(buf)).toEqual(decodeTreeJson(buf, 'general'));
+    expect(decodeCanonical(encodeTree([]))).toEqual([]);
+
+    const big = Array.from({ length: 10_000 }, (_, i) =>
+      fileNode(`entry-${String(i).padStart(7, '0')}.json`, { ino: BigInt(i), mtimeNs: 1_764_140_000_123_456_789n + BigInt(i) }),
+    );
+    const bigBuf = encodeTree(big);
+    const fast = decodeCanonical(bigBuf);
+    expect(fast).not.toBeNull();
+    expect(fast).toEqual(decodeTreeJson(bigBuf, 'general'));
+  });
+
+  it('leaves other layouts to the general decoder, which decodeTree then uses', () => {
+    const file = jsonNode(fileNode('a'));
+    const fifo = jsonNode(base('f', 'fifo'));
+    const cases: Buffer[] = [
+      rawTree([{ ...file, xattrs: [['dXNlci54', 'dg==']] }]), // xattrs
+      rawTree([jsonNode(fileNode('a "quoted"\tname'))]), // escapes
+      Buffer.from(JSON.stringify({ v: 1, nodes: [file] }, null, 1)), // spaces
+      Buffer.from(`{"nodes":[${JSON.stringify(file)}],"v":1}`), // another key order
+      rawTree([{ type: file.type, ...file }]),
+      Buffer.from(JSON.stringify({ v: 1, nodes: [file] }).replace('"mode":420', '"mode":4.2e2')), // valid JSON, the same number
+      Buffer.from(JSON.stringify({ v: 1, nodes: [file] }).replace('"uid":1000', '"uid":1000.0')),
+      rawTree([{ ...fifo, subtree: H1 }]), // a field another type uses: ignored by the general decoder
+      rawTree([{ ...fifo, linkGroup: 'x' }]),
+      rawTree([{ ...fifo, target: 'x' }]),
+      rawTree([{ ...fifo, content: [] }]),
+      rawTree([{ ...fifo, unknown: 1 }]),
+      rawTree([{ ...fifo, size: 1e15 }]), // 16 digits: more than the fast reader takes
+    ];
+    for (const buf of cases) {
+      expect(decodeCanonical(buf), buf.toString()).toBeNull();
+      const expected = general(buf);
+      expect(expected, buf.toString()).not.toBe('refused');
+      expect(decodeTree(buf, 'x')).toEqual(expected);
+    }
+  });
+
+  it('accepts nothing the general decoder refuses, and agrees with it on what both accept (mutated trees)', () => {
+    const seeds = [encodeTree(kinds()), encodeTree([fileNode('a'), dirNode('b'), symlinkNode('c', 'd')])];
+    const bytes = [...'0123456789"\\,:[]{}.eE-+ anulltrue', '\u0000', '\u001f'].map((c) => c.charCodeAt(0)).concat([0x80, 0xc3, 0xff]);
+    let accepted = 0;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...seeds),
+        fc.array(fc.tuple(fc.constantFrom('set', 'insert', 'delete'), fc.nat(), fc.constantFrom(...bytes)), { minLength: 1, maxLength: 3 }),
+        (seed, edits) => {
+          let buf = Buffer.from(seed);
+          for (const [op, at, b] of edits) {
+            const i = at % buf.length;
+            if (op === 'set') buf[i] = b;
+            else if (op === 'insert') buf = Buffer.concat([buf.subarray(0, i), Buffer.from([b]), buf.subarray(i)]);
+            else buf = Buffer.concat([buf.subarray(0, i), buf.subarray(i + 1)]);
+          }
+          const fast = decodeCanonical(buf);
+          if (fast === null) return;
+          accepted++;
+          expect(general(buf)).toEqual(fast);
+        },
+      ),
+      { numRuns: 5000 },
+    );
+    // Many mutations keep a valid tree (a digit for a digit, a byte of a name): the comparison above ran.
+    expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('reads a name that is invalid UTF-8 inside the JSON string as JSON.parse does (U+FFFD)', () => {
+    const buf = Buffer.concat([
+      Buffer.from('{"v":1,"nodes":[{"name":"a'),
+      Buffer.from([0xc3, 0x28, 0xff]),
+      Buffer.from(JSON.stringify(jsonNode(base('x', 'fifo'))).slice('{"name":"x'.length)),
+      Buffer.from(']}'),
+    ]);
+    const fast = decodeCanonical(buf);
+    expect(fast).not.toBeNull();
+    expect(fast![0]!.name).toEqual(Buffer.from('a\uFFFD(\uFFFD'));
+    expect(fast).toEqual(decodeTreeJson(buf, 'general'));
   });
 });
 

@@ -185,16 +185,21 @@ function getBytes(o: Record<string, unknown>, key: string, where: string): Buffe
 const isUint = (v: unknown, max = Number.MAX_SAFE_INTEGER): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
-/** bigintField parses a decimal integer string of at most 25 digits (a time or an inode). */
-function bigintField(v: unknown, where: string, what: string): bigint {
-  if (typeof v !== 'string') return fail(where, `bad ${what}`);
+/** isBigintText tells whether `v` is a decimal integer of at most 25 digits, maybe negative. */
+function isBigintText(v: string): boolean {
   const n = v.length;
   let i = n > 0 && v.charCodeAt(0) === 45 ? 1 : 0;
-  if (n - i < 1 || n - i > 25) return fail(where, `bad ${what}`);
+  if (n - i < 1 || n - i > 25) return false;
   for (; i < n; i++) {
     const c = v.charCodeAt(i);
-    if (c < 48 || c > 57) return fail(where, `bad ${what}`);
+    if (c < 48 || c > 57) return false;
   }
+  return true;
+}
+
+/** bigintField parses a decimal integer string of at most 25 digits (a time or an inode). */
+function bigintField(v: unknown, where: string, what: string): bigint {
+  if (typeof v !== 'string' || !isBigintText(v)) return fail(where, `bad ${what}`);
   return BigInt(v);
 }
 
@@ -285,8 +290,18 @@ export function nodeFromJson(raw: unknown, where: string, isRoot = false): TreeN
   return node;
 }
 
-/** decodeTree parses and validates a tree blob. */
+/**
+ * decodeTree parses and validates a tree blob. Trees in the form encodeTree
+ * writes are read straight from the bytes (decodeCanonical); anything else
+ * goes through JSON.parse and nodeFromJson (decodeTreeJson). Both give the
+ * same nodes, and refuse the same trees.
+ */
 export function decodeTree(buf: Buffer, where: string): TreeNode[] {
+  return decodeCanonical(buf) ?? decodeTreeJson(buf, where);
+}
+
+/** decodeTreeJson is the general decoder: any JSON layout, every check with its own message. */
+export function decodeTreeJson(buf: Buffer, where: string): TreeNode[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(buf.toString('utf8'));
@@ -304,4 +319,241 @@ export function decodeTree(buf: Buffer, where: string): TreeNode[] {
     }
   }
   return nodes;
+}
+
+/* ---- the canonical form, read from the bytes ---------------------------------- */
+
+/*
+ * Decoding a large directory through JSON.parse built the whole text as a
+ * string, then an object per node and per content run, then the nodes: the
+ * garbage of a 10,000-entry tree (2.5 MB of JSON) cost more than its
+ * parsing. decodeCanonical reads the exact layout encodeTree writes (keys in
+ * nodeToJson's order, no spaces, integers without sign, fraction or
+ * exponent, strings without escapes) straight from the bytes into nodes,
+ * with the checks of nodeFromJson and decodeTree. At anything else, valid
+ * or not (another key order, an escape, xattrs, a field of another type's
+ * node, a failed check), it returns null and decodeTreeJson decides, with
+ * its messages: so it accepts only trees decodeTreeJson accepts, and gives
+ * the same nodes for them.
+ */
+
+const lit = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+const L = {
+  start: lit('{"v":1,"nodes":['),
+  name: lit('{"name":"'),
+  nameB64: lit('{"nameB64":"'),
+  type: lit(',"type":"'),
+  mode: lit(',"mode":'),
+  uid: lit(',"uid":'),
+  gid: lit(',"gid":'),
+  mtime: lit(',"mtime":"'),
+  ctime: lit(',"ctime":"'),
+  ino: lit(',"ino":"'),
+  nlink: lit(',"nlink":'),
+  size: lit(',"size":'),
+  content: lit(',"content":['),
+  subtree: lit(',"subtree":"'),
+  target: lit(',"target":"'),
+  targetB64: lit(',"targetB64":"'),
+  rdev: lit(',"rdev":['),
+  linkGroup: lit(',"linkGroup":"'),
+  runId: lit('["'),
+  runHole: lit('[null,'),
+};
+
+/** The canonical reader's position in the bytes; every method returns a failure mark instead of throwing. */
+class Reader {
+  pos = 0;
+  /** Whether the last string read held bytes of 0x80 and up (UTF-8). */
+  wide = false;
+
+  constructor(readonly b: Buffer) {}
+
+  /** lit consumes `s` if the bytes continue with it. */
+  lit(s: Uint8Array): boolean {
+    const b = this.b;
+    const p = this.pos;
+    if (p + s.length > b.length) return false;
+    for (let i = 0; i < s.length; i++) if (b[p + i] !== s[i]) return false;
+    this.pos = p + s.length;
+    return true;
+  }
+
+  byte(c: number): boolean {
+    if (this.b[this.pos] !== c) return false;
+    this.pos++;
+    return true;
+  }
+
+  /**
+   * str consumes the rest of a string (its opening quote is read) and its
+   * closing quote, and returns where its bytes end, or -1 at an escape or a
+   * control byte (left to JSON.parse).
+   */
+  str(): number {
+    const b = this.b;
+    let wide = false;
+    for (let i = this.pos; i < b.length; i++) {
+      const c = b[i]!;
+      if (c === 0x22) {
+        this.pos = i + 1;
+        this.wide = wide;
+        return i;
+      }
+      if (c === 0x5c || c < 0x20) return -1;
+      if (c >= 0x80) wide = true;
+    }
+    return -1;
+  }
+
+  /** ascii reads a string of ASCII bytes as text, or null. */
+  ascii(): string | null {
+    const start = this.pos;
+    const end = this.str();
+    return end < 0 || this.wide ? null : this.b.toString('latin1', start, end);
+  }
+
+  /** bytes reads a string as the bytes its text encodes to (JSON.parse then Buffer.from would give the same), or null. */
+  bytes(): Buffer | null {
+    const start = this.pos;
+    const end = this.str();
+    if (end < 0) return null;
+    // UTF-8 text is decoded and encoded again, as the general decoder does: invalid sequences become U+FFFD alike.
+    return this.wide ? Buffer.from(this.b.toString('utf8', start, end), 'utf8') : Buffer.from(this.b.subarray(start, end));
+  }
+
+  /** uint reads an integer of at most 15 digits without sign, fraction or exponent (so exact), or -1. */
+  uint(): number {
+    const b = this.b;
+    let p = this.pos;
+    let c = b[p];
+    if (c === undefined || c < 48 || c > 57) return -1;
+    let n = c - 48;
+    p++;
+    if (n !== 0) {
+      for (let digits = 1; p < b.length; p++, digits++) {
+        c = b[p]!;
+        if (c < 48 || c > 57) break;
+        if (digits === 15) return -1;
+        n = n * 10 + (c - 48);
+      }
+    }
+    // A fraction, an exponent or a leading zero followed by digits is left to JSON.parse.
+    c = b[p];
+    if (c === 0x2e || c === 0x65 || c === 0x45 || (c !== undefined && c >= 48 && c <= 57)) return -1;
+    this.pos = p;
+    return n;
+  }
+
+  /** bigint reads a string holding a decimal integer as decodeTreeJson accepts it, or null. */
+  bigint(): bigint | null {
+    const s = this.ascii();
+    return s !== null && isBigintText(s) ? BigInt(s) : null;
+  }
+}
+
+type MutableNode = { -readonly [K in keyof TreeNode]: TreeNode[K] };
+
+/** canonicalNode reads one node at the reader's position, or returns null. */
+function canonicalNode(r: Reader): TreeNode | null {
+  let name: Buffer | null;
+  if (r.lit(L.name)) name = r.bytes();
+  else if (r.lit(L.nameB64)) {
+    const s = r.ascii();
+    name = s === null ? null : Buffer.from(s, 'base64');
+  } else return null;
+  if (name === null || !isSafeName(name)) return null;
+  if (!r.lit(L.type)) return null;
+  const type = r.ascii();
+  if (type === null || !NODE_TYPES.has(type)) return null;
+  if (!r.lit(L.mode)) return null;
+  const mode = r.uint();
+  if (mode < 0 || mode > 0o7777 || !r.lit(L.uid)) return null;
+  const uid = r.uint();
+  if (uid < 0 || uid > 0xffffffff || !r.lit(L.gid)) return null;
+  const gid = r.uint();
+  if (gid < 0 || gid > 0xffffffff || !r.lit(L.mtime)) return null;
+  const mtimeNs = r.bigint();
+  if (mtimeNs === null || !r.lit(L.ctime)) return null;
+  const ctimeNs = r.bigint();
+  if (ctimeNs === null || !r.lit(L.ino)) return null;
+  const ino = r.bigint();
+  if (ino === null || !r.lit(L.nlink)) return null;
+  const nlink = r.uint();
+  if (nlink < 0 || !r.lit(L.size)) return null;
+  const size = r.uint();
+  if (size < 0) return null;
+  const node: MutableNode = { name, type: type as NodeType, mode, uid, gid, mtimeNs, ctimeNs, ino, nlink, size };
+
+  // The optional fields, in nodeToJson's order; each only on the type that uses it.
+  if (r.lit(L.content)) {
+    if (type !== 'file') return null;
+    const content: ContentRef[] = [];
+    let total = 0;
+    if (!r.byte(0x5d)) {
+      for (;;) {
+        let id: string | null = null;
+        if (r.lit(L.runId)) {
+          id = r.ascii();
+          if (id === null || !isHashHex(id) || !r.byte(0x2c)) return null;
+        } else if (!r.lit(L.runHole)) return null;
+        const length = r.uint();
+        if (length <= 0 || !r.byte(0x5d)) return null;
+        total += length;
+        content.push({ id, length });
+        if (r.byte(0x5d)) break;
+        if (!r.byte(0x2c)) return null;
+      }
+    }
+    if (total !== size) return null;
+    node.content = content;
+  } else if (type === 'file') return null;
+  if (r.lit(L.subtree)) {
+    const subtree = r.ascii();
+    if (type !== 'dir' || !isHashHex(subtree)) return null;
+    node.subtree = subtree;
+  } else if (type === 'dir') return null;
+  let target: Buffer | null | undefined;
+  if (r.lit(L.target)) target = r.bytes();
+  else if (r.lit(L.targetB64)) {
+    const s = r.ascii();
+    target = s === null ? null : Buffer.from(s, 'base64');
+  }
+  if (target !== undefined) {
+    if (type !== 'symlink' || !target || target.length === 0 || target.length > 4095 || target.includes(0)) return null;
+    node.target = target;
+  } else if (type === 'symlink') return null;
+  if (r.lit(L.rdev)) {
+    if (type !== 'chardev' && type !== 'blockdev') return null;
+    const major = r.uint();
+    if (major < 0 || major > 0xffffffff || !r.byte(0x2c)) return null;
+    const minor = r.uint();
+    if (minor < 0 || minor > 0xffffffff || !r.byte(0x5d)) return null;
+    node.rdevMajor = major;
+    node.rdevMinor = minor;
+  } else if (type === 'chardev' || type === 'blockdev') return null;
+  if (r.lit(L.linkGroup)) {
+    const group = r.ascii();
+    if (type !== 'file' || group === null || group.length > 64) return null;
+    node.linkGroup = group;
+  }
+  return r.byte(0x7d) ? node : null;
+}
+
+/** decodeCanonical reads a tree in encodeTree's exact layout, or returns null (see above). */
+export function decodeCanonical(buf: Buffer): TreeNode[] | null {
+  const r = new Reader(buf);
+  if (!r.lit(L.start)) return null;
+  const nodes: TreeNode[] = [];
+  if (!r.byte(0x5d)) {
+    for (;;) {
+      const node = canonicalNode(r);
+      if (node === null) return null;
+      if (nodes.length > 0 && compareNames(nodes[nodes.length - 1]!.name, node.name) >= 0) return null;
+      nodes.push(node);
+      if (r.byte(0x5d)) break;
+      if (!r.byte(0x2c)) return null;
+    }
+  }
+  return r.byte(0x7d) && r.pos === buf.length ? nodes : null;
 }

@@ -135,6 +135,25 @@ describe('acquireLock', () => {
     await lockError(take('exclusive', 'gc'));
   });
 
+  it('writes and removes lock files without syncing them (they need not survive a crash)', async () => {
+    const calls: string[] = [];
+    const inner = new MemoryStorage();
+    const spy: Storage = Object.assign(Object.create(inner) as Storage, {
+      write: (name: string, data: Buffer | readonly Buffer[], opts?: { durable?: boolean }) => {
+        calls.push(`write ${opts?.durable === false ? 'volatile' : 'durable'}`);
+        return inner.write(name, data);
+      },
+      remove: (name: string, opts?: { durable?: boolean }) => {
+        calls.push(`remove ${opts?.durable === false ? 'volatile' : 'durable'}`);
+        return inner.remove(name);
+      },
+    });
+    const r = await acquireLock(spy, 'read', { operation: 'restore' });
+    await lockError(acquireLock(spy, 'exclusive', { operation: 'gc' }));
+    await r.release();
+    expect(calls).toEqual(['write volatile', 'write volatile', 'remove volatile', 'remove volatile']);
+  });
+
   it('release frees the lock, is idempotent, and removes the lock file', async () => {
     const w = await take('write', 'snapshot');
     await w.release();

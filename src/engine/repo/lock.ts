@@ -15,11 +15,18 @@
  * (same host: pid not alive, or alive but started at another time, or the
  * host rebooted) or when it has not been refreshed for STALE_AFTER_MS
  * (another host). Holders refresh their file every REFRESH_MS.
+ *
+ * Lock files are written and removed without syncs (VOLATILE): a lock only
+ * matters while its holder runs, and a crash of the machine ends every
+ * holder (after a reboot every lock of this host is stale anyway). Other
+ * processes see a lock file as soon as it is written; only its survival of
+ * a crash is given up, which saves two disk flushes per lock and one per
+ * release. A lock file left empty or torn by a crash is ignored.
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { RepoLockedError, isErrno } from '../../core/errors.js';
-import type { Storage } from '../storage/storage.js';
+import type { Storage, WriteOptions } from '../storage/storage.js';
 import { BOOT_ID, SELF_START, isAlive } from '../util/process-identity.js';
 
 export type LockKind = 'read' | 'write' | 'exclusive';
@@ -37,6 +44,8 @@ export interface LockInfo {
 }
 
 const REFRESH_MS = 60_000;
+/** Lock files need not survive a crash (see the top of this file). */
+const VOLATILE: WriteOptions = { durable: false };
 const STALE_AFTER_MS = 10 * 60_000;
 
 export function conflicts(a: LockKind, b: LockKind): boolean {
@@ -92,10 +101,10 @@ export class RepoLock {
     if (this.released || this.refreshing) return this.refreshing ?? Promise.resolve();
     this.info = { ...this.info, refreshedAt: this.now() };
     this.refreshing = this.storage
-      .write(this.name, Buffer.from(JSON.stringify(this.info)))
+      .write(this.name, Buffer.from(JSON.stringify(this.info)), VOLATILE)
       .catch(() => undefined)
       // Released while writing: the write brought the file back, remove it again.
-      .then(() => (this.released ? this.storage.remove(this.name).catch(() => undefined) : undefined))
+      .then(() => (this.released ? this.storage.remove(this.name, VOLATILE).catch(() => undefined) : undefined))
       .finally(() => {
         this.refreshing = null;
       });
@@ -107,7 +116,7 @@ export class RepoLock {
     this.released = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.storage.remove(this.name);
+    await this.storage.remove(this.name, VOLATILE);
   }
 }
 
@@ -138,14 +147,14 @@ export async function acquireLock(storage: Storage, kind: LockKind, opts: LockOp
     refreshedAt: created,
   };
   for (let attempt = 0; ; attempt++) {
-    await storage.write(name, Buffer.from(JSON.stringify(info)));
+    await storage.write(name, Buffer.from(JSON.stringify(info)), VOLATILE);
     let blocker: LockInfo | null = null;
     for (const other of await storage.list('locks')) {
       if (other === name) continue;
       const o = await readLock(storage, other);
       if (o === null) continue;
       if (isStale(o, now())) {
-        await storage.remove(other);
+        await storage.remove(other, VOLATILE);
         continue;
       }
       if (conflicts(kind, o.kind)) {
@@ -154,7 +163,7 @@ export async function acquireLock(storage: Storage, kind: LockKind, opts: LockOp
       }
     }
     if (blocker === null) return new RepoLock(storage, name, info, now);
-    await storage.remove(name);
+    await storage.remove(name, VOLATILE);
     if (now() >= deadline) throw new RepoLockedError(describe(blocker));
     const wait = Math.min(2000, 50 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random());
     await new Promise((r) => setTimeout(r, Math.min(wait, Math.max(1, deadline - now()))));

@@ -137,12 +137,24 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
 
   /* ---- index ----------------------------------------------------------------- */
 
+  /** The index files the cached index was read from (sorted), null when none is cached. */
+  private indexNames: string[] | null = null;
+
   /** loadIndex reads every index file (once; later calls return the cache). */
   async loadIndex(): Promise<MasterIndex> {
     if (this.index) return this.index;
+    const names = await this.indexFiles();
     const index = new MasterIndex();
+    this.indexProblems = await this.readIndexFiles(names, index);
+    this.index = index;
+    this.indexNames = names;
+    return index;
+  }
+
+  /** readIndexFiles adds the index files `names` to `index` and returns those it could not use. */
+  private async readIndexFiles(names: readonly string[], index: MasterIndex): Promise<IndexProblem[]> {
     const problems: IndexProblem[] = [];
-    for (const name of await this.indexFiles()) {
+    for (const name of names) {
       try {
         const buf = await this.storage.read(name);
         const id = name.slice('index/'.length);
@@ -153,22 +165,57 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
         problems.push({ file: name, message: err instanceof Error ? err.message : String(err) });
       }
     }
-    this.index = index;
-    this.indexProblems = problems;
-    return index;
+    return problems;
+  }
+
+  /**
+   * refreshIndex brings the cached index up to date with the index files
+   * there are now, for a repository kept open across operations (browsing).
+   * Index files are named by their content and never change, so the same
+   * names mean the same index: it is kept as it is. When files were only
+   * added (a snapshot committed), just those are read into it. When any
+   * file it was read from is gone (gc replaced the index, or a failed
+   * snapshot removed its own), it is read again whole, since packs it
+   * points to may be gone too. Call it under a lock that keeps gc out (a
+   * read lock), so the index stays valid while that lock is held. Tells
+   * whether the index changed (false also when none was loaded yet: it is
+   * loaded now).
+   */
+  async refreshIndex(): Promise<boolean> {
+    if (!this.index || !this.indexNames) {
+      await this.loadIndex();
+      return false;
+    }
+    const names = await this.indexFiles();
+    const loaded = new Set(this.indexNames);
+    if (names.length === loaded.size && names.every((n) => loaded.has(n))) return false;
+    const present = new Set(names);
+    if (!this.indexNames.every((n) => present.has(n))) {
+      await this.reloadIndex();
+      return true;
+    }
+    const added = names.filter((n) => !loaded.has(n));
+    this.indexProblems = [...this.indexProblems, ...(await this.readIndexFiles(added, this.index))];
+    this.indexNames = names;
+    return true;
   }
 
   /** reloadIndex drops the cached index and reads it again. */
   async reloadIndex(): Promise<MasterIndex> {
-    this.index = null;
-    this.treeCache.clear();
+    this.forgetIndex();
     return this.loadIndex();
   }
 
   /** forgetIndex drops the cached index: the next use reads it again (after packs were removed). */
   forgetIndex(): void {
     this.index = null;
+    this.indexNames = null;
     this.treeCache.clear();
+  }
+
+  /** Bytes the cached index takes (0 when none is loaded). */
+  get indexBytes(): number {
+    return this.index?.allocatedBytes ?? 0;
   }
 
   /** Index files that could not be read at the last load. */
@@ -210,14 +257,20 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     return raw;
   }
 
-  /** readTree returns a directory listing, validated (format/tree.ts). */
-  async readTree(id: string): Promise<TreeNode[]> {
-    const cached = this.treeCache.get(id);
+  /**
+   * readTree returns a directory listing, validated (format/tree.ts). The
+   * last few are kept decoded; `cache: false` neither looks there nor keeps
+   * the result (for callers with a cache of their own).
+   */
+  async readTree(id: string, opts: { cache?: boolean } = {}): Promise<TreeNode[]> {
+    const useCache = opts.cache ?? true;
+    const cached = useCache ? this.treeCache.get(id) : undefined;
     if (cached) return cached;
     const index = await this.loadIndex();
     const loc = index.get(id);
     if (loc && loc.type !== BlobType.Tree) throw new CorruptionError(`blob ${id} is not a tree`, { blob: id });
     const nodes = decodeTree(await this.readBlob(id), `tree ${id}`);
+    if (!useCache) return nodes;
     this.treeCache.set(id, nodes);
     if (this.treeCache.size > TREE_CACHE_ENTRIES) {
       this.treeCache.delete(this.treeCache.keys().next().value as string);

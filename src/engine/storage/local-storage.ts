@@ -3,7 +3,8 @@
  *
  * Writes go to tmp/<pid>-<start>-<random>.tmp first, are fdatasync'ed, renamed to their final
  * name and the directory is fsynced, so a crash at any point leaves either
- * nothing or the complete file (docs/format.md, "Crash safety").
+ * nothing or the complete file (docs/format.md, "Crash safety"). Writes
+ * and removes asked not to be durable (lock files) skip the syncs.
  * Open read handles are cached (LRU) because restores read many small ranges
  * from the same packs.
  */
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { CorruptionError, isErrno } from '../../core/errors.js';
 import { fsyncDir } from '../fsx/durable.js';
 import { SELF_START, isAlive } from '../util/process-identity.js';
-import type { Storage } from './storage.js';
+import type { Storage, WriteOptions } from './storage.js';
 
 const TMP_DIR = 'tmp';
 const MAX_OPEN_HANDLES = 64;
@@ -49,7 +50,8 @@ export class LocalStorage implements Storage {
     this.knownDirs.add(dir);
   }
 
-  async write(name: string, data: Buffer | readonly Buffer[]): Promise<void> {
+  async write(name: string, data: Buffer | readonly Buffer[], opts: WriteOptions = {}): Promise<void> {
+    const durable = opts.durable ?? true;
     const final = this.abs(name);
     const tmpDir = path.join(this.location, TMP_DIR);
     await this.ensureDir(tmpDir);
@@ -59,7 +61,7 @@ export class LocalStorage implements Storage {
     try {
       const parts = Buffer.isBuffer(data) ? [data] : data;
       await fh.writev(parts as Buffer[]);
-      await fh.datasync();
+      if (durable) await fh.datasync();
     } catch (err) {
       await fh.close().catch(() => undefined);
       await fs.rm(tmp, { force: true });
@@ -76,7 +78,7 @@ export class LocalStorage implements Storage {
       throw err;
     }
     this.dropHandle(name);
-    await fsyncDir(dir);
+    if (durable) await fsyncDir(dir);
   }
 
   async read(name: string): Promise<Buffer> {
@@ -149,7 +151,7 @@ export class LocalStorage implements Storage {
     void h.then((f) => f.close()).catch(() => undefined);
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, opts: WriteOptions = {}): Promise<void> {
     this.dropHandle(name);
     const abs = this.abs(name);
     try {
@@ -158,7 +160,7 @@ export class LocalStorage implements Storage {
       if (isErrno(err, 'ENOENT')) return;
       throw err;
     }
-    await fsyncDir(path.dirname(abs));
+    if (opts.durable ?? true) await fsyncDir(path.dirname(abs));
   }
 
   async cleanTemp(): Promise<number> {

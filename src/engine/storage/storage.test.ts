@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EncryptedStorage } from '../crypto/encrypted-storage.js';
 import { tempDir } from '../testing.js';
 import { SELF_START, processStartTime } from '../util/process-identity.js';
@@ -80,6 +80,35 @@ describe('LocalStorage', () => {
     expect(fs.readFileSync(path.join(dir, 'packs/0/p0')).toString()).toBe('again');
     expect(fs.existsSync(path.join(dir, 'index/i9'))).toBe(true);
     expect(await s.list('tmp')).toEqual([]);
+  });
+
+  it('syncs file and directory for a durable write or remove, and not at all when asked for a volatile one', async () => {
+    await s.write('locks/.keep', Buffer.alloc(0));
+    // FileHandle is not exported: spy on the prototype of an open one.
+    const probe = await fs.promises.open(path.join(dir, 'locks/.keep'), 'r');
+    const proto = Object.getPrototypeOf(probe) as { datasync(): Promise<void>; sync(): Promise<void> };
+    await probe.close();
+    const datasync = vi.spyOn(proto, 'datasync');
+    const sync = vi.spyOn(proto, 'sync');
+    try {
+      await s.write('locks/a', Buffer.from('held'), { durable: false });
+      await s.write('locks/a', Buffer.from('refreshed'), { durable: false });
+      await s.remove('locks/a', { durable: false });
+      expect(datasync).not.toHaveBeenCalled();
+      expect(sync).not.toHaveBeenCalled();
+      expect(tmpFiles()).toEqual([]);
+      expect(fs.existsSync(path.join(dir, 'locks/a'))).toBe(false);
+
+      await s.write('locks/b', Buffer.from('durable'));
+      expect(fs.readFileSync(path.join(dir, 'locks/b')).toString()).toBe('durable');
+      expect(datasync).toHaveBeenCalledTimes(1);
+      expect(sync).toHaveBeenCalledTimes(1); // the directory
+      await s.remove('locks/b');
+      expect(sync).toHaveBeenCalledTimes(2);
+    } finally {
+      datasync.mockRestore();
+      sync.mockRestore();
+    }
   });
 
   it('writes files readable by others only as complete files (final name appears with full content)', async () => {
