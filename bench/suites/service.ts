@@ -11,6 +11,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { buildApp } from '../../src/api/app.js';
+import { startLocalControl } from '../../src/app/local-control.js';
 import { VERSION } from '../../src/app/server.js';
 import { wireServices } from '../../src/services/wire.js';
 import { systemClock } from '../../src/core/clock.js';
@@ -98,7 +99,11 @@ export interface AllInOne {
   close(keep: boolean): Promise<void>;
 }
 
-/** startAllInOne runs the service in this process on a fresh `dataDir`, with a user key for `bench`. */
+/**
+ * startAllInOne runs the service in this process on a fresh `dataDir`, with
+ * a user key for `bench`: as `kova serve` does, the API is the control
+ * plane's (local-control.ts) in front of the node's services.
+ */
 export async function startAllInOne(dataDir: string): Promise<AllInOne> {
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dataDir, { recursive: true });
@@ -108,14 +113,16 @@ export async function startAllInOne(dataDir: string): Promise<AllInOne> {
   const log = pino({ level: 'silent' });
   const services = wireServices({ store, runtime, paths, clock: systemClock, log, minSnapshotIntervalMs: 1000, jobConcurrency: 2 });
   services.ctx.jobs.start();
+  const local = await startLocalControl(services, { clock: systemClock, log, version: VERSION });
   const app = await buildApp({
-    ...services,
+    ...local.deps,
     metrics: services.ctx.metrics,
     clock: systemClock,
     config: { minSnapshotIntervalMs: 1000, rateLimitPerMinute: 100_000_000, runtime: 'process', version: VERSION },
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  const token = (await services.keys.create(services.keys.ensureUser('bench').id, 'bench')).token;
+  const user = await local.catalogue.ensureUser('bench', 'user', systemClock.now());
+  const token = (await local.deps.keys.create(user.id, 'bench')).token;
   const call: AllInOne['call'] = async (method, path, body) => {
     const res = await fetch(`${url}${path}`, {
       method,
@@ -144,7 +151,9 @@ export async function startAllInOne(dataDir: string): Promise<AllInOne> {
     call,
     until,
     async close(keep) {
+      await local.stop();
       await app.close();
+      await local.closeCatalogue();
       await services.ctx.jobs.stop();
       for (const id of await runtime.deployments()) await runtime.remove(id).catch(() => undefined);
       await runtime.close();
@@ -186,6 +195,11 @@ export async function allInOneListLatency(aio: AllInOne, requests = LATENCY_REQU
     }
   });
   const path = `/api/v1/deployments/${deployment.id}/snapshots`;
+  // The rows reach the catalogue the API reads through the local node's state documents.
+  await aio.until(
+    async () => ((await call('GET', path)).snapshots.length === LIST_SNAPSHOTS ? true : null),
+    'the catalogue to list the snapshots',
+  );
   const figures = await sequentialLatency(async () => {
     await call('GET', path);
   }, requests);
