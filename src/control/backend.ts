@@ -40,6 +40,23 @@ const RESTORES_LISTED = 50;
 
 const newestFirst = <T extends { createdAt: number }>(xs: readonly T[]): T[] => [...xs].sort((a, b) => b.createdAt - a.createdAt);
 
+/**
+ * The snapshots of a catalogue document, newest first. Documents the
+ * catalogue hands out are frozen and shared while their version holds, so
+ * the sorted list is made once per document (and frozen, so the API's
+ * route can keep its views of it the same way: routes/snapshots.ts).
+ */
+const sortedSnapshots = new WeakMap<readonly Snapshot[], readonly Snapshot[]>();
+function snapshotsNewestFirst(xs: readonly Snapshot[]): Snapshot[] {
+  if (!Object.isFrozen(xs)) return newestFirst(xs);
+  let sorted = sortedSnapshots.get(xs);
+  if (!sorted) {
+    sorted = Object.freeze(newestFirst(xs));
+    sortedSnapshots.set(xs, sorted);
+  }
+  return sorted as Snapshot[];
+}
+
 const GB = 1e9;
 
 export interface BackendOptions {
@@ -90,7 +107,7 @@ export class ControlBackend {
       extras: (d) => this.extras(d),
     };
     this.snapshots = {
-      list: async (userId, depId) => newestFirst((await this.active(userId, depId)).state.snapshots),
+      list: async (userId, depId) => snapshotsNewestFirst((await this.active(userId, depId)).state.snapshots),
       get: async (userId, depId, snapId) => snapshotIn((await this.active(userId, depId)).state, snapId),
       create: (userId, depId, label) => {
         const clean = validateLabel(label);

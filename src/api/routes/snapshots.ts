@@ -15,6 +15,24 @@ import {
   SnapshotParams,
 } from '../schemas.js';
 
+/**
+ * Views of a frozen list of snapshots (the control plane's catalogue hands
+ * out frozen documents, shared while their version holds): made once per
+ * list, since a view is a function of its snapshot alone. A list that is
+ * not frozen is viewed afresh.
+ */
+type SnapshotRow = Parameters<typeof snapshotView>[0];
+const listViews = new WeakMap<readonly SnapshotRow[], ReturnType<typeof snapshotView>[]>();
+function snapshotViews(xs: readonly SnapshotRow[]): ReturnType<typeof snapshotView>[] {
+  if (!Object.isFrozen(xs)) return xs.map(snapshotView);
+  let views = listViews.get(xs);
+  if (!views) {
+    views = xs.map(snapshotView);
+    listViews.set(xs, views);
+  }
+  return views;
+}
+
 export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/snapshots',
@@ -26,7 +44,7 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors },
       },
     },
-    async (req) => ({ success: true, snapshots: (await deps.snapshots.list(req.user.id, req.params.id)).map(snapshotView) }),
+    async (req) => ({ success: true, snapshots: snapshotViews(await deps.snapshots.list(req.user.id, req.params.id)) }),
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof CreateSnapshotBody> }>(
