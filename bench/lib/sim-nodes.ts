@@ -14,6 +14,7 @@
 // of different nodes are spread over the period too, so the load is even.
 import { setMaxListeners } from 'node:events';
 import { newId } from '../../src/core/ids.js';
+import { sleep } from '../../src/core/sleep.js';
 import type { Deployment } from '../../src/db/deployments.js';
 import type { Snapshot } from '../../src/db/snapshots.js';
 import { openCatalogue } from '../../src/control/store/index.js';
@@ -298,17 +299,7 @@ export class SimulatedFleet {
 
   /** sleep resolves after `ms`, or at once when the fleet stops. */
   private sleep(ms: number): Promise<void> {
-    const signal = this.abort.signal;
-    if (signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return sleep(ms, this.abort.signal);
   }
 
   private async heartbeatLoop(n: SimNode, offsetMs: number): Promise<void> {

@@ -28,6 +28,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { type Readable, pipeline } from 'node:stream';
 import { KovaError } from '../core/errors.js';
+import { sleep } from '../core/sleep.js';
 import {
   type Capacity,
   type DeploymentState,
@@ -297,15 +298,7 @@ export class ControlClient implements ControlTransport {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.controller.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.controller.signal.addEventListener('abort', done, { once: true });
-    });
+    return sleep(ms, this.controller.signal);
   }
 
   private send(base: URL, method: string, path: string, body: unknown, timeoutMs: number): Promise<Answer> {

@@ -14,6 +14,7 @@
  */
 import { errorBody } from '../api/errors.js';
 import { KovaError } from '../core/errors.js';
+import { sleep } from '../core/sleep.js';
 import type { Catalogue, CatalogueNode } from '../control/catalogue.js';
 import type { NodeSide } from '../control/node-side.js';
 import type { Capacity, DeploymentState, HelloRequest, OperationResult } from '../network/protocol.js';
@@ -79,15 +80,6 @@ export class InProcessTransport implements ControlTransport {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const signal = this.closing.signal;
-      const done = (): void => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return sleep(ms, this.closing.signal);
   }
 }
