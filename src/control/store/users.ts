@@ -37,6 +37,17 @@ const toKey = (r: ApiKeysTable): ApiKey => ({
   revokedAt: r.revoked_at,
 });
 
+/** keyRow is toKey's inverse: the row a key is stored as. */
+const keyRow = (k: ApiKey): ApiKeysTable => ({
+  prefix: k.prefix,
+  user_id: k.userId,
+  secret_hash: k.secretHash,
+  label: k.label,
+  created_at: k.createdAt,
+  last_used_at: k.lastUsedAt,
+  revoked_at: k.revokedAt,
+});
+
 export function users({ db }: Conn): UserPart {
   const userByName = async (name: string): Promise<CatalogueUser | undefined> => {
     const r = await db.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
@@ -69,15 +80,7 @@ export function users({ db }: Conn): UserPart {
     async insertKey(k) {
       await db
         .insertInto('api_keys')
-        .values({
-          prefix: k.prefix,
-          user_id: k.userId,
-          secret_hash: k.secretHash,
-          label: k.label,
-          created_at: k.createdAt,
-          last_used_at: null,
-          revoked_at: null,
-        })
+        .values(keyRow({ ...k, lastUsedAt: null, revokedAt: null }))
         .execute();
     },
     async importUser(u) {
@@ -90,15 +93,7 @@ export function users({ db }: Conn): UserPart {
     async importKey(k) {
       await db
         .insertInto('api_keys')
-        .values({
-          prefix: k.prefix,
-          user_id: k.userId,
-          secret_hash: k.secretHash,
-          label: k.label,
-          created_at: k.createdAt,
-          last_used_at: k.lastUsedAt,
-          revoked_at: k.revokedAt,
-        })
+        .values(keyRow(k))
         .onConflict((oc) => oc.column('prefix').doNothing())
         .execute();
     },
