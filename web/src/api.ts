@@ -143,7 +143,11 @@ export async function request<T>(method: string, path: string, opts: RequestOpti
       await sleep(wait * 1000);
       continue;
     }
-    const body = (await res.json().catch(() => null)) as { success?: boolean; error?: { code?: string; message?: string } } | null;
+    const body = (await res.json().catch((err: unknown) => {
+      // A body cut short by the caller's abort is the abort, not an empty answer.
+      if (opts.signal?.aborted) throw err;
+      return null;
+    })) as { success?: boolean; error?: { code?: string; message?: string } } | null;
     if (res.ok && body?.success !== false) return body as T;
     const code = body?.error?.code ?? `HTTP_${res.status}`;
     const message = body?.error?.message ?? `The server answered ${res.status} ${res.statusText}`.trim();

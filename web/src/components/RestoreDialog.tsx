@@ -135,12 +135,18 @@ export function RestoreDialog({
     setPlan(null);
     setPlanError(null);
     if (scope === 'some' && !selection) return () => ctl.abort();
-    api.restorePlan(deploymentId, snapshot.id, ctl.signal, selection).then(setPlan, (err: unknown) => {
-      // The restore itself answers with the same reasons: without a plan, Confirm still explains.
-      if (isAbort(err)) return;
-      setPlan(null);
-      if (selection) setPlanError(errorMessage(err));
-    });
+    api.restorePlan(deploymentId, snapshot.id, ctl.signal, selection).then(
+      (p) => {
+        if (!ctl.signal.aborted) setPlan(p);
+      },
+      (err: unknown) => {
+        // The restore itself answers with the same reasons: without a plan, Confirm still explains.
+        // A superseded request (the selection changed) says nothing, whatever it failed with.
+        if (isAbort(err) || ctl.signal.aborted) return;
+        setPlan(null);
+        if (selection) setPlanError(errorMessage(err));
+      },
+    );
     return () => ctl.abort();
   }, [deploymentId, snapshot.id, scope, selectionKey]);
 
