@@ -11,7 +11,8 @@
  * each event is recorded in one transaction with its deliveries, once per
  * event id, and only for a deployment placed on that node. The answer lists
  * the ids the node may delete: recorded now, recorded before, or refused
- * for good. A failure of the database throws (503): the node keeps the
+ * for good (another node's deployment, an unknown event, data over
+ * MAX_EVENT_DATA_BYTES). A failure of the database throws (503): the node keeps the
  * batch and sends it again.
  */
 import type { Logger } from 'pino';
@@ -24,6 +25,8 @@ import type { Catalogue, CatalogueNode } from './catalogue.js';
 
 /** Events a node may send in one request. */
 export const MAX_EVENTS_PER_REQUEST = 100;
+/** The largest `data` of one event, as JSON: the body every delivery of it stores and sends. */
+export const MAX_EVENT_DATA_BYTES = 64 * 1024;
 
 export function catalogueWebhookStore(c: Catalogue): WebhookStore {
   return {
@@ -53,6 +56,11 @@ export class NodeEvents {
     for (const e of events) {
       if (!isId('evt', e.id) || !isWebhookEvent(e.event)) {
         this.log.warn({ node: node.name, event: e.event, id: e.id }, 'a node reported an event this control plane does not know; dropped');
+        acked.push(e.id);
+        continue;
+      }
+      if (Buffer.byteLength(JSON.stringify(e.data)) > MAX_EVENT_DATA_BYTES) {
+        this.log.warn({ node: node.name, event: e.event, id: e.id }, 'a node reported an event larger than any Kova makes; dropped');
         acked.push(e.id);
         continue;
       }

@@ -21,6 +21,14 @@ import { WebhookService } from '../services/webhooks/service.js';
 import { EventOutbox, type SendEvents } from './events.js';
 
 const log = pino({ level: 'silent' });
+
+async function waitUntil(ok: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
 let dir: string;
 let store: Store;
 let clock: ManualClock;
@@ -76,6 +84,31 @@ describe('EventOutbox', () => {
     expect(again.count()).toBe(0);
   });
 
+  it('runs: sends after each emit, and again after a batch the control plane did not take', async () => {
+    const outbox = new EventOutbox(store, clock, log, { pollMs: 60_000, retryMs: 20, maxRetryMs: 40 });
+    const got: string[] = [];
+    let refuse = 2;
+    // An older control plane answers 404 (null here) twice, then takes them.
+    const send: SendEvents = async (events) => {
+      if (refuse-- > 0) return null;
+      got.push(...events.map((e) => e.event));
+      return events.map((e) => e.id);
+    };
+    const running = outbox.run(send, () => undefined);
+    try {
+      outbox.emit('snapshot.failed', 'dep-aaaaaaaaaaaa', {});
+      await waitUntil(() => got.length === 1);
+      expect(outbox.count()).toBe(0);
+      // Emitting wakes the loop long before its 60 s poll.
+      outbox.emit('restore.failed', 'dep-aaaaaaaaaaaa', {});
+      await waitUntil(() => got.length === 2);
+      expect(got).toEqual(['snapshot.failed', 'restore.failed']);
+    } finally {
+      outbox.stop();
+      await running;
+    }
+  });
+
   it('keeps at most maxEvents, dropping the oldest', () => {
     const outbox = new EventOutbox(store, clock, log, { maxEvents: 2 });
     for (const id of ['snap-1', 'snap-2', 'snap-3']) outbox.emit('snapshot.failed', 'dep-aaaaaaaaaaaa', { snapshot: { id } });
@@ -101,8 +134,9 @@ describe('EventOutbox', () => {
 
       const outbox = new EventOutbox(store, clock, log);
       outbox.emit('restore.completed', 'dep-aaaaaaaaaaaa', { restore: { id: 'rst-1' } });
-      // Another node's deployment: acknowledged (so it leaves the outbox) but recorded for nobody.
+      // Another node's deployment, and data larger than any event has: acknowledged (so they leave the outbox), recorded for nobody.
       outbox.emit('restore.completed', 'dep-bbbbbbbbbbbb', { restore: { id: 'rst-2' } });
+      outbox.emit('restore.completed', 'dep-aaaaaaaaaaaa', { restore: { id: 'rst-3', error: 'x'.repeat(70_000) } });
       let calls = 0;
       const send: SendEvents = async (events) => {
         const reply = await side.events(me, events);
@@ -110,8 +144,8 @@ describe('EventOutbox', () => {
         return ++calls === 1 ? null : reply.acked;
       };
       await expect(outbox.flush(send)).rejects.toThrow(/did not take/);
-      expect(outbox.count()).toBe(2);
-      expect(await outbox.flush(send)).toBe(2);
+      expect(outbox.count()).toBe(3);
+      expect(await outbox.flush(send)).toBe(3);
       expect(outbox.count()).toBe(0);
 
       const log1 = await hooks.deliveries(user.id, webhook.id);

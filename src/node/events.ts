@@ -48,6 +48,7 @@ export class EventOutbox implements EventSink {
   private readonly opts: Required<OutboxOptions>;
   private flushing: Promise<number> | null = null;
   private wake: (() => void) | null = null;
+  private poked = false;
   private readonly stopping = new AbortController();
 
   constructor(
@@ -85,6 +86,7 @@ export class EventOutbox implements EventSink {
           this.log.warn({ dropped: over, max: this.opts.maxEvents }, 'the event outbox is full; the oldest events were dropped');
         }
       });
+      this.poked = true;
       this.wake?.();
     } catch (err) {
       this.log.error({ err, event, deployment: deploymentId }, 'could not keep an event for webhooks');
@@ -143,24 +145,26 @@ export class EventOutbox implements EventSink {
   /**
    * run flushes after every emit() and every pollMs until stop(); after a
    * batch that was not taken (or an error, given to onError) it waits
-   * retryMs, doubling up to maxRetryMs.
+   * retryMs, doubling up to maxRetryMs, whatever is emitted meanwhile.
    */
   async run(send: SendEvents, onError: (err: unknown) => boolean | void): Promise<void> {
     let retry = this.opts.retryMs;
     while (!this.stopping.signal.aborted) {
-      let wait = this.opts.pollMs;
+      // Set by emit(): an event kept while this flush runs is not left for the next poll.
+      this.poked = false;
       try {
         await this.flush(send);
         retry = this.opts.retryMs;
       } catch (err) {
         if (!(err instanceof OutboxNotTakenError) && onError(err) === true) return;
-        wait = retry;
+        await sleep(retry, this.stopping.signal);
         retry = Math.min(this.opts.maxRetryMs, retry * 2);
+        continue;
       }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        void sleep(wait, this.stopping.signal).then(resolve, resolve);
-      });
+      if (this.poked) continue;
+      const wakeup = new AbortController();
+      this.wake = () => wakeup.abort();
+      await sleep(this.opts.pollMs, AbortSignal.any([this.stopping.signal, wakeup.signal]));
       this.wake = null;
     }
   }
