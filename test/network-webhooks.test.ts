@@ -15,7 +15,17 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '../src/services/webhooks/sender.js';
 import { IDLE_SCRIPT } from './helpers/api.js';
-import { type Api, createDeployment, expectStatus, restoreCompleted, snapshotReady, startSnapshot, volumeDir, waitRunning, waitSnapshot } from './helpers/flows.js';
+import {
+  type Api,
+  createDeployment,
+  expectStatus,
+  restoreCompleted,
+  snapshotReady,
+  startSnapshot,
+  volumeDir,
+  waitRunning,
+  waitSnapshot,
+} from './helpers/flows.js';
 import { sdlFor, waitFor } from './helpers/harness.js';
 import { type Network, startNetwork } from './helpers/network.js';
 import { postgresAvailable } from './helpers/postgres.js';
@@ -161,10 +171,14 @@ describe.skipIf(!run)('network mode: webhooks', () => {
     node.cut();
     let kept: Array<{ id: string; event: string }> = [];
     try {
-      kept = await waitFor(() => {
-        const o = outbox().filter((e) => e.event === 'snapshot.failed');
-        return o.length >= 2 ? o : null;
-      }, 60_000, 'failed automatic snapshots in the outbox');
+      kept = await waitFor(
+        () => {
+          const o = outbox().filter((e) => e.event === 'snapshot.failed');
+          return o.length >= 2 ? o : null;
+        },
+        60_000,
+        'failed automatic snapshots in the outbox',
+      );
       // Not delivered while the node is cut off.
       await new Promise((r) => setTimeout(r, 1500));
       const seen = new Set(events().map((e) => e.id));
@@ -175,10 +189,14 @@ describe.skipIf(!run)('network mode: webhooks', () => {
     await net.waitNodes({ [node.name]: 'online' });
     const settled = await alice[0]('PUT', `/api/v1/deployments/${depId}/snapshot-settings`, { enabled: false });
     expectStatus(settled, 200, 'disable automatic snapshots');
-    await waitFor(() => {
-      const seen = new Set(events().map((e) => e.id));
-      return kept.every((e) => seen.has(e.id));
-    }, 60_000, 'the kept events at the receiver');
+    await waitFor(
+      () => {
+        const seen = new Set(events().map((e) => e.id));
+        return kept.every((e) => seen.has(e.id));
+      },
+      60_000,
+      'the kept events at the receiver',
+    );
     await waitFor(() => outbox().length === 0, 30_000, 'an empty outbox');
   });
 

@@ -33,7 +33,9 @@ describe('loadControlPlaneConfig', () => {
     expect(loadControlPlaneConfig({ ...base, webhooksAllowPrivate: 'true' }, {}).webhooksAllowPrivate).toBe(true);
     expect(loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: '1' }).webhooksAllowPrivate).toBe(true);
     expect(loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: 'no' }).webhooksAllowPrivate).toBe(false);
-    expect(() => loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: 'maybe' })).toThrow(/webhooks allow private must be true or false/);
+    expect(() => loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: 'maybe' })).toThrow(
+      /webhooks allow private must be true or false/,
+    );
   });
 
   it('takes each from a flag, else the environment', () => {

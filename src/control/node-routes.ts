@@ -177,10 +177,8 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
       );
 
       if (opts.events) {
-        node.post<{ Body: { events: NodeEvent[] } }>(
-          NODE_PATHS.events,
-          { schema: { body: EventsBody } },
-          (req): Promise<EventsReply> => side.events(req.node, req.body.events),
+        node.post<{ Body: { events: NodeEvent[] } }>(NODE_PATHS.events, { schema: { body: EventsBody } }, (req): Promise<EventsReply> =>
+          side.events(req.node, req.body.events),
         );
       }
 

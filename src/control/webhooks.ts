@@ -76,7 +76,10 @@ export class NodeEvents {
         node.id,
       );
       if (r.outcome === 'refused') {
-        this.log.warn({ node: node.name, deployment: e.deploymentId, event: e.event }, 'a node reported an event of a deployment not placed on it; dropped');
+        this.log.warn(
+          { node: node.name, deployment: e.deploymentId, event: e.event },
+          'a node reported an event of a deployment not placed on it; dropped',
+        );
       }
       acked.push(e.id);
     }

@@ -79,7 +79,9 @@ export class EventOutbox implements EventSink {
         data,
       };
       this.store.tx(() => {
-        this.store.db.prepare('INSERT INTO event_outbox (id, event, created_at) VALUES (?, ?, ?)').run(e.id, JSON.stringify(e), e.createdAt);
+        this.store.db
+          .prepare('INSERT INTO event_outbox (id, event, created_at) VALUES (?, ?, ?)')
+          .run(e.id, JSON.stringify(e), e.createdAt);
         const over = this.count() - this.opts.maxEvents;
         if (over > 0) {
           this.store.db.prepare('DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox ORDER BY seq LIMIT ?)').run(over);

@@ -168,11 +168,7 @@ function migrations(dialect: DialectName): Record<string, Migration> {
           .addColumn('finished_at', 'bigint')
           .execute();
         await db.schema.createIndex('webhook_deliveries_by_hook').on('webhook_deliveries').columns(['webhook_id', 'seq']).execute();
-        await db.schema
-          .createIndex('webhook_deliveries_due')
-          .on('webhook_deliveries')
-          .columns(['status', 'next_attempt_at'])
-          .execute();
+        await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
         // The events the nodes reported, by the id the node chose: a resent event is recorded once.
         await db.schema
           .createTable('webhook_events')

@@ -39,8 +39,7 @@ export interface EventRecord {
  * reported it).
  */
 export type RecordOutcome =
-  | { readonly outcome: 'recorded'; readonly deliveries: number }
-  | { readonly outcome: 'duplicate' | 'refused'; readonly deliveries: 0 };
+  { readonly outcome: 'recorded'; readonly deliveries: number } | { readonly outcome: 'duplicate' | 'refused'; readonly deliveries: 0 };
 
 /** A delivery handed to one sender, with the lease its attempt is recorded under. */
 export interface ClaimedDelivery {
