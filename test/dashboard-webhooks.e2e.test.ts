@@ -10,8 +10,6 @@
  * browser fails the suite; elsewhere it is skipped with a message.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +17,7 @@ import { verifySignature } from '../src/services/webhooks/sender.js';
 import { chromiumInstalled, launchChromium, pageOverflow, screenshot } from './helpers/browser.js';
 import { sdlFor } from './helpers/harness.js';
 import { type KovaServer, ensureBuilt, startKova } from './helpers/kova-server.js';
+import { type Received, type Receiver, startReceiver } from './helpers/receiver.js';
 
 const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 const HAVE_BROWSER = chromiumInstalled();
@@ -32,22 +31,15 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: webhooks and the snapshot h
   let browser: Browser;
   let desktop: Page;
   let phone: Page;
-  let receiver: http.Server;
+  let receiver: Receiver | undefined;
   let hookUrl = '';
-  const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
+  let received: Received[] = [];
 
   beforeAll(async () => {
     ensureBuilt();
-    receiver = http.createServer((req, res) => {
-      const parts: Buffer[] = [];
-      req.on('data', (b: Buffer) => parts.push(b));
-      req.on('end', () => {
-        received.push({ headers: req.headers, body: Buffer.concat(parts).toString() });
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/kova`;
+    receiver = await startReceiver();
+    received = receiver.received;
+    hookUrl = `${receiver.base}/kova`;
     kova = await startKova({ minSnapshotInterval: '1s', extraArgs: ['--webhooks-allow-private'] });
     browser = await launchChromium();
     const open = async (width: number, height: number) => {
@@ -62,8 +54,7 @@ describe.skipIf(!HAVE_BROWSER && !IN_CI)('dashboard: webhooks and the snapshot h
   afterAll(async () => {
     await browser?.close().catch(() => undefined);
     await kova?.stop();
-    receiver?.closeAllConnections();
-    await new Promise((resolve) => receiver?.close(resolve));
+    await receiver?.close();
   });
 
   async function until<T>(check: () => Promise<T | null | undefined | false>, what: string): Promise<T> {

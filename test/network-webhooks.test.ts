@@ -8,8 +8,6 @@
  * one raised while the node could not reach the control plane.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,22 +27,18 @@ import {
 import { sdlFor, waitFor } from './helpers/harness.js';
 import { type Network, startNetwork } from './helpers/network.js';
 import { postgresAvailable } from './helpers/postgres.js';
+import { type Received, type Receiver, startReceiver } from './helpers/receiver.js';
 
 const run = postgresAvailable();
-
-interface Received {
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: string;
-}
 
 /** A deployment whose snapshots fail (the pre hook exits 3) while FAIL_MARKER is in its volume. */
 const FAIL_MARKER = '.fail-snapshots';
 const SDL = sdlFor(IDLE_SCRIPT, { pre: ['sh', '-c', `if [ -e ${FAIL_MARKER} ]; then echo no space left; exit 3; fi`] });
 
 let net: Network;
-let receiver: http.Server;
+let receiver: Receiver | undefined;
 let hookUrl: string;
-const received: Received[] = [];
+let received: Received[] = [];
 let alice: [Api, Api];
 let bob: Api;
 let secret: string;
@@ -78,16 +72,9 @@ function outbox(): Array<{ id: string; event: string }> {
 
 describe.skipIf(!run)('network mode: webhooks', () => {
   beforeAll(async () => {
-    receiver = http.createServer((req, res) => {
-      const parts: Buffer[] = [];
-      req.on('data', (b: Buffer) => parts.push(b));
-      req.on('end', () => {
-        received.push({ headers: req.headers, body: Buffer.concat(parts).toString() });
-        res.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    receiver = await startReceiver();
+    received = receiver.received;
+    hookUrl = `${receiver.base}/hook`;
     // The replicas (and nodes) inherit it: the receiver is on loopback.
     process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE = 'true';
     net = await startNetwork({ replicas: 2, nodes: 1 });
@@ -100,8 +87,7 @@ describe.skipIf(!run)('network mode: webhooks', () => {
     if (savedEnv === undefined) delete process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE;
     else process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE = savedEnv;
     await net?.close();
-    receiver?.closeAllConnections();
-    await new Promise((resolve) => receiver?.close(resolve));
+    await receiver?.close();
   }, 120_000);
 
   it('creates a webhook on one replica, lists it on the other, and hides it from another user', async () => {

@@ -7,8 +7,6 @@
  * addresses.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -16,46 +14,33 @@ import { ManualClock } from '../src/core/clock.js';
 import { MAX_ATTEMPTS, retryDelayMs, verifySignature } from '../src/services/webhooks/sender.js';
 import { IDLE_SCRIPT, ISO_UTC, createDeployment, expectError, expectOk, takeSnapshot, volumeDir } from './helpers/api.js';
 import { type Harness, sdlFor, startHarness, waitFor } from './helpers/harness.js';
+import { type Received, type Receiver, startReceiver } from './helpers/receiver.js';
 
 /** One attempt's timeout here: long enough for a busy machine, short enough to wait for once. */
 const ATTEMPT_MS = 1500;
 
-interface Received {
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-let receiver: http.Server;
+let receiver: Receiver;
 let base: string;
-const received: Received[] = [];
-let answer: (res: http.ServerResponse) => void = (res) => res.end('ok');
+let received: Received[] = [];
 
 let h: Harness;
 let clock: ManualClock;
 
 beforeAll(async () => {
-  receiver = http.createServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (b: Buffer) => parts.push(b));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body: Buffer.concat(parts).toString() });
-      answer(res);
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiver = await startReceiver();
+  received = receiver.received;
+  base = receiver.base;
   clock = new ManualClock(Date.UTC(2026, 2, 2, 9, 0, 0));
   // Jitter 0: every backoff is exactly the sender's base delay.
   h = await startHarness({ clock, minSnapshotIntervalMs: 1000, webhooks: { allowPrivate: true, timeoutMs: ATTEMPT_MS, random: () => 0 } });
 });
 afterEach(() => {
   received.length = 0;
-  answer = (res) => res.end('ok');
+  receiver.answer = (res) => res.end('ok');
 });
 afterAll(async () => {
   await h?.close();
-  receiver.closeAllConnections();
-  await new Promise((resolve) => receiver.close(resolve));
+  await receiver?.close();
 });
 
 /** A deployment whose snapshots fail (the pre hook exits 3) while FAIL_MARKER is in its volume. */
@@ -228,7 +213,7 @@ describe('delivering events', () => {
     const dep = await createDeployment(h, failingSdl);
     const { webhook } = await addHook(['snapshot.failed']);
     await failSnapshot(dep);
-    answer = (res) => {
+    receiver.answer = (res) => {
       res.statusCode = 500;
       res.end('down for maintenance');
     };
@@ -244,7 +229,7 @@ describe('delivering events', () => {
     [d] = await deliveries(webhook.id);
     expect(d).toMatchObject({ status: 'pending', attempts: 2, responseStatus: 500 });
     expect(Date.parse(d!.nextAttemptAt!) - Date.parse(d!.lastAttemptAt!)).toBe(retryDelayMs(3, 0));
-    answer = (res) => res.end('thanks');
+    receiver.answer = (res) => res.end('thanks');
     clock.advance(retryDelayMs(3, 0)!);
     expect(await h.services.dispatcher.runDue()).toBe(1);
     [d] = await deliveries(webhook.id);
@@ -258,13 +243,13 @@ describe('delivering events', () => {
     const dep = await createDeployment(h, failingSdl);
     const { webhook } = await addHook(['snapshot.failed']);
     await failSnapshot(dep);
-    answer = () => undefined; // never answers: the first attempt times out
+    receiver.answer = () => undefined; // never answers: the first attempt times out
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       expect(await h.services.dispatcher.runDue()).toBe(1);
       const [d] = await deliveries(webhook.id);
       if (attempt === 1) expect(d).toMatchObject({ attempts: 1, responseStatus: null, error: 'timed out' });
       else expect(d).toMatchObject({ attempts: attempt, responseStatus: 502, error: 'HTTP 502: bad gateway' });
-      answer = (res) => {
+      receiver.answer = (res) => {
         res.statusCode = 502;
         res.end('bad gateway');
       };
@@ -463,7 +448,7 @@ describe('restart', () => {
       fs.writeFileSync(path.join(first.paths.volume(dep, { service: 'app', volume: 'data' }), FAIL_MARKER), '');
       expectOk(await first.api('POST', `/api/v1/deployments/${dep}/snapshots`, {}), 202);
       await first.idle();
-      answer = (res) => {
+      receiver.answer = (res) => {
         res.statusCode = 503;
         res.end();
       };
@@ -471,7 +456,7 @@ describe('restart', () => {
       await first.close();
       first = null;
 
-      answer = (res) => res.end('ok');
+      receiver.answer = (res) => res.end('ok');
       second = await startHarness(opts);
       const [pending] = expectOk(await second.api('GET', `/api/v1/webhooks/${webhook.id}/deliveries`)).deliveries;
       expect(pending).toMatchObject({ status: 'pending', attempts: 1, responseStatus: 503 });

@@ -36,7 +36,8 @@ export interface Delivery {
   readonly finishedAt: number | null;
 }
 
-interface HookRow {
+/** A webhook's row, in the journal and in the control plane's catalogue alike. */
+export interface HookRow {
   id: string;
   user_id: string;
   url: string;
@@ -45,7 +46,12 @@ interface HookRow {
   created_at: number;
 }
 
-interface DeliveryRow {
+/**
+ * A delivery's row, in the journal and in the catalogue alike. Integer
+ * columns are numbers in SQLite; PostgreSQL's driver may hand out its 64-bit
+ * integers as strings, hence Number() below.
+ */
+export interface DeliveryRow {
   seq: number;
   id: string;
   webhook_id: string;
@@ -62,30 +68,32 @@ interface DeliveryRow {
   finished_at: number | null;
 }
 
-const toHook = (r: HookRow): Webhook => ({
+const num = (v: number | null): number | null => (v === null ? null : Number(v));
+
+export const toHook = (r: HookRow): Webhook => ({
   id: r.id,
   userId: r.user_id,
   url: r.url,
   events: JSON.parse(r.events) as string[],
   secret: r.secret,
-  createdAt: r.created_at,
+  createdAt: Number(r.created_at),
 });
 
-const toDelivery = (r: DeliveryRow): Delivery => ({
-  seq: r.seq,
+export const toDelivery = (r: DeliveryRow): Delivery => ({
+  seq: Number(r.seq),
   id: r.id,
   webhookId: r.webhook_id,
   eventId: r.event_id,
   event: r.event,
   body: r.body,
   status: r.status,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_at,
+  attempts: Number(r.attempts),
+  nextAttemptAt: num(r.next_attempt_at),
   responseStatus: r.response_status,
   error: r.error,
-  createdAt: r.created_at,
-  lastAttemptAt: r.last_attempt_at,
-  finishedAt: r.finished_at,
+  createdAt: Number(r.created_at),
+  lastAttemptAt: num(r.last_attempt_at),
+  finishedAt: num(r.finished_at),
 });
 
 /** The outcome of one attempt, as recorded. */

@@ -17,12 +17,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { AttemptRecord, Delivery, Webhook } from '../../db/webhooks.js';
+import { type AttemptRecord, type DeliveryRow, toDelivery, toHook } from '../../db/webhooks.js';
 import type { ClaimedDelivery, RecordOutcome } from '../../services/webhooks/store.js';
 import { eventBody } from '../../services/webhooks/store.js';
 import type { Catalogue } from '../catalogue.js';
 import type { Conn } from './connection.js';
-import type { WebhookDeliveriesTable, WebhooksTable } from './schema.js';
 
 type WebhookPart = Pick<
   Catalogue,
@@ -37,34 +36,6 @@ type WebhookPart = Pick<
   | 'recordDeliveryAttempt'
   | 'pruneDeliveries'
 >;
-
-type DeliveryRow = Omit<WebhookDeliveriesTable, 'seq'> & { seq: number };
-
-const toHook = (r: WebhooksTable): Webhook => ({
-  id: r.id,
-  userId: r.user_id,
-  url: r.url,
-  events: JSON.parse(r.events) as string[],
-  secret: r.secret,
-  createdAt: r.created_at,
-});
-
-const toDelivery = (r: DeliveryRow): Delivery => ({
-  seq: Number(r.seq),
-  id: r.id,
-  webhookId: r.webhook_id,
-  eventId: r.event_id,
-  event: r.event,
-  body: r.body,
-  status: r.status,
-  attempts: Number(r.attempts),
-  nextAttemptAt: r.next_attempt_at === null ? null : Number(r.next_attempt_at),
-  responseStatus: r.response_status,
-  error: r.error,
-  createdAt: Number(r.created_at),
-  lastAttemptAt: r.last_attempt_at === null ? null : Number(r.last_attempt_at),
-  finishedAt: r.finished_at === null ? null : Number(r.finished_at),
-});
 
 export function webhooks(conn: Conn): WebhookPart {
   const { db, dialect } = conn;
