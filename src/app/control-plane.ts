@@ -224,6 +224,7 @@ export async function buildControlPlane(
       restores: backend.restores,
       browse: backend.browse,
       settings: backend.settings,
+      verifications: backend.verifications,
       nodes: backend.nodes,
       metrics: new Metrics(),
       health,
