@@ -64,7 +64,7 @@ export function partsFor(intervalMs: number): number {
  * cover every part (of `parts`), provided none of them, nor any check after
  * them, failed. `finished` is newest first. Null when there is no such time.
  */
-export function lastFullCheckAt(finished: readonly Verification[], parts: number): number | null {
+export function lastFullCheckAt(finished: Iterable<Verification>, parts: number): number | null {
   const covered = new Set<number>();
   for (const v of finished) {
     if (v.status === 'failed') return null;
@@ -108,14 +108,14 @@ export function verificationStatus(store: Store, depId: string): VerificationSta
   const set = verificationSetting(store, depId);
   const parts = partsFor(set.intervalMs);
   const sched = store.verifications.schedule(depId);
-  const finished = store.verifications.finished(depId);
   return {
     ...set,
     nextRunAt: set.enabled ? (sched?.nextRunAt ?? null) : null,
     nextPart: sched && sched.parts === parts ? sched.nextPart % parts : 0,
     parts,
     lastVerification: store.verifications.page(depId, 1)[0] ?? null,
-    lastFullCheckAt: lastFullCheckAt(finished, parts),
+    // Read only as far as needed: a deployment's document is built after every change.
+    lastFullCheckAt: lastFullCheckAt(store.verifications.finished(depId), parts),
   };
 }
 
