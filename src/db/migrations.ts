@@ -257,6 +257,8 @@ export const MIGRATIONS: readonly string[] = [
   -- Network mode: a deployment's document carries where its checks stand (node/state-sync.ts), so its checks and
   -- their schedule bump its version like its other rows; a running check's counters alone are progress.
   ${verificationSyncTriggers()}
+  -- Every deployment's document is sent once more, now with where its checks stand.
+  UPDATE sync_versions SET version = version + 1, urgent_version = version + 1;
   `,
 ];
 

@@ -1,6 +1,7 @@
 /** state-sync: versions bumped by triggers, acknowledged versions kept across a restart, progress throttled. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeploymentState } from '../network/protocol.js';
+import { MIGRATIONS } from '../db/migrations.js';
 import { StateSync } from './state-sync.js';
 import { type TestNode, testNode, userWithDeployment } from './testing.js';
 
@@ -281,5 +282,25 @@ describe('off-node copies in documents', () => {
     // A closed deployment has none.
     n.services.deployments.close(userId, depId);
     expect((await sync.document(depId))!.verification).toBeNull();
+  });
+
+  it('send every document once more after the upgrade that adds where the checks stand', async () => {
+    const n = start();
+    const sync = fakePlane().sync(n);
+    const { depId } = userWithDeployment(n);
+    await sync.flush();
+    expect(sync.due()).toEqual([]);
+    // The database as before that migration: without its triggers, every version acknowledged.
+    const db = n.store.db;
+    const migration = MIGRATIONS.find((m) => m.includes('sync_verifications_insert'))!;
+    for (const { name } of db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sync_verification%'")
+      .all() as Array<{
+      name: string;
+    }>)
+      db.exec(`DROP TRIGGER ${name}`);
+    db.exec(migration);
+    expect(sync.due().map((v) => v.deploymentId)).toEqual([depId]);
+    expect((await sync.document(depId))!.verification).toMatchObject({ enabled: true });
   });
 });
