@@ -215,6 +215,29 @@ describe('GET /deployments/:id/snapshots', () => {
     expect((await listSnapshots(h, dep)).map((s) => s.id)).toEqual([b.id, a.id]);
   });
 
+  it('answers the same JSON body for the same list, and a new one as soon as the list changes', async () => {
+    const dep = await createDeployment(h);
+    const first = await takeSnapshot(h, dep, 'first');
+    const listed = async () => {
+      await h.api('GET', `${base(dep)}/snapshots`); // sends the node's changes to the catalogue
+      const r = await raw(h, 'GET', `${base(dep)}/snapshots`);
+      expect(r.status).toBe(200);
+      expect(r.res.headers['content-type']).toBe('application/json; charset=utf-8');
+      return r.res.body;
+    };
+    const a = await listed();
+    expect(await listed()).toBe(a);
+    expect(JSON.parse(a)).toEqual({ success: true, snapshots: [first] });
+    clock.advance(1000);
+    const second = await takeSnapshot(h, dep, 'second');
+    expect(JSON.parse(await listed()).snapshots.map((s: SnapshotView) => s.id)).toEqual([second.id, first.id]);
+    expectOk(await h.api('DELETE', `${base(dep)}/snapshots/${first.id}`));
+    await h.idle();
+    const after = JSON.parse(await listed()).snapshots as SnapshotView[];
+    expect(after.map((s) => s.id)).toEqual([second.id]);
+    expectContractSnapshot(after[0]!);
+  });
+
   it('is empty for a deployment with no snapshots', async () => {
     const dep = await createDeployment(h);
     expect(expectOk(await h.api('GET', `${base(dep)}/snapshots`))).toEqual({ success: true, snapshots: [] });
@@ -486,12 +509,18 @@ describe('409 OPERATION_IN_PROGRESS', () => {
   });
 
   it('refuses a snapshot while the deployment is being created', async () => {
-    await occupyJobSlots(h);
-    const r = expectOk(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor('exec sleep 100000') }), 201);
-    const err = expectError(await h.api('POST', `${base(r.deployment.id)}/snapshots`, {}), 409, 'OPERATION_IN_PROGRESS');
-    expect(err.message).toMatch(/deploy/);
+    const slots = await occupyJobSlots(h);
+    let depId: string;
+    try {
+      const r = expectOk(await h.api('POST', '/api/v1/deployments', { sdl: sdlFor('exec sleep 100000') }), 201);
+      depId = r.deployment.id;
+      const err = expectError(await h.api('POST', `${base(depId)}/snapshots`, {}), 409, 'OPERATION_IN_PROGRESS');
+      expect(err.message).toMatch(/deploy/);
+    } finally {
+      slots.release();
+    }
     await h.idle();
-    expectOk(await h.api('POST', `${base(r.deployment.id)}/snapshots`, {}), 202);
+    expectOk(await h.api('POST', `${base(depId)}/snapshots`, {}), 202);
   });
 
   it('refuses to delete a snapshot while it is being restored (409 SNAPSHOT_BUSY)', async () => {
@@ -510,10 +539,15 @@ describe('409 OPERATION_IN_PROGRESS', () => {
     const dep = await createDeployment(h);
     writeVolume(h, dep, 'db.txt', 'cloned');
     const s = await takeSnapshot(h, dep);
-    // Two slow snapshots fill the job queue's two slots, so the clone job stays queued.
-    await occupyJobSlots(h);
-    const clone = expectOk(await h.api('POST', `${base(dep)}/snapshots/${s.id}/clone`, {}), 201).deployment;
-    expectError(await h.api('DELETE', `${base(dep)}/snapshots/${s.id}`), 409, 'SNAPSHOT_BUSY');
+    // Two held snapshots fill the job queue's two slots, so the clone job stays queued.
+    const slots = await occupyJobSlots(h);
+    let clone: { id: string };
+    try {
+      clone = expectOk(await h.api('POST', `${base(dep)}/snapshots/${s.id}/clone`, {}), 201).deployment;
+      expectError(await h.api('DELETE', `${base(dep)}/snapshots/${s.id}`), 409, 'SNAPSHOT_BUSY');
+    } finally {
+      slots.release();
+    }
     await h.idle();
     expect(readVolume(h, clone.id, 'db.txt')).toBe('cloned');
   });

@@ -9,6 +9,7 @@ import type { Catalogue } from '../src/control/catalogue.js';
 import { openCatalogue } from '../src/control/store/index.js';
 import { readsSuite } from '../src/control/store/reads-testing.js';
 import { catalogueSuite } from '../src/control/store/testing.js';
+import { webhooksSuite } from '../src/control/store/webhooks-testing.js';
 import { type PostgresCluster, postgresAvailable, startPostgres } from './helpers/postgres.js';
 
 const available = postgresAvailable();
@@ -26,6 +27,7 @@ describe.skipIf(!available)('PostgreSQL', () => {
 
   catalogueSuite('PostgreSQL', { fresh });
   readsSuite('PostgreSQL', { fresh });
+  webhooksSuite('PostgreSQL', { fresh });
 
   describe('outages', () => {
     const open: Catalogue[] = [];

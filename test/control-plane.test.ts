@@ -273,6 +273,7 @@ describe.skipIf(!available)('control plane: two replicas on one PostgreSQL, a sc
     rateLimitPerMinute: 100_000,
     userRateLimitPerMinute: 100_000,
     logLevel: 'silent',
+    webhooksAllowPrivate: false,
     tlsCertFile: null,
     tlsKeyFile: null,
   });

@@ -24,7 +24,18 @@ describe('loadControlPlaneConfig', () => {
       logLevel: 'info',
       tlsCertFile: null,
       tlsKeyFile: null,
+      webhooksAllowPrivate: false,
     });
+  });
+
+  it('lets webhooks call private addresses only when asked, by flag or environment', () => {
+    const base = { databaseUrl: 'postgres://db/kova' };
+    expect(loadControlPlaneConfig({ ...base, webhooksAllowPrivate: 'true' }, {}).webhooksAllowPrivate).toBe(true);
+    expect(loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: '1' }).webhooksAllowPrivate).toBe(true);
+    expect(loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: 'no' }).webhooksAllowPrivate).toBe(false);
+    expect(() => loadControlPlaneConfig(base, { KOVA_WEBHOOKS_ALLOW_PRIVATE: 'maybe' })).toThrow(
+      /webhooks allow private must be true or false/,
+    );
   });
 
   it('takes each from a flag, else the environment', () => {

@@ -23,8 +23,11 @@ import { nodeRoutes } from '../control/node-routes.js';
 import { catalogueStore } from '../control/rate-limit-store.js';
 import { ReadRelay } from '../control/relay.js';
 import { openCatalogue } from '../control/store/index.js';
+import { NodeEvents, catalogueWebhookStore } from '../control/webhooks.js';
 import { MAX_INTERVAL_MS } from '../scheduler/policy.js';
 import { Metrics } from '../services/metrics.js';
+import { type DispatcherOptions, WebhookDispatcher } from '../services/webhooks/dispatcher.js';
+import { WebhookService } from '../services/webhooks/service.js';
 import { VERSION, defaultWebDir } from './server.js';
 
 export interface ControlPlaneConfig {
@@ -50,6 +53,8 @@ export interface ControlPlaneConfig {
   readonly tlsCertFile: string | null;
   /** PEM private key of tlsCertFile; null: plain HTTP. */
   readonly tlsKeyFile: string | null;
+  /** Let webhooks call loopback, private, link-local and reserved addresses. Default false (refused). */
+  readonly webhooksAllowPrivate: boolean;
 }
 
 export type ControlPlaneInput = Partial<Record<keyof ControlPlaneConfig, string | number | undefined>>;
@@ -66,6 +71,7 @@ const ENV: Record<keyof ControlPlaneConfig, string> = {
   logLevel: 'KOVA_LOG_LEVEL',
   tlsCertFile: 'KOVA_TLS_CERT',
   tlsKeyFile: 'KOVA_TLS_KEY',
+  webhooksAllowPrivate: 'KOVA_WEBHOOKS_ALLOW_PRIVATE',
 };
 
 function int(name: string, v: string, min: number, max: number): number {
@@ -73,6 +79,13 @@ function int(name: string, v: string, min: number, max: number): number {
   if (!Number.isInteger(n) || n < min || n > max)
     throw new ValidationError('INVALID_CONFIG', `${name} must be an integer from ${min} to ${max}, got "${v}"`);
   return n;
+}
+
+function bool(name: string, v: string | undefined): boolean {
+  if (v === undefined) return false;
+  if (['1', 'true', 'yes'].includes(v.toLowerCase())) return true;
+  if (['0', 'false', 'no'].includes(v.toLowerCase())) return false;
+  throw new ValidationError('INVALID_CONFIG', `${name} must be true or false, got "${v}"`);
 }
 
 function duration(name: string, v: string, minMs: number, maxMs: number): number {
@@ -120,6 +133,7 @@ export function loadControlPlaneConfig(flags: ControlPlaneInput = {}, env: NodeJ
     logLevel: get('logLevel') ?? 'info',
     tlsCertFile: tlsCert ? path.resolve(tlsCert) : null,
     tlsKeyFile: tlsKey ? path.resolve(tlsKey) : null,
+    webhooksAllowPrivate: bool('webhooks allow private', get('webhooksAllowPrivate')),
   };
 }
 
@@ -184,6 +198,8 @@ export interface ControlPlaneOptions {
   readonly signInsPerAddress?: number;
   /** The certificate and key already read (readTls); default: read from cfg. */
   readonly tls?: TlsFiles | null;
+  /** Webhook delivery settings (concurrency, timeout, backoff jitter, lease); default the dispatcher's. */
+  readonly webhooks?: DispatcherOptions;
 }
 
 /** buildControlPlane wires a control plane around an open catalogue, not listening (tests inject or listen). */
@@ -198,6 +214,11 @@ export async function buildControlPlane(
   const backend = new ControlBackend(catalogue, dispatcher, clock, cfg.nodeTimeoutMs, {
     relay: new ReadRelay(catalogue, clock, log, { nodeTimeoutMs: cfg.nodeTimeoutMs }),
   });
+  // Webhooks live in the catalogue; every replica sends the deliveries due, each claimed under a lease.
+  const hookStore = catalogueWebhookStore(catalogue);
+  const webhooks = new WebhookService(hookStore, clock, log, { allowPrivate: cfg.webhooksAllowPrivate });
+  const deliveries = new WebhookDispatcher(hookStore, clock, log, webhooks.options, opts.webhooks);
+  webhooks.onEmitted = () => deliveries.kick();
   const health = async () => {
     const base = { role: 'control-plane', version: VERSION };
     let timer: NodeJS.Timeout | undefined;
@@ -226,6 +247,7 @@ export async function buildControlPlane(
       settings: backend.settings,
       verifications: backend.verifications,
       nodes: backend.nodes,
+      webhooks,
       metrics: new Metrics(),
       health,
       rateLimitStore: catalogueStore(catalogue, clock),
@@ -250,10 +272,18 @@ export async function buildControlPlane(
         heartbeatIntervalMs: Math.max(1000, Math.floor(cfg.nodeTimeoutMs / 3)),
         nodeTimeoutMs: cfg.nodeTimeoutMs,
         relay: backend.relay,
+        events: new NodeEvents(webhooks, log),
       }),
     },
   );
-  return { app, stop: () => dispatcher.stop() };
+  deliveries.start();
+  return {
+    app,
+    stop: async () => {
+      await deliveries.stop();
+      await dispatcher.stop();
+    },
+  };
 }
 
 export async function startControlPlane(cfg: ControlPlaneConfig, opts: ControlPlaneOptions = {}): Promise<RunningControlPlane> {

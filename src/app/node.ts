@@ -20,6 +20,7 @@ import { type Clock, systemClock } from '../core/clock.js';
 import { Store } from '../db/store.js';
 import { NodeAgent } from '../node/agent.js';
 import { ControlClient, readCa } from '../node/control-client.js';
+import { EventOutbox, type OutboxOptions } from '../node/events.js';
 import type { StateSyncOptions } from '../node/state-sync.js';
 import type { OffsiteOptions } from '../services/offsite-service.js';
 import { type OffsiteTarget, targetIdentity } from '../services/offsite-target.js';
@@ -47,6 +48,7 @@ export async function startNode(
     offsiteOptions?: OffsiteOptions;
     /** S3 settings of the off-node target (tests: fewer retries); default the AWS environment and the engine's retries. */
     offsiteS3?: OffsiteTarget['s3'];
+    outbox?: OutboxOptions;
   } = {},
 ): Promise<RunningNode> {
   const s = cfg.server;
@@ -64,8 +66,11 @@ export async function startNode(
     await runtime.close();
     throw err;
   }
+  // Events for webhooks wait in the journal until the control plane took them (node/events.ts).
+  const outbox = new EventOutbox(store, clock, log, opts.outbox);
   const services = wireServices({
     store,
+    events: outbox,
     runtime,
     paths,
     clock,
@@ -102,6 +107,7 @@ export async function startNode(
     offsiteTarget: services.offsite.target ? targetIdentity(services.offsite.target) : null,
     pollWaitMs: opts.pollWaitMs,
     stateSync: opts.stateSync,
+    outbox,
   });
   agent.start();
   log.info(

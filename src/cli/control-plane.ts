@@ -24,8 +24,12 @@ export function registerControlPlane(program: Command, io: Io): void {
     .option('--user-rate-limit <n>', 'requests a minute per user [KOVA_USER_RATE_LIMIT] (default 3 × --rate-limit)')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (and chain) [KOVA_TLS_CERT] (with --tls-key)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert [KOVA_TLS_KEY]')
+    .option(
+      '--webhooks-allow-private',
+      'let webhooks call loopback, private and link-local addresses [KOVA_WEBHOOKS_ALLOW_PRIVATE] (default: refused)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn, error [KOVA_LOG_LEVEL] (default info)')
-    .action(async (o: Record<string, string | undefined>) => {
+    .action(async (o: Record<string, string | undefined> & { webhooksAllowPrivate?: boolean }) => {
       const flags: ControlPlaneInput = {
         databaseUrl: o.database,
         host: o.host,
@@ -38,6 +42,7 @@ export function registerControlPlane(program: Command, io: Io): void {
         logLevel: o.logLevel,
         tlsCertFile: o.tlsCert,
         tlsKeyFile: o.tlsKey,
+        webhooksAllowPrivate: o.webhooksAllowPrivate === true ? 'true' : undefined,
       };
       // Loaded here, not at the top: client commands need none of the server.
       const { loadControlPlaneConfig, startControlPlane } = await import('../app/control-plane.js');

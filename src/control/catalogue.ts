@@ -8,6 +8,8 @@
  * Times are milliseconds since the epoch, taken from the caller's clock.
  */
 import type { ApiKey } from '../db/api-keys.js';
+import type { AttemptRecord, Delivery, Webhook } from '../db/webhooks.js';
+import type { ClaimedDelivery, EventRecord, RecordOutcome } from '../services/webhooks/store.js';
 import type { Capacity, DeploymentState, Operation, OperationResult, OperationsReply, ReadRequest } from '../network/protocol.js';
 
 export type Role = 'admin' | 'user';
@@ -237,6 +239,31 @@ export interface Catalogue {
   dropRead(id: string): Promise<void>;
   /** Reads still stored, and their chunks (for checks that nothing is left behind). */
   countReads(): Promise<{ reads: number; chunks: number }>;
+
+  // ---- webhooks and their deliveries (store/webhooks.ts; the WebhookStore contract of services/webhooks/store.ts)
+  webhook(id: string): Promise<Webhook | undefined>;
+  /** A user's webhooks, newest first. */
+  webhooksOf(userId: string): Promise<Webhook[]>;
+  lastDelivery(webhookId: string): Promise<Delivery | undefined>;
+  /** insertWebhook stores the webhook unless its user has `max` already (false then), counted and inserted in one transaction. */
+  insertWebhook(w: Webhook, max: number): Promise<boolean>;
+  /** deleteWebhook removes a webhook and its deliveries. */
+  deleteWebhook(id: string): Promise<void>;
+  /** One page of a webhook's deliveries, newest first, below `beforeSeq` when given. */
+  webhookDeliveries(webhookId: string, limit: number, beforeSeq: number | null): Promise<Delivery[]>;
+  /**
+   * recordEvent records, in one transaction, the event id (once: a repeat
+   * is `duplicate`) and a pending delivery per subscribed webhook of the
+   * deployment's owner; `refused` when the deployment is not placed on
+   * `nodeId` (any node when null).
+   */
+  recordEvent(ev: EventRecord, nodeId: string | null, newDeliveryId: () => string): Promise<RecordOutcome>;
+  /** claimDeliveries leases up to `limit` due deliveries for `leaseMs` to the caller: never the same to two callers. */
+  claimDeliveries(now: number, limit: number, leaseMs: number): Promise<ClaimedDelivery[]>;
+  /** recordDeliveryAttempt counts an attempt made under `lease`; false when that lease is no longer the delivery's. */
+  recordDeliveryAttempt(id: string, lease: string, a: AttemptRecord): Promise<boolean>;
+  /** pruneDeliveries deletes finished deliveries and recorded event ids older than `before`. */
+  pruneDeliveries(before: number): Promise<number>;
 
   // ---- shared rate-limit counters (fixed windows)
   /** hit counts one request for `key` in the window containing `now`; returns the count and ms left. */

@@ -17,9 +17,11 @@ import { errorBody } from '../api/errors.js';
 import type { Clock } from '../core/clock.js';
 import {
   type DeploymentState,
+  type EventsReply,
   type HelloReply,
   NODE_PATHS,
   NODE_TOKEN_PREFIX,
+  type NodeEvent,
   type OperationResult,
   type OperationsReply,
   type StateReply,
@@ -30,6 +32,7 @@ import { NodeSide, type NodeSideOptions } from './node-side.js';
 import type { ReadRelay } from './relay.js';
 import { relayRoutes } from './relay-routes.js';
 import { hashNodeToken, isNodeToken } from './store/index.js';
+import { MAX_EVENTS_PER_REQUEST } from './webhooks.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -84,6 +87,20 @@ const ResultBody = Type.Union([
   }),
 ]);
 const StateBody = Type.Object({ deployments: Type.Array(StateDoc, { maxItems: 1000 }) });
+// An event's name is not checked here: one this control plane does not know is acknowledged and dropped (webhooks.ts).
+const EventsBody = Type.Object({
+  events: Type.Array(
+    Type.Object({
+      id: Type.String({ minLength: 1, maxLength: 64 }),
+      event: Type.String({ minLength: 1, maxLength: 64 }),
+      deploymentId: Type.String({ minLength: 1, maxLength: 64 }),
+      deploymentName: Type.String({ maxLength: 256 }),
+      createdAt: Int,
+      data: Type.Object({}),
+    }),
+    { maxItems: MAX_EVENTS_PER_REQUEST },
+  ),
+});
 
 /** Node bodies may be larger than the API's (whole deployment documents). */
 const NODE_BODY_LIMIT = 16 * 1024 * 1024;
@@ -158,6 +175,12 @@ export function nodeRoutes(catalogue: Catalogue, dispatcher: Dispatcher, clock: 
         { schema: { body: StateBody } },
         (req): Promise<StateReply> => side.state(req.node, req.body.deployments),
       );
+
+      if (opts.events) {
+        node.post<{ Body: { events: NodeEvent[] } }>(NODE_PATHS.events, { schema: { body: EventsBody } }, (req): Promise<EventsReply> =>
+          side.events(req.node, req.body.events),
+        );
+      }
 
       if (opts.relay) relayRoutes(node, opts.relay);
     });

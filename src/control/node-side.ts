@@ -17,9 +17,11 @@ import { KovaError, NotFoundError } from '../core/errors.js';
 import {
   type Capacity,
   type DeploymentState,
+  type EventsReply,
   type HelloReply,
   type HelloRequest,
   MAX_POLL_WAIT_MS,
+  type NodeEvent,
   type OperationResult,
   type OperationsReply,
   PROTOCOL_VERSION,
@@ -27,12 +29,15 @@ import {
 } from '../network/protocol.js';
 import type { Catalogue, CatalogueNode } from './catalogue.js';
 import type { Dispatcher } from './dispatch.js';
+import type { NodeEvents } from './webhooks.js';
 
 export interface NodeSideOptions {
   /** How often the control plane expects a heartbeat (told in the hello reply). */
   readonly heartbeatIntervalMs: number;
   /** After how long without one the node is offline (told in the hello reply). */
   readonly nodeTimeoutMs: number;
+  /** Records the nodes' events for webhooks (webhooks.ts); absent: events are refused (404) and stay in the nodes' outboxes. */
+  readonly events?: NodeEvents;
 }
 
 export class NodeSide {
@@ -96,5 +101,11 @@ export class NodeSide {
 
   async state(node: CatalogueNode, docs: readonly DeploymentState[]): Promise<StateReply> {
     return { acked: await this.catalogue.applyState(node.id, docs) };
+  }
+
+  /** events records the node's events for webhooks, once per id; the reply lists what the node may delete. */
+  async events(node: CatalogueNode, events: readonly NodeEvent[]): Promise<EventsReply> {
+    if (!this.opts.events) throw new NotFoundError('NOT_FOUND', 'this control plane does not take events');
+    return this.opts.events.take(node, events);
   }
 }

@@ -14,6 +14,7 @@
  *   POST /node/v1/operations/:id/result  the outcome of one operation
  *   POST /node/v1/state                  deployment documents that changed
  *   POST /node/v1/reads/:id/response     the answer to a snapshot read, streamed
+ *   POST /node/v1/events                 events for webhooks, from the node's outbox
  *
  * Snapshot reads (browsing, downloading, comparing) are not operations:
  * they change nothing, so they are handed out once (to a node that polls
@@ -62,6 +63,7 @@ export const NODE_PATHS = {
   result: (opId: string) => `/node/v1/operations/${encodeURIComponent(opId)}/result`,
   state: '/node/v1/state',
   readResponse: (readId: string) => `/node/v1/reads/${encodeURIComponent(readId)}/response`,
+  events: '/node/v1/events',
 } as const;
 
 /** Node tokens: the prefix tells them apart from users' API keys (`kova_…`) in logs and in errors. */
@@ -328,4 +330,40 @@ export interface StateRequest {
 export interface StateReply {
   /** Per deployment, the version the catalogue now holds (the node stops resending up to it). */
   readonly acked: ReadonlyArray<{ readonly deploymentId: string; readonly version: number }>;
+}
+
+// ---------------------------------------------------------------- events
+
+/**
+ * An event for webhooks (snapshot.failed, restore.completed, …), as the
+ * node's outbox keeps it (src/node/events.ts) until the control plane
+ * acknowledged it. The id is chosen on the node: the control plane records
+ * each id once, so an event sent again (its acknowledgement lost) makes no
+ * second delivery.
+ */
+export interface NodeEvent {
+  /** `evt-…`. */
+  readonly id: string;
+  /** One of the webhook events (services/webhooks/events.ts); an unknown one is acknowledged and dropped. */
+  readonly event: string;
+  readonly deploymentId: string;
+  /** The deployment's name on the node, shown in the delivery's body. */
+  readonly deploymentName: string;
+  /** Milliseconds since the epoch, on the node's clock. */
+  readonly createdAt: number;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/** `POST /node/v1/events`; a control plane without this route answers 404 and the node keeps its events. */
+export interface EventsRequest {
+  readonly events: readonly NodeEvent[];
+}
+
+export interface EventsReply {
+  /**
+   * The ids the control plane is done with: recorded, recorded before, or
+   * refused for good (a deployment not placed on this node, an unknown
+   * event). The node deletes exactly these from its outbox.
+   */
+  readonly acked: readonly string[];
 }

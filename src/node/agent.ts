@@ -6,7 +6,8 @@
  *               and the snapshot reads it hands out to the read runner (relay.ts);
  *   heartbeat   every heartbeatIntervalMs (from the hello reply): counts a
  *               change of the live part (state-sync) and sends the capacity;
- *   state       sends the documents of deployments that changed (state-sync).
+ *   state       sends the documents of deployments that changed (state-sync);
+ *   events      with an outbox, sends the events for webhooks it keeps (events.ts).
  *
  * The control plane is reached through a transport (transport.ts): HTTP to
  * the replicas of `kova control-plane`, or direct calls in `kova serve`.
@@ -27,9 +28,11 @@ import type { Services } from '../services/wire.js';
 import { KovaError } from '../core/errors.js';
 import {
   type DeploymentState,
+  type EventsReply,
   type HelloReply,
   type HelloRequest,
   MAX_POLL_WAIT_MS,
+  type NodeEvent,
   type OperationResult,
   type OperationsReply,
   PROTOCOL_VERSION,
@@ -37,6 +40,7 @@ import {
 } from '../network/protocol.js';
 import { measureCapacity } from './capacity.js';
 import { ClientClosedError, NodeRejectedError, UntrustedCertificateError } from './control-client.js';
+import type { EventOutbox } from './events.js';
 import { Executor } from './executor.js';
 import { ReadRunner } from './relay.js';
 import { StateSync, type StateSyncOptions } from './state-sync.js';
@@ -59,6 +63,8 @@ export interface AgentOptions {
   /** Pause after a result the control plane did not take, growing to 5 s. Default 200 ms. */
   readonly retryMs?: number;
   readonly stateSync?: StateSyncOptions;
+  /** The outbox the node's services report events to; sent when the transport can send events. Default none. */
+  readonly outbox?: EventOutbox;
 }
 
 export const AGENT_DEFAULTS = { pollWaitMs: 20_000, retryMs: 200 } as const;
@@ -150,6 +156,12 @@ export class NodeAgent {
     this.connect(reply);
     this.log.info({ node: reply.nodeId, name: reply.name, url: a.url }, 'connected to the control plane');
     void this.sync.run((err) => this.loopError(err, 'could not send deployment state'));
+    if (this.opts.outbox && this.client.events) {
+      void this.opts.outbox.run(
+        (events) => this.sendEvents(events),
+        (err) => this.loopError(err, 'could not send events'),
+      );
+    }
     void this.pollLoop();
     this.scheduleHeartbeat(0);
   }
@@ -205,6 +217,15 @@ export class NodeAgent {
     return [];
   }
 
+  /** sendEvents sends a batch of the outbox: the ids acknowledged, or null when the control plane did not take it. */
+  private async sendEvents(events: readonly NodeEvent[]): Promise<readonly string[] | null> {
+    const a = await this.client.events!(events);
+    if (a.status === 200) return (a.body as EventsReply).acked ?? [];
+    // 404: a control plane older than events; they wait here until it is upgraded.
+    this.log.warn({ status: a.status, body: a.body, events: events.length }, 'the control plane did not take the events; kept');
+    return null;
+  }
+
   /** postResult posts a result until a replica takes it, or answers that it no longer knows the operation (404, 409). */
   private async postResult(opId: string, result: OperationResult): Promise<void> {
     let wait = this.opts.retryMs;
@@ -249,6 +270,7 @@ export class NodeAgent {
     this.stopped = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.sync.stop();
+    this.opts.outbox?.stop();
     this.client.close();
   }
 

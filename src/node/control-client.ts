@@ -34,6 +34,7 @@ import {
   type DeploymentState,
   type HelloRequest,
   NODE_PATHS,
+  type NodeEvent,
   type OperationResult,
   READS_QUERY,
 } from '../network/protocol.js';
@@ -177,6 +178,10 @@ export class ControlClient implements ControlTransport {
 
   state(docs: readonly DeploymentState[]): Promise<Answer> {
     return this.request('POST', NODE_PATHS.state, { deployments: docs });
+  }
+
+  events(events: readonly NodeEvent[]): Promise<Answer> {
+    return this.request('POST', NODE_PATHS.events, { events });
   }
 
   /**

@@ -13,7 +13,7 @@
  * agent's loops run concurrently.
  */
 import type { Readable } from 'node:stream';
-import type { Capacity, DeploymentState, HelloRequest, OperationResult } from '../network/protocol.js';
+import type { Capacity, DeploymentState, HelloRequest, NodeEvent, OperationResult } from '../network/protocol.js';
 
 export interface Answer {
   readonly status: number;
@@ -36,6 +36,12 @@ export interface ControlTransport {
   upload?(path: string, headers: Readonly<Record<string, string>>, body: Readable, opts?: { timeoutMs?: number }): Promise<Answer>;
   result(opId: string, result: OperationResult): Promise<Answer>;
   state(docs: readonly DeploymentState[]): Promise<Answer>;
+  /**
+   * Sends events from the node's outbox (src/node/events.ts). A transport
+   * without it sends none: `kova serve` records events for its webhooks
+   * directly.
+   */
+  events?(events: readonly NodeEvent[]): Promise<Answer>;
   /** Ends every pending and later call with ClientClosedError. */
   close(): void;
 }

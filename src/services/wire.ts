@@ -25,7 +25,9 @@ import { SettingsService } from './settings-service.js';
 import { SnapshotService } from './snapshot-service.js';
 import { VerificationService } from './verification-service.js';
 import { type DispatcherOptions, WebhookDispatcher } from './webhooks/dispatcher.js';
+import type { EventSink } from './webhooks/events.js';
 import { type WebhookOptions, WebhookService } from './webhooks/service.js';
+import { journalWebhookStore } from './webhooks/store.js';
 
 export interface Services {
   readonly ctx: ServiceContext;
@@ -60,14 +62,17 @@ export function wireServices(opts: {
   maxKeysPerUser?: number;
   /** Webhook rules (private addresses refused, 10 per user unless given) and delivery settings. */
   webhooks?: WebhookOptions & DispatcherOptions;
+  /** Where the services report events; default the webhooks in this journal (`kova node`: its outbox). */
+  events?: EventSink;
   /** Where off-node copies go; default none. */
   offsite?: OffsiteTarget | null;
   offsiteOptions?: OffsiteOptions;
 }): Services {
   const metrics = new Metrics();
   const jobs = new JobQueue(opts.store, opts.clock, opts.log, opts.jobConcurrency);
-  const webhooks = new WebhookService(opts.store, opts.clock, opts.log, opts.webhooks);
-  const dispatcher = new WebhookDispatcher(opts.store, opts.clock, opts.log, webhooks.options, opts.webhooks);
+  const hookStore = journalWebhookStore(opts.store);
+  const webhooks = new WebhookService(hookStore, opts.clock, opts.log, opts.webhooks);
+  const dispatcher = new WebhookDispatcher(hookStore, opts.clock, opts.log, webhooks.options, opts.webhooks);
   webhooks.onEmitted = () => dispatcher.kick();
   const ctx: ServiceContext = {
     store: opts.store,
@@ -79,7 +84,7 @@ export function wireServices(opts: {
     metrics,
     disk: new DiskHealth(opts.paths.dataDir, opts.clock, metrics, opts.log),
     config: { minSnapshotIntervalMs: opts.minSnapshotIntervalMs, gcIntervalMs: opts.gcIntervalMs ?? DEFAULT_GC_INTERVAL_MS },
-    events: webhooks,
+    events: opts.events ?? webhooks,
   };
   const offsite = new OffsiteService(ctx, opts.offsite ?? null, opts.offsiteOptions);
   ctx.offsite = offsite;

@@ -153,17 +153,27 @@ function parseBody(text: string): Body {
   }
 }
 
+/** While this file is in a holdSdl deployment's volume, its snapshots wait in their pre-snapshot hook. */
+const HOLD_MARKER = '.hold-snapshots';
+
 /**
- * occupyJobSlots starts slow snapshots on two fresh deployments, so the job
- * queue's two slots are busy for at least `seconds`: a job queued meanwhile
- * stays queued. Returns the two deployments.
+ * occupyJobSlots starts held snapshots on two fresh deployments, so the
+ * job queue's two slots stay busy until release() (not for a fixed time,
+ * which a loaded machine can outrun): a job queued meanwhile stays queued.
+ * Call release() before waiting for the queue to drain.
  */
-export async function occupyJobSlots(h: Harness, seconds = 1.5): Promise<[string, string]> {
-  const a = await createDeployment(h, slowSdl(seconds));
-  const b = await createDeployment(h, slowSdl(seconds));
+export async function occupyJobSlots(h: Harness): Promise<{ deployments: [string, string]; release(): void }> {
+  const sdl = sdlFor(IDLE_SCRIPT, { pre: ['sh', '-c', `while [ -e ${HOLD_MARKER} ]; do sleep 0.05; done`] });
+  const a = await createDeployment(h, sdl);
+  const b = await createDeployment(h, sdl);
   for (const dep of [a, b]) {
-    setSlow(h, dep, true);
+    fs.writeFileSync(path.join(volumeDir(h, dep), HOLD_MARKER), '');
     expectOk(await h.api('POST', `/api/v1/deployments/${dep}/snapshots`, {}), 202);
   }
-  return [a, b];
+  return {
+    deployments: [a, b],
+    release: () => {
+      for (const dep of [a, b]) fs.rmSync(path.join(volumeDir(h, dep), HOLD_MARKER), { force: true });
+    },
+  };
 }

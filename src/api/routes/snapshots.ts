@@ -1,7 +1,7 @@
 /** routes/snapshots: a deployment's snapshots, restores of them, and clones. */
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { deploymentView, restorePlanView, restoreView, snapshotView } from '../../services/views.js';
 import type { AppDeps } from '../deps.js';
 import { Deployment, Restore, RestorePlan, Snapshot, errorResponses as errors, ok } from '../contract.js';
@@ -33,6 +33,23 @@ function snapshotViews(xs: readonly SnapshotRow[]): ReturnType<typeof snapshotVi
   return views;
 }
 
+/**
+ * The list's whole 200 body, serialized by the route's own response schema
+ * once per frozen list: for a long list, serializing is most of a request's
+ * work, and the body is a function of the list alone. Bodies of lists that
+ * are not frozen are not kept.
+ */
+const listBodies = new WeakMap<readonly SnapshotRow[], Buffer>();
+function listBody(reply: FastifyReply, xs: readonly SnapshotRow[]): Buffer {
+  let body = Object.isFrozen(xs) ? listBodies.get(xs) : undefined;
+  if (!body) {
+    const out = reply.serialize({ success: true, snapshots: snapshotViews(xs) });
+    body = typeof out === 'string' ? Buffer.from(out) : Buffer.isBuffer(out) ? out : Buffer.from(out);
+    if (Object.isFrozen(xs)) listBodies.set(xs, body);
+  }
+  return body;
+}
+
 export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: Static<typeof DeploymentParams> }>(
     '/api/v1/deployments/:id/snapshots',
@@ -44,7 +61,10 @@ export function snapshotRoutes(app: FastifyInstance, deps: AppDeps): void {
         response: { 200: ok({ snapshots: Type.Array(Snapshot) }), ...errors },
       },
     },
-    async (req) => ({ success: true, snapshots: snapshotViews(await deps.snapshots.list(req.user.id, req.params.id)) }),
+    async (req, reply) => {
+      const body = listBody(reply, await deps.snapshots.list(req.user.id, req.params.id));
+      return reply.type('application/json; charset=utf-8').send(body);
+    },
   );
 
   app.post<{ Params: Static<typeof DeploymentParams>; Body: Static<typeof CreateSnapshotBody> }>(

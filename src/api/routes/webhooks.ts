@@ -24,7 +24,7 @@ export function webhookRoutes(app: FastifyInstance, hooks: WebhookService): void
         response: { 200: ok({ webhooks: Type.Array(Webhook) }), ...errors },
       },
     },
-    async (req) => ({ success: true, webhooks: hooks.list(req.user.id).map((h) => webhookView(h.webhook, h.lastDelivery)) }),
+    async (req) => ({ success: true, webhooks: (await hooks.list(req.user.id)).map((h) => webhookView(h.webhook, h.lastDelivery)) }),
   );
 
   app.post<{ Body: Static<typeof CreateWebhookBody> }>(
@@ -54,7 +54,7 @@ export function webhookRoutes(app: FastifyInstance, hooks: WebhookService): void
       },
     },
     async (req) => {
-      hooks.delete(req.user.id, req.params.id);
+      await hooks.delete(req.user.id, req.params.id);
       return { success: true };
     },
   );
@@ -71,7 +71,7 @@ export function webhookRoutes(app: FastifyInstance, hooks: WebhookService): void
       },
     },
     async (req) => {
-      const page = hooks.deliveries(req.user.id, req.params.id, { cursor: req.query.cursor, limit: pageLimit(req.query.limit) });
+      const page = await hooks.deliveries(req.user.id, req.params.id, { cursor: req.query.cursor, limit: pageLimit(req.query.limit) });
       return { success: true, deliveries: page.deliveries.map(deliveryView), cursor: page.cursor };
     },
   );

@@ -15,6 +15,7 @@ import { operations } from './operations.js';
 import { rates } from './rates.js';
 import { reads } from './reads.js';
 import { users } from './users.js';
+import { webhooks } from './webhooks.js';
 
 export type { CatalogueOptions } from './connection.js';
 export { DEFAULTS, parseTarget } from './connection.js';
@@ -38,6 +39,7 @@ export async function openCatalogue(url: string, opts: CatalogueOptions = {}): P
     ...operations(conn),
     ...reads(conn),
     ...rates(conn),
+    ...webhooks(conn),
     close: () => conn.close(),
   };
   const guarded = {} as Record<string, unknown>;

@@ -125,6 +125,49 @@ export interface ReadChunksTable {
   last: number;
 }
 
+/** A user's webhook (the same columns as the node's, src/db/webhooks.ts); events as JSON text. */
+export interface WebhooksTable {
+  id: string;
+  user_id: string;
+  url: string;
+  events: string;
+  secret: string;
+  created_at: number;
+}
+
+/**
+ * One delivery of an event to a webhook. `pending` deliveries are due at
+ * `next_attempt_at`; a replica claiming one sets `lease` and pushes
+ * `next_attempt_at` to the lease's end, so no other replica takes it
+ * before then, and records the attempt only under that lease.
+ */
+export interface WebhookDeliveriesTable {
+  /** Order of recording; the delivery log's cursor. */
+  seq: Generated<number>;
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event: string;
+  body: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_attempt_at: number | null;
+  lease: string | null;
+  response_status: number | null;
+  error: string | null;
+  created_at: number;
+  last_attempt_at: number | null;
+  finished_at: number | null;
+}
+
+/** The id of every event a node reported, so a resent one is recorded once. */
+export interface WebhookEventsTable {
+  id: string;
+  node_id: string;
+  deployment_id: string;
+  received_at: number;
+}
+
 export interface Schema {
   users: UsersTable;
   api_keys: ApiKeysTable;
@@ -134,4 +177,7 @@ export interface Schema {
   rate_counters: RateCountersTable;
   reads: ReadsTable;
   read_chunks: ReadChunksTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_events: WebhookEventsTable;
 }

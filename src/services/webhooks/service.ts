@@ -11,17 +11,24 @@
  *
  * emit() records one pending delivery per subscribed webhook of the
  * deployment's owner, all with the same body, in one transaction, and wakes
- * the dispatcher; it never throws (a failure to record is logged).
+ * the dispatcher; it never throws (a failure to record is logged). In
+ * network mode the events come from the nodes instead: record() takes each
+ * with the id its node chose and the node that reported it.
+ *
+ * The webhooks live in a WebhookStore (store.ts): the node's journal for
+ * `kova serve`, the catalogue for `kova control-plane`. With the journal
+ * every call answers synchronously, so emit() has recorded the deliveries
+ * when it returns.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type Clock, iso } from '../../core/clock.js';
+import type { Clock } from '../../core/clock.js';
 import { NotFoundError, ValidationError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
-import type { Store } from '../../db/store.js';
 import type { Delivery, Webhook } from '../../db/webhooks.js';
 import { type Resolver, checkPublicHost, systemResolver } from './address.js';
 import { type EventSink, WEBHOOK_EVENTS, type WebhookEvent, isWebhookEvent } from './events.js';
+import type { EventRecord, RecordOutcome, WebhookStore } from './store.js';
 
 /** Webhooks a user may have unless configured otherwise. */
 export const DEFAULT_MAX_WEBHOOKS_PER_USER = 10;
@@ -84,7 +91,7 @@ export class WebhookService implements EventSink {
   onEmitted: () => void = () => undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: WebhookStore,
     private readonly clock: Clock,
     private readonly log: Logger,
     opts: WebhookOptions = {},
@@ -97,15 +104,14 @@ export class WebhookService implements EventSink {
   }
 
   /** list returns the user's webhooks, newest first, each with its latest delivery. */
-  list(userId: string): Array<{ webhook: Webhook; lastDelivery: Delivery | null }> {
-    return this.store.webhooks
-      .listByUser(userId)
-      .map((w) => ({ webhook: w, lastDelivery: this.store.webhooks.lastDelivery(w.id) ?? null }));
+  async list(userId: string): Promise<Array<{ webhook: Webhook; lastDelivery: Delivery | null }>> {
+    const hooks = await this.store.listByUser(userId);
+    return Promise.all(hooks.map(async (w) => ({ webhook: w, lastDelivery: (await this.store.lastDelivery(w.id)) ?? null })));
   }
 
   /** get returns one of the user's webhooks (404 WEBHOOK_NOT_FOUND otherwise). */
-  get(userId: string, id: string): Webhook {
-    const w = this.store.webhooks.get(id);
+  async get(userId: string, id: string): Promise<Webhook> {
+    const w = await this.store.get(id);
     if (!w || w.userId !== userId) throw new NotFoundError('WEBHOOK_NOT_FOUND', `webhook ${id} not found`);
     return w;
   }
@@ -117,44 +123,37 @@ export class WebhookService implements EventSink {
     if (input.secret !== undefined && !SECRET_RE.test(input.secret)) {
       throw new ValidationError('INVALID_WEBHOOK_SECRET', 'secret must be 16 to 256 printable ASCII characters without spaces');
     }
-    this.assertRoom(userId);
+    if ((await this.store.listByUser(userId)).length >= this.opts.maxPerUser) throw this.limitError();
     if (!this.opts.allowPrivate) await checkPublicHost(url, this.opts.resolve);
     const secret = input.secret ?? `whsec_${randomBytes(32).toString('base64url')}`;
     const webhook: Webhook = { id: newId('whk'), userId, url: url.href, events, secret, createdAt: this.clock.now() };
     // Counted again with the insert: parallel creations cannot pass the cap together.
-    this.store.tx(() => {
-      this.assertRoom(userId);
-      this.store.webhooks.insert(webhook);
-    });
+    if (!(await this.store.insertCapped(webhook, this.opts.maxPerUser))) throw this.limitError();
     return { webhook, secret };
   }
 
-  private assertRoom(userId: string): void {
-    if (this.store.webhooks.countByUser(userId) >= this.opts.maxPerUser) {
-      throw new ValidationError('WEBHOOK_LIMIT', `a user may have at most ${this.opts.maxPerUser} webhooks; delete one first`, {
-        max: this.opts.maxPerUser,
-      });
-    }
+  private limitError(): ValidationError {
+    return new ValidationError('WEBHOOK_LIMIT', `a user may have at most ${this.opts.maxPerUser} webhooks; delete one first`, {
+      max: this.opts.maxPerUser,
+    });
   }
 
   /** delete removes one of the user's webhooks and its delivery log; its pending deliveries are dropped. */
-  delete(userId: string, id: string): void {
-    this.store.tx(() => {
-      this.get(userId, id);
-      this.store.webhooks.delete(id);
-    });
+  async delete(userId: string, id: string): Promise<void> {
+    await this.get(userId, id);
+    await this.store.delete(id);
   }
 
   /**
    * deliveries returns one page of a webhook's delivery log, newest first,
    * and the cursor of the next page (null after the last).
    */
-  deliveries(
+  async deliveries(
     userId: string,
     id: string,
     page: { cursor?: string; limit?: number } = {},
-  ): { deliveries: Delivery[]; cursor: string | null } {
-    this.get(userId, id);
+  ): Promise<{ deliveries: Delivery[]; cursor: string | null }> {
+    await this.get(userId, id);
     const limit = page.limit ?? DELIVERY_PAGE.default;
     if (!Number.isInteger(limit) || limit < 1 || limit > DELIVERY_PAGE.max)
       throw new ValidationError('INVALID_REQUEST', `limit must be an integer from 1 to ${DELIVERY_PAGE.max}`);
@@ -163,31 +162,28 @@ export class WebhookService implements EventSink {
       if (!/^[1-9][0-9]{0,15}$/.test(page.cursor)) throw new ValidationError('INVALID_CURSOR', 'cursor is not one this API gave out');
       before = Number(page.cursor);
     }
-    const rows = this.store.webhooks.deliveries(id, limit + 1, before);
+    const rows = await this.store.deliveries(id, limit + 1, before);
     const more = rows.length > limit;
     const shown = rows.slice(0, limit);
     return { deliveries: shown, cursor: more ? String(shown[shown.length - 1]!.seq) : null };
   }
 
   emit(event: WebhookEvent, deploymentId: string, data: Readonly<Record<string, unknown>>): void {
-    try {
-      const recorded = this.store.tx(() => {
-        const dep = this.store.deployments.get(deploymentId);
-        if (!dep) return 0;
-        const hooks = this.store.webhooks.listByUser(dep.userId).filter((w) => w.events.includes(event));
-        if (hooks.length === 0) return 0;
-        const now = this.clock.now();
-        const eventId = newId('evt');
-        const body = JSON.stringify({ id: eventId, event, createdAt: iso(now), deployment: { id: dep.id, name: dep.name }, data });
-        for (const w of hooks) {
-          this.store.webhooks.insertDelivery({ id: newId('dlv'), webhookId: w.id, eventId, event, body, createdAt: now });
-        }
-        return hooks.length;
-      });
-      if (recorded > 0) this.onEmitted();
-    } catch (err) {
+    const ev: EventRecord = { id: newId('evt'), event, deploymentId, deploymentName: null, createdAt: this.clock.now(), data };
+    this.record(ev, null).catch((err: unknown) => {
       this.log.error({ err, event, deployment: deploymentId }, 'could not record webhook deliveries');
-    }
+    });
+  }
+
+  /**
+   * record records the deliveries of an event that happened elsewhere (a
+   * node, `nodeId`), once per event id, and wakes the dispatcher when it
+   * added any. Throws what the store throws (the node sends it again).
+   */
+  async record(ev: EventRecord, nodeId: string | null): Promise<RecordOutcome> {
+    const r = await this.store.recordEvent(ev, nodeId, () => newId('dlv'));
+    if (r.deliveries > 0) this.onEmitted();
+    return r;
   }
 }
 
