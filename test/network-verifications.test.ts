@@ -5,11 +5,13 @@
  * requests on replica A are answered across replicas. A check asked for on
  * A runs on the node; its history is read from the node's journal; the
  * settings' summary follows it through the deployment's documents; damage
- * is real (bytes flipped in the node's pack files).
+ * is real (bytes flipped in the node's pack files), and the node's
+ * verification.failed reaches a user's webhook on a loopback receiver.
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SnapshotSettings, Verification, VerificationSummary } from '../src/api/contract.js';
 import { type Api, createDeployment, expectStatus, snapshotReady, volumeDir, waitRunning } from './helpers/flows.js';
@@ -25,6 +27,9 @@ let alice: [Api, Api];
 let bob: Api;
 let dep: string;
 let snaps: string[];
+let receiver: http.Server;
+const received: string[] = [];
+const savedEnv = process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE;
 
 const url = (d: string) => `/api/v1/deployments/${d}/verifications`;
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -70,6 +75,17 @@ async function settings(api: Api, d: string): Promise<View> {
 
 describe.skipIf(!run)('network mode: checks of the stored data through the control plane', () => {
   beforeAll(async () => {
+    receiver = http.createServer((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (b: Buffer) => parts.push(b));
+      req.on('end', () => {
+        received.push(Buffer.concat(parts).toString());
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    // The replicas inherit it: the receiver is on loopback.
+    process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE = 'true';
     net = await startNetwork({ replicas: 2, nodes: 1, nodeTimeout: '3s' });
     const aliceKey = await net.userKey('alice');
     alice = [net.api(aliceKey, 0), net.api(aliceKey, 1)];
@@ -88,7 +104,11 @@ describe.skipIf(!run)('network mode: checks of the stored data through the contr
   }, 240_000);
 
   afterAll(async () => {
+    if (savedEnv === undefined) delete process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE;
+    else process.env.KOVA_WEBHOOKS_ALLOW_PRIVATE = savedEnv;
     await net?.close();
+    receiver?.closeAllConnections();
+    await new Promise((resolve) => receiver?.close(resolve));
   }, 120_000);
 
   it('shows where the checks stand in the settings, nothing checked yet', async () => {
@@ -142,23 +162,12 @@ describe.skipIf(!run)('network mode: checks of the stored data through the contr
     expect(s.verification.lastFullCheckAt).toBe(full.startedAt);
   });
 
-  it('a full check finds damage: the snapshots show damaged, the history and the summary the failure, the node tells its webhooks', async () => {
-    // A webhook of alice's on the node, so its verification.failed event is recorded there as a delivery.
-    const db = new Database(path.join(net.nodes[0]!.dataDir, 'kova.db'));
-    db.pragma('busy_timeout = 5000');
-    try {
-      const userId = (db.prepare('SELECT user_id FROM deployments WHERE id = ?').get(dep) as { user_id: string }).user_id;
-      db.prepare('INSERT INTO webhooks (id, user_id, url, events, secret, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-        'whk-verifytest01',
-        userId,
-        'http://127.0.0.1:9/hook',
-        JSON.stringify(['verification.failed']),
-        'a-secret-of-sixteen-chars',
-        Date.now(),
-      );
-    } finally {
-      db.close();
-    }
+  it('a full check finds damage: the snapshots show damaged, the history and the summary the failure, the webhook the event', async () => {
+    const hook = await alice[0]('POST', '/api/v1/webhooks', {
+      url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+      events: ['verification.failed'],
+    });
+    expectStatus(hook, 201, 'create webhook');
     const packsDir = path.join(net.nodes[0]!.dataDir, 'repos', dep, 'packs');
     const packs = fs.readdirSync(packsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
     expect(packs.length).toBeGreaterThan(0);
@@ -191,21 +200,22 @@ describe.skipIf(!run)('network mode: checks of the stored data through the contr
       expect(s.verification.lastFullCheckAt).toBeNull();
     }
 
-    const db2 = new Database(path.join(net.nodes[0]!.dataDir, 'kova.db'), { readonly: true });
-    db2.pragma('busy_timeout = 5000');
-    try {
-      const rows = db2.prepare("SELECT body FROM webhook_deliveries WHERE webhook_id = 'whk-verifytest01'").all() as Array<{
-        body: string;
-      }>;
-      expect(rows.map((r) => JSON.parse(r.body))).toEqual([
-        expect.objectContaining({
-          event: 'verification.failed',
-          data: expect.objectContaining({ verification: expect.objectContaining({ id: failed.id }) }),
+    // The node raised verification.failed; it reached alice's webhook through the control plane, once.
+    const delivered = await waitFor(
+      () => Promise.resolve(received.length > 0 ? received.map((r) => JSON.parse(r) as View) : null),
+      30_000,
+      'the verification.failed event at the webhook',
+    );
+    expect(delivered).toEqual([
+      expect.objectContaining({
+        event: 'verification.failed',
+        deployment: expect.objectContaining({ id: dep }),
+        data: expect.objectContaining({
+          verification: expect.objectContaining({ id: failed.id, findings: failed.findings }),
+          damagedSnapshots: expect.arrayContaining(snaps.map((id) => expect.objectContaining({ id }))),
         }),
-      ]);
-    } finally {
-      db2.close();
-    }
+      }),
+    ]);
   });
 
   it('answers as the all-in-one for a deployment with no snapshots, a closed one and another user’s', async () => {
