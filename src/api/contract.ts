@@ -207,7 +207,7 @@ export const VerificationSummary = Type.Object(
   },
   {
     description:
-      'Scheduled verification of the stored data. Where the server does not hold the data (a control plane) the checks are not known: nextRunAt, lastVerification and lastFullCheckAt are null.',
+      "Scheduled verification of the stored data. From a control plane: as the deployment's node last reported it; before a node reported it (an older node), nextRunAt, lastVerification and lastFullCheckAt are null.",
   },
 );
 export type VerificationSummary = Static<typeof VerificationSummary>;

@@ -16,12 +16,12 @@ import type { BrowseService, ByteRange, SnapshotReader } from '../services/brows
 import type { DiskHealth } from '../services/disk-health.js';
 import type { HashGate, NewKey, Principal } from '../services/keys.js';
 import type { Metrics } from '../services/metrics.js';
-import type { ApiKey, Deployment } from '../services/models.js';
+import type { ApiKey, Deployment, Verification } from '../services/models.js';
 import type { SelectionRequest } from '../services/restore-paths.js';
 import type { RestorePlanResult, RestoreService } from '../services/restore-service.js';
 import type { RetentionPreview, SettingsInput, SettingsService } from '../services/settings-service.js';
 import type { SnapshotService } from '../services/snapshot-service.js';
-import type { VerificationService } from '../services/verification-service.js';
+import type { VerificationStatus } from '../services/verification-service.js';
 import type { WebhookService } from '../services/webhooks/service.js';
 import type { DeploymentExtras } from '../services/views.js';
 import type { NodeSummary, Recovery } from './contract.js';
@@ -104,8 +104,18 @@ export interface BrowseApi {
   diff: BrowseService['diff'];
 }
 
-/** Checks of a deployment's stored data (services/verification-service.ts); only where the data is (the all-in-one). */
-export type VerificationsApi = Pick<VerificationService, 'request' | 'list' | 'status'>;
+/**
+ * Checks of a deployment's stored data (services/verification-service.ts):
+ * the all-in-one's service, or in network mode the deployment's node through
+ * the control plane (src/control/verifications.ts).
+ */
+export interface VerificationsApi {
+  request(userId: string, depId: string, full: boolean): Awaitable<Verification>;
+  /** A deployment's checks, newest first, `limit` at a time, older than the check `before` when given. */
+  list(userId: string, depId: string, limit: number, before?: string): Awaitable<Verification[]>;
+  /** Where the checks stand; null when not known (a node that does not report it). */
+  status(userId: string, depId: string): Awaitable<VerificationStatus | null>;
+}
 
 /** The nodes a control plane runs deployments on (network mode only). */
 export interface NodesApi {

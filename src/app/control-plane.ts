@@ -245,6 +245,7 @@ export async function buildControlPlane(
       restores: backend.restores,
       browse: backend.browse,
       settings: backend.settings,
+      verifications: backend.verifications,
       nodes: backend.nodes,
       webhooks,
       metrics: new Metrics(),

@@ -16,8 +16,9 @@
  *   repository);
  * - snapshot browsing, verifications, webhooks and a deployment's snapshot
  *   health are served by the node's services directly (they read its
- *   repository and its journal; the health depends on the time, which no
- *   document carries);
+ *   repository and its journal, which a control plane asks for through
+ *   reads the in-process transport does not carry; the health depends on
+ *   the time, which no document carries);
  * - users and API keys live in the catalogue and are copied into the node's
  *   journal (mirrorKeys) at every start and after every change, so that
  *   the catalogue document an off-node copy carries holds them and the

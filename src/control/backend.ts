@@ -11,7 +11,7 @@
  * the state it returned. A user sees only their own deployments: any other
  * is DEPLOYMENT_NOT_FOUND, exactly like one that does not exist.
  */
-import type { BrowseApi, DeploymentsApi, NodesApi, RestoresApi, SettingsApi, SnapshotsApi } from '../api/deps.js';
+import type { BrowseApi, DeploymentsApi, NodesApi, RestoresApi, SettingsApi, SnapshotsApi, VerificationsApi } from '../api/deps.js';
 import type * as Api from '../api/contract.js';
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
@@ -34,6 +34,7 @@ import { ForbiddenError, NoNodeAvailableError, NodeUnavailableError } from './er
 import { place } from './placement.js';
 import { relayBrowse } from './relay-browse.js';
 import { ReadRelay } from './relay.js';
+import { controlVerifications } from './verifications.js';
 
 /** Restores a deployment's list shows, newest first (as the all-in-one's). */
 const RESTORES_LISTED = 50;
@@ -82,6 +83,8 @@ export class ControlBackend {
   readonly browse: BrowseApi;
   /** The relay the node routes take answers for (node-routes.ts `relay`): one per replica. */
   readonly relay: ReadRelay;
+  /** Checks of a deployment's stored data, run by its node (verifications.ts). */
+  readonly verifications: VerificationsApi;
 
   constructor(
     private readonly catalogue: Catalogue,
@@ -92,6 +95,10 @@ export class ControlBackend {
   ) {
     this.relay = opts.relay ?? new ReadRelay(catalogue, clock, null, { nodeTimeoutMs });
     this.browse = relayBrowse(this.relay, (userId, depId, snapId) => this.readable(userId, depId, snapId));
+    this.verifications = controlVerifications(this.relay, dispatcher, {
+      active: (userId, depId) => this.active(userId, depId),
+      node: (id) => this.node(id),
+    });
     this.deployments = {
       create: (userId, sdl, name) => this.create(userId, sdl, name),
       list: async (userId) => (await catalogue.deploymentsOf(userId)).flatMap((d) => (d.state ? [d.state.deployment] : [])),

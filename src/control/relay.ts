@@ -1,5 +1,6 @@
 /**
- * relay: a user's snapshot read (a listing, a file, an archive, a diff)
+ * relay: a user's snapshot read (a listing, a file, an archive, a diff), or
+ * a page of a deployment's verification history (control/verifications.ts),
  * answered by the deployment's node through the control plane. The node
  * has no inbound port and the snapshot's files live only in its
  * repository, so the replica that holds the user's request asks through
@@ -107,7 +108,7 @@ export class ReadRelay {
   }
 
   /**
-   * ask sends `payload` about snapshot `snapId` of deployment `depId` to
+   * ask sends `payload` about snapshot `snapId` (empty: about the deployment) of deployment `depId` to
    * `node` (for `userId`) and resolves once the node's answer begins. The
    * caller consumes or destroys the body; either ends the read.
    */

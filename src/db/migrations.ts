@@ -253,6 +253,13 @@ export const MIGRATIONS: readonly string[] = [
   -- setting (node/state-sync.ts), so changes to them bump its version like its other rows.
   ${offsiteSyncTriggers()}
   `,
+  `
+  -- Network mode: a deployment's document carries where its checks stand (node/state-sync.ts), so its checks and
+  -- their schedule bump its version like its other rows; a running check's counters alone are progress.
+  ${verificationSyncTriggers()}
+  -- Every deployment's document is sent once more, now with where its checks stand.
+  UPDATE sync_versions SET version = version + 1, urgent_version = version + 1;
+  `,
 ];
 
 /**
@@ -291,6 +298,32 @@ function syncTriggers(): string {
     out.push(trigger(`${table}_progress`, 'UPDATE OF progress_done, progress_total', table, 'NEW.deployment_id', false));
   }
   return out.join('\n  ');
+}
+
+/** verificationSyncTriggers: the triggers that bump sync_versions when a deployment's checks or their schedule change. */
+function verificationSyncTriggers(): string {
+  const bump = (row: string, urgent: boolean): string =>
+    `INSERT INTO sync_versions (deployment_id, version, urgent_version) VALUES (${row}.deployment_id, 1, 1)
+      ON CONFLICT (deployment_id) DO UPDATE SET version = version + 1${urgent ? ', urgent_version = version + 1' : ''};`;
+  const trigger = (name: string, event: string, table: string, row: string, urgent = true): string =>
+    `CREATE TRIGGER sync_${name} AFTER ${event} ON ${table} BEGIN
+    ${bump(row, urgent)}
+  END;`;
+  return [
+    trigger('verifications_insert', 'INSERT', 'verifications', 'NEW'),
+    trigger('verifications_delete', 'DELETE', 'verifications', 'OLD'),
+    trigger('verifications_update', 'UPDATE OF status, started_at, finished_at, damaged_snapshots, error', 'verifications', 'NEW'),
+    trigger(
+      'verifications_progress',
+      'UPDATE OF steps_done, bytes_read, packs_read, findings, finding_list',
+      'verifications',
+      'NEW',
+      false,
+    ),
+    trigger('verification_schedule_insert', 'INSERT', 'verification_schedule', 'NEW'),
+    trigger('verification_schedule_update', 'UPDATE', 'verification_schedule', 'NEW'),
+    trigger('verification_schedule_delete', 'DELETE', 'verification_schedule', 'OLD'),
+  ].join('\n  ');
 }
 
 /** offsiteSyncTriggers: the triggers that bump sync_versions when a deployment's off-node copies or setting change. */

@@ -147,13 +147,15 @@ export class Verifications extends Table {
     return (rows as Row[]).map(toVerification);
   }
 
-  /** finished returns a deployment's finished checks (ok or failed), newest first. */
-  finished(deploymentId: string): Verification[] {
-    return (
-      this.q("SELECT * FROM verifications WHERE deployment_id = ? AND status IN ('ok', 'failed') ORDER BY seq DESC").all(
-        deploymentId,
-      ) as Row[]
-    ).map(toVerification);
+  /**
+   * finished yields a deployment's finished checks (ok or failed), newest
+   * first, one row at a time: a caller that stops early reads no further.
+   */
+  *finished(deploymentId: string): Generator<Verification, void, undefined> {
+    const rows = this.q("SELECT * FROM verifications WHERE deployment_id = ? AND status IN ('ok', 'failed') ORDER BY seq DESC").iterate(
+      deploymentId,
+    ) as IterableIterator<Row>;
+    for (const r of rows) yield toVerification(r);
   }
 
   /** active returns a deployment's queued and running checks, oldest first. */

@@ -21,7 +21,12 @@
  * with `reads=1`) and never journalled. The node answers each with its own
  * BrowseService and uploads the answer to the replica it talks to; the
  * control plane passes it to the user's request, across replicas through
- * its database (src/control/relay.ts).
+ * its database (src/control/relay.ts). A page of a deployment's
+ * verification history is a read too (kind `verifications`, answered by the
+ * node's VerificationService); a check requested now is an operation
+ * (kind `verify`, its verification id chosen by the control plane), and
+ * where the checks stand travels in the deployment's document
+ * (`verification`), so the settings show it without asking the node.
  *
  * Delivery is at least once, application is exactly once: an operation is
  * handed out again until its result is recorded (after a reconnect, a crash
@@ -46,6 +51,7 @@ import type { ServiceStatus } from '../runtime/types.js';
 import type { OffsiteCloneRequest, RecoverRequest } from '../services/offsite-move.js';
 import type { SelectionRequest } from '../services/restore-paths.js';
 import type { SettingsInput } from '../services/settings-service.js';
+import type { VerificationStatus } from '../services/verification-service.js';
 
 /** Bumped when a change is not backward compatible; a replica refuses a node that speaks another. */
 export const PROTOCOL_VERSION = 1;
@@ -147,6 +153,13 @@ export type OperationPayload =
     }
   | { readonly kind: 'settings'; readonly deploymentId: string; readonly input: SettingsInput }
   /**
+   * Check the deployment's stored data now: the next part of the rotation,
+   * or all of it with `full`. The check's id `verificationId` is chosen by
+   * the control plane; the result's value is the check's row
+   * (db/verifications.ts Verification), queued.
+   */
+  | { readonly kind: 'verify'; readonly deploymentId: string; readonly verificationId: string; readonly full: boolean }
+  /**
    * Take over a deployment whose node is offline or gone, from its off-node
    * copy (services/offsite-move.ts): the deployment, settings and copied
    * snapshots as the catalogue holds them, and the snapshot to start from.
@@ -243,7 +256,14 @@ export type ReadPayload =
       readonly cursor?: string;
       readonly limit?: number;
       readonly kinds?: ReadonlyArray<'added' | 'removed' | 'modified' | 'type'>;
-    };
+    }
+  /**
+   * One page of the deployment's checks of its stored data, newest first,
+   * older than the check `before` when given (JSON answer: `{ verifications }`,
+   * rows as db/verifications.ts Verification). Not about a snapshot: the
+   * request's snapshotId is empty.
+   */
+  | { readonly kind: 'verifications'; readonly limit: number; readonly before?: string };
 
 export type ReadKind = ReadPayload['kind'];
 
@@ -257,6 +277,7 @@ export interface ReadRequest {
   readonly id: string;
   readonly userId: string;
   readonly deploymentId: string;
+  /** The snapshot read; empty for a read about the deployment (`verifications`). */
   readonly snapshotId: string;
   readonly payload: ReadPayload;
   readonly createdAt: number;
@@ -294,6 +315,12 @@ export interface DeploymentState {
   /** Bytes used per volume ("service.volume"). */
   readonly volumeBytes: Readonly<Record<string, number>>;
   readonly snapshotSummary: SnapshotSummary;
+  /**
+   * Where the checks of the deployment's stored data stand (the settings'
+   * `verification`): null for a closed deployment; absent from an older
+   * node (the settings then show the setting alone).
+   */
+  readonly verification?: VerificationStatus | null;
 }
 
 export interface StateRequest {

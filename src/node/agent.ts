@@ -115,7 +115,7 @@ export class NodeAgent {
       opts.offsiteTarget ?? null,
     );
     const upload = client.upload?.bind(client);
-    this.reads = upload ? new ReadRunner(services.browse, { upload }, log) : null;
+    this.reads = upload ? new ReadRunner(services.browse, { upload }, log, services.verifications) : null;
     this.executor = new Executor(
       services,
       this.sync,

@@ -60,6 +60,36 @@ describe('Executor', () => {
     expect(n.store.jobs.pending().filter((j) => j.kind === 'snapshot')).toHaveLength(1);
   });
 
+  it('queues a check now under the control plane’s id, once, and refuses a second while it is queued', async () => {
+    const { n, ex, posted } = setup();
+    const { userId, depId } = userWithDeployment(n);
+    const verify = op(userId, { kind: 'verify', deploymentId: depId, verificationId: 'ver-eeeeeeeeeeee', full: true });
+    ex.accept([verify]);
+    await ex.idle();
+    ex.accept([verify]); // handed out again after its result was posted
+    await ex.idle();
+    expect(await ex.apply(verify)).toEqual(posted[0]![1].ok && { ok: true, value: posted[0]![1].value });
+
+    expect(n.store.verifications.page(depId, 10).map((v) => v.id)).toEqual(['ver-eeeeeeeeeeee']);
+    expect(n.store.jobs.pending().filter((j) => j.kind === 'verify')).toHaveLength(1);
+    const [first, second] = posted.map(([, r]) => r);
+    expect(first).toMatchObject({
+      ok: true,
+      value: { id: 'ver-eeeeeeeeeeee', deploymentId: depId, trigger: 'manual', part: null, status: 'queued' },
+      // The document sent with the result already shows the check.
+      state: { deployment: { id: depId }, verification: { lastVerification: { id: 'ver-eeeeeeeeeeee', status: 'queued' } } },
+    });
+    expect(second!.ok && second!.value).toEqual(first!.ok && first!.value);
+
+    // Another operation id while that check is queued: refused as the all-in-one refuses it.
+    const again = await ex.apply(op(userId, { kind: 'verify', deploymentId: depId, verificationId: 'ver-ffffffffffff', full: false }));
+    expect(again).toMatchObject({
+      ok: false,
+      error: { code: 'VERIFICATION_IN_PROGRESS', status: 409, details: { verification: 'ver-eeeeeeeeeeee' } },
+    });
+    expect(n.store.verifications.page(depId, 10)).toHaveLength(1);
+  });
+
   it('checks the deployment belongs to the operation’s user, as the API does', async () => {
     const { n, ex } = setup();
     const { depId } = userWithDeployment(n, 'usr-alice');

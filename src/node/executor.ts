@@ -7,8 +7,8 @@
  * every id applied: a repeat is answered from it and changes nothing.
  *
  * - Operations whose service call is synchronous (deploy, update, restart,
- *   close, snapshot, delete-snapshot, clone, settings, settings-preview)
- *   run in one SQLite transaction with the journal entry: after a crash
+ *   close, snapshot, delete-snapshot, clone, settings, settings-preview,
+ *   verify) run in one SQLite transaction with the journal entry: after a crash
  *   either both the effect and its entry exist, or neither.
  * - A restore request is asynchronous (it reads the repository before it
  *   queues its job): it is made idempotent by its pre-assigned id (a
@@ -193,6 +193,9 @@ export class Executor {
         return settingsView(s.settings.put(u, p.deploymentId, p.input), s.ctx.config.minSnapshotIntervalMs);
       case 'settings-preview':
         return retentionPreviewView(s.settings.preview(u, p.deploymentId, p.input));
+      case 'verify':
+        // The check's row (queued); its job runs after the transaction, like a snapshot's.
+        return s.verifications.request(u, p.deploymentId, p.full, { id: p.verificationId });
       default:
         throw new KovaError('UNKNOWN_OPERATION', `this node does not know the operation ${(p as { kind: string }).kind}`, { status: 400 });
     }

@@ -3,9 +3,11 @@
  * The long poll hands the node reads next to its operations; each runs at
  * once, on its own, with the node's BrowseService (the same checks as on
  * the all-in-one: the deployment must be the user's, the snapshot ready),
- * and its answer is uploaded to the control plane, body streamed:
+ * or for a page of a deployment's checks its VerificationService, and its
+ * answer is uploaded to the control plane, body streamed:
  *
  *   list, stat, diff   the JSON answer;
+ *   verifications      `{ verifications }`, the checks' rows;
  *   content, archive   the bytes, as they are read from the repository
  *                      (the upload's backpressure paces the reading);
  *   any error          its status and its WireError as JSON.
@@ -16,7 +18,7 @@
  */
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { BrowseApi } from '../api/deps.js';
+import type { BrowseApi, VerificationsApi } from '../api/deps.js';
 import { KovaError, ValidationError } from '../core/errors.js';
 import { NODE_PATHS, READ_HEADERS, type ReadRequest, type WireError } from '../network/protocol.js';
 import type { ChangeView } from '../services/browse-service.js';
@@ -54,6 +56,8 @@ export class ReadRunner {
     private readonly browse: BrowseApi,
     private readonly client: Required<Pick<ControlTransport, 'upload'>>,
     private readonly log: Logger,
+    /** Answers `verifications` reads; null: they are refused (UNKNOWN_READ). */
+    private readonly verifications: Pick<VerificationsApi, 'list'> | null = null,
   ) {}
 
   /** accept starts every read handed out (they run side by side, apart from operations). */
@@ -106,6 +110,10 @@ export class ReadRunner {
         const kinds = p.kinds === undefined ? undefined : new Set<ChangeView['change']>(p.kinds);
         return jsonAnswer(200, await this.browse.diff(userId, dep, snap, p.against, { cursor: p.cursor, limit: p.limit, kinds }));
       }
+      case 'verifications': {
+        if (!this.verifications) break;
+        return jsonAnswer(200, { verifications: await this.verifications.list(userId, dep, p.limit, p.before) });
+      }
       case 'content':
       case 'archive': {
         const path = decodePath(p.path);
@@ -124,9 +132,8 @@ export class ReadRunner {
           throw err;
         }
       }
-      default:
-        throw new ValidationError('UNKNOWN_READ', `this node does not know reads of kind ${(p as { kind: string }).kind}`);
     }
+    throw new ValidationError('UNKNOWN_READ', `this node does not know reads of kind ${(p as { kind: string }).kind}`);
   }
 
   /** stop waits for the reads being answered (their uploads end with the client). */

@@ -1,6 +1,7 @@
 /** state-sync: versions bumped by triggers, acknowledged versions kept across a restart, progress throttled. */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DeploymentState } from '../network/protocol.js';
+import { MIGRATIONS } from '../db/migrations.js';
 import { StateSync } from './state-sync.js';
 import { type TestNode, testNode, userWithDeployment } from './testing.js';
 
@@ -228,5 +229,78 @@ describe('off-node copies in documents', () => {
     const bare = (await plane.sync(plain).document(other.depId))!;
     expect(bare.settings.offsite).toBeNull();
     expect(bare.offsiteTarget).toBeNull();
+  });
+
+  it('carry where the checks stand, sent again when a check is queued, ends or is scheduled; its counters alone are progress', async () => {
+    const n = start();
+    const plane = fakePlane();
+    const sync = plane.sync(n);
+    const { userId, depId } = userWithDeployment(n);
+    const version = () => sync.versions.get(depId)!;
+    await sync.flush();
+    let doc = plane.sent.at(-1)![0]!;
+    expect(doc.verification).toEqual(n.services.verifications.status(userId, depId));
+    expect(doc.verification).toMatchObject({ enabled: true, interval: '7d', lastVerification: null, lastFullCheckAt: null });
+
+    // A check queued (rows only: no job runs it here).
+    n.store.verifications.insert({
+      id: 'ver-aaaaaaaaaaaa',
+      deploymentId: depId,
+      trigger: 'manual',
+      part: null,
+      parts: 5,
+      createdAt: n.clock.now(),
+    });
+    expect(sync.due().map((v) => v.deploymentId)).toEqual([depId]);
+    await sync.flush();
+    doc = plane.sent.at(-1)![0]!;
+    expect(doc.verification?.lastVerification).toMatchObject({ id: 'ver-aaaaaaaaaaaa', status: 'queued' });
+
+    // Its counters moving: a new version, progress only.
+    const v0 = version();
+    n.store.verifications.update('ver-aaaaaaaaaaaa', { stepsDone: 1, bytesRead: 100 });
+    expect(version().version).toBe(v0.version + 1);
+    expect(version().urgentVersion).toBe(v0.urgentVersion);
+
+    // It ends: urgent, and the document says so.
+    n.clock.advance(1_000);
+    n.store.verifications.update('ver-aaaaaaaaaaaa', { status: 'ok', startedAt: n.clock.now() - 500, finishedAt: n.clock.now() });
+    expect(version().urgentVersion).toBeGreaterThan(v0.version);
+    await sync.flush();
+    doc = plane.sent.at(-1)![0]!;
+    expect(doc.verification?.lastVerification).toMatchObject({ id: 'ver-aaaaaaaaaaaa', status: 'ok', bytesRead: 100 });
+    expect(doc.verification?.lastFullCheckAt).toBe(n.clock.now() - 500);
+    expect(doc.verification).toEqual(n.services.verifications.status(userId, depId));
+
+    // The schedule moving on is a change too.
+    const v1 = version();
+    n.store.verifications.setSchedule({ deploymentId: depId, nextRunAt: n.clock.now() + 60_000, nextPart: 2, parts: 5 });
+    expect(version().urgentVersion).toBeGreaterThan(v1.version);
+    await sync.flush();
+    expect(plane.sent.at(-1)![0]!.verification).toMatchObject({ nextRunAt: n.clock.now() + 60_000, nextPart: 2 });
+
+    // A closed deployment has none.
+    n.services.deployments.close(userId, depId);
+    expect((await sync.document(depId))!.verification).toBeNull();
+  });
+
+  it('send every document once more after the upgrade that adds where the checks stand', async () => {
+    const n = start();
+    const sync = fakePlane().sync(n);
+    const { depId } = userWithDeployment(n);
+    await sync.flush();
+    expect(sync.due()).toEqual([]);
+    // The database as before that migration: without its triggers, every version acknowledged.
+    const db = n.store.db;
+    const migration = MIGRATIONS.find((m) => m.includes('sync_verifications_insert'))!;
+    for (const { name } of db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'sync_verification%'")
+      .all() as Array<{
+      name: string;
+    }>)
+      db.exec(`DROP TRIGGER ${name}`);
+    db.exec(migration);
+    expect(sync.due().map((v) => v.deploymentId)).toEqual([depId]);
+    expect((await sync.document(depId))!.verification).toMatchObject({ enabled: true });
   });
 });

@@ -3,7 +3,8 @@
  * by whole documents (network/protocol.ts, DeploymentState).
  *
  * Every change to a deployment's rows (deployment, settings, snapshots,
- * restores, jobs, off-node copies and setting) bumps its version in `sync_versions`, by SQLite triggers
+ * restores, jobs, off-node copies and setting, checks of its stored data
+ * and their schedule) bumps its version in `sync_versions`, by SQLite triggers
  * (db/migrations.ts), in the transaction that made the change. The live
  * part (service states, volume bytes) is not in the database: checkLive()
  * compares it with the digest last counted, every heartbeat, and bumps the
@@ -32,6 +33,7 @@ import type { ServiceContext } from '../services/context.js';
 import type { DeploymentService } from '../services/deployment-service.js';
 import { currentOperation } from '../services/guards.js';
 import { bounded } from '../services/settings-service.js';
+import { verificationStatus } from '../services/verification-service.js';
 
 /** withCopies adds each snapshot's off-node copy (null when it was never queued for one), as the API shows it. */
 function withCopies(rows: readonly Snapshot[], copies: ReadonlyMap<string, OffsiteCopy>): Snapshot[] {
@@ -120,6 +122,7 @@ export class StateSync {
         services: active ? (extras.services ?? []) : [],
         volumeBytes: active ? (extras.volumeBytes ?? {}) : {},
         snapshotSummary,
+        verification: active ? verificationStatus(store, depId) : null,
       };
     });
   }

@@ -30,6 +30,7 @@ import { ConflictError, KovaError, RepoNotFoundError, ValidationError } from '..
 import { formatDuration } from '../core/units.js';
 import { newId } from '../core/ids.js';
 import type { Job } from '../db/jobs.js';
+import type { Store } from '../db/store.js';
 import { DEFAULT_VERIFICATION } from '../db/settings.js';
 import type { Verification, VerificationFinding } from '../db/verifications.js';
 import type { Finding } from '../engine/verify/verify.js';
@@ -63,7 +64,7 @@ export function partsFor(intervalMs: number): number {
  * cover every part (of `parts`), provided none of them, nor any check after
  * them, failed. `finished` is newest first. Null when there is no such time.
  */
-export function lastFullCheckAt(finished: readonly Verification[], parts: number): number | null {
+export function lastFullCheckAt(finished: Iterable<Verification>, parts: number): number | null {
   const covered = new Set<number>();
   for (const v of finished) {
     if (v.status === 'failed') return null;
@@ -87,6 +88,37 @@ export interface VerificationStatus {
   readonly lastFullCheckAt: number | null;
 }
 
+/** verificationSetting is a deployment's verification setting, the defaults applied. */
+function verificationSetting(store: Store, depId: string): { enabled: boolean; intervalMs: number; interval: string } {
+  const s = store.settings.get(depId);
+  const intervalMs = s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs;
+  return {
+    enabled: s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled,
+    intervalMs,
+    interval: s.verifyInterval ?? formatDuration(intervalMs),
+  };
+}
+
+/**
+ * verificationStatus says where a deployment's verification stands, from
+ * its rows alone (no owner check): VerificationService.status, and the
+ * node's deployment documents (node/state-sync.ts).
+ */
+export function verificationStatus(store: Store, depId: string): VerificationStatus {
+  const set = verificationSetting(store, depId);
+  const parts = partsFor(set.intervalMs);
+  const sched = store.verifications.schedule(depId);
+  return {
+    ...set,
+    nextRunAt: set.enabled ? (sched?.nextRunAt ?? null) : null,
+    nextPart: sched && sched.parts === parts ? sched.nextPart % parts : 0,
+    parts,
+    lastVerification: store.verifications.page(depId, 1)[0] ?? null,
+    // Read only as far as needed: a deployment's document is built after every change.
+    lastFullCheckAt: lastFullCheckAt(store.verifications.finished(depId), parts),
+  };
+}
+
 export class VerificationService {
   constructor(private readonly ctx: ServiceContext) {
     ctx.jobs.register(JobKind.Verify, (job) => this.verifyJob(job), { maxRunning: 1 });
@@ -94,13 +126,7 @@ export class VerificationService {
 
   /** setting is a deployment's verification setting, the defaults applied. */
   private setting(depId: string): { enabled: boolean; intervalMs: number; interval: string } {
-    const s = this.ctx.store.settings.get(depId);
-    const intervalMs = s.verifyIntervalMs ?? DEFAULT_VERIFICATION.intervalMs;
-    return {
-      enabled: s.verifyEnabled ?? DEFAULT_VERIFICATION.enabled,
-      intervalMs,
-      interval: s.verifyInterval ?? formatDuration(intervalMs),
-    };
+    return verificationSetting(this.ctx.store, depId);
   }
 
   /**
@@ -147,12 +173,16 @@ export class VerificationService {
   /**
    * request queues a check now (202): of the next part of the rotation (which
    * then moves on), or with `full` of all the data. 409
-   * VERIFICATION_IN_PROGRESS while one is queued or running.
+   * VERIFICATION_IN_PROGRESS while one is queued or running. `opts.id`
+   * names the check (network mode: the control plane chooses it); a check
+   * of the deployment with that id already recorded is answered as it is.
    */
-  request(userId: string, depId: string, full: boolean): Verification {
+  request(userId: string, depId: string, full: boolean, opts: { id?: string } = {}): Verification {
     const { store, clock } = this.ctx;
     return store.tx(() => {
       activeDeployment(store, userId, depId);
+      const known = opts.id === undefined ? undefined : store.verifications.get(opts.id);
+      if (known?.deploymentId === depId) return known;
       const busy = store.verifications.active(depId)[0];
       if (busy) {
         throw new ConflictError('VERIFICATION_IN_PROGRESS', `a check of deployment ${depId} is already ${busy.status}`, {
@@ -161,7 +191,7 @@ export class VerificationService {
       }
       const set = this.setting(depId);
       const parts = partsFor(set.intervalMs);
-      if (full) return this.enqueue(depId, 'manual', null, parts);
+      if (full) return this.enqueue(depId, 'manual', null, parts, opts.id);
       const cur = store.verifications.schedule(depId);
       const part = cur && cur.parts === parts ? cur.nextPart % parts : 0;
       store.verifications.setSchedule({
@@ -170,7 +200,7 @@ export class VerificationService {
         nextPart: (part + 1) % parts,
         parts,
       });
-      return this.enqueue(depId, 'manual', part, parts);
+      return this.enqueue(depId, 'manual', part, parts, opts.id);
     });
   }
 
@@ -185,26 +215,14 @@ export class VerificationService {
 
   /** status says where a deployment's verification stands. */
   status(userId: string, depId: string): VerificationStatus {
-    const { store } = this.ctx;
-    activeDeployment(store, userId, depId);
-    const set = this.setting(depId);
-    const parts = partsFor(set.intervalMs);
-    const sched = store.verifications.schedule(depId);
-    const finished = store.verifications.finished(depId);
-    return {
-      ...set,
-      nextRunAt: set.enabled ? (sched?.nextRunAt ?? null) : null,
-      nextPart: sched && sched.parts === parts ? sched.nextPart % parts : 0,
-      parts,
-      lastVerification: store.verifications.page(depId, 1)[0] ?? null,
-      lastFullCheckAt: lastFullCheckAt(finished, parts),
-    };
+    activeDeployment(this.ctx.store, userId, depId);
+    return verificationStatus(this.ctx.store, depId);
   }
 
   /** enqueue records a queued check and its job (call inside a transaction). */
-  private enqueue(depId: string, trigger: 'scheduled' | 'manual', part: number | null, parts: number): Verification {
+  private enqueue(depId: string, trigger: 'scheduled' | 'manual', part: number | null, parts: number, id?: string): Verification {
     const v = this.ctx.store.verifications.insert({
-      id: newId('ver'),
+      id: id ?? newId('ver'),
       deploymentId: depId,
       trigger,
       part,
