@@ -47,6 +47,19 @@ export async function sequentialLatency(request: () => Promise<void>, requests: 
   return { requests, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), maxMs: lat.at(-1) ?? NaN, load: loadAverage() };
 }
 
+/**
+ * getBody sends one GET and reads its body to the last byte without
+ * parsing it (what a latency figure of the server should time: parsing
+ * 400 KB of JSON is the client's work, on the same cores); anything but
+ * 200 throws.
+ */
+export async function getBody(url: string, token: string): Promise<number> {
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  const body = await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`GET ${url}: ${res.status} ${Buffer.from(body).toString().slice(0, 200)}`);
+  return body.byteLength;
+}
+
 export interface WrkRun {
   url: string;
   /** Requests a second, or null when wrk did not run. */

@@ -34,7 +34,7 @@ import { JobKind } from '../../src/services/context.js';
 import { Paths } from '../../src/services/paths.js';
 import { type Network, startNetwork } from '../../test/helpers/network.js';
 import { serverKind } from '../../test/helpers/server-process.js';
-import { type LatencyFigures, loadAverage, loadText, percentile, sequentialLatency, wrk, type WrkRun } from '../lib/latency.js';
+import { type LatencyFigures, getBody, loadAverage, loadText, percentile, sequentialLatency, wrk, type WrkRun } from '../lib/latency.js';
 import { cpuSeconds, memory } from '../lib/proc.js';
 import { bytes } from '../lib/report.js';
 import { type FleetFigures, KINDS, SimulatedFleet } from '../lib/sim-nodes.js';
@@ -168,7 +168,7 @@ async function listThroughControlPlane(net: Network, key: string, requests: numb
     `the control plane listing ${LIST_SNAPSHOTS} snapshots`,
   );
   return sequentialLatency(async () => {
-    await call(base, key, 'GET', path);
+    await getBody(`${base}${path}`, key);
   }, requests);
 }
 
