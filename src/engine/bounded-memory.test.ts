@@ -1,7 +1,8 @@
 /**
  * What the engine keeps between steps is bounded by constants, not by the
  * number of entries of a volume: the repository's tree cache by decoded
- * entries, a session's trees for its next capture by encoded bytes.
+ * entries (and a capture does not fill it), a session's trees for its next
+ * capture by encoded bytes.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,6 +44,16 @@ describe('bounded memory', () => {
     expect(reader.cachedTreeNodes).toBeGreaterThanOrEqual(6_000);
     // The latest tree is still served from the cache.
     expect(await reader.readTree(top[2]!.subtree!)).toBe(last);
+  }, 60_000);
+
+  it("leaves the repository's tree cache empty after a capture against a parent (each listing is read once)", async () => {
+    const src = source(5, 10);
+    const storage = new MemoryStorage();
+    const first = await (await Repository.create(storage)).snapshot(src);
+    const repo = await Repository.openStorage(storage);
+    const second = await repo.snapshot(src, { parent: first.id });
+    expect(second.root.subtree).toBe(first.root.subtree);
+    expect(repo.cachedTreeNodes).toBe(0);
   }, 60_000);
 
   it("holds a session's trees for its next capture within the byte budget, and the next capture still reuses every file", async () => {

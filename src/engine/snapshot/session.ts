@@ -207,7 +207,8 @@ export class SnapshotSession {
         gear: this.repo.gear,
         readTree: (id) => {
           const t = this.trees.get(id);
-          return t ? Promise.resolve(decodeTree(t, `tree ${id}`)) : this.repo.readTree(id);
+          // A capture reads each listing once: caching them would only hold decoded entries.
+          return t ? Promise.resolve(decodeTree(t, `tree ${id}`)) : this.repo.readTree(id, { cache: false });
         },
         hasBlob: this.hasBlob,
         saveBlob: this.saveBlob,
