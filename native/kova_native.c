@@ -20,6 +20,10 @@
  *   setTimes(pathOrFd, aSec, aNsec, mSec, mNsec) exact (nanosecond) times,
  *                                              never following a symlink
  *   syncfs(fd, callback)                       flush one filesystem (async)
+ *   mallocStats()                              the C heap as glibc sees it
+ *                                              (all arenas), for diagnosis
+ *   mallocTrim()                               hand the C heap's free pages
+ *                                              back to the system
  *
  * Paths are Buffers (or strings) so names that are not valid UTF-8 survive.
  * Every failure throws an Error with `code` set to the errno name (EEXIST…),
@@ -32,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1065,6 +1070,49 @@ static napi_value hash_sync(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* mallocStats() -> {arenas, heapBytes, mmapBytes, inUseBytes, freeBytes}:
+ * glibc's view of the C heap over all arenas (mallinfo2, malloc_info).
+ * heapBytes are the arenas' pages (resident or not), inUseBytes what is
+ * allocated, freeBytes what is free inside them: a large freeBytes is
+ * fragmentation that malloc_trim may hand back. */
+static napi_value malloc_stats_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct mallinfo2 mi = mallinfo2();
+  /* The arena count: one <heap nr="…"> element per arena in malloc_info's XML. */
+  double arenas = 0;
+  char *xml = NULL;
+  size_t xml_len = 0;
+  FILE *f = open_memstream(&xml, &xml_len);
+  if (f) {
+    malloc_info(0, f);
+    fclose(f);
+    for (const char *p = xml; p && (p = strstr(p, "<heap nr=")) != NULL; p++) arenas++;
+    free(xml);
+  }
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_double(env, arenas, &v);
+  napi_set_named_property(env, out, "arenas", v);
+  napi_create_double(env, (double)mi.arena, &v);
+  napi_set_named_property(env, out, "heapBytes", v);
+  napi_create_double(env, (double)mi.hblkhd, &v);
+  napi_set_named_property(env, out, "mmapBytes", v);
+  napi_create_double(env, (double)(mi.uordblks + mi.hblkhd), &v);
+  napi_set_named_property(env, out, "inUseBytes", v);
+  napi_create_double(env, (double)mi.fordblks, &v);
+  napi_set_named_property(env, out, "freeBytes", v);
+  return out;
+}
+
+/* mallocTrim() -> whether memory was released: returns the free pages of
+ * every arena to the system (malloc_trim(0)). */
+static napi_value malloc_trim_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_get_boolean(env, malloc_trim(0) != 0, &out);
+  return out;
+}
+
 static const char *hash_kernel_name = "portable";
 
 /* hashKernel() -> "avx512" | "avx2" | "portable": the BLAKE3 kernel chosen at load. */
@@ -1097,6 +1145,8 @@ NAPI_MODULE_INIT() {
       {"renameExchange", NULL, rename_exchange, NULL, NULL, NULL, napi_default, NULL},
       {"syncfs", NULL, do_syncfs, NULL, NULL, NULL, napi_default, NULL},
       {"setTimes", NULL, set_times, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocStats", NULL, malloc_stats_js, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocTrim", NULL, malloc_trim_js, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

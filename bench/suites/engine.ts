@@ -2,11 +2,14 @@
 // snapshot after a ~1% change, full restore, and deletion of the first two
 // snapshots with space reclaimed (restic forget --prune), for `kova repo` and restic side by side on each selected
 // generated volume (bench/lib/layout.ts), reported volume by volume, with
-// cp -a and tar|zstd -1 as references for the disk's limit.
+// cp -a and tar|zstd -1 as references for the disk's limit. With
+// KOVA_BENCH_MEMORY=1 each kova step also prints where its memory was at its
+// peak RSS: V8 heap, C heap (glibc arenas), ArrayBuffers (bench/lib/memtrace.mjs).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { diskUsage, measure, requireGnuTime, sh } from '../lib/measure.js';
 import type { Command, DiskUsage } from '../lib/measure.js';
 import { evaluateTargets, rowLine, summary, worstRatios, writeResults } from '../lib/report.js';
@@ -54,6 +57,41 @@ function machine(workDir: string): Record<string, string | number> {
   };
 }
 
+/** KOVA_BENCH_MEMORY=1: each kova step also prints where its memory was at its peak (bench/lib/memtrace.mjs). */
+const MEMORY_TRACE = process.env.KOVA_BENCH_MEMORY === '1';
+const MEMTRACE_PRELOAD = fileURLToPath(new URL('../lib/memtrace.mjs', import.meta.url));
+
+interface MemoryPeak {
+  rss: number;
+  anon: number;
+  file: number;
+  threads: number;
+  heapTotal: number;
+  heapUsed: number;
+  arrayBuffers: number;
+  malloc?: { arenas: number; heapBytes: number; mmapBytes: number; inUseBytes: number; freeBytes: number };
+}
+
+/** memoryLines describes each traced process's peak: one line per `kova` command of the step. */
+function memoryLines(jsonl: string): string {
+  const mb = (n: number): string => `${Math.round(n / 1048576)} MB`;
+  return jsonl
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const { argv, peak: p } = JSON.parse(line) as { argv: string[]; peak: MemoryPeak };
+      const c = p.malloc;
+      const heap = c
+        ? `C heap ${mb(c.heapBytes + c.mmapBytes)} (${mb(c.inUseBytes)} in use, ${mb(c.freeBytes)} free, ${c.arenas} arenas), `
+        : '';
+      return (
+        `    ${argv.slice(0, 2).join(' ')} at its peak: RSS ${mb(p.rss)} (anonymous ${mb(p.anon)}, file-backed ${mb(p.file)}): ` +
+        `V8 heap ${mb(p.heapTotal)} (${mb(p.heapUsed)} used), ${heap}ArrayBuffers ${mb(p.arrayBuffers)}, ${p.threads} threads`
+      );
+    })
+    .join('\n');
+}
+
 class EngineRun {
   readonly rows: Row[] = [];
   readonly failures: EngineResults['failures'] = [];
@@ -66,11 +104,17 @@ class EngineRun {
   /** Measures one step; on failure records it and returns undefined. */
   async step(tool: ToolName, step: Step, cmd: Command, sizeOf?: string): Promise<{ row: Row; stdout: string } | undefined> {
     try {
-      const { m, stdout } = await measure(cmd, this.runDir);
+      const trace = MEMORY_TRACE && tool === 'kova' ? join(this.runDir, 'memtrace.jsonl') : undefined;
+      if (trace) rmSync(trace, { force: true });
+      const traced: Command = trace
+        ? { ...cmd, env: { ...cmd.env, NODE_OPTIONS: `--import ${MEMTRACE_PRELOAD}`, KOVA_MEMTRACE_OUT: trace } }
+        : cmd;
+      const { m, stdout } = await measure(traced, this.runDir);
       const repo: DiskUsage | undefined = sizeOf ? diskUsage(sizeOf) : undefined;
       const row: Row = { volume: this.volume, tool, step, m, ...(repo ? { repo } : {}) };
       this.rows.push(row);
       console.log(rowLine(row));
+      if (trace && existsSync(trace)) console.log(memoryLines(readFileSync(trace, 'utf8')));
       return { row, stdout };
     } catch (err) {
       this.fail(tool, step, err);

@@ -3,7 +3,8 @@
  * provides what node:fs lacks: the chunker's hot loop, hashing and directory
  * listing on the thread pool, SEEK_DATA/SEEK_HOLE,
  * mknod, extended attributes that never follow symlinks, renameat2
- * (RENAME_EXCHANGE), syncfs and nanosecond timestamps.
+ * (RENAME_EXCHANGE), syncfs, nanosecond timestamps, and the C heap's
+ * statistics and trimming.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +48,10 @@ interface NativeAddon {
   renameExchange(a: PathLike, b: PathLike): void;
   syncfs(fd: number, cb: (err: Error | null) => void): void;
   setTimes(pathOrFd: PathLike | number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  /** glibc's C heap over all arenas (for diagnosis). */
+  mallocStats(): { arenas: number; heapBytes: number; mmapBytes: number; inUseBytes: number; freeBytes: number };
+  /** malloc_trim(0): returns the free pages of every arena to the system; true when some were. */
+  mallocTrim(): boolean;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

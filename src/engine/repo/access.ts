@@ -42,7 +42,8 @@ export interface SessionRepo extends RepoBase {
   readonly gear: GearConfig;
   /** Where the repository lives, for messages (a directory or a URL). */
   readonly location: string;
-  readTree(id: string): Promise<TreeNode[]>;
+  /** `cache: false`: read a tree the walk reads only once, without keeping it (repository.ts). */
+  readTree(id: string, opts?: { cache?: boolean }): Promise<TreeNode[]>;
   /** Drops the cached index, after a failed session removed what it wrote. */
   forgetIndex(): void;
 }

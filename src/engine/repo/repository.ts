@@ -62,7 +62,13 @@ export interface OpenOptions {
 
 export type { BrokenSnapshot, IndexProblem } from './access.js';
 
-const TREE_CACHE_ENTRIES = 256;
+/**
+ * Decoded directory entries the tree cache holds at most (about 1 KB each
+ * decoded: 16 MB), whatever the trees' sizes; a larger tree is not kept.
+ * Counted in entries, not trees: 256 trees of a volume with big directories
+ * held a quarter of a million entries.
+ */
+const TREE_CACHE_NODES = 16_384;
 
 export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   readonly codec: BlobCodec;
@@ -70,6 +76,7 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   private index: MasterIndex | null = null;
   private indexProblems: IndexProblem[] = [];
   private readonly treeCache = new Map<string, TreeNode[]>();
+  private treeCacheNodes = 0;
 
   private constructor(
     readonly storage: Storage,
@@ -211,6 +218,12 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     this.index = null;
     this.indexNames = null;
     this.treeCache.clear();
+    this.treeCacheNodes = 0;
+  }
+
+  /** Directory entries held decoded by the tree cache (at most TREE_CACHE_NODES). */
+  get cachedTreeNodes(): number {
+    return this.treeCacheNodes;
   }
 
   /** Bytes the cached index takes (0 when none is loaded). */
@@ -259,7 +272,8 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
 
   /**
    * readTree returns a directory listing, validated (format/tree.ts). The
-   * last few are kept decoded; `cache: false` neither looks there nor keeps
+   * last ones read are kept decoded, up to TREE_CACHE_NODES entries in all
+   * (oldest dropped first); `cache: false` neither looks there nor keeps
    * the result (for callers with a cache of their own).
    */
   async readTree(id: string, opts: { cache?: boolean } = {}): Promise<TreeNode[]> {
@@ -270,10 +284,13 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     const loc = index.get(id);
     if (loc && loc.type !== BlobType.Tree) throw new CorruptionError(`blob ${id} is not a tree`, { blob: id });
     const nodes = decodeTree(await this.readBlob(id), `tree ${id}`);
-    if (!useCache) return nodes;
+    if (!useCache || nodes.length > TREE_CACHE_NODES || this.treeCache.has(id)) return nodes;
     this.treeCache.set(id, nodes);
-    if (this.treeCache.size > TREE_CACHE_ENTRIES) {
-      this.treeCache.delete(this.treeCache.keys().next().value as string);
+    this.treeCacheNodes += nodes.length;
+    for (const [old, oldNodes] of this.treeCache) {
+      if (this.treeCacheNodes <= TREE_CACHE_NODES) break;
+      this.treeCache.delete(old);
+      this.treeCacheNodes -= oldNodes.length;
     }
     return nodes;
   }

@@ -44,6 +44,7 @@ import { type ProgressFn, ProgressTracker } from '../util/progress.js';
 import { asDiskFull } from '../util/disk-space.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
+import { HeapTrimmer } from '../util/heap-trim.js';
 import { checkSpace, restoreFootprint } from './space.js';
 import { PathNotFoundError, resolvePath, showPath } from '../browse/browse.js';
 import type { BlobLocation } from '../format/blob.js';
@@ -196,6 +197,8 @@ export class Restorer {
   private fetcher: BlobFetcher | null = null;
   private decoder: DecodePool | null = null;
   private failure: { err: unknown } | null = null;
+  /** Many small files leave the C heap fragmented: its free pages go back now and then (heap-trim.ts). */
+  private readonly trimmer = new HeapTrimmer();
 
   constructor(
     private readonly src: BlobSource,
@@ -440,6 +443,7 @@ export class Restorer {
       await fsx.close(fd);
     }
     this.files++;
+    this.trimmer.fileDone(node.size);
     this.progress.file();
   }
 

@@ -57,8 +57,8 @@ export interface ArchiveDeps {
   hasBlob(id: string): boolean;
   /** saveBlob stores a blob unless present and returns its id (hashing it unless given). */
   saveBlob(type: BlobType, raw: Buffer, id?: string): Promise<string>;
-  /** treeSaved is told each directory listing stored (or reused), by tree id. */
-  treeSaved?(id: string, nodes: readonly TreeNode[]): void;
+  /** treeSaved is told each directory listing stored (with its encoding) or reused (without), by tree id. */
+  treeSaved?(id: string, nodes: readonly TreeNode[], encoded?: Buffer): void;
 }
 
 export interface ArchiveOptions {
@@ -253,8 +253,9 @@ export class Archiver {
       this.deps.treeSaved?.(parentSubtree!, parentNodes);
       return parentSubtree!;
     }
-    const id = await this.deps.saveBlob(BlobType.Tree, encodeTree(kept));
-    this.deps.treeSaved?.(id, kept);
+    const encoded = encodeTree(kept);
+    const id = await this.deps.saveBlob(BlobType.Tree, encoded);
+    this.deps.treeSaved?.(id, kept, encoded);
     return id;
   }
 

@@ -26,7 +26,7 @@ import type { BlobType } from '../format/blob.js';
 import { hashHex } from '../format/hash.js';
 import { encodeIndex, type IndexedPack } from '../format/index-format.js';
 import { type SnapshotRecord, type SnapshotStats, encodeSnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
-import type { TreeNode } from '../format/tree.js';
+import { type TreeNode, decodeTree, encodeTree } from '../format/tree.js';
 import type { RepoLock } from '../repo/lock.js';
 import type { MasterIndex } from '../repo/master-index.js';
 import { CompressPool } from '../repo/compress-pool.js';
@@ -39,17 +39,20 @@ import { type ArchiveOptions, Archiver, type Source } from './archiver.js';
 import type { SkippedEntry } from '../format/snapshot-record.js';
 
 /**
- * Directory entries a session keeps in memory for its next capture (about
- * 500 bytes each decoded: 25 MB); trees past it are read again from the
- * repository, like a parent snapshot's.
+ * Bytes of encoded trees a session keeps in memory for its next capture
+ * (about 200 bytes per entry encoded against about 1 KB decoded: some
+ * 80,000 entries); trees past it are read again from the repository, like
+ * a parent snapshot's.
  */
-const SESSION_TREE_NODES = 50_000;
+const SESSION_TREE_BYTES = 16 * 1024 * 1024;
 /** Blob entries an index file of a session lists at most (48 bytes each in the file). */
 const INDEX_BLOBS = 100_000;
 
 export interface SessionOptions {
   /** Blobs listed per index file (the session holds at most this many entries unindexed). Default INDEX_BLOBS. */
   readonly indexBlobs?: number;
+  /** Bytes of encoded trees kept for the next capture. Default SESSION_TREE_BYTES. */
+  readonly treeBytes?: number;
 }
 
 /** The result of one capture: a snapshot that is not (yet) recorded. */
@@ -87,12 +90,14 @@ export class SnapshotSession {
   private readonly writer: PackWriter;
   private readonly compressor: CompressPool;
   /**
-   * The listings this session stored, by tree id, for the next capture's
-   * comparison: the service's second pass (under freeze) then reads no tree
-   * from disk. Bounded by a node count.
+   * The listings this session stored, by tree id, encoded, for the next
+   * capture's comparison: the service's second pass (under freeze) then
+   * reads no tree from disk. Kept encoded (a fifth of their decoded size)
+   * and bounded by `treeBudget` bytes; decoded again when used.
    */
-  private readonly trees = new Map<string, readonly TreeNode[]>();
-  private treeNodes = 0;
+  private readonly trees = new Map<string, Buffer>();
+  private treeBytes = 0;
+  private treesFull = false;
   private newBlobs = 0;
   private newBytes = 0;
   private storedBytes = 0;
@@ -106,6 +111,7 @@ export class SnapshotSession {
     private readonly lock: RepoLock,
     private readonly index: MasterIndex,
     private readonly indexBlobs: number,
+    private readonly treeBudget: number,
   ) {
     this.writer = new PackWriter(repo.storage, repo.config.packSize, (pack) => {
       this.index.add(pack);
@@ -128,7 +134,13 @@ export class SnapshotSession {
     try {
       await repo.storage.cleanTemp();
       const index = await repo.reloadIndex();
-      return new SnapshotSession(repo, lock, index, Math.max(1, opts.indexBlobs ?? INDEX_BLOBS));
+      return new SnapshotSession(
+        repo,
+        lock,
+        index,
+        Math.max(1, opts.indexBlobs ?? INDEX_BLOBS),
+        Math.max(0, opts.treeBytes ?? SESSION_TREE_BYTES),
+      );
     } catch (err) {
       await lock.release();
       throw await asDiskFull(err, 'repository', repo.location);
@@ -195,14 +207,21 @@ export class SnapshotSession {
         gear: this.repo.gear,
         readTree: (id) => {
           const t = this.trees.get(id);
-          return t ? Promise.resolve(t) : this.repo.readTree(id);
+          // A capture reads each listing once: caching them would only hold decoded entries.
+          return t ? Promise.resolve(decodeTree(t, `tree ${id}`)) : this.repo.readTree(id, { cache: false });
         },
         hasBlob: this.hasBlob,
         saveBlob: this.saveBlob,
-        treeSaved: (id, nodes) => {
-          if (this.trees.has(id) || this.treeNodes + nodes.length > SESSION_TREE_NODES) return;
-          this.trees.set(id, nodes);
-          this.treeNodes += nodes.length;
+        treeSaved: (id, nodes, encoded) => {
+          // Once full, nothing more is encoded (a reused parent listing comes without its bytes).
+          if (this.treesFull || this.trees.has(id)) return;
+          const bytes = encoded ?? encodeTree(nodes);
+          if (this.treeBytes + bytes.length > this.treeBudget) {
+            this.treesFull = true;
+            return;
+          }
+          this.trees.set(id, bytes);
+          this.treeBytes += bytes.length;
         },
       },
       { ...opts, parent: opts.parent ? { root: opts.parent.root, scanStartNs: opts.parent.scanStartNs } : null },
@@ -307,6 +326,11 @@ export class SnapshotSession {
     this.closed = true;
     await this.compressor.close();
     await this.lock.release();
+  }
+
+  /** Bytes of encoded trees held for the next capture (at most the `treeBytes` option). */
+  get cachedTreeBytes(): number {
+    return this.treeBytes;
   }
 
   private assertOpen(): void {
