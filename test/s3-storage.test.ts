@@ -4,8 +4,12 @@
  * multipart uploads, retries through a faulty proxy, and what the bucket's
  * operator can see of an encrypted repository.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isErrno } from '../src/core/errors.js';
 import { EncryptedStorage } from '../src/engine/crypto/encrypted-storage.js';
@@ -13,6 +17,7 @@ import { WrongKeyError } from '../src/engine/crypto/keys.js';
 import { bytes, storageContract } from '../src/engine/storage/testing.js';
 import { type Proxy, type S3Server, objectFiles, startProxy, startS3 } from './helpers/s3.js';
 
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let s3: S3Server;
 let seq = 0;
 const prefix = (): string => `t${process.pid}/${++seq}`;
@@ -54,6 +59,28 @@ describe('S3Storage', () => {
     expect(retries).toEqual([]);
     expect((await s.read('packs/ab/x')).equals(bytes(100, 1))).toBe(true);
     await s.close();
+  });
+
+  it('loads the SDK at the first request, so commands that never use S3 do not pay for it', async () => {
+    // A fresh process: this one has the SDK loaded already. It imports the
+    // engine, makes a storage (no request yet), then makes one request (to
+    // the server in this process, so the child runs asynchronously).
+    const script = `
+      const Module = require('node:module');
+      const sdk = () => Object.keys(Module._cache).filter((k) => k.includes('@aws-sdk')).length;
+      import(${JSON.stringify(path.join(ROOT, 'dist/engine/index.js'))}).then(async (engine) => {
+        const { S3Storage } = await import(${JSON.stringify(path.join(ROOT, 'dist/engine/storage/s3-storage.js'))});
+        const s = new S3Storage({ bucket: 'b', endpoint: ${JSON.stringify(s3.endpoint)}, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+        const before = sdk();
+        await s.size('missing').catch(() => undefined);
+        console.log(JSON.stringify({ engine: typeof engine.Repository, before, after: sdk() }));
+        await s.close();
+      });`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    const out = JSON.parse(stdout.trim()) as Record<string, unknown>;
+    expect(out.engine).toBe('function');
+    expect(out.before).toBe(0);
+    expect(out.after).toBeGreaterThan(0);
   });
 
   it('parses s3:// locations and refuses bad ones', async () => {

@@ -17,19 +17,7 @@
  * bounds sockets (`maxSockets`).
  */
 import { createHash } from 'node:crypto';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import type * as Sdk from '@aws-sdk/client-s3';
 import { CorruptionError, InvalidInputError } from '../../core/errors.js';
 import { notFound, type Storage } from './storage.js';
 
@@ -139,7 +127,11 @@ function md5(data: Buffer): string {
 
 export class S3Storage implements Storage {
   readonly location: string;
-  private readonly client: S3Client;
+  /**
+   * The SDK and its client, made on the first request: loading the SDK takes
+   * longer than most CLI commands take to run, and most never use S3.
+   */
+  private sdk: Promise<{ sdk: typeof Sdk; client: Sdk.S3Client }> | null = null;
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly opts: Required<Omit<S3StorageOptions, 'credentials' | 'endpoint' | 'onRetry' | 'prefix' | 'forcePathStyle'>>;
@@ -162,26 +154,34 @@ export class S3Storage implements Storage {
     if (this.opts.partSize < 1024 || this.opts.multipartThreshold < this.opts.partSize) {
       throw new InvalidInputError('S3 part size must be at least 1 KiB and at most the multipart threshold');
     }
-    // Kova supports Node 20: the SDK's notice about its future Node versions
-    // would be printed to every CLI run's stderr.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    this.client = new S3Client({
-      region: this.opts.region,
-      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-      forcePathStyle: options.forcePathStyle ?? !!options.endpoint,
-      ...(options.credentials ? { credentials: options.credentials } : {}),
-      // Retries are ours (below), so that a short body is retried like a failed request.
-      maxAttempts: 1,
-      // Streamed uploads with checksums use aws-chunked framing, which not every S3-compatible service decodes.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: {
-        requestTimeout: this.opts.requestTimeoutMs,
-        connectionTimeout: 30_000,
-        httpAgent: { maxSockets: this.opts.maxSockets, keepAlive: true },
-        httpsAgent: { maxSockets: this.opts.maxSockets, keepAlive: true },
-      },
+  }
+
+  /** s3 loads the SDK and makes the client once; every request goes through it. */
+  private s3(): Promise<{ sdk: typeof Sdk; client: Sdk.S3Client }> {
+    this.sdk ??= import('@aws-sdk/client-s3').then((sdk) => {
+      // Kova supports Node 20: the SDK's notice about its future Node versions
+      // would be printed to every CLI run's stderr.
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+      const client = new sdk.S3Client({
+        region: this.opts.region,
+        ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}),
+        forcePathStyle: this.options.forcePathStyle ?? !!this.options.endpoint,
+        ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+        // Retries are ours (below), so that a short body is retried like a failed request.
+        maxAttempts: 1,
+        // Streamed uploads with checksums use aws-chunked framing, which not every S3-compatible service decodes.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler: {
+          requestTimeout: this.opts.requestTimeoutMs,
+          connectionTimeout: 30_000,
+          httpAgent: { maxSockets: this.opts.maxSockets, keepAlive: true },
+          httpsAgent: { maxSockets: this.opts.maxSockets, keepAlive: true },
+        },
+      });
+      return { sdk, client };
     });
+    return this.sdk;
   }
 
   private key(name: string): string {
@@ -206,13 +206,14 @@ export class S3Storage implements Storage {
   }
 
   async write(name: string, data: Buffer | readonly Buffer[]): Promise<void> {
+    const { sdk, client } = await this.s3();
     const key = this.key(name);
     // One copy: the caller may reuse its buffers once write resolves, and retries resend the same bytes.
     const body = Buffer.concat(Buffer.isBuffer(data) ? [data] : [...data]);
     if (body.length <= this.opts.multipartThreshold) {
       const sum = md5(body);
       await this.retry(`PUT ${key}`, () =>
-        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: sum })),
+        client.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, ContentMD5: sum })),
       );
       return;
     }
@@ -220,8 +221,9 @@ export class S3Storage implements Storage {
   }
 
   private async multipart(key: string, body: Buffer): Promise<void> {
+    const { sdk, client } = await this.s3();
     const created = await this.retry(`create upload ${key}`, () =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key })),
+      client.send(new sdk.CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key })),
     );
     const uploadId = created.UploadId;
     if (!uploadId) throw new Error(`S3 returned no upload id for ${key}`);
@@ -237,8 +239,8 @@ export class S3Storage implements Storage {
           const part = body.subarray(i * size, Math.min(body.length, (i + 1) * size));
           const sum = md5(part);
           const res = await this.retry(`PUT part ${i + 1} of ${key}`, () =>
-            this.client.send(
-              new UploadPartCommand({
+            client.send(
+              new sdk.UploadPartCommand({
                 Bucket: this.bucket,
                 Key: key,
                 UploadId: uploadId,
@@ -255,23 +257,24 @@ export class S3Storage implements Storage {
       };
       await Promise.all([worker(), worker()]);
       await this.retry(`complete upload ${key}`, () =>
-        this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+        client.send(
+          new sdk.CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
         ),
       );
     } catch (err) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
+      await client.send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
       throw err;
     }
   }
 
   /** get fetches an object (or a range of it) and checks the body's length. */
   private async get(name: string, range?: { offset: number; length: number }): Promise<Buffer> {
+    const { sdk, client } = await this.s3();
     const key = this.key(name);
     try {
       return await this.retry(`GET ${key}`, async () => {
-        const res = await this.client.send(
-          new GetObjectCommand({
+        const res = await client.send(
+          new sdk.GetObjectCommand({
             Bucket: this.bucket,
             Key: key,
             ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}),
@@ -313,9 +316,10 @@ export class S3Storage implements Storage {
   }
 
   async size(name: string): Promise<number> {
+    const { sdk, client } = await this.s3();
     const key = this.key(name);
     try {
-      const res = await this.retry(`HEAD ${key}`, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })));
+      const res = await this.retry(`HEAD ${key}`, () => client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: key })));
       return res.ContentLength ?? 0;
     } catch (err) {
       if (isMissing(err)) throw notFound(name);
@@ -324,12 +328,13 @@ export class S3Storage implements Storage {
   }
 
   async list(dir: string): Promise<string[]> {
+    const { sdk, client } = await this.s3();
     const prefix = `${this.prefix}${dir}/`;
     const out: string[] = [];
     let token: string | undefined;
     do {
       const res = await this.retry(`LIST ${prefix}`, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })),
+        client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) })),
       );
       for (const o of res.Contents ?? []) if (o.Key) out.push(o.Key.slice(this.prefix.length));
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
@@ -338,9 +343,10 @@ export class S3Storage implements Storage {
   }
 
   async remove(name: string): Promise<void> {
+    const { sdk, client } = await this.s3();
     const key = this.key(name);
     try {
-      await this.retry(`DELETE ${key}`, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
+      await this.retry(`DELETE ${key}`, () => client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key })));
     } catch (err) {
       if (!isMissing(err)) throw err;
     }
@@ -353,14 +359,15 @@ export class S3Storage implements Storage {
    * not list uploads (some S3-compatible ones) is left to its own expiry.
    */
   async cleanTemp(): Promise<number> {
+    const { sdk, client } = await this.s3();
     let aborted = 0;
     try {
       let keyMarker: string | undefined;
       let idMarker: string | undefined;
       for (;;) {
         const res = await this.retry('LIST uploads', () =>
-          this.client.send(
-            new ListMultipartUploadsCommand({
+          client.send(
+            new sdk.ListMultipartUploadsCommand({
               Bucket: this.bucket,
               Prefix: this.prefix,
               ...(keyMarker ? { KeyMarker: keyMarker } : {}),
@@ -370,8 +377,8 @@ export class S3Storage implements Storage {
         );
         for (const u of res.Uploads ?? []) {
           if (!u.Key || !u.UploadId) continue;
-          await this.client
-            .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))
+          await client
+            .send(new sdk.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }))
             .catch(() => undefined);
           aborted++;
         }
@@ -389,6 +396,8 @@ export class S3Storage implements Storage {
 
   /** close ends the kept-alive connections; the next request opens new ones. */
   async close(): Promise<void> {
-    this.client.destroy();
+    const made = this.sdk;
+    this.sdk = null;
+    if (made) (await made).client.destroy();
   }
 }
