@@ -254,6 +254,29 @@ describe('kova repo: the normal life of a repository', () => {
     expect(kova('repo', 'restore', repoDir, id1, t).code).toBe(0);
     expect(compareTrees(desc1, describeTree(t))).toEqual([]);
   });
+
+  it('delete takes several ids, deletes none when one is unknown, and --gc reclaims in the same run', () => {
+    const dir = path.join(base, 'multi-delete');
+    expect(kova('repo', 'init', dir).code).toBe(0);
+    const ids = [src1, src2, src1].map((src) => json<SnapshotJson>(kova('repo', 'snapshot', dir, src, '--json')).id);
+    const listed = (): string[] => json<SnapshotJson[]>(kova('repo', 'list', dir, '--json')).map((s) => s.id);
+
+    expectOneLineError(kova('repo', 'delete', dir, ids[0]!, 'f'.repeat(64)), /not found/);
+    expect(listed()).toEqual(ids);
+
+    const before = json<Record<string, number>>(kova('repo', 'stats', dir, '--json'));
+    const d = kova('repo', 'delete', dir, ids[0]!, ids[1]!.slice(0, 12), ids[1]!, '--gc');
+    expect(d.code, d.stderr).toBe(0);
+    const lines = d.stdout.trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual([`deleted snapshot ${ids[0]}`, `deleted snapshot ${ids[1]}`]);
+    expect(lines[2]).toMatch(/^gc: 1 snapshots, \d+ live blobs; packs/);
+    expect(listed()).toEqual([ids[2]]);
+    const after = json<Record<string, number>>(kova('repo', 'stats', dir, '--json'));
+    expect(after.packBytes).toBeLessThan(before.packBytes!);
+    const t = path.join(base, 'multi-delete-restore');
+    expect(kova('repo', 'restore', dir, ids[2]!, t).code).toBe(0);
+    expect(compareTrees(desc1, describeTree(t))).toEqual([]);
+  });
 });
 
 describe('kova repo: errors', () => {

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { formatBytes, formatElapsed } from '../core/units.js';
-import type { SnapshotRecord, Repository } from '../engine/index.js';
+import type { GcReport, SnapshotRecord, Repository } from '../engine/index.js';
 import { type Io, ProgressBar, note, printJson, println, table } from './output.js';
 
 interface LockOpt {
@@ -68,6 +68,16 @@ function recordJson(s: SnapshotRecord): Record<string, unknown> {
     stats: s.stats,
     skipped: s.skippedEntries,
   };
+}
+
+/** printGc prints a gc report: one line, or the report as JSON. */
+function printGc(io: Io, rep: GcReport, json?: boolean): void {
+  if (json) return printJson(io, rep);
+  println(
+    io,
+    `gc: ${rep.snapshots} snapshots, ${rep.liveBlobs} live blobs; packs ${rep.packsBefore} → ${rep.packsAfter} ` +
+      `(${rep.packsDeleted} deleted, ${rep.packsRepacked} repacked); ${formatBytes(rep.bytesBefore)} → ${formatBytes(rep.bytesAfter)}`,
+  );
 }
 
 export function registerRepo(program: Command, io: Io): void {
@@ -166,14 +176,17 @@ export function registerRepo(program: Command, io: Io): void {
     });
 
   located(repo.command('delete'))
-    .description('delete a snapshot (run gc to reclaim its space)')
+    .description('delete snapshots (then run gc, or pass --gc, to reclaim their space)')
     .argument('<repo>', 'repository directory or s3://bucket/prefix')
-    .argument('<id>', 'snapshot id or unique prefix')
+    .argument('<ids...>', 'snapshot ids or unique prefixes')
+    .option('--gc', 'reclaim the space right after, as `kova repo gc` does')
+    .option('--json', 'with --gc, print the gc report as JSON')
     .option(...lockWait)
-    .action(async (dir: string, id: string, o: LockOpt) => {
+    .action(async (dir: string, ids: string[], o: { gc?: boolean; json?: boolean } & LockOpt) => {
       await withRepo(dir, o, async (r) => {
-        const s = await r.deleteSnapshot(id);
-        println(io, `deleted snapshot ${s.id}`);
+        // One bad id deletes nothing (deleteSnapshots resolves every id first).
+        for (const s of await r.deleteSnapshots(ids)) if (!o.json) println(io, `deleted snapshot ${s.id}`);
+        if (o.gc) printGc(io, await r.gc(), o.json);
       });
     });
 
@@ -183,15 +196,7 @@ export function registerRepo(program: Command, io: Io): void {
     .option('--json', 'print the report as JSON')
     .option(...lockWait)
     .action(async (dir: string, o: { json?: boolean } & LockOpt) => {
-      await withRepo(dir, o, async (r) => {
-        const rep = await r.gc();
-        if (o.json) return printJson(io, rep);
-        println(
-          io,
-          `gc: ${rep.snapshots} snapshots, ${rep.liveBlobs} live blobs; packs ${rep.packsBefore} → ${rep.packsAfter} ` +
-            `(${rep.packsDeleted} deleted, ${rep.packsRepacked} repacked); ${formatBytes(rep.bytesBefore)} → ${formatBytes(rep.bytesAfter)}`,
-        );
-      });
+      await withRepo(dir, o, async (r) => printGc(io, await r.gc(), o.json));
     });
 
   located(repo.command('stats'))

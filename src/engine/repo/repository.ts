@@ -328,11 +328,24 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
 
   /** deleteSnapshot removes a snapshot's record; gc reclaims its data. */
   async deleteSnapshot(idOrPrefix: string): Promise<SnapshotRecord> {
+    return (await this.deleteSnapshots([idOrPrefix]))[0]!;
+  }
+
+  /**
+   * deleteSnapshots removes several snapshots' records under one write lock.
+   * Every id is resolved first, so an unknown one deletes nothing. Returns
+   * the deleted records, each once, in the order given.
+   */
+  async deleteSnapshots(idsOrPrefixes: readonly string[]): Promise<SnapshotRecord[]> {
     const lock = await this.lock('write', 'delete');
     try {
-      const record = await this.findSnapshot(idOrPrefix);
-      await this.storage.remove(`snapshots/${record.id}`);
-      return record;
+      const records = new Map<string, SnapshotRecord>();
+      for (const id of idsOrPrefixes) {
+        const record = await this.findSnapshot(id);
+        records.set(record.id, record);
+      }
+      for (const id of records.keys()) await this.storage.remove(`snapshots/${id}`);
+      return [...records.values()];
     } finally {
       await lock.release();
     }
