@@ -10,6 +10,7 @@ import { TOOL_GROUPS } from './lib/suite.js';
 import type { Suite, ToolGroup } from './lib/suite.js';
 import { browseSuite } from './suites/browse.js';
 import { engineSuite } from './suites/engine.js';
+import { gcSuite } from './suites/gc.js';
 import { networkSuite } from './suites/network.js';
 import { offsiteSuite } from './suites/offsite.js';
 import { serviceSuite } from './suites/service.js';
@@ -20,6 +21,7 @@ const SUITES: Record<string, Suite> = {
   network: networkSuite,
   browse: browseSuite,
   offsite: offsiteSuite,
+  gc: gcSuite,
 };
 
 const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--minutes M] [--keep]

@@ -98,7 +98,7 @@ export function kova(repoRoot: string): SnapshotTool {
       return { id: String(result.id), details: result };
     },
     restore: (repo, id, target) => ({ script: `${cli} restore ${sh(repo)} ${sh(id)} ${sh(target)}` }),
-    deleteAndGc: (repo, ids) => ({ script: `${ids.map((id) => `${cli} delete ${sh(repo)} ${sh(id)} && `).join('')}${cli} gc ${sh(repo)}` }),
+    deleteAndGc: (repo, ids) => ({ script: `${cli} delete ${sh(repo)} ${ids.map(sh).join(' ')} --gc` }),
     restoredRoot: (target) => target,
   };
 }
