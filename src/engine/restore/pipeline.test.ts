@@ -12,7 +12,7 @@ import { BlobType } from '../format/blob.js';
 import { Repository } from '../repo/repository.js';
 import { compareTrees, describeTree, prng, tempDir } from '../testing.js';
 import { BlobFetcher, type PackSource } from './blob-fetcher.js';
-import { DecodePool, type Decoder, decodeInline } from './decode-pool.js';
+import { DecodePool, type Decoder, decodeInline, writeInline } from './decode-pool.js';
 import { BlobCodec } from '../repo/codec.js';
 import { packName } from '../repo/master-index.js';
 import { Compression, type BlobLocation } from '../format/blob.js';
@@ -68,9 +68,14 @@ async function setup(): Promise<{ dir: string; src: string; repo: Repository; id
   return { dir, src, repo, id: snap.id };
 }
 
-/** Counts storage reads of pack files during `fn`, with their offsets per pack. */
+/**
+ * Counts storage reads of pack files during `fn`, with their offsets per
+ * pack. The storage hides its local paths meanwhile, so every range is read
+ * through readAt (on this thread) rather than by the workers.
+ */
 async function countPackReads(repo: Repository, fn: () => Promise<void>): Promise<Map<string, number[]>> {
   const reads = new Map<string, number[]>();
+  vi.spyOn(repo.storage as Required<Pick<typeof repo.storage, 'localPath'>>, 'localPath').mockReturnValue(undefined);
   const orig = repo.storage.readAt.bind(repo.storage);
   vi.spyOn(repo.storage, 'readAt').mockImplementation((name, offset, length) => {
     if (name.startsWith('packs/')) reads.set(name, [...(reads.get(name) ?? []), offset]);
@@ -133,7 +138,8 @@ describe('parallel restore', () => {
     expect((err as Error).message).toContain(id);
     expect((err as Error).message).toContain(blobId);
     expect((err as Error).message).toMatch(/: file (big\/[rt]\d\.(bin|txt)|sparse\.img): blob /);
-    // Whatever was written is a prefix of the original, file by file.
+    // Chunks are written as they are verified, not in file order: every byte
+    // written is the original's, the others are still holes (zeros).
     const walk = (rel: string): void => {
       for (const e of fs.readdirSync(path.join(target, rel), { withFileTypes: true })) {
         const child = rel ? `${rel}/${e.name}` : e.name;
@@ -141,20 +147,25 @@ describe('parallel restore', () => {
         else if (e.isFile()) {
           const got = fs.readFileSync(path.join(target, child));
           const want = fs.readFileSync(path.join(src, child));
-          expect(got.equals(want.subarray(0, got.length)), child).toBe(true);
+          expect(got.length, child).toBeLessThanOrEqual(want.length);
+          expect(
+            got.findIndex((v, i) => v !== 0 && v !== want[i]),
+            child,
+          ).toBe(-1);
         }
       }
     };
     walk('');
   });
 
-  it('stops with ABORTED when the signal fires mid-restore', async () => {
+  it('stops with ABORTED when the signal fires mid-restore, withdrawing writes not yet started', async () => {
     const { dir, repo, id } = await setup();
     const ac = new AbortController();
     const target = path.join(dir, 'out');
     const err = await repo
       .restore(id, target, {
-        pipeline: THREADS,
+        // One small range at a time: most writes are still queued when the signal fires.
+        pipeline: { ...THREADS, readers: 1, maxRange: 64 * 1024 },
         signal: ac.signal,
         onProgress: (p) => {
           if (p.bytesDone > 500_000) ac.abort();
@@ -226,7 +237,11 @@ function memoryPack(blobs: Buffer[], gap = 0): { src: PackSource; ids: string[];
   };
 }
 
-const inline: Decoder = { decode: async (range, blobs) => decodeInline(new BlobCodec(3), range, blobs), close: async () => undefined };
+const inline: Decoder = {
+  decode: async (range, blobs) => decodeInline(new BlobCodec(3), range, blobs),
+  write: async (range, blobs) => writeInline(new BlobCodec(3), range, blobs),
+  close: async () => undefined,
+};
 
 describe('BlobFetcher', () => {
   it('reads blobs asked for together as one forward range each', async () => {
