@@ -98,18 +98,30 @@ const { parentPort, workerData } = require('node:worker_threads');
 const { Decompressor } = require(workerData.zstdPath);
 const native = require(workerData.addonPath);
 const d = new Decompressor();
-let readBuf = Buffer.alloc(0);
+// Write jobs decompress into one buffer of the thread's, reused (its bytes
+// are written before the next blob): fresh memory per blob cost more in
+// page faults than the decompression.
+const { DCtx } = require(workerData.zstdBindingPath);
+const dctx = new DCtx();
+let out = Buffer.alloc(0);
+const inflateInto = (src, rawLength) => {
+  if (out.length < rawLength) out = Buffer.allocUnsafeSlow(Math.max(rawLength, 2 * out.length));
+  return out.subarray(0, dctx.decompress(out.subarray(0, rawLength), src));
+};
+// Read buffers, reused: a job's range is read (asynchronously, so the next
+// job's read overlaps this one's decoding) into one of them.
+const spare = [];
 const own = (u8) => {
   if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && !(u8.buffer instanceof SharedArrayBuffer)) return u8.buffer;
   const c = new ArrayBuffer(u8.length);
   new Uint8Array(c).set(u8);
   return c;
 };
-const verify = (range, b) => {
+const verify = (range, b, reuse) => {
   let raw = range.subarray(b.at, b.at + b.length);
   if (b.compression !== ${Compression.None}) {
     try {
-      raw = d.decompress(raw);
+      raw = reuse ? inflateInto(raw, b.rawLength) : d.decompress(raw);
     } catch (err) {
       return { fail: 'damaged', message: String((err && err.message) || err) };
     }
@@ -119,20 +131,19 @@ const verify = (range, b) => {
   if (typeof b.id === 'string' ? h.toString('hex') !== b.id : !h.equals(b.id)) return { fail: 'hash' };
   return raw;
 };
-const readRange = (file, offset, len) => {
-  if (readBuf.length < len) readBuf = Buffer.allocUnsafeSlow(Math.max(len, 2 * readBuf.length));
-  const fd = fs.openSync(file, 'r');
+const readRange = async (buf, file, offset, len) => {
+  const fh = await fs.promises.open(file, 'r');
   try {
     let done = 0;
     while (done < len) {
-      const n = fs.readSync(fd, readBuf, done, len - done, offset + done);
-      if (n === 0) return null;
-      done += n;
+      const { bytesRead } = await fh.read(buf, done, len - done, offset + done);
+      if (bytesRead === 0) return null;
+      done += bytesRead;
     }
   } finally {
-    fs.closeSync(fd);
+    await fh.close();
   }
-  return readBuf.subarray(0, len);
+  return buf.subarray(0, len);
 };
 const writeAll = (fd, data, pos) => {
   let done = 0;
@@ -153,22 +164,9 @@ const unpack = (meta, ids) => {
   }
   return blobs;
 };
-parentPort.on('message', (m) => {
-  if (m.kind === 'write') {
-    m.blobs = unpack(new Float64Array(m.meta), new Uint8Array(m.ids));
-    let range;
-    try {
-      range = m.buf ? Buffer.from(m.buf, 0, m.len) : readRange(m.path, m.offset, m.len);
-    } catch (err) {
-      parentPort.postMessage({ job: m.job, buf: m.buf, readErr: errnoOf(err) }, m.buf ? [m.buf] : []);
-      return;
-    }
-    if (range === null) {
-      parentPort.postMessage({ job: m.job, short: true });
-      return;
-    }
+const write = (m, range) => {
     const results = m.blobs.map((b) => {
-      const raw = verify(range, b);
+      const raw = verify(range, b, true);
       if (!Buffer.isBuffer(raw)) return raw;
       for (const t of b.targets) {
         try {
@@ -180,6 +178,24 @@ parentPort.on('message', (m) => {
       return null;
     });
     parentPort.postMessage({ job: m.job, buf: m.buf, results }, m.buf ? [m.buf] : []);
+};
+parentPort.on('message', (m) => {
+  if (m.kind === 'write') {
+    m.blobs = unpack(new Float64Array(m.meta), new Uint8Array(m.ids));
+    if (m.buf) return write(m, Buffer.from(m.buf, 0, m.len));
+    let buf = spare.pop();
+    if (!buf || buf.length < m.len) buf = Buffer.allocUnsafeSlow(Math.max(m.len, buf ? buf.length : 0));
+    readRange(buf, m.path, m.offset, m.len).then(
+      (range) => {
+        if (range === null) parentPort.postMessage({ job: m.job, short: true });
+        else write(m, range);
+        spare.push(buf);
+      },
+      (err) => {
+        spare.push(buf);
+        parentPort.postMessage({ job: m.job, readErr: errnoOf(err) });
+      },
+    );
     return;
   }
   const { job, buf, len, blobs } = m;
@@ -414,9 +430,11 @@ export class DecodePool implements Decoder {
   }
 
   private start(): void {
-    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    const req = createRequire(import.meta.url);
+    const zstdPath = req.resolve('zstd-napi');
+    const zstdBindingPath = req.resolve('zstd-napi/binding');
     for (let i = 0; i < this.workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, addonPath: ADDON_PATH } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, zstdBindingPath, addonPath: ADDON_PATH } });
       worker.unref();
       const slot: Slot = { worker, pending: 0 };
       worker.on('message', (m: WorkerReply) => this.done(slot, m));
