@@ -189,7 +189,7 @@ class Slots {
 
   constructor(private free: number) {}
 
-  /** acquire waits until `n` slots are free (all of them, when `n` is more than there are). */
+  /** acquire waits until `n` slots are free (`n` must not exceed the total). */
   async acquire(n: number): Promise<void> {
     if (this.waiters.length === 0 && this.free >= n) {
       this.free -= n;
