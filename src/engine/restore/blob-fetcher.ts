@@ -11,10 +11,25 @@
  * offset), at most `readers` at a time, so reads of a pack go forward; a
  * range counts as in flight until it is decoded.
  *
- * Verification: a blob's bytes are given out only after the decoder checked
- * that their BLAKE3 equals the id; otherwise the request fails with
- * CorruptionError, and so does every request for a blob that is not indexed
- * or whose pack is missing or short.
+ * Two kinds of request: `get` gives out a blob's bytes (a Lease), `reserve`
+ * then `place` has the decoder write the verified blob at a descriptor and
+ * offset (a Placement) on its own thread, so the bytes never reach the
+ * caller (restorer.ts). Placements of the same blob made before their batch
+ * is read share one read and decode (the blob is written at each place).
+ * When the storage says where a pack is on the local filesystem
+ * (`localPath`), the decoder reads the range itself; otherwise the range
+ * is read here (storage.readAt) and handed over.
+ *
+ * Verification: a blob's bytes are given out, or written, only after the
+ * decoder checked that their BLAKE3 equals the id; otherwise the request
+ * fails with CorruptionError, and so does every request for a blob that is
+ * not indexed or whose pack is missing or short.
+ *
+ * Descriptors: a placement settles only after the decoder is done with it
+ * (written, refused, or the decoder stopped), and close() fails only the
+ * placements not yet handed to the decoder; so a caller that waits for its
+ * placements before closing a descriptor never has a write land on a
+ * descriptor it closed.
  *
  * Memory: a request first takes a lease of max(stored, plain) bytes from a
  * budget of `budgetBytes` (one larger blob may take it whole) and keeps it
@@ -27,7 +42,7 @@
 import { CorruptionError, isErrno } from '../../core/errors.js';
 import type { BlobLocation } from '../format/blob.js';
 import { packName } from '../repo/master-index.js';
-import type { Decoded, Decoder, RangeBlob } from './decode-pool.js';
+import type { Decoded, Decoder, PlacedBlob, RangeBlob, RangeBytes, Target, Written } from './decode-pool.js';
 
 /** What the fetcher needs from a repository. */
 export interface PackSource {
@@ -35,6 +50,8 @@ export interface PackSource {
   locate(id: string): BlobLocation | undefined;
   /** Exactly `length` bytes of a storage file (rejects when it is missing or short). */
   readAt(name: string, offset: number, length: number): Promise<Buffer>;
+  /** The local path of a storage file holding exactly what readAt returns, if there is one (storage.ts). */
+  localPath?(name: string): string | undefined;
 }
 
 export interface FetchOptions {
@@ -64,6 +81,25 @@ export interface Lease {
   release(): void;
 }
 
+/** A blob being written at a place; release() once done has settled. */
+export interface Placement {
+  /** Settles once the decoder wrote the blob there, refused it, or stopped. */
+  readonly done: Promise<void>;
+  /** cancel withdraws the write if the decoder does not have it yet (done then rejects); else it changes nothing. */
+  cancel(): void;
+  release(): void;
+}
+
+/**
+ * Budget taken for some blobs, to place them without waiting: each place()
+ * moves its blob's share to the Placement; release() gives back what was
+ * not placed.
+ */
+export interface Reservation {
+  place(id: string, target: Target): Placement;
+  release(): void;
+}
+
 interface Entry {
   readonly id: string;
   readonly loc: BlobLocation;
@@ -72,11 +108,24 @@ interface Entry {
   reject(err: unknown): void;
 }
 
-interface Range {
+interface PlaceTarget extends Target {
+  resolve(): void;
+  reject(err: unknown): void;
+  /** Handed to the decoder (no longer cancellable), or cancelled. */
+  state: 'queued' | 'sent' | 'cancelled';
+}
+
+interface WriteEntry {
+  readonly id: string;
+  readonly loc: BlobLocation;
+  readonly targets: PlaceTarget[];
+}
+
+interface Range<E> {
   readonly pack: string;
   readonly start: number;
   end: number;
-  readonly entries: Entry[];
+  readonly entries: E[];
 }
 
 export class BlobFetcher {
@@ -86,9 +135,12 @@ export class BlobFetcher {
   /** Requested, not yet settled: a second request for the same blob shares it. */
   private readonly pending = new Map<string, Entry>();
   private queued: Entry[] = [];
+  /** Placements not yet read, by blob: a second one for the same blob adds a target. */
+  private queuedWrites = new Map<string, WriteEntry>();
   private queuedBytes = 0;
   private flushScheduled = false;
-  private readonly ranges: Range[] = [];
+  private readonly ranges: Array<Range<Entry>> = [];
+  private readonly writeRanges: Array<Range<WriteEntry>> = [];
   private active = 0;
   private closed: Error | null = null;
   /** Counters, for tests and tuning. */
@@ -141,6 +193,52 @@ export class BlobFetcher {
     return ids.map((id, i) => this.lease(id, costs[i]!));
   }
 
+  /** reserve waits until the budget has room for all of `ids` at once (or is empty). */
+  async reserve(ids: readonly string[]): Promise<Reservation> {
+    const total = ids.reduce((n, id) => n + this.cost(id), 0);
+    if (!this.fits(total) || this.waiters.length > 0) {
+      await new Promise<void>((wake) => this.waiters.push({ cost: total, wake }));
+    } else {
+      this.take(total);
+    }
+    return this.reservation(total);
+  }
+
+  /** tryReserve is reserve when the budget has room now and nobody waits; else null. */
+  tryReserve(ids: readonly string[]): Reservation | null {
+    const total = ids.reduce((n, id) => n + this.cost(id), 0);
+    if (this.waiters.length > 0 || !this.fits(total)) return null;
+    this.take(total);
+    return this.reservation(total);
+  }
+
+  private reservation(total: number): Reservation {
+    let left = total;
+    return {
+      place: (id, target) => {
+        const cost = Math.min(left, this.cost(id));
+        left -= cost;
+        let released = false;
+        const { done, cancel } = this.requestWrite(id, target);
+        done.catch(() => undefined); // the caller sees the error when it awaits
+        return {
+          done,
+          cancel,
+          release: () => {
+            if (released) return;
+            released = true;
+            this.give(cost);
+          },
+        };
+      },
+      release: () => {
+        const rest = left;
+        left = 0;
+        if (rest > 0) this.give(rest);
+      },
+    };
+  }
+
   private fits(cost: number): boolean {
     return this.used === 0 || this.used + cost <= this.o.budgetBytes;
   }
@@ -188,7 +286,37 @@ export class BlobFetcher {
     const entry: Entry = { id, loc, data, resolve, reject };
     this.pending.set(id, entry);
     this.queued.push(entry);
-    this.queuedBytes += loc.length;
+    this.queue(loc.length);
+    return data;
+  }
+
+  private requestWrite(id: string, target: Target): { done: Promise<void>; cancel(): void } {
+    const none = { cancel: () => undefined };
+    if (this.closed) return { done: Promise.reject(this.closed), ...none };
+    const loc = this.src.locate(id);
+    if (!loc) return { done: Promise.reject(new CorruptionError(`blob ${id} is not in the index`, { blob: id })), ...none };
+    let entry = this.queuedWrites.get(id);
+    let t!: PlaceTarget;
+    const done = new Promise<void>((resolve, reject) => {
+      t = { fd: target.fd, offset: target.offset, resolve, reject, state: 'queued' };
+    });
+    if (entry) entry.targets.push(t);
+    else {
+      entry = { id, loc, targets: [t] };
+      this.queuedWrites.set(id, entry);
+      this.queue(loc.length);
+    }
+    const cancel = (): void => {
+      if (t.state !== 'queued') return;
+      t.state = 'cancelled';
+      t.reject(new Error('the write of this blob was withdrawn'));
+    };
+    return { done, cancel };
+  }
+
+  /** queue counts a request's stored bytes and has the batch read now when full, else on the next turn. */
+  private queue(bytes: number): void {
+    this.queuedBytes += bytes;
     if (this.queuedBytes >= this.o.batchBytes) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -197,17 +325,24 @@ export class BlobFetcher {
         this.flush();
       });
     }
-    return data;
   }
 
   /** flush sorts the gathered requests by pack and offset and merges them into ranges. */
   private flush(): void {
     const batch = this.queued;
+    const writes = [...this.queuedWrites.values()];
     this.queued = [];
+    this.queuedWrites = new Map();
     this.queuedBytes = 0;
-    if (batch.length === 0) return;
+    this.ranges.push(...this.merge(batch));
+    this.writeRanges.push(...this.merge(writes));
+    this.pump();
+  }
+
+  private merge<E extends { readonly loc: BlobLocation }>(batch: E[]): Array<Range<E>> {
+    const out: Array<Range<E>> = [];
     batch.sort((a, b) => (a.loc.pack < b.loc.pack ? -1 : a.loc.pack > b.loc.pack ? 1 : a.loc.offset - b.loc.offset));
-    let cur: Range | null = null;
+    let cur: Range<E> | null = null;
     for (const e of batch) {
       const end = e.loc.offset + e.loc.length;
       if (
@@ -221,13 +356,25 @@ export class BlobFetcher {
         cur.entries.push(e);
       } else {
         cur = { pack: e.loc.pack, start: e.loc.offset, end, entries: [e] };
-        this.ranges.push(cur);
+        out.push(cur);
       }
     }
-    this.pump();
+    return out;
   }
 
   private pump(): void {
+    while (this.active < this.o.readers && this.writeRanges.length > 0) {
+      const range = this.writeRanges.shift()!;
+      this.active++;
+      this.writeRange(range)
+        .catch((err: unknown) => {
+          for (const e of range.entries) for (const t of e.targets) t.reject(err);
+        })
+        .finally(() => {
+          this.active--;
+          this.pump();
+        });
+    }
     while (this.active < this.o.readers && this.ranges.length > 0) {
       const range = this.ranges.shift()!;
       this.active++;
@@ -243,20 +390,75 @@ export class BlobFetcher {
     }
   }
 
-  private async readRange(range: Range): Promise<void> {
+  /** missing turns a missing pack into the CorruptionError naming it. */
+  private missing(err: unknown, range: Range<{ readonly id: string }>): unknown {
+    if (!isErrno(err, 'ENOENT')) return err;
+    return new CorruptionError(
+      `pack ${range.pack} holding blob ${range.entries[0]!.id} is missing`,
+      { blob: range.entries[0]!.id, pack: range.pack },
+      err,
+    );
+  }
+
+  private async writeRange(whole: Range<WriteEntry>): Promise<void> {
+    if (this.closed) throw this.closed;
+    // Withdrawn targets are dropped, and so are blobs left with none.
+    const entries: WriteEntry[] = [];
+    for (const e of whole.entries) {
+      const targets = e.targets.filter((t) => t.state === 'queued');
+      for (const t of targets) t.state = 'sent';
+      if (targets.length > 0) entries.push({ ...e, targets });
+    }
+    if (entries.length === 0) return;
+    const range = { ...whole, start: entries[0]!.loc.offset, entries };
+    range.end = entries[entries.length - 1]!.loc.offset + entries[entries.length - 1]!.loc.length;
+    const name = packName(range.pack);
+    const length = range.end - range.start;
+    const local = this.src.localPath?.(name);
+    let bytes: RangeBytes;
+    if (local !== undefined) {
+      bytes = { path: local, offset: range.start, length };
+    } else {
+      try {
+        bytes = await this.src.readAt(name, range.start, length);
+      } catch (err) {
+        throw this.missing(err, range);
+      }
+    }
+    const blobs: PlacedBlob[] = range.entries.map((e) => ({
+      id: e.id,
+      pack: range.pack,
+      at: e.loc.offset - range.start,
+      length: e.loc.length,
+      compression: e.loc.compression,
+      rawLength: e.loc.rawLength,
+      targets: e.targets,
+    }));
+    let written: Written[];
+    try {
+      written = await this.decoder.write(bytes, blobs);
+    } catch (err) {
+      throw this.missing(err, range);
+    }
+    this.stats.reads++;
+    this.stats.readBytes += length;
+    range.entries.forEach((e, i) => {
+      const w = written[i]!;
+      this.stats.blobs++;
+      for (const t of e.targets) {
+        if (w === null) t.resolve();
+        else t.reject(w);
+      }
+    });
+  }
+
+  private async readRange(range: Range<Entry>): Promise<void> {
     if (this.closed) throw this.closed;
     let buf: Buffer;
     try {
       buf = await this.src.readAt(packName(range.pack), range.start, range.end - range.start);
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) {
-        throw new CorruptionError(
-          `pack ${range.pack} holding blob ${range.entries[0]!.id} is missing`,
-          { blob: range.entries[0]!.id, pack: range.pack },
-          err,
-        );
-      }
-      throw err;
+      throw this.missing(err, range);
     }
     this.stats.reads++;
     this.stats.readBytes += buf.length;
@@ -277,11 +479,17 @@ export class BlobFetcher {
     });
   }
 
-  /** close fails every request not yet answered; later requests fail at once. */
+  /**
+   * close fails every request not yet handed to the decoder (those handed
+   * over settle when it answers or stops); later requests fail at once.
+   */
   close(): void {
     this.closed = new Error('the restore stopped before this blob was read');
     for (const e of this.queued.splice(0)) e.reject(this.closed);
     for (const r of this.ranges.splice(0)) for (const e of r.entries) e.reject(this.closed);
+    for (const e of this.queuedWrites.values()) for (const t of e.targets) t.reject(this.closed);
+    this.queuedWrites.clear();
+    for (const r of this.writeRanges.splice(0)) for (const e of r.entries) for (const t of e.targets) t.reject(this.closed);
     for (const w of this.waiters.splice(0)) w.wake();
   }
 }

@@ -2,19 +2,34 @@
  * decode-pool: turns the bytes of a pack range into verified plaintext blobs,
  * off the main thread. For each blob of the range: decompress (zstd) when it
  * is stored compressed, check the length, hash the plaintext (BLAKE3, native
- * addon) and compare with the blob's id. Only blobs that pass are returned;
- * the others come back as CorruptionError, so bad bytes never leave here.
+ * addon) and compare with the blob's id. Only blobs that pass go on; the
+ * others come back as CorruptionError, so bad bytes never leave here.
  *
- * A restore's first `inlineBytes` of stored data are decoded on the calling
+ * Two ways out:
+ *  - decode returns the verified blobs (a buffer each) to the caller;
+ *  - write (what a restore uses) writes each verified blob at its targets
+ *    (a descriptor and an offset; one blob may have several) with pwrite on
+ *    the thread that verified it, and returns only a status per blob:
+ *    written, refused (CorruptionError, nothing written), or the write's
+ *    errno error (ENOSPC…). When the range is in a local file (a path), the
+ *    thread also reads it, with pread into a buffer of its own, so the
+ *    range's bytes never touch the main thread.
+ * The caller must keep every target descriptor open until the write's
+ * promise settles; a pool that fails or closes settles its jobs only once
+ * every thread has stopped, so no write can land after that.
+ *
+ * A restore's first `inlineBytes` of stored data are handled on the calling
  * thread (a small restore costs less than starting threads); after that,
  * `workers` threads start and each range goes, whole, to the least busy
- * one. The range is copied once into a transfer buffer of the pool's own
- * (transferring detaches, and a storage may hand out memory it keeps); the
- * worker sends every verified blob back in a buffer of its own and returns
- * the transfer buffer, which is reused: a fresh buffer per range cost the
- * main thread more in page faults than the copy. The caller bounds how many
- * ranges are in flight (blob-fetcher.ts), which bounds the memory here.
+ * one. A range given as bytes is copied once into a transfer buffer of the
+ * pool's own (transferring detaches, and a storage may hand out memory it
+ * keeps); decode's worker sends every verified blob back in a buffer of its
+ * own and returns the transfer buffer, which is reused: a fresh buffer per
+ * range cost the main thread more in page faults than the copy. The caller
+ * bounds how many ranges are in flight (blob-fetcher.ts), which bounds the
+ * memory here.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,8 +55,31 @@ export interface RangeBlob {
 /** A verified plaintext, or why the blob was refused. */
 export type Decoded = Buffer | CorruptionError;
 
+/** Where a blob's verified bytes are written: an open descriptor and a file offset. */
+export interface Target {
+  readonly fd: number;
+  readonly offset: number;
+}
+
+/** A blob of a range and every place its bytes go. */
+export interface PlacedBlob extends RangeBlob {
+  readonly targets: readonly Target[];
+}
+
+/** Per blob: null once written at every target; a CorruptionError (nothing written); or the write's errno error. */
+export type Written = null | CorruptionError | NodeJS.ErrnoException;
+
+/** A range's stored bytes: in memory, or `length` bytes at `offset` of a local file. */
+export type RangeBytes = Buffer | { readonly path: string; readonly offset: number; readonly length: number };
+
 export interface Decoder {
   decode(range: Buffer, blobs: readonly RangeBlob[]): Promise<Decoded[]>;
+  /**
+   * write verifies each blob and writes it at its targets. Rejects (nothing
+   * written) when a range in a file cannot be read: with the errno error, or
+   * a CorruptionError when the file is shorter than the range.
+   */
+  write(range: RangeBytes, blobs: readonly PlacedBlob[]): Promise<Written[]>;
   close(): Promise<void>;
 }
 
@@ -50,39 +88,124 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ADDON_PATH = path.resolve(here, '..', '..', '..', 'build', 'Release', 'kova_native.node');
 
 // The worker's source: CommonJS, evaluated, so it runs from src/ and dist/ alike.
-// Results: {data} with the verified plaintext in a buffer of its own (the
-// range buffer goes back to be reused), or {fail, message} for a refused blob.
+// decode results: {data} with the verified plaintext in a buffer of its own
+// (the range buffer goes back to be reused), or {fail, message} for a
+// refused blob. write results: null (written), {fail, message}, or {errno}
+// for a failed write; {readErr} or {short} when the range could not be read.
 const WORKER_SOURCE = `
+const fs = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
 const { Decompressor } = require(workerData.zstdPath);
 const native = require(workerData.addonPath);
 const d = new Decompressor();
+// Write jobs decompress into one buffer of the thread's, reused (its bytes
+// are written before the next blob): fresh memory per blob cost more in
+// page faults than the decompression.
+const { DCtx } = require(workerData.zstdBindingPath);
+const dctx = new DCtx();
+let out = Buffer.alloc(0);
+const inflateInto = (src, rawLength) => {
+  if (out.length < rawLength) out = Buffer.allocUnsafeSlow(Math.max(rawLength, 2 * out.length));
+  return out.subarray(0, dctx.decompress(out.subarray(0, rawLength), src));
+};
+// Read buffers, reused: a job's range is read (asynchronously, so the next
+// job's read overlaps this one's decoding) into one of them.
+const spare = [];
 const own = (u8) => {
   if (u8.byteOffset === 0 && u8.byteLength === u8.buffer.byteLength && !(u8.buffer instanceof SharedArrayBuffer)) return u8.buffer;
   const c = new ArrayBuffer(u8.length);
   new Uint8Array(c).set(u8);
   return c;
 };
-parentPort.on('message', ({ job, buf, len, blobs }) => {
+const verify = (range, b, reuse) => {
+  let raw = range.subarray(b.at, b.at + b.length);
+  if (b.compression !== ${Compression.None}) {
+    try {
+      raw = reuse ? inflateInto(raw, b.rawLength) : d.decompress(raw);
+    } catch (err) {
+      return { fail: 'damaged', message: String((err && err.message) || err) };
+    }
+    if (raw.length !== b.rawLength) return { fail: 'length', message: String(raw.length) };
+  }
+  const h = native.hash(raw);
+  if (typeof b.id === 'string' ? h.toString('hex') !== b.id : !h.equals(b.id)) return { fail: 'hash' };
+  return raw;
+};
+const readRange = async (buf, file, offset, len) => {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    let done = 0;
+    while (done < len) {
+      const { bytesRead } = await fh.read(buf, done, len - done, offset + done);
+      if (bytesRead === 0) return null;
+      done += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return buf.subarray(0, len);
+};
+const writeAll = (fd, data, pos) => {
+  let done = 0;
+  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, pos + done);
+};
+const errnoOf = (err) => ({ errno: String(err.code), message: String(err.message), syscall: err.syscall });
+// A write job's blobs, packed (see packWrite): per blob at, length,
+// compression, rawLength, target count, then fd and offset per target;
+// the ids as 32 bytes each.
+const unpack = (meta, ids) => {
+  const blobs = [];
+  for (let k = 0, i = 0; k < meta.length; i++) {
+    const b = { id: ids.subarray(i * 32, i * 32 + 32), at: meta[k], length: meta[k + 1], compression: meta[k + 2], rawLength: meta[k + 3], targets: [] };
+    const n = meta[k + 4];
+    k += 5;
+    for (let t = 0; t < n; t++, k += 2) b.targets.push({ fd: meta[k], offset: meta[k + 1] });
+    blobs.push(b);
+  }
+  return blobs;
+};
+const write = (m, range) => {
+    const results = m.blobs.map((b) => {
+      const raw = verify(range, b, true);
+      if (!Buffer.isBuffer(raw)) return raw;
+      for (const t of b.targets) {
+        try {
+          writeAll(t.fd, raw, t.offset);
+        } catch (err) {
+          return errnoOf(err);
+        }
+      }
+      return null;
+    });
+    parentPort.postMessage({ job: m.job, buf: m.buf, results }, m.buf ? [m.buf] : []);
+};
+parentPort.on('message', (m) => {
+  if (m.kind === 'write') {
+    m.blobs = unpack(new Float64Array(m.meta), new Uint8Array(m.ids));
+    if (m.buf) return write(m, Buffer.from(m.buf, 0, m.len));
+    let buf = spare.pop();
+    if (!buf || buf.length < m.len) buf = Buffer.allocUnsafeSlow(Math.max(m.len, buf ? buf.length : 0));
+    readRange(buf, m.path, m.offset, m.len).then(
+      (range) => {
+        if (range === null) parentPort.postMessage({ job: m.job, short: true });
+        else write(m, range);
+        spare.push(buf);
+      },
+      (err) => {
+        spare.push(buf);
+        parentPort.postMessage({ job: m.job, readErr: errnoOf(err) });
+      },
+    );
+    return;
+  }
+  const { job, buf, len, blobs } = m;
   const range = Buffer.from(buf, 0, len);
   const results = [];
   const transfer = [buf];
   for (const b of blobs) {
-    let raw = range.subarray(b.at, b.at + b.length);
-    if (b.compression !== ${Compression.None}) {
-      try {
-        raw = d.decompress(raw);
-      } catch (err) {
-        results.push({ fail: 'damaged', message: String((err && err.message) || err) });
-        continue;
-      }
-      if (raw.length !== b.rawLength) {
-        results.push({ fail: 'length', message: String(raw.length) });
-        continue;
-      }
-    }
-    if (native.hash(raw).toString('hex') !== b.id) {
-      results.push({ fail: 'hash' });
+    const raw = verify(range, b);
+    if (!Buffer.isBuffer(raw)) {
+      results.push(raw);
       continue;
     }
     const data = raw.buffer === buf ? own(new Uint8Array(raw)) : own(raw);
@@ -93,7 +216,16 @@ parentPort.on('message', ({ job, buf, len, blobs }) => {
 });
 `;
 
-type WorkerResult = { data: ArrayBuffer; length: number } | { fail: 'damaged' | 'length' | 'hash'; message?: string };
+type Refused = { fail: 'damaged' | 'length' | 'hash'; message?: string };
+type ErrnoResult = { errno: string; message: string; syscall?: string };
+type WorkerResult = { data: ArrayBuffer; length: number } | Refused | ErrnoResult | null;
+interface WorkerReply {
+  job: number;
+  buf?: ArrayBuffer;
+  results?: WorkerResult[];
+  readErr?: ErrnoResult;
+  short?: true;
+}
 
 function refusal(b: RangeBlob, kind: 'damaged' | 'length' | 'hash', message?: string): CorruptionError {
   const details = { blob: b.id, pack: b.pack };
@@ -101,6 +233,20 @@ function refusal(b: RangeBlob, kind: 'damaged' | 'length' | 'hash', message?: st
   if (kind === 'length')
     return new CorruptionError(`blob ${b.id}: decompressed to ${message ?? '?'} bytes, expected ${b.rawLength}`, details);
   return new CorruptionError(`blob ${b.id} in pack ${b.pack} does not match its hash`, details);
+}
+
+/** errnoError rebuilds a worker's errno error, so callers can tell ENOSPC and the like by `code`. */
+function errnoError(r: ErrnoResult): NodeJS.ErrnoException {
+  const err: NodeJS.ErrnoException = new Error(r.message);
+  err.code = r.errno;
+  if (r.syscall !== undefined) err.syscall = r.syscall;
+  return err;
+}
+
+function shortRange(range: { path: string; offset: number; length: number }): CorruptionError {
+  return new CorruptionError(`${range.path} is shorter than expected (wanted ${range.length} bytes at ${range.offset})`, {
+    file: range.path,
+  });
 }
 
 /** decodeInline does the work on the calling thread. */
@@ -117,6 +263,68 @@ export function decodeInline(codec: BlobCodec, range: Buffer, blobs: readonly Ra
   });
 }
 
+/** writeInline reads (when given a file), verifies and writes on the calling thread. */
+export function writeInline(codec: BlobCodec, range: RangeBytes, blobs: readonly PlacedBlob[]): Written[] {
+  let bytes: Buffer;
+  if (Buffer.isBuffer(range)) {
+    bytes = range;
+  } else {
+    bytes = Buffer.allocUnsafe(range.length);
+    const fd = fs.openSync(range.path, 'r');
+    try {
+      let done = 0;
+      while (done < range.length) {
+        const n = fs.readSync(fd, bytes, done, range.length - done, range.offset + done);
+        if (n === 0) throw shortRange(range);
+        done += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  const decoded = decodeInline(codec, bytes, blobs);
+  return blobs.map((b, i) => {
+    const d = decoded[i]!;
+    if (d instanceof CorruptionError) return d;
+    for (const t of b.targets) {
+      try {
+        let done = 0;
+        while (done < d.length) done += fs.writeSync(t.fd, d, done, d.length - done, t.offset + done);
+      } catch (err) {
+        return err as NodeJS.ErrnoException;
+      }
+    }
+    return null;
+  });
+}
+
+/**
+ * packWrite lays a write job's blobs out in two transferable buffers rather
+ * than as objects, which cost the main thread more to clone: numbers per
+ * blob (at, length, compression, rawLength, target count, then fd and
+ * offset per target) and the ids, 32 bytes each.
+ */
+function packWrite(blobs: readonly PlacedBlob[]): { kind: 'write'; meta: ArrayBuffer; ids: ArrayBuffer } {
+  let n = 0;
+  for (const b of blobs) n += 5 + 2 * b.targets.length;
+  const meta = new Float64Array(n);
+  const ids = Buffer.from(new ArrayBuffer(32 * blobs.length));
+  let k = 0;
+  blobs.forEach((b, i) => {
+    ids.write(b.id, i * 32, 'hex');
+    meta[k++] = b.at;
+    meta[k++] = b.length;
+    meta[k++] = b.compression;
+    meta[k++] = b.rawLength;
+    meta[k++] = b.targets.length;
+    for (const t of b.targets) {
+      meta[k++] = t.fd;
+      meta[k++] = t.offset;
+    }
+  });
+  return { kind: 'write', meta: meta.buffer, ids: ids.buffer as ArrayBuffer };
+}
+
 export interface DecodePoolOptions {
   /** Threads started once inline decoding has used up its budget. Default: cores, at most 4. */
   readonly workers?: number;
@@ -131,7 +339,8 @@ interface Slot {
 
 interface Job {
   readonly blobs: readonly RangeBlob[];
-  readonly resolve: (d: Decoded[]) => void;
+  readonly range?: { path: string; offset: number; length: number };
+  readonly resolve: (d: Decoded[] | Written[]) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -144,6 +353,8 @@ export class DecodePool implements Decoder {
   private inlineLeft: number;
   private readonly workers: number;
   private failed: Error | null = null;
+  /** Set once the threads are being stopped; jobs settle when it resolves. */
+  private stopping: Promise<void> | null = null;
 
   constructor(
     private readonly codec: BlobCodec,
@@ -158,64 +369,114 @@ export class DecodePool implements Decoder {
     return this.slots.length;
   }
 
+  /** inline says whether the next `bytes` are handled on the calling thread (and counts them). */
+  private inline(bytes: number): boolean {
+    if (this.slots.length > 0 || this.inlineLeft <= 0) return false;
+    this.inlineLeft -= bytes;
+    return true;
+  }
+
   decode(range: Buffer, blobs: readonly RangeBlob[]): Promise<Decoded[]> {
     if (this.failed) return Promise.reject(this.failed);
-    if (this.slots.length === 0 && this.inlineLeft > 0) {
-      this.inlineLeft -= range.length;
+    if (this.inline(range.length)) {
       try {
         return Promise.resolve(decodeInline(this.codec, range, blobs));
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
+    const plain = blobs.map((b) => ({ id: b.id, at: b.at, length: b.length, compression: b.compression, rawLength: b.rawLength }));
+    return this.post(blobs, range, { kind: 'decode', blobs: plain }, []) as Promise<Decoded[]>;
+  }
+
+  write(range: RangeBytes, blobs: readonly PlacedBlob[]): Promise<Written[]> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.inline(range.length)) {
+      try {
+        return Promise.resolve(writeInline(this.codec, range, blobs));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    const packed = packWrite(blobs);
+    if (Buffer.isBuffer(range)) return this.post(blobs, range, packed, [packed.meta, packed.ids]) as Promise<Written[]>;
+    const where = { path: range.path, offset: range.offset, length: range.length };
+    const message = { ...packed, path: where.path, offset: where.offset, len: where.length };
+    return this.post(blobs, null, message, [packed.meta, packed.ids], where) as Promise<Written[]>;
+  }
+
+  /** post sends a job to the least busy thread; a range in memory goes in a transfer buffer. */
+  private post(
+    blobs: readonly RangeBlob[],
+    range: Buffer | null,
+    message: Record<string, unknown>,
+    transfer: ArrayBuffer[],
+    file?: { path: string; offset: number; length: number },
+  ): Promise<Decoded[] | Written[]> {
     if (this.slots.length === 0) this.start();
     const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
-    const buf = this.buffers.take(range.length);
-    new Uint8Array(buf, 0, range.length).set(range);
     const job = this.nextJob++;
+    if (range) {
+      const buf = this.buffers.take(range.length);
+      new Uint8Array(buf, 0, range.length).set(range);
+      Object.assign(message, { buf, len: range.length });
+      transfer.push(buf);
+    }
     slot.pending++;
-    const plain = blobs.map((b) => ({ id: b.id, at: b.at, length: b.length, compression: b.compression, rawLength: b.rawLength }));
-    return new Promise<Decoded[]>((resolve, reject) => {
-      this.jobs.set(job, { blobs, resolve, reject });
-      slot.worker.postMessage({ job, buf, len: range.length, blobs: plain }, [buf]);
+    return new Promise<Decoded[] | Written[]>((resolve, reject) => {
+      this.jobs.set(job, { blobs, ...(file ? { range: file } : {}), resolve, reject });
+      slot.worker.postMessage({ ...message, job }, transfer);
     });
   }
 
   private start(): void {
-    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    const req = createRequire(import.meta.url);
+    const zstdPath = req.resolve('zstd-napi');
+    const zstdBindingPath = req.resolve('zstd-napi/binding');
     for (let i = 0; i < this.workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, addonPath: ADDON_PATH } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, zstdBindingPath, addonPath: ADDON_PATH } });
       worker.unref();
       const slot: Slot = { worker, pending: 0 };
-      worker.on('message', (m: { job: number; buf: ArrayBuffer; results: WorkerResult[] }) => this.done(slot, m));
-      worker.on('error', (err) => this.fail(err));
+      worker.on('message', (m: WorkerReply) => this.done(slot, m));
+      worker.on('error', (err) => void this.fail(err));
       this.slots.push(slot);
     }
   }
 
-  private done(slot: Slot, m: { job: number; buf: ArrayBuffer; results: WorkerResult[] }): void {
+  private done(slot: Slot, m: WorkerReply): void {
     slot.pending--;
-    this.buffers.give(m.buf);
+    if (m.buf) this.buffers.give(m.buf);
     const job = this.jobs.get(m.job);
-    if (!job) return;
+    if (!job || this.stopping) return;
     this.jobs.delete(m.job);
+    if (m.readErr) return job.reject(errnoError(m.readErr));
+    if (m.short) return job.reject(shortRange(job.range!));
     job.resolve(
-      m.results.map((r, i) => {
+      m.results!.map((r, i) => {
         const b = job.blobs[i]!;
+        if (r === null) return null;
         if ('fail' in r) return refusal(b, r.fail, r.message);
+        if ('errno' in r) return errnoError(r);
         return Buffer.from(r.data, 0, r.length);
-      }),
+      }) as Decoded[] | Written[],
     );
   }
 
-  private fail(err: Error): void {
-    this.failed = err;
-    for (const job of this.jobs.values()) job.reject(err);
-    this.jobs.clear();
+  /**
+   * fail stops every thread and only then fails the jobs still out, so that
+   * a caller waiting for its writes knows none can happen any more.
+   */
+  private fail(err: Error): Promise<void> {
+    this.failed ??= err;
+    this.stopping ??= Promise.all(this.slots.map((s) => s.worker.terminate())).then(() => {
+      for (const job of this.jobs.values()) job.reject(this.failed!);
+      this.jobs.clear();
+    });
+    return this.stopping;
   }
 
   async close(): Promise<void> {
-    this.fail(new Error('the restore decode pool is closed'));
-    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+    await this.fail(new Error('the restore decode pool is closed'));
+    this.slots.splice(0);
   }
 }

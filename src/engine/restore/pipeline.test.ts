@@ -7,12 +7,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CorruptionError, KovaError } from '../../core/errors.js';
+import { CorruptionError, DiskFullError, KovaError } from '../../core/errors.js';
+import { asDiskFull } from '../util/disk-space.js';
 import { BlobType } from '../format/blob.js';
 import { Repository } from '../repo/repository.js';
 import { compareTrees, describeTree, prng, tempDir } from '../testing.js';
 import { BlobFetcher, type PackSource } from './blob-fetcher.js';
-import { DecodePool, type Decoder, decodeInline } from './decode-pool.js';
+import { type BlobSource, Restorer } from './restorer.js';
+import { DecodePool, type Decoder, type PlacedBlob, decodeInline, writeInline } from './decode-pool.js';
 import { BlobCodec } from '../repo/codec.js';
 import { packName } from '../repo/master-index.js';
 import { Compression, type BlobLocation } from '../format/blob.js';
@@ -68,9 +70,14 @@ async function setup(): Promise<{ dir: string; src: string; repo: Repository; id
   return { dir, src, repo, id: snap.id };
 }
 
-/** Counts storage reads of pack files during `fn`, with their offsets per pack. */
+/**
+ * Counts storage reads of pack files during `fn`, with their offsets per
+ * pack. The storage hides its local paths meanwhile, so every range is read
+ * through readAt (on this thread) rather than by the workers.
+ */
 async function countPackReads(repo: Repository, fn: () => Promise<void>): Promise<Map<string, number[]>> {
   const reads = new Map<string, number[]>();
+  vi.spyOn(repo.storage as Required<Pick<typeof repo.storage, 'localPath'>>, 'localPath').mockReturnValue(undefined);
   const orig = repo.storage.readAt.bind(repo.storage);
   vi.spyOn(repo.storage, 'readAt').mockImplementation((name, offset, length) => {
     if (name.startsWith('packs/')) reads.set(name, [...(reads.get(name) ?? []), offset]);
@@ -133,7 +140,8 @@ describe('parallel restore', () => {
     expect((err as Error).message).toContain(id);
     expect((err as Error).message).toContain(blobId);
     expect((err as Error).message).toMatch(/: file (big\/[rt]\d\.(bin|txt)|sparse\.img): blob /);
-    // Whatever was written is a prefix of the original, file by file.
+    // Chunks are written as they are verified, not in file order: every byte
+    // written is the original's, the others are still holes (zeros).
     const walk = (rel: string): void => {
       for (const e of fs.readdirSync(path.join(target, rel), { withFileTypes: true })) {
         const child = rel ? `${rel}/${e.name}` : e.name;
@@ -141,20 +149,25 @@ describe('parallel restore', () => {
         else if (e.isFile()) {
           const got = fs.readFileSync(path.join(target, child));
           const want = fs.readFileSync(path.join(src, child));
-          expect(got.equals(want.subarray(0, got.length)), child).toBe(true);
+          expect(got.length, child).toBeLessThanOrEqual(want.length);
+          expect(
+            got.findIndex((v, i) => v !== 0 && v !== want[i]),
+            child,
+          ).toBe(-1);
         }
       }
     };
     walk('');
   });
 
-  it('stops with ABORTED when the signal fires mid-restore', async () => {
+  it('stops with ABORTED when the signal fires mid-restore, withdrawing writes not yet started', async () => {
     const { dir, repo, id } = await setup();
     const ac = new AbortController();
     const target = path.join(dir, 'out');
     const err = await repo
       .restore(id, target, {
-        pipeline: THREADS,
+        // One small range at a time: most writes are still queued when the signal fires.
+        pipeline: { ...THREADS, readers: 1, maxRange: 64 * 1024 },
         signal: ac.signal,
         onProgress: (p) => {
           if (p.bytesDone > 500_000) ac.abort();
@@ -185,6 +198,108 @@ describe('parallel restore', () => {
     expect(compareTrees(describeTree(src), describeTree(target))).toEqual([]);
     const total = [...reads.values()].reduce((n, r) => n + r.length, 0);
     expect(total).toBeLessThan(200);
+  });
+});
+
+describe('chunks written by the workers', () => {
+  it('restores a chunk used several times in a file and across files, small and large', async () => {
+    const dir = workDir();
+    const src = path.join(dir, 'src');
+    const block = prng(31, 70_000);
+    const small = prng(32, 3000);
+    // The same content at several offsets of one file, in several files, and in small files of one batch.
+    write(src, 'big/twice.bin', Buffer.concat([block, prng(33, 5000), block, block]));
+    write(src, 'big/again.bin', Buffer.concat([prng(34, 1000), block, block]));
+    for (let i = 0; i < 40; i++) write(src, `small/s${i}`, i % 2 === 0 ? small : Buffer.concat([small, small]));
+    const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+    repos.push(repo);
+    const snap = await repo.snapshot(src);
+    for (const [name, pipeline] of [
+      ['threads', THREADS],
+      ['inline', { inlineBytes: 1 << 30 }],
+    ] as const) {
+      const target = path.join(dir, `out-${name}`);
+      await repo.restore(snap.id, target, { pipeline });
+      expect(compareTrees(describeTree(src), describeTree(target)), name).toEqual([]);
+    }
+  });
+
+  it('closes no file while a write to it is outstanding: after a failure no byte lands anywhere else', async () => {
+    const dir = workDir();
+    const src = path.join(dir, 'src');
+    write(src, 'big.bin', prng(51, 600_000));
+    const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+    repos.push(repo);
+    const snap = await repo.snapshot(src);
+    const top = await repo.readTree(snap.root.subtree!);
+    const ids = top[0]!.content!.map((c) => c.id!);
+    // A plain source: the first chunk fails at once, the others arrive late,
+    // so their writes are still outstanding when the file fails.
+    const late: Array<Promise<Buffer>> = [];
+    const src2: BlobSource = {
+      readTree: (id) => repo.readTree(id),
+      readBlob: (id) => {
+        if (id === ids[0]) return Promise.reject(new CorruptionError(`blob ${id} does not match its hash`, { blob: id }));
+        const p = new Promise<void>((r) => setTimeout(r, 150)).then(() => repo.readBlob(id));
+        late.push(p);
+        return p;
+      },
+    };
+    const target = path.join(dir, 'out');
+    const err = await new Restorer(src2, snap).run(target).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CorruptionError);
+    expect(late.length).toBeGreaterThan(3);
+    // Descriptors the restore closed are the first an open reuses now.
+    const scratchDir = path.join(dir, 'scratch');
+    fs.mkdirSync(scratchDir);
+    const scratch = Array.from({ length: 50 }, (_, i) => fs.openSync(path.join(scratchDir, `s${i}`), 'w'));
+    await Promise.allSettled(late);
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of scratch) fs.closeSync(s);
+    expect(fs.readdirSync(scratchDir).filter((n) => fs.statSync(path.join(scratchDir, n)).size > 0)).toEqual([]);
+  });
+
+  it('after a failure in a worker, no byte lands in another file', async () => {
+    const dir = workDir();
+    const src = path.join(dir, 'src');
+    for (let i = 0; i < 8; i++) write(src, `big/r${i}.bin`, prng(300 + i, 2_000_000));
+    for (let i = 0; i < 600; i++) write(src, `small/d${i % 7}/f${i}`, prng(400 + i, 1000 + ((i * 53) % 20_000)));
+    const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+    repos.push(repo);
+    const snap = await repo.snapshot(src);
+    // Damage the first chunk of one big file: its other chunks are in flight when it fails.
+    const big = (await repo.readTree(snap.root.subtree!)).find((n) => n.name.toString() === 'big')!;
+    const node = (await repo.readTree(big.subtree!)).find((n) => n.name.toString() === 'r3.bin')!;
+    const loc = (await repo.loadIndex()).get(node.content![0]!.id!)!;
+    const fd = fs.openSync(path.join(dir, 'repo', packName(loc.pack)), 'r+');
+    fs.writeSync(fd, Buffer.from([0xa5]), 0, 1, loc.offset + 7);
+    fs.closeSync(fd);
+    const target = path.join(dir, 'out');
+    const err = await repo.restore(snap.id, target, { pipeline: THREADS }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CorruptionError);
+    // Every byte restored is the original's or still a hole.
+    const walk = (rel: string): void => {
+      for (const e of fs.readdirSync(path.join(target, rel), { withFileTypes: true })) {
+        const child = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) walk(child);
+        else {
+          const got = fs.readFileSync(path.join(target, child));
+          const want = fs.readFileSync(path.join(src, child));
+          expect(got.length, child).toBeLessThanOrEqual(want.length);
+          expect(
+            got.findIndex((v, i) => v !== 0 && v !== want[i]),
+            child,
+          ).toBe(-1);
+        }
+      }
+    };
+    walk('');
   });
 });
 
@@ -226,7 +341,11 @@ function memoryPack(blobs: Buffer[], gap = 0): { src: PackSource; ids: string[];
   };
 }
 
-const inline: Decoder = { decode: async (range, blobs) => decodeInline(new BlobCodec(3), range, blobs), close: async () => undefined };
+const inline: Decoder = {
+  decode: async (range, blobs) => decodeInline(new BlobCodec(3), range, blobs),
+  write: async (range, blobs) => writeInline(new BlobCodec(3), range, blobs),
+  close: async () => undefined,
+};
 
 describe('BlobFetcher', () => {
   it('reads blobs asked for together as one forward range each', async () => {
@@ -337,6 +456,125 @@ describe('DecodePool', () => {
       expect(range.equals(plain)).toBe(true);
     } finally {
       await pool.close();
+    }
+  });
+});
+
+describe('DecodePool.write', () => {
+  /** Two raw blobs and a compressed one in a range, the second damaged. */
+  function damagedRange(): { range: Buffer; plain: Buffer[]; blobs: Array<Omit<PlacedBlob, 'targets'>> } {
+    const codec = new BlobCodec(3);
+    const plain = [prng(11, 30_000), prng(12, 20_000), text(13, 40_000)];
+    const stored = plain.map((p) => codec.encode(p));
+    const range = Buffer.concat(stored.map((s) => s.stored));
+    let at = 0;
+    const blobs = plain.map((p, i) => {
+      const b = {
+        id: hashHex(p),
+        pack: 'dd'.repeat(32),
+        at,
+        length: stored[i]!.stored.length,
+        compression: stored[i]!.compression,
+        rawLength: p.length,
+      };
+      at += b.length;
+      return b;
+    });
+    range[blobs[1]!.at + 5] = range[blobs[1]!.at + 5]! ^ 0x21;
+    return { range, plain, blobs };
+  }
+
+  it.each([
+    ['the range in memory', false],
+    ['the range read by the worker from its file', true],
+  ])('writes verified blobs at every target and never a refused one (%s)', async (_what, fromFile) => {
+    const dir = workDir();
+    const { range, plain, blobs } = damagedRange();
+    const packFile = path.join(dir, 'pack');
+    fs.writeFileSync(packFile, Buffer.concat([Buffer.alloc(100), range]));
+    const out = path.join(dir, 'out');
+    const fd = fs.openSync(out, 'w');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      // Blob 0 twice, blob 1 (damaged) between them, blob 2 at the end.
+      const placed: PlacedBlob[] = [
+        {
+          ...blobs[0]!,
+          targets: [
+            { fd, offset: 0 },
+            { fd, offset: 80_000 },
+          ],
+        },
+        { ...blobs[1]!, targets: [{ fd, offset: 30_000 }] },
+        { ...blobs[2]!, targets: [{ fd, offset: 110_000 }] },
+      ];
+      const written = await pool.write(fromFile ? { path: packFile, offset: 100, length: range.length } : range, placed);
+      expect(pool.threads).toBe(1);
+      expect(written[0]).toBeNull();
+      expect(written[1]).toBeInstanceOf(CorruptionError);
+      expect((written[1] as Error).message).toContain(blobs[1]!.id);
+      expect(written[2]).toBeNull();
+    } finally {
+      await pool.close();
+      fs.closeSync(fd);
+    }
+    const got = fs.readFileSync(out);
+    expect(got.length).toBe(150_000);
+    expect(got.subarray(0, 30_000).equals(plain[0]!)).toBe(true);
+    expect(got.subarray(80_000, 110_000).equals(plain[0]!)).toBe(true);
+    expect(got.subarray(110_000).equals(plain[2]!)).toBe(true);
+    // The damaged blob's place is still a hole.
+    expect(got.subarray(30_000, 80_000).every((v) => v === 0)).toBe(true);
+  });
+
+  it('fails a range whose file is short or missing without writing anything', async () => {
+    const dir = workDir();
+    const { range, blobs } = damagedRange();
+    const packFile = path.join(dir, 'pack');
+    fs.writeFileSync(packFile, range.subarray(0, 1000));
+    const out = path.join(dir, 'out');
+    const fd = fs.openSync(out, 'w');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      const placed = [{ ...blobs[0]!, targets: [{ fd, offset: 0 }] }];
+      await expect(pool.write({ path: packFile, offset: 0, length: range.length }, placed)).rejects.toBeInstanceOf(CorruptionError);
+      const missing = await pool.write({ path: path.join(dir, 'gone'), offset: 0, length: 10 }, placed).catch((e: unknown) => e);
+      expect((missing as NodeJS.ErrnoException).code).toBe('ENOENT');
+    } finally {
+      await pool.close();
+      fs.closeSync(fd);
+    }
+    expect(fs.statSync(out).size).toBe(0);
+  });
+
+  it('reports a full disk as ENOSPC, which the restore turns into DISK_FULL', async () => {
+    const plain = prng(21, 50_000);
+    const fd = fs.openSync('/dev/full', 'w');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      const id = hashHex(plain);
+      const loc = {
+        type: BlobType.Data,
+        compression: Compression.None,
+        pack: 'ee'.repeat(32),
+        offset: 0,
+        length: plain.length,
+        rawLength: plain.length,
+      };
+      const fetcher = new BlobFetcher({ locate: () => loc, readAt: async () => Buffer.from(plain) }, pool);
+      const placement = (await fetcher.reserve([id])).place(id, { fd, offset: 0 });
+      const err = await placement.done.then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      expect(pool.threads).toBe(1);
+      const full = await asDiskFull(err, 'restore target', workDir());
+      expect(full).toBeInstanceOf(DiskFullError);
+      expect((full as KovaError).code).toBe('DISK_FULL');
+    } finally {
+      await pool.close();
+      fs.closeSync(fd);
     }
   });
 });

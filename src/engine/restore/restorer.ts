@@ -18,14 +18,24 @@
  * mismatch aborts the restore with an error naming the snapshot and file,
  * and the bad bytes are never written.
  *
- * Pipeline: directories are walked with bounded parallelism (WorkBudget)
- * and files are written concurrently; their chunks come from a BlobFetcher
+ * Pipeline: this thread only plans. Directories are walked with bounded
+ * parallelism (WorkBudget), files are created and opened here, and each
+ * chunk is handed with its place (descriptor, offset) to a BlobFetcher
  * (blob-fetcher.ts), which reads the chunks wanted at the same time as
- * sorted, merged pack ranges and decompresses and verifies them on worker
- * threads (decode-pool.ts) within a byte budget. A file takes its chunks in
- * order: it waits for budget only when it holds none, and looks ahead (up to
- * LOOKAHEAD_BYTES) only when the budget has room, so waiting files never
- * hold what others need.
+ * sorted, merged pack ranges; worker threads (decode-pool.ts) read the range
+ * (when the repository is on a local filesystem), decompress and verify
+ * each chunk and write it where it goes, within a byte budget. A file
+ * places its chunks in order: it waits for budget only when it has none
+ * placed, and looks ahead (up to LOOKAHEAD_BYTES) only when the budget has
+ * room, so waiting files never hold what others need. Small files go in
+ * batches: budget for the whole batch, then every file created, then all
+ * their chunks placed at once (one sorted set of reads); the next batch is
+ * created while this one is written. Once every chunk of a file is
+ * written, its metadata is applied and it is closed.
+ *
+ * Descriptors: a file is closed only after every write placed at it has
+ * settled, also when the restore fails or is cancelled, so a worker never
+ * writes to a descriptor that was closed (and maybe reused by another open).
  *
  * Fidelity: holes stay holes (only data chunks are written, the length is
  * set with ftruncate), hardlinks are restored as links, owners when running
@@ -34,6 +44,7 @@
  */
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
+import { closeSync, fchmodSync, fchownSync } from 'node:fs';
 import path from 'node:path';
 import { CorruptionError, KovaError, TargetNotEmptyError, isErrno } from '../../core/errors.js';
 import type { SkippedEntry, SnapshotRecord } from '../format/snapshot-record.js';
@@ -49,7 +60,7 @@ import { checkSpace, restoreFootprint } from './space.js';
 import { PathNotFoundError, resolvePath, showPath } from '../browse/browse.js';
 import type { BlobLocation } from '../format/blob.js';
 import type { BlobCodec } from '../repo/codec.js';
-import { BlobFetcher, type FetchOptions, type Lease } from './blob-fetcher.js';
+import { BlobFetcher, type FetchOptions, type Placement, type Reservation } from './blob-fetcher.js';
 import { DecodePool, type DecodePoolOptions } from './decode-pool.js';
 
 export interface RestoreOptions {
@@ -97,7 +108,7 @@ export interface BlobSource {
  */
 export interface PackedBlobSource extends BlobSource {
   readonly codec: BlobCodec;
-  readonly storage: { readAt(name: string, offset: number, length: number): Promise<Buffer> };
+  readonly storage: { readAt(name: string, offset: number, length: number): Promise<Buffer>; localPath?(name: string): string | undefined };
   loadIndex(): Promise<{ get(id: string): BlobLocation | undefined }>;
 }
 
@@ -106,21 +117,23 @@ function isPacked(src: BlobSource): src is PackedBlobSource {
   return typeof s.loadIndex === 'function' && typeof s.storage?.readAt === 'function' && s.codec !== undefined;
 }
 
-/** The chunks a file asks for: a BlobFetcher, or blob by blob from a plain source. */
+/** Where a file's chunks come from and are written: a BlobFetcher, or blob by blob from a plain source. */
 interface ChunkSource {
-  get(id: string): Promise<Lease>;
-  tryGet(id: string): Lease | null;
-  getMany(ids: readonly string[]): Promise<Lease[]>;
-  tryGetMany(ids: readonly string[]): Lease[] | null;
+  reserve(ids: readonly string[]): Promise<Reservation>;
+  tryReserve(ids: readonly string[]): Reservation | null;
 }
 
+/** directSource reads each blob on this thread (the source verifies it) and writes it. */
 function directSource(src: BlobSource): ChunkSource {
-  const lease = (id: string): Lease => {
-    const data = src.readBlob(id);
-    data.catch(() => undefined); // handled when awaited
-    return { data, release: () => undefined };
+  const reservation: Reservation = {
+    place: (id, t) => {
+      const done = src.readBlob(id).then((data) => fsx.writeFull(t.fd, data, t.offset));
+      done.catch(() => undefined); // handled when awaited
+      return { done, cancel: () => undefined, release: () => undefined };
+    },
+    release: () => undefined,
   };
-  return { get: async (id) => lease(id), tryGet: lease, getMany: async (ids) => ids.map(lease), tryGetMany: (ids) => ids.map(lease) };
+  return { reserve: async () => reservation, tryReserve: () => reservation };
 }
 
 /**
@@ -158,6 +171,8 @@ const SMALL_FILE = 256 * 1024;
 /** A batch of small files holds at most this many bytes and files. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 const BATCH_FILES = 512;
+/** Small files open at once, across all batches (two batches per directory may be in flight). */
+const SMALL_OPEN = 2048;
 
 /** The chunk ids of a file, in order. */
 const chunkIds = (node: TreeNode): string[] => (node.content ?? []).flatMap((c) => (c.id === null ? [] : [c.id]));
@@ -167,6 +182,31 @@ const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
 /** Hardlink sources with longer paths below the target are reached through a held directory. */
 const LINK_PATH_MAX = 3000;
 const IS_ROOT = process.getuid?.() === 0;
+
+/** Slots: a counting semaphore whose holders take several slots at once; waiters are served in FIFO order. */
+class Slots {
+  private readonly waiters: Array<{ n: number; wake: () => void }> = [];
+
+  constructor(private free: number) {}
+
+  /** acquire waits until `n` slots are free (`n` must not exceed the total). */
+  async acquire(n: number): Promise<void> {
+    if (this.waiters.length === 0 && this.free >= n) {
+      this.free -= n;
+      return;
+    }
+    await new Promise<void>((wake) => this.waiters.push({ n, wake }));
+  }
+
+  release(n: number): void {
+    this.free += n;
+    while (this.waiters.length > 0 && this.free >= this.waiters[0]!.n) {
+      const w = this.waiters.shift()!;
+      this.free -= w.n;
+      w.wake();
+    }
+  }
+}
 
 /** prepareTarget creates `target` or checks it is an empty real directory. */
 async function prepareTarget(target: string): Promise<void> {
@@ -185,6 +225,7 @@ async function prepareTarget(target: string): Promise<void> {
 export class Restorer {
   private readonly budget = new WorkBudget(32, 8);
   private readonly bigFiles = new Semaphore(4);
+  private readonly smallOpen = new Slots(SMALL_OPEN);
   private readonly links = new Map<string, Promise<Buffer | null>>();
   private readonly skipped: SkippedEntry[] = [];
   private files = 0;
@@ -241,7 +282,11 @@ export class Restorer {
       const storage = this.src.storage;
       this.decoder = new DecodePool(this.src.codec, this.opts.pipeline);
       this.fetcher = new BlobFetcher(
-        { locate: (id) => index.get(id), readAt: (name, offset, length) => storage.readAt(name, offset, length) },
+        {
+          locate: (id) => index.get(id),
+          readAt: (name, offset, length) => storage.readAt(name, offset, length),
+          localPath: (name) => storage.localPath?.(name),
+        },
         this.decoder,
         this.opts.pipeline,
       );
@@ -308,10 +353,11 @@ export class Restorer {
   }
 
   /**
-   * restoreSmallFiles restores small files in batches: a batch's chunks are
-   * leased together (one read per pack range), then its files are written
-   * concurrently; the next batch's chunks are requested meanwhile when the
-   * budget has room (never waited for while this batch's leases are held).
+   * restoreSmallFiles restores small files in batches: a batch takes budget
+   * for all its chunks, creates all its files, then places all their chunks
+   * at once (so they are read as one sorted batch). While a batch is being
+   * written the next one is created; at most two are in flight, and the
+   * first failure stops new batches once both have settled.
    */
   private async restoreSmallFiles(dirFd: number, files: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
     const batches: TreeNode[][] = [];
@@ -324,28 +370,57 @@ export class Restorer {
       batches[batches.length - 1]!.push(f);
       bytes += f.size;
     }
-    const ids = (batch: readonly TreeNode[]): string[] => batch.flatMap(chunkIds);
     const chunks = this.chunks!;
-    let next: Lease[] | null = batches.length > 0 ? await chunks.getMany(ids(batches[0]!)) : null;
-    for (let k = 0; k < batches.length; k++) {
-      const leases = next ?? (await chunks.getMany(ids(batches[k]!)));
-      next = k + 1 < batches.length ? chunks.tryGetMany(ids(batches[k + 1]!)) : null;
+    let failure: { err: unknown } | null = null;
+    const settle = async (p: Promise<void>): Promise<void> => {
+      try {
+        await p;
+      } catch (err) {
+        failure ??= { err };
+      }
+    };
+    const inFlight: Promise<void>[] = [];
+    for (const batch of batches) {
       try {
         this.checkAbort();
-        let at = 0;
-        const given = batches[k]!.map((f) => {
-          const n = chunkIds(f).length;
-          at += n;
-          return leases.slice(at - n, at);
-        });
-        await this.budget.forEach(batches[k]!, (node, i) => this.restoreFile(dirFd, node, [...rel, node.name], given[i]));
       } catch (err) {
-        for (const l of next ?? []) l.release();
-        throw err;
-      } finally {
-        for (const l of leases) l.release();
+        failure ??= { err };
       }
+      if (failure) break;
+      const res = await chunks.reserve(batch.flatMap(chunkIds));
+      // Budget first, then descriptors, in every batch: no batch waits for one while holding what another waits for.
+      await this.smallOpen.acquire(batch.length);
+      inFlight.push(
+        this.writeBatch(dirFd, batch, rel, res).finally(() => {
+          res.release();
+          this.smallOpen.release(batch.length);
+        }),
+      );
+      if (inFlight.length > 1) await settle(inFlight.shift()!);
     }
+    for (const p of inFlight) await settle(p);
+    if (failure) throw (failure as { err: unknown }).err;
+  }
+
+  /** writeBatch creates a batch's files, places all their chunks at once, and finishes each file. */
+  private async writeBatch(dirFd: number, batch: readonly TreeNode[], rel: readonly Buffer[], res: Reservation): Promise<void> {
+    const opened = await Promise.allSettled(
+      batch.map(async (node) => {
+        this.checkAbort();
+        return fsx.open(fsx.at(dirFd, node.name), fsx.OPEN_CREATE, 0o600);
+      }),
+    );
+    const failed = opened.find((o) => o.status === 'rejected');
+    if (failed) {
+      for (const o of opened) if (o.status === 'fulfilled') await fsx.close(o.value);
+      throw failed.reason;
+    }
+    // finishFile places every chunk before its first await: all of them land in one batch of reads.
+    const done = await Promise.allSettled(
+      batch.map((node, i) => this.finishFile((opened[i] as PromiseFulfilledResult<number>).value, node, [...rel, node.name], res)),
+    );
+    const bad = done.find((d) => d.status === 'rejected');
+    if (bad) throw bad.reason;
   }
 
   private async restoreEntries(dirFd: number, nodes: readonly TreeNode[], rel: readonly Buffer[], selection: Selection): Promise<void> {
@@ -395,8 +470,8 @@ export class Restorer {
     });
   }
 
-  /** restoreFile creates and writes one file; `given` are leases of all its chunks, if already taken. */
-  private async restoreFile(dirFd: number, node: TreeNode, rel: readonly Buffer[], given?: Lease[]): Promise<void> {
+  /** restoreFile creates and writes one file (or links it to an earlier name of its inode). */
+  private async restoreFile(dirFd: number, node: TreeNode, rel: readonly Buffer[]): Promise<void> {
     this.checkAbort();
     const p = fsx.at(dirFd, node.name);
     if (node.linkGroup !== undefined) {
@@ -429,18 +504,35 @@ export class Restorer {
       throw err;
     }
     // Later names of this inode link to this one, by a path below the target.
-    if (announce) (announce as (p: Buffer | null) => void)(await this.linkSource(dirFd, node.name, rel));
+    if (announce) {
+      try {
+        (announce as (p: Buffer | null) => void)(await this.linkSource(dirFd, node.name, rel));
+      } catch (err) {
+        (announce as (p: Buffer | null) => void)(null);
+        await fsx.close(fd);
+        throw err;
+      }
+    }
+    await this.finishFile(fd, node, rel);
+  }
+
+  /**
+   * finishFile writes an open file's content, applies its metadata and
+   * closes it. With a reservation (a batch of small files) every chunk is
+   * placed before the first await.
+   */
+  private async finishFile(fd: number, node: TreeNode, rel: readonly Buffer[], res?: Reservation): Promise<void> {
     try {
-      const big = node.size > 4 * 1024 * 1024;
+      const big = res === undefined && node.size > 4 * 1024 * 1024;
       if (big) await this.bigFiles.acquire();
       try {
-        await this.writeContent(fd, node, rel, given);
+        await this.writeContent(fd, node, rel, res);
       } finally {
         if (big) this.bigFiles.release();
       }
       await this.applyMeta(fd, node, this.display(rel));
     } finally {
-      await fsx.close(fd);
+      closeSync(fd);
     }
     this.files++;
     this.trimmer.fileDone(node.size);
@@ -462,66 +554,76 @@ export class Restorer {
   }
 
   /**
-   * writeContent writes a file's chunks in order. Chunk i is awaited only
-   * once its lease is held; the look-ahead takes leases in file order and
-   * only while the budget has room, so this never waits for budget while
-   * holding a lease.
+   * writeContent places a file's chunks in order (all at once with a
+   * reservation) and waits for each in order. Chunk i waits for budget only
+   * when nothing of this file is placed past the written ones; the
+   * look-ahead places in file order and only while the budget has room, so
+   * this never waits for budget while holding some. It returns, also when
+   * it throws, only once every write placed at `fd` has settled (after a
+   * failure, those not yet handed to a worker are withdrawn).
    */
-  private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[], given?: Lease[]): Promise<void> {
+  private async writeContent(fd: number, node: TreeNode, rel: readonly Buffer[], res?: Reservation): Promise<void> {
     const chunks = this.chunks!;
     const content = node.content ?? [];
-    const held: Array<Lease | undefined> = [];
-    let next = 0; // first chunk without a lease
-    if (given) {
-      let g = 0;
+    const offsets: number[] = [];
+    let end = 0;
+    for (const c of content) {
+      offsets.push(end);
+      end += c.length;
+    }
+    const placed: Array<Placement | undefined> = [];
+    let next = 0; // first chunk not placed
+    if (res) {
       content.forEach((c, i) => {
-        if (c.id !== null) held[i] = given[g++];
+        if (c.id !== null) placed[i] = res.place(c.id, { fd, offset: offsets[i]! });
       });
       next = content.length;
     }
-    let ahead = 0; // bytes of leases held past the current chunk
+    let ahead = 0; // bytes placed past the current chunk
     const lookAhead = (i: number): void => {
       while (next < content.length && (next <= i + 1 || ahead < LOOKAHEAD_BYTES)) {
         const c = content[next]!;
         if (c.id !== null) {
-          const lease = chunks.tryGet(c.id);
-          if (!lease) return;
-          held[next] = lease;
+          const r = chunks.tryReserve([c.id]);
+          if (!r) return;
+          placed[next] = r.place(c.id, { fd, offset: offsets[next]! });
           if (next > i) ahead += c.length;
         }
         next++;
       }
     };
     try {
-      let offset = 0;
       for (let i = 0; i < content.length; i++) {
         const c = content[i]!;
         if (c.id !== null) {
           if (next <= i) {
-            held[i] = await chunks.get(c.id);
+            placed[i] = (await chunks.reserve([c.id])).place(c.id, { fd, offset: offsets[i]! });
             next = i + 1;
           } else {
             ahead -= c.length;
           }
           lookAhead(i);
-          let data: Buffer;
           try {
-            data = await held[i]!.data;
+            await placed[i]!.done;
           } catch (err) {
             throw this.named(err, `file ${this.display(rel)}`);
           }
-          await fsx.writeFull(fd, data, offset);
-          held[i]!.release();
-          held[i] = undefined;
+          placed[i]!.release();
+          placed[i] = undefined;
         } else if (next <= i) {
           next = i + 1;
         }
-        offset += c.length;
         this.progress.bytes(c.length);
         this.checkAbort();
       }
     } finally {
-      for (const lease of held) lease?.release();
+      // After a failure: writes not handed to a worker yet are withdrawn, the
+      // others waited for, since the caller closes fd next and no write may
+      // land on a closed (maybe reused) descriptor.
+      const out = placed.filter((p): p is Placement => p !== undefined);
+      for (const p of out) p.cancel();
+      await Promise.allSettled(out.map((p) => p.done));
+      for (const p of out) p.release();
     }
     const last = content[content.length - 1];
     if (last && last.id === null) await fsx.ftruncate(fd, node.size);
@@ -537,10 +639,15 @@ export class Restorer {
     );
   }
 
-  /** applyMeta sets owner, mode, xattrs and times on an open file or directory. */
+  /**
+   * applyMeta sets owner, mode, xattrs and times on an open file or
+   * directory. Synchronous: calls on a descriptor already open cost less
+   * than the round trip through the thread pool (and xattrs and times were
+   * set synchronously already).
+   */
   private async applyMeta(fd: number, node: TreeNode, display: string): Promise<void> {
-    if (IS_ROOT) await fsx.fchown(fd, node.uid, node.gid);
-    await fsx.fchmod(fd, node.mode);
+    if (IS_ROOT) fchownSync(fd, node.uid, node.gid);
+    fchmodSync(fd, node.mode);
     for (const [k, v] of node.xattrs ?? []) {
       try {
         native.setXattr(fd, k, v);

@@ -119,6 +119,10 @@ export class LocalStorage implements Storage {
     return buf;
   }
 
+  localPath(name: string): string {
+    return this.abs(name);
+  }
+
   async size(name: string): Promise<number> {
     return (await fs.stat(this.abs(name))).size;
   }

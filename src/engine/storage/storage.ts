@@ -31,6 +31,14 @@ export interface Storage {
   read(name: string): Promise<Buffer>;
   /** readAt returns exactly `length` bytes at `offset` (or rejects). */
   readAt(name: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * localPath, when present, returns the path of `name` on a local
+   * filesystem, whose bytes are exactly what readAt returns (so another
+   * thread may read them itself); undefined when there is none. Storages
+   * that are not local files, or that transform the bytes (encryption),
+   * leave it out.
+   */
+  localPath?(name: string): string | undefined;
   /** size returns the file's length; rejects with code ENOENT when missing. */
   size(name: string): Promise<number>;
   /** list returns the names of all files below `dir`, recursively, sorted. */
