@@ -139,14 +139,19 @@ export class IdTable {
     let buf = this.buckets[bucket];
     if (!buf || (n + 1) * rec > buf.length) {
       const records = n + Math.max(TAIL, n >>> 3);
-      const grown = Buffer.allocUnsafeSlow(records * rec);
+      // A bucket's first buffer (TAIL records, under 4 KiB) comes from Node's
+      // shared pool: a buffer of its own per bucket cost thousands of
+      // allocations, and the collections their external memory triggers,
+      // each time an index was loaded.
+      const grown = Buffer.allocUnsafe(records * rec);
       if (buf) buf.copy(grown, 0, 0, n * rec);
       this.buckets[bucket] = grown;
       buf = grown;
     }
     const at = n * rec;
-    id.copy(buf, at);
-    buf.fill(0, at + ID_BYTES, at + rec);
+    // Byte loops: for 32 bytes, copy() and fill() cost more in argument checks than in copying.
+    for (let k = 0; k < ID_BYTES; k++) buf[at + k] = id[k]!;
+    for (let k = at + ID_BYTES; k < at + rec; k++) buf[k] = 0;
     this.tail[bucket] = this.tail[bucket]! + 1;
     this.count++;
     return { buf, at };

@@ -20,7 +20,7 @@ import {
 import { type GearConfig, resolveGear } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import { hashHex } from '../format/hash.js';
-import { indexPacks } from '../format/index-format.js';
+import { rawIndexPacks } from '../format/index-format.js';
 import { type SnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
 import { type TreeNode, decodeTree } from '../format/tree.js';
 import { fsyncDir } from '../fsx/durable.js';
@@ -166,7 +166,7 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
         const buf = await this.storage.read(name);
         const id = name.slice('index/'.length);
         if (hashHex(buf) !== id) throw new CorruptionError(`${name}: index file checksum mismatch (truncated or damaged)`);
-        for (const p of indexPacks(buf, name)) index.add(p);
+        for (const p of rawIndexPacks(buf, name)) index.addRaw(p);
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue;
         problems.push({ file: name, message: err instanceof Error ? err.message : String(err) });
