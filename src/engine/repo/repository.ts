@@ -302,10 +302,13 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     return SnapshotSession.begin(this, operation, opts);
   }
 
-  /** snapshot captures `source` and records it: one capture, one commit. */
+  /**
+   * snapshot captures `source` and records it: one capture, one commit. With
+   * no second capture, the session keeps no trees for one.
+   */
   async snapshot(source: string | readonly Source[], opts: SnapshotOptions = {}): Promise<SnapshotRecord> {
     const parent = opts.parent ? await this.findSnapshot(opts.parent) : null;
-    const session = await this.beginSnapshot();
+    const session = await this.beginSnapshot('snapshot', { treeBytes: 0 });
     try {
       const draft = await session.capture(source, { ...opts, parent });
       return await session.commit(draft, { ...opts, parent: parent?.id ?? null });
