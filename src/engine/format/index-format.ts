@@ -23,6 +23,14 @@ export interface IndexedPack {
   readonly blobs: readonly BlobEntry[];
 }
 
+/** One pack of an index file with its entries as stored: `count` × 48 bytes, in the file's buffer. */
+export interface RawIndexedPack {
+  readonly id: string;
+  readonly size: number;
+  readonly count: number;
+  readonly entries: Buffer;
+}
+
 export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
   let total = INDEX_MAGIC.length + 4 + HASH_BYTES;
   for (const p of packs) total += HASH_BYTES + 8 + 4 + p.blobs.length * ENTRY_BYTES;
@@ -57,6 +65,19 @@ export function decodeIndex(buf: Buffer, where: string): IndexedPack[] {
  * lists, and a damaged file yields nothing.
  */
 export function* indexPacks(buf: Buffer, where: string): Generator<IndexedPack> {
+  for (const p of rawIndexPacks(buf, where)) {
+    const blobs: BlobEntry[] = [];
+    for (let j = 0; j < p.count; j++) blobs.push(decodeEntry(p.entries, j * ENTRY_BYTES, where));
+    yield { id: p.id, size: p.size, blobs };
+  }
+}
+
+/**
+ * rawIndexPacks is indexPacks without decoding the entries: each pack's
+ * entries are a view of `buf`, checked (type and compression) like
+ * indexPacks checks them, for a reader that copies them as they are.
+ */
+export function* rawIndexPacks(buf: Buffer, where: string): Generator<RawIndexedPack> {
   const fail = (why: string): never => {
     throw new CorruptionError(`${where}: ${why}`, { where });
   };
@@ -82,8 +103,7 @@ export function* indexPacks(buf: Buffer, where: string): Generator<IndexedPack> 
     const size = Number(body.readBigUInt64LE(at + HASH_BYTES));
     const n = body.readUInt32LE(at + HASH_BYTES + 8);
     at += HASH_BYTES + 12;
-    const blobs: BlobEntry[] = [];
-    for (let j = 0; j < n; j++, at += ENTRY_BYTES) blobs.push(decodeEntry(body, at, where));
-    yield { id, size, blobs };
+    yield { id, size, count: n, entries: body.subarray(at, at + n * ENTRY_BYTES) };
+    at += n * ENTRY_BYTES;
   }
 }

@@ -22,6 +22,8 @@ const BUCKET_BITS = 12;
 const BUCKETS = 1 << BUCKET_BITS;
 /** Unsorted records a bucket takes before they are merged into its sorted run. */
 const TAIL = 32;
+/** Buckets whose first buffers share one allocation (2^SLAB_SHIFT). */
+const SLAB_SHIFT = 6;
 
 /** A place in the table: the bucket's buffer and the record's offset there (valid until the next insert). */
 export interface RecordRef {
@@ -43,6 +45,7 @@ function compare(x: Buffer, a: number, y: Buffer, b: number): number {
 
 export class IdTable {
   private readonly buckets: (Buffer | null)[] = new Array<Buffer | null>(BUCKETS).fill(null);
+  private readonly slabs: (Buffer | null)[] = new Array<Buffer | null>(BUCKETS >>> SLAB_SHIFT).fill(null);
   /** Records of each bucket's sorted run, and of its unsorted tail after it. */
   private readonly sorted = new Uint32Array(BUCKETS);
   private readonly tail = new Uint32Array(BUCKETS);
@@ -139,17 +142,35 @@ export class IdTable {
     let buf = this.buckets[bucket];
     if (!buf || (n + 1) * rec > buf.length) {
       const records = n + Math.max(TAIL, n >>> 3);
-      const grown = Buffer.allocUnsafeSlow(records * rec);
+      const grown = buf ? Buffer.allocUnsafeSlow(records * rec) : this.firstBuffer(bucket);
       if (buf) buf.copy(grown, 0, 0, n * rec);
       this.buckets[bucket] = grown;
       buf = grown;
     }
     const at = n * rec;
-    id.copy(buf, at);
-    buf.fill(0, at + ID_BYTES, at + rec);
+    // Byte loops: for 32 bytes, copy() and fill() cost more in argument checks than in copying.
+    for (let k = 0; k < ID_BYTES; k++) buf[at + k] = id[k]!;
+    for (let k = at + ID_BYTES; k < at + rec; k++) buf[k] = 0;
     this.tail[bucket] = this.tail[bucket]! + 1;
     this.count++;
     return { buf, at };
+  }
+
+  /**
+   * firstBuffer is a bucket's first buffer (TAIL records), a slice of a slab
+   * shared by SLAB_BUCKETS neighbouring buckets: a buffer of its own per
+   * bucket cost thousands of allocations (and the collections their
+   * external memory triggers) each time an index was loaded. A slab lives
+   * as long as the table, so at most TAIL records per bucket stay unused
+   * once a bucket has grown out of its slice.
+   */
+  private firstBuffer(bucket: number): Buffer {
+    const rec = this.recordBytes;
+    const s = bucket >>> SLAB_SHIFT;
+    let slab = this.slabs[s];
+    if (!slab) this.slabs[s] = slab = Buffer.allocUnsafeSlow(TAIL * rec << SLAB_SHIFT);
+    const at = (bucket & ((1 << SLAB_SHIFT) - 1)) * TAIL * rec;
+    return slab.subarray(at, at + TAIL * rec);
   }
 
   /** records yields every record, in id order. The table must not change meanwhile. */

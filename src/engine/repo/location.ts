@@ -2,12 +2,14 @@
  * location: opens or creates a repository from where it is: a local
  * directory, or `s3://bucket/prefix` in an S3-compatible service. A
  * repository in object storage is always encrypted (crypto/encrypted-storage.ts),
- * so it needs the operator's key file.
+ * so it needs the operator's key file. The S3 client and the encryption are
+ * loaded only for an s3:// location: loading the S3 SDK takes longer than a
+ * small local snapshot.
  */
 import { InvalidInputError } from '../../core/errors.js';
-import { EncryptedStorage } from '../crypto/encrypted-storage.js';
+import type { EncryptedStorage } from '../crypto/encrypted-storage.js';
 import { KeyRequiredError, readMasterKey } from '../crypto/keys.js';
-import { S3Storage, type S3StorageOptions, parseS3Url } from '../storage/s3-storage.js';
+import type { S3Storage, S3StorageOptions } from '../storage/s3-storage.js';
 import type { InitOptions } from './config.js';
 import { type OpenOptions, Repository } from './repository.js';
 
@@ -24,7 +26,12 @@ export function isS3Location(location: string): boolean {
   return location.startsWith('s3://');
 }
 
-async function encryptedBackend(location: string, opts: LocationOptions): Promise<{ inner: S3Storage; key: Buffer }> {
+async function encryptedBackend(
+  location: string,
+  opts: LocationOptions,
+): Promise<{ inner: S3Storage; key: Buffer; encrypted: typeof EncryptedStorage }> {
+  const { S3Storage, parseS3Url } = await import('../storage/s3-storage.js');
+  const { EncryptedStorage } = await import('../crypto/encrypted-storage.js');
   const { bucket, prefix } = parseS3Url(location);
   if (!opts.keyFile) throw new KeyRequiredError(location);
   const key = await readMasterKey(opts.keyFile);
@@ -32,7 +39,7 @@ async function encryptedBackend(location: string, opts: LocationOptions): Promis
     throw new InvalidInputError(`S3 endpoint must be an http:// or https:// URL, got ${opts.s3Endpoint}`);
   }
   const inner = new S3Storage({ ...opts.s3, bucket, prefix, ...(opts.s3Endpoint ? { endpoint: opts.s3Endpoint } : {}) });
-  return { inner, key };
+  return { inner, key, encrypted: EncryptedStorage };
 }
 
 /** openRepository opens the repository at `location`. */
@@ -42,9 +49,9 @@ export async function openRepository(location: string, opts: LocationOptions = {
       throw new InvalidInputError(`${location} is a local repository: local repositories are not encrypted, drop --key-file`);
     return Repository.open(location, opts);
   }
-  const { inner, key } = await encryptedBackend(location, opts);
+  const { inner, key, encrypted } = await encryptedBackend(location, opts);
   try {
-    return await Repository.openStorage(await EncryptedStorage.open(inner, key), opts);
+    return await Repository.openStorage(await encrypted.open(inner, key), opts);
   } catch (err) {
     await inner.close();
     throw err;
@@ -58,9 +65,9 @@ export async function initRepository(location: string, opts: LocationOptions = {
       throw new InvalidInputError(`${location} is a local repository: local repositories are not encrypted, drop --key-file`);
     return Repository.init(location, init);
   }
-  const { inner, key } = await encryptedBackend(location, opts);
+  const { inner, key, encrypted } = await encryptedBackend(location, opts);
   try {
-    return await Repository.create(await EncryptedStorage.create(inner, key), init);
+    return await Repository.create(await encrypted.create(inner, key), init);
   } catch (err) {
     await inner.close();
     throw err;

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type BlobEntry, type BlobLocation, BlobType, Compression } from '../format/blob.js';
-import { decodeIndex, encodeIndex, indexPacks, type IndexedPack } from '../format/index-format.js';
+import { decodeIndex, encodeIndex, indexPacks, rawIndexPacks, type IndexedPack } from '../format/index-format.js';
 import { hash } from '../format/hash.js';
 import { IdSet } from './id-table.js';
 import { MasterIndex } from './master-index.js';
@@ -125,6 +125,21 @@ describe('MasterIndex', () => {
     expect(after.get(dup.id)).toMatchObject({ pack: packs[0]!.id, offset: dup.offset });
     expect([...after.packs]).toEqual([...before.packs]);
   });
+
+  it('loads an index file entry by entry (addRaw) into the same lookups as decoded packs', () => {
+    const { packs, ref } = randomPacks(6, 700);
+    const dup = packs[0]!.blobs[3]!;
+    packs[4] = { ...packs[4]!, blobs: [...packs[4]!.blobs, { ...dup, offset: 777_777 }] };
+    const decoded = new MasterIndex();
+    for (const p of packs) decoded.add(p);
+    const raw = new MasterIndex();
+    for (const p of rawIndexPacks(encodeIndex(packs), 'index/test')) raw.addRaw(p);
+    expect([...raw.entries()]).toEqual([...decoded.entries()]);
+    expect([...raw.packs]).toEqual([...decoded.packs]);
+    for (const [id, loc] of ref) expect(raw.get(id)).toEqual(loc);
+    expect(raw.get(dup.id)).toMatchObject({ pack: packs[0]!.id, offset: dup.offset });
+    expect(raw.locatedIn(packs[4]!.id)).toBe(700);
+  });
 });
 
 describe('indexPacks', () => {
@@ -144,6 +159,11 @@ describe('indexPacks', () => {
       for (const p of indexPacks(bad, 'index/bad')) yielded.push(p.id);
     }).toThrow(/unknown blob type/);
     expect(yielded).toEqual([]);
+    const rawYielded: string[] = [];
+    expect(() => {
+      for (const p of rawIndexPacks(bad, 'index/bad')) rawYielded.push(p.id);
+    }).toThrow(/unknown blob type/);
+    expect(rawYielded).toEqual([]);
   });
 });
 

@@ -11,7 +11,8 @@
  * 54 MB. Packs are listed once each, by number.
  */
 import type { BlobLocation, BlobType, Compression } from '../format/blob.js';
-import type { IndexedPack } from '../format/index-format.js';
+import type { IndexedPack, RawIndexedPack } from '../format/index-format.js';
+import { ENTRY_BYTES } from '../format/pack-format.js';
 import { ID_BYTES, IdTable, idBytes } from './id-table.js';
 
 export interface PackInfo {
@@ -43,28 +44,54 @@ export class MasterIndex {
   }
 
   add(pack: IndexedPack): void {
-    this.packs.set(pack.id, { size: pack.size, blobs: pack.blobs.length });
-    let number = this.packNumbers.get(pack.id);
-    if (number === undefined) {
-      number = this.packIds.length;
-      if (number >= MAX_PACKS) throw new Error(`more than ${MAX_PACKS} packs`);
-      this.packIds.push(pack.id);
-      this.packNumbers.set(pack.id, number);
-      this.located.push(0);
-    }
+    const number = this.packNumber(pack.id, pack.size, pack.blobs.length);
     for (const b of pack.blobs) {
       if (b.offset > U32 || b.length > U32 || b.rawLength > U32) throw new Error(`blob ${b.id}: offset or length beyond 4 GiB`);
       const id = idBytes(b.id, this.scratch);
       if (!id) throw new Error(`bad blob id ${JSON.stringify(b.id)}`);
-      const rec = this.table.insert(id);
-      if (!rec) continue;
-      this.located[number]!++;
-      const at = rec.at + ID_BYTES;
-      rec.buf.writeUInt32LE((number | (b.type << 30) | (b.compression << 31)) >>> 0, at);
-      rec.buf.writeUInt32LE(b.offset, at + 4);
-      rec.buf.writeUInt32LE(b.length, at + 8);
-      rec.buf.writeUInt32LE(b.rawLength, at + 12);
+      this.put(id, number, b.type, b.compression, b.offset, b.length, b.rawLength);
     }
+  }
+
+  /**
+   * addRaw is add() for a pack of an index file as rawIndexPacks yields it
+   * (entries checked, as stored): the same entries, copied without making
+   * an object and a hex string of each (loading the index is on the path
+   * of every snapshot).
+   */
+  addRaw(pack: RawIndexedPack): void {
+    const number = this.packNumber(pack.id, pack.size, pack.count);
+    const e = pack.entries;
+    for (let at = 0; at < pack.count * ENTRY_BYTES; at += ENTRY_BYTES) {
+      for (let k = 0; k < ID_BYTES; k++) this.scratch[k] = e[at + 16 + k]!;
+      this.put(this.scratch, number, e[at]!, e[at + 1]!, e.readUInt32LE(at + 4), e.readUInt32LE(at + 8), e.readUInt32LE(at + 12));
+    }
+  }
+
+  /** packNumber lists a pack (once) and returns its number. */
+  private packNumber(id: string, size: number, blobs: number): number {
+    this.packs.set(id, { size, blobs });
+    let number = this.packNumbers.get(id);
+    if (number === undefined) {
+      number = this.packIds.length;
+      if (number >= MAX_PACKS) throw new Error(`more than ${MAX_PACKS} packs`);
+      this.packIds.push(id);
+      this.packNumbers.set(id, number);
+      this.located.push(0);
+    }
+    return number;
+  }
+
+  /** put records a blob's location unless the blob is listed already (the first location wins). */
+  private put(id: Buffer, number: number, type: number, compression: number, offset: number, length: number, rawLength: number): void {
+    const rec = this.table.insert(id);
+    if (!rec) return;
+    this.located[number]!++;
+    const at = rec.at + ID_BYTES;
+    rec.buf.writeUInt32LE((number | (type << 30) | (compression << 31)) >>> 0, at);
+    rec.buf.writeUInt32LE(offset, at + 4);
+    rec.buf.writeUInt32LE(length, at + 8);
+    rec.buf.writeUInt32LE(rawLength, at + 12);
   }
 
   private location(buf: Buffer, at: number): BlobLocation {

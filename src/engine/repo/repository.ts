@@ -20,7 +20,7 @@ import {
 import { type GearConfig, resolveGear } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import { hashHex } from '../format/hash.js';
-import { indexPacks } from '../format/index-format.js';
+import { rawIndexPacks } from '../format/index-format.js';
 import { type SnapshotRecord, decodeSnapshotRecord } from '../format/snapshot-record.js';
 import { type TreeNode, decodeTree } from '../format/tree.js';
 import { fsyncDir } from '../fsx/durable.js';
@@ -166,7 +166,7 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
         const buf = await this.storage.read(name);
         const id = name.slice('index/'.length);
         if (hashHex(buf) !== id) throw new CorruptionError(`${name}: index file checksum mismatch (truncated or damaged)`);
-        for (const p of indexPacks(buf, name)) index.add(p);
+        for (const p of rawIndexPacks(buf, name)) index.addRaw(p);
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue;
         problems.push({ file: name, message: err instanceof Error ? err.message : String(err) });
@@ -302,10 +302,13 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     return SnapshotSession.begin(this, operation, opts);
   }
 
-  /** snapshot captures `source` and records it: one capture, one commit. */
+  /**
+   * snapshot captures `source` and records it: one capture, one commit. With
+   * no second capture, the session keeps no trees for one.
+   */
   async snapshot(source: string | readonly Source[], opts: SnapshotOptions = {}): Promise<SnapshotRecord> {
     const parent = opts.parent ? await this.findSnapshot(opts.parent) : null;
-    const session = await this.beginSnapshot();
+    const session = await this.beginSnapshot('snapshot', { treeBytes: 0 });
     try {
       const draft = await session.capture(source, { ...opts, parent });
       return await session.commit(draft, { ...opts, parent: parent?.id ?? null });

@@ -232,9 +232,12 @@ export class Archiver {
   /** captureDir captures the directory open as `dirFd` and returns its tree id. */
   private async captureDir(dirFd: number, path: string, parentSubtree: string | undefined): Promise<string> {
     this.checkAbort();
+    // The parent's listing is read while this one is listed (both wait on the thread pool).
+    const parentRead = parentSubtree ? this.deps.readTree(parentSubtree) : null;
+    parentRead?.catch(() => undefined); // awaited below, unless listing fails first
     const entries = await readDirStats(dirFd);
     entries.sort((a, b) => Buffer.compare(a.name, b.name));
-    const parentNodes = parentSubtree ? await this.deps.readTree(parentSubtree) : null;
+    const parentNodes = parentRead ? await parentRead : null;
     const parent = parentNodes ? byName(parentNodes) : null;
     const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(entries.length).fill(null);
     await this.budget.forEach(entries, async (st, i) => {

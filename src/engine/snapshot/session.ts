@@ -213,8 +213,9 @@ export class SnapshotSession {
         hasBlob: this.hasBlob,
         saveBlob: this.saveBlob,
         treeSaved: (id, nodes, encoded) => {
-          // Once full, nothing more is encoded (a reused parent listing comes without its bytes).
-          if (this.treesFull || this.trees.has(id)) return;
+          // Once full, nothing more is encoded (a reused parent listing comes
+          // without its bytes); with no budget (one capture), nothing at all.
+          if (this.treeBudget === 0 || this.treesFull || this.trees.has(id)) return;
           const bytes = encoded ?? encodeTree(nodes);
           if (this.treeBytes + bytes.length > this.treeBudget) {
             this.treesFull = true;
