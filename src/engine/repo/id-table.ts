@@ -168,7 +168,7 @@ export class IdTable {
     const rec = this.recordBytes;
     const s = bucket >>> SLAB_SHIFT;
     let slab = this.slabs[s];
-    if (!slab) this.slabs[s] = slab = Buffer.allocUnsafeSlow(TAIL * rec << SLAB_SHIFT);
+    if (!slab) this.slabs[s] = slab = Buffer.allocUnsafeSlow((TAIL * rec) << SLAB_SHIFT);
     const at = (bucket & ((1 << SLAB_SHIFT) - 1)) * TAIL * rec;
     return slab.subarray(at, at + TAIL * rec);
   }
