@@ -12,6 +12,9 @@
  *   hashKernel()                               which BLAKE3 kernel runs here
  *   readDirStats(dirFd, callback)              a directory's names and lstat of
  *                                              each, in one thread-pool job
+ *   readSmallFiles(dirFd, job, callback)       open, check, read and hash many
+ *                                              small files of one directory,
+ *                                              in one thread-pool job
  *   seekData(fd, off) / seekHole(fd, off)      sparse-file extents (lseek)
  *   mknod(path, mode, major, minor)            FIFOs and device nodes
  *   listXattrs / getXattr / setXattr           extended attributes, never
@@ -815,6 +818,161 @@ static napi_value read_dir_stats(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- reading many small files of one directory, on the thread pool -------- */
+
+/* Statuses of readSmallFiles besides byte counts (>= 0) and -errno. */
+#define SMALL_REPLACED (-100000) /* not the regular file listed (type or inode differ) */
+#define SMALL_XATTRS (-100001)   /* has extended attributes (or listing them failed): read it alone */
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  napi_ref keep; /* the job object: its buffers stay alive while we use them */
+  int dirfd;
+  size_t count;
+  const char *names;     /* NUL-terminated names, back to back */
+  const double *sizes;   /* bytes to read of each (the listed size) */
+  const uint64_t *inos;  /* the listed inode of each */
+  uint8_t *data;         /* each file's bytes at the sum of the sizes before it */
+  int32_t *status;       /* bytes read, -errno, or SMALL_* */
+  uint8_t *digests;      /* BLAKE3 of the bytes read, 32 each */
+} small_job;
+
+static void small_execute(napi_env env, void *data) {
+  (void)env;
+  small_job *job = data;
+  const char *name = job->names;
+  size_t off = 0;
+  for (size_t i = 0; i < job->count; i++, name += strlen(name) + 1) {
+    size_t want = (size_t)job->sizes[i];
+    uint8_t *out = job->data + off;
+    off += want;
+    /* As the per-file path: never through a symlink, and O_NONBLOCK so a
+     * FIFO swapped in meanwhile cannot hang us (fstat rejects it below). */
+    int fd = openat(job->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      job->status[i] = -errno;
+      continue;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      job->status[i] = -errno;
+    } else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_ino != job->inos[i]) {
+      job->status[i] = SMALL_REPLACED;
+    } else {
+      ssize_t x = flistxattr(fd, NULL, 0);
+      if (x > 0 || (x < 0 && errno != ENOTSUP)) {
+        job->status[i] = SMALL_XATTRS;
+      } else {
+        size_t got = 0;
+        int err = 0;
+        while (got < want) {
+          ssize_t r = read(fd, out + got, want - got);
+          if (r < 0) {
+            if (errno == EINTR) continue;
+            err = errno;
+            break;
+          }
+          if (r == 0) break;
+          got += (size_t)r;
+        }
+        if (err) {
+          job->status[i] = -err;
+        } else {
+          job->status[i] = (int32_t)got;
+          b3_hash(out, got, job->digests + 32 * i);
+        }
+      }
+    }
+    close(fd);
+  }
+}
+
+static void small_complete(napi_env env, napi_status status, void *data) {
+  small_job *job = data;
+  napi_value cb, global, args[1];
+  napi_get_reference_value(env, job->callback, &cb);
+  napi_get_global(env, &global);
+  if (status != napi_ok) {
+    napi_value message;
+    napi_create_string_utf8(env, "readSmallFiles: the job did not run", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &args[0]);
+  } else {
+    napi_get_null(env, &args[0]);
+  }
+  napi_call_function(env, global, cb, 1, args, NULL);
+  napi_delete_reference(env, job->callback);
+  napi_delete_reference(env, job->keep);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static int small_field(napi_env env, napi_value obj, const char *key, napi_typedarray_type want, void **ptr, size_t *len) {
+  napi_value v, ab;
+  bool is_ta = false;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return -1;
+  napi_typedarray_type tt;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &tt, len, ptr, &ab, &off) != napi_ok || tt != want) return -1;
+  return 0;
+}
+
+/* readSmallFiles(dirFd, job, callback(err)) opens, checks, reads and hashes
+ * several regular files of the directory open as dirFd, in one thread-pool
+ * job. `job` holds: names (Uint8Array, NUL-terminated names back to back),
+ * sizes (Float64Array: bytes to read, at most, of each), inos
+ * (BigUint64Array: the inode each must have), data (Uint8Array, the sum of
+ * the sizes: each file's bytes go at the sum of the sizes before it),
+ * status (Int32Array: bytes read, -errno, -100000 when the name is no longer
+ * the regular file listed, -100001 when it has extended attributes) and
+ * digests (Uint8Array, 32 bytes each: BLAKE3 of the bytes read). The arrays
+ * must not be touched until the callback runs. */
+static napi_value read_small_files(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "readSmallFiles: fd expected");
+  void *names, *sizes, *inos, *out, *status, *digests;
+  size_t names_len, count, ino_count, out_len, status_count, digests_len;
+  if (small_field(env, argv[1], "names", napi_uint8_array, &names, &names_len) != 0 ||
+      small_field(env, argv[1], "sizes", napi_float64_array, &sizes, &count) != 0 ||
+      small_field(env, argv[1], "inos", napi_biguint64_array, &inos, &ino_count) != 0 ||
+      small_field(env, argv[1], "data", napi_uint8_array, &out, &out_len) != 0 ||
+      small_field(env, argv[1], "status", napi_int32_array, &status, &status_count) != 0 ||
+      small_field(env, argv[1], "digests", napi_uint8_array, &digests, &digests_len) != 0)
+    return throw_type(env, "readSmallFiles: bad job");
+  /* Everything is checked here, so the pool thread cannot overrun a buffer. */
+  double total = 0;
+  for (size_t i = 0; i < count; i++) {
+    double s = ((const double *)sizes)[i];
+    if (!(s >= 0 && s <= 1 << 30)) return throw_type(env, "readSmallFiles: bad size");
+    total += s;
+  }
+  size_t nuls = 0;
+  for (size_t i = 0; i < names_len; i++) nuls += ((const char *)names)[i] == 0;
+  if (ino_count != count || status_count != count || digests_len < count * 32 || (double)out_len < total || nuls != count ||
+      (names_len > 0 && ((const char *)names)[names_len - 1] != 0))
+    return throw_type(env, "readSmallFiles: inconsistent job");
+  small_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "calloc");
+  job->dirfd = fd;
+  job->count = count;
+  job->names = names;
+  job->sizes = sizes;
+  job->inos = inos;
+  job->data = out;
+  job->status = status;
+  job->digests = digests;
+  napi_create_reference(env, argv[1], 1, &job->keep);
+  napi_create_reference(env, argv[2], 1, &job->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "kova.readSmallFiles", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, small_execute, small_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return NULL;
+}
+
 /* ---- sparse files --------------------------------------------------------- */
 
 static napi_value seek_whence(napi_env env, napi_callback_info info, int whence, const char *name) {
@@ -1136,6 +1294,7 @@ NAPI_MODULE_INIT() {
       {"hash", NULL, hash_sync, NULL, NULL, NULL, napi_default, NULL},
       {"hashKernel", NULL, hash_kernel, NULL, NULL, NULL, napi_default, NULL},
       {"readDirStats", NULL, read_dir_stats, NULL, NULL, NULL, napi_default, NULL},
+      {"readSmallFiles", NULL, read_small_files, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},

@@ -1,7 +1,7 @@
 /**
  * native: typed access to the small C addon (native/kova_native.c) that
- * provides what node:fs lacks: the chunker's hot loop, hashing and directory
- * listing on the thread pool, SEEK_DATA/SEEK_HOLE,
+ * provides what node:fs lacks: the chunker's hot loop, hashing, directory
+ * listing and batched reads of small files on the thread pool, SEEK_DATA/SEEK_HOLE,
  * mknod, extended attributes that never follow symlinks, renameat2
  * (RENAME_EXCHANGE), syncfs, nanosecond timestamps, and the C heap's
  * statistics and trimming.
@@ -39,6 +39,7 @@ interface NativeAddon {
     dirFd: number,
     cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: Float64Array; bigs: BigInt64Array; errnos: Int32Array }) => void,
   ): void;
+  readSmallFiles(dirFd: number, job: SmallFilesJob, cb: (err: Error | null) => void): void;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
@@ -166,5 +167,69 @@ export function readDirStats(dirFd: number): Promise<EntryStat[]> {
         }),
       );
     }),
+  );
+}
+
+interface SmallFilesJob {
+  readonly names: Uint8Array;
+  readonly sizes: Float64Array;
+  readonly inos: BigUint64Array;
+  readonly data: Uint8Array;
+  readonly status: Int32Array;
+  readonly digests: Uint8Array;
+}
+
+/** A readSmallFiles status: the name is no longer the regular file listed (type or inode differ). */
+export const SMALL_REPLACED = -100000;
+/** A readSmallFiles status: the file has extended attributes (or listing them failed); read it alone. */
+export const SMALL_XATTRS = -100001;
+
+/** What readSmallFiles read: file i's bytes are data[start[i], start[i] + status[i]). */
+export interface SmallFiles {
+  readonly data: Buffer;
+  readonly start: readonly number[];
+  /** Bytes read (at most the size asked), -errno, SMALL_REPLACED or SMALL_XATTRS. */
+  readonly status: Int32Array;
+  /** BLAKE3 of each file's bytes, 32 bytes each (where status >= 0). */
+  readonly digests: Buffer;
+}
+
+/**
+ * readSmallFiles opens (O_NOFOLLOW|O_NONBLOCK), fstat-checks (a regular file
+ * with the listed inode), reads up to `sizes[i]` bytes of and hashes each of
+ * `names` in the directory open as `dirFd`, all in one thread-pool job: one
+ * hop for many files instead of open, fstat, read and close for each.
+ */
+export function readSmallFiles(
+  dirFd: number,
+  names: readonly Buffer[],
+  sizes: readonly number[],
+  inos: readonly bigint[],
+): Promise<SmallFiles> {
+  const count = names.length;
+  let nameBytes = 0;
+  for (const n of names) nameBytes += n.length + 1;
+  const nameBuf = Buffer.allocUnsafe(nameBytes);
+  const start: number[] = new Array<number>(count);
+  let at = 0;
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    at += names[i]!.copy(nameBuf, at);
+    nameBuf[at++] = 0;
+    start[i] = total;
+    total += sizes[i]!;
+  }
+  const job: SmallFilesJob = {
+    names: nameBuf,
+    sizes: Float64Array.from(sizes),
+    inos: BigUint64Array.from(inos),
+    data: Buffer.allocUnsafeSlow(total),
+    status: new Int32Array(count),
+    digests: Buffer.allocUnsafeSlow(count * 32),
+  };
+  return new Promise((resolve, reject) =>
+    native.readSmallFiles(dirFd, job, (err) =>
+      err ? reject(err) : resolve({ data: job.data as Buffer, start, status: job.status, digests: job.digests as Buffer }),
+    ),
   );
 }

@@ -28,8 +28,8 @@ import * as fsx from '../fsx/fsx.js';
 import { type ProgressFn, ProgressTracker } from '../util/progress.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
-import { type FileContent, FileReader, SMALL_FILE } from './file-reader.js';
-import { type EntryStat, readDirStats } from '../native.js';
+import { type FileContent, FileReader, SMALL_FILE, isZero } from './file-reader.js';
+import { type EntryStat, SMALL_REPLACED, SMALL_XATTRS, type SmallFiles, readDirStats, readSmallFiles } from '../native.js';
 import {
   type MutableNode,
   type StatLike,
@@ -84,10 +84,10 @@ export interface ArchiveResult {
   readonly skipped: readonly SkippedEntry[];
 }
 
-/** errnoError builds the error of an entry whose lstat failed. */
-function errnoError(errno: number, path: string): NodeJS.ErrnoException {
+/** errnoError builds the error of an entry whose lstat (or another call) failed. */
+function errnoError(errno: number, path: string, syscall = 'lstat'): NodeJS.ErrnoException {
   const code = Object.entries(osConstants.errno).find(([, v]) => v === errno)?.[0] ?? 'EIO';
-  const err: NodeJS.ErrnoException = new Error(`${code}: lstat failed, ${path}`);
+  const err: NodeJS.ErrnoException = new Error(`${code}: ${syscall} failed, ${path}`);
   err.code = code;
   err.errno = -errno;
   return err;
@@ -104,6 +104,12 @@ function byName(nodes: readonly TreeNode[]): Map<string, TreeNode> {
 const PER_DIR_WORKERS = 16;
 const GLOBAL_EXTRA_WORKERS = 48;
 const MAX_SKIPPED_LISTED = 100;
+/** Small files are read in batches of at most this many files and bytes, a few batches at a time. */
+const BATCH_FILES = 128;
+const BATCH_BYTES = 1024 * 1024;
+const BATCH_SLOTS = 3;
+/** Files up to this size (and the chunker's minimum: one chunk) are read in batches. */
+const BATCH_FILE_MAX = 64 * 1024;
 /** How much earlier than the clock a scan's start is recorded (see run()). */
 export const SCAN_START_MARGIN_MS = 20;
 
@@ -128,6 +134,8 @@ export class Archiver {
   /** Small files are read 8 at a time; large ones 2 at a time (memory). */
   private readonly readSlots = new Semaphore(8);
   private readonly bigReadSlots = new Semaphore(2);
+  private readonly batchSlots = new Semaphore(BATCH_SLOTS);
+  private readonly batchFileMax: number;
   private readonly budget = new WorkBudget(GLOBAL_EXTRA_WORKERS, PER_DIR_WORKERS);
   private readonly progress: ProgressTracker;
   private readonly reader: FileReader;
@@ -141,6 +149,7 @@ export class Archiver {
     this.parentScanStartNs = opts.parent?.scanStartNs ?? 0n;
     this.onError = opts.onError ?? defaultEntryError;
     this.progress = new ProgressTracker(opts.onProgress);
+    this.batchFileMax = Math.min(BATCH_FILE_MAX, deps.gear.minSize);
     this.reader = new FileReader({
       gear: deps.gear,
       saveBlob: deps.saveBlob,
@@ -240,16 +249,40 @@ export class Archiver {
     const parentNodes = parentRead ? await parentRead : null;
     const parent = parentNodes ? byName(parentNodes) : null;
     const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(entries.length).fill(null);
-    await this.budget.forEach(entries, async (st, i) => {
-      const childPath = `${path}/${st.name.toString()}`;
+    // Small regular files with one name that must be read are read in
+    // batches (readSmall); every other entry on its own.
+    const small: number[] = [];
+    const single: number[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const st = entries[i]!;
+      const batched =
+        st.error === 0 &&
+        (st.mode & fsx.S_IFMT) === fsx.S_IFREG &&
+        st.nlink === 1 &&
+        st.size <= this.batchFileMax &&
+        !(parent && unchanged(parent.get(st.name.toString('latin1')), st, this.parentScanStartNs));
+      (batched ? small : single).push(i);
+    }
+    const settle = async (i: number, capture: (childPath: string) => Promise<TreeNode | null>): Promise<void> => {
+      const childPath = `${path}/${entries[i]!.name.toString()}`;
       try {
-        if (st.error) throw errnoError(st.error, childPath);
-        nodes[i] = await this.captureEntry(dirFd, st, childPath, parent?.get(st.name.toString('latin1')));
+        nodes[i] = await capture(childPath);
       } catch (err) {
         if (err instanceof AbortedError || this.onError(childPath, err) === 'fail') throw err;
         this.skip(childPath, err instanceof Error ? err.message : String(err));
       }
-    });
+    };
+    const captureOne = (i: number): Promise<void> =>
+      settle(i, (childPath) => {
+        const st = entries[i]!;
+        if (st.error) throw errnoError(st.error, childPath);
+        return this.captureEntry(dirFd, st, childPath, parent?.get(st.name.toString('latin1')));
+      });
+    const done = await Promise.allSettled([
+      this.budget.forEach(single, (i) => captureOne(i)),
+      this.readSmall(dirFd, entries, small, settle, captureOne),
+    ]);
+    for (const d of done) if (d.status === 'rejected') throw d.reason;
     const kept = nodes.filter((n): n is TreeNode => n !== null);
     // Nothing changed here (the usual case): the listing is the parent's tree.
     if (parentNodes && sameNodes(kept, parentNodes)) {
@@ -260,6 +293,99 @@ export class Archiver {
     const id = await this.deps.saveBlob(BlobType.Tree, encoded);
     this.deps.treeSaved?.(id, kept, encoded);
     return id;
+  }
+
+  /**
+   * readSmall captures the regular files `which` of a directory's entries,
+   * each small and with one name, a batch at a time: one thread-pool job
+   * opens, checks (a regular file with the inode listed), reads and hashes
+   * a batch (native readSmallFiles), and its blobs are stored while the
+   * next batch is read. A file with extended attributes is captured on its
+   * own (captureOne), as every other entry.
+   */
+  private async readSmall(
+    dirFd: number,
+    entries: readonly EntryStat[],
+    which: readonly number[],
+    settle: (i: number, capture: (childPath: string) => Promise<TreeNode | null>) => Promise<void>,
+    captureOne: (i: number) => Promise<void>,
+  ): Promise<void> {
+    let storing: Promise<unknown> = Promise.resolve();
+    try {
+      for (let from = 0; from < which.length;) {
+        this.checkAbort();
+        let to = from;
+        let bytes = 0;
+        while (to < which.length && to - from < BATCH_FILES && (to === from || bytes + entries[which[to]!]!.size <= BATCH_BYTES)) {
+          bytes += entries[which[to]!]!.size;
+          to++;
+        }
+        const batch = which.slice(from, to);
+        from = to;
+        const sts = batch.map((i) => entries[i]!);
+        await this.batchSlots.acquire();
+        let read: SmallFiles;
+        try {
+          read = await readSmallFiles(
+            dirFd,
+            sts.map((st) => st.name),
+            sts.map((st) => st.size),
+            sts.map((st) => st.ino),
+          );
+        } finally {
+          this.batchSlots.release();
+        }
+        await storing;
+        const saves: Array<Promise<void>> = [];
+        for (let k = 0; k < batch.length; k++) {
+          const i = batch[k]!;
+          const status = read.status[k]!;
+          if (status === SMALL_XATTRS) saves.push(captureOne(i));
+          else saves.push(settle(i, (childPath) => this.storeSmall(sts[k]!, childPath, read, k, status)));
+        }
+        storing = Promise.all(saves);
+        storing.catch(() => undefined); // awaited with the next batch or below
+      }
+    } finally {
+      await storing.catch(() => undefined);
+    }
+    await storing;
+  }
+
+  /** storeSmall makes the node of the k-th file of a batch read by readSmallFiles, and stores its content. */
+  private async storeSmall(st: EntryStat, path: string, read: SmallFiles, k: number, status: number): Promise<TreeNode> {
+    if (status === SMALL_REPLACED) {
+      const err: NodeJS.ErrnoException = new Error('file was replaced while being read');
+      err.code = 'ENOENT';
+      throw err;
+    }
+    if (status < 0) throw errnoError(-status, path, 'read');
+    const node = baseNode(st.name, 'file', st);
+    node.size = status;
+    node.content = [];
+    this.counters.bytesRead += status;
+    this.progress.bytes(status);
+    this.progress.file(0);
+    if (status > 0) {
+      const data = read.data.subarray(read.start[k]!, read.start[k]! + status);
+      if (isZero(data)) {
+        node.content = [{ id: null, length: status }];
+      } else {
+        const id = read.digests.toString('hex', 32 * k, 32 * k + 32);
+        try {
+          await this.deps.saveBlob(BlobType.Data, data, id);
+        } catch (err) {
+          if (err instanceof Error && !(err as NodeJS.ErrnoException).code && !(err instanceof AbortedError)) {
+            throw new Error(`${path}: ${err.message}`, { cause: err });
+          }
+          throw err;
+        }
+        node.content = [{ id, length: status }];
+      }
+    }
+    this.counters.files++;
+    this.counters.bytes += status;
+    return node;
   }
 
   private skip(path: string, reason: string): void {

@@ -168,27 +168,36 @@ export class SnapshotSession {
   };
 
   /**
-   * writeIndex lists the packs written so far and not yet indexed in a new
-   * index file (their blobs are in the master index already). One index
-   * file is written at a time; a caller arriving meanwhile waits for it.
+   * writeIndex lists the packs written so far and not yet indexed in new
+   * index files of about `indexBlobs` blobs each (their blobs are in the
+   * master index already); `all` lists the rest too. One index file is
+   * written at a time; a caller arriving meanwhile waits for it. Many blobs
+   * stored at once (a batch of small files) can leave several files' worth
+   * unindexed: they are split, so no index file grows past the limit by
+   * more than one pack.
    */
-  private async writeIndex(): Promise<void> {
-    while (this.indexWrite) await this.indexWrite;
-    if (this.unindexed.length === 0) return;
-    const packs = this.unindexed;
-    this.unindexed = [];
-    this.unindexedBlobs = 0;
-    const write = async (): Promise<void> => {
-      const idx = encodeIndex(packs);
-      const name = `index/${hashHex(idx)}`;
-      // Listed before the write: a file that may exist is removed on failure.
-      this.indexNames.push(name);
-      await this.repo.storage.write(name, idx);
-    };
-    this.indexWrite = write().finally(() => {
-      this.indexWrite = null;
-    });
-    await this.indexWrite;
+  private async writeIndex(all = false): Promise<void> {
+    for (;;) {
+      while (this.indexWrite) await this.indexWrite;
+      if (this.unindexed.length === 0 || (!all && this.unindexedBlobs < this.indexBlobs)) return;
+      let take = 0;
+      let blobs = 0;
+      while (take < this.unindexed.length && blobs < this.indexBlobs) blobs += this.unindexed[take++]!.blobs.length;
+      const packs = this.unindexed.splice(0, take);
+      this.unindexedBlobs -= blobs;
+      const write = async (): Promise<void> => {
+        const idx = encodeIndex(packs);
+        const name = `index/${hashHex(idx)}`;
+        // Listed before the write: a file that may exist is removed on failure.
+        this.indexNames.push(name);
+        await this.repo.storage.write(name, idx);
+      };
+      const written = write().finally(() => {
+        this.indexWrite = null;
+      });
+      this.indexWrite = written;
+      await written;
+    }
   }
 
   /**
@@ -258,7 +267,7 @@ export class SnapshotSession {
     this.assertOpen();
     try {
       await this.writer.flush();
-      await this.writeIndex();
+      await this.writeIndex(true);
       const { id, bytes } = encodeSnapshotRecord({
         time: (opts.time ?? new Date()).toISOString(),
         label: opts.label ?? null,

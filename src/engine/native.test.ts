@@ -1,0 +1,100 @@
+/**
+ * readSmallFiles reads and hashes many files of one directory in one
+ * thread-pool job, with the checks of the per-file path: never through a
+ * symlink, only the regular file listed (same inode), up to the size
+ * listed; a file with extended attributes is left to the per-file path.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SMALL_REPLACED, SMALL_XATTRS, native, readSmallFiles } from './native.js';
+import { prng, tempDir } from './testing.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const ino = (p: string): bigint => fs.lstatSync(p, { bigint: true }).ino;
+
+describe('readSmallFiles', () => {
+  it('reads and hashes files, and reports each one it must not read', async () => {
+    const dir = tempDir('kova-native-small-');
+    dirs.push(dir);
+    const at = (n: string): string => path.join(dir, n);
+    const a = prng(1, 1500);
+    const b = prng(2, 700);
+    fs.writeFileSync(at('a'), a);
+    fs.writeFileSync(at('b'), b);
+    fs.writeFileSync(at('empty'), '');
+    fs.writeFileSync(at('grown'), prng(3, 300));
+    fs.writeFileSync(at('other'), 'x');
+    fs.writeFileSync(at('gone'), 'y');
+    fs.symlinkSync('a', at('link'));
+    fs.mkdirSync(at('dir'));
+    fs.writeFileSync(at('xattr'), 'z');
+    let xattrs = true;
+    try {
+      native.setXattr(Buffer.from(at('xattr')), 'user.k', Buffer.from('v'));
+    } catch {
+      xattrs = false; // a filesystem without user xattrs: that case is not checked
+    }
+    const inos = new Map(['a', 'b', 'empty', 'grown', 'other', 'gone', 'dir', 'xattr'].map((n) => [n, ino(at(n))]));
+    fs.rmSync(at('gone'));
+
+    const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      const list: Array<[string, number, bigint]> = [
+        ['a', a.length, inos.get('a')!],
+        ['b', b.length, inos.get('b')!],
+        ['empty', 0, inos.get('empty')!],
+        ['grown', 100, inos.get('grown')!], // appended to since it was listed: the listed size is read
+        ['other', 1, inos.get('a')!], // another inode than listed
+        ['gone', 1, inos.get('gone')!],
+        ['link', 1, 0n],
+        ['dir', 0, inos.get('dir')!],
+        ['xattr', 1, inos.get('xattr')!],
+      ];
+      const r = await readSmallFiles(
+        fd,
+        list.map(([n]) => Buffer.from(n)),
+        list.map(([, s]) => s),
+        list.map(([, , i]) => i),
+      );
+      const got = (k: number): Buffer => r.data.subarray(r.start[k], r.start[k]! + r.status[k]!);
+      const digest = (k: number): string => r.digests.toString('hex', 32 * k, 32 * k + 32);
+      expect([...r.status.slice(0, 4)]).toEqual([a.length, b.length, 0, 100]);
+      expect(got(0).equals(a)).toBe(true);
+      expect(got(1).equals(b)).toBe(true);
+      expect(got(3).equals(prng(3, 100))).toBe(true);
+      expect(digest(0)).toBe(native.hash(a).toString('hex'));
+      expect(digest(1)).toBe(native.hash(b).toString('hex'));
+      expect(digest(2)).toBe(native.hash(Buffer.alloc(0)).toString('hex'));
+      expect(r.status[4]).toBe(SMALL_REPLACED);
+      expect(r.status[5]).toBe(-os.constants.errno.ENOENT);
+      expect(r.status[6]).toBe(-os.constants.errno.ELOOP);
+      expect(r.status[7]).toBe(SMALL_REPLACED);
+      if (xattrs) expect(r.status[8]).toBe(SMALL_XATTRS);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('rejects a job whose arrays do not agree', () => {
+    expect(() =>
+      native.readSmallFiles(
+        0,
+        {
+          names: Buffer.from('a\0'),
+          sizes: Float64Array.of(10),
+          inos: BigUint64Array.of(1n),
+          data: Buffer.alloc(5),
+          status: new Int32Array(1),
+          digests: Buffer.alloc(32),
+        },
+        () => undefined,
+      ),
+    ).toThrow(/inconsistent/);
+  });
+});
