@@ -20,7 +20,7 @@ import { hashHex } from '../format/hash.js';
 import { type IndexedPack, type RawIndexedPack, encodeRawIndex } from '../format/index-format.js';
 import { ENTRY_BYTES, decodeEntry, encodeEntry } from '../format/pack-format.js';
 import { treeRefs } from '../format/tree.js';
-import { ID_BYTES, IdTable, idBytes } from '../repo/id-table.js';
+import { ID_BYTES, idBytes } from '../repo/id-table.js';
 import { MasterIndex, type RawLocation, packName } from '../repo/master-index.js';
 import { PackWriter } from '../repo/pack-writer.js';
 import type { GcRepo } from '../repo/access.js';
@@ -90,10 +90,11 @@ function sortByOffset(entries: Buffer, count: number): Buffer {
 
 /**
  * Memory: gc holds the master index (about 54 bytes per blob), the live set
- * (about 36 bytes per live blob, id-table.ts), counts per pack, the ids of
- * the trees still to be read (at most TREE_READS trees are held at once),
- * and at most BLOBS_PER_INDEX entries (48 bytes each) of the index file
- * being written; a pack's trailer is read when needed and dropped after.
+ * (one byte per blob the index or a stray trailer lists), counts per pack,
+ * the ids of the trees still to be read (at most TREE_READS trees are held
+ * at once), and at most BLOBS_PER_INDEX entries (48 bytes each) of the
+ * index file being written; a pack's trailer is read when needed and
+ * dropped after.
  * Blobs are handled as the bytes of their ids and entries, without an
  * object per blob. Repacked blobs are listed until their index is written.
  */
@@ -112,6 +113,7 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
     // 1. Every blob, wherever it is. Indexed copies (in packs on disk) are
     // preferred; copies only a pack's trailer knows of are kept aside.
     const index = await repo.reloadIndex();
+    index.seal();
     const oldIndexFiles = await repo.indexFiles();
     const onDisk = new Set((await repo.packFiles()).map((n) => n.slice(n.lastIndexOf('/') + 1)));
     const packs = new Map<string, PackState>();
@@ -124,13 +126,37 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
     const unindexed = new MasterIndex();
     const id = Buffer.alloc(ID_BYTES);
     const chosen: RawLocation = { pack: 0, type: 0, compression: 0, offset: 0, length: 0, rawLength: 0 };
-    /** locate fills `chosen` with where the copy gc keeps of blob `id` is, and returns its pack, or undefined when there is none. */
-    const locate = (blob: Buffer): PackState | undefined => {
-      if (index.locateRaw(blob, chosen)) {
+    /**
+     * The live set: a byte per blob of the index and per blob only a
+     * trailer lists, set when the blob is reached (blobs are numbered by
+     * MasterIndex.seal). Filled in step 2.
+     */
+    let liveIndexed = new Uint8Array(0);
+    let liveUnindexed = new Uint8Array(0);
+    let liveCount = 0;
+    /** Where locate found the blob's byte in the live set. */
+    let marks = liveIndexed;
+    let markAt = 0;
+    /**
+     * locate fills `chosen` with where the copy gc keeps of the blob whose id
+     * is the 32 bytes at `at` in `src`, points `marks`/`markAt` at its byte
+     * of the live set, and returns its pack, or undefined when there is none.
+     */
+    const locate = (src: Buffer, at: number): PackState | undefined => {
+      let n = index.locateSealed(src, at, chosen);
+      if (n >= 0) {
         const p = indexedOnDisk[chosen.pack];
-        if (p) return p;
+        if (p) {
+          marks = liveIndexed;
+          markAt = n;
+          return p;
+        }
       }
-      return unindexed.locateRaw(blob, chosen) ? packs.get(unindexed.packIdOf(chosen.pack)) : undefined;
+      n = unindexed.locateSealed(src, at, chosen);
+      if (n < 0) return undefined;
+      marks = liveUnindexed;
+      markAt = n;
+      return packs.get(unindexed.packIdOf(chosen.pack));
     };
     for (const packId of onDisk) {
       const n = index.packNumberOf(packId);
@@ -149,36 +175,39 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
       let here = 0;
       const e = raw.entries;
       for (let at = 0; at < e.length; at += ENTRY_BYTES) {
-        for (let k = 0; k < ID_BYTES; k++) id[k] = e[at + 16 + k]!;
-        if (!index.locateRaw(id, chosen) || !indexedOnDisk[chosen.pack]) unknown.push(decodeEntry(e, at, `pack ${packId}`));
+        if (index.locateSealed(e, at + 16, chosen) < 0 || !indexedOnDisk[chosen.pack]) unknown.push(decodeEntry(e, at, `pack ${packId}`));
         else if (chosen.pack === n && chosen.offset === e.readUInt32LE(at + 4)) here++;
       }
       // The index and the pack must agree on where its blobs are, or nothing is touched.
       if (here !== index.locatedIn(packId)) throw misplaced(packId);
       if (unknown.length > 0) unindexed.add({ id: packId, size: raw.size, blobs: unknown });
     }
+    unindexed.seal();
+    liveIndexed = new Uint8Array(index.blobCount);
+    liveUnindexed = new Uint8Array(unindexed.blobCount);
 
     // 2. Mark, counting each live blob in the pack of its chosen copy. Trees
     // are read TREE_READS at a time, each once however many snapshots hold it;
     // only the ids they refer to are decoded.
-    const live = new IdTable(0);
-    /** mark adds blob `hex` to the live set: true when it is new (and is then located and counted). */
-    const mark = (hex: string, type: BlobType): boolean => {
+    /** mark adds blob `hex` to the live set: its pack when it is new (`chosen` then holds its location), else null. */
+    const mark = (hex: string, type: BlobType): PackState | null => {
       idBytes(hex, id);
-      if (live.insert(id) === null) return false;
-      const p = locate(id);
+      const p = locate(id, 0);
       if (!p || (type === BlobType.Tree && chosen.type !== BlobType.Tree)) {
         const what = type === BlobType.Tree ? 'tree' : 'data blob';
         throw new CorruptionError(`gc refused: ${what} ${hex} is missing; run verify`, { blob: hex });
       }
+      if (marks[markAt] !== 0) return null;
+      marks[markAt] = 1;
+      liveCount++;
       p.liveBlobs++;
       p.liveBytes += chosen.length;
-      return true;
+      return p;
     };
     const pending: { id: string; pack: string; offset: number; length: number; compression: number; rawLength: number }[] = [];
     const markTree = (hex: string): void => {
-      if (!mark(hex, BlobType.Tree)) return;
-      const p = locate(idBytes(hex, id)!)!;
+      const p = mark(hex, BlobType.Tree);
+      if (!p) return;
       pending.push({
         id: hex,
         pack: p.id,
@@ -235,10 +264,8 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
       const out = Buffer.alloc(p.liveBlobs * ENTRY_BYTES);
       let count = 0;
       for (let at = 0; at < e.length; at += ENTRY_BYTES) {
-        for (let k = 0; k < ID_BYTES; k++) id[k] = e[at + 16 + k]!;
-        if (!live.has(id)) continue;
         const offset = e.readUInt32LE(at + 4);
-        if (locate(id) !== p || chosen.offset !== offset) continue; // another copy is the one kept
+        if (locate(e, at + 16) !== p || chosen.offset !== offset || marks[markAt] === 0) continue; // dead, or another copy is the one kept
         if (count === p.liveBlobs) throw misplaced(p.id);
         const o = count++ * ENTRY_BYTES;
         out[o] = chosen.type;
@@ -333,7 +360,7 @@ export async function collectGarbage(repo: GcRepo, opts: GcOptions = {}): Promis
     const bytesAfter = keep.reduce((n, id) => n + packs.get(id)!.size, 0) + written.reduce((n, p) => n + p.size, 0);
     return {
       snapshots: snapshots.length,
-      liveBlobs: live.size,
+      liveBlobs: liveCount,
       packsBefore: packs.size,
       packsAfter: keep.length + written.length,
       packsDeleted: remove.filter((id) => !listed.has(id)).length,

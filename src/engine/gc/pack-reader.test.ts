@@ -75,3 +75,33 @@ describe('encodeRawIndex and MasterIndex.locateRaw', () => {
     expect(index.packNumberOf('00'.repeat(32))).toBe(-1);
   });
 });
+
+describe('MasterIndex.seal and locateSealed', () => {
+  it('number every blob once, densely, find what get() finds, and refuse to answer after an insert', () => {
+    const index = new MasterIndex();
+    const ids = Array.from({ length: 3000 }, (_, i) => hashHex(Buffer.from(`id ${i}`)));
+    index.add({
+      id: 'cd'.repeat(32),
+      size: 1 << 30,
+      blobs: ids.map((id, i) => ({ id, type: BlobType.Data, compression: Compression.Zstd, offset: 16 + i, length: 1, rawLength: 2 })),
+    });
+    index.seal();
+    const out: RawLocation = { pack: -1, type: -1, compression: -1, offset: -1, length: -1, rawLength: -1 };
+    const seen = new Set<number>();
+    const src = Buffer.alloc(40);
+    for (const id of ids) {
+      src.write(id, 5, 32, 'hex'); // at an offset, as in a trailer
+      const n = index.locateSealed(src, 5, out);
+      expect(n).toBeGreaterThanOrEqual(0);
+      expect(n).toBeLessThan(ids.length);
+      seen.add(n);
+      const { pack, ...rest } = out;
+      expect({ ...rest, pack: index.packIdOf(pack) }).toEqual(index.get(id));
+    }
+    expect(seen.size).toBe(ids.length);
+    src.write('00'.repeat(32), 5, 32, 'hex');
+    expect(index.locateSealed(src, 5, out)).toBe(-1);
+    index.add({ id: 'ef'.repeat(32), size: 100, blobs: [{ ...decodeEntry(packTrailer(entries), 0, 'x') }] });
+    expect(() => index.locateSealed(src, 5, out)).toThrow(/changed since it was sealed/);
+  });
+});

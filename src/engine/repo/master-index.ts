@@ -152,6 +152,31 @@ export class MasterIndex {
     return true;
   }
 
+  /** seal numbers the blobs for locateSealed (IdTable.seal); adding to the index afterwards voids it. */
+  seal(): void {
+    this.table.seal();
+  }
+
+  /**
+   * locateSealed is locateRaw for the id that is the 32 bytes at `at` in
+   * `src`, on a sealed index: it returns the blob's number (0 … blobCount-1),
+   * or -1 when the index does not list it.
+   */
+  locateSealed(src: Buffer, at: number, out: RawLocation): number {
+    const n = this.table.ordinal(src, at);
+    if (n < 0) return -1;
+    const buf = this.table.foundBuf!;
+    const rec = this.table.foundAt + ID_BYTES;
+    const word = buf.readUInt32LE(rec);
+    out.pack = word & (MAX_PACKS - 1);
+    out.type = (word >>> 30) & 1;
+    out.compression = word >>> 31;
+    out.offset = buf.readUInt32LE(rec + 4);
+    out.length = buf.readUInt32LE(rec + 8);
+    out.rawLength = buf.readUInt32LE(rec + 12);
+    return n;
+  }
+
   /** packIdOf is the id of the pack numbered `number` (a RawLocation's pack). */
   packIdOf(number: number): string {
     const id = this.packIds[number];
