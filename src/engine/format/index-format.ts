@@ -54,6 +54,32 @@ export function encodeIndex(packs: readonly IndexedPack[]): Buffer {
   return out;
 }
 
+/**
+ * encodeRawIndex is encodeIndex for packs whose entries are already encoded
+ * (`count` × 48 bytes each, as in a trailer): the same bytes, without an
+ * object per blob.
+ */
+export function encodeRawIndex(packs: readonly RawIndexedPack[]): Buffer {
+  let total = INDEX_MAGIC.length + 4 + HASH_BYTES;
+  for (const p of packs) total += HASH_BYTES + 8 + 4 + p.count * ENTRY_BYTES;
+  const out = Buffer.alloc(total);
+  let at = INDEX_MAGIC.copy(out, 0);
+  out.writeUInt32LE(packs.length, at);
+  at += 4;
+  for (const p of packs) {
+    if (out.write(p.id, at, HASH_BYTES, 'hex') !== HASH_BYTES) throw new Error(`bad pack id ${p.id}`);
+    at += HASH_BYTES;
+    out.writeBigUInt64LE(BigInt(p.size), at);
+    at += 8;
+    out.writeUInt32LE(p.count, at);
+    at += 4;
+    if (p.entries.length !== p.count * ENTRY_BYTES) throw new Error(`pack ${p.id}: ${p.count} entries in ${p.entries.length} bytes`);
+    at += p.entries.copy(out, at);
+  }
+  hash(out.subarray(0, at)).copy(out, at);
+  return out;
+}
+
 export function decodeIndex(buf: Buffer, where: string): IndexedPack[] {
   return [...indexPacks(buf, where)];
 }

@@ -557,3 +557,147 @@ export function decodeCanonical(buf: Buffer): TreeNode[] | null {
   }
   return r.byte(0x7d) && r.pos === buf.length ? nodes : null;
 }
+
+/* ---- the ids a tree refers to, for gc ------------------------------------------ */
+
+/** The blobs one tree refers to: its directories' trees and its files' data chunks (holes left out), in node order. */
+export interface TreeRefs {
+  readonly subtrees: string[];
+  readonly data: string[];
+}
+
+/**
+ * canonicalBigint skips a string holding a decimal integer as decodeCanonical
+ * accepts it (Reader.bigint), without making the number.
+ */
+function canonicalBigint(r: Reader): boolean {
+  const start = r.pos;
+  const end = r.str();
+  if (end < 0 || r.wide) return false;
+  const b = r.b;
+  let i = start < end && b[start] === 45 ? start + 1 : start;
+  if (end - i < 1 || end - i > 25) return false;
+  for (; i < end; i++) if (b[i]! < 48 || b[i]! > 57) return false;
+  return true;
+}
+
+/** canonicalRefsNode is canonicalNode keeping only the ids; it accepts exactly what canonicalNode accepts. */
+function canonicalRefsNode(r: Reader, refs: TreeRefs): Buffer | null {
+  let name: Buffer | null;
+  if (r.lit(L.name)) {
+    const start = r.pos;
+    const end = r.str();
+    if (end < 0) return null;
+    // A view of ASCII names (most): no copy. UTF-8 names are decoded and encoded again, as Reader.bytes does.
+    name = r.wide ? Buffer.from(r.b.toString('utf8', start, end), 'utf8') : r.b.subarray(start, end);
+  } else if (r.lit(L.nameB64)) {
+    const s = r.ascii();
+    name = s === null ? null : Buffer.from(s, 'base64');
+  } else return null;
+  if (name === null || !isSafeName(name)) return null;
+  if (!r.lit(L.type)) return null;
+  const type = r.ascii();
+  if (type === null || !NODE_TYPES.has(type)) return null;
+  if (!r.lit(L.mode)) return null;
+  const mode = r.uint();
+  if (mode < 0 || mode > 0o7777 || !r.lit(L.uid)) return null;
+  const uid = r.uint();
+  if (uid < 0 || uid > 0xffffffff || !r.lit(L.gid)) return null;
+  const gid = r.uint();
+  if (gid < 0 || gid > 0xffffffff || !r.lit(L.mtime)) return null;
+  if (!canonicalBigint(r) || !r.lit(L.ctime)) return null;
+  if (!canonicalBigint(r) || !r.lit(L.ino)) return null;
+  if (!canonicalBigint(r) || !r.lit(L.nlink)) return null;
+  const nlink = r.uint();
+  if (nlink < 0 || !r.lit(L.size)) return null;
+  const size = r.uint();
+  if (size < 0) return null;
+
+  if (r.lit(L.content)) {
+    if (type !== 'file') return null;
+    let total = 0;
+    if (!r.byte(0x5d)) {
+      for (;;) {
+        if (r.lit(L.runId)) {
+          const id = r.ascii();
+          if (id === null || !isHashHex(id) || !r.byte(0x2c)) return null;
+          refs.data.push(id);
+        } else if (!r.lit(L.runHole)) return null;
+        const length = r.uint();
+        if (length <= 0 || !r.byte(0x5d)) return null;
+        total += length;
+        if (r.byte(0x5d)) break;
+        if (!r.byte(0x2c)) return null;
+      }
+    }
+    if (total !== size) return null;
+  } else if (type === 'file') return null;
+  if (r.lit(L.subtree)) {
+    const subtree = r.ascii();
+    if (type !== 'dir' || !isHashHex(subtree)) return null;
+    refs.subtrees.push(subtree);
+  } else if (type === 'dir') return null;
+  let target: Buffer | null | undefined;
+  if (r.lit(L.target)) target = r.bytes();
+  else if (r.lit(L.targetB64)) {
+    const s = r.ascii();
+    target = s === null ? null : Buffer.from(s, 'base64');
+  }
+  if (target !== undefined) {
+    if (type !== 'symlink' || !target || target.length === 0 || target.length > 4095 || target.includes(0)) return null;
+  } else if (type === 'symlink') return null;
+  if (r.lit(L.rdev)) {
+    if (type !== 'chardev' && type !== 'blockdev') return null;
+    const major = r.uint();
+    if (major < 0 || major > 0xffffffff || !r.byte(0x2c)) return null;
+    const minor = r.uint();
+    if (minor < 0 || minor > 0xffffffff || !r.byte(0x5d)) return null;
+  } else if (type === 'chardev' || type === 'blockdev') return null;
+  if (r.lit(L.linkGroup)) {
+    const group = r.ascii();
+    if (type !== 'file' || group === null || group.length > 64) return null;
+  }
+  return r.byte(0x7d) ? name : null;
+}
+
+/**
+ * canonicalRefs reads, from a tree in encodeTree's exact layout, only the
+ * ids it refers to: the checks of decodeCanonical, without building nodes
+ * (no name copies, bigints or content objects). It returns null wherever
+ * decodeCanonical does, so a caller falls back to decodeTree for the rest
+ * (treeRefs does): on what both accept, the ids are those of the nodes'
+ * `subtree` and `content`.
+ */
+export function canonicalRefs(buf: Buffer): TreeRefs | null {
+  const r = new Reader(buf);
+  if (!r.lit(L.start)) return null;
+  const refs: TreeRefs = { subtrees: [], data: [] };
+  let prev: Buffer | null = null;
+  if (!r.byte(0x5d)) {
+    for (;;) {
+      const name = canonicalRefsNode(r, refs);
+      if (name === null) return null;
+      if (prev !== null && compareNames(prev, name) >= 0) return null;
+      prev = name;
+      if (r.byte(0x5d)) break;
+      if (!r.byte(0x2c)) return null;
+    }
+  }
+  return r.byte(0x7d) && r.pos === buf.length ? refs : null;
+}
+
+/**
+ * treeRefs is the ids a tree blob refers to, with decodeTree's checks: read
+ * straight from the bytes (canonicalRefs), or from decodeTree's nodes for
+ * any other layout (and its error when the tree is malformed).
+ */
+export function treeRefs(buf: Buffer, where: string): TreeRefs {
+  const fast = canonicalRefs(buf);
+  if (fast) return fast;
+  const refs: TreeRefs = { subtrees: [], data: [] };
+  for (const n of decodeTree(buf, where)) {
+    if (n.subtree !== undefined) refs.subtrees.push(n.subtree);
+    for (const c of n.content ?? []) if (c.id !== null) refs.data.push(c.id);
+  }
+  return refs;
+}

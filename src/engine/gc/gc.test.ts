@@ -11,7 +11,7 @@ import { hashHex } from '../format/hash.js';
 import { decodeIndex, encodeIndex } from '../format/index-format.js';
 import { Repository } from '../repo/repository.js';
 import { MemoryStorage } from '../storage/memory-storage.js';
-import { prng, tempDir } from '../testing.js';
+import { compareTrees, describeTree, prng, tempDir } from '../testing.js';
 
 const INIT = { packSize: 8 * 1024, chunker: { minSize: 4096, avgSize: 16384, maxSize: 65536 } };
 const dirs: string[] = [];
@@ -54,5 +54,52 @@ describe('gc', () => {
     expect(new Set([...storage.files.keys()].filter((k) => !k.startsWith('locks/')))).toEqual(
       new Set([...before].filter((k) => !k.startsWith('locks/'))),
     );
+  }, 60_000);
+});
+
+describe('gc marking', () => {
+  it('keeps exactly the blobs the remaining snapshots reach, trees shared between them included', async () => {
+    const src = tempDir('kova-gc-src-');
+    const out = tempDir('kova-gc-out-');
+    dirs.push(src, out);
+    // Nested directories, some unchanged between snapshots (shared subtrees), files sharing chunks.
+    const write = (rel: string, data: Buffer): void => {
+      fs.mkdirSync(path.dirname(path.join(src, rel)), { recursive: true });
+      fs.writeFileSync(path.join(src, rel), data);
+    };
+    for (let d = 0; d < 12; d++) for (let f = 0; f < 6; f++) write(`d${d}/sub${f % 3}/f${f}`, prng(d * 100 + f + 1, 200 + f * 700));
+    write('same-a', prng(7, 5000));
+    write('same-b', prng(7, 5000));
+    const storage = new MemoryStorage();
+    const repo = await Repository.create(storage, INIT);
+    const first = await repo.snapshot(src);
+    fs.rmSync(path.join(src, 'd0'), { recursive: true });
+    write('d1/sub0/f0', prng(4242, 9000));
+    const second = await repo.snapshot(src, { parent: first.id });
+    write('d2/new', prng(31337, 30_000));
+    const third = await repo.snapshot(src, { parent: second.id });
+    await repo.deleteSnapshots([first.id, third.id]);
+
+    // What the remaining snapshot reaches, walked with the full decoder.
+    const reached = new Set<string>();
+    const walk = async (tree: string): Promise<void> => {
+      reached.add(tree);
+      for (const n of await repo.readTree(tree, { cache: false })) {
+        if (n.subtree !== undefined && !reached.has(n.subtree)) await walk(n.subtree);
+        for (const c of n.content ?? []) if (c.id !== null) reached.add(c.id);
+      }
+    };
+    await walk(second.root.subtree!);
+
+    const report = await repo.gc({ repackBelow: 1 });
+    expect(report.liveBlobs).toBe(reached.size);
+    const after = await Repository.openStorage(storage);
+    const index = await after.loadIndex();
+    expect(index.blobCount).toBe(reached.size);
+    for (const id of reached) expect(index.has(id)).toBe(true);
+    expect((await after.verify({ readData: true })).findings).toEqual([]);
+    await after.restore(second.id, path.join(out, 'r'));
+    fs.rmSync(path.join(src, 'd2/new'));
+    expect(compareTrees(describeTree(src), describeTree(path.join(out, 'r')), { dirMtimes: false })).toEqual([]);
   }, 60_000);
 });

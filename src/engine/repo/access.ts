@@ -53,6 +53,8 @@ export interface GcRepo extends RepoBase {
   indexFiles(): Promise<string[]>;
   packFiles(): Promise<string[]>;
   listSnapshotsDetailed(): Promise<{ snapshots: SnapshotRecord[]; broken: BrokenSnapshot[] }>;
+  /** Drops the cached index (after gc replaced it); the next use reads it again. */
+  forgetIndex(): void;
 }
 
 /** What verify needs: the listings, the trees and the index loader's problems. */

@@ -189,6 +189,66 @@ export class IdTable {
   forEach(fn: (buf: Buffer, at: number) => void): void {
     for (const { buf, at } of this.records()) fn(buf, at);
   }
+
+  /** By bucket: the number seal() gave its first record; null when not sealed. */
+  private ordinalBase: Uint32Array | null = null;
+  private sealedCount = -1;
+  /** Where the last ordinal() found its record (valid until the next insert). */
+  foundBuf: Buffer | null = null;
+  foundAt = 0;
+
+  /**
+   * seal sorts every bucket's tail into its run and numbers the records in
+   * id order, so that ordinal() gives each id a dense number (0 … size-1),
+   * for a caller that keeps a byte per record instead of a set of ids. An
+   * insert afterwards voids the numbering (ordinal() then throws).
+   */
+  seal(): void {
+    const base = new Uint32Array(BUCKETS);
+    let n = 0;
+    for (let b = 0; b < BUCKETS; b++) {
+      base[b] = n;
+      if (!this.buckets[b]) continue;
+      this.merge(b);
+      n += this.sorted[b]!;
+    }
+    this.ordinalBase = base;
+    this.sealedCount = this.count;
+  }
+
+  /**
+   * ordinal is the number seal() gave the id that is the 32 bytes at `at`
+   * in `src`, or -1 when the table does not hold it; its record is left in
+   * foundBuf and foundAt. The search compares bytes directly, without a
+   * copy of the id.
+   */
+  ordinal(src: Buffer, at: number): number {
+    const base = this.ordinalBase;
+    if (!base || this.sealedCount !== this.count) throw new Error('id table changed since it was sealed');
+    const bucket = (src[at]! << 4) | (src[at + 1]! >>> 4);
+    const buf = this.buckets[bucket];
+    if (!buf) return -1;
+    const rec = this.recordBytes;
+    let lo = 0;
+    let hi = this.sorted[bucket]!;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = mid * rec;
+      let c = 0;
+      for (let k = 1; k < ID_BYTES; k++) {
+        c = src[at + k]! - buf[r + k]!;
+        if (c !== 0) break;
+      }
+      if (c === 0) {
+        this.foundBuf = buf;
+        this.foundAt = r;
+        return base[bucket]! + mid;
+      }
+      if (c < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    return -1;
+  }
 }
 
 /** IdSet is a set of blob ids (hex), 32 bytes each plus slack. */

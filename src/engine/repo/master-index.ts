@@ -25,6 +25,16 @@ const PAYLOAD_BYTES = 16;
 const MAX_PACKS = 1 << 30;
 const U32 = 0xffffffff;
 
+/** A blob's location as locateRaw fills it: its pack by number (packIdOf), no string or object made per blob. */
+export interface RawLocation {
+  pack: number;
+  type: number;
+  compression: number;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
 export class MasterIndex {
   private readonly table = new IdTable(PAYLOAD_BYTES);
   private readonly packIds: string[] = [];
@@ -121,6 +131,62 @@ export class MasterIndex {
   has(id: string): boolean {
     const b = idBytes(id, this.scratch);
     return b !== null && this.table.has(b);
+  }
+
+  /**
+   * locateRaw fills `out` with the (first) location of the blob whose id is
+   * the 32 bytes `id`, and tells whether there is one: get() for callers
+   * that look up every blob of a repository (gc).
+   */
+  locateRaw(id: Buffer, out: RawLocation): boolean {
+    const rec = this.table.find(id);
+    if (!rec) return false;
+    const { buf, at } = rec;
+    const word = buf.readUInt32LE(at + ID_BYTES);
+    out.pack = word & (MAX_PACKS - 1);
+    out.type = (word >>> 30) & 1;
+    out.compression = word >>> 31;
+    out.offset = buf.readUInt32LE(at + ID_BYTES + 4);
+    out.length = buf.readUInt32LE(at + ID_BYTES + 8);
+    out.rawLength = buf.readUInt32LE(at + ID_BYTES + 12);
+    return true;
+  }
+
+  /** seal numbers the blobs for locateSealed (IdTable.seal); adding to the index afterwards voids it. */
+  seal(): void {
+    this.table.seal();
+  }
+
+  /**
+   * locateSealed is locateRaw for the id that is the 32 bytes at `at` in
+   * `src`, on a sealed index: it returns the blob's number (0 … blobCount-1),
+   * or -1 when the index does not list it.
+   */
+  locateSealed(src: Buffer, at: number, out: RawLocation): number {
+    const n = this.table.ordinal(src, at);
+    if (n < 0) return -1;
+    const buf = this.table.foundBuf!;
+    const rec = this.table.foundAt + ID_BYTES;
+    const word = buf.readUInt32LE(rec);
+    out.pack = word & (MAX_PACKS - 1);
+    out.type = (word >>> 30) & 1;
+    out.compression = word >>> 31;
+    out.offset = buf.readUInt32LE(rec + 4);
+    out.length = buf.readUInt32LE(rec + 8);
+    out.rawLength = buf.readUInt32LE(rec + 12);
+    return n;
+  }
+
+  /** packIdOf is the id of the pack numbered `number` (a RawLocation's pack). */
+  packIdOf(number: number): string {
+    const id = this.packIds[number];
+    if (id === undefined) throw new Error(`no pack numbered ${number}`);
+    return id;
+  }
+
+  /** packNumberOf is the number of pack `packId` (as in a RawLocation), or -1 when no index lists it. */
+  packNumberOf(packId: string): number {
+    return this.packNumbers.get(packId) ?? -1;
   }
 
   /** entries lists every blob once, in id order. The index must not change meanwhile. */
