@@ -39,10 +39,22 @@
  * it has consumed them (restorer.ts acquires in file order, and only
  * tries, never waits, for its look-ahead).
  */
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { CorruptionError, isErrno } from '../../core/errors.js';
 import type { BlobLocation } from '../format/blob.js';
 import { packName } from '../repo/master-index.js';
-import type { Decoded, Decoder, PlacedBlob, RangeBlob, RangeBytes, Target, Written } from './decode-pool.js';
+import type {
+  Decoded,
+  Decoder,
+  FileSpec,
+  FileWritten,
+  FilesJob,
+  PlacedBlob,
+  RangeBlob,
+  RangeBytes,
+  Target,
+  Written,
+} from './decode-pool.js';
 
 /** What the fetcher needs from a repository. */
 export interface PackSource {
@@ -121,11 +133,34 @@ interface WriteEntry {
   readonly targets: PlaceTarget[];
 }
 
+/** A small file to write whole: its content in order (null ids are holes). */
+export interface WholeFile {
+  readonly name: Buffer;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeNs: bigint;
+  readonly size: number;
+  readonly content?: ReadonlyArray<{ readonly id: string | null; readonly length: number }>;
+}
+
+/** Pack files kept open for files jobs, at most this many unused ones. */
+const PACK_FDS = 64;
+
 interface Range<E> {
   readonly pack: string;
   readonly start: number;
   end: number;
   readonly entries: E[];
+}
+
+/** rangeBlob says where a blob of a range lies in the range's bytes, and how it is stored. */
+function rangeBlob(
+  range: { readonly pack: string; readonly start: number },
+  e: { readonly id: string; readonly loc: BlobLocation },
+): RangeBlob {
+  const { offset, length, compression, rawLength } = e.loc;
+  return { id: e.id, pack: range.pack, at: offset - range.start, length, compression, rawLength };
 }
 
 export class BlobFetcher {
@@ -143,6 +178,8 @@ export class BlobFetcher {
   private readonly writeRanges: Array<Range<WriteEntry>> = [];
   private active = 0;
   private closed: Error | null = null;
+  /** Open pack files by pack, with the files jobs using each; the least recently used first. */
+  private readonly packFds = new Map<string, { fd: number; users: number }>();
   /** Counters, for tests and tuning. */
   readonly stats = { reads: 0, readBytes: 0, blobs: 0, peakBytes: 0 };
 
@@ -425,15 +462,7 @@ export class BlobFetcher {
         throw this.missing(err, range);
       }
     }
-    const blobs: PlacedBlob[] = range.entries.map((e) => ({
-      id: e.id,
-      pack: range.pack,
-      at: e.loc.offset - range.start,
-      length: e.loc.length,
-      compression: e.loc.compression,
-      rawLength: e.loc.rawLength,
-      targets: e.targets,
-    }));
+    const blobs: PlacedBlob[] = range.entries.map((e) => ({ ...rangeBlob(range, e), targets: e.targets }));
     let written: Written[];
     try {
       written = await this.decoder.write(bytes, blobs);
@@ -462,14 +491,7 @@ export class BlobFetcher {
     }
     this.stats.reads++;
     this.stats.readBytes += buf.length;
-    const blobs: RangeBlob[] = range.entries.map((e) => ({
-      id: e.id,
-      pack: range.pack,
-      at: e.loc.offset - range.start,
-      length: e.loc.length,
-      compression: e.loc.compression,
-      rawLength: e.loc.rawLength,
-    }));
+    const blobs: RangeBlob[] = range.entries.map((e) => rangeBlob(range, e));
     const decoded: Decoded[] = await this.decoder.decode(buf, blobs);
     range.entries.forEach((e, i) => {
       const d = decoded[i]!;
@@ -477,6 +499,115 @@ export class BlobFetcher {
       if (d instanceof CorruptionError) e.reject(d);
       else e.resolve(d);
     });
+  }
+
+  /**
+   * writeFiles has the decoder create, write and finish small files whole,
+   * below `dirFd`, on one of its threads: their blobs are read as merged
+   * ranges of pack files held open here, verified, and only then written.
+   * The caller keeps `dirFd` open until the promise settles. Null when that
+   * cannot be done (the decoder runs no threads yet, or a pack is not a
+   * local file): the caller places the chunks instead. A blob that is not
+   * indexed, or a pack that cannot be opened, fails the files that need it
+   * and withdraws the others. It takes no budget: the caller reserves it.
+   */
+  writeFiles(dirFd: number, files: readonly WholeFile[], chown: boolean): Promise<FileWritten[]> | null {
+    if (!this.decoder.writeFiles || !this.src.localPath || this.closed) return null;
+    const slot = new Map<string, number>();
+    const entries: Array<{ readonly id: string; readonly loc: BlobLocation }> = [];
+    const bad = new Map<string, CorruptionError>();
+    for (const f of files) {
+      for (const c of f.content ?? []) {
+        if (c.id === null || slot.has(c.id) || bad.has(c.id)) continue;
+        const loc = this.src.locate(c.id);
+        if (!loc) bad.set(c.id, new CorruptionError(`blob ${c.id} is not in the index`, { blob: c.id }));
+        else {
+          slot.set(c.id, -1);
+          entries.push({ id: c.id, loc });
+        }
+      }
+    }
+    const ranges = this.merge(entries);
+    const paths = new Map<string, string>();
+    for (const r of ranges) {
+      if (paths.has(r.pack)) continue;
+      const local = this.src.localPath(packName(r.pack));
+      if (local === undefined) return null;
+      paths.set(r.pack, local);
+    }
+    const held: string[] = [];
+    const jobRanges: Array<FilesJob['ranges'][number]> = [];
+    const blobs: RangeBlob[] = [];
+    for (const r of ranges) {
+      let fd: number;
+      try {
+        fd = this.openPack(r.pack, paths.get(r.pack)!);
+      } catch (err) {
+        for (const e of r.entries) bad.set(e.id, this.missing(err, { ...r, entries: [e] }) as CorruptionError);
+        continue;
+      }
+      held.push(r.pack);
+      jobRanges.push({ fd, offset: r.start, length: r.end - r.start, count: r.entries.length });
+      for (const e of r.entries) {
+        slot.set(e.id, blobs.length);
+        blobs.push(rangeBlob(r, e));
+      }
+    }
+    const release = (): void => {
+      for (const pack of held) this.releasePack(pack);
+    };
+    if (bad.size > 0) {
+      release();
+      const fail = (f: WholeFile): FileWritten => {
+        for (const c of f.content ?? []) if (c.id !== null && bad.has(c.id)) return bad.get(c.id)!;
+        return 'withdrawn';
+      };
+      return Promise.resolve(files.map(fail));
+    }
+    const specs: FileSpec[] = files.map((f) => {
+      const chunks: Array<[number, number]> = [];
+      let offset = 0;
+      for (const c of f.content ?? []) {
+        chunks.push([c.id === null ? -1 : slot.get(c.id)!, offset]);
+        offset += c.length;
+      }
+      return { name: f.name, mode: f.mode, uid: f.uid, gid: f.gid, mtimeNs: f.mtimeNs, size: f.size, chunks };
+    });
+    const job = this.decoder.writeFiles({ dirFd, ranges: jobRanges, blobs, files: specs, chown });
+    if (job === null) {
+      release();
+      return null;
+    }
+    return job.finally(() => {
+      this.stats.reads += jobRanges.length;
+      this.stats.blobs += blobs.length;
+      for (const r of jobRanges) this.stats.readBytes += r.length;
+      release();
+    });
+  }
+
+  /** openPack returns the open descriptor of a pack, opening it if need be; releasePack when done with it. */
+  private openPack(pack: string, file: string): number {
+    let e = this.packFds.get(pack);
+    if (e) this.packFds.delete(pack);
+    else e = { fd: openSync(file, fsConstants.O_RDONLY), users: 0 };
+    e.users++;
+    this.packFds.set(pack, e); // the most recently used last
+    return e.fd;
+  }
+
+  private releasePack(pack: string): void {
+    const e = this.packFds.get(pack)!;
+    e.users--;
+    let unused = 0;
+    for (const v of this.packFds.values()) if (v.users === 0) unused++;
+    for (const [k, v] of this.packFds) {
+      if (unused <= (this.closed ? 0 : PACK_FDS)) break;
+      if (v.users > 0) continue;
+      closeSync(v.fd);
+      this.packFds.delete(k);
+      unused--;
+    }
   }
 
   /**
@@ -491,5 +622,11 @@ export class BlobFetcher {
     this.queuedWrites.clear();
     for (const r of this.writeRanges.splice(0)) for (const e of r.entries) for (const t of e.targets) t.reject(this.closed);
     for (const w of this.waiters.splice(0)) w.wake();
+    // Packs still in use by a files job are closed when it settles.
+    for (const [k, v] of this.packFds) {
+      if (v.users > 0) continue;
+      closeSync(v.fd);
+      this.packFds.delete(k);
+    }
   }
 }

@@ -72,6 +72,39 @@ export type Written = null | CorruptionError | NodeJS.ErrnoException;
 /** A range's stored bytes: in memory, or `length` bytes at `offset` of a local file. */
 export type RangeBytes = Buffer | { readonly path: string; readonly offset: number; readonly length: number };
 
+/**
+ * A file a files job creates whole, below the job's directory: its chunks
+ * (the index of the chunk's blob in the job, or -1 for a hole, and the
+ * chunk's offset), then the length set when it ends in a hole, the owner
+ * (when the job says so), mode and modification time (also the access time).
+ */
+export interface FileSpec {
+  readonly name: Buffer;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeNs: bigint;
+  readonly size: number;
+  readonly chunks: ReadonlyArray<readonly [blob: number, offset: number]>;
+}
+
+/**
+ * Small files written whole by one thread: `ranges` are read from pack
+ * descriptors the caller keeps open until the job settles; `blobs` lie in
+ * them in order (the first `count` in the first range, and so on), `at`
+ * relative to their range.
+ */
+export interface FilesJob {
+  readonly dirFd: number;
+  readonly ranges: ReadonlyArray<{ readonly fd: number; readonly offset: number; readonly length: number; readonly count: number }>;
+  readonly blobs: readonly RangeBlob[];
+  readonly files: readonly FileSpec[];
+  readonly chown: boolean;
+}
+
+/** Per file: null once created, written and closed; else why not ('withdrawn': not started). */
+export type FileWritten = null | CorruptionError | NodeJS.ErrnoException | 'withdrawn';
+
 export interface Decoder {
   decode(range: Buffer, blobs: readonly RangeBlob[]): Promise<Decoded[]>;
   /**
@@ -80,6 +113,8 @@ export interface Decoder {
    * a CorruptionError when the file is shorter than the range.
    */
   write(range: RangeBytes, blobs: readonly PlacedBlob[]): Promise<Written[]>;
+  /** writeFiles runs a files job on a thread; null when this decoder has none running. */
+  writeFiles?(job: FilesJob): Promise<FileWritten[]> | null;
   close(): Promise<void>;
 }
 
@@ -179,7 +214,108 @@ const write = (m, range) => {
     });
     parentPort.postMessage({ job: m.job, buf: m.buf, results }, m.buf ? [m.buf] : []);
 };
+// A files job (see packFiles): read its ranges from pack descriptors the
+// caller holds open, verify every blob into one plaintext buffer, then
+// create each file below the directory descriptor, write it, set its owner,
+// mode and times, and close it. A file with a refused blob is not created;
+// after a failed call, or once the caller raised the stop flag, the files
+// left are withdrawn.
+const stopFlag = workerData.stop ? new Int32Array(workerData.stop) : null;
+const C = fs.constants;
+const OPEN_CREATE = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+let readBuf = Buffer.alloc(0);
+let plainBuf = Buffer.alloc(0);
+const files = (m) => {
+  const rm = new Float64Array(m.ranges);
+  const bm = new Float64Array(m.blobMeta);
+  const ids = new Uint8Array(m.ids);
+  const nBlobs = bm.length / 5;
+  if (plainBuf.length < m.plainBytes) plainBuf = Buffer.allocUnsafeSlow(Math.max(m.plainBytes, 2 * plainBuf.length));
+  const plain = new Array(nBlobs);
+  for (let r = 0, bi = 0; r < rm.length; r += 4) {
+    const fd = rm[r], start = rm[r + 1], len = rm[r + 2], n = rm[r + 3];
+    if (readBuf.length < len) readBuf = Buffer.allocUnsafeSlow(Math.max(len, 2 * readBuf.length));
+    let bad = null;
+    try {
+      let done = 0;
+      while (done < len) {
+        const got = fs.readSync(fd, readBuf, done, len - done, start + done);
+        if (got === 0) break;
+        done += got;
+      }
+      if (done < len) bad = { fail: 'short', message: String(done) };
+    } catch (err) {
+      bad = errnoOf(err);
+    }
+    for (let k = 0; k < n; k++, bi++) {
+      if (bad) {
+        plain[bi] = bad;
+        continue;
+      }
+      const o = bi * 5;
+      const b = { id: ids.subarray(bi * 32, bi * 32 + 32), at: bm[o], length: bm[o + 1], compression: bm[o + 2], rawLength: bm[o + 3] };
+      const raw = verify(readBuf, b, true);
+      if (!Buffer.isBuffer(raw)) plain[bi] = raw;
+      else {
+        const dst = plainBuf.subarray(bm[o + 4], bm[o + 4] + raw.length);
+        raw.copy(dst);
+        plain[bi] = dst;
+      }
+    }
+  }
+  const fm = new Float64Array(m.files);
+  const names = Buffer.from(m.names);
+  const prefix = Buffer.from('/proc/self/fd/' + m.dirFd + '/');
+  const results = [];
+  let stopped = false;
+  for (let k = 0; k < fm.length; ) {
+    const nameAt = fm[k], nameLen = fm[k + 1], mode = fm[k + 2], uid = fm[k + 3], gid = fm[k + 4];
+    const ms = fm[k + 5], mns = fm[k + 6], size = fm[k + 7], truncate = fm[k + 8], nChunks = fm[k + 9];
+    const chunks = k + 10;
+    k = chunks + 2 * nChunks;
+    if (stopped || (stopFlag && Atomics.load(stopFlag, 0) !== 0)) {
+      stopped = true;
+      results.push({ withdrawn: true });
+      continue;
+    }
+    let refused = null;
+    for (let c = 0; c < nChunks && !refused; c++) {
+      const bi = fm[chunks + 2 * c];
+      if (bi >= 0 && !Buffer.isBuffer(plain[bi])) refused = { ...plain[bi], blob: bi };
+    }
+    if (refused) {
+      results.push(refused);
+      continue;
+    }
+    let fd;
+    try {
+      fd = fs.openSync(Buffer.concat([prefix, names.subarray(nameAt, nameAt + nameLen)]), OPEN_CREATE, 0o600);
+    } catch (err) {
+      stopped = true;
+      results.push(errnoOf(err));
+      continue;
+    }
+    try {
+      for (let c = 0; c < nChunks; c++) {
+        const bi = fm[chunks + 2 * c];
+        if (bi >= 0) writeAll(fd, plain[bi], fm[chunks + 2 * c + 1]);
+      }
+      if (truncate) fs.ftruncateSync(fd, size);
+      if (m.chown) fs.fchownSync(fd, uid, gid);
+      fs.fchmodSync(fd, mode);
+      native.setTimes(fd, ms, mns, ms, mns);
+      results.push(null);
+    } catch (err) {
+      stopped = true;
+      results.push(errnoOf(err));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  parentPort.postMessage({ job: m.job, files: results });
+};
 parentPort.on('message', (m) => {
+  if (m.kind === 'files') return files(m);
   if (m.kind === 'write') {
     m.blobs = unpack(new Float64Array(m.meta), new Uint8Array(m.ids));
     if (m.buf) return write(m, Buffer.from(m.buf, 0, m.len));
@@ -216,7 +352,7 @@ parentPort.on('message', (m) => {
 });
 `;
 
-type Refused = { fail: 'damaged' | 'length' | 'hash'; message?: string };
+type Refused = { fail: 'damaged' | 'length' | 'hash' | 'short'; message?: string; blob?: number };
 type ErrnoResult = { errno: string; message: string; syscall?: string };
 type WorkerResult = { data: ArrayBuffer; length: number } | Refused | ErrnoResult | null;
 interface WorkerReply {
@@ -225,10 +361,12 @@ interface WorkerReply {
   results?: WorkerResult[];
   readErr?: ErrnoResult;
   short?: true;
+  files?: Array<Refused | (ErrnoResult & { blob?: number }) | { withdrawn: true } | null>;
 }
 
-function refusal(b: RangeBlob, kind: 'damaged' | 'length' | 'hash', message?: string): CorruptionError {
+function refusal(b: RangeBlob, kind: Refused['fail'], message?: string): CorruptionError {
   const details = { blob: b.id, pack: b.pack };
+  if (kind === 'short') return new CorruptionError(`pack ${b.pack} holding blob ${b.id} is shorter than its index says`, details);
   if (kind === 'damaged') return new CorruptionError(`blob ${b.id}: compressed data is damaged (${message ?? ''})`, details);
   if (kind === 'length')
     return new CorruptionError(`blob ${b.id}: decompressed to ${message ?? '?'} bytes, expected ${b.rawLength}`, details);
@@ -325,6 +463,69 @@ function packWrite(blobs: readonly PlacedBlob[]): { kind: 'write'; meta: ArrayBu
   return { kind: 'write', meta: meta.buffer, ids: ids.buffer as ArrayBuffer };
 }
 
+const NS = 1_000_000_000n;
+
+/**
+ * packFiles lays a files job out in transferable buffers: per range fd,
+ * offset, length and blob count; per blob at, length, compression,
+ * rawLength and its place in the job's plaintext buffer, and the ids;
+ * per file where its name is in `names`, mode, uid, gid, mtime (seconds,
+ * nanoseconds), size, whether it ends in a hole, the chunk count, then blob
+ * index and offset per chunk.
+ */
+function packFiles(job: FilesJob): Record<string, unknown> & { transfer: ArrayBuffer[] } {
+  const ranges = new Float64Array(job.ranges.length * 4);
+  job.ranges.forEach((r, i) => ranges.set([r.fd, r.offset, r.length, r.count], i * 4));
+  const blobMeta = new Float64Array(job.blobs.length * 5);
+  const ids = Buffer.from(new ArrayBuffer(32 * job.blobs.length));
+  let plainBytes = 0;
+  job.blobs.forEach((b, i) => {
+    ids.write(b.id, i * 32, 'hex');
+    blobMeta.set([b.at, b.length, b.compression, b.rawLength, plainBytes], i * 5);
+    plainBytes += b.rawLength;
+  });
+  let n = 0;
+  let nameBytes = 0;
+  for (const f of job.files) {
+    n += 10 + 2 * f.chunks.length;
+    nameBytes += f.name.length;
+  }
+  const files = new Float64Array(n);
+  const names = Buffer.from(new ArrayBuffer(nameBytes));
+  let k = 0;
+  let at = 0;
+  for (const f of job.files) {
+    let s = f.mtimeNs / NS;
+    let ns = f.mtimeNs % NS;
+    if (ns < 0n) {
+      ns += NS;
+      s -= 1n;
+    }
+    const last = f.chunks[f.chunks.length - 1];
+    f.name.copy(names, at);
+    files.set([at, f.name.length, f.mode, f.uid, f.gid, Number(s), Number(ns), f.size, last && last[0] < 0 ? 1 : 0, f.chunks.length], k);
+    at += f.name.length;
+    k += 10;
+    for (const [blob, offset] of f.chunks) {
+      files[k++] = blob;
+      files[k++] = offset;
+    }
+  }
+  const transfer = [ranges.buffer, blobMeta.buffer, ids.buffer as ArrayBuffer, files.buffer, names.buffer as ArrayBuffer];
+  return {
+    kind: 'files',
+    dirFd: job.dirFd,
+    chown: job.chown,
+    plainBytes,
+    ranges: ranges.buffer,
+    blobMeta: blobMeta.buffer,
+    ids: ids.buffer,
+    files: files.buffer,
+    names: names.buffer,
+    transfer,
+  };
+}
+
 export interface DecodePoolOptions {
   /** Threads started once inline decoding has used up its budget. Default: cores, at most 4. */
   readonly workers?: number;
@@ -339,8 +540,9 @@ interface Slot {
 
 interface Job {
   readonly blobs: readonly RangeBlob[];
+  readonly files?: true;
   readonly range?: { path: string; offset: number; length: number };
-  readonly resolve: (d: Decoded[] | Written[]) => void;
+  readonly resolve: (d: Decoded[] | Written[] | FileWritten[]) => void;
   readonly reject: (err: Error) => void;
 }
 
@@ -355,6 +557,8 @@ export class DecodePool implements Decoder {
   private failed: Error | null = null;
   /** Set once the threads are being stopped; jobs settle when it resolves. */
   private stopping: Promise<void> | null = null;
+  /** Raised by stopFiles: threads start no further file of a files job. */
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
     private readonly codec: BlobCodec,
@@ -405,6 +609,29 @@ export class DecodePool implements Decoder {
     return this.post(blobs, null, message, [packed.meta, packed.ids], where) as Promise<Written[]>;
   }
 
+  /**
+   * writeFiles sends a files job to the least busy thread, once threads run
+   * (before that, null: the caller writes those files another way).
+   */
+  writeFiles(job: FilesJob): Promise<FileWritten[]> | null {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.slots.length === 0 && this.inlineLeft > 0) return null;
+    if (this.slots.length === 0) this.start();
+    const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
+    const id = this.nextJob++;
+    const { transfer, ...message } = packFiles(job);
+    slot.pending++;
+    return new Promise<FileWritten[]>((resolve, reject) => {
+      this.jobs.set(id, { blobs: job.blobs, files: true, resolve: resolve as Job['resolve'], reject });
+      slot.worker.postMessage({ ...message, job: id }, transfer);
+    });
+  }
+
+  /** stopFiles has the threads withdraw every file of a files job they have not started. */
+  stopFiles(): void {
+    Atomics.store(this.stopFlag, 0, 1);
+  }
+
   /** post sends a job to the least busy thread; a range in memory goes in a transfer buffer. */
   private post(
     blobs: readonly RangeBlob[],
@@ -424,7 +651,7 @@ export class DecodePool implements Decoder {
     }
     slot.pending++;
     return new Promise<Decoded[] | Written[]>((resolve, reject) => {
-      this.jobs.set(job, { blobs, ...(file ? { range: file } : {}), resolve, reject });
+      this.jobs.set(job, { blobs, ...(file ? { range: file } : {}), resolve: resolve as Job['resolve'], reject });
       slot.worker.postMessage({ ...message, job }, transfer);
     });
   }
@@ -434,7 +661,10 @@ export class DecodePool implements Decoder {
     const zstdPath = req.resolve('zstd-napi');
     const zstdBindingPath = req.resolve('zstd-napi/binding');
     for (let i = 0; i < this.workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath, zstdBindingPath, addonPath: ADDON_PATH } });
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { zstdPath, zstdBindingPath, addonPath: ADDON_PATH, stop: this.stopFlag.buffer },
+      });
       worker.unref();
       const slot: Slot = { worker, pending: 0 };
       worker.on('message', (m: WorkerReply) => this.done(slot, m));
@@ -451,6 +681,16 @@ export class DecodePool implements Decoder {
     this.jobs.delete(m.job);
     if (m.readErr) return job.reject(errnoError(m.readErr));
     if (m.short) return job.reject(shortRange(job.range!));
+    if (m.files) {
+      return job.resolve(
+        m.files.map((r): FileWritten => {
+          if (r === null) return null;
+          if ('withdrawn' in r) return 'withdrawn';
+          if ('fail' in r) return refusal(job.blobs[r.blob!]!, r.fail, r.message);
+          return errnoError(r);
+        }),
+      );
+    }
     job.resolve(
       m.results!.map((r, i) => {
         const b = job.blobs[i]!;

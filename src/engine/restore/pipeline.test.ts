@@ -14,7 +14,7 @@ import { Repository } from '../repo/repository.js';
 import { compareTrees, describeTree, prng, tempDir } from '../testing.js';
 import { BlobFetcher, type PackSource } from './blob-fetcher.js';
 import { type BlobSource, Restorer } from './restorer.js';
-import { DecodePool, type Decoder, type PlacedBlob, decodeInline, writeInline } from './decode-pool.js';
+import { DecodePool, type Decoder, type PlacedBlob, type RangeBlob, decodeInline, writeInline } from './decode-pool.js';
 import { BlobCodec } from '../repo/codec.js';
 import { packName } from '../repo/master-index.js';
 import { Compression, type BlobLocation } from '../format/blob.js';
@@ -303,6 +303,124 @@ describe('chunks written by the workers', () => {
   });
 });
 
+/** Descriptors of this process open on files below `dir`. */
+function openBelow(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const to = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (to.startsWith(dir + '/')) out.push(to);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+describe('small files written whole by the workers', () => {
+  /** Small files with their own modes and times, empty ones, one ending in a hole, and a name that is not UTF-8. */
+  function smallVolume(root: string): void {
+    for (let i = 0; i < 400; i++) {
+      const p = path.join(root, `d${i % 9}`, `f${i}`);
+      write(root, `d${i % 9}/f${i}`, i % 50 === 0 ? Buffer.alloc(0) : prng(600 + i, (i * 97) % 1500));
+      fs.chmodSync(p, [0o644, 0o600, 0o755, 0o4755][i % 4]!);
+      fs.utimesSync(p, 1_600_000_000 + i, 1_500_000_000.123456 + i);
+    }
+    const sparse = path.join(root, 'd1', 'tail-hole');
+    fs.writeFileSync(sparse, prng(7, 9000));
+    fs.truncateSync(sparse, 200_000);
+    write(root, 'd2/x', prng(8, 100));
+    fs.renameSync(path.join(root, 'd2/x'), Buffer.concat([Buffer.from(path.join(root, 'd2') + '/'), Buffer.from([0xff, 0x41])]));
+  }
+
+  it('creates, writes and finishes them on the threads, exactly, with the packs closed after', async () => {
+    const dir = workDir();
+    const src = path.join(dir, 'src');
+    smallVolume(src);
+    const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+    repos.push(repo);
+    const snap = await repo.snapshot(src);
+    const jobs = vi.spyOn(DecodePool.prototype, 'writeFiles');
+    const target = path.join(dir, 'out');
+    await repo.restore(snap.id, target, { pipeline: THREADS });
+    expect(compareTrees(describeTree(src), describeTree(target))).toEqual([]);
+    expect(fs.statSync(path.join(target, 'd1', 'tail-hole')).blocks * 512).toBeLessThan(100_000);
+    // Every small file went to a thread whole, in a job per directory batch.
+    const files = jobs.mock.calls.reduce((n, [job]) => n + job.files.length, 0);
+    expect(files).toBe(402);
+    expect(jobs.mock.calls.length).toBeLessThan(20);
+    // The storage's own read handles (trees) go with the repository; none of the restore's stays.
+    await repos.pop()!.close();
+    expect(openBelow(path.join(dir, 'repo'))).toEqual([]);
+  });
+
+  it('fails a small file whose blob is damaged, naming it, and writes no wrong byte', async () => {
+    const dir = workDir();
+    const src = path.join(dir, 'src');
+    smallVolume(src);
+    const repo = await Repository.init(path.join(dir, 'repo'), { chunker: SMALL_CHUNKS, packSize: 1024 * 1024 });
+    repos.push(repo);
+    const snap = await repo.snapshot(src);
+    const d3 = (await repo.readTree(snap.root.subtree!)).find((n) => n.name.toString() === 'd3')!;
+    const node = (await repo.readTree(d3.subtree!)).find((n) => n.name.toString() === 'f30')!;
+    const loc = (await repo.loadIndex()).get(node.content![0]!.id!)!;
+    const fd = fs.openSync(path.join(dir, 'repo', packName(loc.pack)), 'r+');
+    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, loc.offset + 3);
+    fs.closeSync(fd);
+    const target = path.join(dir, 'out');
+    const err = await repo.restore(snap.id, target, { pipeline: THREADS }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect((err as KovaError).code).toBe('REPO_CORRUPT');
+    expect((err as Error).message).toContain(`${snap.id}: file d3/f30: blob ${node.content![0]!.id}`);
+    expect(fs.existsSync(path.join(target, 'd3', 'f30'))).toBe(false);
+    for (const d of fs.readdirSync(target)) {
+      for (const f of fs.readdirSync(path.join(target, d), { encoding: 'buffer' })) {
+        const at = (root: string): Buffer => Buffer.concat([Buffer.from(`${root}/${d}/`), f]);
+        const got = fs.readFileSync(at(target));
+        expect(got.equals(fs.readFileSync(at(src)).subarray(0, got.length)), `${d}/${f.toString()}`).toBe(true);
+      }
+    }
+    // The storage's own read handles (trees) go with the repository; none of the restore's stays.
+    await repos.pop()!.close();
+    expect(openBelow(path.join(dir, 'repo'))).toEqual([]);
+  });
+
+  it('withdraws the files a thread has not started once stopped', async () => {
+    const dir = workDir();
+    const plain = [prng(41, 1000), prng(42, 1200)];
+    const { range, blobs } = encodeRange(plain, 'ab'.repeat(32));
+    fs.writeFileSync(path.join(dir, 'pack'), range);
+    const packFd = fs.openSync(path.join(dir, 'pack'), 'r');
+    const dirFd = fs.openSync(dir, 'r');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    const file = (name: string, blob: number) => ({
+      name: Buffer.from(name),
+      mode: 0o640,
+      uid: 0,
+      gid: 0,
+      mtimeNs: 1_234_567_890_123_456_789n,
+      size: plain[blob]!.length,
+      chunks: [[blob, 0]] as Array<[number, number]>,
+    });
+    const job = { dirFd, ranges: [{ fd: packFd, offset: 0, length: range.length, count: 2 }], blobs, chown: false };
+    try {
+      expect(await pool.writeFiles({ ...job, files: [file('a', 0), file('b', 1)] })).toEqual([null, null]);
+      expect(fs.readFileSync(path.join(dir, 'b')).equals(plain[1]!)).toBe(true);
+      const st = fs.statSync(path.join(dir, 'a'), { bigint: true });
+      expect([Number(st.mode & 0o777n), st.mtimeNs]).toEqual([0o640, 1_234_567_890_123_456_789n]);
+      pool.stopFiles();
+      expect(await pool.writeFiles({ ...job, files: [file('c', 0), file('d', 1)] })).toEqual(['withdrawn', 'withdrawn']);
+      expect(fs.existsSync(path.join(dir, 'c'))).toBe(false);
+    } finally {
+      await pool.close();
+      fs.closeSync(packFd);
+      fs.closeSync(dirFd);
+    }
+  });
+});
+
 /* ---- the fetcher on its own ------------------------------------------------------ */
 
 /** An in-memory pack of raw blobs, with every read recorded. */
@@ -404,27 +522,26 @@ describe('BlobFetcher', () => {
   });
 });
 
+/** encodeRange stores `plain` as one pack range (compressed where that pays) and describes its blobs. */
+function encodeRange(plain: readonly Buffer[], pack: string): { range: Buffer; blobs: RangeBlob[] } {
+  const codec = new BlobCodec(3);
+  const stored = plain.map((p) => codec.encode(p));
+  let at = 0;
+  const blobs = plain.map((p, i) => {
+    const b = { id: hashHex(p), pack, at, length: stored[i]!.stored.length, compression: stored[i]!.compression, rawLength: p.length };
+    at += b.length;
+    return b;
+  });
+  return { range: Buffer.concat(stored.map((s) => s.stored)), blobs };
+}
+
 describe('DecodePool', () => {
   it('verifies on worker threads: good blobs come back, damaged ones are refused', async () => {
     const codec = new BlobCodec(3);
     const plain = [text(1, 50_000), prng(2, 20_000), text(3, 40_000), prng(4, 10_000)];
-    const stored = plain.map((p) => codec.encode(p));
-    expect(stored[0]!.compression).toBe(Compression.Zstd);
-    expect(stored[1]!.compression).toBe(Compression.None);
-    const range = Buffer.concat(stored.map((s) => s.stored));
-    let at = 0;
-    const blobs = plain.map((p, i) => {
-      const b = {
-        id: hashHex(p),
-        pack: 'bb'.repeat(32),
-        at,
-        length: stored[i]!.stored.length,
-        compression: stored[i]!.compression,
-        rawLength: p.length,
-      };
-      at += b.length;
-      return b;
-    });
+    const { range, blobs } = encodeRange(plain, 'bb'.repeat(32));
+    expect(blobs[0]!.compression).toBe(Compression.Zstd);
+    expect(blobs[1]!.compression).toBe(Compression.None);
     // Damage the second (raw) and the third (compressed) blob.
     range[blobs[1]!.at + 10] = range[blobs[1]!.at + 10]! ^ 1;
     range[blobs[2]!.at + blobs[2]!.length - 20] = range[blobs[2]!.at + blobs[2]!.length - 20]! ^ 0xff;
@@ -463,23 +580,8 @@ describe('DecodePool', () => {
 describe('DecodePool.write', () => {
   /** Two raw blobs and a compressed one in a range, the second damaged. */
   function damagedRange(): { range: Buffer; plain: Buffer[]; blobs: Array<Omit<PlacedBlob, 'targets'>> } {
-    const codec = new BlobCodec(3);
     const plain = [prng(11, 30_000), prng(12, 20_000), text(13, 40_000)];
-    const stored = plain.map((p) => codec.encode(p));
-    const range = Buffer.concat(stored.map((s) => s.stored));
-    let at = 0;
-    const blobs = plain.map((p, i) => {
-      const b = {
-        id: hashHex(p),
-        pack: 'dd'.repeat(32),
-        at,
-        length: stored[i]!.stored.length,
-        compression: stored[i]!.compression,
-        rawLength: p.length,
-      };
-      at += b.length;
-      return b;
-    });
+    const { range, blobs } = encodeRange(plain, 'dd'.repeat(32));
     range[blobs[1]!.at + 5] = range[blobs[1]!.at + 5]! ^ 0x21;
     return { range, plain, blobs };
   }

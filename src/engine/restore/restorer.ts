@@ -61,7 +61,7 @@ import { PathNotFoundError, resolvePath, showPath } from '../browse/browse.js';
 import type { BlobLocation } from '../format/blob.js';
 import type { BlobCodec } from '../repo/codec.js';
 import { BlobFetcher, type FetchOptions, type Placement, type Reservation } from './blob-fetcher.js';
-import { DecodePool, type DecodePoolOptions } from './decode-pool.js';
+import { DecodePool, type DecodePoolOptions, type FileWritten } from './decode-pool.js';
 
 export interface RestoreOptions {
   readonly onProgress?: ProgressFn;
@@ -295,6 +295,8 @@ export class Restorer {
       this.chunks = directSource(this.src);
     }
     this.rootFd = await fsx.open(abs, fsx.OPEN_DIR);
+    const stop = (): void => this.decoder?.stopFiles();
+    this.opts.signal?.addEventListener('abort', stop, { once: true });
     try {
       await this.restoreDir(this.rootFd, root.subtree!, [], selection);
       await this.applyMeta(this.rootFd, root, abs);
@@ -302,6 +304,7 @@ export class Restorer {
     } catch (err) {
       throw await asDiskFull(err, 'restore target', abs);
     } finally {
+      this.opts.signal?.removeEventListener('abort', stop);
       await fsx.close(this.rootFd);
       for (const fd of this.heldDirs.splice(0)) await fsx.close(fd);
       this.fetcher?.close();
@@ -325,6 +328,7 @@ export class Restorer {
   private failed<T>(p: Promise<T>): Promise<T> {
     return p.catch((err: unknown) => {
       this.failure ??= { err };
+      this.decoder?.stopFiles();
       throw err;
     });
   }
@@ -388,18 +392,46 @@ export class Restorer {
       }
       if (failure) break;
       const res = await chunks.reserve(batch.flatMap(chunkIds));
-      // Budget first, then descriptors, in every batch: no batch waits for one while holding what another waits for.
-      await this.smallOpen.acquire(batch.length);
-      inFlight.push(
-        this.writeBatch(dirFd, batch, rel, res).finally(() => {
-          res.release();
-          this.smallOpen.release(batch.length);
-        }),
-      );
+      // Files with extended attributes are finished here (their refusals are reported per attribute).
+      const whole = batch.some((n) => n.xattrs?.length) ? null : (this.fetcher?.writeFiles(dirFd, batch, IS_ROOT) ?? null);
+      if (whole) {
+        inFlight.push(this.wholeFiles(whole, batch, rel).finally(() => res.release()));
+      } else {
+        // Budget first, then descriptors, in every batch: no batch waits for one while holding what another waits for.
+        await this.smallOpen.acquire(batch.length);
+        inFlight.push(
+          this.writeBatch(dirFd, batch, rel, res).finally(() => {
+            res.release();
+            this.smallOpen.release(batch.length);
+          }),
+        );
+      }
       if (inFlight.length > 1) await settle(inFlight.shift()!);
     }
     for (const p of inFlight) await settle(p);
     if (failure) throw (failure as { err: unknown }).err;
+  }
+
+  /** wholeFiles counts the files a thread wrote whole, and throws the first failure among them. */
+  private async wholeFiles(job: Promise<FileWritten[]>, batch: readonly TreeNode[], rel: readonly Buffer[]): Promise<void> {
+    const results = await job;
+    let failure: { err: unknown } | null = null;
+    results.forEach((r, i) => {
+      const node = batch[i]!;
+      if (r === null) {
+        this.files++;
+        this.trimmer.fileDone(node.size);
+        this.progress.bytes(node.size);
+        this.progress.file();
+      } else if (r !== 'withdrawn') {
+        failure ??= { err: this.named(r, `file ${this.display([...rel, node.name])}`) };
+      }
+    });
+    if (failure) throw (failure as { err: unknown }).err;
+    if (results.includes('withdrawn')) {
+      this.checkAbort();
+      throw new Error('files of the restore were withdrawn');
+    }
   }
 
   /** writeBatch creates a batch's files, places all their chunks at once, and finishes each file. */
