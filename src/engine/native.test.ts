@@ -81,6 +81,39 @@ describe('readSmallFiles', () => {
     }
   });
 
+  it("reads into the caller's buffer when it is large enough, else into a new one", async () => {
+    const dir = tempDir('kova-native-small-');
+    dirs.push(dir);
+    const a = prng(4, 900);
+    const b = prng(5, 600);
+    fs.writeFileSync(path.join(dir, 'a'), a);
+    fs.writeFileSync(path.join(dir, 'b'), b);
+    const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      const read = (into: Buffer) =>
+        readSmallFiles(
+          fd,
+          [Buffer.from('a'), Buffer.from('b')],
+          [a.length, b.length],
+          [ino(path.join(dir, 'a')), ino(path.join(dir, 'b'))],
+          into,
+        );
+      const reused = Buffer.alloc(4096, 0xee);
+      const r = await read(reused);
+      expect(r.data).toBe(reused);
+      expect(r.data.subarray(r.start[1], r.start[1]! + b.length).equals(b)).toBe(true);
+      expect(reused.subarray(0, a.length).equals(a)).toBe(true);
+      const small = Buffer.alloc(1000, 0xee);
+      const r2 = await read(small);
+      expect(r2.data).not.toBe(small);
+      expect(small.equals(Buffer.alloc(1000, 0xee))).toBe(true); // left untouched
+      expect(r2.data.subarray(0, a.length).equals(a)).toBe(true);
+      expect(r2.data.subarray(r2.start[1], r2.start[1]! + b.length).equals(b)).toBe(true);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('rejects a job whose arrays do not agree', () => {
     expect(() =>
       native.readSmallFiles(

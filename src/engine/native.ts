@@ -199,12 +199,16 @@ export interface SmallFiles {
  * with the listed inode), reads up to `sizes[i]` bytes of and hashes each of
  * `names` in the directory open as `dirFd`, all in one thread-pool job: one
  * hop for many files instead of open, fstat, read and close for each.
+ * The bytes go into `into` when it is large enough (a buffer the caller
+ * reuses: one allocated per batch is garbage V8 collects late), else into
+ * a new buffer.
  */
 export function readSmallFiles(
   dirFd: number,
   names: readonly Buffer[],
   sizes: readonly number[],
   inos: readonly bigint[],
+  into?: Buffer,
 ): Promise<SmallFiles> {
   const count = names.length;
   let nameBytes = 0;
@@ -223,7 +227,7 @@ export function readSmallFiles(
     names: nameBuf,
     sizes: Float64Array.from(sizes),
     inos: BigUint64Array.from(inos),
-    data: Buffer.allocUnsafeSlow(total),
+    data: into && into.length >= total ? into : Buffer.allocUnsafeSlow(total),
     status: new Int32Array(count),
     digests: Buffer.allocUnsafeSlow(count * 32),
   };

@@ -50,4 +50,25 @@ describe('compressing small blobs on the workers', () => {
       e.release?.();
     }
   }, 60_000);
+
+  it('sends no more batches than the workers have room for, and blobs arriving meanwhile join one batch', async () => {
+    const codec = new BlobCodec(3);
+    // One worker with room for one job: a second batch waits for the first.
+    const pool = new CompressPool(codec, 3, 1, 1, 0);
+    pools.push(pool);
+    const blob = (i: number): Buffer => Buffer.from(`record ${i} `.repeat(20)); // 200-odd bytes: 256 fill a batch
+    const first = Array.from({ length: 256 }, (_, i) => pool.encode(blob(i))); // a full batch: sent at once
+    expect(pool.batchCount).toBe(1);
+    const waiting = Array.from({ length: 100 }, (_, i) => pool.encode(blob(1000 + i)));
+    await new Promise((r) => setImmediate(r));
+    expect(pool.batchCount).toBe(1); // no room yet: held back, not sent
+    const all = await Promise.all([...first, ...waiting]);
+    // Once the first came back, the 100 waiting blobs went as one batch.
+    expect(pool.batchCount).toBe(2);
+    all.forEach((e, i) => {
+      const raw = i < 256 ? blob(i) : blob(1000 + i - 256);
+      expect(codec.decode(Buffer.from(e.stored), e.compression, raw.length, `blob ${i}`).equals(raw)).toBe(true);
+      e.release?.();
+    });
+  }, 60_000);
 });

@@ -97,6 +97,8 @@ export class CompressPool {
   private batch: Batch | null = null;
   private batchesSent = 0;
   private readonly waiters: Array<() => void> = [];
+  /** Small blobs waiting for a worker to have room for a new batch (all woken at once: they share one batch). */
+  private readonly smallWaiters: Array<() => void> = [];
   private nextId = 0;
   private closed = false;
 
@@ -142,6 +144,13 @@ export class CompressPool {
         }
         this.startWorkers();
       }
+      // Batches wait for room as single jobs do, so the small blobs held
+      // (and the buffers they point into) stay bounded; one joining a batch
+      // being gathered does not wait.
+      while (!this.batch && !this.closed && this.leastBusy().pending >= this.perWorker) {
+        await new Promise<void>((r) => this.smallWaiters.push(r));
+      }
+      if (this.closed) return this.codec.encode(raw);
       return this.queueSmall(raw);
     }
     if (this.slots.length === 0) {
@@ -255,6 +264,7 @@ export class CompressPool {
   private done(slot: Slot, m: { id: number; buf: ArrayBuffer; zlen?: number; zlens?: Int32Array; error?: string }): void {
     slot.pending--;
     this.waiters.shift()?.();
+    for (const w of this.smallWaiters.splice(0)) w();
     const batch = this.batches.get(m.id);
     if (batch) {
       this.batches.delete(m.id);
@@ -281,11 +291,13 @@ export class CompressPool {
     this.batches.clear();
     this.closed = true;
     for (const w of this.waiters.splice(0)) w();
+    for (const w of this.smallWaiters.splice(0)) w();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) w();
+    for (const w of this.smallWaiters.splice(0)) w();
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

@@ -104,7 +104,7 @@ function byName(nodes: readonly TreeNode[]): Map<string, TreeNode> {
 const PER_DIR_WORKERS = 16;
 const GLOBAL_EXTRA_WORKERS = 48;
 const MAX_SKIPPED_LISTED = 100;
-/** Small files are read in batches of at most this many files and bytes, a few batches at a time. */
+/** Small files are read in batches of at most this many files and bytes; a few batches are read or being stored at a time. */
 const BATCH_FILES = 128;
 const BATCH_BYTES = 1024 * 1024;
 const BATCH_SLOTS = 3;
@@ -135,6 +135,8 @@ export class Archiver {
   private readonly readSlots = new Semaphore(8);
   private readonly bigReadSlots = new Semaphore(2);
   private readonly batchSlots = new Semaphore(BATCH_SLOTS);
+  /** Buffers of batches read and stored, for the next (at most BATCH_SLOTS). */
+  private readonly batchBuffers: Buffer[] = [];
   private readonly batchFileMax: number;
   private readonly budget = new WorkBudget(GLOBAL_EXTRA_WORKERS, PER_DIR_WORKERS);
   private readonly progress: ProgressTracker;
@@ -324,6 +326,11 @@ export class Archiver {
         from = to;
         const sts = batch.map((i) => entries[i]!);
         await this.batchSlots.acquire();
+        const buffer = this.batchBuffers.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+        const done = (): void => {
+          this.batchBuffers.push(buffer);
+          this.batchSlots.release();
+        };
         let read: SmallFiles;
         try {
           read = await readSmallFiles(
@@ -331,9 +338,11 @@ export class Archiver {
             sts.map((st) => st.name),
             sts.map((st) => st.size),
             sts.map((st) => st.ino),
+            buffer,
           );
-        } finally {
-          this.batchSlots.release();
+        } catch (err) {
+          done();
+          throw err;
         }
         await storing;
         const saves: Array<Promise<void>> = [];
@@ -343,7 +352,14 @@ export class Archiver {
           if (status === SMALL_XATTRS) saves.push(captureOne(i));
           else saves.push(settle(i, (childPath) => this.storeSmall(sts[k]!, childPath, read, k, status)));
         }
-        storing = Promise.all(saves);
+        // The slot and the buffer are held until every store of the batch
+        // has settled (stores copy what they keep): what is read and not yet
+        // stored stays within BATCH_SLOTS reused buffers, however many
+        // directories are in progress.
+        storing = Promise.allSettled(saves).then((results) => {
+          done();
+          for (const r of results) if (r.status === 'rejected') throw r.reason;
+        });
         storing.catch(() => undefined); // awaited with the next batch or below
       }
     } finally {
