@@ -46,6 +46,7 @@ import { packName } from '../repo/master-index.js';
 import type {
   Decoded,
   Decoder,
+  FileMeta,
   FileSpec,
   FileWritten,
   FilesJob,
@@ -134,13 +135,7 @@ interface WriteEntry {
 }
 
 /** A small file to write whole: its content in order (null ids are holes). */
-export interface WholeFile {
-  readonly name: Buffer;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly mtimeNs: bigint;
-  readonly size: number;
+export interface WholeFile extends FileMeta {
   readonly content?: ReadonlyArray<{ readonly id: string | null; readonly length: number }>;
 }
 

@@ -78,14 +78,18 @@ export type RangeBytes = Buffer | { readonly path: string; readonly offset: numb
  * chunk's offset), then the length set when it ends in a hole, the owner
  * (when the job says so), mode and modification time (also the access time).
  */
-export interface FileSpec {
+export interface FileSpec extends FileMeta {
+  readonly chunks: ReadonlyArray<readonly [blob: number, offset: number]>;
+}
+
+/** What a small file written whole is created with: its name below the directory, and its metadata. */
+export interface FileMeta {
   readonly name: Buffer;
   readonly mode: number;
   readonly uid: number;
   readonly gid: number;
   readonly mtimeNs: bigint;
   readonly size: number;
-  readonly chunks: ReadonlyArray<readonly [blob: number, offset: number]>;
 }
 
 /**
