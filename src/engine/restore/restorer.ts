@@ -177,8 +177,14 @@ const SMALL_OPEN = 2048;
 /** The chunk ids of a file, in order. */
 const chunkIds = (node: TreeNode): string[] => (node.content ?? []).flatMap((c) => (c.id === null ? [] : [c.id]));
 
-/** Bytes of its next chunks a file asks for while it writes the current one. */
-const LOOKAHEAD_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes of its next chunks a file asks for while it writes the current one:
+ * four of the fetcher's 8 MiB ranges, so that a single large file keeps
+ * every decode thread busy (with 8 MiB, an 8 GiB file was restored about one
+ * range at a time, on one thread). Half the default budget, and only taken
+ * while the budget has room.
+ */
+const LOOKAHEAD_BYTES = 32 * 1024 * 1024;
 /** Hardlink sources with longer paths below the target are reached through a held directory. */
 const LINK_PATH_MAX = 3000;
 const IS_ROOT = process.getuid?.() === 0;
