@@ -58,7 +58,9 @@ import {
   native,
   resolvePath,
   restoreFootprint,
+  roomFor,
   setTimesNs,
+  spaceBound,
   syncfs,
 } from '../engine/index.js';
 import type { Deployment } from '../db/deployments.js';
@@ -504,9 +506,12 @@ export class RestoreService {
     selection: RestoreSelection | null = null,
   ): Promise<void> {
     const repo = await openRepo(this.ctx.paths, dep.id, false);
+    const target = this.ctx.paths.deploymentVolumes(dep.id);
     let needed = 0;
     try {
       const record = await repo.findSnapshot(snap.engineId!);
+      // Any part of the snapshot fits when the bound on all of it does: no tree is read then.
+      if (await roomFor(target, spaceBound(record.stats))) return;
       if (selection) {
         for (const node of await this.selectionNodes(repo, record.root, selection)) needed += await restoreFootprint(repo, node);
       } else {
@@ -517,7 +522,7 @@ export class RestoreService {
     } finally {
       await repo.close();
     }
-    await checkSpace('restore', this.ctx.paths.deploymentVolumes(dep.id), needed);
+    await checkSpace('restore', target, needed);
   }
 
   /**

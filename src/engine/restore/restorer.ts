@@ -56,7 +56,7 @@ import { asDiskFull } from '../util/disk-space.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
 import { HeapTrimmer } from '../util/heap-trim.js';
-import { checkSpace, restoreFootprint } from './space.js';
+import { checkSpace, restoreFootprint, roomFor, spaceBound } from './space.js';
 import { PathNotFoundError, resolvePath, showPath } from '../browse/browse.js';
 import type { BlobLocation } from '../format/blob.js';
 import type { BlobCodec } from '../repo/codec.js';
@@ -275,7 +275,7 @@ export class Restorer {
       chosen.length = 0;
       for (const p of this.opts.include) chosen.push(await resolvePath(this.src, root, p));
     }
-    if (this.opts.checkSpace !== false) {
+    if (this.opts.checkSpace !== false && !(await roomFor(abs, spaceBound(this.snapshot.stats)))) {
       let needed = 0;
       // Chosen entries, one inside another counted twice at worst: a conservative need.
       for (const node of chosen)

@@ -1,9 +1,19 @@
 /**
  * restoreFootprint: what a restore will write, counted from the trees alone.
  */
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ContentRef, NodeType, TreeNode } from '../format/tree.js';
-import { restoreFootprint, type TreeSource } from './space.js';
+import { Repository } from '../repo/repository.js';
+import { prng, tempDir } from '../testing.js';
+import { restoreFootprint, spaceBound, type TreeSource } from './space.js';
+
+const cleanups: string[] = [];
+afterEach(() => {
+  for (const d of cleanups.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
 
 const node = (name: string, type: NodeType, extra: Partial<TreeNode> = {}): TreeNode => ({
   name: Buffer.from(name),
@@ -79,5 +89,70 @@ describe('restoreFootprint', () => {
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toBe('no tree gone');
     expect(failures).toEqual(['ok/deeper']);
+  });
+});
+
+/** Bytes every entry below `root` (and root) takes on disk, as st_blocks says. */
+function allocated(root: string): number {
+  let n = fs.lstatSync(root).blocks * 512;
+  for (const e of fs.readdirSync(root, { withFileTypes: true })) {
+    const p = path.join(root, e.name);
+    n += e.isDirectory() ? allocated(p) : fs.lstatSync(p).blocks * 512;
+  }
+  return n;
+}
+
+describe('spaceBound', () => {
+  /** Small files, a chunked file with holes inside and at the end, hardlinks, a symlink, a FIFO, empty and nested directories. */
+  function source(): string {
+    const dir = tempDir('kova-space-');
+    cleanups.push(dir);
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'a/b/c'), { recursive: true });
+    fs.mkdirSync(path.join(src, 'empty'));
+    for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(src, 'a', `f${i}`), prng(i, i * 97));
+    fs.writeFileSync(path.join(src, 'a/b/c/text'), 'x'.repeat(70_000));
+    const fd = fs.openSync(path.join(src, 'sparse'), 'w');
+    for (let i = 0; i < 6; i++) fs.writeSync(fd, prng(100 + i, 300_000), 0, 300_000, i * 2_000_000 + 1234);
+    fs.ftruncateSync(fd, 20_000_000);
+    fs.closeSync(fd);
+    fs.writeFileSync(path.join(src, 'hard'), prng(7, 5000));
+    fs.linkSync(path.join(src, 'hard'), path.join(src, 'a/hard2'));
+    fs.symlinkSync('a/b/c/text', path.join(src, 'link'));
+    fs.writeFileSync(path.join(src, 'zero'), '');
+    execFileSync('mkfifo', [path.join(src, 'fifo')]);
+    return dir;
+  }
+
+  it('is at least what a restore of the snapshot takes on disk', async () => {
+    const dir = source();
+    const repo = await Repository.init(path.join(dir, 'repo'));
+    try {
+      const snap = await repo.snapshot(path.join(dir, 'src'));
+      const dst = path.join(dir, 'dst');
+      await repo.restore(snap, dst, { checkSpace: false });
+      const used = allocated(dst);
+      expect(used).toBeGreaterThan(2_000_000); // the data did land
+      expect(spaceBound(snap.stats)).toBeGreaterThanOrEqual(used);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('spares the restore reading every tree for the space check when the bound fits', async () => {
+    const dir = source();
+    const repo = await Repository.init(path.join(dir, 'repo'));
+    try {
+      const snap = await repo.snapshot(path.join(dir, 'src'));
+      const reads = vi.spyOn(repo, 'readTree');
+      await repo.restore(snap, path.join(dir, 'checked'));
+      const checked = reads.mock.calls.length;
+      reads.mockClear();
+      await repo.restore(snap, path.join(dir, 'unchecked'), { checkSpace: false });
+      expect(reads.mock.calls.length).toBe(checked);
+      expect(checked).toBeGreaterThanOrEqual(4); // root, a, a/b, a/b/c, empty
+    } finally {
+      await repo.close();
+    }
   });
 });

@@ -6,9 +6,13 @@
  * The need is what the restore writes: every file's data without its holes
  * (holes are restored as holes), each hard-linked inode once, plus a block
  * for every entry (inode, directory block). Trees are read from the
- * repository; no data is.
+ * repository; no data is. Reading every tree costs about 10 µs per entry
+ * (47 s at 5,000,000 files), so a check first compares the free space with
+ * a bound taken from the snapshot's statistics (spaceBound) and reads the
+ * trees only when that bound does not fit.
  */
 import { InsufficientSpaceError } from '../../core/errors.js';
+import type { SnapshotStats } from '../format/snapshot-record.js';
 import type { TreeNode } from '../format/tree.js';
 import { freeBytes } from '../util/disk-space.js';
 
@@ -51,6 +55,28 @@ export async function restoreFootprint(
   };
   await walk(root, []);
   return total;
+}
+
+/**
+ * spaceBound is more than restoring the whole snapshot, or any part of it,
+ * writes, from its recorded statistics alone: every file's logical size
+ * rounded up to a block (a file takes at most the blocks its size covers,
+ * however its chunks and holes fall), hard-linked names counted as files of
+ * their own, a block for every entry and every symlink's target.
+ */
+export function spaceBound(stats: SnapshotStats): number {
+  const entries = stats.files + stats.dirs + stats.symlinks + stats.specials + 1; // and the root
+  return stats.bytes + stats.files * BLOCK + entries * ENTRY_OVERHEAD + stats.symlinks * BLOCK;
+}
+
+/**
+ * roomFor tells whether the filesystem holding `target` has `bytes` free, or
+ * cannot tell (checkSpace lets a restore go on then too): when it answers
+ * true for spaceBound, the trees need not be walked.
+ */
+export async function roomFor(target: string, bytes: number): Promise<boolean> {
+  const free = await freeBytes(target);
+  return free === null || bytes <= free;
 }
 
 /**
