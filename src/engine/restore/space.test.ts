@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { SnapshotRecord } from '../format/snapshot-record.js';
 import type { ContentRef, NodeType, TreeNode } from '../format/tree.js';
 import { Repository } from '../repo/repository.js';
 import { prng, tempDir } from '../testing.js';
@@ -124,26 +125,28 @@ describe('spaceBound', () => {
     return dir;
   }
 
-  it('is at least what a restore of the snapshot takes on disk', async () => {
+  /** withSnapshot snapshots a fresh source() into a new repository and runs `fn` with both. */
+  async function withSnapshot(fn: (repo: Repository, snap: SnapshotRecord, dir: string) => Promise<void>): Promise<void> {
     const dir = source();
     const repo = await Repository.init(path.join(dir, 'repo'));
     try {
-      const snap = await repo.snapshot(path.join(dir, 'src'));
+      await fn(repo, await repo.snapshot(path.join(dir, 'src')), dir);
+    } finally {
+      await repo.close();
+    }
+  }
+
+  it('is at least what a restore of the snapshot takes on disk', () =>
+    withSnapshot(async (repo, snap, dir) => {
       const dst = path.join(dir, 'dst');
       await repo.restore(snap, dst, { checkSpace: false });
       const used = allocated(dst);
       expect(used).toBeGreaterThan(2_000_000); // the data did land
       expect(spaceBound(snap.stats)).toBeGreaterThanOrEqual(used);
-    } finally {
-      await repo.close();
-    }
-  });
+    }));
 
-  it('spares the restore reading every tree for the space check when the bound fits', async () => {
-    const dir = source();
-    const repo = await Repository.init(path.join(dir, 'repo'));
-    try {
-      const snap = await repo.snapshot(path.join(dir, 'src'));
+  it('spares the restore reading every tree for the space check when the bound fits', () =>
+    withSnapshot(async (repo, snap, dir) => {
       const reads = vi.spyOn(repo, 'readTree');
       await repo.restore(snap, path.join(dir, 'checked'));
       const checked = reads.mock.calls.length;
@@ -151,8 +154,5 @@ describe('spaceBound', () => {
       await repo.restore(snap, path.join(dir, 'unchecked'), { checkSpace: false });
       expect(reads.mock.calls.length).toBe(checked);
       expect(checked).toBeGreaterThanOrEqual(4); // root, a, a/b, a/b/c, empty
-    } finally {
-      await repo.close();
-    }
-  });
+    }));
 });
