@@ -3,7 +3,8 @@
  * need; the fetcher gathers the requests made while the main thread runs
  * (everything asked for before the next turn of the event loop, or up to
  * `batchBytes`), sorts them by pack and offset, merges neighbours into
- * ranges (gaps up to `maxGap`, ranges up to `maxRange`), reads each range
+ * ranges (gaps up to `maxGap`, ranges up to `maxRange` read and
+ * `maxRangePlain` decompressed), reads each range
  * once, and hands it to the decoder (decode-pool.ts), which decompresses and
  * verifies every blob off the main thread.
  *
@@ -76,6 +77,12 @@ export interface FetchOptions {
   readonly maxGap?: number;
   /** Longest single read. Default 8 MiB. */
   readonly maxRange?: number;
+  /**
+   * Most plaintext in one range. Default 8 MiB. A range is one thread's job:
+   * 8 MiB read of data that compresses 4:1 would be 32 MiB to decode, about
+   * a large file's whole look-ahead, and the other threads would wait.
+   */
+  readonly maxRangePlain?: number;
   /** Ranges read or decoded at once. Default 4. */
   readonly readers?: number;
 }
@@ -85,6 +92,7 @@ const DEFAULTS: Required<FetchOptions> = {
   batchBytes: 16 * 1024 * 1024,
   maxGap: 256 * 1024,
   maxRange: 8 * 1024 * 1024,
+  maxRangePlain: 8 * 1024 * 1024,
   readers: 4,
 };
 
@@ -146,6 +154,8 @@ interface Range<E> {
   readonly pack: string;
   readonly start: number;
   end: number;
+  /** Plaintext bytes of its entries. */
+  plain: number;
   readonly entries: E[];
 }
 
@@ -382,12 +392,14 @@ export class BlobFetcher {
         cur.pack === e.loc.pack &&
         e.loc.offset >= cur.end &&
         e.loc.offset - cur.end <= this.o.maxGap &&
-        end - cur.start <= this.o.maxRange
+        end - cur.start <= this.o.maxRange &&
+        cur.plain + e.loc.rawLength <= this.o.maxRangePlain
       ) {
         cur.end = end;
+        cur.plain += e.loc.rawLength;
         cur.entries.push(e);
       } else {
-        cur = { pack: e.loc.pack, start: e.loc.offset, end, entries: [e] };
+        cur = { pack: e.loc.pack, start: e.loc.offset, end, plain: e.loc.rawLength, entries: [e] };
         out.push(cur);
       }
     }

@@ -424,22 +424,27 @@ describe('small files written whole by the workers', () => {
 /* ---- the fetcher on its own ------------------------------------------------------ */
 
 /** An in-memory pack of raw blobs, with every read recorded. */
-function memoryPack(blobs: Buffer[], gap = 0): { src: PackSource; ids: string[]; reads: Array<[number, number]>; pack: Buffer } {
+function memoryPack(
+  blobs: Buffer[],
+  gap = 0,
+  codec?: BlobCodec,
+): { src: PackSource; ids: string[]; reads: Array<[number, number]>; pack: Buffer } {
   const locs = new Map<string, BlobLocation>();
   const parts: Buffer[] = [];
   let at = 0;
   const ids = blobs.map((b) => {
     const id = hashHex(b);
+    const { stored, compression } = codec ? codec.encode(b) : { stored: b, compression: Compression.None };
     locs.set(id, {
       type: BlobType.Data,
-      compression: Compression.None,
+      compression,
       pack: 'aa'.repeat(32),
       offset: at,
-      length: b.length,
+      length: stored.length,
       rawLength: b.length,
     });
-    parts.push(b, Buffer.alloc(gap));
-    at += b.length + gap;
+    parts.push(Buffer.from(stored), Buffer.alloc(gap));
+    at += stored.length + gap;
     return id;
   });
   const pack = Buffer.concat(parts);
@@ -476,6 +481,18 @@ describe('BlobFetcher', () => {
     expect(got.reverse().map((b) => b.equals(blobs[got.indexOf(b)]!))).toEqual(blobs.map(() => true));
     expect(reads.length).toBe(Math.ceil((50 * 1125) / 20_000) + 0);
     for (let i = 1; i < reads.length; i++) expect(reads[i]![0]).toBeGreaterThan(reads[i - 1]![0]);
+  });
+
+  it('ends a range at maxRangePlain of plaintext, however well the blobs compress', async () => {
+    const blobs = Array.from({ length: 20 }, (_, i) => Buffer.from(`row ${String(i).padStart(3, '0')} `.repeat(1250)));
+    const { src, ids, reads } = memoryPack(blobs, 0, new BlobCodec(3));
+    const stored = ids.map((id) => src.locate(id)!.length).reduce((a, b) => a + b, 0);
+    expect(stored).toBeLessThan(20 * 1000); // they do compress: a 1 MiB range would hold them all
+    const f = new BlobFetcher(src, inline, { maxRange: 1 << 20, maxRangePlain: 3 * blobs[0]!.length });
+    const got = await Promise.all(ids.map((id) => f.tryGet(id)!.data));
+    expect(got.every((b, i) => b.equals(blobs[i]!))).toBe(true);
+    expect(reads.length).toBe(Math.ceil(20 / 3));
+    for (let i = 1; i < reads.length; i++) expect(reads[i]![0]).toBe(reads[i - 1]![0] + reads[i - 1]![1]);
   });
 
   it('skips gaps wider than maxGap', async () => {
