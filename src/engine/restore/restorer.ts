@@ -37,8 +37,8 @@
  * settled, also when the restore fails or is cancelled, so a worker never
  * writes to a descriptor that was closed (and maybe reused by another open).
  *
- * Fidelity: holes stay holes (only data chunks are written, the length is
- * set with ftruncate), hardlinks are restored as links, owners when running
+ * Fidelity: holes stay holes (only data chunks are written, into a file
+ * given its length with ftruncate first), hardlinks are restored as links, owners when running
  * as root, then modes (after chown, which clears setuid bits), extended
  * attributes and exact timestamps, directories' after their children.
  */
@@ -609,6 +609,10 @@ export class Restorer {
       offsets.push(end);
       end += c.length;
     }
+    // A file with holes gets its size before any write: no write then
+    // extends it, and XFS, which preallocates past the end of a file being
+    // extended, leaves no allocated blocks inside its holes.
+    if (content.some((c) => c.id === null)) await fsx.ftruncate(fd, node.size);
     const placed: Array<Placement | undefined> = [];
     let next = 0; // first chunk not placed
     if (res) {
@@ -663,8 +667,6 @@ export class Restorer {
       await Promise.allSettled(out.map((p) => p.done));
       for (const p of out) p.release();
     }
-    const last = content[content.length - 1];
-    if (last && last.id === null) await fsx.ftruncate(fd, node.size);
   }
 
   /** named adds the snapshot and the entry to a corruption error's message. */

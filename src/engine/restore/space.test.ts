@@ -1,5 +1,6 @@
 /**
- * restoreFootprint: what a restore will write, counted from the trees alone.
+ * restoreFootprint: what a restore will write, counted from the trees alone;
+ * spaceBound: a bound on it from a snapshot's statistics.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import type { SnapshotRecord } from '../format/snapshot-record.js';
 import type { ContentRef, NodeType, TreeNode } from '../format/tree.js';
 import { Repository } from '../repo/repository.js';
 import { prng, tempDir } from '../testing.js';
-import { restoreFootprint, spaceBound, type TreeSource } from './space.js';
+import { entryCost, restoreFootprint, spaceBound, type TreeSource } from './space.js';
 
 const cleanups: string[] = [];
 afterEach(() => {
@@ -49,15 +50,16 @@ class Trees implements TreeSource {
 }
 
 describe('restoreFootprint', () => {
-  it('counts data without holes, a block per entry, hardlinked inodes once and symlink targets', async () => {
+  it('counts the blocks data touches, every entry, hardlinked inodes once and symlink targets', async () => {
     const trees = new Map<string, TreeNode[]>([
       [
         'root',
         [
           file('a', [
-            { id: 'x'.repeat(64), length: 5000 }, // two blocks
+            { id: 'x'.repeat(64), length: 5000 }, // blocks 0 and 1
             { id: null, length: 1 << 20 }, // a hole: nothing
-            { id: 'y'.repeat(64), length: 4096 }, // one block
+            { id: 'y'.repeat(64), length: 4096 }, // blocks 257 and 258 (it starts mid-block)
+            { id: 'v'.repeat(64), length: 100 }, // block 258 again: nothing more
           ]),
           file('b', [{ id: 'z'.repeat(64), length: 10 }], { linkGroup: 'g1', nlink: 2 }),
           file('c', [{ id: 'z'.repeat(64), length: 10 }], { linkGroup: 'g1', nlink: 2 }),
@@ -70,9 +72,10 @@ describe('restoreFootprint', () => {
     ]);
     const src = new Trees(trees);
     const got = await restoreFootprint(src, dir('', 'root'));
-    // Entries: the root, a, b, c, l, d, e, f (c, the second link of g1, takes
-    // its entry but not the data again). Blocks: a 2 + 1, b 1, e 1.
-    expect(got).toBe(8 * 4096 + 5 * 4096 + '../somewhere'.length);
+    // Entries: the root (no name) and a, b, c, l, d, e, f (c, the second
+    // link of g1, takes its entry but not the data again). Blocks: a 2 + 2,
+    // b 1, e 1; the target of l 1; the directories root, d, f 1 each.
+    expect(got).toBe(entryCost(0) + 7 * entryCost(1) + (4 + 1 + 1 + 1 + 3) * 4096);
     expect(src.read.sort()).toEqual(['empty', 'root', 'sub']);
   });
 
