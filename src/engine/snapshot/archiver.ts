@@ -257,12 +257,17 @@ export class Archiver {
     const single: number[] = [];
     for (let i = 0; i < entries.length; i++) {
       const st = entries[i]!;
-      const batched =
-        st.error === 0 &&
-        (st.mode & fsx.S_IFMT) === fsx.S_IFREG &&
-        st.nlink === 1 &&
-        st.size <= this.batchFileMax &&
-        !(parent && unchanged(parent.get(st.name.toString('latin1')), st, this.parentScanStartNs));
+      const regular = st.error === 0 && (st.mode & fsx.S_IFMT) === fsx.S_IFREG;
+      const previous = regular && parent ? parent.get(st.name.toString('latin1')) : undefined;
+      if (regular && st.nlink === 1 && previous?.nlink === 1 && previous.linkGroup === undefined && this.reusable(previous, st)) {
+        // Unchanged, with one name as before (most files of an incremental):
+        // its node is the parent's, taken here rather than by a task of its
+        // own, which allocated more than the rest of the walk.
+        nodes[i] = previous;
+        this.countReused(previous);
+        continue;
+      }
+      const batched = regular && st.nlink === 1 && st.size <= this.batchFileMax && !unchanged(previous, st, this.parentScanStartNs);
       (batched ? small : single).push(i);
     }
     const settle = async (i: number, capture: (childPath: string) => Promise<TreeNode | null>): Promise<void> => {
@@ -461,9 +466,21 @@ export class Archiver {
     }
   }
 
+  /** reusable tells whether the parent's node of a file holds its content: unchanged since, every chunk still stored. */
+  private reusable(parent: TreeNode | undefined, st: StatLike): parent is TreeNode {
+    return unchanged(parent, st, this.parentScanStartNs) && parent.content!.every((c) => c.id === null || this.deps.hasBlob(c.id));
+  }
+
+  private countReused(node: TreeNode): void {
+    this.counters.files++;
+    this.counters.filesReused++;
+    this.counters.bytes += node.size;
+    this.progress.file(node.size);
+  }
+
   private async captureFile(dirFd: number, name: Buffer, path: string, st: StatLike, parent: TreeNode | undefined): Promise<TreeNode> {
     const linkKey = st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined;
-    if (unchanged(parent, st, this.parentScanStartNs) && parent.content!.every((c) => c.id === null || this.deps.hasBlob(c.id))) {
+    if (this.reusable(parent, st)) {
       const node: MutableNode = { ...parent, name, nlink: st.nlink };
       if (linkKey) {
         node.linkGroup = linkKey;
@@ -471,10 +488,7 @@ export class Archiver {
       } else {
         delete node.linkGroup;
       }
-      this.counters.files++;
-      this.counters.filesReused++;
-      this.counters.bytes += parent.size;
-      this.progress.file(parent.size);
+      this.countReused(node);
       return node;
     }
     const node = baseNode(name, 'file', st);
