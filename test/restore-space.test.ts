@@ -9,7 +9,8 @@
  *   no blocks (XFS preallocates past the end of a file being extended);
  * - with free space for the footprint but not for the bound, the check reads
  *   the trees and the restore goes through;
- * - with less free space than the restore takes, it is refused with
+ * - with less free space than the restore takes, or fewer free inodes
+ *   than it creates entries (ext4 made with few), it is refused with
  *   INSUFFICIENT_SPACE before anything is written.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -81,25 +82,31 @@ describe.skipIf(!isRoot)('the restore space check on real filesystems (loop-moun
     if (work) fs.rmSync(work, { recursive: true, force: true });
   }, 60_000);
 
+  /** mounted makes a loop-mounted filesystem (`mkfs` with `args`) for a describe block and unmounts it after. */
+  function mounted(name: string, mkfs: string, args: string[]): () => string {
+    let mnt = '';
+    beforeAll(() => {
+      const img = path.join(work, `${name}.img`);
+      mnt = path.join(work, `mnt-${name}`);
+      fs.mkdirSync(mnt);
+      fs.writeFileSync(img, '');
+      fs.truncateSync(img, 512 * MiB);
+      sh(mkfs, [...args, img]);
+      sh('mount', ['-o', 'loop', img, mnt]);
+    }, 120_000);
+    afterAll(() => {
+      if (mnt && spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
+    }, 60_000);
+    return () => mnt;
+  }
+
   for (const type of ['ext4', 'xfs'] as const) {
     describe(type, () => {
+      const at = mounted(type, `mkfs.${type}`, type === 'ext4' ? ['-q', '-m', '0'] : ['-q']);
       let mnt = '';
-      let mounted = false;
-
       beforeAll(() => {
-        const img = path.join(work, `${type}.img`);
-        mnt = path.join(work, `mnt-${type}`);
-        fs.mkdirSync(mnt);
-        fs.writeFileSync(img, '');
-        fs.truncateSync(img, 512 * MiB);
-        sh(`mkfs.${type}`, type === 'ext4' ? ['-q', '-m', '0', img] : ['-q', img]);
-        sh('mount', ['-o', 'loop', img, mnt]);
-        mounted = true;
-      }, 120_000);
-
-      afterAll(() => {
-        if (mounted && spawnSync('umount', [mnt]).status !== 0) spawnSync('umount', ['-l', mnt]);
-      }, 60_000);
+        mnt = at();
+      });
 
       let used = 0;
       let footprint = 0;
@@ -109,10 +116,10 @@ describe.skipIf(!isRoot)('the restore space check on real filesystems (loop-moun
         const dst = path.join(mnt, 'measured');
         await repo!.restore(snap, dst, { checkSpace: false });
         used = before - free(mnt);
-        footprint = await restoreFootprint(repo!, snap.root);
+        footprint = (await restoreFootprint(repo!, snap.root)).bytes;
         expect(used).toBeGreaterThan(5 * MiB); // the restore did land
         expect(footprint).toBeGreaterThanOrEqual(used);
-        expect(spaceBound(snap.stats)).toBeGreaterThanOrEqual(used);
+        expect(spaceBound(snap.stats).bytes).toBeGreaterThanOrEqual(used);
         expect(footprint / used).toBeLessThanOrEqual(1.5);
         // Holes stay holes: the file takes the 513 blocks its 2 MiB of data touch.
         expect(fs.statSync(path.join(dst, 'holes')).blocks * 512).toBe(513 * 4096);
@@ -127,7 +134,7 @@ describe.skipIf(!isRoot)('the restore space check on real filesystems (loop-moun
           sh('fallocate', ['-l', String(free(mnt) - footprint - 256 * 1024), filler]);
           const left = free(mnt);
           expect(left).toBeGreaterThanOrEqual(footprint);
-          expect(spaceBound(snap.stats)).toBeGreaterThan(left); // so the trees are read
+          expect(spaceBound(snap.stats).bytes).toBeGreaterThan(left); // so the trees are read
           await repo!.restore(snap, dst);
           expect(fs.readFileSync(path.join(dst, 'dir0', 'f2'))).toEqual(fs.readFileSync(path.join(work, 'src', 'dir0', 'f2')));
           expect(fs.readdirSync(path.join(dst, 'dir19'))).toHaveLength(100);
@@ -153,4 +160,25 @@ describe.skipIf(!isRoot)('the restore space check on real filesystems (loop-moun
       });
     });
   }
+
+  describe('ext4 with few inodes', () => {
+    const at = mounted('ext4-few-inodes', 'mkfs.ext4', ['-q', '-m', '0', '-N', '64']);
+
+    it('refuses a restore with more entries than free inodes, before writing anything', async () => {
+      const mnt = at();
+      const st = fs.statfsSync(mnt);
+      expect(st.ffree).toBeLessThan(snap.stats.files); // the bytes fit, the inodes do not
+      expect(st.bavail * st.bsize).toBeGreaterThan(spaceBound(snap.stats).bytes);
+      const dst = path.join(mnt, 'refused');
+      const err = await repo!.restore(snap, dst).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(InsufficientSpaceError);
+      expect((err as InsufficientSpaceError).message).toMatch(
+        /not enough free inodes for the restore: it creates \d+ files and directories/,
+      );
+      const details = (err as InsufficientSpaceError).details as { neededInodes: number; freeInodes: number };
+      expect(details.freeInodes).toBe(st.ffree);
+      expect(details.neededInodes).toBeGreaterThan(details.freeInodes);
+      expect(fs.existsSync(dst)).toBe(false);
+    });
+  });
 });

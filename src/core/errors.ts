@@ -132,13 +132,18 @@ export class DiskFullError extends KovaError {
 
 /** An operation was refused before it started: its target filesystem lacks the room it needs. */
 export class InsufficientSpaceError extends KovaError {
-  constructor(what: string, path: string, neededBytes: number, freeBytes: number) {
+  /** With `inodes`, the bytes fit and the inodes (files and directories) do not. */
+  constructor(what: string, path: string, neededBytes: number, freeBytes: number, inodes?: { needed: number; free: number }) {
     super(
       'INSUFFICIENT_SPACE',
-      `not enough free space for the ${what}: it needs ${neededBytes} bytes, the disk has ${freeBytes} bytes free`,
+      inodes
+        ? `not enough free inodes for the ${what}: it creates ${inodes.needed} files and directories, the disk has ${inodes.free} inodes free`
+        : `not enough free space for the ${what}: it needs ${neededBytes} bytes, the disk has ${freeBytes} bytes free`,
       {
         status: 507,
-        details: { path, neededBytes, freeBytes },
+        details: inodes
+          ? { path, neededBytes, freeBytes, neededInodes: inodes.needed, freeInodes: inodes.free }
+          : { path, neededBytes, freeBytes },
       },
     );
   }

@@ -29,7 +29,7 @@ export { native, setTimesNs, syncfs, type EntryStat } from './native.js';
 export * as fsx from './fsx/fsx.js';
 export { fsyncDir } from './fsx/durable.js';
 export { walkEntries } from './fsx/walk.js';
-export { checkSpace, restoreFootprint, roomFor, spaceBound } from './restore/space.js';
+export { type SpaceNeed, addNeeds, checkSpace, restoreFootprint, roomFor, spaceBound } from './restore/space.js';
 export { asDiskFull, freeBytes } from './util/disk-space.js';
 export { packSlice } from './verify/verify.js';
 export { compareNames, type NodeType, type TreeNode } from './format/tree.js';

@@ -52,7 +52,9 @@ import { faultPoint } from '../core/faults.js';
 import { newId } from '../core/ids.js';
 import {
   type Repository,
+  type SpaceNeed,
   type TreeNode,
+  addNeeds,
   checkSpace,
   fsyncDir,
   native,
@@ -412,9 +414,9 @@ export class RestoreService {
       const current = volumesOf(first.dep.manifest);
       const full = mapVolumes(inSnapshot, current);
       const resolved = await resolveSelection(repo, root, snapId, shape, full);
-      let bytes = 0;
-      for (const node of resolved.nodes.values()) bytes += await restoreFootprint(repo, node);
-      return { selection: resolved.selection, needed: bytes, mapping: this.chosenMapping(full, resolved.selection, current) };
+      const needs: SpaceNeed[] = [];
+      for (const node of resolved.nodes.values()) needs.push(await restoreFootprint(repo, node));
+      return { selection: resolved.selection, needed: addNeeds(needs), mapping: this.chosenMapping(full, resolved.selection, current) };
     });
     await this.checkLive(first.dep, selection);
     await checkSpace('restore', this.ctx.paths.deploymentVolumes(depId), needed);
@@ -507,22 +509,22 @@ export class RestoreService {
   ): Promise<void> {
     const repo = await openRepo(this.ctx.paths, dep.id, false);
     const target = this.ctx.paths.deploymentVolumes(dep.id);
-    let needed = 0;
+    const needs: SpaceNeed[] = [];
     try {
       const record = await repo.findSnapshot(snap.engineId!);
       // Any part of the snapshot fits when the bound on all of it does: no tree is read then.
       if (await roomFor(target, spaceBound(record.stats))) return;
       if (selection) {
-        for (const node of await this.selectionNodes(repo, record.root, selection)) needed += await restoreFootprint(repo, node);
+        for (const node of await this.selectionNodes(repo, record.root, selection)) needs.push(await restoreFootprint(repo, node));
       } else {
         for (const node of await repo.readTree(record.root.subtree!)) {
-          if (node.type === 'dir' && from.has(node.name.toString())) needed += await restoreFootprint(repo, node);
+          if (node.type === 'dir' && from.has(node.name.toString())) needs.push(await restoreFootprint(repo, node));
         }
       }
     } finally {
       await repo.close();
     }
-    await checkSpace('restore', target, needed);
+    await checkSpace('restore', target, addNeeds(needs));
   }
 
   /**

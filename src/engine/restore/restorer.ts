@@ -56,7 +56,7 @@ import { asDiskFull } from '../util/disk-space.js';
 import { Semaphore } from '../util/semaphore.js';
 import { WorkBudget } from '../util/work-budget.js';
 import { HeapTrimmer } from '../util/heap-trim.js';
-import { checkSpace, restoreFootprint, roomFor, spaceBound } from './space.js';
+import { type SpaceNeed, addNeeds, checkSpace, restoreFootprint, roomFor, spaceBound } from './space.js';
 import { PathNotFoundError, resolvePath, showPath } from '../browse/browse.js';
 import type { BlobLocation } from '../format/blob.js';
 import type { BlobCodec } from '../repo/codec.js';
@@ -276,11 +276,11 @@ export class Restorer {
       for (const p of this.opts.include) chosen.push(await resolvePath(this.src, root, p));
     }
     if (this.opts.checkSpace !== false && !(await roomFor(abs, spaceBound(this.snapshot.stats)))) {
-      let needed = 0;
+      const needs: SpaceNeed[] = [];
       // Chosen entries, one inside another counted twice at worst: a conservative need.
       for (const node of chosen)
-        needed += await restoreFootprint(this.src, node, (err, dir) => this.named(err, `directory /${this.display(dir)}`));
-      await checkSpace('restore', abs, needed);
+        needs.push(await restoreFootprint(this.src, node, (err, dir) => this.named(err, `directory /${this.display(dir)}`)));
+      await checkSpace('restore', abs, addNeeds(needs));
     }
     await prepareTarget(abs);
     if (isPacked(this.src)) {

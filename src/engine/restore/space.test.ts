@@ -73,9 +73,10 @@ describe('restoreFootprint', () => {
     const src = new Trees(trees);
     const got = await restoreFootprint(src, dir('', 'root'));
     // Entries: the root (no name) and a, b, c, l, d, e, f (c, the second
-    // link of g1, takes its entry but not the data again). Blocks: a 2 + 2,
-    // b 1, e 1; the target of l 1; the directories root, d, f 1 each.
-    expect(got).toBe(entryCost(0) + 7 * entryCost(1) + (4 + 1 + 1 + 1 + 3) * 4096);
+    // link of g1, takes its entry but neither the data nor an inode again).
+    // Blocks: a 2 + 2, b 1, e 1; the target of l 1; the directories root, d,
+    // f 1 each.
+    expect(got).toEqual({ bytes: entryCost(0) + 7 * entryCost(1) + (4 + 1 + 1 + 1 + 3) * 4096, inodes: 7 });
     expect(src.read.sort()).toEqual(['empty', 'root', 'sub']);
   });
 
@@ -145,7 +146,9 @@ describe('spaceBound', () => {
       await repo.restore(snap, dst, { checkSpace: false });
       const used = allocated(dst);
       expect(used).toBeGreaterThan(2_000_000); // the data did land
-      expect(spaceBound(snap.stats)).toBeGreaterThanOrEqual(used);
+      expect(spaceBound(snap.stats).bytes).toBeGreaterThanOrEqual(used);
+      // An inode for every name below the target, and one for the target.
+      expect(spaceBound(snap.stats).inodes).toBeGreaterThanOrEqual(fs.readdirSync(dst, { recursive: true }).length + 1);
     }));
 
   it('spares the restore reading every tree for the space check when the bound fits', () =>

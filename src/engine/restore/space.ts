@@ -5,7 +5,9 @@
  *
  * The need is what the restore writes: the blocks of every file's data
  * (holes are restored as holes), each hard-linked inode once, and for every
- * entry its inode and directory entry (entryCost). Trees are read from the
+ * entry its inode and directory entry (entryCost); and, on filesystems that
+ * have a fixed number of inodes (ext4), an inode for every entry but the
+ * second names of hard links. Trees are read from the
  * repository; no data is. Reading every tree costs about 10 µs per entry
  * (47 s at 5,000,000 files), so a check first compares the free space with
  * a bound taken from the snapshot's statistics (spaceBound) and reads the
@@ -14,7 +16,7 @@
 import { InsufficientSpaceError } from '../../core/errors.js';
 import type { SnapshotStats } from '../format/snapshot-record.js';
 import type { TreeNode } from '../format/tree.js';
-import { freeBytes } from '../util/disk-space.js';
+import { freeSpace } from '../util/disk-space.js';
 
 /** Data is counted in whole blocks of this size; a directory takes at least one. */
 const BLOCK = 4096;
@@ -32,6 +34,23 @@ const NAME_MAX = 255;
  */
 export function entryCost(nameLength: number): number {
   return 1024 + 2 * nameLength;
+}
+
+/** What a restore needs: bytes, and inodes (files, directories, symlinks and special files it creates). */
+export interface SpaceNeed {
+  readonly bytes: number;
+  readonly inodes: number;
+}
+
+/** addNeeds adds up needs. */
+export function addNeeds(needs: readonly SpaceNeed[]): SpaceNeed {
+  let bytes = 0;
+  let inodes = 0;
+  for (const n of needs) {
+    bytes += n.bytes;
+    inodes += n.inodes;
+  }
+  return { bytes, inodes };
 }
 
 export interface TreeSource {
@@ -59,21 +78,23 @@ function dataBlocks(node: TreeNode): number {
 }
 
 /**
- * restoreFootprint returns the bytes restoring the directory `root` writes
- * to disk. A listing that cannot be read fails it with what `named` makes
- * of the error and the directory's path below root (by default the error).
+ * restoreFootprint returns what restoring the directory `root` takes on
+ * disk. A listing that cannot be read fails it with what `named` makes of
+ * the error and the directory's path below root (by default the error).
  */
 export async function restoreFootprint(
   src: TreeSource,
   root: TreeNode,
   named: (err: unknown, dir: readonly Buffer[]) => unknown = (err) => err,
-): Promise<number> {
+): Promise<SpaceNeed> {
   const links = new Set<string>();
-  let total = 0;
+  let bytes = 0;
+  let inodes = 0;
   const walk = async (node: TreeNode, dir: readonly Buffer[]): Promise<void> => {
-    total += entryCost(node.name.length);
+    bytes += entryCost(node.name.length);
     if (node.type === 'dir') {
-      total += BLOCK;
+      bytes += BLOCK;
+      inodes++;
       if (!node.subtree) return;
       const children = await src.readTree(node.subtree).catch((err: unknown) => {
         throw named(err, dir);
@@ -84,13 +105,15 @@ export async function restoreFootprint(
         if (links.has(node.linkGroup)) return;
         links.add(node.linkGroup);
       }
-      total += dataBlocks(node) * BLOCK;
-    } else if (node.type === 'symlink') {
-      total += Math.ceil((node.target?.length ?? 0) / BLOCK) * BLOCK;
+      bytes += dataBlocks(node) * BLOCK;
+      inodes++;
+    } else {
+      if (node.type === 'symlink') bytes += Math.ceil((node.target?.length ?? 0) / BLOCK) * BLOCK;
+      inodes++;
     }
   };
   await walk(root, []);
-  return total;
+  return { bytes, inodes };
 }
 
 /**
@@ -99,29 +122,36 @@ export async function restoreFootprint(
  * rounded up to a block (a file takes at most the blocks its size covers,
  * however its chunks and holes fall), hard-linked names counted as files of
  * their own, every entry at the cost of the longest name, a block for every
- * directory and every symlink's target.
+ * directory and every symlink's target; an inode for every name.
  */
-export function spaceBound(stats: SnapshotStats): number {
+export function spaceBound(stats: SnapshotStats): SpaceNeed {
   const entries = stats.files + stats.dirs + stats.symlinks + stats.specials + 1; // and the root
-  return stats.bytes + stats.files * BLOCK + entries * entryCost(NAME_MAX) + (stats.dirs + 1 + stats.symlinks) * BLOCK;
+  return {
+    bytes: stats.bytes + stats.files * BLOCK + entries * entryCost(NAME_MAX) + (stats.dirs + 1 + stats.symlinks) * BLOCK,
+    inodes: entries,
+  };
 }
 
 /**
- * roomFor tells whether the filesystem holding `target` has `bytes` free, or
- * cannot tell (checkSpace lets a restore go on then too): when it answers
- * true for spaceBound, the trees need not be walked.
+ * roomFor tells whether the filesystem holding `target` has room for
+ * `need`, or cannot tell (checkSpace lets a restore go on then too): when
+ * it answers true for spaceBound, the trees need not be walked.
  */
-export async function roomFor(target: string, bytes: number): Promise<boolean> {
-  const free = await freeBytes(target);
-  return free === null || bytes <= free;
+export async function roomFor(target: string, need: SpaceNeed): Promise<boolean> {
+  const free = await freeSpace(target);
+  return free === null || (need.bytes <= free.bytes && (free.inodes === null || need.inodes <= free.inodes));
 }
 
 /**
  * checkSpace throws InsufficientSpaceError when the filesystem holding
- * `target` has less than `needed` bytes free; it passes when free space
- * cannot be told.
+ * `target` has less than `need` free, in bytes or in inodes; it passes when
+ * free space cannot be told.
  */
-export async function checkSpace(what: string, target: string, needed: number): Promise<void> {
-  const free = await freeBytes(target);
-  if (free !== null && needed > free) throw new InsufficientSpaceError(what, target, needed, free);
+export async function checkSpace(what: string, target: string, need: SpaceNeed): Promise<void> {
+  const free = await freeSpace(target);
+  if (free === null) return;
+  if (need.bytes > free.bytes) throw new InsufficientSpaceError(what, target, need.bytes, free.bytes);
+  if (free.inodes !== null && need.inodes > free.inodes) {
+    throw new InsufficientSpaceError(what, target, need.bytes, free.bytes, { needed: need.inodes, free: free.inodes });
+  }
 }
