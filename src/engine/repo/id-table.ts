@@ -34,8 +34,8 @@ export interface RecordRef {
 
 const bucketOf = (id: Buffer): number => (id[0]! << 4) | (id[1]! >>> 4);
 
-/** compare orders two records' ids (at `a` in `x`, at `b` in `y`), four bytes at a time. */
-function compare(x: Buffer, a: number, y: Buffer, b: number): number {
+/** compareIds orders two records' ids (at `a` in `x`, at `b` in `y`), four bytes at a time. */
+export function compareIds(x: Buffer, a: number, y: Buffer, b: number): number {
   for (let k = 0; k < ID_BYTES; k += 4) {
     const p = x.readUInt32BE(a + k);
     const q = y.readUInt32BE(b + k);
@@ -141,7 +141,7 @@ export class IdTable {
     const key = id.readUInt32BE(0);
     const end = this.sorted[bucket]! + this.tail[bucket]!;
     for (let i = this.sorted[bucket]!; i < end; i++) {
-      if (buf.readUInt32BE(i * rec) === key && compare(id, 0, buf, i * rec) === 0) return i;
+      if (buf.readUInt32BE(i * rec) === key && compareIds(id, 0, buf, i * rec) === 0) return i;
     }
     return -1;
   }
@@ -154,12 +154,12 @@ export class IdTable {
     const rec = this.recordBytes;
     const s = this.sorted[bucket]!;
     const tail = Buffer.from(buf.subarray(s * rec, (s + t) * rec));
-    const order = Array.from({ length: t }, (_, i) => i).sort((a, b) => compare(tail, a * rec, tail, b * rec));
+    const order = Array.from({ length: t }, (_, i) => i).sort((a, b) => compareIds(tail, a * rec, tail, b * rec));
     let i = s - 1; // last of the run
     let j = t - 1; // last of the sorted tail
     for (let out = s + t - 1; j >= 0; out--) {
       const tj = order[j]! * rec;
-      if (i >= 0 && compare(buf, i * rec, tail, tj) > 0) {
+      if (i >= 0 && compareIds(buf, i * rec, tail, tj) > 0) {
         buf.copy(buf, out * rec, i * rec, (i + 1) * rec);
         i--;
       } else {

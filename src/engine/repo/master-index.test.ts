@@ -5,12 +5,14 @@
  * an index written to an index file and read back gives the same lookups.
  */
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BlobEntry, type BlobLocation, BlobType, Compression } from '../format/blob.js';
 import { decodeIndex, encodeIndex, indexPacks, rawIndexPacks, type IndexedPack } from '../format/index-format.js';
 import { hash } from '../format/hash.js';
 import { IdSet } from './id-table.js';
-import { MasterIndex } from './master-index.js';
+import { tempDir } from '../testing.js';
+import { MasterIndex, type RawLocation } from './master-index.js';
 
 const hex = (n = 32): string => randomBytes(n).toString('hex');
 
@@ -164,6 +166,107 @@ describe('indexPacks', () => {
       for (const p of rawIndexPacks(bad, 'index/bad')) rawYielded.push(p.id);
     }).toThrow(/unknown blob type/);
     expect(rawYielded).toEqual([]);
+  });
+});
+
+describe('MasterIndex past its memory (runs in files)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir('kova-spill-');
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('answers every lookup as the in-memory index does, with most records spilled', () => {
+    const { packs, ref } = randomPacks(40, 500);
+    const mem = new MasterIndex();
+    const spilled = new MasterIndex({ spillDir: dir, memoryRecords: 3000 });
+    for (const p of packs) {
+      mem.add(p);
+      spilled.add(p);
+    }
+    try {
+      expect(spilled.blobCount).toBe(ref.size);
+      expect(spilled.spilledBlobs).toBe(18_000);
+      // The runs' files were unlinked at once: nothing is left in the directory.
+      expect(fs.readdirSync(dir)).toEqual([]);
+      for (const [id, loc] of ref) {
+        expect(spilled.has(id)).toBe(true);
+        expect(spilled.get(id)).toEqual(loc);
+      }
+      for (let k = 0; k < 2000; k++) {
+        const absent = hex();
+        expect(spilled.has(absent)).toBe(false);
+        expect(spilled.get(absent)).toBeUndefined();
+      }
+      // Every blob listed once, each with its location, runs and table together.
+      const listed = new Map(spilled.entries());
+      expect(listed.size).toBe(ref.size);
+      expect(listed).toEqual(ref);
+      // A blob listed again, whether its record is in a run or in the table, keeps its first location.
+      const again = [...ref.keys()].filter((_, i) => i % 997 === 0);
+      const late = hex();
+      spilled.add({ id: late, size: 5, blobs: again.map((id, i) => ({ ...entry(id, i), offset: 7 })) });
+      expect(spilled.blobCount).toBe(ref.size);
+      for (const id of again) expect(spilled.get(id)).toEqual(ref.get(id));
+      expect(spilled.locatedIn(late)).toBe(0);
+      for (const p of packs) expect(spilled.locatedIn(p.id)).toBe(mem.locatedIn(p.id));
+      // The memory held is the table's (at most 3,000 records) and a few bytes a spilled record.
+      expect(spilled.allocatedBytes).toBeLessThan(mem.allocatedBytes);
+    } finally {
+      spilled.close();
+    }
+  });
+
+  it('numbers the blobs densely once sealed, spilled or not, and voids the numbers on a spill', () => {
+    const { packs, ref } = randomPacks(10, 700);
+    const index = new MasterIndex({ spillDir: dir, memoryRecords: 1500 });
+    for (const p of packs) index.add(p);
+    try {
+      index.seal();
+      const seen = new Set<number>();
+      const out: RawLocation = { pack: 0, type: 0, compression: 0, offset: 0, length: 0, rawLength: 0 };
+      const id = Buffer.alloc(40);
+      for (const [hexId, loc] of ref) {
+        id.write(hexId, 5, 'hex');
+        const n = index.locateSealed(id, 5, out);
+        expect(n).toBeGreaterThanOrEqual(0);
+        expect(n).toBeLessThan(index.blobCount);
+        seen.add(n);
+        expect(index.packIdOf(out.pack)).toBe(loc.pack);
+        expect([out.type, out.compression, out.offset, out.length, out.rawLength]).toEqual([
+          loc.type,
+          loc.compression,
+          loc.offset,
+          loc.length,
+          loc.rawLength,
+        ]);
+      }
+      expect(seen.size).toBe(ref.size);
+      id.write(hex(), 5, 'hex');
+      expect(index.locateSealed(id, 5, out)).toBe(-1);
+      // Enough new blobs to spill again: the numbering is void.
+      index.add({ id: hex(), size: 1, blobs: Array.from({ length: 1500 }, (_, i) => entry(hex(), i)) });
+      expect(() => index.locateSealed(id, 5, out)).toThrow(/changed since it was sealed/);
+    } finally {
+      index.close();
+    }
+  });
+
+  it('finds ids whose first 8 bytes are shared across a block boundary', () => {
+    // 195 ids of the first run share an 8-byte prefix: they fill blocks of
+    // 85 records whose first ids (the fences) have that same prefix.
+    const prefix = hex(8);
+    let n = 0;
+    const { packs, ref } = randomPacks(4, 100, () => (n++ % 2 === 0 ? `${prefix}${hex(24)}` : hex()));
+    const index = new MasterIndex({ spillDir: dir, memoryRecords: 390 });
+    for (const p of packs) index.add(p);
+    try {
+      expect(index.spilledBlobs).toBe(390);
+      for (const [id, loc] of ref) expect(index.get(id)).toEqual(loc);
+      expect(index.has(`${prefix}${hex(24)}`)).toBe(false);
+    } finally {
+      index.close();
+    }
   });
 });
 

@@ -6,13 +6,18 @@
  *
  * Memory: entries live in an IdTable (id-table.ts) as 48-byte records (id,
  * pack number with type and compression bits, offset, length, raw length)
- * plus about 12% slack, so about 54 bytes per blob: a million blobs (≈250 GB
- * of data in the default 256 KiB chunks, or a million small files) take
- * 54 MB. Packs are listed once each, by number.
+ * plus about 12% slack, so about 54 bytes per blob. Given a directory to
+ * spill to, the table holds at most `memoryRecords` (default 2^20: 57 MB);
+ * when it is full its records move to a run in a file (id-run.ts), which
+ * keeps about 2–3 bytes a blob in memory. So a million blobs (≈250 GB of
+ * data in the default 256 KiB chunks, or a million small files) take
+ * 54 MB, and five million about 70 MB instead of 270 MB; a lookup of a
+ * spilled blob reads a 4 KiB block. Packs are listed once each, by number.
  */
 import type { BlobLocation, BlobType, Compression } from '../format/blob.js';
 import type { IndexedPack, RawIndexedPack } from '../format/index-format.js';
 import { ENTRY_BYTES } from '../format/pack-format.js';
+import { IdRun } from './id-run.js';
 import { ID_BYTES, IdTable, idBytes } from './id-table.js';
 
 export interface PackInfo {
@@ -35,8 +40,27 @@ export interface RawLocation {
   rawLength: number;
 }
 
+export interface MasterIndexOptions {
+  /** Where runs of spilled records go; none: every record stays in memory. */
+  readonly spillDir?: string;
+  /** Records the in-memory table holds before they are spilled (default 2^20). */
+  readonly memoryRecords?: number;
+}
+
+/** A record found: its buffer and offset (valid until the next lookup or insert). */
+interface Found {
+  buf: Buffer;
+  at: number;
+}
+
 export class MasterIndex {
-  private readonly table = new IdTable(PAYLOAD_BYTES);
+  private table = new IdTable(PAYLOAD_BYTES);
+  /** Spilled records, oldest first, and the records they hold together. */
+  private readonly runs: IdRun[] = [];
+  private spilled = 0;
+  private readonly spillDir: string | null;
+  private readonly memoryRecords: number;
+  private readonly found: Found = { buf: Buffer.alloc(0), at: 0 };
   private readonly packIds: string[] = [];
   private readonly packNumbers = new Map<string, number>();
   /** By pack number: blobs whose (first) location is in that pack. */
@@ -44,13 +68,31 @@ export class MasterIndex {
   private readonly scratch = Buffer.alloc(ID_BYTES);
   readonly packs = new Map<string, PackInfo>();
 
-  get blobCount(): number {
-    return this.table.size;
+  constructor(opts: MasterIndexOptions = {}) {
+    this.spillDir = opts.spillDir ?? null;
+    this.memoryRecords = opts.memoryRecords ?? 1 << 20;
+    if (!(this.memoryRecords >= 1)) throw new Error(`memoryRecords must be at least 1, got ${this.memoryRecords}`);
   }
 
-  /** Bytes the blob entries take (records and slack). */
+  get blobCount(): number {
+    return this.spilled + this.table.size;
+  }
+
+  /** Blobs whose records were moved to runs in files. */
+  get spilledBlobs(): number {
+    return this.spilled;
+  }
+
+  /** Bytes of memory the blob entries take (records and slack, and what the runs keep). */
   get allocatedBytes(): number {
-    return this.table.allocatedBytes;
+    let n = this.table.allocatedBytes;
+    for (const r of this.runs) n += r.memoryBytes;
+    return n;
+  }
+
+  /** close frees the runs' files now (else when the index is collected); the index is not used afterwards. */
+  close(): void {
+    for (const r of this.runs) r.close();
   }
 
   add(pack: IndexedPack): void {
@@ -94,6 +136,8 @@ export class MasterIndex {
 
   /** put records a blob's location unless the blob is listed already (the first location wins). */
   private put(id: Buffer, number: number, type: number, compression: number, offset: number, length: number, rawLength: number): void {
+    if (this.inRuns(id, 0) >= 0) return;
+    if (this.table.size >= this.memoryRecords && this.spillDir !== null && !this.table.has(id)) this.spill(this.spillDir);
     const rec = this.table.insert(id);
     if (!rec) return;
     this.located[number]!++;
@@ -102,6 +146,39 @@ export class MasterIndex {
     rec.buf.writeUInt32LE(offset, at + 4);
     rec.buf.writeUInt32LE(length, at + 8);
     rec.buf.writeUInt32LE(rawLength, at + 12);
+  }
+
+  /** spill moves the table's records to a new run and starts an empty table. */
+  private spill(dir: string): void {
+    this.runs.push(IdRun.write(dir, this.table.recordBytes, this.table.size, this.table.records()));
+    this.spilled += this.table.size;
+    this.table = new IdTable(PAYLOAD_BYTES);
+  }
+
+  /**
+   * inRuns returns the number among the spilled records (runs in order) of
+   * the id that is the 32 bytes at `at` in `src`, with its record in
+   * this.found, or -1 when no run holds it.
+   */
+  private inRuns(src: Buffer, at: number): number {
+    let base = 0;
+    for (const run of this.runs) {
+      const i = run.find(src, at);
+      if (i >= 0) {
+        this.found.buf = run.foundBuf!;
+        this.found.at = run.foundAt;
+        return base + i;
+      }
+      base += run.count;
+    }
+    return -1;
+  }
+
+  /** lookup finds the record of the 32-byte `id`, in the table or a run. */
+  private lookup(id: Buffer): Found | null {
+    const rec = this.table.find(id);
+    if (rec) return rec;
+    return this.runs.length > 0 && this.inRuns(id, 0) >= 0 ? this.found : null;
   }
 
   private location(buf: Buffer, at: number): BlobLocation {
@@ -124,13 +201,13 @@ export class MasterIndex {
 
   get(id: string): BlobLocation | undefined {
     const b = idBytes(id, this.scratch);
-    const rec = b && this.table.find(b);
+    const rec = b && this.lookup(b);
     return rec ? this.location(rec.buf, rec.at) : undefined;
   }
 
   has(id: string): boolean {
     const b = idBytes(id, this.scratch);
-    return b !== null && this.table.has(b);
+    return b !== null && (this.table.has(b) || (this.runs.length > 0 && this.inRuns(b, 0) >= 0));
   }
 
   /**
@@ -139,7 +216,7 @@ export class MasterIndex {
    * that look up every blob of a repository (gc).
    */
   locateRaw(id: Buffer, out: RawLocation): boolean {
-    const rec = this.table.find(id);
+    const rec = this.lookup(id);
     if (!rec) return false;
     const { buf, at } = rec;
     const word = buf.readUInt32LE(at + ID_BYTES);
@@ -163,10 +240,19 @@ export class MasterIndex {
    * or -1 when the index does not list it.
    */
   locateSealed(src: Buffer, at: number, out: RawLocation): number {
-    const n = this.table.ordinal(src, at);
-    if (n < 0) return -1;
-    const buf = this.table.foundBuf!;
-    const rec = this.table.foundAt + ID_BYTES;
+    let n = this.table.ordinal(src, at);
+    let buf: Buffer;
+    let rec: number;
+    if (n >= 0) {
+      n += this.spilled;
+      buf = this.table.foundBuf!;
+      rec = this.table.foundAt + ID_BYTES;
+    } else {
+      n = this.runs.length > 0 ? this.inRuns(src, at) : -1;
+      if (n < 0) return -1;
+      buf = this.found.buf;
+      rec = this.found.at + ID_BYTES;
+    }
     const word = buf.readUInt32LE(rec);
     out.pack = word & (MAX_PACKS - 1);
     out.type = (word >>> 30) & 1;
@@ -189,8 +275,11 @@ export class MasterIndex {
     return this.packNumbers.get(packId) ?? -1;
   }
 
-  /** entries lists every blob once, in id order. The index must not change meanwhile. */
+  /** entries lists every blob once (in id order within each run and within the table). The index must not change meanwhile. */
   *entries(): IterableIterator<[string, BlobLocation]> {
+    for (const run of this.runs) {
+      for (const { buf, at } of run.records()) yield [buf.toString('hex', at, at + ID_BYTES), this.location(buf, at)];
+    }
     for (const { buf, at } of this.table.records()) yield [buf.toString('hex', at, at + ID_BYTES), this.location(buf, at)];
   }
 }

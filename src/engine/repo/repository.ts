@@ -8,6 +8,7 @@
  * so nothing downstream ever sees data that differs from what was stored.
  */
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import {
   AmbiguousIdError,
@@ -58,6 +59,8 @@ export interface RepoStats {
 export interface OpenOptions {
   /** How long to wait for a conflicting lock. Default 0: fail at once. */
   readonly lockTimeoutMs?: number;
+  /** Index records held in memory before they are spilled to a file (MasterIndex; default 2^20). */
+  readonly indexMemoryRecords?: number;
 }
 
 export type { BrokenSnapshot, IndexProblem } from './access.js';
@@ -134,6 +137,8 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   }
 
   async close(): Promise<void> {
+    this.index?.close();
+    this.forgetIndex();
     await this.storage.close();
   }
 
@@ -151,11 +156,20 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
   async loadIndex(): Promise<MasterIndex> {
     if (this.index) return this.index;
     const names = await this.indexFiles();
-    const index = new MasterIndex();
+    const index = new MasterIndex({ spillDir: this.spillDir(), memoryRecords: this.options.indexMemoryRecords });
     this.indexProblems = await this.readIndexFiles(names, index);
     this.index = index;
     this.indexNames = names;
     return index;
+  }
+
+  /**
+   * spillDir is where the index spills records it cannot hold in memory:
+   * the repository's own tmp directory when it is local (the volume the
+   * repository was sized for, not a tmpfs), else the system's.
+   */
+  private spillDir(): string {
+    return this.storage instanceof LocalStorage ? path.join(this.storage.location, 'tmp') : os.tmpdir();
   }
 
   /** readIndexFiles adds the index files `names` to `index` and returns those it could not use. */
