@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BlobEntry, type BlobLocation, BlobType, Compression } from '../format/blob.js';
 import { decodeIndex, encodeIndex, indexPacks, rawIndexPacks, type IndexedPack } from '../format/index-format.js';
@@ -215,6 +216,20 @@ describe('MasterIndex past its memory (runs in files)', () => {
     } finally {
       spilled.close();
     }
+  });
+
+  it('keeps every record in memory when a run cannot be written, and says why', () => {
+    const { packs, ref } = randomPacks(6, 500);
+    // A directory that cannot be made: its parent is a file.
+    const file = path.join(dir, 'not-a-dir');
+    fs.writeFileSync(file, '');
+    const index = new MasterIndex({ spillDir: path.join(file, 'runs'), memoryRecords: 1000 });
+    for (const p of packs) index.add(p);
+    expect(index.spilledBlobs).toBe(0);
+    expect(index.spillError?.message).toMatch(/ENOTDIR|EEXIST/);
+    expect(index.blobCount).toBe(ref.size);
+    for (const [id, loc] of ref) expect(index.get(id)).toEqual(loc);
+    fs.rmSync(file);
   });
 
   it('numbers the blobs densely once sealed, spilled or not, and voids the numbers on a spill', () => {

@@ -58,7 +58,9 @@ export class MasterIndex {
   /** Spilled records, oldest first, and the records they hold together. */
   private readonly runs: IdRun[] = [];
   private spilled = 0;
-  private readonly spillDir: string | null;
+  private spillDir: string | null;
+  /** Why spilling stopped (the records then stay in memory), or null. */
+  spillError: Error | null = null;
   private readonly memoryRecords: number;
   private readonly found: Found = { buf: Buffer.alloc(0), at: 0 };
   private readonly packIds: string[] = [];
@@ -148,9 +150,22 @@ export class MasterIndex {
     rec.buf.writeUInt32LE(rawLength, at + 12);
   }
 
-  /** spill moves the table's records to a new run and starts an empty table. */
+  /**
+   * spill moves the table's records to a new run and starts an empty table.
+   * When the run cannot be written (a full disk, a read-only one), the
+   * records stay in memory from then on: memory grows as it did before
+   * runs existed, but the operation (a gc freeing space, a restore) goes on.
+   */
   private spill(dir: string): void {
-    this.runs.push(IdRun.write(dir, this.table.recordBytes, this.table.size, this.table.records()));
+    let run: IdRun;
+    try {
+      run = IdRun.write(dir, this.table.recordBytes, this.table.size, this.table.records());
+    } catch (err) {
+      this.spillError = err instanceof Error ? err : new Error(String(err));
+      this.spillDir = null;
+      return;
+    }
+    this.runs.push(run);
     this.spilled += this.table.size;
     this.table = new IdTable(PAYLOAD_BYTES);
   }
