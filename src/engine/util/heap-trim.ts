@@ -21,6 +21,15 @@ export interface HeapTrimOptions {
   readonly everyBytes?: number;
   /** The trim itself (tests count the calls). Default malloc_trim through the addon. */
   readonly trim?: () => void;
+  /**
+   * Trim only while the process's resident memory is above this many bytes
+   * (checked at each threshold): a trim costs a walk of the free lists and
+   * the page faults that fill the pages again, worth it only near the
+   * memory goal. Default 0: always.
+   */
+  readonly aboveRss?: number;
+  /** The resident memory (tests set it). Default process.memoryUsage.rss. */
+  readonly rss?: () => number;
 }
 
 export class HeapTrimmer {
@@ -29,20 +38,29 @@ export class HeapTrimmer {
   private readonly everyFiles: number;
   private readonly everyBytes: number;
   private readonly trim: () => void;
+  private readonly aboveRss: number;
+  private readonly rss: () => number;
 
   constructor(opts: HeapTrimOptions = {}) {
     this.everyFiles = opts.everyFiles ?? 8192;
     this.everyBytes = opts.everyBytes ?? 64 * 1024 * 1024;
     this.trim = opts.trim ?? (() => void native.mallocTrim());
+    this.aboveRss = opts.aboveRss ?? 0;
+    this.rss = opts.rss ?? (() => process.memoryUsage.rss());
   }
 
   /** fileDone counts one file of `bytes` bytes and trims when a threshold is reached. */
   fileDone(bytes: number): void {
-    this.files++;
+    this.filesDone(1, bytes);
+  }
+
+  /** filesDone counts `files` files of `bytes` bytes in all and trims when a threshold is reached. */
+  filesDone(files: number, bytes = 0): void {
+    this.files += files;
     this.bytes += bytes;
     if (this.files < this.everyFiles && this.bytes < this.everyBytes) return;
     this.files = 0;
     this.bytes = 0;
-    this.trim();
+    if (this.aboveRss === 0 || this.rss() > this.aboveRss) this.trim();
   }
 }
