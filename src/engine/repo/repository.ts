@@ -136,9 +136,12 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     return this.storage.location;
   }
 
+  /**
+   * close closes the storage's handles. The index stays loaded (a kept
+   * repository is reopened by its next reader without reading it again);
+   * its spilled runs' files are closed when it is dropped.
+   */
   async close(): Promise<void> {
-    this.index?.close();
-    this.forgetIndex();
     await this.storage.close();
   }
 
