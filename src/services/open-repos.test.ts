@@ -161,7 +161,10 @@ describe('OpenRepos', () => {
     const small = new OpenRepos({ lockWaitMs: 0, maxIndexBytes: 1 });
     const l = await small.acquire(repoDir);
     expect(small.size).toBe(1);
+    expect(l.repo.indexBytes).toBeGreaterThan(0);
     await l.release();
     expect(small.size).toBe(0);
+    // The dropped repository's index is unloaded, not left for the GC.
+    expect(l.repo.indexBytes).toBe(0);
   });
 });

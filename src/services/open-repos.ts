@@ -24,7 +24,9 @@
  * (`retry`).
  *
  * Memory: repositories no request uses are kept, with their index, up to
- * `maxIndexBytes` of index in all, least recently used dropped first. All
+ * `maxIndexBytes` of index in all, least recently used dropped first; a
+ * dropped one's index is unloaded then, which closes the files a large
+ * index spilled to (their disk space is not left to the GC). All
  * of this runs on the event loop: the counts need no other guard.
  */
 import { CorruptionError, RepoLockedError } from '../core/errors.js';
@@ -161,7 +163,13 @@ export class OpenRepos {
   /** forget drops the repository in `dir` once no one reads it (it was removed or replaced). */
   forget(dir: string): void {
     const e = this.entries.get(dir);
-    if (e && e.readers === 0) this.entries.delete(dir);
+    if (e && e.readers === 0) this.drop(dir, e);
+  }
+
+  /** drop forgets an idle repository and closes its index's spilled files (the rest is left to the GC). */
+  private drop(dir: string, e: Entry): void {
+    this.entries.delete(dir);
+    e.repo.unloadIndex();
   }
 
   /** trim drops idle repositories, least recently used first, until their indexes fit the bound. */
@@ -171,8 +179,8 @@ export class OpenRepos {
     for (const [dir, e] of this.entries) {
       if (bytes <= this.maxIndexBytes) break;
       if (e.readers > 0) continue;
-      this.entries.delete(dir);
       bytes -= e.repo.indexBytes;
+      this.drop(dir, e);
     }
   }
 }

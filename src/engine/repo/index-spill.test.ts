@@ -15,6 +15,21 @@ afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
+/** openRunFiles lists this process's open descriptors on (deleted) index runs under `tmp`. */
+function openRunFiles(tmp: string): string[] {
+  const open: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed meanwhile (the listing's own descriptor)
+    }
+    if (target.startsWith(tmp + '/') && target.includes('-index-')) open.push(target);
+  }
+  return open;
+}
+
 describe('an index past its memory', () => {
   it('snapshots, restores, verifies and collects garbage with most of the index in files', async () => {
     const work = tempDir('kova-spill-repo-');
@@ -59,5 +74,18 @@ describe('an index past its memory', () => {
     // The runs' files were unlinked when made: the repository's tmp directory holds none of them.
     const tmp = path.join(repoDir, 'tmp');
     expect(fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((n) => n.includes('-index-')) : []).toEqual([]);
+
+    // A loaded index holds its runs' files open (close() keeps the index);
+    // unloadIndex() closes them at once. Indexes dropped earlier in this test
+    // leave theirs to the GC, so only this handle's own runs are counted.
+    const before = new Set(openRunFiles(tmp));
+    const reader = await Repository.open(repoDir, { indexMemoryRecords: 100 });
+    await reader.loadIndex();
+    await reader.close();
+    const own = openRunFiles(tmp).filter((f) => !before.has(f));
+    expect(own.length).toBeGreaterThan(0);
+    reader.unloadIndex();
+    expect(reader.indexBytes).toBe(0);
+    expect(openRunFiles(tmp).filter((f) => own.includes(f))).toEqual([]);
   }, 120_000);
 });

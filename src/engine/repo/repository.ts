@@ -238,6 +238,17 @@ export class Repository implements SessionRepo, GcRepo, VerifyRepo {
     this.treeCacheNodes = 0;
   }
 
+  /**
+   * unloadIndex drops the cached index and closes its spilled runs' files at
+   * once, giving back their disk space. Only for a repository nothing uses
+   * any more: a read in progress would find the runs closed.
+   */
+  unloadIndex(): void {
+    const index = this.index;
+    this.forgetIndex();
+    index?.close();
+  }
+
   /** Directory entries held decoded by the tree cache (at most TREE_CACHE_NODES). */
   get cachedTreeNodes(): number {
     return this.treeCacheNodes;
