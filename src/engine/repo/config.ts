@@ -42,9 +42,9 @@ export function newConfig(opts: InitOptions = {}): RepoConfig {
   resolveGear(chunker); // validates
   const packSize = opts.packSize ?? 16 * 1024 * 1024;
   // Level 2, not zstd's default 3: on blobs of at most maxSize (2 MiB) the
-  // larger match tables of level 3 find almost nothing more (0.07% to 0.2%
-  // smaller on the benchmark volumes, 1% larger on a database table) and cost
-  // 10% to 25% more time, the largest share of a first snapshot's CPU.
+  // larger match tables of level 3 find little more (the benchmark volumes'
+  // repositories were 0.5% larger to 1.9% smaller at level 3) and cost 10%
+  // to 25% more time, the largest share of a first snapshot's CPU.
   const compressionLevel = opts.compressionLevel ?? 2;
   if (!(Number.isInteger(packSize) && packSize >= 4096 && packSize <= 1024 * 1024 * 1024)) throw new Error(`bad pack size ${packSize}`);
   if (!(Number.isInteger(compressionLevel) && compressionLevel >= 1 && compressionLevel <= 19)) {
