@@ -24,7 +24,8 @@ const SUITES: Record<string, Suite> = {
   gc: gcSuite,
 };
 
-const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--minutes M] [--keep]
+const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--minutes M]
+                        [--restore-rounds N] [--keep]
 
   --suite NAME   suite to run (default all, one after the other):
 ${Object.entries(SUITES)
@@ -38,6 +39,9 @@ ${Object.entries(SUITES)
                    db: one 8 GiB database-like file, 1% of its 8 KiB pages rewritten before the incremental
   --only GROUPS  comma-separated subset of: ${TOOL_GROUPS.join(', ')} (ref = cp -a and tar|zstd)
   --minutes M    network suite: how long the simulated nodes are measured (default 5 x --scale)
+  --restore-rounds N
+                 engine suite: restores (cp -a, restic, kova) are measured in N interleaved rounds and
+                 each reported by its median round (default 3; the other steps change the repositories)
   --keep         keep repositories and restored trees in <dir>/run afterwards
 
   The work directory is .bench/ in the repository root, or $KOVA_BENCH_DIR.`;
@@ -58,6 +62,7 @@ async function main(): Promise<number> {
           volume: { type: 'string' },
           keep: { type: 'boolean', default: false },
           minutes: { type: 'string' },
+          'restore-rounds': { type: 'string', default: '3' },
           help: { type: 'boolean', short: 'h', default: false },
         },
       });
@@ -85,11 +90,14 @@ async function main(): Promise<number> {
   }
   const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
   if (minutes !== undefined && !(minutes > 0)) fail(`--minutes must be a positive number, got ${values.minutes}`);
+  const restoreRounds = Number(values['restore-rounds']);
+  if (!(Number.isInteger(restoreRounds) && restoreRounds >= 1))
+    fail(`--restore-rounds must be a positive integer, got ${values['restore-rounds']}`);
   const repoRoot = fileURLToPath(new URL('..', import.meta.url));
   const workDir = resolve(process.env.KOVA_BENCH_DIR ?? resolve(repoRoot, '.bench'));
   let code = 0;
   for (const name of names)
-    code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, minutes, keep: values.keep }));
+    code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, minutes, keep: values.keep, restoreRounds }));
   return code;
 }
 

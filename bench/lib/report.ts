@@ -20,6 +20,8 @@ export interface Row {
   m: Measurement;
   /** Repository (or archive) size after a snapshot or gc step. */
   repo?: DiskUsage;
+  /** Wall times of every round, in order, when the step was measured in rounds; `m` is the median round's. */
+  rounds?: number[];
   details?: unknown;
 }
 

@@ -19,6 +19,8 @@ export interface SuiteOptions {
   minutes?: number;
   /** Keep repositories and restored trees after the run. */
   keep: boolean;
+  /** Engine suite: interleaved rounds of the restore step (cp -a, then each tool), each reported by its median round. */
+  restoreRounds: number;
 }
 
 export interface Suite {
