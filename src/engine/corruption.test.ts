@@ -181,7 +181,10 @@ async function expectNotWritten(target: string, snapId: string, rel: string, id:
   for (const c of (await fileNode(repo, snapId, rel)).content ?? []) {
     if (c.id === id) {
       seen++;
-      expect(got.subarray(at, at + c.length).some((v) => v !== 0), `${rel}: damaged chunk at ${at} was written`).toBe(false);
+      expect(
+        got.subarray(at, at + c.length).some((v) => v !== 0),
+        `${rel}: damaged chunk at ${at} was written`,
+      ).toBe(false);
     }
     at += c.length;
   }
