@@ -112,10 +112,18 @@ describe.skipIf(!run)('network mode: checks of the stored data through the contr
   }, 120_000);
 
   it('shows where the checks stand in the settings, nothing checked yet', async () => {
-    const s = await settings(alice[0], dep);
+    // Reported by the node: its scheduler plans the first check on its next
+    // tick, and the deployment's document carries it on the next flush after.
+    const s = await waitFor(
+      async () => {
+        const got = await settings(alice[0], dep);
+        return got.verification.nextRunAt === null ? null : got;
+      },
+      30_000,
+      'the node to report its first scheduled check',
+    );
     expect(s.verification).toMatchObject({ enabled: true, interval: '7d', lastVerification: null, lastFullCheckAt: null });
-    // Reported by the node: its first scheduled check is planned.
-    expect(s.verification.nextRunAt).not.toBeNull();
+    expect(Date.parse(s.verification.nextRunAt)).toBeGreaterThan(Date.now());
     expect(await settings(alice[1], dep)).toEqual(s);
   });
 
