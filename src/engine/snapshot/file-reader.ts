@@ -171,7 +171,11 @@ export class FileReader {
     next.catch(() => undefined);
     try {
       while (next !== null) {
-        const [buf, n]: [Buffer, number] = await next;
+        // Taken from `next` before it settles: its buffer is then `held`'s
+        // to release, never also released by the `finally` below.
+        const reading: Promise<[Buffer, number]> = next;
+        next = null;
+        const [buf, n] = await reading;
         held.push(buf);
         if (n === 0) break;
         const after: number = pos + n;
