@@ -1001,6 +1001,51 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) {
   return seek_whence(env, info, SEEK_HOLE, "lseek(SEEK_HOLE)");
 }
 
+/* ---- direct I/O ------------------------------------------------------------
+ * Large files are read with O_DIRECT (file-reader.ts): no page-cache copy,
+ * and a snapshot does not fill the cache with the volume it reads. Buffers,
+ * offsets and lengths must then be aligned to DIRECT_ALIGN. */
+
+#define DIRECT_ALIGN 4096
+
+/* setDirect(fd, on): sets or clears O_DIRECT on an open file; false when the
+ * file system refuses it (EINVAL). */
+static napi_value set_direct(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  bool on = false;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    return throw_type(env, "setDirect: fd and boolean expected");
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return throw_errno(env, errno, "fcntl(F_GETFL)");
+  int want = on ? (flags | O_DIRECT) : (flags & ~O_DIRECT);
+  bool ok = true;
+  if (want != flags && fcntl(fd, F_SETFL, want) != 0) {
+    if (errno != EINVAL) return throw_errno(env, errno, "fcntl(F_SETFL)");
+    ok = false;
+  }
+  napi_value out;
+  napi_get_boolean(env, ok, &out);
+  return out;
+}
+
+/* alignOffset(buf): how many bytes from buf's start to the first address
+ * aligned for direct I/O. */
+static napi_value align_offset(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  size_t len = 0;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return throw_type(env, "alignOffset: buffer expected");
+  napi_value out;
+  napi_create_uint32(env, (uint32_t)((DIRECT_ALIGN - ((uintptr_t)data % DIRECT_ALIGN)) % DIRECT_ALIGN), &out);
+  return out;
+}
+
 /* ---- special files -------------------------------------------------------- */
 
 static napi_value do_mknod(napi_env env, napi_callback_info info) {
@@ -1295,6 +1340,8 @@ NAPI_MODULE_INIT() {
       {"hashKernel", NULL, hash_kernel, NULL, NULL, NULL, napi_default, NULL},
       {"readDirStats", NULL, read_dir_stats, NULL, NULL, NULL, napi_default, NULL},
       {"readSmallFiles", NULL, read_small_files, NULL, NULL, NULL, napi_default, NULL},
+      {"setDirect", NULL, set_direct, NULL, NULL, NULL, napi_default, NULL},
+      {"alignOffset", NULL, align_offset, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},

@@ -40,6 +40,10 @@ interface NativeAddon {
     cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: Float64Array; bigs: BigInt64Array; errnos: Int32Array }) => void,
   ): void;
   readSmallFiles(dirFd: number, job: SmallFilesJob, cb: (err: Error | null) => void): void;
+  /** Sets or clears O_DIRECT on an open file; false when its file system refuses it. */
+  setDirect(fd: number, on: boolean): boolean;
+  /** Bytes from the buffer's start to its first address aligned for direct I/O (DIRECT_ALIGN). */
+  alignOffset(buf: Uint8Array): number;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   mknod(path: PathLike, mode: number, major: number, minor: number): void;

@@ -1,19 +1,23 @@
 /**
- * FileReader reads a large file in blocks from a shared pool: a file
- * truncated while it is read is captured as what could be read, and the
- * blocks go back to the pool once each.
+ * FileReader reads an extent of at least one block with O_DIRECT where the
+ * file system allows it (the temporary directory here: ext4 or tmpfs), with
+ * the bytes a buffered read returns: whole aligned lengths, the end of a
+ * file or of a data extent at any offset, holes skipped, a file truncated
+ * while it is read captured as what could be read.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CHUNKER, resolveGear } from '../chunker/gear.js';
 import type { ContentRef } from '../format/tree.js';
+import { native } from '../native.js';
 import { prng, tempDir } from '../testing.js';
 import { ProgressTracker } from '../util/progress.js';
-import { FileReader } from './file-reader.js';
+import { DIRECT_ALIGN, FileReader, readDirect } from './file-reader.js';
 
 const MiB = 1024 * 1024;
 const BLOCK = 8 * MiB;
+const O_DIRECT = fs.constants.O_DIRECT;
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -26,14 +30,23 @@ function scratch(): string {
   return d;
 }
 
+/** openFlags: the file status flags of `fd`, as the kernel reports them. */
+function openFlags(fd: number): number {
+  const line = fs
+    .readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('flags:'));
+  return parseInt(line!.split(/\s+/)[1]!, 8);
+}
+
 /**
- * read reads `file` with a FileReader; returns its content and the blobs it
- * stored. `afterFirstBlock` runs once the first block is read (the next read
- * is then in flight).
+ * read reads `file` with a FileReader; returns its content, the blobs it
+ * stored, and the bytes read each way. `afterFirstBlock` runs once the first
+ * block is read (the next read is then in flight).
  */
 async function read(file: string, size: number, afterFirstBlock?: () => void) {
   const blobs = new Map<string, Buffer>();
-  let read = 0;
+  const bytes = { direct: 0, buffered: 0 };
   const reader = new FileReader({
     gear: resolveGear({ ...DEFAULT_CHUNKER, seed: '0123456789abcdef' }),
     saveBlob: (_type, raw, id) => {
@@ -42,14 +55,17 @@ async function read(file: string, size: number, afterFirstBlock?: () => void) {
     },
     progress: new ProgressTracker(undefined),
     checkAbort: () => undefined,
-    onRead: (n) => {
-      if (read === 0) afterFirstBlock?.();
-      read += n;
+    onRead: (n, direct) => {
+      if (bytes.direct + bytes.buffered === 0) afterFirstBlock?.();
+      bytes[direct ? 'direct' : 'buffered'] += n;
     },
   });
   const fd = fs.openSync(file, 'r');
   try {
-    return { ...(await reader.read(fd, size)), blobs };
+    const got = await reader.read(fd, size);
+    // Direct reads are switched off again once the file is read.
+    expect(openFlags(fd) & O_DIRECT).toBe(0);
+    return { ...got, blobs, bytes };
   } finally {
     fs.closeSync(fd);
   }
@@ -60,21 +76,94 @@ function assemble(content: readonly ContentRef[], blobs: Map<string, Buffer>): B
   return Buffer.concat(content.map((r) => (r.id === null ? Buffer.alloc(r.length) : blobs.get(r.id)!)));
 }
 
-describe('FileReader', () => {
+describe('direct reads', () => {
+  it('sets and clears O_DIRECT on an open file, and reads only aligned buffers then', async () => {
+    const file = path.join(scratch(), 'f');
+    fs.writeFileSync(file, prng(1, 3 * DIRECT_ALIGN));
+    const fd = fs.openSync(file, 'r');
+    try {
+      expect(native.setDirect(fd, true)).toBe(true);
+      expect(openFlags(fd) & O_DIRECT).toBe(O_DIRECT);
+      // An aligned buffer reads; the same read one byte off is refused, and readDirect says so.
+      const raw = Buffer.allocUnsafeSlow(4 * DIRECT_ALIGN);
+      const at = native.alignOffset(raw);
+      expect(at).toBeLessThan(DIRECT_ALIGN);
+      const aligned = raw.subarray(at, at + 3 * DIRECT_ALIGN);
+      expect(fs.readSync(fd, aligned, 0, aligned.length, 0)).toBe(aligned.length);
+      expect(aligned.equals(fs.readFileSync(file))).toBe(true);
+      expect(() => fs.readSync(fd, raw.subarray(at + 1), 0, DIRECT_ALIGN, 0)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      expect(await readDirect(fd, raw.subarray(at + 1), DIRECT_ALIGN, 0)).toBeNull();
+      expect(native.setDirect(fd, false)).toBe(true);
+      expect(openFlags(fd) & O_DIRECT).toBe(0);
+      expect(fs.readSync(fd, raw.subarray(at + 1), 0, DIRECT_ALIGN, 0)).toBe(DIRECT_ALIGN);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('reports false on a file system without direct I/O', () => {
+    const fd = fs.openSync('/proc/self/stat', 'r');
+    try {
+      expect(native.setDirect(fd, true)).toBe(false);
+      expect(openFlags(fd) & O_DIRECT).toBe(0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('reads an extent of whole blocks and an unaligned end directly, and a short extent through the cache', async () => {
+    const file = path.join(scratch(), 'f');
+    // [0, 2 blocks + 12345): data; a hole of 4 MiB; a short data extent; an unaligned end.
+    const first = prng(2, 2 * BLOCK + 12_345);
+    const tail = prng(3, 3 * MiB + 777);
+    const holeAt = 2 * BLOCK + 16 * DIRECT_ALIGN;
+    const size = holeAt + 4 * MiB + tail.length;
+    const fd = fs.openSync(file, 'w');
+    fs.writeSync(fd, first, 0, first.length, 0);
+    fs.writeSync(fd, tail, 0, tail.length, holeAt + 4 * MiB);
+    fs.closeSync(fd);
+    const expected = Buffer.alloc(size);
+    first.copy(expected, 0);
+    tail.copy(expected, holeAt + 4 * MiB);
+
+    const got = await read(file, size);
+    expect(got.size).toBe(size);
+    expect(assemble(got.content, got.blobs).equals(expected)).toBe(true);
+    // The first extent (2 blocks and 64 KiB, rounded to the file system's blocks) is read directly; the short last one is not.
+    expect(got.bytes.direct).toBeGreaterThanOrEqual(first.length);
+    expect(got.bytes.direct).toBeLessThan(holeAt);
+    expect(got.bytes.buffered).toBeGreaterThanOrEqual(tail.length);
+    expect(got.bytes.direct + got.bytes.buffered).toBeLessThan(size - 3 * MiB); // the hole is not read
+  });
+
   it('captures a file truncated while it is read as what could be read', async () => {
     const file = path.join(scratch(), 'f');
     const data = prng(4, 3 * BLOCK);
     fs.writeFileSync(file, data);
-    // Cut before the third block is asked for: its read ends short, and the one after finds nothing.
+    // Cut before the third block is asked for: its read ends short, at an unaligned offset.
     const cut = 2 * BLOCK + 5000;
     const got = await read(file, data.length, () => fs.truncateSync(file, cut));
     expect(got.size).toBe(cut);
     expect(assemble(got.content, got.blobs).equals(data.subarray(0, cut))).toBe(true);
-    // That last block went back to the pool once, so the next file's reads never share one.
+    expect(got.bytes).toEqual({ direct: cut, buffered: 0 });
+    // Its last read found nothing: that block went back to the pool once,
+    // so the next file's reads never share one.
     const other = path.join(scratch(), 'g');
     const more = prng(6, 3 * BLOCK + 1);
     fs.writeFileSync(other, more);
     const next = await read(other, more.length);
     expect(assemble(next.content, next.blobs).equals(more)).toBe(true);
+  });
+
+  it('captures a file appended to since it was seen as the size seen, to the byte', async () => {
+    const file = path.join(scratch(), 'f');
+    const data = prng(5, 3 * BLOCK);
+    fs.writeFileSync(file, data);
+    // Seen at 2 blocks and 12,345 bytes: the last direct read asks for whole pages and keeps only those bytes.
+    const seen = 2 * BLOCK + 12_345;
+    const got = await read(file, seen);
+    expect(got.size).toBe(seen);
+    expect(assemble(got.content, got.blobs).equals(data.subarray(0, seen))).toBe(true);
+    expect(got.bytes).toEqual({ direct: seen, buffered: 0 });
   });
 });

@@ -11,6 +11,14 @@
  * A large file that changed since the parent snapshot is chunked with the
  * parent's chunks as hints (hinted-chunker.ts): unchanged stretches are
  * hashed, and only the chunks around changes are scanned for boundaries.
+ *
+ * Extents of at least one block are read with O_DIRECT where the file system
+ * allows it: the kernel reads into the block itself instead of filling the
+ * page cache and copying out of it, and a snapshot does not evict the
+ * running workloads' cached files with a volume it reads once. The kernel
+ * writes a range's dirty cached pages back before reading it directly, so
+ * what is read is what a buffered read would return. A file system that
+ * refuses (EINVAL) is read through the cache.
  */
 import { Chunker, type HashedChunk } from '../chunker/chunker.js';
 import { HintedChunker, hintsFromContent } from '../chunker/hinted-chunker.js';
@@ -24,7 +32,9 @@ import type { ProgressTracker } from '../util/progress.js';
 
 /** Reading is done in blocks of this size, from a pool shared by all readers. */
 const BLOCK = 8 * 1024 * 1024;
-const blocks = new BufferPool(BLOCK, 8);
+/** Direct reads need buffers, offsets and lengths aligned to this (the native addon's DIRECT_ALIGN). */
+export const DIRECT_ALIGN = 4096;
+const blocks = new BufferPool(BLOCK, 8, { slack: DIRECT_ALIGN, offset: (raw) => native.alignOffset(raw) });
 /** Files up to this size are read with one read() and not probed for holes. */
 export const SMALL_FILE = 256 * 1024;
 
@@ -49,8 +59,8 @@ export interface FileReaderDeps {
   saveBlob(type: BlobType, raw: Buffer, id: string): Promise<unknown>;
   readonly progress: ProgressTracker;
   checkAbort(): void;
-  /** Counts bytes read from the source. */
-  onRead(bytes: number): void;
+  /** Counts bytes read from the source; `direct`: with O_DIRECT. */
+  onRead(bytes: number, direct: boolean): void;
 }
 
 /** ContentBuilder appends chunks and holes, merging adjacent holes. */
@@ -97,7 +107,7 @@ export class FileReader {
     if (size === 0) return { content: [], size: 0 };
     const buf = Buffer.allocUnsafe(size);
     const n = await fsx.readFull(fd, buf, 0, size, 0);
-    this.deps.onRead(n);
+    this.deps.onRead(n, false);
     this.deps.progress.bytes(n);
     if (n === 0) return { content: [], size: 0 };
     const data = buf.subarray(0, n);
@@ -151,10 +161,26 @@ export class FileReader {
   ): Promise<number> {
     const hints = previous ? hintsFromContent(previous, from, end) : [];
     const chunker = hints.length > 0 ? new HintedChunker(this.deps.gear, hints) : new Chunker(this.deps.gear);
-    const readAt = (at: number): Promise<[Buffer, number]> => {
+    let direct = end - from >= BLOCK && from % DIRECT_ALIGN === 0 && native.setDirect(fd, true);
+    const stopDirect = (): void => {
+      if (direct) native.setDirect(fd, false);
+      direct = false;
+    };
+    const readBlock = async (buf: Buffer, at: number): Promise<[number, boolean]> => {
+      const want = Math.min(BLOCK, end - at);
+      if (direct && at % DIRECT_ALIGN !== 0) stopDirect();
+      if (direct) {
+        const n = await readDirect(fd, buf, want, at);
+        if (n !== null) return [n, true];
+        stopDirect();
+      }
+      return [await fsx.readFull(fd, buf, 0, want, at), false];
+    };
+    // One read is in flight at a time, so `direct` never changes under one.
+    const readAt = (at: number): Promise<[Buffer, number, boolean]> => {
       const buf = blocks.acquire();
-      return fsx.readFull(fd, buf, 0, Math.min(BLOCK, end - at), at).then(
-        (n): [Buffer, number] => [buf, n],
+      return readBlock(buf, at).then(
+        ([n, d]): [Buffer, number, boolean] => [buf, n, d],
         (err: unknown) => {
           blocks.release(buf);
           throw err;
@@ -167,15 +193,15 @@ export class FileReader {
     const keep = Math.ceil(this.deps.gear.maxSize / BLOCK) + 1;
     let pos = from;
     let storing: Promise<void> = Promise.resolve();
-    let next: Promise<[Buffer, number]> | null = readAt(pos);
+    let next: Promise<[Buffer, number, boolean]> | null = readAt(pos);
     next.catch(() => undefined);
     try {
       while (next !== null) {
         // Taken from `next` before it settles: its buffer is then `held`'s
         // to release, never also released by the `finally` below.
-        const reading: Promise<[Buffer, number]> = next;
+        const reading: Promise<[Buffer, number, boolean]> = next;
         next = null;
-        const [buf, n] = await reading;
+        const [buf, n, readDirectly] = await reading;
         held.push(buf);
         if (n === 0) break;
         const after: number = pos + n;
@@ -183,7 +209,7 @@ export class FileReader {
         // Awaited below, but it may fail while this loop awaits something
         // else: mark it handled now so that is not an unhandled rejection.
         next?.catch(() => undefined);
-        this.deps.onRead(n);
+        this.deps.onRead(n, readDirectly);
         const chunks = await chunker.pushAsync(buf.subarray(0, n));
         await storing;
         // A chunk still open may hold views of up to maxSize / BLOCK earlier blocks.
@@ -202,7 +228,32 @@ export class FileReader {
       // On failure, buffers still referenced by work in flight are left to the GC.
       await storing.catch(() => undefined);
       await next?.then(([b]) => blocks.release(b)).catch(() => undefined);
+      stopDirect();
     }
     return pos;
   }
+}
+
+/**
+ * readDirect reads `want` bytes at `pos` (aligned) of a file open with
+ * O_DIRECT into `buf` (aligned, at least `want` rounded up to DIRECT_ALIGN
+ * long): whole aligned lengths, the last rounded up past `want`; a read that
+ * ends short of an aligned length ends at the end of the file. Returns the
+ * bytes read, at most `want`, or null when the kernel refused a direct read
+ * (EINVAL: the caller reads through the cache).
+ */
+export async function readDirect(fd: number, buf: Buffer, want: number, pos: number): Promise<number | null> {
+  const len = Math.ceil(want / DIRECT_ALIGN) * DIRECT_ALIGN;
+  let done = 0;
+  try {
+    while (done < len) {
+      const n = await fsx.read(fd, buf, done, len - done, pos + done);
+      done += n;
+      if (n === 0 || n % DIRECT_ALIGN !== 0) break;
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  }
+  return Math.min(done, want);
 }

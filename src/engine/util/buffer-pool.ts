@@ -11,14 +11,24 @@ export class BufferPool {
   /**
    * @param size bytes of every buffer
    * @param keep how many released buffers to keep for reuse
+   * @param align when given, every buffer starts at an address that
+   *   `align(raw)` bytes into a raw allocation `alignSlack` bytes larger
+   *   reaches (direct I/O: native.alignOffset)
    */
   constructor(
     readonly size: number,
     private readonly keep: number,
+    private readonly align?: { readonly slack: number; offset(raw: Buffer): number },
   ) {}
 
   acquire(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+    const kept = this.free.pop();
+    if (kept) return kept;
+    if (!this.align) return Buffer.allocUnsafeSlow(this.size);
+    // allocUnsafeSlow: a backing store of its own, which never moves.
+    const raw = Buffer.allocUnsafeSlow(this.size + this.align.slack);
+    const at = this.align.offset(raw);
+    return raw.subarray(at, at + this.size);
   }
 
   release(buf: Buffer): void {
