@@ -41,7 +41,7 @@ export function newConfig(opts: InitOptions = {}): RepoConfig {
   };
   resolveGear(chunker); // validates
   const packSize = opts.packSize ?? 16 * 1024 * 1024;
-  // Level 2, not zstd's default 3: on blobs of at most maxSize (2 MiB) the
+  // Level 2, not zstd's default 3: on blobs of at most maxSize (1 MiB) the
   // larger match tables of level 3 find little more (the benchmark volumes'
   // repositories were 0.5% larger to 1.9% smaller at level 3) and cost 10%
   // to 25% more time, the largest share of a first snapshot's CPU.
