@@ -170,15 +170,60 @@ const verify = (range, b, reuse) => {
   if (typeof b.id === 'string' ? h.toString('hex') !== b.id : !h.equals(b.id)) return { fail: 'hash' };
   return raw;
 };
+// A range of at least DIRECT_MIN bytes is read with O_DIRECT where the file
+// system allows it (as a snapshot reads large files): the pages around it,
+// to whole pages, into the buffer from an aligned address on. The kernel
+// then reads into the buffer itself, without filling the page cache with
+// packs a restore reads once and copying out of it.
+const DIRECT_ALIGN = 4096;
+const DIRECT_MIN = 256 * 1024;
+let direct = typeof fs.constants.O_DIRECT === 'number';
+const readSpan = async (fh, buf, at, len, pos, aligned) => {
+  let done = 0;
+  while (done < len) {
+    const { bytesRead } = await fh.read(buf, at + done, len - done, pos + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+    if (aligned && bytesRead % DIRECT_ALIGN !== 0) break; // the end of the file
+  }
+  return done;
+};
+const readDirect = async (buf, file, offset, len) => {
+  const start = offset - (offset % DIRECT_ALIGN);
+  const span = Math.ceil((offset + len - start) / DIRECT_ALIGN) * DIRECT_ALIGN;
+  if (buf.length < span + DIRECT_ALIGN) return undefined;
+  let fh;
+  try {
+    fh = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  } catch (err) {
+    if (err.code !== 'EINVAL') throw err;
+    direct = false; // not on this file system: read through the cache from now on
+    return undefined;
+  }
+  try {
+    const at = native.alignOffset(buf);
+    let done;
+    try {
+      done = await readSpan(fh, buf, at, span, start, true);
+    } catch (err) {
+      if (err.code !== 'EINVAL') throw err;
+      direct = false;
+      return undefined;
+    }
+    const from = at + (offset - start);
+    return done < offset - start + len ? null : buf.subarray(from, from + len);
+  } finally {
+    await fh.close();
+  }
+};
 const readRange = async (buf, file, offset, len) => {
+  if (direct && len >= DIRECT_MIN) {
+    const got = await readDirect(buf, file, offset, len);
+    if (got !== undefined) return got;
+  }
   const fh = await fs.promises.open(file, 'r');
   try {
-    let done = 0;
-    while (done < len) {
-      const { bytesRead } = await fh.read(buf, done, len - done, offset + done);
-      if (bytesRead === 0) return null;
-      done += bytesRead;
-    }
+    if ((await readSpan(fh, buf, 0, len, offset, false)) < len) return null;
   } finally {
     await fh.close();
   }
@@ -324,7 +369,9 @@ parentPort.on('message', (m) => {
     m.blobs = unpack(new Float64Array(m.meta), new Uint8Array(m.ids));
     if (m.buf) return write(m, Buffer.from(m.buf, 0, m.len));
     let buf = spare.pop();
-    if (!buf || buf.length < m.len) buf = Buffer.allocUnsafeSlow(Math.max(m.len, buf ? buf.length : 0));
+    // Room for a direct read: the range's pages and an aligned start.
+    const room = m.len + 3 * DIRECT_ALIGN;
+    if (!buf || buf.length < room) buf = Buffer.allocUnsafeSlow(Math.max(room, buf ? buf.length : 0));
     readRange(buf, m.path, m.offset, m.len).then(
       (range) => {
         if (range === null) parentPort.postMessage({ job: m.job, short: true });

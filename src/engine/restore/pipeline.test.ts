@@ -646,6 +646,42 @@ describe('DecodePool.write', () => {
     expect(got.subarray(30_000, 80_000).every((v) => v === 0)).toBe(true);
   });
 
+  it('reads a large range at any offset of its file, to the byte, and one cut short as short', async () => {
+    // At least 256 KiB: the worker reads it with O_DIRECT, from the page before its start.
+    const plain = [prng(31, 150_001), text(32, 200_003), prng(33, 120_007)];
+    const { range, blobs } = encodeRange(plain, 'cc'.repeat(32));
+    expect(range.length).toBeGreaterThan(256 * 1024);
+    const dir = workDir();
+    const packFile = path.join(dir, 'pack');
+    const offset = 4096 * 3 + 1234;
+    fs.writeFileSync(packFile, Buffer.concat([prng(34, offset), range, prng(35, 777)]));
+    const cutFile = path.join(dir, 'cut');
+    fs.writeFileSync(cutFile, Buffer.concat([prng(34, offset), range.subarray(0, range.length - 10)]));
+    const out = path.join(dir, 'out');
+    const fd = fs.openSync(out, 'w');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      let at = 0;
+      const placed = blobs.map((b, i) => {
+        const p = { ...b, targets: [{ fd, offset: at }] };
+        at += plain[i]!.length;
+        return p;
+      });
+      // Twice: the second read reuses the thread's buffer.
+      for (let round = 0; round < 2; round++) {
+        const written = await pool.write({ path: packFile, offset, length: range.length }, placed);
+        expect(written).toEqual([null, null, null]);
+      }
+      const short = await pool.write({ path: cutFile, offset, length: range.length }, placed).catch((e: unknown) => e);
+      expect(short).toBeInstanceOf(CorruptionError);
+      expect((short as Error).message).toContain('shorter than expected');
+    } finally {
+      await pool.close();
+      fs.closeSync(fd);
+    }
+    expect(fs.readFileSync(out).equals(Buffer.concat(plain))).toBe(true);
+  });
+
   it('fails a range whose file is short or missing without writing anything', async () => {
     const dir = workDir();
     const { range, blobs } = damagedRange();
