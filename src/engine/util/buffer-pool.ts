@@ -11,9 +11,9 @@ export class BufferPool {
   /**
    * @param size bytes of every buffer
    * @param keep how many released buffers to keep for reuse
-   * @param align when given, every buffer starts at an address that
-   *   `align(raw)` bytes into a raw allocation `alignSlack` bytes larger
-   *   reaches (direct I/O: native.alignOffset)
+   * @param align when given, each buffer is cut from an allocation `slack`
+   *   bytes larger, starting `offset(raw)` bytes into it: an aligned address
+   *   for direct I/O (native.alignOffset)
    */
   constructor(
     readonly size: number,
