@@ -5,7 +5,6 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../app/config.js';
 import type { Catalogue, Role } from '../control/catalogue.js';
 import { iso, systemClock } from '../core/clock.js';
 import { InvalidInputError, NotFoundError } from '../core/errors.js';
@@ -19,8 +18,12 @@ import { type Io, note, printJson, println, table } from './output.js';
  * is copied into kova.db after it (mirrorKeys), as the server does.
  */
 async function withLocalCatalogue<T>(dataDir: string | undefined, fn: (c: Catalogue, maxKeysPerUser: number) => Promise<T>): Promise<T> {
+  const [{ loadConfig }, { Store }, local] = await Promise.all([
+    import('../app/config.js'),
+    import('../db/store.js'),
+    import('../app/local-control.js'),
+  ]);
   const cfg = loadConfig({ dataDir });
-  const [{ Store }, local] = await Promise.all([import('../db/store.js'), import('../app/local-control.js')]);
   const store = Store.open(path.join(cfg.dataDir, 'kova.db'));
   try {
     const c = await local.openLocalCatalogue(cfg.dataDir, systemClock);
@@ -58,7 +61,7 @@ export function registerKeys(program: Command, io: Io): void {
       }
       if (url !== undefined) {
         const { createCatalogueKey } = await import('./keys-database.js');
-        const { maxKeysPerUser } = loadConfig();
+        const { maxKeysPerUser } = (await import('../app/config.js')).loadConfig();
         await withCatalogue(url, async (c) => {
           const role: Role = (o.role as Role | undefined) ?? 'user';
           const label = o.label ?? null;

@@ -3,8 +3,7 @@
  * and snapshots of `kova serve`, driven by a control plane it dials out to.
  */
 import type { Command } from 'commander';
-import { type NodeConfigInput, loadNodeConfig } from '../app/node-config.js';
-import { PROCESS_ISOLATION_WARNING } from '../services/views.js';
+import type { NodeConfigInput } from '../app/node-config.js';
 import { type Io, note } from './output.js';
 
 export function registerNode(program: Command, io: Io): void {
@@ -48,9 +47,13 @@ export function registerNode(program: Command, io: Io): void {
         stopTimeoutSec: o.stopTimeout,
         logLevel: o.logLevel,
       };
+      // Loaded here, not at the top: other commands need none of the node.
+      const [{ loadNodeConfig }, { startNode }, { PROCESS_ISOLATION_WARNING }] = await Promise.all([
+        import('../app/node-config.js'),
+        import('../app/node.js'),
+        import('../services/views.js'),
+      ]);
       const cfg = loadNodeConfig(flags);
-      // Loaded here, not at the top: client commands need none of the node.
-      const { startNode } = await import('../app/node.js');
       const node = await startNode(cfg);
       if (node.services.ctx.runtime.kind === 'process') note(io, `WARNING: ${PROCESS_ISOLATION_WARNING}`);
       note(io, `kova node is running; control plane: ${cfg.controlPlanes.join(', ')}`);
