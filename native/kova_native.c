@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -1046,6 +1047,40 @@ static napi_value align_offset(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ---- huge pages ------------------------------------------------------------
+ * On the virtual machines nodes run on, the first touch of a 4 KiB page costs
+ * about 13 microseconds (54 MB of fresh buffers: 175 ms, against 2 ms to
+ * fill them again). The engine's large buffers (read blocks, packs) are
+ * therefore cut at a 2 MiB boundary and advised as huge pages, which the
+ * kernel faults in 2 MiB at a time (5 ms for the same 54 MB) when
+ * transparent huge pages are enabled for madvise (the default) or always. */
+
+#define HUGE_PAGE (2u * 1024 * 1024)
+
+/* hugeOffset(buf): bytes from buf's start to its first 2 MiB boundary, after
+ * asking for huge pages over the whole 2 MiB pages from there on; without
+ * such a boundary, the offset of the first address aligned for direct I/O.
+ * Either is a multiple of DIRECT_ALIGN. madvise failing (a kernel without
+ * transparent huge pages) changes nothing but the speed. */
+static napi_value huge_offset(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  void *data = NULL;
+  size_t len = 0;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return throw_type(env, "hugeOffset: buffer expected");
+  uintptr_t at = (uintptr_t)data;
+  size_t off = (HUGE_PAGE - at % HUGE_PAGE) % HUGE_PAGE;
+  if (off + HUGE_PAGE <= len) {
+    (void)madvise((void *)(at + off), (len - off) / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+  } else {
+    off = (DIRECT_ALIGN - at % DIRECT_ALIGN) % DIRECT_ALIGN;
+  }
+  napi_value out;
+  napi_create_uint32(env, (uint32_t)off, &out);
+  return out;
+}
+
 /* ---- special files -------------------------------------------------------- */
 
 static napi_value do_mknod(napi_env env, napi_callback_info info) {
@@ -1342,6 +1377,7 @@ NAPI_MODULE_INIT() {
       {"readSmallFiles", NULL, read_small_files, NULL, NULL, NULL, napi_default, NULL},
       {"setDirect", NULL, set_direct, NULL, NULL, NULL, napi_default, NULL},
       {"alignOffset", NULL, align_offset, NULL, NULL, NULL, napi_default, NULL},
+      {"hugeOffset", NULL, huge_offset, NULL, NULL, NULL, napi_default, NULL},
       {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_default, NULL},
       {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_default, NULL},
       {"mknod", NULL, do_mknod, NULL, NULL, NULL, napi_default, NULL},

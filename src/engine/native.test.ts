@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SMALL_REPLACED, SMALL_XATTRS, native, readSmallFiles } from './native.js';
+import { HUGE_PAGES, SMALL_REPLACED, SMALL_XATTRS, native, readSmallFiles } from './native.js';
+import { BufferPool } from './util/buffer-pool.js';
 import { prng, tempDir } from './testing.js';
 
 const dirs: string[] = [];
@@ -129,5 +130,53 @@ describe('readSmallFiles', () => {
         () => undefined,
       ),
     ).toThrow(/inconsistent/);
+  });
+});
+
+/** Anonymous memory of this process backed by huge pages, in bytes. */
+function anonHugePages(): number {
+  const m = /^AnonHugePages:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/self/smaps_rollup', 'utf8'));
+  if (!m) throw new Error('no AnonHugePages in /proc/self/smaps_rollup');
+  return Number(m[1]) * 1024;
+}
+
+const HUGE = 2 * 1024 * 1024;
+const thp = ((): boolean => {
+  try {
+    return !fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[never]');
+  } catch {
+    return false;
+  }
+})();
+
+describe('hugeOffset', () => {
+  it('cuts a large buffer at a 2 MiB boundary, aligned for direct I/O', () => {
+    const raw = Buffer.allocUnsafeSlow(5 * HUGE);
+    const at = native.hugeOffset(raw);
+    expect(at).toBeLessThan(HUGE);
+    const cut = raw.subarray(at);
+    // From the boundary, the next one is 0 bytes on, and 2 MiB minus a page from one page further.
+    expect(native.hugeOffset(cut)).toBe(0);
+    expect(native.hugeOffset(cut.subarray(4096))).toBe(HUGE - 4096);
+    expect(native.alignOffset(cut)).toBe(0);
+  });
+
+  it('gives a buffer too small for a huge page the offset alignOffset gives', () => {
+    const raw = Buffer.allocUnsafeSlow(64 * 1024);
+    expect(native.hugeOffset(raw)).toBe(native.alignOffset(raw));
+    expect(native.hugeOffset(raw.subarray(1))).toBe(native.alignOffset(raw.subarray(1)));
+  });
+
+  it.runIf(thp)('has the kernel back a HUGE_PAGES pool buffer with huge pages once it is filled', () => {
+    const pool = new BufferPool(8 * 1024 * 1024, 1, HUGE_PAGES);
+    const before = anonHugePages();
+    const a = pool.acquire();
+    expect(a.length).toBe(8 * 1024 * 1024);
+    expect(native.hugeOffset(a)).toBe(0);
+    a.fill(7);
+    // Four huge pages; one may fall back to small pages if the kernel has no free 2 MiB at hand.
+    expect(anonHugePages() - before).toBeGreaterThanOrEqual(3 * HUGE);
+    pool.release(a);
+    expect(pool.acquire()).toBe(a);
   });
 });

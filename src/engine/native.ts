@@ -44,6 +44,11 @@ interface NativeAddon {
   setDirect(fd: number, on: boolean): boolean;
   /** Bytes from the buffer's start to its first address aligned for direct I/O (DIRECT_ALIGN). */
   alignOffset(buf: Uint8Array): number;
+  /**
+   * Bytes from the buffer's start to its first 2 MiB boundary, after advising
+   * huge pages from there on (or, in a buffer without one, alignOffset).
+   */
+  hugeOffset(buf: Uint8Array): number;
   seekData(fd: number, offset: number): number;
   seekHole(fd: number, offset: number): number;
   mknod(path: PathLike, mode: number, major: number, minor: number): void;
@@ -76,6 +81,15 @@ function load(): NativeAddon {
 
 /** native is the loaded addon. Loading happens on first import. */
 export const native: NativeAddon = load();
+
+/**
+ * HUGE_PAGES is the BufferPool alignment of large buffers: each is cut at a
+ * 2 MiB boundary advised as huge pages, so that its first filling takes a
+ * few page faults instead of one per 4 KiB (which cost about 13 µs each on
+ * the virtual machines nodes run on). The start is aligned for direct I/O
+ * too. Worth it for buffers of several MiB that are filled whole.
+ */
+export const HUGE_PAGES = { slack: 2 * 1024 * 1024, offset: (raw: Buffer): number => native.hugeOffset(raw) };
 
 /** syncfs flushes the whole filesystem that holds `fd` to stable storage. */
 export function syncfs(fd: number): Promise<void> {

@@ -20,7 +20,7 @@
 import type { BlobEntry, BlobType, Compression } from '../format/blob.js';
 import type { IndexedPack } from '../format/index-format.js';
 import { ENTRY_BYTES, PACK_FOOTER_BYTES, PACK_HEADER_BYTES, packHeader, packTrailer } from '../format/pack-format.js';
-import { hashMany } from '../native.js';
+import { HUGE_PAGES, hashMany } from '../native.js';
 import type { Storage } from '../storage/storage.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { packName } from './master-index.js';
@@ -41,7 +41,7 @@ export class PackWriter {
   ) {
     // Room for a full pack plus a typical chunk and its trailer; a blob that
     // does not fit closes the pack (and a huge one gets a buffer of its own).
-    this.pool = new BufferPool(packSize + 2 * 1024 * 1024, maxInFlight + 1);
+    this.pool = new BufferPool(packSize + 2 * 1024 * 1024, maxInFlight + 1, HUGE_PAGES);
   }
 
   /** The first write error, if a write failed (or discard() was called). */

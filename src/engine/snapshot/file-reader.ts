@@ -26,7 +26,7 @@ import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import type { ContentRef } from '../format/tree.js';
 import * as fsx from '../fsx/fsx.js';
-import { native } from '../native.js';
+import { HUGE_PAGES, native } from '../native.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import type { ProgressTracker } from '../util/progress.js';
 
@@ -34,7 +34,7 @@ import type { ProgressTracker } from '../util/progress.js';
 const BLOCK = 8 * 1024 * 1024;
 /** Direct reads need buffers, offsets and lengths aligned to this (the native addon's DIRECT_ALIGN). */
 export const DIRECT_ALIGN = 4096;
-const blocks = new BufferPool(BLOCK, 8, { slack: DIRECT_ALIGN, offset: (raw) => native.alignOffset(raw) });
+const blocks = new BufferPool(BLOCK, 8, HUGE_PAGES);
 /** Files up to this size are read with one read() and not probed for holes. */
 export const SMALL_FILE = 256 * 1024;
 
