@@ -32,9 +32,17 @@ const BATCH_BYTES = 256 * 1024;
 // The worker's source: CommonJS, evaluated, so it runs from src/ and dist/ alike.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { Compressor } = require(workerData.zstdPath);
-const c = new Compressor();
-c.setParameters({ compressionLevel: workerData.level });
+const { CCtx, compressBound } = require(workerData.zstdBindingPath);
+const cctx = new CCtx();
+const level = workerData.level;
+// Compressed bytes land in this buffer, reused (grown to the largest bound
+// seen): a fresh one per blob cost a page fault per 4 KiB of it.
+let out = new Uint8Array(0);
+const compress = (raw) => {
+  const bound = compressBound(raw.length);
+  if (out.length < bound) out = new Uint8Array(new ArrayBuffer(bound));
+  return cctx.compress(out, raw, level);
+};
 parentPort.on('message', ({ id, buf, len, sizes }) => {
   try {
     if (sizes) {
@@ -49,22 +57,22 @@ parentPort.on('message', ({ id, buf, len, sizes }) => {
         from += n;
         zlens[i] = -1;
         if (n < 64) continue;
-        const z = c.compress(raw);
-        if (z.length > n - (n >> 5)) continue;
-        new Uint8Array(buf, to, z.length).set(z);
-        zlens[i] = z.length;
-        to += z.length;
+        const zlen = compress(raw);
+        if (zlen > n - (n >> 5)) continue;
+        new Uint8Array(buf, to, zlen).set(out.subarray(0, zlen));
+        zlens[i] = zlen;
+        to += zlen;
       }
       parentPort.postMessage({ id, buf, zlens }, [buf]);
       return;
     }
     const raw = new Uint8Array(buf, 0, len);
-    const z = c.compress(raw);
+    const zlen = compress(raw);
     // The output goes back in the input's buffer (it is smaller when kept),
     // so no buffer is allocated per blob on either side.
-    const keep = z.length <= len - (len >> 5);
-    if (keep) raw.set(z);
-    parentPort.postMessage({ id, buf, zlen: keep ? z.length : -1 }, [buf]);
+    const keep = zlen <= len - (len >> 5);
+    if (keep) raw.set(out.subarray(0, zlen));
+    parentPort.postMessage({ id, buf, zlen: keep ? zlen : -1 }, [buf]);
   } catch (err) {
     parentPort.postMessage({ id, buf, error: String(err && err.message || err) }, [buf]);
   }
@@ -102,7 +110,7 @@ export class CompressPool {
   private nextId = 0;
   private closed = false;
 
-  private readonly zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+  private readonly zstdBindingPath = createRequire(import.meta.url).resolve('zstd-napi/binding');
   private inlineLeft: number;
 
   /**
@@ -124,7 +132,7 @@ export class CompressPool {
 
   private startWorkers(): void {
     for (let i = 0; i < this.workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath: this.zstdPath, level: this.level } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdBindingPath: this.zstdBindingPath, level: this.level } });
       worker.unref();
       const slot: Slot = { worker, pending: 0 };
       worker.on('message', (m: { id: number; buf: ArrayBuffer; zlen?: number; zlens?: Int32Array; error?: string }) => this.done(slot, m));
