@@ -1033,15 +1033,20 @@ static napi_value set_direct(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* alignOffset(buf): how many bytes from buf's start to the first address
- * aligned for direct I/O. */
-static napi_value align_offset(napi_env env, napi_callback_info info) {
+/* buffer_arg reads the call's one argument, a buffer; false when it is not one. */
+static bool buffer_arg(napi_env env, napi_callback_info info, void **data, size_t *len) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return argc >= 1 && napi_get_buffer_info(env, argv[0], data, len) == napi_ok;
+}
+
+/* alignOffset(buf): how many bytes from buf's start to the first address
+ * aligned for direct I/O. */
+static napi_value align_offset(napi_env env, napi_callback_info info) {
   void *data = NULL;
   size_t len = 0;
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return throw_type(env, "alignOffset: buffer expected");
+  if (!buffer_arg(env, info, &data, &len)) return throw_type(env, "alignOffset: buffer expected");
   napi_value out;
   napi_create_uint32(env, (uint32_t)((DIRECT_ALIGN - ((uintptr_t)data % DIRECT_ALIGN)) % DIRECT_ALIGN), &out);
   return out;
@@ -1063,12 +1068,9 @@ static napi_value align_offset(napi_env env, napi_callback_info info) {
  * Either is a multiple of DIRECT_ALIGN. madvise failing (a kernel without
  * transparent huge pages) changes nothing but the speed. */
 static napi_value huge_offset(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   void *data = NULL;
   size_t len = 0;
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) return throw_type(env, "hugeOffset: buffer expected");
+  if (!buffer_arg(env, info, &data, &len)) return throw_type(env, "hugeOffset: buffer expected");
   uintptr_t at = (uintptr_t)data;
   size_t off = (HUGE_PAGE - at % HUGE_PAGE) % HUGE_PAGE;
   if (off + HUGE_PAGE <= len) {
