@@ -13,6 +13,7 @@ import { Decompressor } from 'zstd-napi';
 import type * as ZstdBinding from 'zstd-napi/binding.js';
 import { CorruptionError } from '../../core/errors.js';
 import { Compression } from '../format/blob.js';
+import { TransferBuffers } from '../util/transfer-buffers.js';
 
 export interface Encoded {
   readonly stored: Buffer;
@@ -23,44 +24,30 @@ export interface Encoded {
 
 const zstd = createRequire(import.meta.url)('zstd-napi/binding') as typeof ZstdBinding;
 
-/** Output buffers kept for reuse, and the largest one kept (bigger outputs are rare: large trees). */
-const KEEP_OUTPUTS = 8;
-const KEEP_OUTPUT_BYTES = 4 * 1024 * 1024;
+/** Bytes of output buffers kept for reuse (a few blobs' worth are held at once). */
+const KEEP_OUTPUT_BYTES = 8 * 1024 * 1024;
 
 export class BlobCodec {
   private readonly cctx = new zstd.CCtx();
   private readonly decompressor = new Decompressor();
-  private readonly outputs: Buffer[] = [];
+  private readonly outputs = new TransferBuffers(KEEP_OUTPUT_BYTES);
 
   constructor(private readonly level: number) {}
 
   encode(raw: Buffer): Encoded {
     if (raw.length < 64) return { stored: raw, compression: Compression.None };
-    const bound = zstd.compressBound(raw.length);
-    const i = this.outputs.findIndex((b) => b.length >= bound);
-    const out = i >= 0 ? this.outputs.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(bound);
-    const n = this.cctx.compress(out, raw, this.level);
+    const out = this.outputs.take(zstd.compressBound(raw.length));
+    const n = this.cctx.compress(new Uint8Array(out), raw, this.level);
     if (n > raw.length - (raw.length >> 5)) {
-      this.keep(out);
+      this.outputs.give(out);
       return { stored: raw, compression: Compression.None };
     }
     let held = true;
     const release = (): void => {
-      if (held) this.keep(out);
+      if (held) this.outputs.give(out);
       held = false;
     };
-    return { stored: out.subarray(0, n), compression: Compression.Zstd, release };
-  }
-
-  private keep(out: Buffer): void {
-    if (out.length > KEEP_OUTPUT_BYTES) return;
-    if (this.outputs.length >= KEEP_OUTPUTS) {
-      // Keep the larger buffers: they fit every blob.
-      const smallest = this.outputs.reduce((m, b, j) => (b.length < this.outputs[m]!.length ? j : m), 0);
-      if (this.outputs[smallest]!.length >= out.length) return;
-      this.outputs.splice(smallest, 1);
-    }
-    this.outputs.push(out);
+    return { stored: Buffer.from(out, 0, n), compression: Compression.Zstd, release };
   }
 
   /** decode returns the raw bytes; the caller checks them against the id. */
