@@ -25,7 +25,7 @@ const SUITES: Record<string, Suite> = {
 };
 
 const USAGE = `usage: npm run bench -- [--suite NAME] [--scale X] [--volume NAME[,NAME]] [--only GROUP[,GROUP]] [--minutes M]
-                        [--restore-rounds N] [--keep]
+                        [--restore-rounds N] [--incremental-rounds N] [--keep]
 
   --suite NAME   suite to run (default all, one after the other):
 ${Object.entries(SUITES)
@@ -41,7 +41,11 @@ ${Object.entries(SUITES)
   --minutes M    network suite: how long the simulated nodes are measured (default 5 x --scale)
   --restore-rounds N
                  engine suite: restores (cp -a, restic, kova) are measured in N interleaved rounds and
-                 each reported by its median round (default 3; the other steps change the repositories)
+                 each reported by its median round (default 3)
+  --incremental-rounds N
+                 engine suite: incrementals (restic, kova) are measured in N interleaved rounds, each from a
+                 copy of the repository (and restic's cache) as the no-change snapshot left it, and each
+                 reported by its median round (default 3; copying is not timed)
   --keep         keep repositories and restored trees in <dir>/run afterwards
 
   The work directory is .bench/ in the repository root, or $KOVA_BENCH_DIR.`;
@@ -63,6 +67,7 @@ async function main(): Promise<number> {
           keep: { type: 'boolean', default: false },
           minutes: { type: 'string' },
           'restore-rounds': { type: 'string', default: '3' },
+          'incremental-rounds': { type: 'string', default: '3' },
           help: { type: 'boolean', short: 'h', default: false },
         },
       });
@@ -93,11 +98,17 @@ async function main(): Promise<number> {
   const restoreRounds = Number(values['restore-rounds']);
   if (!(Number.isInteger(restoreRounds) && restoreRounds >= 1))
     fail(`--restore-rounds must be a positive integer, got ${values['restore-rounds']}`);
+  const incrementalRounds = Number(values['incremental-rounds']);
+  if (!(Number.isInteger(incrementalRounds) && incrementalRounds >= 1))
+    fail(`--incremental-rounds must be a positive integer, got ${values['incremental-rounds']}`);
   const repoRoot = fileURLToPath(new URL('..', import.meta.url));
   const workDir = resolve(process.env.KOVA_BENCH_DIR ?? resolve(repoRoot, '.bench'));
   let code = 0;
   for (const name of names)
-    code = Math.max(code, await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, minutes, keep: values.keep, restoreRounds }));
+    code = Math.max(
+      code,
+      await SUITES[name]!.run({ repoRoot, workDir, scale, only, volumes, minutes, keep: values.keep, restoreRounds, incrementalRounds }),
+    );
   return code;
 }
 

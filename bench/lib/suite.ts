@@ -21,6 +21,12 @@ export interface SuiteOptions {
   keep: boolean;
   /** Engine suite: interleaved rounds of the restore step (cp -a, then each tool), each reported by its median round. */
   restoreRounds: number;
+  /**
+   * Engine suite: interleaved rounds of the incremental (each tool), each
+   * started from a copy of the tool's repository (and cache) as the
+   * no-change snapshot left it, each reported by its median round.
+   */
+  incrementalRounds: number;
 }
 
 export interface Suite {

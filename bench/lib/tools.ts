@@ -25,6 +25,8 @@ export interface SnapshotTool {
   deleteAndGc(repo: string, ids: readonly string[]): Command;
   /** Where the source's root ends up inside a restore target. */
   restoredRoot(target: string, source: string): string;
+  /** The directories a snapshot into `repo` writes: the repository, and restic's cache. */
+  stateDirs(repo: string): string[];
 }
 
 const RESTIC = '/usr/bin/restic';
@@ -69,6 +71,7 @@ export function restic(cacheDir: string): SnapshotTool {
     deleteAndGc: (repo, ids) => ({ script: `${RESTIC} forget ${common(repo)} --prune ${ids.map(sh).join(' ')}`, env }),
     // restic recreates the absolute source path below the target.
     restoredRoot: (target, source) => join(target, source),
+    stateDirs: (repo) => [repo, cacheDir],
   };
 }
 
@@ -100,5 +103,6 @@ export function kova(repoRoot: string): SnapshotTool {
     restore: (repo, id, target) => ({ script: `${cli} restore ${sh(repo)} ${sh(id)} ${sh(target)}` }),
     deleteAndGc: (repo, ids) => ({ script: `${cli} delete ${sh(repo)} ${ids.map(sh).join(' ')} --gc` }),
     restoredRoot: (target) => target,
+    stateDirs: (repo) => [repo],
   };
 }

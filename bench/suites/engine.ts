@@ -26,7 +26,8 @@ import { bytes } from '../lib/report.js';
 const ORDER =
   'volume by volume; within one, interleaved by step: tar|zstd, then first snapshots (restic, kova) of the pristine volume; ' +
   'no-change snapshots (restic, kova); mutation; ' +
-  'incrementals (restic, kova); rounds of (cp -a of the mutated volume, restores (restic, kova) into empty directories), ' +
+  'rounds of incrementals (restic, kova), each from a copy of the repositories as the no-change snapshots left them, ' +
+  'each reported by its median round; rounds of (cp -a of the mutated volume, restores (restic, kova) into empty directories), ' +
   'each restore reported by its median round; ' +
   'delete of the first two snapshots + gc (kova) and forget --prune (restic); mutation reverted';
 
@@ -233,19 +234,54 @@ async function runVolume(
     active = next;
   };
 
-  const snapshot = async (s: ToolState, step: Step): Promise<boolean> => {
-    const done = await r.step(s.tool.name, step, s.tool.snapshot(s.repo, source, s.latest), s.repo);
-    if (!done) return false;
+  /** Takes a snapshot with `parent` (default the latest); returns its row, or undefined when it failed. */
+  const snapshot = async (s: ToolState, step: Step, round?: number, parent = s.latest): Promise<Row | undefined> => {
+    const done = await r.step(s.tool.name, step, s.tool.snapshot(s.repo, source, parent), s.repo, round);
+    if (!done) return undefined;
     try {
       const snap = s.tool.parseSnapshot(done.stdout);
       done.row.details = snap.details;
       s.latest = snap.id;
       s.first ??= snap.id;
-      return true;
+      return done.row;
     } catch (err) {
       r.fail(s.tool.name, step, err);
-      return false;
+      return undefined;
     }
+  };
+
+  /**
+   * The incrementals, in interleaved rounds (each tool in turn): a run of
+   * about two seconds varies by ±15% from one to the next on a shared
+   * machine, so each tool is reported by its median round. Every round
+   * starts from a copy of the tool's repository (and restic's cache) as the
+   * no-change snapshot left it, put back before the round and not timed;
+   * the repository kept is the last round's, whose snapshot is the one
+   * restored.
+   */
+  const incrementals = async (): Promise<void> => {
+    const rounds = options.incrementalRounds;
+    const parents = new Map(active.map((s) => [s, s.latest]));
+    const saved = new Map(active.map((s) => [s, s.tool.stateDirs(s.repo).map((dir) => [dir, `${dir}.before-incremental`] as const)]));
+    const copy = (from: string, to: string): void => {
+      rmSync(to, { recursive: true, force: true });
+      execFileSync('cp', ['-a', from, to]);
+    };
+    const measured = new Map<ToolName, Row[]>();
+    try {
+      if (rounds > 1) for (const dirs of saved.values()) for (const [dir, copyOf] of dirs) copy(dir, copyOf);
+      for (let round = 0; round < rounds; round++) {
+        await eachTool(async (s) => {
+          if (round > 0) for (const [dir, copyOf] of saved.get(s)!) copy(copyOf, dir);
+          const row = await snapshot(s, 'incremental', rounds > 1 ? round : undefined, parents.get(s));
+          if (row) measured.set(s.tool.name, [...(measured.get(s.tool.name) ?? []), row]);
+          return row !== undefined;
+        });
+      }
+    } finally {
+      for (const dirs of saved.values()) for (const [, copyOf] of dirs) rmSync(copyOf, { recursive: true, force: true });
+    }
+    if (rounds > 1) for (const rows of measured.values()) r.keepMedian(rows);
   };
 
   // 1. Pristine volume: the tar|zstd reference and the first snapshots.
@@ -260,7 +296,7 @@ async function runVolume(
       r.fail(s.tool.name, 'init', err);
       return false;
     }
-    return snapshot(s, 'first');
+    return Boolean(await snapshot(s, 'first'));
   });
   // The same volume again: what a snapshot costs when nothing changed.
   await eachTool(async (s) => {
@@ -274,7 +310,7 @@ async function runVolume(
   console.log(describeMutation(mutation));
   let cpAllocated: number | undefined;
   try {
-    await eachTool((s) => snapshot(s, 'incremental'));
+    await incrementals();
 
     // Restores, in interleaved rounds (cp -a, then each tool): from one run to
     // the next on a shared machine a restore, and cp -a most of all, varies by
