@@ -157,6 +157,28 @@ describe('Chunker (native) against referenceCutPoints (JavaScript)', () => {
     });
   });
 
+  it('joins a chunk that spans pieces only when its data is read, once', () => {
+    const data = makeData('random', 12, 40_000);
+    const c = new Chunker(gear);
+    const chunks = splitIntoPieces(data, [100]).flatMap((p) => c.push(Buffer.from(p)));
+    chunks.push(...c.finish());
+    const spanning = chunks.filter((ch) => ch.pieces.length > 1);
+    expect(spanning.length).toBeGreaterThan(5);
+    let pos = 0;
+    for (const ch of chunks) {
+      const length = ch.pieces.reduce((n, p) => n + p.length, 0);
+      // The pieces are the chunk's bytes in order, views of what was pushed.
+      expect(Buffer.concat(ch.pieces).equals(data.subarray(pos, pos + length))).toBe(true);
+      expect(ch.data.length).toBe(length);
+      expect(ch.data.equals(data.subarray(pos, pos + length))).toBe(true);
+      // Read twice, the data is the same buffer: joined once.
+      expect(ch.data).toBe(ch.data);
+      if (ch.pieces.length === 1) expect(ch.data).toBe(ch.pieces[0]);
+      pos += length;
+    }
+    expect(pos).toBe(data.length);
+  });
+
   it('agrees with the reference at the size boundaries (0, min, min+1, avg, max, max+1, 2·max)', () => {
     for (const kind of ['random', 'zeros', 'pattern'] as const) {
       for (const length of [0, 1, MIN - 1, MIN, MIN + 1, AVG - 1, AVG, AVG + 1, MAX - 1, MAX, MAX + 1, 2 * MAX, 2 * MAX + 1, 10 * MAX]) {

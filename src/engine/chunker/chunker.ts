@@ -5,10 +5,12 @@
  * order with push() (or pushAsync(), which runs on the thread pool so
  * several files are chunked at once); each returns the chunks that ended in
  * that buffer with their ids. The scanner's and the hash's state carry over
- * between buffers, so a chunk may span several; only such a chunk is copied
- * (to make it contiguous), every other one is a view of the buffer passed
- * in, which must therefore stay untouched while the chunk is in use.
- * finish() returns the last chunk at the end of the stream.
+ * between buffers, so a chunk may span several: such a chunk is copied to
+ * make it contiguous, but only when its `data` is first read (a chunk that
+ * is already stored, or all zeros, never is). Every other chunk is a view of
+ * the buffer passed in. Either way the buffers passed in must stay untouched
+ * while a chunk is in use. finish() returns the last chunk at the end of the
+ * stream.
  *
  * With hints (the parent snapshot's chunks of the same file, see
  * hinted-chunker.ts) the native pass takes a chunk that is unchanged since
@@ -25,9 +27,25 @@ export interface NativeHints {
 }
 
 export interface HashedChunk {
+  /** The chunk's bytes; for a chunk that spans buffers, joined when first read. */
   readonly data: Buffer;
   /** BLAKE3 of data, hex. */
   readonly id: string;
+  /** The chunk's bytes in order, without joining them (one piece unless it spans buffers). */
+  readonly pieces: readonly Buffer[];
+}
+
+/** chunkOf makes the chunk of `pieces`, joining them only when its data is read. */
+function chunkOf(pieces: Buffer[], id: string): HashedChunk {
+  if (pieces.length === 1) return { data: pieces[0]!, id, pieces };
+  let joined: Buffer | undefined;
+  return {
+    get data() {
+      return (joined ??= Buffer.concat(pieces));
+    },
+    id,
+    pieces,
+  };
 }
 
 export class Chunker {
@@ -73,7 +91,7 @@ export class Chunker {
     this.pending = [];
     const digest = native.chunkHashFinal(this.state);
     if (rest.length === 0 || !digest) return [];
-    return [{ data: rest.length === 1 ? rest[0]! : Buffer.concat(rest), id: digest.toString('hex') }];
+    return [chunkOf(rest, digest.toString('hex'))];
   }
 
   private split(data: Buffer, r: { cuts: Uint32Array; digests: Buffer }): HashedChunk[] {
@@ -83,10 +101,10 @@ export class Chunker {
       const piece = data.subarray(prev, c);
       const id = r.digests.toString('hex', 32 * i, 32 * i + 32);
       if (this.pending.length > 0) {
-        out.push({ data: Buffer.concat([...this.pending, piece]), id });
+        out.push(chunkOf([...this.pending, piece], id));
         this.pending = [];
       } else {
-        out.push({ data: piece, id });
+        out.push(chunkOf([piece], id));
       }
       prev = c;
     });

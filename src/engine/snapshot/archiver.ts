@@ -162,6 +162,7 @@ export class Archiver {
     this.reader = new FileReader({
       gear: deps.gear,
       saveBlob: deps.saveBlob,
+      hasBlob: deps.hasBlob,
       progress: this.progress,
       checkAbort: () => this.checkAbort(),
       onRead: (n) => {

@@ -41,18 +41,22 @@ function openFlags(fd: number): number {
 
 /**
  * read reads `file` with a FileReader; returns its content, the blobs it
- * stored, and the bytes read each way. `afterFirstBlock` runs once the first
- * block is read (the next read is then in flight).
+ * stored (into `blobs`, which may hold some already), how many blobs it
+ * handed to saveBlob, and the bytes read each way. `afterFirstBlock` runs
+ * once the first block is read (the next read is then in flight).
  */
-async function read(file: string, size: number, afterFirstBlock?: () => void) {
-  const blobs = new Map<string, Buffer>();
+async function read(file: string, size: number, afterFirstBlock?: () => void, blobs = new Map<string, Buffer>()) {
   const bytes = { direct: 0, buffered: 0 };
+  let saved = 0;
   const reader = new FileReader({
     gear: resolveGear({ ...DEFAULT_CHUNKER, seed: '0123456789abcdef' }),
     saveBlob: (_type, raw, id) => {
+      expect(native.hash(raw).toString('hex')).toBe(id);
+      saved++;
       blobs.set(id, Buffer.from(raw)); // raw is a view of a block that is reused
       return Promise.resolve();
     },
+    hasBlob: (id) => blobs.has(id),
     progress: new ProgressTracker(undefined),
     checkAbort: () => undefined,
     onRead: (n, direct) => {
@@ -65,7 +69,7 @@ async function read(file: string, size: number, afterFirstBlock?: () => void) {
     const got = await reader.read(fd, size);
     // Direct reads are switched off again once the file is read.
     expect(openFlags(fd) & O_DIRECT).toBe(0);
-    return { ...got, blobs, bytes };
+    return { ...got, blobs, bytes, saved };
   } finally {
     fs.closeSync(fd);
   }
@@ -165,5 +169,32 @@ describe('direct reads', () => {
     expect(got.size).toBe(seen);
     expect(assemble(got.content, got.blobs).equals(data.subarray(0, seen))).toBe(true);
     expect(got.bytes).toEqual({ direct: seen, buffered: 0 });
+  });
+});
+
+describe('chunks already stored', () => {
+  it('hands saveBlob only the chunks not stored yet, and records every chunk', async () => {
+    const file = path.join(scratch(), 'f');
+    const data = prng(7, 3 * BLOCK + 4321);
+    fs.writeFileSync(file, data);
+    const first = await read(file, data.length);
+    expect(first.saved).toBe(first.content.length);
+    expect(first.content.length).toBeGreaterThan((3 * BLOCK) / (1024 * 1024)); // chunks span block boundaries too
+
+    // The same file again: every chunk is stored, none is saved again.
+    const again = await read(file, data.length, undefined, first.blobs);
+    expect(again.content).toEqual(first.content);
+    expect(again.saved).toBe(0);
+
+    // A few bytes rewritten in the middle of the second block: only the chunks around them are new.
+    const changed = Buffer.from(data);
+    prng(8, 100).copy(changed, BLOCK + 3 * 1024 * 1024);
+    fs.writeFileSync(file, changed);
+    const blobs = new Map(first.blobs);
+    const after = await read(file, changed.length, undefined, blobs);
+    expect(assemble(after.content, blobs).equals(changed)).toBe(true);
+    const fresh = after.content.filter((r) => r.id !== null && !first.blobs.has(r.id));
+    expect(fresh.length).toBeGreaterThan(0);
+    expect(after.saved).toBe(fresh.length);
   });
 });

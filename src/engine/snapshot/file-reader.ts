@@ -57,6 +57,8 @@ export interface FileReaderDeps {
   readonly gear: GearConfig;
   /** saveBlob stores a blob whose id (BLAKE3) is known, unless already present. */
   saveBlob(type: BlobType, raw: Buffer, id: string): Promise<unknown>;
+  /** hasBlob tells whether a blob is stored (or being stored): saveBlob would do nothing. */
+  hasBlob(id: string): boolean;
   readonly progress: ProgressTracker;
   checkAbort(): void;
   /** Counts bytes read from the source; `direct`: with O_DIRECT. */
@@ -88,17 +90,20 @@ export class FileReader {
   /**
    * store stores a block's chunks (zeros become holes) and appends them to
    * `out` in order. Chunks of a block are compressed in parallel; all are
-   * stored before the block's memory may be reused.
+   * stored before the block's memory may be reused. A chunk already stored
+   * (most of a file that changed in a few places) is neither joined nor
+   * handed to saveBlob.
    */
   private async store(chunks: readonly HashedChunk[], out: ContentBuilder): Promise<void> {
     const saves: Array<Promise<unknown>> = [];
     for (const c of chunks) {
-      if (isZero(c.data)) {
-        out.add({ id: null, length: c.data.length });
+      const length = c.pieces.reduce((n, p) => n + p.length, 0);
+      if (c.pieces.every(isZero)) {
+        out.add({ id: null, length });
         continue;
       }
-      saves.push(this.deps.saveBlob(BlobType.Data, c.data, c.id));
-      out.add({ id: c.id, length: c.data.length });
+      if (!this.deps.hasBlob(c.id)) saves.push(this.deps.saveBlob(BlobType.Data, c.data, c.id));
+      out.add({ id: c.id, length });
     }
     await Promise.all(saves);
   }
@@ -113,7 +118,7 @@ export class FileReader {
     const data = buf.subarray(0, n);
     const out = new ContentBuilder();
     if (n <= this.deps.gear.minSize) {
-      await this.store([{ data, id: native.hash(data).toString('hex') }], out);
+      await this.store([{ data, id: native.hash(data).toString('hex'), pieces: [data] }], out);
     } else {
       const chunker = new Chunker(this.deps.gear);
       await this.store([...chunker.push(data), ...chunker.finish()], out);
