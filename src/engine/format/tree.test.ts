@@ -15,6 +15,7 @@ import {
   decodeTreeJson,
   encodeTree,
   isSafeName,
+  keptEncoding,
   nodeToJson,
   sameNode,
   sameNodes,
@@ -334,12 +335,55 @@ describe('decodeCanonical: encodeTree layout read from the bytes', () => {
           if (fast === null) return;
           accepted++;
           expect(general(buf)).toEqual(fast);
+          // Encoded again (copying the text decoded nodes kept), a tree is what encoding copies of its nodes gives.
+          expect(encodeTree(fast).toString('latin1')).toBe(encodeTree(fast.map((n) => ({ ...n }))).toString('latin1'));
         },
       ),
       { numRuns: 5000 },
     );
     // Many mutations keep a valid tree (a digit for a digit, a byte of a name): the comparison above ran.
     expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('encodes a decoded node by copying the text it was read from, exactly when that is its encoding', () => {
+    const nodes = kinds();
+    const buf = encodeTree(nodes);
+    const decoded = decodeCanonical(buf)!;
+    expect(encodeTree(decoded).equals(buf)).toBe(true);
+    const kept = new Map(decoded.map((n) => [n.name.toString('latin1'), keptEncoding(n)]));
+    for (const n of decoded) {
+      const ascii = n.name.every((c) => c < 0x80) && (n.target ?? Buffer.alloc(0)).every((c) => c < 0x80);
+      // ASCII strings only: a UTF-8 name is decoded and encoded again, and one that is not UTF-8 is base64.
+      expect(kept.get(n.name.toString('latin1')), n.name.toString()).toBe(ascii ? JSON.stringify(nodeToJson(n)) : null);
+    }
+    expect([...kept.values()].filter((t) => t !== null).length).toBe(nodes.length - 3);
+    // The text is a copy: the buffer decoded from may be reused.
+    buf.fill(0x20);
+    expect(encodeTree(decoded).equals(encodeTree(nodes))).toBe(true);
+    // A changed node is a new object, which has no text of its own.
+    const changed = { ...decoded[0]!, nlink: 7 };
+    expect(keptEncoding(changed)).toBeNull();
+    expect(decodeTree(encodeTree([changed, ...decoded.slice(1)]), 'x')[0]!.nlink).toBe(7);
+    expect(keptEncoding(nodes[0]!)).toBeNull();
+  });
+
+  it('encodes again, as encodeTree writes them, times and inodes read with leading zeros and names read as base64', () => {
+    const node = JSON.stringify(jsonNode(fileNode('a')));
+    const variants = [
+      node.replace('"mtime":"', '"mtime":"00'),
+      node.replace(/"ino":"[0-9]+"/, '"ino":"-0"'),
+      node.replace(/"ctime":"[0-9]+"/, '"ctime":"-007"'),
+      node.replace('{"name":"a"', `{"nameB64":"${Buffer.from('a').toString('base64')}"`),
+    ];
+    for (const text of variants) {
+      const buf = Buffer.from(`{"v":1,"nodes":[${text}]}`);
+      const decoded = decodeCanonical(buf);
+      expect(decoded, text).not.toBeNull();
+      expect(keptEncoding(decoded![0]!), text).toBeNull();
+      const again = encodeTree(decoded!);
+      expect(again.equals(buf)).toBe(false);
+      expect(again.equals(encodeTree([{ ...decoded![0]! }]))).toBe(true);
+    }
   });
 
   it('reads a name that is invalid UTF-8 inside the JSON string as JSON.parse does (U+FFFD)', () => {

@@ -148,9 +148,75 @@ export function sameNodes(a: readonly TreeNode[], b: readonly TreeNode[]): boole
   return true;
 }
 
-/** encodeTree serialises nodes, which must already be sorted by name. */
+/**
+ * encodeTree serialises nodes, which must already be sorted by name. A node
+ * decodeCanonical read is written as the text it was read from when that is
+ * exactly what encoding it gives (see DecodedNode): a directory that changed
+ * in a few entries encodes only those.
+ */
 export function encodeTree(nodes: readonly TreeNode[]): Buffer {
-  return Buffer.from(JSON.stringify({ v: 1, nodes: nodes.map(nodeToJson) }));
+  const parts = new Array<string>(nodes.length);
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    parts[i] = DecodedNode.textOf(n) ?? JSON.stringify(nodeToJson(n));
+  }
+  // JSON.stringify of {v, nodes} is this, each node as JSON.stringify writes it alone.
+  return Buffer.from(`{"v":1,"nodes":[${parts.join(',')}]}`);
+}
+
+/**
+ * A node read by decodeCanonical. When encoding it again gives exactly the
+ * bytes it was read from (every string ASCII, so nothing decoded and encoded
+ * again; every time and inode written without leading zeros; no base64
+ * form), it keeps where those bytes are, and encodeTree copies them:
+ * turning a node into JSON was most of the cost of a directory that changed
+ * in a few of its entries. The bytes are a copy of the whole tree, made once
+ * per tree outside the JavaScript heap (a tree may be decoded from a buffer
+ * that is reused afterwards, and a string copy was moved by every garbage
+ * collection that kept it). Nodes are never changed once made (a changed
+ * entry is a new object, which keeps nothing), and what a node keeps is
+ * private, so a spread copy does not take it.
+ */
+class DecodedNode {
+  #source: Buffer | null = null;
+  #start = 0;
+  #end = 0;
+  declare content?: readonly ContentRef[];
+  declare subtree?: string;
+  declare target?: Buffer;
+  declare rdevMajor?: number;
+  declare rdevMinor?: number;
+  declare linkGroup?: string;
+
+  constructor(
+    readonly name: Buffer,
+    readonly type: NodeType,
+    readonly mode: number,
+    readonly uid: number,
+    readonly gid: number,
+    readonly mtimeNs: bigint,
+    readonly ctimeNs: bigint,
+    readonly ino: bigint,
+    readonly nlink: number,
+    readonly size: number,
+  ) {}
+
+  /** keep records that this node's encoding is source[start, end) (ASCII). */
+  keep(source: Buffer, start: number, end: number): void {
+    this.#source = source;
+    this.#start = start;
+    this.#end = end;
+  }
+
+  /** textOf is the encoding a decoded node kept, or null. */
+  static textOf(n: TreeNode): string | null {
+    return #source in n && n.#source !== null ? n.#source.toString('latin1', n.#start, n.#end) : null;
+  }
+}
+
+/** keptEncoding is the text encodeTree copies for `n` instead of encoding it, or null (for tests). */
+export function keptEncoding(n: TreeNode): string | null {
+  return DecodedNode.textOf(n);
 }
 
 /* ---- decoding and validation ------------------------------------------------ */
@@ -366,6 +432,12 @@ class Reader {
   pos = 0;
   /** Whether the last string read held bytes of 0x80 and up (UTF-8). */
   wide = false;
+  /**
+   * Whether something read since this was last cleared would be written
+   * otherwise by encodeTree: a UTF-8 string (decoded and encoded again) or
+   * an integer string with a leading zero.
+   */
+  inexact = false;
 
   constructor(readonly b: Buffer) {}
 
@@ -419,6 +491,7 @@ class Reader {
     const end = this.str();
     if (end < 0) return null;
     // UTF-8 text is decoded and encoded again, as the general decoder does: invalid sequences become U+FFFD alike.
+    if (this.wide) this.inexact = true;
     return this.wide ? Buffer.from(this.b.toString('utf8', start, end), 'utf8') : Buffer.from(this.b.subarray(start, end));
   }
 
@@ -448,19 +521,24 @@ class Reader {
   /** bigint reads a string holding a decimal integer as decodeTreeJson accepts it, or null. */
   bigint(): bigint | null {
     const s = this.ascii();
-    return s !== null && isBigintText(s) ? BigInt(s) : null;
+    if (s === null || !isBigintText(s)) return null;
+    // "007", "-0" and "-07" are read as BigInt reads them, and written as 7 and 0.
+    const digit = s.charCodeAt(0) === 45 ? 1 : 0;
+    if (s.charCodeAt(digit) === 48 && (digit === 1 || s.length > 1)) this.inexact = true;
+    return BigInt(s);
   }
 }
 
-type MutableNode = { -readonly [K in keyof TreeNode]: TreeNode[K] };
-
 /** canonicalNode reads one node at the reader's position, or returns null. */
-function canonicalNode(r: Reader): TreeNode | null {
+function canonicalNode(r: Reader, source: Buffer): TreeNode | null {
+  const start = r.pos;
+  r.inexact = false;
   let name: Buffer | null;
   if (r.lit(L.name)) name = r.bytes();
   else if (r.lit(L.nameB64)) {
     const s = r.ascii();
     name = s === null ? null : Buffer.from(s, 'base64');
+    r.inexact = true; // encodeTree writes a name that is UTF-8 as a string
   } else return null;
   if (name === null || !isSafeName(name)) return null;
   if (!r.lit(L.type)) return null;
@@ -483,7 +561,7 @@ function canonicalNode(r: Reader): TreeNode | null {
   if (nlink < 0 || !r.lit(L.size)) return null;
   const size = r.uint();
   if (size < 0) return null;
-  const node: MutableNode = { name, type: type as NodeType, mode, uid, gid, mtimeNs, ctimeNs, ino, nlink, size };
+  const node = new DecodedNode(name, type as NodeType, mode, uid, gid, mtimeNs, ctimeNs, ino, nlink, size);
 
   // The optional fields, in nodeToJson's order; each only on the type that uses it.
   if (r.lit(L.content)) {
@@ -518,6 +596,7 @@ function canonicalNode(r: Reader): TreeNode | null {
   else if (r.lit(L.targetB64)) {
     const s = r.ascii();
     target = s === null ? null : Buffer.from(s, 'base64');
+    r.inexact = true;
   }
   if (target !== undefined) {
     if (type !== 'symlink' || !target || target.length === 0 || target.length > 4095 || target.includes(0)) return null;
@@ -537,17 +616,20 @@ function canonicalNode(r: Reader): TreeNode | null {
     if (type !== 'file' || group === null || group.length > 64) return null;
     node.linkGroup = group;
   }
-  return r.byte(0x7d) ? node : null;
+  if (!r.byte(0x7d)) return null;
+  if (!r.inexact) node.keep(source, start, r.pos);
+  return node;
 }
 
 /** decodeCanonical reads a tree in encodeTree's exact layout, or returns null (see above). */
 export function decodeCanonical(buf: Buffer): TreeNode[] | null {
   const r = new Reader(buf);
   if (!r.lit(L.start)) return null;
+  const source = Buffer.from(buf);
   const nodes: TreeNode[] = [];
   if (!r.byte(0x5d)) {
     for (;;) {
-      const node = canonicalNode(r);
+      const node = canonicalNode(r, source);
       if (node === null) return null;
       if (nodes.length > 0 && compareNames(nodes[nodes.length - 1]!.name, node.name) >= 0) return null;
       nodes.push(node);
