@@ -81,3 +81,72 @@ describe('IdTable lookups', () => {
     expect(t.has(aboveLow)).toBe(false);
   });
 });
+
+describe('IdTable appends', () => {
+  /** records lists the table's records as hex id and payload word, in order. */
+  const records = (t: IdTable): [string, number][] =>
+    [...t.records()].map(({ buf, at }) => [buf.toString('hex', at, at + ID_BYTES), buf.readUInt32LE(at + ID_BYTES)]);
+
+  for (const [what, crowd] of [
+    ['uniform ids', 0],
+    ['ids sharing their first four bytes (compared whole)', 4],
+    ['ids differing only in their last bytes', 28],
+  ] as const) {
+    it(`settle keeps the earliest record of each id, as inserting one by one does: ${what}`, () => {
+      const distinct = ids(3000, crowd);
+      // Each id up to three times, in a shuffled order; the payload is the arrival number.
+      const arrivals: Buffer[] = [];
+      for (let i = 0; i < distinct.length; i++) for (let k = 0; k <= i % 3; k++) arrivals.push(distinct[i]!);
+      for (let i = arrivals.length - 1; i > 0; i--) {
+        const j = crypto.randomInt(i + 1);
+        [arrivals[i], arrivals[j]] = [arrivals[j]!, arrivals[i]!];
+      }
+      // Some inserted before the appends: those keep their records over any appended copy.
+      const before = arrivals.slice(0, 500);
+      const later = arrivals.slice(500);
+      const inserted = new IdTable(4);
+      const appended = new IdTable(4);
+      for (const [i, id] of before.entries()) {
+        for (const t of [inserted, appended]) {
+          const ref = t.insert(id);
+          if (ref) ref.buf.writeUInt32LE(i, ref.at + ID_BYTES);
+        }
+      }
+      const src = Buffer.concat(later);
+      for (let i = 0; i < later.length; i++) {
+        const ref = inserted.insert(later[i]!);
+        if (ref) ref.buf.writeUInt32LE(before.length + i, ref.at + ID_BYTES);
+        const at = appended.append(src, i * ID_BYTES);
+        appended.appendedBuf!.writeUInt32LE(before.length + i, at + ID_BYTES);
+      }
+      expect(appended.size).toBe(new Set(before.map((b) => b.toString('hex'))).size + later.length);
+      const kept: number[] = [];
+      appended.settle((buf, at) => kept.push(buf.readUInt32LE(at + ID_BYTES)));
+      expect(appended.size).toBe(distinct.length);
+      expect(records(appended)).toEqual(records(inserted));
+      // `kept` saw each appended record that stayed, and no other.
+      const fromAppends = records(inserted)
+        .map(([, n]) => n)
+        .filter((n) => n >= before.length);
+      expect(kept.sort((a, b) => a - b)).toEqual(fromAppends.sort((a, b) => a - b));
+      for (const id of distinct) expect(appended.has(id)).toBe(true);
+      for (const id of ids(200, crowd)) expect(appended.has(id)).toBe(distinct.some((d) => d.equals(id)));
+      // The table takes inserts again, and refuses an id it holds.
+      expect(appended.insert(distinct[0]!)).toBeNull();
+    });
+  }
+
+  it('cannot be searched, listed, sealed or inserted into before it is settled', () => {
+    const t = new IdTable(0);
+    const [a, b] = ids(2);
+    t.insert(a!);
+    t.append(b!, 0);
+    expect(() => t.has(a!)).toThrow(/not yet settled/);
+    expect(() => t.insert(ids(1)[0]!)).toThrow(/not yet settled/);
+    expect(() => t.seal()).toThrow(/not yet settled/);
+    expect(() => [...t.records()]).toThrow(/not yet settled/);
+    t.settle();
+    expect(t.has(a!) && t.has(b!)).toBe(true);
+    expect(t.size).toBe(2);
+  });
+});

@@ -25,6 +25,10 @@ const BUCKETS = 1 << BUCKET_BITS;
 const TAIL = 32;
 /** Buckets whose first buffers share one allocation (2^SLAB_SHIFT). */
 const SLAB_SHIFT = 6;
+/** No record appended to a bucket (IdTable.append). */
+const NONE = 0xffffffff;
+/** Positions a bucket's sort keys make room for (a key is the id's first word times this, plus the position). */
+const POSITIONS = 2 ** 21;
 
 /** A place in the table: the bucket's buffer and the record's offset there (valid until the next insert). */
 export interface RecordRef {
@@ -133,6 +137,7 @@ export class IdTable {
 
   /** search returns the index of `id` in its bucket, or -1. */
   private search(bucket: number, id: Buffer): number {
+    if (this.appended !== null) throw new Error('id table has appended records not yet settled');
     const buf = this.buckets[bucket];
     if (!buf) return -1;
     const found = this.seek(bucket, id, 0);
@@ -192,23 +197,123 @@ export class IdTable {
     const bucket = bucketOf(id);
     if (this.search(bucket, id) >= 0) return null;
     if (this.tail[bucket]! >= TAIL) this.merge(bucket);
-    const rec = this.recordBytes;
-    const n = this.sorted[bucket]! + this.tail[bucket]!;
-    let buf = this.buckets[bucket];
-    if (!buf || (n + 1) * rec > buf.length) {
-      const records = n + Math.max(TAIL, n >>> 3);
-      const grown = buf ? Buffer.allocUnsafeSlow(records * rec) : this.firstBuffer(bucket);
-      if (buf) buf.copy(grown, 0, 0, n * rec);
-      this.buckets[bucket] = grown;
-      buf = grown;
-    }
-    const at = n * rec;
+    const buf = this.room(bucket, 3);
+    const at = (this.sorted[bucket]! + this.tail[bucket]!) * this.recordBytes;
     // Byte loops: for 32 bytes, copy() and fill() cost more in argument checks than in copying.
     for (let k = 0; k < ID_BYTES; k++) buf[at + k] = id[k]!;
-    for (let k = at + ID_BYTES; k < at + rec; k++) buf[k] = 0;
+    for (let k = at + ID_BYTES; k < at + this.recordBytes; k++) buf[k] = 0;
     this.tail[bucket] = this.tail[bucket]! + 1;
     this.count++;
     return { buf, at };
+  }
+
+  /**
+   * room returns `bucket`'s buffer with space for one more record, grown
+   * (by an eighth for inserts, `1 / 2^shift` of its records) when full.
+   */
+  private room(bucket: number, shift: number): Buffer {
+    const rec = this.recordBytes;
+    const n = this.sorted[bucket]! + this.tail[bucket]!;
+    const buf = this.buckets[bucket];
+    if (buf && (n + 1) * rec <= buf.length) return buf;
+    const records = n + Math.max(TAIL, n >>> shift);
+    const grown = buf ? Buffer.allocUnsafeSlow(records * rec) : this.firstBuffer(bucket);
+    if (buf) buf.copy(grown, 0, 0, n * rec);
+    this.buckets[bucket] = grown;
+    return grown;
+  }
+
+  /**
+   * By bucket, while records are appended: the position of its first
+   * appended record (NONE: none appended). Null when every record is settled.
+   */
+  private appended: Uint32Array | null = null;
+  /** The buffer of the record append() last wrote. */
+  appendedBuf: Buffer | null = null;
+
+  /**
+   * append adds the id that is the 32 bytes at `at` in `src` without
+   * looking for it, for loading many records at once (an index file): a
+   * search per record cost as much as the rest of the load. It returns the
+   * offset of the new record in appendedBuf; the caller fills its payload
+   * (zeroed) at `offset + ID_BYTES` before the next append. Until settle(),
+   * the table may hold an id more than once and cannot be searched, listed
+   * or inserted into (those throw); size counts every appended record.
+   */
+  append(src: Buffer, at: number): number {
+    const bucket = (src[at]! << 4) | (src[at + 1]! >>> 4);
+    let first = this.appended;
+    if (first === null) this.appended = first = new Uint32Array(BUCKETS).fill(NONE);
+    const n = this.sorted[bucket]! + this.tail[bucket]!;
+    if (first[bucket] === NONE) first[bucket] = n;
+    // Appends come by the thousand: grow by a quarter, so fewer copies.
+    const buf = this.room(bucket, 2);
+    const rec = this.recordBytes;
+    const out = n * rec;
+    for (let k = 0; k < ID_BYTES; k++) buf[out + k] = src[at + k]!;
+    for (let k = out + ID_BYTES; k < out + rec; k++) buf[k] = 0;
+    this.tail[bucket] = this.tail[bucket]! + 1;
+    this.count++;
+    this.appendedBuf = buf;
+    return out;
+  }
+
+  /**
+   * settle sorts each bucket that was appended to and drops the records of
+   * ids held more than once, keeping the earliest: a record inserted
+   * before the appends, else the first appended. `kept` is called with
+   * each appended record that stays (in id order within a bucket).
+   *
+   * A bucket's records are ordered by their first four bytes and their
+   * position together, as numbers (one typed-array sort, no comparator
+   * call per pair); only records whose first four bytes are alike (about
+   * one pair in a million here, and duplicates) are compared whole.
+   */
+  settle(kept?: (buf: Buffer, at: number) => void): void {
+    const first = this.appended;
+    if (first === null) return;
+    this.appended = null;
+    this.appendedBuf = null;
+    const rec = this.recordBytes;
+    let keys = new Float64Array(0);
+    let copy = Buffer.alloc(0);
+    for (let b = 0; b < BUCKETS; b++) {
+      const from = first[b]!;
+      if (from === NONE) continue;
+      const buf = this.buckets[b]!;
+      const n = this.sorted[b]! + this.tail[b]!;
+      if (n > POSITIONS) throw new Error(`more than ${POSITIONS} records in one bucket`);
+      if (keys.length < n) keys = new Float64Array(Math.max(n, 2 * keys.length));
+      if (copy.length < n * rec) copy = Buffer.allocUnsafeSlow(Math.max(n * rec, 2 * copy.length));
+      buf.copy(copy, 0, 0, n * rec);
+      const order = keys.subarray(0, n);
+      for (let i = 0; i < n; i++) order[i] = copy.readUInt32BE(i * rec) * POSITIONS + i;
+      order.sort();
+      let out = 0;
+      let last = -1; // position in `copy` of the last record kept
+      for (let i = 0; i < n;) {
+        // The records from i to j share their first four bytes.
+        const word = Math.floor(order[i]! / POSITIONS);
+        let j = i + 1;
+        while (j < n && Math.floor(order[j]! / POSITIONS) === word) j++;
+        if (j - i > 1) {
+          const same = Array.from(order.subarray(i, j), (k) => k - word * POSITIONS);
+          same.sort((p, q) => compareIds(copy, p * rec, copy, q * rec) || p - q);
+          for (let k = i; k < j; k++) order[k] = word * POSITIONS + same[k - i]!;
+        }
+        for (; i < j; i++) {
+          const p = order[i]! - word * POSITIONS;
+          if (last >= 0 && compareIds(copy, last * rec, copy, p * rec) === 0) continue;
+          last = p;
+          copy.copy(buf, out * rec, p * rec, (p + 1) * rec);
+          if (p >= from && kept) kept(buf, out * rec);
+          out++;
+        }
+      }
+      this.count -= n - out;
+      this.sorted[b] = out;
+      this.tail[b] = 0;
+    }
   }
 
   /**
@@ -230,6 +335,7 @@ export class IdTable {
 
   /** records yields every record, in id order. The table must not change meanwhile. */
   *records(): IterableIterator<RecordRef> {
+    if (this.appended !== null) throw new Error('id table has appended records not yet settled');
     const rec = this.recordBytes;
     for (let b = 0; b < BUCKETS; b++) {
       const buf = this.buckets[b];
@@ -259,6 +365,7 @@ export class IdTable {
    * insert afterwards voids the numbering (ordinal() then throws).
    */
   seal(): void {
+    if (this.appended !== null) throw new Error('id table has appended records not yet settled');
     const base = new Uint32Array(BUCKETS);
     let n = 0;
     for (let b = 0; b < BUCKETS; b++) {

@@ -143,6 +143,38 @@ describe('MasterIndex', () => {
     expect(raw.get(dup.id)).toMatchObject({ pack: packs[0]!.id, offset: dup.offset });
     expect(raw.locatedIn(packs[4]!.id)).toBe(700);
   });
+
+  it('loads several index files, with blobs listed in more than one and some added before, as add() does', () => {
+    const { packs } = randomPacks(12, 400);
+    // Blobs listed again: within a file, across files, and one already added from a decoded pack.
+    const again = (p: number, blobs: BlobEntry[]): void => {
+      packs[p] = { ...packs[p]!, blobs: [...packs[p]!.blobs, ...blobs.map((b) => ({ ...b, offset: 5_000_000 + p }))] };
+    };
+    again(2, packs[1]!.blobs.slice(0, 50));
+    again(9, [...packs[0]!.blobs.slice(100, 150), ...packs[7]!.blobs.slice(0, 30)]);
+    const early = { id: hex(), size: 77, blobs: [packs[10]!.blobs[5]!, packs[3]!.blobs[6]!].map((b) => ({ ...b, offset: 42 })) };
+    const files = [packs.slice(0, 4), packs.slice(4, 8), packs.slice(8)].map((ps) => encodeIndex(ps));
+    const decoded = new MasterIndex();
+    const raw = new MasterIndex();
+    decoded.add(early);
+    raw.add(early);
+    for (const f of files) {
+      for (const p of decodeIndex(f, 'index/test')) decoded.add(p);
+      for (const p of rawIndexPacks(f, 'index/test')) raw.addRaw(p);
+    }
+    expect(raw.blobCount).toBe(decoded.blobCount);
+    expect([...raw.entries()]).toEqual([...decoded.entries()]);
+    for (const p of [early, ...packs]) expect(raw.locatedIn(p.id)).toBe(decoded.locatedIn(p.id));
+    expect(raw.locatedIn(early.id)).toBe(2);
+    expect(raw.get(packs[10]!.blobs[5]!.id)).toMatchObject({ pack: early.id, offset: 42 });
+    expect(raw.get(packs[1]!.blobs[0]!.id)).toMatchObject({ pack: packs[1]!.id });
+    // Blobs added after the load go through the same table.
+    const late = { id: hex(), size: 5, blobs: [packs[0]!.blobs[0]!, entry(hex(), 1)] };
+    raw.add(late);
+    decoded.add(late);
+    expect([...raw.entries()]).toEqual([...decoded.entries()]);
+    expect(raw.locatedIn(late.id)).toBe(1);
+  });
 });
 
 describe('indexPacks', () => {
@@ -213,6 +245,29 @@ describe('MasterIndex past its memory (runs in files)', () => {
       for (const p of packs) expect(spilled.locatedIn(p.id)).toBe(mem.locatedIn(p.id));
       // The memory held is the table's (at most 3,000 records) and a few bytes a spilled record.
       expect(spilled.allocatedBytes).toBeLessThan(mem.allocatedBytes);
+    } finally {
+      spilled.close();
+    }
+  });
+
+  it('loads index files past its memory (addRaw) into the same lookups, spilling as add() does', () => {
+    const { packs, ref } = randomPacks(30, 500);
+    // Blobs listed again on both sides of the first spill: the first location wins either way.
+    const dup = (p: number, from: number): void => {
+      packs[p] = { ...packs[p]!, blobs: [...packs[p]!.blobs, ...packs[from]!.blobs.slice(0, 20).map((b) => ({ ...b, offset: 9 }))] };
+    };
+    dup(3, 1);
+    dup(25, 2);
+    const mem = new MasterIndex();
+    const spilled = new MasterIndex({ spillDir: dir, memoryRecords: 4000 });
+    for (const p of packs) mem.add(p);
+    for (const p of rawIndexPacks(encodeIndex(packs), 'index/test')) spilled.addRaw(p);
+    try {
+      expect(spilled.spilledBlobs).toBeGreaterThan(0);
+      expect(spilled.blobCount).toBe(ref.size);
+      expect(new Map(spilled.entries())).toEqual(ref);
+      for (const [id, loc] of ref) expect(spilled.get(id)).toEqual(loc);
+      for (const p of packs) expect(spilled.locatedIn(p.id)).toBe(mem.locatedIn(p.id));
     } finally {
       spilled.close();
     }

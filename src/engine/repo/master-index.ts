@@ -77,6 +77,7 @@ export class MasterIndex {
   }
 
   get blobCount(): number {
+    this.settle();
     return this.spilled + this.table.size;
   }
 
@@ -87,6 +88,7 @@ export class MasterIndex {
 
   /** Bytes of memory the blob entries take (records and slack, and what the runs keep). */
   get allocatedBytes(): number {
+    this.settle();
     let n = this.table.allocatedBytes;
     for (const r of this.runs) n += r.memoryBytes;
     return n;
@@ -98,6 +100,7 @@ export class MasterIndex {
   }
 
   add(pack: IndexedPack): void {
+    this.settle();
     const number = this.packNumber(pack.id, pack.size, pack.blobs.length);
     for (const b of pack.blobs) {
       if (b.offset > U32 || b.length > U32 || b.rawLength > U32) throw new Error(`blob ${b.id}: offset or length beyond 4 GiB`);
@@ -112,14 +115,38 @@ export class MasterIndex {
    * (entries checked, as stored): the same entries, copied without making
    * an object and a hex string of each (loading the index is on the path
    * of every snapshot).
+   *
+   * While every record fits in memory, entries are appended to the table
+   * without a search each (IdTable.append), and sorted, rid of repeated
+   * blobs and counted in their packs once, by settle() before the index is
+   * next read. Past that, each is put() as add() does, spilling as needed.
    */
   addRaw(pack: RawIndexedPack): void {
     const number = this.packNumber(pack.id, pack.size, pack.count);
     const e = pack.entries;
     for (let at = 0; at < pack.count * ENTRY_BYTES; at += ENTRY_BYTES) {
+      if (this.runs.length === 0 && (this.spillDir === null || this.table.size < this.memoryRecords)) {
+        const r = this.table.append(e, at + 16) + ID_BYTES;
+        const buf = this.table.appendedBuf!;
+        buf.writeUInt32LE((number | (e[at]! << 30) | (e[at + 1]! << 31)) >>> 0, r);
+        for (let k = 4; k < PAYLOAD_BYTES; k++) buf[r + k] = e[at + k]!;
+        this.appending = true;
+        continue;
+      }
+      this.settle();
       for (let k = 0; k < ID_BYTES; k++) this.scratch[k] = e[at + 16 + k]!;
       this.put(this.scratch, number, e[at]!, e[at + 1]!, e.readUInt32LE(at + 4), e.readUInt32LE(at + 8), e.readUInt32LE(at + 12));
     }
+  }
+
+  /** Whether the table holds records addRaw appended and settle() has not yet sorted. */
+  private appending = false;
+
+  /** settle sorts what addRaw appended, keeps each blob's first location, and counts the kept ones in their packs. */
+  private settle(): void {
+    if (!this.appending) return;
+    this.appending = false;
+    this.table.settle((buf, at) => this.located[buf.readUInt32LE(at + ID_BYTES) & (MAX_PACKS - 1)]!++);
   }
 
   /** packNumber lists a pack (once) and returns its number. */
@@ -191,6 +218,7 @@ export class MasterIndex {
 
   /** lookup finds the record of the 32-byte `id`, in the table or a run. */
   private lookup(id: Buffer): Found | null {
+    this.settle();
     const rec = this.table.find(id);
     if (rec) return rec;
     return this.runs.length > 0 && this.inRuns(id, 0) >= 0 ? this.found : null;
@@ -210,6 +238,7 @@ export class MasterIndex {
 
   /** locatedIn counts the blobs whose location (the first listed) is in pack `packId`. */
   locatedIn(packId: string): number {
+    this.settle();
     const n = this.packNumbers.get(packId);
     return n === undefined ? 0 : this.located[n]!;
   }
@@ -221,6 +250,7 @@ export class MasterIndex {
   }
 
   has(id: string): boolean {
+    this.settle();
     const b = idBytes(id, this.scratch);
     return b !== null && (this.table.has(b) || (this.runs.length > 0 && this.inRuns(b, 0) >= 0));
   }
@@ -246,6 +276,7 @@ export class MasterIndex {
 
   /** seal numbers the blobs for locateSealed (IdTable.seal); adding to the index afterwards voids it. */
   seal(): void {
+    this.settle();
     this.table.seal();
   }
 
@@ -255,6 +286,7 @@ export class MasterIndex {
    * or -1 when the index does not list it.
    */
   locateSealed(src: Buffer, at: number, out: RawLocation): number {
+    this.settle();
     let n = this.table.ordinal(src, at);
     let buf: Buffer;
     let rec: number;
@@ -292,6 +324,7 @@ export class MasterIndex {
 
   /** entries lists every blob once (in id order within each run and within the table). The index must not change meanwhile. */
   *entries(): IterableIterator<[string, BlobLocation]> {
+    this.settle();
     for (const run of this.runs) {
       for (const { buf, at } of run.records()) yield [buf.toString('hex', at, at + ID_BYTES), this.location(buf, at)];
     }
