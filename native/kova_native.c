@@ -651,6 +651,7 @@ typedef struct {
   size_t *name_lens;
   int64_t *stats;  /* STAT_FIELDS per entry */
   int32_t *errnos; /* 0, or the errno of a failed lstat (the entry vanished) */
+  size_t *order;   /* the entries by name (bytes, as Buffer.compare orders them) */
 } dir_job;
 
 static void dir_free(dir_job *job) {
@@ -659,7 +660,18 @@ static void dir_free(dir_job *job) {
   free(job->name_lens);
   free(job->stats);
   free(job->errnos);
+  free(job->order);
   free(job);
+}
+
+/* Orders two entries' names as Buffer.compare does: bytes, then length. */
+static int dir_name_cmp(const void *a, const void *b, void *arg) {
+  const dir_job *job = arg;
+  size_t i = *(const size_t *)a, j = *(const size_t *)b;
+  size_t li = job->name_lens[i], lj = job->name_lens[j];
+  int c = memcmp(job->names[i], job->names[j], li < lj ? li : lj);
+  if (c != 0) return c;
+  return li < lj ? -1 : li > lj ? 1 : 0;
 }
 
 static int dir_grow(dir_job *job) {
@@ -725,6 +737,11 @@ static void dir_execute(napi_env env, void *data) {
   }
   if (!job->err && errno) job->err = errno;
   closedir(d);
+  if (job->err) return;
+  job->order = malloc((job->count ? job->count : 1) * sizeof(size_t));
+  if (!job->order) { job->err = ENOMEM; return; }
+  for (size_t i = 0; i < job->count; i++) job->order[i] = i;
+  qsort_r(job->order, job->count, sizeof(size_t), dir_name_cmp, job);
 }
 
 static void dir_complete(napi_env env, napi_status status, void *data) {
@@ -737,15 +754,24 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
     napi_get_undefined(env, &args[1]);
   } else {
     napi_get_null(env, &args[0]);
-    napi_value result, names, stats_ab, stats, errs_ab, errs;
+    napi_value result, names, ends_ab, ends, stats_ab, stats, errs_ab, errs;
     napi_create_object(env, &result);
-    napi_create_array_with_length(env, job->count, &names);
+    /* Every name in one buffer, with where each ends: a buffer per name
+     * cost an allocation and a call into JavaScript each, on the main thread. */
+    size_t total = 0;
+    for (size_t i = 0; i < job->count; i++) total += job->name_lens[i];
+    void *nd, *xd;
+    napi_create_buffer(env, total ? total : 1, &nd, &names);
+    napi_create_arraybuffer(env, job->count * sizeof(uint32_t), &xd, &ends_ab);
+    size_t at = 0;
     for (size_t i = 0; i < job->count; i++) {
-      napi_value nb;
-      void *dst;
-      napi_create_buffer_copy(env, job->name_lens[i], job->names[i], &dst, &nb);
-      napi_set_element(env, names, (uint32_t)i, nb);
+      size_t k = job->order[i];
+      memcpy((char *)nd + at, job->names[k], job->name_lens[k]);
+      at += job->name_lens[k];
+      ((uint32_t *)xd)[i] = (uint32_t)at;
     }
+    napi_create_typedarray(env, napi_uint32_array, job->count, ends_ab, 0, &ends);
+    napi_set_named_property(env, result, "ends", ends);
     /* Numbers as doubles and the 64-bit fields as int64, so JavaScript
      * makes a BigInt only for the fields that need one. */
     void *sd, *ed, *bd;
@@ -753,7 +779,7 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
     napi_create_arraybuffer(env, job->count * NUM_FIELDS * sizeof(double), &sd, &stats_ab);
     napi_create_arraybuffer(env, job->count * BIG_FIELDS * sizeof(int64_t), &bd, &bigs_ab);
     for (size_t i = 0; i < job->count; i++) {
-      const int64_t *f = job->stats + i * STAT_FIELDS;
+      const int64_t *f = job->stats + job->order[i] * STAT_FIELDS;
       double *num = (double *)sd + i * NUM_FIELDS;
       int64_t *big = (int64_t *)bd + i * BIG_FIELDS;
       int overflow = 0;
@@ -782,7 +808,7 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
     napi_create_typedarray(env, napi_bigint64_array, job->count * BIG_FIELDS, bigs_ab, 0, &bigs);
     napi_set_named_property(env, result, "bigs", bigs);
     napi_create_arraybuffer(env, job->count * sizeof(int32_t), &ed, &errs_ab);
-    if (job->count) memcpy(ed, job->errnos, job->count * sizeof(int32_t));
+    for (size_t i = 0; i < job->count; i++) ((int32_t *)ed)[i] = job->errnos[job->order[i]];
     napi_create_typedarray(env, napi_int32_array, job->count, errs_ab, 0, &errs);
     napi_set_named_property(env, result, "names", names);
     napi_set_named_property(env, result, "stats", stats);
@@ -795,9 +821,12 @@ static void dir_complete(napi_env env, napi_status status, void *data) {
   dir_free(job);
 }
 
-/* readDirStats(dirFd, callback(err, {names, stats, errnos})) lists the open
- * directory and lstat()s every entry relative to it (fstatat with
- * AT_SYMLINK_NOFOLLOW), all in one thread-pool job. `stats` (Float64Array)
+/* readDirStats(dirFd, callback(err, {names, ends, stats, bigs, errnos}))
+ * lists the open directory and lstat()s every entry relative to it (fstatat
+ * with AT_SYMLINK_NOFOLLOW), all in one thread-pool job, and gives the
+ * entries sorted by name (bytes, as Buffer.compare orders them). `names` is
+ * every name back to back, `ends` (Uint32Array) where each ends in it.
+ * `stats` (Float64Array)
  * holds 11 numbers per entry: mode, uid, gid, size, nlink, blocks, mtime s,
  * mtime ns, ctime s, ctime ns, and overflow bits (1: mtime, 2: ctime do not
  * fit in int64 nanoseconds); `bigs` (BigInt64Array) 5: mtime and ctime in

@@ -1,4 +1,5 @@
 /**
+ * readDirStats lists a directory with every entry's lstat, sorted by name.
  * readSmallFiles reads and hashes many files of one directory in one
  * thread-pool job, with the checks of the per-file path: never through a
  * symlink, only the regular file listed (same inode), up to the size
@@ -8,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HUGE_PAGES, SMALL_REPLACED, SMALL_XATTRS, native, readSmallFiles } from './native.js';
+import { HUGE_PAGES, SMALL_REPLACED, SMALL_XATTRS, native, readDirStats, readSmallFiles } from './native.js';
 import { BufferPool } from './util/buffer-pool.js';
 import { prng, tempDir } from './testing.js';
 
@@ -18,6 +19,53 @@ afterEach(() => {
 });
 
 const ino = (p: string): bigint => fs.lstatSync(p, { bigint: true }).ino;
+
+describe('readDirStats', () => {
+  it('lists every entry with its lstat, sorted by name bytes as Buffer.compare orders them', async () => {
+    const dir = tempDir('kova-native-dir-');
+    dirs.push(dir);
+    // Prefixes, case, bytes past 0x7f (not valid UTF-8 too), and enough names to leave readdir's order.
+    const names = [
+      Buffer.from('a'),
+      Buffer.from('ab'),
+      Buffer.from('aB'),
+      Buffer.from('B'),
+      Buffer.from('é'),
+      Buffer.from([0xff, 0x41]),
+      Buffer.from([0x80]),
+      ...Array.from({ length: 300 }, (_, i) => Buffer.from(`f${(i * 7919) % 1000}`)),
+    ];
+    const at = (n: Buffer): Buffer => Buffer.concat([Buffer.from(dir + '/'), n]);
+    for (const [i, n] of names.entries()) fs.writeFileSync(at(n), 'x'.repeat(i));
+    fs.mkdirSync(at(Buffer.from('sub')));
+    fs.symlinkSync('a', at(Buffer.from('link')));
+    names.push(Buffer.from('sub'), Buffer.from('link'));
+    const fd = fs.openSync(dir, 'r');
+    try {
+      const entries = await readDirStats(fd);
+      expect(entries.map((e) => e.name.toString('hex'))).toEqual([...names].sort(Buffer.compare).map((n) => n.toString('hex')));
+      for (const e of entries) {
+        const st = fs.lstatSync(at(e.name), { bigint: true });
+        expect(e.error).toBe(0);
+        expect([e.mode, e.size, e.nlink]).toEqual([Number(st.mode), Number(st.size), Number(st.nlink)]);
+        expect([e.ino, e.mtimeNs, e.ctimeNs]).toEqual([st.ino, st.mtimeNs, st.ctimeNs]);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('lists an empty directory as no entries', async () => {
+    const dir = tempDir('kova-native-dir-');
+    dirs.push(dir);
+    const fd = fs.openSync(dir, 'r');
+    try {
+      expect(await readDirStats(fd)).toEqual([]);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+});
 
 describe('readSmallFiles', () => {
   it('reads and hashes files, and reports each one it must not read', async () => {

@@ -37,7 +37,10 @@ interface NativeAddon {
   hashKernel(): string;
   readDirStats(
     dirFd: number,
-    cb: (err: NodeJS.ErrnoException | null, r: { names: Buffer[]; stats: Float64Array; bigs: BigInt64Array; errnos: Int32Array }) => void,
+    cb: (
+      err: NodeJS.ErrnoException | null,
+      r: { names: Buffer; ends: Uint32Array; stats: Float64Array; bigs: BigInt64Array; errnos: Int32Array },
+    ) => void,
   ): void;
   readSmallFiles(dirFd: number, job: SmallFilesJob, cb: (err: Error | null) => void): void;
   /** Sets or clears O_DIRECT on an open file; false when its file system refuses it. */
@@ -155,19 +158,23 @@ const NUMS = 11;
 const BIGS = 5;
 const u64 = (v: bigint): bigint => (v < 0n ? BigInt.asUintN(64, v) : v);
 
-/** readDirStats lists the directory open as `dirFd` and lstats every entry, off the main thread. */
+/**
+ * readDirStats lists the directory open as `dirFd` and lstats every entry,
+ * off the main thread. The entries come sorted by name (Buffer.compare's
+ * order, a tree's); each name is a view of one buffer holding them all.
+ */
 export function readDirStats(dirFd: number): Promise<EntryStat[]> {
   return new Promise((resolve, reject) =>
     native.readDirStats(dirFd, (err, r) => {
       if (err) return reject(err);
-      const { names, stats: n, bigs: g, errnos } = r;
+      const { names, ends, stats: n, bigs: g, errnos } = r;
       resolve(
-        names.map((name, i) => {
+        Array.from(ends, (end, i) => {
           const a = i * NUMS;
           const b = i * BIGS;
           const overflow = n[a + 10]!;
           return {
-            name,
+            name: names.subarray(i === 0 ? 0 : ends[i - 1]!, end),
             error: errnos[i]!,
             mode: n[a]!,
             uid: n[a + 1]!,
