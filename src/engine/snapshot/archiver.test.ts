@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashHex } from '../format/hash.js';
-import { encodeTree } from '../format/tree.js';
+import { type TreeNode, encodeTree } from '../format/tree.js';
+import { matchParent } from './archiver.js';
 import { Repository } from '../repo/repository.js';
 import { MemoryStorage } from '../storage/memory-storage.js';
 import { compareTrees, describeTree, prng, tempDir } from '../testing.js';
@@ -62,4 +63,39 @@ describe('capturing deep and wide trees', () => {
     expect(full.root.subtree).toBe(first.root.subtree);
     expect(again.stats.newBlobs + full.stats.newBlobs).toBe(0);
   }, 120_000);
+});
+
+describe('matchParent', () => {
+  it("gives each entry the parent's node of the same name, as a map by name does", () => {
+    const node = (name: Buffer): TreeNode => ({
+      name,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtimeNs: 0n,
+      ctimeNs: 0n,
+      ino: 1n,
+      nlink: 1,
+      size: 0,
+      content: [],
+    });
+    let seed = 7;
+    const rand = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const randomName = (): Buffer => Buffer.from(Array.from({ length: 1 + rand(4) }, () => [0x61, 0x62, 0x41, 0xe9, 0xff][rand(5)]!));
+    for (let round = 0; round < 200; round++) {
+      const unique = (n: number): Buffer[] => {
+        const m = new Map<string, Buffer>();
+        for (let k = 0; k < n; k++) {
+          const b = randomName();
+          m.set(b.toString('hex'), b);
+        }
+        return [...m.values()].sort(Buffer.compare);
+      };
+      const parent = unique(rand(40)).map(node);
+      const entries = unique(rand(40)).map((name) => ({ name }));
+      const byName = new Map(parent.map((n) => [n.name.toString('hex'), n]));
+      expect(matchParent(entries, parent)).toEqual(entries.map((e) => byName.get(e.name.toString('hex'))));
+    }
+  });
 });

@@ -94,6 +94,31 @@ function errnoError(errno: number, path: string, syscall = 'lstat'): NodeJS.Errn
   return err;
 }
 
+/**
+ * matchParent gives each entry the parent's node of the same name, or
+ * undefined: one pass over both lists, which are sorted by name (a tree's
+ * nodes are; readDirStats lists entries so). A map by name cost a string
+ * per node and per entry.
+ */
+export function matchParent(entries: readonly { readonly name: Buffer }[], parent: readonly TreeNode[]): (TreeNode | undefined)[] {
+  const out = new Array<TreeNode | undefined>(entries.length).fill(undefined);
+  let j = 0;
+  for (let i = 0; i < entries.length && j < parent.length; i++) {
+    const name = entries[i]!.name;
+    let c: number;
+    while ((c = compareBytes(parent[j]!.name, name)) < 0 && ++j < parent.length);
+    if (c === 0) out[i] = parent[j++];
+  }
+  return out;
+}
+
+/** compareBytes is Buffer.compare for short names, without a call into C++ for each pair. */
+function compareBytes(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) if (a[k] !== b[k]) return a[k]! - b[k]!;
+  return a.length - b.length;
+}
+
 /** byName maps a listing's nodes by name (as latin1, a lossless key for bytes). */
 function byName(nodes: readonly TreeNode[]): Map<string, TreeNode> {
   const m = new Map<string, TreeNode>();
@@ -254,10 +279,9 @@ export class Archiver {
     // The parent's listing is read while this one is listed (both wait on the thread pool).
     const parentRead = parentSubtree ? this.deps.readTree(parentSubtree) : null;
     parentRead?.catch(() => undefined); // awaited below, unless listing fails first
-    const entries = await readDirStats(dirFd);
-    entries.sort((a, b) => Buffer.compare(a.name, b.name));
+    const entries = await readDirStats(dirFd); // sorted by name, as a tree's nodes
     const parentNodes = parentRead ? await parentRead : null;
-    const parent = parentNodes ? byName(parentNodes) : null;
+    const previousOf = parentNodes ? matchParent(entries, parentNodes) : null;
     const nodes: (TreeNode | null)[] = new Array<TreeNode | null>(entries.length).fill(null);
     // Small regular files with one name that must be read are read in
     // batches (readSmall); every other entry on its own.
@@ -266,7 +290,7 @@ export class Archiver {
     for (let i = 0; i < entries.length; i++) {
       const st = entries[i]!;
       const regular = st.error === 0 && (st.mode & fsx.S_IFMT) === fsx.S_IFREG;
-      const previous = regular && parent ? parent.get(st.name.toString('latin1')) : undefined;
+      const previous = regular ? previousOf?.[i] : undefined;
       if (regular && st.nlink === 1 && previous?.nlink === 1 && previous.linkGroup === undefined && this.reusable(previous, st)) {
         // Unchanged, with one name as before (most files of an incremental):
         // its node is the parent's, taken here rather than by a task of its
@@ -291,7 +315,7 @@ export class Archiver {
       settle(i, (childPath) => {
         const st = entries[i]!;
         if (st.error) throw errnoError(st.error, childPath);
-        return this.captureEntry(dirFd, st, childPath, parent?.get(st.name.toString('latin1')));
+        return this.captureEntry(dirFd, st, childPath, previousOf?.[i]);
       });
     const done = await Promise.allSettled([
       this.budget.forEach(single, (i) => captureOne(i)),
