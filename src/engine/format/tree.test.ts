@@ -360,6 +360,7 @@ describe('decodeCanonical: encodeTree layout read from the bytes', () => {
     // The text is a copy: the buffer decoded from may be reused.
     buf.fill(0x20);
     expect(encodeTree(decoded).equals(encodeTree(nodes))).toBe(true);
+    expect(decoded.map((n) => [n.name, n.target])).toEqual(nodes.map((n) => [n.name, n.target]));
     // A changed node is a new object, which has no text of its own.
     const changed = { ...decoded[0]!, nlink: 7 };
     expect(keptEncoding(changed)).toBeNull();
@@ -383,6 +384,42 @@ describe('decodeCanonical: encodeTree layout read from the bytes', () => {
       const again = encodeTree(decoded!);
       expect(again.equals(buf)).toBe(false);
       expect(again.equals(encodeTree([{ ...decoded![0]! }]))).toBe(true);
+    }
+  });
+
+  it('reads times and inodes of every length from 1 to 25 digits, signed, as BigInt does', () => {
+    const node = JSON.stringify(jsonNode(fileNode('a')));
+    const texts: string[] = ['0', '-0', '9', '-1', '007', '-007'];
+    let seed = 12345;
+    const digit = (): string => String((seed = (seed * 1103515245 + 12345) % 2 ** 31) % 10);
+    for (let n = 1; n <= 25; n++) {
+      for (let k = 0; k < 20; k++) texts.push(Array.from({ length: n }, digit).join(''));
+      // Around the places the reader splits at: 15 digits, 2^53, 2^63, 2^64, 19 digits.
+      texts.push('9'.repeat(n), `1${'0'.repeat(n - 1)}`, `-${'9'.repeat(n)}`);
+    }
+    texts.push(
+      String(2n ** 53n),
+      String(2n ** 53n + 1n),
+      String(2n ** 63n - 1n),
+      String(2n ** 63n),
+      String(2n ** 64n - 1n),
+      String(2n ** 64n),
+    );
+    for (const t of texts) {
+      const text = node
+        .replace(/"mtime":"[0-9]+"/, `"mtime":"${t}"`)
+        .replace(/"ino":"[0-9]+"/, `"ino":"${t.split('').reverse().join('').replace(/-$/, '')}"`);
+      const buf = Buffer.from(`{"v":1,"nodes":[${text}]}`);
+      const fast = decodeCanonical(buf);
+      expect(fast, t).not.toBeNull();
+      expect(fast![0]!.mtimeNs, t).toBe(BigInt(t));
+      expect(fast, t).toEqual(decodeTreeJson(buf, 'general'));
+    }
+    // 26 digits, a sign alone, a plus sign, a non-digit: the general decoder decides (and refuses).
+    for (const t of ['1'.repeat(26), '-', '+5', '1a', '']) {
+      const buf = Buffer.from(`{"v":1,"nodes":[${node.replace(/"mtime":"[0-9]+"/, `"mtime":"${t}"`)}]}`);
+      expect(decodeCanonical(buf), t).toBeNull();
+      expect(() => decodeTree(buf, 'x'), t).toThrow(/bad mtime/);
     }
   });
 

@@ -173,7 +173,8 @@ export function encodeTree(nodes: readonly TreeNode[]): Buffer {
  * in a few of its entries. The bytes are a copy of the whole tree, made once
  * per tree outside the JavaScript heap (a tree may be decoded from a buffer
  * that is reused afterwards, and a string copy was moved by every garbage
- * collection that kept it). Nodes are never changed once made (a changed
+ * collection that kept it); the node's name (and a symlink's target), when
+ * ASCII, is a view of the same copy. Nodes are never changed once made (a changed
  * entry is a new object, which keeps nothing), and what a node keeps is
  * private, so a spread copy does not take it.
  */
@@ -426,6 +427,18 @@ const L = {
   runId: lit('["'),
   runHole: lit('[null,'),
 };
+/** Each node type as its string is written (closing quote included), the commonest first. */
+const TYPE_LITS: readonly (readonly [Uint8Array, NodeType])[] = (
+  ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'] as const
+).map((t) => [lit(`${t}"`), t] as const);
+const E15 = 10n ** 15n;
+/** A 64-bit word written as two 32-bit halves and read as one BigInt (Reader.bigint). */
+const WORD = new BigUint64Array(1);
+const HALVES = new Uint32Array(WORD.buffer);
+const LOW = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+/** 10^15 as 2^32 · E15_HIGH + E15_LOW. */
+const E15_HIGH = Math.floor(1e15 / 2 ** 32);
+const E15_LOW = 1e15 - E15_HIGH * 2 ** 32;
 
 /** The canonical reader's position in the bytes; every method returns a failure mark instead of throwing. */
 class Reader {
@@ -485,14 +498,18 @@ class Reader {
     return end < 0 || this.wide ? null : this.b.toString('latin1', start, end);
   }
 
-  /** bytes reads a string as the bytes its text encodes to (JSON.parse then Buffer.from would give the same), or null. */
+  /**
+   * bytes reads a string as the bytes its text encodes to (JSON.parse then
+   * Buffer.from would give the same), or null: ASCII text as a view of the
+   * bytes read (decodeCanonical reads a copy of its own, never changed).
+   */
   bytes(): Buffer | null {
     const start = this.pos;
     const end = this.str();
     if (end < 0) return null;
     // UTF-8 text is decoded and encoded again, as the general decoder does: invalid sequences become U+FFFD alike.
     if (this.wide) this.inexact = true;
-    return this.wide ? Buffer.from(this.b.toString('utf8', start, end), 'utf8') : Buffer.from(this.b.subarray(start, end));
+    return this.wide ? Buffer.from(this.b.toString('utf8', start, end), 'utf8') : this.b.subarray(start, end);
   }
 
   /** uint reads an integer of at most 15 digits without sign, fraction or exponent (so exact), or -1. */
@@ -518,14 +535,51 @@ class Reader {
     return n;
   }
 
-  /** bigint reads a string holding a decimal integer as decodeTreeJson accepts it, or null. */
+  /**
+   * bigint reads a string holding a decimal integer as decodeTreeJson
+   * accepts it (isBigintText), or null. Three such fields a node (times in
+   * nanoseconds, 19 digits, and an inode) made a string each for BigInt to
+   * parse; instead the digits are added up as two exact numbers, the last
+   * 15 digits and those before, and up to 19 digits (under 2^64) the value
+   * is put together in 32-bit halves and read as one BigInt.
+   */
   bigint(): bigint | null {
-    const s = this.ascii();
-    if (s === null || !isBigintText(s)) return null;
+    const b = this.b;
+    const start = this.pos;
+    const end = this.str();
+    if (end < 0) return null;
+    const neg = b[start] === 45;
+    const first = neg ? start + 1 : start;
+    const digits = end - first;
+    if (digits < 1 || digits > 25) return null;
     // "007", "-0" and "-07" are read as BigInt reads them, and written as 7 and 0.
-    const digit = s.charCodeAt(0) === 45 ? 1 : 0;
-    if (s.charCodeAt(digit) === 48 && (digit === 1 || s.length > 1)) this.inexact = true;
-    return BigInt(s);
+    if (b[first] === 48 && (neg || digits > 1)) this.inexact = true;
+    const split = Math.max(first, end - 15);
+    let hi = 0;
+    let lo = 0;
+    for (let i = first; i < end; i++) {
+      const d = b[i]! - 48;
+      if (d < 0 || d > 9) return null;
+      if (i < split) hi = hi * 10 + d;
+      else lo = lo * 10 + d;
+    }
+    let v: bigint;
+    if (digits <= 19) {
+      // hi < 10^4, lo < 10^15: every product and sum here is exact in a double.
+      const low = hi * E15_LOW + (lo % 2 ** 32);
+      HALVES[LOW] = low % 2 ** 32;
+      HALVES[1 - LOW] = hi * E15_HIGH + Math.floor(lo / 2 ** 32) + Math.floor(low / 2 ** 32);
+      v = WORD[0]!;
+    } else {
+      v = BigInt(hi) * E15 + BigInt(lo);
+    }
+    return neg ? -v : v;
+  }
+
+  /** type reads a node type's string, or null. */
+  type(): NodeType | null {
+    for (const [text, type] of TYPE_LITS) if (this.lit(text)) return type;
+    return null;
   }
 }
 
@@ -542,8 +596,8 @@ function canonicalNode(r: Reader, source: Buffer): TreeNode | null {
   } else return null;
   if (name === null || !isSafeName(name)) return null;
   if (!r.lit(L.type)) return null;
-  const type = r.ascii();
-  if (type === null || !NODE_TYPES.has(type)) return null;
+  const type = r.type();
+  if (type === null) return null;
   if (!r.lit(L.mode)) return null;
   const mode = r.uint();
   if (mode < 0 || mode > 0o7777 || !r.lit(L.uid)) return null;
@@ -561,7 +615,7 @@ function canonicalNode(r: Reader, source: Buffer): TreeNode | null {
   if (nlink < 0 || !r.lit(L.size)) return null;
   const size = r.uint();
   if (size < 0) return null;
-  const node = new DecodedNode(name, type as NodeType, mode, uid, gid, mtimeNs, ctimeNs, ino, nlink, size);
+  const node = new DecodedNode(name, type, mode, uid, gid, mtimeNs, ctimeNs, ino, nlink, size);
 
   // The optional fields, in nodeToJson's order; each only on the type that uses it.
   if (r.lit(L.content)) {
@@ -623,9 +677,11 @@ function canonicalNode(r: Reader, source: Buffer): TreeNode | null {
 
 /** decodeCanonical reads a tree in encodeTree's exact layout, or returns null (see above). */
 export function decodeCanonical(buf: Buffer): TreeNode[] | null {
-  const r = new Reader(buf);
-  if (!r.lit(L.start)) return null;
+  if (!buf.subarray(0, L.start.length).equals(L.start)) return null;
+  // Read from the copy the nodes keep: names and targets are views of it.
   const source = Buffer.from(buf);
+  const r = new Reader(source);
+  r.lit(L.start);
   const nodes: TreeNode[] = [];
   if (!r.byte(0x5d)) {
     for (;;) {
@@ -678,8 +734,8 @@ function canonicalRefsNode(r: Reader, refs: TreeRefs): Buffer | null {
   } else return null;
   if (name === null || !isSafeName(name)) return null;
   if (!r.lit(L.type)) return null;
-  const type = r.ascii();
-  if (type === null || !NODE_TYPES.has(type)) return null;
+  const type = r.type();
+  if (type === null) return null;
   if (!r.lit(L.mode)) return null;
   const mode = r.uint();
   if (mode < 0 || mode > 0o7777 || !r.lit(L.uid)) return null;
