@@ -6,7 +6,7 @@
 // KOVA_BENCH_MEMORY=1 each kova step also prints where its memory was at its
 // peak RSS: V8 heap, C heap (glibc arenas), ArrayBuffers (bench/lib/memtrace.mjs).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { kova, restic } from '../lib/tools.js';
 import type { SnapshotTool } from '../lib/tools.js';
 import { allocatedBytes, compareTrees } from '../lib/verify.js';
 import { preparePristineVolume } from '../lib/volume.js';
-import type { MutationStats } from '../lib/volume.js';
+import type { MutationStats, VolumeStats } from '../lib/volume.js';
 import { bytes } from '../lib/report.js';
 
 const ORDER =
@@ -28,8 +28,30 @@ const ORDER =
   'no-change snapshots (restic, kova); mutation; ' +
   'rounds of incrementals (restic, kova), each from a copy of the repositories as the no-change snapshots left them, ' +
   'each reported by its median round; rounds of (cp -a of the mutated volume, restores (restic, kova) into empty directories), ' +
-  'each restore reported by its median round; ' +
+  'each restore reported by its median round; restored trees of a volume of 10,000 entries or more kept until the volume is done ' +
+  '(when there is room), so that no restore follows the deletion of a large tree; ' +
   'delete of the first two snapshots + gc (kova) and forget --prune (restic); mutation reverted';
+
+/**
+ * Restored trees of a volume with many files stay until the volume is done
+ * (the run directory is removed before the next one), as long as the
+ * filesystem keeps room for two more: a restore then never creates its
+ * files just after half a million others were deleted. On ext4 without a
+ * journal (this machine's root filesystem) the inode allocator skips, one
+ * by one, the inodes freed in the last minutes (up to six) when it looks
+ * for a free one, and a restore run right after the previous round's tree
+ * was deleted spent most of its time there: three to four times the system
+ * time of the same restore into a filesystem with no recent deletions, and
+ * more or less depending on where the new files' inodes land. A journalled
+ * ext4, XFS or btrfs do no such thing. Trees of a few files are deleted at
+ * once: freeing a few inodes changes nothing.
+ */
+const KEEP_TREES_FROM_ENTRIES = 10_000;
+function keepsRestoredTree(dir: string, stats: VolumeStats): boolean {
+  if (stats.files + stats.dirs + stats.symlinks < KEEP_TREES_FROM_ENTRIES) return false;
+  const fs = statfsSync(dir);
+  return fs.bavail * fs.bsize >= 2 * stats.apparentBytes + 4 * 2 ** 30;
+}
 
 function describeMutation(m: MutationStats): string {
   return (
@@ -322,21 +344,25 @@ async function runVolume(
       rounds.set(row.tool, [...(rounds.get(row.tool) ?? []), row]);
     };
     const lastRound = options.restoreRounds - 1;
+    const done = (tree: string, round: number): void => {
+      if (options.keep && round === lastRound) return;
+      if (!keepsRestoredTree(runDir, volume.stats)) rmSync(tree, { recursive: true, force: true });
+    };
     for (let round = 0; round <= lastRound; round++) {
       if (refs && (round === 0 || rounds.has('cp -a'))) {
-        const copy = join(runDir, 'cp-a');
-        const done = await r.step('cp -a', 'restore', { script: `cp -a ${sh(source)} ${sh(copy)}` }, undefined, round);
-        if (done) {
-          addRound(done.row);
+        const copy = join(runDir, `cp-a-${round}`);
+        const step = await r.step('cp -a', 'restore', { script: `cp -a ${sh(source)} ${sh(copy)}` }, undefined, round);
+        if (step) {
+          addRound(step.row);
           if (round === 0 && sparsePath) cpAllocated = allocatedBytes(join(copy, sparsePath));
         }
-        if (!options.keep || round < lastRound) rmSync(copy, { recursive: true, force: true });
+        done(copy, round);
       }
       await eachTool(async (s) => {
-        const target = join(runDir, `${s.tool.name}-restore`);
-        const done = await r.step(s.tool.name, 'restore', s.tool.restore(s.repo, s.latest ?? '', target), undefined, round);
-        if (!done) return false;
-        addRound(done.row);
+        const target = join(runDir, `${s.tool.name}-restore-${round}`);
+        const step = await r.step(s.tool.name, 'restore', s.tool.restore(s.repo, s.latest ?? '', target), undefined, round);
+        if (!step) return false;
+        addRound(step.row);
         if (round === 0) {
           try {
             const restoredRoot = s.tool.restoredRoot(target, source);
@@ -350,7 +376,7 @@ async function runVolume(
             r.fail(s.tool.name, 'verify', err);
           }
         }
-        if (!options.keep || round < lastRound) rmSync(target, { recursive: true, force: true });
+        done(target, round);
         return true;
       });
     }
