@@ -4,6 +4,7 @@
  * switched off), memory stays within the budget, and corruption, aborts,
  * many small files, hard links and sparse files behave as in a plain restore.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -680,6 +681,61 @@ describe('DecodePool.write', () => {
       fs.closeSync(fd);
     }
     expect(fs.readFileSync(out).equals(Buffer.concat(plain))).toBe(true);
+  });
+
+  it('writes the whole pages of a stretch around the page cache, two threads into one file, never a refused blob', async () => {
+    const dir = workDir();
+    const plain = [prng(41, 300_001), text(42, 500_003), prng(43, 400_007), prng(44, 200_000), text(45, 600_011)];
+    const first = encodeRange(plain.slice(0, 2), 'e1'.repeat(32));
+    const second = encodeRange(plain.slice(2), 'e2'.repeat(32));
+    // The second range's middle blob (plain[3]) is damaged.
+    const bad = second.blobs[1]!;
+    second.range[bad.at + 7] = second.range[bad.at + 7]! ^ 0x10;
+    const start = 1234; // no stretch begins or ends on a page boundary
+    const offsets: number[] = [];
+    let at = start;
+    for (const p of plain) {
+      offsets.push(at);
+      at += p.length;
+    }
+    const out = path.join(dir, 'out');
+    const fd = fs.openSync(out, 'w');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 2 });
+    try {
+      const place = (blobs: RangeBlob[], from: number): PlacedBlob[] =>
+        blobs.map((b, i) => ({ ...b, targets: [{ fd, offset: offsets[from + i]! }] }));
+      // Both at once: the threads write next to each other, sharing the page where the ranges meet.
+      const [a, b] = await Promise.all([pool.write(first.range, place(first.blobs, 0)), pool.write(second.range, place(second.blobs, 2))]);
+      expect(pool.threads).toBe(2);
+      expect(a).toEqual([null, null]);
+      expect(b[0]).toBeNull();
+      expect(b[1]).toBeInstanceOf(CorruptionError);
+      expect(b[2]).toBeNull();
+    } finally {
+      await pool.close();
+      fs.closeSync(fd);
+    }
+    // Where the file system takes O_DIRECT (and is not itself the page
+    // cache), only the partial pages at the stretches' ends are cached
+    // (checked before reading the file back, which fills the cache).
+    let direct = true;
+    try {
+      fs.closeSync(fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_DIRECT));
+    } catch {
+      direct = false;
+    }
+    const TMPFS_MAGIC = 0x01021994;
+    if (direct && fs.statfsSync(dir).type !== TMPFS_MAGIC) {
+      const cached = Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', out], { encoding: 'utf8' }).trim());
+      expect(cached).toBeLessThan(16 * 4096);
+    } else {
+      console.log(`no O_DIRECT on ${dir}: the page cache check is skipped`);
+    }
+    const got = fs.readFileSync(out);
+    expect(got.length).toBe(at);
+    expect(got.subarray(0, start).every((v) => v === 0)).toBe(true);
+    for (const i of [0, 1, 2, 4]) expect(got.subarray(offsets[i]!, offsets[i]! + plain[i]!.length).equals(plain[i]!)).toBe(true);
+    expect(got.subarray(offsets[3]!, offsets[4]!).every((v) => v === 0)).toBe(true);
   });
 
   it('fails a range whose file is short or missing without writing anything', async () => {
