@@ -156,15 +156,21 @@ const own = (u8) => {
   new Uint8Array(c).set(u8);
   return c;
 };
-const verify = (range, b, reuse) => {
+// verify returns a blob's checked plaintext (or why it was refused): in a
+// fresh buffer, in the thread's reused one (reuse), or in dst (rawLength
+// bytes), where an uncompressed blob is copied too.
+const verify = (range, b, reuse, dst) => {
   let raw = range.subarray(b.at, b.at + b.length);
   if (b.compression !== ${Compression.None}) {
     try {
-      raw = reuse ? inflateInto(raw, b.rawLength) : d.decompress(raw);
+      raw = dst ? dst.subarray(0, dctx.decompress(dst, raw)) : reuse ? inflateInto(raw, b.rawLength) : d.decompress(raw);
     } catch (err) {
       return { fail: 'damaged', message: String((err && err.message) || err) };
     }
     if (raw.length !== b.rawLength) return { fail: 'length', message: String(raw.length) };
+  } else if (dst) {
+    if (raw.length !== b.rawLength) return { fail: 'length', message: String(raw.length) };
+    raw = dst.subarray(0, raw.copy(dst));
   }
   const h = native.hash(raw);
   if (typeof b.id === 'string' ? h.toString('hex') !== b.id : !h.equals(b.id)) return { fail: 'hash' };
@@ -268,24 +274,6 @@ const runRoom = (bytes) => {
   runBuf = Buffer.allocUnsafeSlow(Math.max(bytes, RUN_MAX) + 3 * DIRECT_ALIGN);
   runBase = native.alignOffset(runBuf);
 };
-const verifyInto = (range, b, dst) => {
-  const src = range.subarray(b.at, b.at + b.length);
-  if (b.compression === ${Compression.None}) {
-    if (src.length !== b.rawLength) return { fail: 'length', message: String(src.length) };
-    src.copy(dst);
-  } else {
-    let n;
-    try {
-      n = dctx.decompress(dst, src);
-    } catch (err) {
-      return { fail: 'damaged', message: String((err && err.message) || err) };
-    }
-    if (n !== b.rawLength) return { fail: 'length', message: String(n) };
-  }
-  const h = native.hash(dst);
-  if (typeof b.id === 'string' ? h.toString('hex') !== b.id : !h.equals(b.id)) return { fail: 'hash' };
-  return null;
-};
 const writeRun = (run, directFds) => {
   const data = runBuf.subarray(runBase + (run.pos % DIRECT_ALIGN), runBase + (run.pos % DIRECT_ALIGN) + run.len);
   const end = run.pos + run.len;
@@ -355,9 +343,9 @@ const write = (m, range) => {
           run = { fd: t.fd, pos: t.offset, len: 0, blobs: [] };
         }
         const at = runBase + (run.pos % DIRECT_ALIGN) + run.len;
-        const bad = verifyInto(range, b, runBuf.subarray(at, at + b.rawLength));
-        if (bad !== null) {
-          results[i] = bad;
+        const raw = verify(range, b, true, runBuf.subarray(at, at + b.rawLength));
+        if (!Buffer.isBuffer(raw)) {
+          results[i] = raw;
           flush();
           return;
         }
