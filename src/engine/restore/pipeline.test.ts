@@ -683,6 +683,27 @@ describe('DecodePool.write', () => {
     expect(fs.readFileSync(out).equals(Buffer.concat(plain))).toBe(true);
   });
 
+  /**
+   * expectFewCachedPages checks, where the file system takes O_DIRECT (and
+   * is not itself the page cache), that fewer than 16 pages of `file` are
+   * cached: its stretches were written around the page cache.
+   */
+  function expectFewCachedPages(file: string): void {
+    let direct = true;
+    try {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT));
+    } catch {
+      direct = false;
+    }
+    const TMPFS_MAGIC = 0x01021994;
+    if (direct && fs.statfsSync(path.dirname(file)).type !== TMPFS_MAGIC) {
+      const cached = Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' }).trim());
+      expect(cached).toBeLessThan(16 * 4096);
+    } else {
+      console.log(`no O_DIRECT on ${path.dirname(file)}: the page cache check is skipped`);
+    }
+  }
+
   it('writes the whole pages of a stretch around the page cache, two threads into one file, never a refused blob', async () => {
     const dir = workDir();
     const plain = [prng(41, 300_001), text(42, 500_003), prng(43, 400_007), prng(44, 200_000), text(45, 600_011)];
@@ -715,27 +736,47 @@ describe('DecodePool.write', () => {
       await pool.close();
       fs.closeSync(fd);
     }
-    // Where the file system takes O_DIRECT (and is not itself the page
-    // cache), only the partial pages at the stretches' ends are cached
-    // (checked before reading the file back, which fills the cache).
-    let direct = true;
-    try {
-      fs.closeSync(fs.openSync(out, fs.constants.O_RDONLY | fs.constants.O_DIRECT));
-    } catch {
-      direct = false;
-    }
-    const TMPFS_MAGIC = 0x01021994;
-    if (direct && fs.statfsSync(dir).type !== TMPFS_MAGIC) {
-      const cached = Number(execFileSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', out], { encoding: 'utf8' }).trim());
-      expect(cached).toBeLessThan(16 * 4096);
-    } else {
-      console.log(`no O_DIRECT on ${dir}: the page cache check is skipped`);
-    }
+    // Only the partial pages at the stretches' ends are cached (checked
+    // before reading the file back, which fills the cache).
+    expectFewCachedPages(out);
     const got = fs.readFileSync(out);
     expect(got.length).toBe(at);
     expect(got.subarray(0, start).every((v) => v === 0)).toBe(true);
     for (const i of [0, 1, 2, 4]) expect(got.subarray(offsets[i]!, offsets[i]! + plain[i]!.length).equals(plain[i]!)).toBe(true);
     expect(got.subarray(offsets[3]!, offsets[4]!).every((v) => v === 0)).toBe(true);
+  });
+
+  it('writes a stretch whose blobs the range holds out of file order as one stretch', async () => {
+    // Eight blobs of a file, each too small for O_DIRECT on its own, stored
+    // in the order a snapshot's threads might have finished them.
+    const plain = Array.from({ length: 8 }, (_, i) => (i % 2 ? text(50 + i, 60_000 + 1_001 * i) : prng(50 + i, 70_000 + 997 * i)));
+    const stored = [2, 0, 3, 1, 5, 4, 7, 6];
+    const { range, blobs } = encodeRange(
+      stored.map((i) => plain[i]!),
+      'f0'.repeat(32),
+    );
+    const start = 777;
+    const offsets: number[] = [];
+    let at = start;
+    for (const p of plain) {
+      offsets.push(at);
+      at += p.length;
+    }
+    const dir = workDir();
+    const out = path.join(dir, 'out');
+    const fd = fs.openSync(out, 'w');
+    const pool = new DecodePool(new BlobCodec(3), { inlineBytes: 0, workers: 1 });
+    try {
+      const placed = blobs.map((b, k) => ({ ...b, targets: [{ fd, offset: offsets[stored[k]!]! }] }));
+      expect(await pool.write(range, placed)).toEqual(placed.map(() => null));
+    } finally {
+      await pool.close();
+      fs.closeSync(fd);
+    }
+    expectFewCachedPages(out);
+    const got = fs.readFileSync(out);
+    expect(got.subarray(0, start).every((v) => v === 0)).toBe(true);
+    expect(got.subarray(start).equals(Buffer.concat(plain))).toBe(true);
   });
 
   it('fails a range whose file is short or missing without writing anything', async () => {
