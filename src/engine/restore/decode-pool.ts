@@ -309,7 +309,8 @@ const writeRun = (run, directFds) => {
 // offset, blobs with several targets last. A pack holds a file's blobs only
 // roughly in file order (the snapshot's threads finish them out of order),
 // so in pack order neighbours in the file seldom follow each other: runs
-// were a blob or two long, and most bytes missed O_DIRECT.
+// were a blob or two long, too short for O_DIRECT (a third of an 8 GiB
+// file's bytes went through the page cache).
 const fileOrder = (blobs) => {
   const key = (i) => (blobs[i].targets.length === 1 ? blobs[i].targets[0] : null);
   return blobs
